@@ -1,0 +1,132 @@
+"""Canonical stream events: the IR of a streamed answer.
+
+Stream decoders turn upstream wire chunks into these events; stream encoders turn
+them into the client's wire format. The event grammar is Anthropic's (the richest),
+and decoders guarantee it, so encoders stay simple::
+
+    MessageStart
+      ( BlockStart  (TextDelta | ThinkingDelta | SignatureDelta | InputJsonDelta)*  BlockStop )*
+    MessageDelta  MessageStop
+    | ... StreamError            (terminal, at any point after MessageStart)
+
+``Ping`` may appear anywhere after ``MessageStart``. Block indices are 0, 1, 2 …
+in start order and only one block is open at a time. ``BlockStart.block`` is the
+empty shell of the block (``TextBlock(text="")``, ``ThinkingBlock(thinking="")``,
+``ToolUseBlock(input={})``); its content arrives in deltas. Usage in
+``MessageStart`` is an estimate; ``MessageDelta.usage`` is final and cumulative.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import msgspec
+
+from glmbridge.errors import ErrorKind
+from glmbridge.ir import Block, StopReason, Usage
+
+__all__ = [
+    "BlockStart",
+    "BlockStop",
+    "Event",
+    "InputJsonDelta",
+    "MessageDelta",
+    "MessageStart",
+    "MessageStop",
+    "Ping",
+    "SignatureDelta",
+    "StreamError",
+    "TextDelta",
+    "ThinkingDelta",
+]
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of all stream events."""
+
+
+class MessageStart(_Event, tag="message_start"):
+    """The answer begins. ``usage.input_tokens`` is an estimate until MessageDelta."""
+
+    id: str
+    model: str
+    usage: Usage
+
+
+class BlockStart(_Event, tag="content_block_start"):
+    """Block ``index`` opens; ``block`` is its empty shell."""
+
+    index: int
+    block: Block
+
+
+class TextDelta(_Event, tag="text_delta"):
+    """Text appended to text block ``index``."""
+
+    index: int
+    text: str
+
+
+class ThinkingDelta(_Event, tag="thinking_delta"):
+    """Reasoning appended to thinking block ``index``."""
+
+    index: int
+    thinking: str
+
+
+class SignatureDelta(_Event, tag="signature_delta"):
+    """The signature of thinking block ``index`` (once, just before its stop)."""
+
+    index: int
+    signature: str
+
+
+class InputJsonDelta(_Event, tag="input_json_delta"):
+    """A fragment of tool block ``index``'s JSON arguments (concatenate them)."""
+
+    index: int
+    partial_json: str
+
+
+class BlockStop(_Event, tag="content_block_stop"):
+    """Block ``index`` is complete."""
+
+    index: int
+
+
+class MessageDelta(_Event, tag="message_delta"):
+    """The answer's final stop reason and cumulative usage (exactly once)."""
+
+    stop_reason: StopReason | None
+    stop_sequence: str | None = None
+    usage: Usage
+
+
+class MessageStop(_Event, tag="message_stop"):
+    """The answer is complete; nothing follows."""
+
+
+class Ping(_Event, tag="ping"):
+    """Keep-alive; carries nothing."""
+
+
+class StreamError(_Event, tag="error"):
+    """The upstream failed after the stream began; terminal."""
+
+    kind: ErrorKind
+    message: str
+
+
+Event: TypeAlias = (
+    MessageStart
+    | BlockStart
+    | TextDelta
+    | ThinkingDelta
+    | SignatureDelta
+    | InputJsonDelta
+    | BlockStop
+    | MessageDelta
+    | MessageStop
+    | Ping
+    | StreamError
+)
