@@ -98,8 +98,8 @@ class MessageDelta(_Event, tag="message_delta"):
     """The answer's final stop reason and cumulative usage (exactly once)."""
 
     stop_reason: StopReason | None
-    stop_sequence: str | None = None
     usage: Usage
+    stop_sequence: str | None = None
 
 
 class MessageStop(_Event, tag="message_stop"):
