@@ -95,9 +95,13 @@ class BlockStop(_Event, tag="content_block_stop"):
 
 
 class MessageDelta(_Event, tag="message_delta"):
-    """The answer's final stop reason and cumulative usage (exactly once)."""
+    """The answer's final stop reason and cumulative usage (exactly once).
 
-    stop_reason: StopReason | None
+    Decoders always set ``stop_reason``, and ``usage`` is complete: input and cache
+    counts are copied into it, not only ``output_tokens``.
+    """
+
+    stop_reason: StopReason
     usage: Usage
     stop_sequence: str | None = None
 

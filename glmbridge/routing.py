@@ -1,0 +1,307 @@
+"""Model routing: which GLM model serves a request, decided from a data table.
+
+The router is the only place that looks at model names. It maps the name the client
+asked for (``claude-opus-4-5-20251101``, ``GLM-4.6``, ``claude-sonnet-4-5[1m]``) to a
+GLM model id and that model's :class:`ModelSpec` (capabilities); converters receive
+the spec and never see names. :func:`resolve_route` is pure: the same request and
+table always give the same :class:`Route`.
+
+Order of decisions (first match wins):
+
+1. ``override`` (an explicit per-request or per-server choice) — no further checks.
+2. a name in the table's ``models``, or any ``glm-*`` name — passed through
+   (lowercased, a trailing ``[...]`` suffix removed). Unknown ``glm-*`` ids get a
+   conservative spec (128K context, 16K output, no vision).
+3. the alias rules, in order (globs on the lowercased name: ``*sonnet*``).
+4. ``default_model``.
+
+Then, when ``route_media`` is on and the current user turn (the last user message,
+including images inside its ``tool_result`` blocks) holds an image or video that
+the chosen model cannot take, the route switches to ``vision_model``. Media in
+earlier turns do not switch models: they were answered already, and switching the
+whole conversation to a weaker vision model for history alone would cost quality.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from fnmatch import fnmatchcase
+from typing import Any, Literal
+
+import msgspec
+
+from glmbridge import ir
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "DEFAULT_ROUTE_TABLE",
+    "ModelSpec",
+    "Route",
+    "RouteTable",
+    "normalize_model_name",
+    "resolve_route",
+]
+
+_K = 1024  # Z.ai sizes are binary: the max_tokens cap "128K" is 131072
+
+
+class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What one upstream model can do.
+
+    Attributes:
+        id: the upstream model id (lowercase).
+        context_window: input + output tokens the model accepts.
+        max_output: the cap on ``max_tokens``.
+        vision: accepts images. video: accepts videos.
+        thinking: ``"forced"`` (always reasons when thinking is enabled), ``"hybrid"``
+            (the model decides), or ``"none"`` (no thinking parameter).
+        tool_stream: supports GLM's ``tool_stream`` (incremental tool arguments).
+        display_name: a human-readable name for model listings.
+    """
+
+    id: str
+    context_window: int
+    max_output: int
+    vision: bool = False
+    video: bool = False
+    thinking: Literal["forced", "hybrid", "none"] = "hybrid"
+    tool_stream: bool = False
+    display_name: str | None = None
+
+
+def _specs(ids: Iterable[str], **caps: Any) -> dict[str, ModelSpec]:
+    return {i: ModelSpec(id=i, display_name=i.upper(), **caps) for i in ids}
+
+
+# wire-specs A.3. "200K"/"128K" contexts follow the same binary convention as outputs.
+DEFAULT_MODELS: dict[str, ModelSpec] = {
+    **_specs(
+        ["glm-5.1", "glm-5", "glm-5-turbo", "glm-4.7", "glm-4.7-flash", "glm-4.7-flashx"],
+        context_window=200 * _K, max_output=128 * _K, thinking="forced", tool_stream=True,
+    ),
+    **_specs(["glm-4.6"], context_window=200 * _K, max_output=128 * _K, tool_stream=True),
+    **_specs(
+        ["glm-4.5", "glm-4.5-air", "glm-4.5-x", "glm-4.5-airx", "glm-4.5-flash"],
+        context_window=128 * _K, max_output=96 * _K,
+    ),
+    **_specs(["glm-4-32b-0414-128k"], context_window=128 * _K, max_output=16 * _K, thinking="none"),
+    **_specs(
+        ["glm-4.6v", "glm-4.6v-flash", "glm-4.6v-flashx"],
+        context_window=128 * _K, max_output=32 * _K, vision=True, video=True, tool_stream=True,
+    ),
+    **_specs(
+        ["glm-4.5v"], context_window=64 * _K, max_output=16 * _K, vision=True, video=True,
+        thinking="forced",
+    ),
+    # Context not documented: assume the conservative 128K of the other vision models.
+    **_specs(
+        ["glm-5v-turbo"], context_window=128 * _K, max_output=128 * _K, vision=True, video=True,
+        thinking="forced", tool_stream=True,
+    ),
+}  # fmt: skip
+"""The built-in GLM model table (wire-specs A.3)."""
+
+_DEFAULT_ALIASES: list[tuple[str, str]] = [
+    ("*opus*", "glm-4.7"),
+    ("*sonnet*", "glm-4.7"),
+    ("*haiku*", "glm-4.5-air"),
+]
+_SUFFIX = re.compile(r"\s*\[[^\]]*\]$")  # Claude Code's "[1m]" context suffix
+_GLOB_CHARS = frozenset("*?[")
+_TABLE_KEYS = frozenset({"models", "aliases", "default_model", "vision_model", "route_media"})
+
+
+class RouteTable(msgspec.Struct, frozen=True):
+    """The routing data: models, ordered alias rules, and fallbacks.
+
+    Attributes:
+        models: model id -> capabilities.
+        aliases: ordered ``(glob, model id)`` rules matched on the lowercased name.
+        default_model: the model for names nothing else matches.
+        vision_model: the model used when the current turn has media the chosen
+            model cannot read.
+        route_media: whether media switch the model at all.
+    """
+
+    models: dict[str, ModelSpec]
+    aliases: list[tuple[str, str]]
+    default_model: str = "glm-4.7"
+    vision_model: str = "glm-4.6v"
+    route_media: bool = True
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, base: RouteTable | None = None) -> RouteTable:
+        """Merge user configuration over ``base`` (the built-in table by default).
+
+        Keys: ``models`` (id -> spec fields; an existing id may give only the fields
+        to change), ``aliases`` (``{"opus": "glm-5.1"}`` or a list of pairs; a key
+        without glob characters means "contains": ``"*opus*"``; user rules come first
+        and replace a built-in rule with the same pattern), ``default_model``,
+        ``vision_model``, ``route_media``.
+
+        Raises:
+            ValueError: an unknown key, a bad spec, or a target that is no model.
+        """
+        base = DEFAULT_ROUTE_TABLE if base is None else base
+        if not isinstance(data, Mapping):
+            raise ValueError("routing config must be a mapping")
+        unknown = sorted(set(data) - _TABLE_KEYS)
+        if unknown:
+            raise ValueError(f"routing: unknown key(s) {unknown}; expected {sorted(_TABLE_KEYS)}")
+        models = _merge_models(base.models, data.get("models", {}))
+        aliases = _merge_aliases(base.aliases, data.get("aliases", {}))
+        table = cls(
+            models=models,
+            aliases=aliases,
+            default_model=_model_id(data.get("default_model", base.default_model), "default_model"),
+            vision_model=_model_id(data.get("vision_model", base.vision_model), "vision_model"),
+            route_media=data.get("route_media", base.route_media),
+        )
+        if not isinstance(table.route_media, bool):
+            raise ValueError("routing.route_media: expected true or false")
+        _check_targets(table)
+        return table
+
+
+class Route(msgspec.Struct, frozen=True):
+    """The routing decision.
+
+    Attributes:
+        model: the upstream model id.
+        spec: its capabilities.
+        reason: why: ``"override"``, ``"passthrough"``, ``"alias:<glob>"``,
+            ``"default"`` or ``"vision"``.
+    """
+
+    model: str
+    spec: ModelSpec
+    reason: str
+
+
+def _merge_models(base: dict[str, ModelSpec], extra: Any) -> dict[str, ModelSpec]:
+    if not isinstance(extra, Mapping):
+        raise ValueError("routing.models: expected a mapping of model id to spec")
+    models = dict(base)
+    for raw_id, fields in extra.items():
+        model_id = _model_id(raw_id, "routing.models key")
+        where = f"routing.models.{model_id}"
+        if not isinstance(fields, Mapping):
+            raise ValueError(f"{where}: expected a mapping of spec fields")
+        if fields.get("id", model_id) != model_id:
+            raise ValueError(f"{where}: id {fields['id']!r} differs from its key")
+        merged: dict[str, Any] = {}
+        if model_id in models:
+            merged = msgspec.structs.asdict(models[model_id])
+        merged.update(fields, id=model_id)
+        try:
+            models[model_id] = msgspec.convert(merged, ModelSpec)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    return models
+
+
+def _merge_aliases(base: list[tuple[str, str]], extra: Any) -> list[tuple[str, str]]:
+    if isinstance(extra, Mapping):
+        pairs = list(extra.items())
+    elif isinstance(extra, list) and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 for p in extra
+    ):
+        pairs = [tuple(p) for p in extra]
+    else:
+        raise ValueError("routing.aliases: expected a mapping or a list of [pattern, model] pairs")
+    rules: list[tuple[str, str]] = []
+    for pattern, target in pairs:
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise ValueError(f"routing.aliases: pattern {pattern!r} must be a non-empty string")
+        glob = pattern.strip().lower()
+        if not _GLOB_CHARS & set(glob):
+            glob = f"*{glob}*"
+        rules.append((glob, _model_id(target, f"routing.aliases.{pattern}")))
+    overridden = {glob for glob, _ in rules}
+    return rules + [rule for rule in base if rule[0] not in overridden]
+
+
+def _model_id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{where}: expected a model id string, got {value!r}")
+    return normalize_model_name(value)
+
+
+def _check_targets(table: RouteTable) -> None:
+    """Every alias target and fallback must be a known model or a ``glm-*`` id."""
+    targets = [("default_model", table.default_model)]
+    targets += [(f"aliases.{glob}", target) for glob, target in table.aliases]
+    for where, target in targets:
+        if target not in table.models and not target.startswith("glm-"):
+            raise ValueError(f"routing.{where}: {target!r} is not a model in routing.models")
+    vision = table.models.get(table.vision_model)
+    if vision is None or not vision.vision:
+        raise ValueError(f"routing.vision_model: {table.vision_model!r} is not a vision model")
+
+
+def normalize_model_name(name: str) -> str:
+    """Lowercase, trim, and drop a trailing ``[...]`` suffix (``[1m]``)."""
+    return _SUFFIX.sub("", name.strip()).lower()
+
+
+def _conservative_spec(model_id: str) -> ModelSpec:
+    """Capabilities assumed for a model the table does not know."""
+    return ModelSpec(id=model_id, context_window=128 * _K, max_output=16 * _K)
+
+
+def _spec_for(table: RouteTable, model_id: str) -> ModelSpec:
+    spec = table.models.get(model_id)
+    return spec if spec is not None else _conservative_spec(model_id)
+
+
+def _current_turn_media(req: ir.Request) -> tuple[bool, bool]:
+    """(has image, has video) in the last user message, tool results included."""
+    image = video = False
+    for message in reversed(req.messages):
+        if message.role != "user":
+            continue
+        for block in message.content:
+            inner = block.content if isinstance(block, ir.ToolResultBlock) else (block,)
+            for part in inner:
+                image = image or isinstance(part, ir.ImageBlock)
+                video = video or isinstance(part, ir.VideoBlock)
+        break
+    return image, video
+
+
+DEFAULT_ROUTE_TABLE = RouteTable(models=DEFAULT_MODELS, aliases=_DEFAULT_ALIASES)
+"""The built-in routing: Claude names to GLM-4.7 / GLM-4.5-Air, media to GLM-4.6V."""
+
+
+def _route_by_name(table: RouteTable, name: str) -> Route:
+    """Steps 2-4 of the module docstring: passthrough, aliases, default."""
+    if name in table.models or name.startswith("glm-"):
+        return Route(name, _spec_for(table, name), "passthrough")
+    for glob, target in table.aliases:
+        if fnmatchcase(name, glob):
+            return Route(target, _spec_for(table, target), f"alias:{glob}")
+    return Route(table.default_model, _spec_for(table, table.default_model), "default")
+
+
+def resolve_route(
+    req: ir.Request, table: RouteTable = DEFAULT_ROUTE_TABLE, *, override: str | None = None
+) -> Route:
+    """Pick the upstream model for ``req`` (see the module docstring for the order).
+
+    Args:
+        req: the request; its ``model`` is the client's name, its last user turn is
+            checked for media.
+        table: the routing data.
+        override: a model id that wins outright (no media check): an explicit
+            choice is honoured even if the model cannot read the images.
+    """
+    if override is not None:
+        model = normalize_model_name(override)
+        return Route(model, _spec_for(table, model), "override")
+    route = _route_by_name(table, normalize_model_name(req.model))
+    if table.route_media:
+        image, video = _current_turn_media(req)
+        if (image and not route.spec.vision) or (video and not route.spec.video):
+            route = Route(table.vision_model, _spec_for(table, table.vision_model), "vision")
+    return route

@@ -1,0 +1,196 @@
+"""resolve_route and RouteTable: table-driven."""
+# The case tables keep one case per line, so long lines are expected here.
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from glmbridge import ir
+from glmbridge.routing import (
+    DEFAULT_MODELS,
+    DEFAULT_ROUTE_TABLE,
+    ModelSpec,
+    RouteTable,
+    normalize_model_name,
+    resolve_route,
+)
+
+IMAGE = ir.ImageBlock(source=ir.MediaSource(type="url", url="https://example.com/a.png"))
+VIDEO = ir.VideoBlock(source=ir.MediaSource(type="url", url="https://example.com/a.mp4"))
+
+
+def user(*blocks: ir.Block) -> ir.Message:
+    return ir.Message(role="user", content=list(blocks) or [ir.TextBlock(text="hi")])
+
+
+def assistant(text: str = "ok") -> ir.Message:
+    return ir.Message(role="assistant", content=[ir.TextBlock(text=text)])
+
+
+def req(model: str, *messages: ir.Message) -> ir.Request:
+    return ir.Request(model=model, messages=list(messages) or [user()])
+
+
+def tool_result(*content: ir.ContentBlock) -> ir.ToolResultBlock:
+    return ir.ToolResultBlock(tool_use_id="toolu_1", content=list(content))
+
+
+# (case, request, override, expected model, expected reason)
+CASES: list[tuple[str, ir.Request, str | None, str, str]] = [
+    ("opus dated", req("claude-opus-4-5-20251101"), None, "glm-4.7", "alias:*opus*"),
+    ("sonnet", req("claude-sonnet-4-5"), None, "glm-4.7", "alias:*sonnet*"),
+    ("sonnet 1m suffix", req("claude-sonnet-4-5[1m]"), None, "glm-4.7", "alias:*sonnet*"),
+    ("haiku latest", req("claude-3-5-haiku-latest"), None, "glm-4.5-air", "alias:*haiku*"),
+    ("upper-case glm", req("GLM-4.6"), None, "glm-4.6", "passthrough"),
+    ("glm with suffix", req("glm-4.5-air[1m]"), None, "glm-4.5-air", "passthrough"),
+    ("unknown glm", req("glm-9"), None, "glm-9", "passthrough"),
+    ("unknown name", req("gpt-4o"), None, "glm-4.7", "default"),
+    ("empty name", req(""), None, "glm-4.7", "default"),
+    ("image in current turn", req("claude-sonnet-4-5", user(ir.TextBlock(text="see"), IMAGE)), None, "glm-4.6v", "vision"),
+    ("video in current turn", req("claude-sonnet-4-5", user(VIDEO)), None, "glm-4.6v", "vision"),
+    ("image in tool_result", req("claude-opus-4-5", user(), assistant(), user(tool_result(IMAGE))), None, "glm-4.6v", "vision"),
+    ("image only earlier", req("claude-opus-4-5", user(IMAGE), assistant(), user()), None, "glm-4.7", "alias:*opus*"),
+    ("prefill after image turn", req("claude-opus-4-5", user(IMAGE), assistant("{")), None, "glm-4.6v", "vision"),
+    ("vision model keeps itself", req("glm-4.5v", user(IMAGE)), None, "glm-4.5v", "passthrough"),
+    ("explicit glm text model + image", req("glm-4.6", user(IMAGE)), None, "glm-4.6v", "vision"),
+    ("override wins", req("claude-3-5-haiku-latest"), "GLM-5.1", "glm-5.1", "override"),
+    ("override wins over media", req("claude-sonnet-4-5", user(IMAGE)), "glm-4.7", "glm-4.7", "override"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("request_", "override", "model", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_resolve_route(request_: ir.Request, override: str | None, model: str, reason: str) -> None:
+    route = resolve_route(request_, override=override)
+    assert (route.model, route.reason) == (model, reason)
+    assert route.spec.id == model
+
+
+def test_unknown_glm_gets_a_conservative_spec() -> None:
+    spec = resolve_route(req("GLM-9-Ultra")).spec
+    assert spec == ModelSpec(id="glm-9-ultra", context_window=131072, max_output=16384)
+    assert not spec.vision
+
+
+def test_media_routing_can_be_disabled() -> None:
+    table = RouteTable.from_mapping({"route_media": False})
+    route = resolve_route(req("claude-sonnet-4-5", user(IMAGE)), table)
+    assert route.model == "glm-4.7"
+
+
+@pytest.mark.parametrize(
+    ("model", "ctx", "out", "vision", "thinking", "tool_stream"),
+    [
+        ("glm-5.1", 204800, 131072, False, "forced", True),
+        ("glm-4.7", 204800, 131072, False, "forced", True),
+        ("glm-4.6", 204800, 131072, False, "hybrid", True),
+        ("glm-4.5-air", 131072, 98304, False, "hybrid", False),
+        ("glm-4-32b-0414-128k", 131072, 16384, False, "none", False),
+        ("glm-4.6v", 131072, 32768, True, "hybrid", True),
+        ("glm-4.5v", 65536, 16384, True, "forced", False),
+    ],
+)
+def test_default_model_table(
+    model: str, ctx: int, out: int, vision: bool, thinking: str, tool_stream: bool
+) -> None:
+    spec = DEFAULT_MODELS[model]
+    assert (spec.context_window, spec.max_output, spec.vision, spec.thinking, spec.tool_stream) == (
+        ctx, out, vision, thinking, tool_stream,
+    )  # fmt: skip
+
+
+def test_default_table_lists_every_documented_model() -> None:
+    assert set(DEFAULT_MODELS) == {
+        "glm-5.1", "glm-5", "glm-5-turbo", "glm-4.7", "glm-4.7-flash", "glm-4.7-flashx",
+        "glm-4.6", "glm-4.5", "glm-4.5-air", "glm-4.5-x", "glm-4.5-airx", "glm-4.5-flash",
+        "glm-4-32b-0414-128k", "glm-4.6v", "glm-4.6v-flash", "glm-4.6v-flashx", "glm-4.5v",
+        "glm-5v-turbo",
+    }  # fmt: skip
+    assert all(spec.id == key for key, spec in DEFAULT_MODELS.items())
+    assert all(spec.video == spec.vision for spec in DEFAULT_MODELS.values())
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("GLM-4.6", "glm-4.6"), (" claude-sonnet-4-5[1m] ", "claude-sonnet-4-5"), ("a[x][y]", "a[x]")],
+)
+def test_normalize_model_name(raw: str, expected: str) -> None:
+    assert normalize_model_name(raw) == expected
+
+
+def test_config_merge_alias_override_and_extra_model() -> None:
+    table = RouteTable.from_mapping(
+        {
+            "aliases": {"opus": "glm-5.1", "claude-sonnet-4-5*": "my-model"},
+            "models": {
+                "my-model": {"context_window": 1000, "max_output": 100, "vision": True},
+                "glm-4.7": {"max_output": 65536},
+            },
+            "default_model": "GLM-4.6",
+        }
+    )
+    assert table.aliases[:2] == [("*opus*", "glm-5.1"), ("claude-sonnet-4-5*", "my-model")]
+    assert ("*opus*", "glm-4.7") not in table.aliases  # replaced, not shadowed
+    assert ("*haiku*", "glm-4.5-air") in table.aliases  # built-ins kept
+    assert resolve_route(req("claude-opus-4-5"), table).model == "glm-5.1"
+    assert resolve_route(req("claude-sonnet-4-5-20250929"), table).model == "my-model"
+    assert resolve_route(req("claude-sonnet-4"), table).model == "glm-4.7"
+    assert resolve_route(req("mystery"), table).model == "glm-4.6"
+    assert table.models["glm-4.7"].max_output == 65536
+    assert table.models["glm-4.7"].thinking == "forced"  # other fields kept
+    # The built-in table is untouched.
+    assert DEFAULT_ROUTE_TABLE.models["glm-4.7"].max_output == 131072
+    assert "my-model" not in DEFAULT_MODELS
+    # A model the config adds is passed through by name, and it has vision.
+    route = resolve_route(req("my-model", user(IMAGE)), table)
+    assert (route.model, route.reason) == ("my-model", "passthrough")
+
+
+def test_config_aliases_as_list_of_pairs() -> None:
+    table = RouteTable.from_mapping({"aliases": [["*", "glm-4.5-flash"]]})
+    assert resolve_route(req("claude-opus-4-5"), table).model == "glm-4.5-flash"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"model_map": {}}, "unknown key(s) ['model_map']"),
+        ({"models": []}, "routing.models: expected a mapping"),
+        (
+            {"models": {"x": {"context_window": 1}}},
+            "routing.models.x: Object missing required field `max_output`",
+        ),
+        (
+            {"models": {"glm-4.7": {"thinking": "always"}}},
+            "routing.models.glm-4.7: Invalid enum value 'always'",
+        ),
+        ({"models": {"glm-4.7": {"id": "other"}}}, "id 'other' differs from its key"),
+        ({"models": {"glm-4.7": 5}}, "routing.models.glm-4.7: expected a mapping"),
+        ({"aliases": {"opus": "claude-x"}}, "routing.aliases.*opus*: 'claude-x' is not a model"),
+        ({"aliases": {"": "glm-4.7"}}, "pattern '' must be a non-empty string"),
+        ({"aliases": {"opus": 3}}, "routing.aliases.opus: expected a model id string"),
+        ({"aliases": "opus"}, "routing.aliases: expected a mapping or a list"),
+        ({"default_model": "gpt-4o"}, "routing.default_model: 'gpt-4o' is not a model"),
+        ({"vision_model": "glm-4.7"}, "routing.vision_model: 'glm-4.7' is not a vision model"),
+        ({"route_media": "yes"}, "routing.route_media: expected true or false"),
+    ],
+)
+def test_config_errors(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        RouteTable.from_mapping(config)
+    assert message in str(info.value)
+
+
+def test_config_must_be_a_mapping() -> None:
+    with pytest.raises(ValueError, match="must be a mapping"):
+        RouteTable.from_mapping(["models"])  # type: ignore[arg-type]
+
+
+def test_routing_is_pure() -> None:
+    request_ = req("claude-sonnet-4-5", user(IMAGE))
+    assert resolve_route(request_) == resolve_route(request_)
+    assert request_.model == "claude-sonnet-4-5"
