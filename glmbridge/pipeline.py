@@ -10,7 +10,7 @@ A streamed answer passes four stages, each a ``feed``/``flush`` machine::
 :class:`GlmToAnthropicStream` runs them as one machine with the same interface, so a
 server (or any gateway) needs one object per stream and one loop::
 
-    stream = GlmToAnthropicStream(model="claude-sonnet-4-5")
+    stream = GlmToAnthropicStream(model=request.model)
     async for chunk in upstream:
         send(stream.feed(chunk))
     send(stream.flush())

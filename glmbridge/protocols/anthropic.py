@@ -1,0 +1,574 @@
+"""Anthropic Messages codec: wire bytes <-> IR, and the IR -> Anthropic SSE stream encoder.
+
+Inbound requests decode in two steps. The envelope (``MessageCreateParams``) is one
+typed msgspec decode with content blocks left as ``msgspec.Raw``; each block is then
+decoded on its own, so that a block type this version does not know becomes
+``ir.UnknownBlock`` (logged) instead of failing the request. Tool ``input_schema``
+stays ``Raw`` end to end. Every failure is a :class:`ClientRequestError` whose
+message starts with the dotted JSON path (``messages.2.content.0.tool_use_id: required``).
+
+Outbound, :func:`response_from_ir` builds the wire ``Message`` struct and
+:class:`StreamEncoder` writes SSE bytes, with the text/thinking/tool-argument deltas
+built from precomputed byte prefixes (see the stream section).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, assert_never
+
+import msgspec
+
+from glmbridge import ir
+from glmbridge.errors import (
+    ClientRequestError,
+    UpstreamProtocolError,
+)
+from glmbridge.protocols import _anthropic_wire as aw
+from glmbridge.protocols._anthropic_encode import (
+    ERROR_TYPES,
+    StreamEncoder,
+    encode_error,
+    encode_response,
+    error_event,
+    response_from_ir,
+)
+
+__all__ = [
+    "ERROR_TYPES",
+    "StreamEncoder",
+    "decode_count_tokens_request",
+    "decode_request",
+    "encode_error",
+    "encode_response",
+    "error_event",
+    "request_from_ir",
+    "request_to_ir",
+    "response_from_ir",
+    "response_to_ir",
+]
+
+logger = logging.getLogger(__name__)
+
+_DECODE_PARAMS = msgspec.json.Decoder(aw.MessageCreateParams)
+_DECODE_BLOCK = msgspec.json.Decoder(aw.BlockParam)
+_DECODE_TOOL = msgspec.json.Decoder(aw.ToolParam)
+_DECODE_RESPONSE = msgspec.json.Decoder(aw.MessageIn)
+_DECODE_ANY = msgspec.json.Decoder()
+_ENCODE = msgspec.json.Encoder().encode
+
+_CONTENT_BLOCKS = (
+    ir.TextBlock,
+    ir.ImageBlock,
+    ir.VideoBlock,
+    ir.DocumentBlock,
+    ir.SearchResultBlock,
+    ir.UnknownBlock,
+)
+
+
+# --- msgspec errors -> ClientRequestError -------------------------------------------------
+
+_AT_RE = re.compile(r"^(?P<detail>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING_RE = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+_ALLOWED = {
+    "role": "user, assistant or system",
+    "tool_choice.type": "auto, any, tool or none",
+    "thinking.type": "enabled, disabled or adaptive",
+    "format.type": "json_schema",
+    "source.type": "base64, url or file (documents also text or content)",
+}
+
+
+def _join(prefix: str, path: str) -> str:
+    return f"{prefix}.{path}" if prefix and path else prefix or path
+
+
+def _validation_error(exc: msgspec.ValidationError, prefix: str = "") -> ClientRequestError:
+    """Turn ``Expected `int`, got `str` - at `$.a[0].b``` into ``a.0.b: expected `int` ...``."""
+    match = _AT_RE.match(str(exc))
+    detail, raw_path = (match["detail"], match["path"] or "") if match else (str(exc), "")
+    # dict keys print as "[...]"; list indices as "[3]"
+    path = raw_path.replace("[...]", "").replace("[", ".").replace("]", "").lstrip(".")
+    if missing := _MISSING_RE.match(detail):
+        path, detail = _join(path, missing["field"]), "required"
+    elif detail.startswith(("Invalid enum value", "Invalid value")):
+        # msgspec quotes the offending value; we never echo client values back
+        full = _join(prefix, path)
+        hint = next((h for k, h in _ALLOWED.items() if full == k or full.endswith("." + k)), None)
+        detail = f"invalid value, expected {hint}" if hint else "invalid value"
+    else:
+        # optional wire fields are typed `T | null`; "null" is just "absent" to a client
+        detail = detail[:1].lower() + detail[1:].replace(" | null`", "`")
+    full = _join(prefix, path)
+    if not full:
+        return ClientRequestError(f"body must be a JSON object ({detail})")
+    return ClientRequestError(detail, path=full)
+
+
+# --- request: wire -> IR ------------------------------------------------------------------
+
+
+def decode_request(body: bytes) -> ir.Request:
+    """Decode a ``POST /v1/messages`` body.
+
+    Raises:
+        ClientRequestError: the body is not JSON, not an object, or a field is invalid;
+            the message starts with the dotted path of the field.
+    """
+    params = _decode_params(body)
+    if params.max_tokens is None:
+        raise ClientRequestError("required", path="max_tokens")
+    return request_to_ir(params)
+
+
+def decode_count_tokens_request(body: bytes) -> ir.Request:
+    """Decode a ``POST /v1/messages/count_tokens`` body (``max_tokens`` is optional).
+
+    Raises:
+        ClientRequestError: as :func:`decode_request`.
+    """
+    return request_to_ir(_decode_params(body))
+
+
+def _decode_params(body: bytes) -> aw.MessageCreateParams:
+    try:
+        return _DECODE_PARAMS.decode(body)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(exc) from None
+    except msgspec.DecodeError:
+        raise ClientRequestError("body is not valid JSON") from None
+    except RecursionError:
+        raise ClientRequestError("body is nested too deeply") from None
+
+
+def request_to_ir(params: aw.MessageCreateParams) -> ir.Request:
+    """Convert a decoded ``MessageCreateParams`` into an :class:`ir.Request`.
+
+    Raises:
+        ClientRequestError: a content block or tool is invalid (path in the message).
+    """
+    config = params.output_config
+    return ir.Request(
+        model=params.model,
+        messages=[_message_to_ir(m, i) for i, m in enumerate(params.messages)],
+        system=_system_to_ir(params.system),
+        max_tokens=params.max_tokens,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        top_k=params.top_k,
+        stop_sequences=params.stop_sequences or [],
+        stream=bool(params.stream),
+        tools=[_tool_to_ir(raw, i) for i, raw in enumerate(params.tools or ())],
+        tool_choice=_tool_choice_to_ir(params.tool_choice),
+        thinking=_thinking_to_ir(params.thinking),
+        effort=config.effort if config is not None else None,
+        response_format=_format_to_ir(params),
+        user_id=params.metadata.user_id if params.metadata is not None else None,
+    )
+
+
+def _message_to_ir(msg: aw.MessageParam, i: int) -> ir.Message:
+    content = msg.content
+    if isinstance(content, str):
+        return ir.Message(role=msg.role, content=[ir.TextBlock(text=content)])
+    prefix = f"messages.{i}.content"
+    return ir.Message(
+        role=msg.role, content=[_block_to_ir(raw, prefix, j) for j, raw in enumerate(content)]
+    )
+
+
+def _system_to_ir(system: str | list[msgspec.Raw] | None) -> list[ir.TextBlock]:
+    if not system:
+        return []
+    if isinstance(system, str):
+        return [ir.TextBlock(text=system)]
+    out: list[ir.TextBlock] = []
+    for j, raw in enumerate(system):
+        block = _block_to_ir(raw, "system", j)
+        if isinstance(block, ir.TextBlock):
+            out.append(block)
+        else:
+            logger.warning("dropped a non-text block at system.%d", j)
+    return out
+
+
+def _cache_to_ir(cc: aw.CacheControl | None) -> ir.CacheControl | None:
+    return None if cc is None else ir.CacheControl(type=cc.type, ttl=cc.ttl)
+
+
+def _text_to_ir(p: aw.TextBlockParam) -> ir.TextBlock:
+    return ir.TextBlock(
+        text=p.text, cache_control=_cache_to_ir(p.cache_control), citations=p.citations
+    )
+
+
+def _block_to_ir(raw: msgspec.Raw, prefix: str, j: int) -> ir.Block:
+    """Decode one raw block at ``{prefix}.{j}``; unknown types become ``ir.UnknownBlock``."""
+    try:
+        p = _DECODE_BLOCK.decode(raw)
+    except msgspec.ValidationError as exc:
+        return _unknown_block(raw, exc, f"{prefix}.{j}")
+    match p:
+        case aw.TextBlockParam():
+            return _text_to_ir(p)
+        case aw.ToolUseBlockParam():
+            cc = _cache_to_ir(p.cache_control)
+            return ir.ToolUseBlock(id=p.id, name=p.name, input=p.input, cache_control=cc)
+        case aw.ToolResultBlockParam():
+            return _tool_result_to_ir(p, f"{prefix}.{j}")
+        case aw.ThinkingBlockParam():
+            return ir.ThinkingBlock(thinking=p.thinking, signature=p.signature)
+        case aw.RedactedThinkingBlockParam():
+            return ir.RedactedThinkingBlock(data=p.data)
+        case aw.ImageBlockParam():
+            cc = _cache_to_ir(p.cache_control)
+            return ir.ImageBlock(source=_source_to_ir(p.source), cache_control=cc)
+        case aw.DocumentBlockParam():
+            return _document_to_ir(p, raw)
+        case aw.SearchResultBlockParam():
+            return ir.SearchResultBlock(
+                source=p.source,
+                title=p.title,
+                content=[_text_to_ir(t) for t in p.content],
+                cache_control=_cache_to_ir(p.cache_control),
+            )
+        case aw.ServerToolUseBlockParam():
+            return ir.ServerToolUseBlock(id=p.id, name=p.name, input=p.input)
+        case aw.WebSearchToolResultBlockParam():
+            return ir.WebSearchToolResultBlock(tool_use_id=p.tool_use_id, content=p.content)
+    assert_never(p)
+
+
+def _unknown_block(raw: msgspec.Raw, exc: msgspec.ValidationError, path: str) -> ir.Block:
+    # A failed decode is either a new block type (keep it) or a bad known block (400).
+    obj = _DECODE_ANY.decode(raw)
+    kind = obj.get("type") if isinstance(obj, dict) else None
+    if isinstance(kind, str) and kind not in aw.BLOCK_TAGS:
+        logger.warning("kept content block of unknown type %.64r at %s", kind, path)
+        return ir.UnknownBlock(original_type=kind, raw=obj)
+    raise _validation_error(exc, path) from None
+
+
+def _tool_result_to_ir(p: aw.ToolResultBlockParam, path: str) -> ir.ToolResultBlock:
+    content = p.content
+    blocks: list[ir.ContentBlock] = []
+    if isinstance(content, str):
+        # "" and an absent content mean the same: an empty result
+        blocks = [ir.TextBlock(text=content)] if content else []
+    elif content:
+        prefix = f"{path}.content"
+        for k, raw in enumerate(content):
+            block = _block_to_ir(raw, prefix, k)
+            if not isinstance(block, _CONTENT_BLOCKS):
+                kind = block.__struct_config__.tag
+                logger.warning(
+                    "kept %s block inside tool_result at %s.%d as unknown", kind, prefix, k
+                )
+                block = ir.UnknownBlock(original_type=str(kind), raw=_DECODE_ANY.decode(raw))
+            blocks.append(block)
+    return ir.ToolResultBlock(
+        tool_use_id=p.tool_use_id,
+        content=blocks,
+        is_error=bool(p.is_error),
+        cache_control=_cache_to_ir(p.cache_control),
+    )
+
+
+def _source_to_ir(src: aw.ImageSource | aw.PlainTextSource) -> ir.MediaSource:
+    match src:
+        case aw.Base64Source():
+            return ir.MediaSource(type="base64", media_type=src.media_type, data=src.data)
+        case aw.URLSource():
+            return ir.MediaSource(type="url", url=src.url)
+        case aw.FileSource():
+            return ir.MediaSource(type="file", file_id=src.file_id)
+        case aw.PlainTextSource():
+            return ir.MediaSource(type="text", media_type=src.media_type, data=src.data)
+    assert_never(src)
+
+
+def _document_to_ir(p: aw.DocumentBlockParam, raw: msgspec.Raw) -> ir.Block:
+    src = p.source
+    if isinstance(src, aw.ContentSource):
+        # The IR has no "content" source: text-only content becomes a text source;
+        # content with images is kept verbatim as an unknown block.
+        parts = src.content
+        if isinstance(parts, str):
+            text = parts
+        elif all(isinstance(b, aw.TextBlockParam) for b in parts):
+            text = "\n\n".join(b.text for b in parts if isinstance(b, aw.TextBlockParam))
+        else:
+            logger.warning("kept a document with a content source holding images as unknown")
+            return ir.UnknownBlock(original_type="document", raw=_DECODE_ANY.decode(raw))
+        source = ir.MediaSource(type="text", media_type="text/plain", data=text)
+    else:
+        source = _source_to_ir(src)
+    return ir.DocumentBlock(
+        source=source, title=p.title, context=p.context, cache_control=_cache_to_ir(p.cache_control)
+    )
+
+
+def _tool_to_ir(raw: msgspec.Raw, i: int) -> ir.Tool:
+    try:
+        p = _DECODE_TOOL.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(exc, f"tools.{i}") from None
+    cc = _cache_to_ir(p.cache_control)
+    if p.type is None or p.type == "custom":
+        schema = p.input_schema
+        first = bytes(memoryview(schema)[:1])  # the schema stays raw: look at one byte only
+        if first in (b"", b"n"):  # absent or null
+            raise ClientRequestError("required", path=f"tools.{i}.input_schema")
+        if first != b"{":
+            raise ClientRequestError("must be a JSON object", path=f"tools.{i}.input_schema")
+        return ir.Tool(
+            name=p.name, description=p.description, input_schema=schema, cache_control=cc
+        )
+    # Server tool (web_search_20250305, bash_20250124 …): its settings go to config.
+    config: dict[str, Any] = _DECODE_ANY.decode(raw)
+    for key in ("type", "name", "cache_control"):
+        config.pop(key, None)
+    return ir.Tool(name=p.name, server_type=p.type, config=config or None, cache_control=cc)
+
+
+def _tool_choice_to_ir(tc: aw.ToolChoiceParam | None) -> ir.ToolChoice | None:
+    if tc is None:
+        return None
+    if tc.type == "tool" and not tc.name:
+        raise ClientRequestError("required", path="tool_choice.name")
+    return ir.ToolChoice(
+        type=tc.type,
+        name=tc.name if tc.type == "tool" else None,
+        disable_parallel_tool_use=bool(tc.disable_parallel_tool_use),
+    )
+
+
+def _thinking_to_ir(t: aw.ThinkingConfigParam | None) -> ir.Thinking | None:
+    if t is None:
+        return None
+    budget = t.budget_tokens if t.type == "enabled" else None
+    return ir.Thinking(type=t.type, budget_tokens=budget, display=t.display)
+
+
+def _format_to_ir(params: aw.MessageCreateParams) -> ir.ResponseFormat | None:
+    config = params.output_config
+    if config is not None and config.format is not None:
+        fmt, path = config.format, "output_config.format"
+    elif params.output_format is not None:
+        fmt, path = params.output_format, "output_format"
+    else:
+        return None
+    if fmt.type == "json_schema" and fmt.schema is None:
+        raise ClientRequestError("required", path=f"{path}.schema")
+    return ir.ResponseFormat(type=fmt.type, schema=fmt.schema)
+
+
+# --- request: IR -> wire ------------------------------------------------------------------
+
+
+def request_from_ir(req: ir.Request) -> bytes:
+    """Encode an :class:`ir.Request` as an Anthropic ``/v1/messages`` JSON body.
+
+    Lossy by design for what the IR does not carry (top-level ``cache_control``,
+    ``context_management``, document ``citations``, tool ``strict``); ``VideoBlock``
+    is dropped with a warning.
+    """
+    params = aw.MessageCreateParams(
+        model=req.model,
+        messages=[_message_from_ir(m) for m in req.messages],
+        max_tokens=req.max_tokens,
+        system=[msgspec.Raw(_ENCODE(_text_from_ir(b))) for b in req.system] or None,
+        metadata=aw.Metadata(user_id=req.user_id) if req.user_id is not None else None,
+        stop_sequences=req.stop_sequences or None,
+        stream=True if req.stream else None,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        top_k=req.top_k,
+        tools=[msgspec.Raw(_ENCODE(_tool_from_ir(t))) for t in req.tools] or None,
+        tool_choice=_tool_choice_from_ir(req.tool_choice),
+        thinking=_thinking_from_ir(req.thinking),
+        output_config=_output_config_from_ir(req),
+    )
+    return _ENCODE(params)
+
+
+def _message_from_ir(m: ir.Message) -> aw.MessageParam:
+    c = m.content
+    if (
+        len(c) == 1
+        and type(b := c[0]) is ir.TextBlock
+        and b.cache_control is None
+        and not b.citations
+    ):
+        return aw.MessageParam(role=m.role, content=b.text)  # the compact form clients send
+    raws = [msgspec.Raw(_ENCODE(p)) for b in c if (p := _block_from_ir(b)) is not None]
+    return aw.MessageParam(role=m.role, content=raws)
+
+
+def _cache_from_ir(cc: ir.CacheControl | None) -> aw.CacheControl | None:
+    return None if cc is None else aw.CacheControl(type=cc.type, ttl=cc.ttl)
+
+
+def _text_from_ir(b: ir.TextBlock) -> aw.TextBlockParam:
+    return aw.TextBlockParam(
+        text=b.text, cache_control=_cache_from_ir(b.cache_control), citations=b.citations
+    )
+
+
+def _source_from_ir(s: ir.MediaSource) -> aw.ImageSource | aw.PlainTextSource:
+    if s.type == "base64":
+        return aw.Base64Source(media_type=s.media_type or "", data=s.data or "")
+    if s.type == "url":
+        return aw.URLSource(url=s.url or "")
+    if s.type == "file":
+        return aw.FileSource(file_id=s.file_id or "")
+    return aw.PlainTextSource(data=s.data or "", media_type=s.media_type or "text/plain")
+
+
+def _block_from_ir(b: ir.Block) -> aw.BlockParam | dict[str, Any] | None:
+    match b:
+        case ir.TextBlock():
+            return _text_from_ir(b)
+        case ir.ToolUseBlock():
+            cc = _cache_from_ir(b.cache_control)
+            return aw.ToolUseBlockParam(id=b.id, name=b.name, input=b.input, cache_control=cc)
+        case ir.ToolResultBlock():
+            raws = [msgspec.Raw(_ENCODE(p)) for c in b.content if (p := _block_from_ir(c))]
+            return aw.ToolResultBlockParam(
+                tool_use_id=b.tool_use_id,
+                content=raws or None,
+                is_error=True if b.is_error else None,
+                cache_control=_cache_from_ir(b.cache_control),
+            )
+        case ir.ThinkingBlock():
+            return aw.ThinkingBlockParam(thinking=b.thinking, signature=b.signature or "")
+        case ir.RedactedThinkingBlock():
+            return aw.RedactedThinkingBlockParam(data=b.data)
+        case ir.ImageBlock():
+            src = _source_from_ir(b.source)
+            if isinstance(src, aw.PlainTextSource):
+                logger.warning("dropped an image block with a text source")
+                return None
+            return aw.ImageBlockParam(source=src, cache_control=_cache_from_ir(b.cache_control))
+        case ir.DocumentBlock():
+            return aw.DocumentBlockParam(
+                source=_source_from_ir(b.source),
+                title=b.title,
+                context=b.context,
+                cache_control=_cache_from_ir(b.cache_control),
+            )
+        case ir.SearchResultBlock():
+            return aw.SearchResultBlockParam(
+                source=b.source,
+                title=b.title,
+                content=[_text_from_ir(t) for t in b.content],
+                cache_control=_cache_from_ir(b.cache_control),
+            )
+        case ir.ServerToolUseBlock():
+            return aw.ServerToolUseBlockParam(id=b.id, name=b.name, input=b.input)
+        case ir.WebSearchToolResultBlock():
+            return aw.WebSearchToolResultBlockParam(tool_use_id=b.tool_use_id, content=b.content)
+        case ir.UnknownBlock():
+            return b.raw  # passed through verbatim
+        case ir.VideoBlock():
+            logger.warning("dropped a video block (Anthropic has no video input)")
+            return None
+    assert_never(b)
+
+
+_EMPTY_SCHEMA = msgspec.Raw(b'{"type":"object","properties":{}}')
+
+
+def _tool_from_ir(t: ir.Tool) -> aw.ToolParam | dict[str, Any]:
+    cc = _cache_from_ir(t.cache_control)
+    if t.server_type is None:
+        schema = t.input_schema
+        if schema is None:
+            schema = _EMPTY_SCHEMA
+        elif not isinstance(schema, msgspec.Raw):
+            schema = msgspec.Raw(_ENCODE(schema))
+        return aw.ToolParam(
+            name=t.name, description=t.description, input_schema=schema, cache_control=cc
+        )
+    out: dict[str, Any] = {"type": t.server_type, "name": t.name, **(t.config or {})}
+    if cc is not None:
+        out["cache_control"] = cc
+    return out
+
+
+def _tool_choice_from_ir(tc: ir.ToolChoice | None) -> aw.ToolChoiceParam | None:
+    if tc is None:
+        return None
+    no_parallel = True if tc.disable_parallel_tool_use and tc.type != "none" else None
+    return aw.ToolChoiceParam(type=tc.type, name=tc.name, disable_parallel_tool_use=no_parallel)
+
+
+def _thinking_from_ir(t: ir.Thinking | None) -> aw.ThinkingConfigParam | None:
+    if t is None:
+        return None
+    return aw.ThinkingConfigParam(type=t.type, budget_tokens=t.budget_tokens, display=t.display)
+
+
+def _output_config_from_ir(req: ir.Request) -> aw.OutputConfig | None:
+    rf = req.response_format
+    fmt = None
+    if rf is not None and rf.type != "text":
+        fmt = aw.OutputFormat(type=rf.type, schema=rf.schema)
+    if fmt is None and req.effort is None:
+        return None
+    return aw.OutputConfig(effort=req.effort, format=fmt)
+
+
+# --- response -------------------------------------------------------------------------------
+
+
+def response_to_ir(body: bytes, *, model: str | None = None) -> ir.Response:
+    """Parse an Anthropic ``Message`` body (from an Anthropic-compatible upstream).
+
+    Args:
+        body: the upstream response bytes.
+        model: the model name to report (the one the client asked for); defaults to
+            the upstream's ``model``.
+
+    Raises:
+        UpstreamProtocolError: the bytes are not a valid Anthropic message.
+    """
+    try:
+        msg = _DECODE_RESPONSE.decode(body)
+        content = [_block_to_ir(raw, "content", j) for j, raw in enumerate(msg.content)]
+    except msgspec.ValidationError as exc:
+        raise UpstreamProtocolError(
+            f"anthropic response: {_validation_error(exc).message}"
+        ) from None
+    except ClientRequestError as exc:
+        raise UpstreamProtocolError(f"anthropic response: {exc.message}") from None
+    except (msgspec.DecodeError, RecursionError):
+        raise UpstreamProtocolError("anthropic response is not valid JSON") from None
+    u = msg.usage or aw.UsageIn()
+    details = u.output_tokens_details
+    return ir.Response(
+        id=msg.id,
+        model=model if model is not None else msg.model or "",
+        content=content,
+        stop_reason=_stop_reason_to_ir(msg.stop_reason),
+        stop_sequence=msg.stop_sequence,
+        usage=ir.Usage(
+            input_tokens=u.input_tokens or 0,
+            output_tokens=u.output_tokens or 0,
+            cache_read_input_tokens=u.cache_read_input_tokens or 0,
+            cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
+            reasoning_tokens=details.thinking_tokens if details is not None else None,
+        ),
+    )
+
+
+def _stop_reason_to_ir(value: str | None) -> ir.StopReason | None:
+    if value is None:
+        return None
+    try:
+        return ir.StopReason(value)
+    except ValueError:
+        logger.warning("unknown stop_reason %.40r read as end_turn", value)
+        return ir.StopReason.END_TURN
