@@ -136,7 +136,7 @@ class GlmToAnthropicStream:
         if not events:
             return b""
         if not self.started:
-            self._raise_early_error(events)
+            self._raise_early_error(events, self._decoder.error)
         parts = []
         encode = self._encoder.feed
         for event in events:
@@ -146,19 +146,20 @@ class GlmToAnthropicStream:
                 self.usage = event.usage
                 self.stop_reason = event.stop_reason
             elif isinstance(event, ev.StreamError):
-                self.error = UpstreamError(event.message, kind=event.kind)
+                self.error = self._decoder.error or UpstreamError(event.message, kind=event.kind)
             parts.append(encode(event))
         self.started = True
         return b"".join(parts)
 
     @staticmethod
-    def _raise_early_error(events: list[ev.Event]) -> None:
+    def _raise_early_error(events: list[ev.Event], detail: UpstreamError | None) -> None:
         # Nothing has reached the client yet: an error before any content becomes a
         # real HTTP status instead of a 200 with an error event.
         for event in events:
             if isinstance(event, _COMMITTING):
                 return
             if isinstance(event, ev.StreamError):
-                raise UpstreamError(
+                # The decoder keeps the full error (status, business code, retryable).
+                raise detail or UpstreamError(
                     event.message, kind=event.kind, retryable=event.kind in _RETRYABLE_KINDS
                 )

@@ -1,0 +1,534 @@
+"""OpenAI Chat Completions wire shapes (GLM is a dialect) and the shared wire tables.
+
+Outbound (request) Structs use ``UNSET`` for every optional key so that "absent"
+stays absent on the wire; keys that must always be written have no default
+(``assistant.content`` is ``null`` on tool-only turns, never omitted or ``""``).
+
+Inbound (response, chunk, error) Structs are lenient: unknown fields are ignored,
+every field is optional, and fields whose type differs between GLM's docs and its
+wire (``function.arguments``: string on the wire, object in the OpenAPI file; error
+``code``: string or int) are typed ``Any`` and normalised by the codec.
+
+This module also holds what the non-stream codec and the stream decoder share, so
+both paths translate the same upstream data identically: :class:`Dialect` with the
+``GLM`` and ``OPENAI`` instances, finish-reason and usage mapping, and the upstream
+error table used by :func:`error_from_upstream`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal, TypeAlias
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from glmbridge import ir
+from glmbridge.errors import ErrorKind, UpstreamError
+
+__all__ = ["GLM", "OPENAI", "ChatCompletionRequest", "Dialect", "error_from_upstream"]
+
+logger = logging.getLogger("glmbridge.protocols.openai")
+
+
+# --- dialects -------------------------------------------------------------------------
+
+
+class Dialect(msgspec.Struct, frozen=True, kw_only=True):
+    """The quirks of one OpenAI-compatible upstream, as data (converters read flags only)."""
+
+    name: str
+    bare_base64_images: bool
+    """Send base64 images as bare base64 in ``image_url.url`` (GLM), not as a data URL."""
+    max_stop_sequences: int | None
+    """How many ``stop`` entries the upstream accepts (GLM: 1); ``None`` = no limit."""
+    tool_choice_values: frozenset[str]
+    """Accepted ``tool_choice`` values among ``auto``/``none``/``required``/``function``."""
+    thinking_param: bool
+    """Send ``thinking: {type: enabled|disabled}`` (GLM)."""
+    reasoning_content_history: bool
+    """Replay prior thinking as ``reasoning_content`` on assistant messages."""
+    temperature_range: tuple[float, float]
+    top_p_range: tuple[float, float]
+    open_interval_sampling: bool
+    """Temperature at or below the range minimum becomes ``do_sample: false`` (greedy)."""
+    stream_options: bool
+    """Send ``stream_options: {include_usage: true}`` when streaming."""
+    parallel_tool_calls_param: bool
+    tool_stream_param: bool
+    """Send ``tool_stream: true`` to stream tool arguments (GLM ≥ 4.6)."""
+    max_tools: int
+    user_id_field: Literal["user_id", "user"] | None
+    """Where an end-user id goes; ``None`` drops it."""
+    user_id_length: tuple[int, int]
+    """Inclusive length bounds of that id; ids outside them are not sent."""
+    json_schema_response_format: bool
+    """Upstream supports ``response_format: {type: json_schema}``."""
+    video_parts: bool
+    """Upstream accepts ``video_url`` content parts."""
+    file_url_parts: bool
+    """Upstream accepts ``file_url`` content parts (PDF …) for vision models."""
+    max_completion_tokens: bool
+    """Send the output cap as ``max_completion_tokens`` instead of ``max_tokens``."""
+
+
+GLM = Dialect(
+    name="glm",
+    bare_base64_images=True,
+    max_stop_sequences=1,
+    tool_choice_values=frozenset({"auto"}),
+    thinking_param=True,
+    reasoning_content_history=True,
+    temperature_range=(0.0, 1.0),
+    top_p_range=(0.01, 1.0),
+    open_interval_sampling=True,
+    stream_options=False,  # GLM always sends usage in the last chunk
+    parallel_tool_calls_param=False,
+    tool_stream_param=True,
+    max_tools=128,
+    user_id_field="user_id",
+    user_id_length=(6, 128),
+    json_schema_response_format=False,
+    video_parts=True,
+    file_url_parts=True,
+    max_completion_tokens=False,
+)
+"""Z.ai / Zhipu GLM (``/api/paas/v4`` and ``/api/coding/paas/v4``), wire-specs A.4–A.6."""
+
+OPENAI = Dialect(
+    name="openai",
+    bare_base64_images=False,
+    max_stop_sequences=4,
+    tool_choice_values=frozenset({"auto", "none", "required", "function"}),
+    thinking_param=False,
+    reasoning_content_history=False,
+    temperature_range=(0.0, 2.0),
+    top_p_range=(0.0, 1.0),
+    open_interval_sampling=False,
+    stream_options=True,
+    parallel_tool_calls_param=True,
+    tool_stream_param=False,
+    max_tools=128,
+    user_id_field="user",
+    user_id_length=(1, 64),
+    json_schema_response_format=True,
+    video_parts=False,
+    file_url_parts=False,
+    max_completion_tokens=True,
+)
+"""Plain OpenAI Chat Completions, wire-specs C."""
+
+
+# --- request ------------------------------------------------------------------------
+
+
+class _Wire(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Outbound shapes: optional keys default to ``UNSET`` and are omitted."""
+
+
+class URLRef(_Wire):
+    """``{"url": ...}`` inside ``image_url`` / ``video_url`` / ``file_url`` parts."""
+
+    url: str
+
+
+class TextPart(_Wire, tag_field="type", tag="text"):
+    """``{"type": "text", "text": ...}``."""
+
+    text: str
+
+
+class ImagePart(_Wire, tag_field="type", tag="image_url"):
+    """An image: http(s) URL, data URL, or (GLM) bare base64."""
+
+    image_url: URLRef
+
+
+class VideoPart(_Wire, tag_field="type", tag="video_url"):
+    """A video (GLM vision models)."""
+
+    video_url: URLRef
+
+
+class FilePart(_Wire, tag_field="type", tag="file_url"):
+    """A file such as a PDF (GLM vision models)."""
+
+    file_url: URLRef
+
+
+ContentPart: TypeAlias = TextPart | ImagePart | VideoPart | FilePart
+
+
+class FunctionCall(_Wire):
+    """``function`` of an assistant tool call; ``arguments`` is a JSON string."""
+
+    name: str
+    arguments: str
+
+
+class ToolCall(_Wire):
+    """An assistant tool call in history."""
+
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
+class SystemMessage(_Wire, tag_field="role", tag="system"):
+    """``{"role": "system", "content": str}`` (GLM accepts strings only)."""
+
+    content: str
+
+
+class UserMessage(_Wire, tag_field="role", tag="user"):
+    """A user turn: a string, or parts (vision models only)."""
+
+    content: str | list[ContentPart]
+
+
+class AssistantMessage(_Wire, tag_field="role", tag="assistant"):
+    """An assistant turn; ``content`` is always written (``null`` on tool-only turns)."""
+
+    content: str | None
+    tool_calls: list[ToolCall] | UnsetType = UNSET
+    reasoning_content: str | UnsetType = UNSET
+
+
+class ToolMessage(_Wire, tag_field="role", tag="tool"):
+    """The result of one tool call."""
+
+    tool_call_id: str
+    content: str
+
+
+ChatMessage: TypeAlias = SystemMessage | UserMessage | AssistantMessage | ToolMessage
+
+
+class FunctionDef(_Wire):
+    """A function tool's definition; ``parameters`` is passed through as raw JSON."""
+
+    name: str
+    description: str | UnsetType = UNSET
+    parameters: msgspec.Raw | dict[str, Any] | UnsetType = UNSET
+
+
+class ToolDef(_Wire):
+    """``{"type": "function", "function": {...}}``."""
+
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class NamedFunction(_Wire):
+    """``{"name": ...}`` inside a named tool choice."""
+
+    name: str
+
+
+class NamedToolChoice(_Wire):
+    """``{"type": "function", "function": {"name": ...}}`` (OpenAI only)."""
+
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class ThinkingParam(_Wire):
+    """GLM ``thinking: {type: enabled|disabled}``."""
+
+    type: Literal["enabled", "disabled"]
+
+
+class StreamOptions(_Wire):
+    """OpenAI ``stream_options``."""
+
+    include_usage: bool
+
+
+class JsonSchemaFormat(_Wire):
+    """OpenAI ``response_format.json_schema``."""
+
+    name: str
+    schema: dict[str, Any] | UnsetType = UNSET
+
+
+class ResponseFormat(_Wire):
+    """``{"type": "json_object"}`` or (OpenAI) ``{"type": "json_schema", ...}``."""
+
+    type: Literal["json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | UnsetType = UNSET
+
+
+class ChatCompletionRequest(_Wire):
+    """The body of ``POST /chat/completions``."""
+
+    model: str
+    messages: list[ChatMessage]
+    stream: bool | UnsetType = UNSET
+    stream_options: StreamOptions | UnsetType = UNSET
+    max_tokens: int | UnsetType = UNSET
+    max_completion_tokens: int | UnsetType = UNSET
+    temperature: float | UnsetType = UNSET
+    top_p: float | UnsetType = UNSET
+    do_sample: bool | UnsetType = UNSET
+    stop: list[str] | UnsetType = UNSET
+    tools: list[ToolDef] | UnsetType = UNSET
+    tool_choice: str | NamedToolChoice | UnsetType = UNSET
+    parallel_tool_calls: bool | UnsetType = UNSET
+    tool_stream: bool | UnsetType = UNSET
+    thinking: ThinkingParam | UnsetType = UNSET
+    response_format: ResponseFormat | UnsetType = UNSET
+    user_id: str | UnsetType = UNSET
+    user: str | UnsetType = UNSET
+
+
+# --- responses and chunks (inbound, lenient) ---------------------------------------
+
+
+class _In(msgspec.Struct):
+    """Inbound shapes: every field optional, unknown fields ignored."""
+
+
+class RespFunction(_In):
+    """``function`` of a returned tool call; ``arguments`` is a string or an object."""
+
+    name: str | None = None
+    arguments: Any = None
+
+
+class RespToolCall(_In):
+    """A returned tool call (``index`` is present even when not streaming on GLM)."""
+
+    index: int | None = None
+    id: str | None = None
+    type: str | None = None
+    function: RespFunction | None = None
+
+
+class RespMessage(_In):
+    """``choices[0].message`` (non-stream) or ``choices[0].delta`` (stream)."""
+
+    content: str | None = None
+    reasoning_content: str | None = None
+    tool_calls: list[RespToolCall] | None = None
+    refusal: str | None = None
+
+
+class RespChoice(_In):
+    """One choice of a response or chunk."""
+
+    index: int = 0
+    message: RespMessage | None = None
+    delta: RespMessage | None = None
+    finish_reason: str | None = None
+
+
+class PromptTokensDetails(_In):
+    """``usage.prompt_tokens_details``."""
+
+    cached_tokens: int | None = None
+
+
+class CompletionTokensDetails(_In):
+    """``usage.completion_tokens_details``."""
+
+    reasoning_tokens: int | None = None
+
+
+class RespUsage(_In):
+    """``usage`` (``prompt_tokens`` includes cached tokens)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    prompt_tokens_details: PromptTokensDetails | None = None
+    completion_tokens_details: CompletionTokensDetails | None = None
+
+
+class ErrorObject(_In):
+    """``{"code": "1302" | 1302, "message": ..., "type": ...}``."""
+
+    code: Any = None
+    message: Any = None
+    type: Any = None
+
+
+class ChatCompletion(_In):
+    """A non-stream response, a stream chunk, or an in-band ``{"error": ...}`` body.
+
+    GLM omits ``object``; nothing here depends on it.
+    """
+
+    choices: list[RespChoice] | None = None
+    usage: RespUsage | None = None
+    error: ErrorObject | None = None
+    # Some gateways answer errors as top-level {"code": ..., "msg": ...}.
+    code: Any = None
+    msg: Any = None
+    message: Any = None
+
+
+DECODE_COMPLETION = msgspec.json.Decoder(ChatCompletion)
+ENCODE = msgspec.json.Encoder()
+
+
+# --- shared mapping -----------------------------------------------------------------
+
+FINISH_REASONS: dict[str, ir.StopReason] = {
+    "stop": ir.StopReason.END_TURN,
+    "length": ir.StopReason.MAX_TOKENS,
+    "tool_calls": ir.StopReason.TOOL_USE,
+    "function_call": ir.StopReason.TOOL_USE,
+    "sensitive": ir.StopReason.REFUSAL,
+    "content_filter": ir.StopReason.REFUSAL,
+    "model_context_window_exceeded": ir.StopReason.MODEL_CONTEXT_WINDOW_EXCEEDED,
+}
+NETWORK_ERROR = "network_error"
+NETWORK_ERROR_MESSAGE = "upstream aborted the generation (finish_reason network_error)"
+
+
+def stop_reason(finish_reason: str | None, *, has_tool_use: bool) -> ir.StopReason:
+    """Map a finish reason; ``length`` wins over tool calls, tool_use needs a tool block.
+
+    ``stop`` with tool calls present becomes ``tool_use`` (some OpenAI-compatible
+    upstreams say ``stop``; an Anthropic client only runs tools on ``tool_use``).
+    """
+    reason = FINISH_REASONS.get(finish_reason or "")
+    if reason is None:
+        logger.info("unknown finish_reason %r mapped to end_turn", finish_reason)
+        reason = ir.StopReason.END_TURN
+    if reason is ir.StopReason.TOOL_USE and not has_tool_use:
+        return ir.StopReason.END_TURN
+    if reason is ir.StopReason.END_TURN and has_tool_use:
+        return ir.StopReason.TOOL_USE
+    return reason
+
+
+def usage_to_ir(usage: RespUsage | None, *, input_estimate: int = 0) -> ir.Usage:
+    """Map upstream usage to Anthropic semantics (the three input fields are disjoint)."""
+    if usage is None:
+        return ir.Usage(input_tokens=input_estimate)
+    prompt = usage.prompt_tokens or 0
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details is not None else 0
+    completion = usage.completion_tokens_details
+    return ir.Usage(
+        input_tokens=max(prompt - cached, 0),
+        output_tokens=usage.completion_tokens or 0,
+        cache_read_input_tokens=cached,
+        reasoning_tokens=completion.reasoning_tokens if completion is not None else None,
+    )
+
+
+# --- upstream errors ----------------------------------------------------------------
+
+_QUOTA_HINT = "GLM quota or balance exhausted; retrying will not help until it resets"
+# business code -> (kind, status_hint, retryable, hint appended to the message)
+BUSINESS_CODES: dict[str, tuple[ErrorKind, int, bool, str]] = {
+    **{
+        c: (ErrorKind.AUTHENTICATION, 401, False, "")
+        for c in ("1000", "1001", "1002", "1003", "1004")
+    },
+    **{
+        c: (ErrorKind.RATE_LIMIT, 429, False, _QUOTA_HINT) for c in ("1113", "1308", "1309", "1310")
+    },
+    **{c: (ErrorKind.RATE_LIMIT, 429, True, "") for c in ("1302", "1303", "1305", "1312")},
+    "1304": (ErrorKind.RATE_LIMIT, 429, False, "daily call limit reached"),
+    "1313": (ErrorKind.RATE_LIMIT, 429, False, "fair-use restriction"),
+    "1261": (ErrorKind.INVALID_REQUEST, 400, False, "prompt is too long"),
+    **{
+        c: (ErrorKind.INVALID_REQUEST, 400, False, "")
+        for c in ("1210", "1212", "1213", "1214", "1215")
+    },
+    "1211": (ErrorKind.NOT_FOUND, 404, False, "model not found"),
+    "1220": (ErrorKind.PERMISSION, 403, False, ""),
+    "1311": (ErrorKind.PERMISSION, 403, False, "model not included in the plan"),
+    "1301": (ErrorKind.INVALID_REQUEST, 400, False, "content policy"),
+}
+# HTTP status -> (kind, retryable), used when the business code is unknown.
+HTTP_STATUSES: dict[int, tuple[ErrorKind, bool]] = {
+    400: (ErrorKind.INVALID_REQUEST, False),
+    401: (ErrorKind.AUTHENTICATION, False),
+    403: (ErrorKind.PERMISSION, False),
+    404: (ErrorKind.NOT_FOUND, False),
+    408: (ErrorKind.TIMEOUT, True),
+    413: (ErrorKind.REQUEST_TOO_LARGE, False),
+    429: (ErrorKind.RATE_LIMIT, True),
+    434: (ErrorKind.PERMISSION, False),
+    435: (ErrorKind.REQUEST_TOO_LARGE, False),
+    500: (ErrorKind.API_ERROR, True),
+    502: (ErrorKind.API_ERROR, True),
+    503: (ErrorKind.OVERLOADED, True),
+    504: (ErrorKind.API_ERROR, True),
+    529: (ErrorKind.OVERLOADED, True),
+}
+_MAX_MESSAGE = 500
+
+
+def _classify_status(status: int) -> tuple[ErrorKind, bool]:
+    known = HTTP_STATUSES.get(status)
+    if known is not None:
+        return known
+    if 500 <= status < 600:
+        return ErrorKind.API_ERROR, True
+    if 400 <= status < 500:
+        return ErrorKind.INVALID_REQUEST, False
+    return ErrorKind.API_ERROR, False  # e.g. an in-band error inside a 200
+
+
+def error_from_parts(
+    status: int, code: Any, message: Any, *, retry_after: float | None = None
+) -> UpstreamError:
+    """Build the :class:`UpstreamError` for a parsed upstream error (code + message)."""
+    code_str = str(code) if code not in (None, "") else None
+    text = message if isinstance(message, str) and message else f"upstream HTTP {status}"
+    entry = BUSINESS_CODES.get(code_str or "")
+    status_hint: int | None
+    if entry is not None:
+        kind, status_hint, retryable, hint = entry
+        if hint:
+            text = f"{text} ({hint})"
+    else:
+        kind, retryable = _classify_status(status)
+        status_hint = None
+    if code_str:
+        text = f"[{code_str}] {text}"
+    return UpstreamError(
+        text[:_MAX_MESSAGE],
+        kind=kind,
+        status=status,
+        code=code_str,
+        retry_after=retry_after,
+        retryable=retryable,
+        status_hint=status_hint,
+    )
+
+
+def error_from_upstream(
+    status: int,
+    body: bytes,
+    *,
+    retry_after: float | None = None,
+    dialect: Dialect = GLM,
+) -> UpstreamError:
+    """Translate an upstream error response into an :class:`UpstreamError`.
+
+    Accepts GLM bodies (``{"error": {"code": "1302", "message": ...}}``, code as
+    string or int), OpenAI bodies (``code`` a string like ``rate_limit_exceeded``),
+    top-level ``{"code", "msg"}`` gateway bodies, and non-JSON bodies. A known GLM
+    business code decides the kind (table ``BUSINESS_CODES``); otherwise the HTTP
+    status does (``HTTP_STATUSES``). The upstream message is kept, prefixed with the
+    code (``[1302] ...``); a non-JSON body is never copied into the message.
+    """
+    del dialect  # one table serves both dialects; the argument keeps the API uniform
+    try:
+        parsed = DECODE_COMPLETION.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        parsed = None
+    if parsed is not None and parsed.error is not None:
+        return error_from_parts(
+            status, parsed.error.code, parsed.error.message, retry_after=retry_after
+        )
+    if parsed is not None and (parsed.code is not None or parsed.msg or parsed.message):
+        return error_from_parts(
+            status, parsed.code, parsed.msg or parsed.message, retry_after=retry_after
+        )
+    return error_from_parts(status, None, None, retry_after=retry_after)

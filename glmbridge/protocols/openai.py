@@ -1,0 +1,517 @@
+"""OpenAI Chat Completions codec; Z.ai GLM is the ``GLM`` dialect of it.
+
+``request_from_ir`` turns an IR request into a Chat Completions body for one model
+(capabilities from its ``ModelSpec``, quirks from a :class:`Dialect`), and
+``response_to_ir`` / :class:`StreamDecoder` turn the upstream answer back into the
+IR. Converters read spec and dialect flags only, never model names.
+
+Documented translation choices (GLM dialect):
+
+* The system prompt is one ``system`` message (text blocks joined by a blank line).
+  Mid-conversation ``role: "system"`` messages become ``user`` messages wrapped in
+  ``<system-reminder>``: rewriting the leading system message instead would change
+  the first bytes of the prompt on every turn and defeat GLM's prefix cache.
+* ``tool_result`` blocks become ``tool`` messages right after their assistant turn
+  (``is_error`` → content prefixed ``"Error: "``), then the rest of the user turn.
+  Images/PDFs inside a tool result follow in a user message (tool messages are
+  text-only). Orphans are repaired: a call without a result gets ``"(no result)"``,
+  a result without a call becomes user text.
+* ``tool_choice``: GLM only knows ``auto``. ``none`` omits ``tools``; ``any`` and
+  ``tool`` fall back to ``auto`` (nothing is added to the prompt).
+* ``response_format`` ``json_schema``: GLM has only ``json_object``; the schema is
+  appended to the system prompt.
+* Sampling: values are clamped to the dialect's ranges; with open-interval sampling
+  a temperature at or below the minimum means greedy decoding (``do_sample: false``,
+  no temperature/top_p). 1.0 is sent as 1.0 (current GLM docs accept ``[0, 1]``).
+* Answers: thinking first (signed with ``ids.thinking_signature``), then text, then
+  tool calls; whitespace-only text or reasoning yields no block, so an empty answer
+  has no content blocks — exactly what the stream decoder produces.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from msgspec import UNSET
+
+from glmbridge import ids, ir
+from glmbridge._tool_args import parse_arguments
+from glmbridge.errors import ClientRequestError, UpstreamError, UpstreamProtocolError
+from glmbridge.protocols import _openai_wire as w
+from glmbridge.protocols._openai_stream import StreamDecoder
+from glmbridge.protocols._openai_wire import (
+    GLM,
+    OPENAI,
+    ChatCompletionRequest,
+    Dialect,
+    error_from_upstream,
+)
+
+if TYPE_CHECKING:
+    from glmbridge.routing import ModelSpec
+
+__all__ = [
+    "GLM",
+    "OPENAI",
+    "ChatCompletionRequest",
+    "Dialect",
+    "StreamDecoder",
+    "encode_request",
+    "error_from_upstream",
+    "request_from_ir",
+    "response_to_ir",
+]
+
+logger = logging.getLogger(__name__)
+
+_ENCODE_REQUEST = msgspec.json.Encoder()
+NO_RESULT = "(no result)"
+ERROR_PREFIX = "Error: "
+_NO_VISION = "[{what} omitted: the selected model cannot read {what}s]"
+_TOOL_MEDIA_NOTE = "[{what} returned by this tool follows in the next message]"
+_SCHEMA_NOTE = "Respond only with a JSON object that conforms to this JSON Schema:\n"
+
+
+def encode_request(wire: ChatCompletionRequest) -> bytes:
+    """Serialise a request built by :func:`request_from_ir`."""
+    return _ENCODE_REQUEST.encode(wire)
+
+
+# --- request: content parts ----------------------------------------------------------
+
+
+class _Ctx:
+    """Per-request conversion context (capabilities and dialect)."""
+
+    __slots__ = ("dialect", "spec")
+
+    def __init__(self, spec: ModelSpec, dialect: Dialect) -> None:
+        self.spec = spec
+        self.dialect = dialect
+
+
+def _media_url(src: ir.MediaSource, ctx: _Ctx, path: str, *, bare: bool) -> str:
+    if src.type == "url" and src.url:
+        return src.url
+    if src.type == "base64" and src.data is not None:
+        if bare:
+            return src.data
+        return f"data:{src.media_type or 'application/octet-stream'};base64,{src.data}"
+    raise ClientRequestError(
+        f"{src.type} sources are not supported by the {ctx.dialect.name} upstream", path=path
+    )
+
+
+def _text_of(blocks: list[ir.TextBlock]) -> str:
+    return "\n\n".join(b.text for b in blocks if b.text and not b.text.isspace())
+
+
+def _search_result_text(block: ir.SearchResultBlock) -> str:
+    return f"Search result: {block.title}\nSource: {block.source}\n\n{_text_of(block.content)}"
+
+
+def _document_part(block: ir.DocumentBlock, ctx: _Ctx, path: str) -> w.ContentPart:
+    src = block.source
+    if src.type == "text":
+        text = src.data or ""
+        return w.TextPart(text=f"{block.title}\n\n{text}" if block.title else text)
+    if ctx.spec.vision and ctx.dialect.file_url_parts:
+        # GLM documents file_url with URLs only; base64 goes as a data URL (unverified).
+        return w.FilePart(file_url=w.URLRef(url=_media_url(src, ctx, path, bare=False)))
+    raise ClientRequestError(
+        "PDF/file documents need a model with file support; this route has none", path=path
+    )
+
+
+def _content_part(block: ir.Block, ctx: _Ctx, path: str) -> w.ContentPart | None:
+    """Convert one user-side block; ``None`` means dropped (logged)."""
+    if isinstance(block, ir.TextBlock):
+        return w.TextPart(text=block.text) if block.text and not block.text.isspace() else None
+    if isinstance(block, ir.ImageBlock):
+        if not ctx.spec.vision:
+            logger.warning("%s: image replaced by a placeholder (model has no vision)", path)
+            return w.TextPart(text=_NO_VISION.format(what="image"))
+        url = _media_url(block.source, ctx, path, bare=ctx.dialect.bare_base64_images)
+        return w.ImagePart(image_url=w.URLRef(url=url))
+    if isinstance(block, ir.VideoBlock):
+        if not (ctx.spec.video and ctx.dialect.video_parts):
+            logger.warning("%s: video replaced by a placeholder (model has no video input)", path)
+            return w.TextPart(text=_NO_VISION.format(what="video"))
+        url = _media_url(block.source, ctx, path, bare=ctx.dialect.bare_base64_images)
+        return w.VideoPart(video_url=w.URLRef(url=url))
+    if isinstance(block, ir.DocumentBlock):
+        return _document_part(block, ctx, path)
+    if isinstance(block, ir.SearchResultBlock):
+        return w.TextPart(text=_search_result_text(block))
+    if isinstance(block, ir.UnknownBlock):
+        logger.warning("%s: dropped block of unknown type %r", path, block.original_type)
+    elif isinstance(block, (ir.ThinkingBlock, ir.RedactedThinkingBlock)):
+        logger.debug("%s: thinking in a user turn dropped", path)
+    else:
+        logger.warning("%s: dropped %s block in a user turn", path, type(block).__name__)
+    return None
+
+
+_MEDIA_NAMES: dict[type, str] = {w.ImagePart: "image", w.VideoPart: "video", w.FilePart: "file"}
+
+
+def _user_content(parts: list[w.ContentPart]) -> str | list[w.ContentPart]:
+    """Text-only turns become one string (GLM text models reject part arrays)."""
+    if all(isinstance(p, w.TextPart) for p in parts):
+        return "\n\n".join(p.text for p in parts)  # type: ignore[union-attr]
+    return parts
+
+
+# --- request: messages ---------------------------------------------------------------
+
+
+class _History:
+    """Builds the wire message list, keeping tool calls and results adjacent."""
+
+    def __init__(self, ctx: _Ctx) -> None:
+        self.ctx = ctx
+        self.out: list[w.ChatMessage] = []
+        self.pending: dict[str, None] = {}  # tool_call ids of the last assistant turn
+        self.deferred: list[w.ChatMessage] = []  # reminders that arrived mid tool-call
+
+    def close_pending(self) -> None:
+        """Answer still-open tool calls with a synthetic result, then flush reminders."""
+        for call_id in self.pending:
+            logger.warning("tool call %s has no tool_result; sent %r", call_id, NO_RESULT)
+            self.out.append(w.ToolMessage(tool_call_id=call_id, content=NO_RESULT))
+        self.pending = {}
+        self.out.extend(self.deferred)
+        self.deferred = []
+
+    def system(self, msg: ir.Message, path: str) -> None:
+        text = "\n\n".join(
+            b.text for b in msg.content if isinstance(b, ir.TextBlock) and b.text.strip()
+        )
+        if not text:
+            return
+        reminder = w.UserMessage(content=f"<system-reminder>\n{text}\n</system-reminder>")
+        # Never split an assistant tool call from its results.
+        (self.deferred if self.pending else self.out).append(reminder)
+
+    def assistant(self, msg: ir.Message, path: str) -> None:
+        self.close_pending()
+        texts: list[str] = []
+        thinking: list[str] = []
+        calls: list[w.ToolCall] = []
+        for j, block in enumerate(msg.content):
+            if isinstance(block, ir.TextBlock):
+                if block.text and not block.text.isspace():
+                    texts.append(block.text)
+            elif isinstance(block, ir.ToolUseBlock):
+                args = w.ENCODE.encode(block.input).decode()
+                fn = w.FunctionCall(name=block.name, arguments=args)
+                calls.append(w.ToolCall(id=block.id, type="function", function=fn))
+            elif isinstance(block, ir.ThinkingBlock):
+                thinking.append(block.thinking)
+            elif isinstance(block, ir.RedactedThinkingBlock):
+                logger.debug("%s.content.%d: redacted_thinking dropped", path, j)
+            elif isinstance(block, ir.WebSearchToolResultBlock):
+                texts.append(_web_search_text(block))
+            elif isinstance(block, ir.ServerToolUseBlock):
+                logger.debug("%s.content.%d: server_tool_use dropped", path, j)
+            else:
+                logger.warning("%s.content.%d: dropped %s block", path, j, type(block).__name__)
+        reasoning = "".join(thinking) if self.ctx.dialect.reasoning_content_history else ""
+        if not texts and not calls and not reasoning:
+            logger.debug("%s: empty assistant turn dropped", path)
+            return
+        # Joined with "": GLM produced them as one string, so the replay matches its cache.
+        content = "".join(texts) if texts else (None if calls else "")
+        self.out.append(
+            w.AssistantMessage(
+                content=content,
+                tool_calls=calls or UNSET,
+                reasoning_content=reasoning or UNSET,
+            )
+        )
+        self.pending = {c.id: None for c in calls}
+
+    def user(self, msg: ir.Message, path: str) -> None:
+        parts: list[w.ContentPart] = []
+        media: list[w.ContentPart] = []
+        for j, block in enumerate(msg.content):
+            bpath = f"{path}.content.{j}"
+            if isinstance(block, ir.ToolResultBlock):
+                self._tool_result(block, bpath, parts, media)
+            else:
+                part = _content_part(block, self.ctx, bpath)
+                if part is not None:
+                    parts.append(part)
+        self.close_pending()
+        if media or parts:
+            self.out.append(w.UserMessage(content=_user_content(media + parts)))
+
+    def _tool_result(
+        self,
+        block: ir.ToolResultBlock,
+        path: str,
+        parts: list[w.ContentPart],
+        media: list[w.ContentPart],
+    ) -> None:
+        texts: list[str] = []
+        for k, item in enumerate(block.content):
+            part = _content_part(item, self.ctx, f"{path}.content.{k}")
+            if isinstance(part, w.TextPart):
+                texts.append(part.text)
+            elif part is not None:
+                texts.append(_TOOL_MEDIA_NOTE.format(what=_MEDIA_NAMES[type(part)]))
+                media.append(part)
+        text = "\n\n".join(texts)
+        if block.is_error:
+            text = ERROR_PREFIX + text if text else ERROR_PREFIX.rstrip(": ")
+        if block.tool_use_id in self.pending:
+            del self.pending[block.tool_use_id]
+            self.out.append(w.ToolMessage(tool_call_id=block.tool_use_id, content=text))
+            return
+        logger.warning("%s: tool_result without a matching tool call sent as text", path)
+        parts.append(w.TextPart(text=f"[tool result {block.tool_use_id}]\n{text}"))
+
+
+def _web_search_text(block: ir.WebSearchToolResultBlock) -> str:
+    lines = ["Web search results:"]
+    if isinstance(block.content, list):
+        for item in block.content:
+            if isinstance(item, dict) and item.get("url"):
+                lines.append(f"- {item.get('title') or item['url']} ({item['url']})")
+    return "\n".join(lines) + "\n\n"
+
+
+def _messages(req: ir.Request, ctx: _Ctx, system_extra: str) -> list[w.ChatMessage]:
+    history = _History(ctx)
+    system = "\n\n".join(t for t in (_text_of(req.system), system_extra) if t)
+    if system:
+        history.out.append(w.SystemMessage(content=system))
+    for i, msg in enumerate(req.messages):
+        path = f"messages.{i}"
+        if msg.role == "assistant":
+            history.assistant(msg, path)
+        elif msg.role == "user":
+            history.user(msg, path)
+        else:
+            history.system(msg, path)
+    history.close_pending()
+    return history.out
+
+
+# --- request: tools and parameters ---------------------------------------------------
+
+
+def _tools(req: ir.Request, dialect: Dialect) -> list[w.ToolDef]:
+    out: list[w.ToolDef] = []
+    for i, tool in enumerate(req.tools):
+        if tool.server_type is not None:
+            if tool.name == "web_search" or tool.server_type.startswith("web_search"):
+                logger.info("tools.%d: server tool web_search dropped (not emulated yet)", i)
+            else:
+                logger.warning("tools.%d: server tool %r dropped", i, tool.server_type)
+            continue
+        params = tool.input_schema if tool.input_schema is not None else UNSET
+        fn = w.FunctionDef(name=tool.name, description=tool.description or UNSET, parameters=params)
+        out.append(w.ToolDef(type="function", function=fn))
+    if len(out) > dialect.max_tools:
+        raise ClientRequestError(
+            f"{len(out)} tools given; the {dialect.name} upstream accepts at most "
+            f"{dialect.max_tools}",
+            path="tools",
+        )
+    return out
+
+
+_CHOICE_VALUES = {"auto": "auto", "any": "required", "tool": "function", "none": "none"}
+
+
+def _tool_choice(
+    req: ir.Request, tools: list[w.ToolDef], dialect: Dialect, body: dict[str, Any]
+) -> None:
+    """Set ``tools``/``tool_choice``/``parallel_tool_calls`` in ``body``."""
+    if not tools:
+        return
+    choice = req.tool_choice or ir.ToolChoice()
+    value = _CHOICE_VALUES[choice.type]
+    if value not in dialect.tool_choice_values:
+        if value == "none":
+            logger.debug("tool_choice none: tools omitted (%s has no 'none')", dialect.name)
+            return
+        logger.debug("tool_choice %s unsupported by %s; using auto", choice.type, dialect.name)
+        value = "auto"
+    body["tools"] = tools
+    if value == "function" and choice.name:
+        body["tool_choice"] = w.NamedToolChoice(
+            type="function", function=w.NamedFunction(name=choice.name)
+        )
+    elif value != "function":
+        body["tool_choice"] = value
+    if choice.disable_parallel_tool_use and dialect.parallel_tool_calls_param:
+        body["parallel_tool_calls"] = False
+
+
+def _sampling(req: ir.Request, dialect: Dialect, body: dict[str, Any]) -> None:
+    lo, hi = dialect.temperature_range
+    if req.temperature is not None:
+        if dialect.open_interval_sampling and req.temperature <= lo:
+            body["do_sample"] = False  # greedy; GLM then ignores temperature and top_p
+            return
+        body["temperature"] = min(max(req.temperature, lo), hi)
+    if req.top_p is not None:
+        p_lo, p_hi = dialect.top_p_range
+        body["top_p"] = min(max(req.top_p, p_lo), p_hi)
+    if req.top_k is not None:
+        logger.debug("top_k dropped (not supported by %s)", dialect.name)
+
+
+def _limits(req: ir.Request, spec: ModelSpec, dialect: Dialect, body: dict[str, Any]) -> None:
+    if req.max_tokens is not None:
+        cap = max(1, min(req.max_tokens, spec.max_output))
+        body["max_completion_tokens" if dialect.max_completion_tokens else "max_tokens"] = cap
+    stops = [s for s in req.stop_sequences if s]
+    limit = dialect.max_stop_sequences
+    if limit is not None and len(stops) > limit:
+        logger.info(
+            "%d stop sequences dropped (%s accepts %d)", len(stops) - limit, dialect.name, limit
+        )
+        stops = stops[:limit]
+    if stops:
+        body["stop"] = stops
+    if req.user_id and dialect.user_id_field is not None:
+        lo, hi = dialect.user_id_length
+        if lo <= len(req.user_id) <= hi:
+            body[dialect.user_id_field] = req.user_id
+        else:
+            logger.debug("user_id not sent: length outside %d..%d", lo, hi)
+
+
+def _thinking(req: ir.Request, spec: ModelSpec, dialect: Dialect) -> w.ThinkingParam | None:
+    if req.thinking is None or not dialect.thinking_param or spec.thinking == "none":
+        return None
+    return w.ThinkingParam(type="disabled" if req.thinking.type == "disabled" else "enabled")
+
+
+def _response_format(req: ir.Request, dialect: Dialect) -> tuple[w.ResponseFormat | None, str]:
+    """Return the wire response_format and any text to append to the system prompt."""
+    fmt = req.response_format
+    if fmt is None or fmt.type == "text":
+        return None, ""
+    if fmt.type == "json_schema" and dialect.json_schema_response_format:
+        schema = w.JsonSchemaFormat(name=fmt.name or "response", schema=fmt.schema or UNSET)
+        return w.ResponseFormat(type="json_schema", json_schema=schema), ""
+    note = ""
+    if fmt.type == "json_schema" and fmt.schema is not None:
+        note = _SCHEMA_NOTE + w.ENCODE.encode(fmt.schema).decode()
+    return w.ResponseFormat(type="json_object"), note
+
+
+def request_from_ir(
+    req: ir.Request, *, model: str, spec: ModelSpec, dialect: Dialect = GLM
+) -> ChatCompletionRequest:
+    """Build the Chat Completions body for ``model`` from an IR request.
+
+    Args:
+        req: the protocol-neutral request.
+        model: the upstream model id to put in the body.
+        spec: the model's capabilities (``max_output``, ``vision``, ``thinking`` …).
+        dialect: the upstream's quirks.
+
+    Raises:
+        ClientRequestError: content the upstream cannot take and that must not be
+            dropped silently (a PDF for a model without file input, a file-id
+            source), or too many tools; the message names the JSON path.
+    """
+    ctx = _Ctx(spec, dialect)
+    response_format, system_extra = _response_format(req, dialect)
+    body: dict[str, Any] = {}
+    _tool_choice(req, _tools(req, dialect), dialect, body)
+    _sampling(req, dialect, body)
+    _limits(req, spec, dialect, body)
+    thinking = _thinking(req, spec, dialect)
+    if thinking is not None:
+        body["thinking"] = thinking
+    if response_format is not None:
+        body["response_format"] = response_format
+    if req.stream:
+        body["stream"] = True
+        if dialect.stream_options:
+            body["stream_options"] = w.StreamOptions(include_usage=True)
+        if "tools" in body and spec.tool_stream and dialect.tool_stream_param:
+            body["tool_stream"] = True
+    return ChatCompletionRequest(model=model, messages=_messages(req, ctx, system_extra), **body)
+
+
+# --- response -----------------------------------------------------------------------
+
+
+def _tool_use_block(call: w.RespToolCall, position: int) -> ir.ToolUseBlock:
+    fn = call.function
+    name = fn.name if fn is not None and fn.name else None
+    raw = fn.arguments if fn is not None else None
+    if raw is None:
+        text = ""
+    elif isinstance(raw, str):
+        text = raw
+    else:  # GLM's OpenAPI file types arguments as an object
+        text = w.ENCODE.encode(raw).decode()
+    args, repaired = parse_arguments(text)
+    if repaired:
+        logger.warning("tool call %d: arguments were not a valid JSON object; repaired", position)
+    index = call.index if call.index is not None else position
+    return ir.ToolUseBlock(
+        id=ids.sanitize_tool_id(call.id) if call.id else ids.new_tool_use_id(),
+        name=name or f"tool_{index}",
+        input=args,
+    )
+
+
+def _message_blocks(message: w.RespMessage) -> list[ir.Block]:
+    """Blocks of one upstream message: thinking, then text, then tool calls."""
+    blocks: list[ir.Block] = []
+    reasoning = message.reasoning_content
+    if reasoning and not reasoning.isspace():
+        sig = ids.thinking_signature(reasoning)
+        blocks.append(ir.ThinkingBlock(thinking=reasoning, signature=sig))
+    text = message.content
+    if text and not text.isspace():
+        blocks.append(ir.TextBlock(text=text))
+    for position, call in enumerate(message.tool_calls or ()):
+        blocks.append(_tool_use_block(call, position))
+    return blocks
+
+
+def response_to_ir(body: bytes, *, model: str, dialect: Dialect = GLM) -> ir.Response:
+    """Translate a non-stream Chat Completions response into an IR response.
+
+    Args:
+        body: the upstream response bytes (HTTP 200).
+        model: the model name the client asked for; echoed in the response.
+        dialect: the upstream's quirks.
+
+    Raises:
+        UpstreamProtocolError: the body is not a valid response.
+        UpstreamError: the body is an in-band ``{"error": ...}``, or the generation
+            was aborted (``finish_reason: network_error``; retryable).
+    """
+    try:
+        parsed = w.DECODE_COMPLETION.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise UpstreamProtocolError(f"upstream response is not valid JSON: {exc}") from None
+    if parsed.error is not None:
+        raise w.error_from_parts(200, parsed.error.code, parsed.error.message)
+    if not parsed.choices or parsed.choices[0].message is None:
+        raise UpstreamProtocolError("upstream response has no choices[0].message")
+    choice = parsed.choices[0]
+    if choice.finish_reason == w.NETWORK_ERROR:
+        raise UpstreamError(w.NETWORK_ERROR_MESSAGE, status=200, retryable=True)
+    blocks = _message_blocks(choice.message)  # type: ignore[arg-type]
+    has_tool = any(isinstance(b, ir.ToolUseBlock) for b in blocks)
+    return ir.Response(
+        id=ids.new_message_id(),
+        model=model,
+        content=blocks,
+        stop_reason=w.stop_reason(choice.finish_reason, has_tool_use=has_tool),
+        usage=w.usage_to_ir(parsed.usage),
+    )
