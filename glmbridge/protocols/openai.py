@@ -30,6 +30,7 @@ Documented translation choices (GLM dialect):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -383,8 +384,13 @@ def _limits(req: ir.Request, spec: ModelSpec, dialect: Dialect, body: dict[str, 
         lo, hi = dialect.user_id_length
         if lo <= len(req.user_id) <= hi:
             body[dialect.user_id_field] = req.user_id
+        elif len(req.user_id) > hi:
+            # Claude Code's user_id is a ~150-char JSON document: a stable digest keeps
+            # the per-user attribution the upstream wants within its length limit.
+            digest = hashlib.sha256(req.user_id.encode()).hexdigest()
+            body[dialect.user_id_field] = digest[: min(hi, len(digest))]
         else:
-            logger.debug("user_id not sent: length outside %d..%d", lo, hi)
+            logger.debug("user_id not sent: shorter than %d characters", lo)
 
 
 def _thinking(req: ir.Request, spec: ModelSpec, dialect: Dialect) -> w.ThinkingParam | None:

@@ -874,3 +874,14 @@ def test_conversion_of_a_large_request_is_fast() -> None:
         return min(times)
 
     assert best(ours) <= 3 * best(stdlib)
+
+
+def test_long_user_id_is_sent_as_a_stable_digest() -> None:
+    # Claude Code's metadata.user_id is a ~150-char JSON document; GLM takes 6-128 chars.
+    long_id = json.dumps({"device_id": "d" * 64, "account_uuid": "", "session_id": "s" * 36})
+    first = convert({"messages": HI, "user_id": long_id})["user_id"]
+    again = convert({"messages": HI, "user_id": long_id})["user_id"]
+    other = convert({"messages": HI, "user_id": long_id.replace("s", "t")})["user_id"]
+    assert 6 <= len(first) <= 128
+    assert first == again != other
+    assert "d" * 64 not in first
