@@ -1,0 +1,395 @@
+"""Script types, named scenarios and the default behaviour of the GLM simulator.
+
+A :class:`Script` describes one upstream answer. The simulator picks a script per request
+(header, ``[[sim:...]]`` directive in the user text, the app's script queue, or the default
+behaviour) and renders it with Z.ai GLM's wire quirks. This module holds the *what*; the
+rendering (the *how it looks on the wire*) lives in :mod:`glmbridge_server.simulator`.
+
+This is an independent model of the upstream: it must not import ``glmbridge``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import msgspec
+
+__all__ = [
+    "ERROR_CODES",
+    "MODELS",
+    "SCENARIOS",
+    "Context",
+    "ModelInfo",
+    "Script",
+    "ScriptError",
+    "ScriptToolCall",
+    "build_scenario",
+    "context_from_request",
+    "default_script_for",
+    "error_for_code",
+    "find_directive",
+]
+
+
+class ScriptToolCall(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One function call the simulated model makes."""
+
+    name: str
+    #: A dict is JSON-encoded; a string is sent verbatim (use it for malformed JSON).
+    arguments: dict[str, Any] | str = {}
+    #: Fixed call id; ``None`` generates ``call_<24 hex>``.
+    id: str | None = None
+
+
+class ScriptError(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An HTTP error returned instead of an answer (before any stream starts)."""
+
+    status: int
+    code: str
+    message: str | None = None
+
+
+class Script(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One simulated answer.
+
+    A script with neither ``text`` nor ``tool_calls`` keeps the default behaviour's content
+    (and reasoning, unless ``reasoning`` is set) and only changes transport settings. A script
+    with content has exactly the reasoning it names (``None``/``""`` = none). Reasoning is
+    always dropped when the request disables thinking or the model cannot think.
+    """
+
+    reasoning: str | None = None
+    text: str | None = None
+    tool_calls: list[ScriptToolCall] = []
+    #: Override: "stop", "length", "sensitive", "network_error", "model_context_window_exceeded".
+    finish_reason: str | None = None
+    error: ScriptError | None = None
+    #: Characters per streamed fragment.
+    chunk_size: int = 8
+    #: Force exactly this many text fragments (the text is padded if too short).
+    chunk_count: int | None = None
+    #: Seconds between streamed chunks (non-stream: total delay = delay * fragments).
+    delay: float = 0.0
+    #: Stop after N fragments with finish_reason ``network_error`` (or ``finish_reason``).
+    fail_after_chunks: int | None = None
+    #: Close the response after N fragments without a final chunk or ``[DONE]``.
+    cut_after_chunks: int | None = None
+    #: Usage overrides (``None`` = simulated value).
+    cached_tokens: int | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    @property
+    def has_content(self) -> bool:
+        """Whether the script names the answer itself (text or tool calls)."""
+        return self.text is not None or bool(self.tool_calls)
+
+
+class ModelInfo(NamedTuple):
+    """What the simulator needs to know about a GLM model (wire-specs A.3)."""
+
+    max_output: int
+    context: int
+    vision: bool
+    thinking: str  # "forced" | "hybrid" | "none"
+
+
+_K = 1024
+MODELS: dict[str, ModelInfo] = {
+    **{m: ModelInfo(128 * _K, 200 * _K, False, "forced") for m in (
+        "glm-5.1", "glm-5", "glm-5-turbo", "glm-4.7", "glm-4.7-flash", "glm-4.7-flashx")},
+    "glm-4.6": ModelInfo(128 * _K, 200 * _K, False, "hybrid"),
+    **{m: ModelInfo(96 * _K, 128 * _K, False, "hybrid")
+       for m in ("glm-4.5", "glm-4.5-air", "glm-4.5-x", "glm-4.5-airx", "glm-4.5-flash")},
+    "glm-4-32b-0414-128k": ModelInfo(16 * _K, 128 * _K, False, "none"),
+    **{m: ModelInfo(32 * _K, 128 * _K, True, "hybrid")
+       for m in ("glm-4.6v", "glm-4.6v-flash", "glm-4.6v-flashx")},
+    "glm-4.5v": ModelInfo(16 * _K, 64 * _K, True, "forced"),
+    "glm-5v-turbo": ModelInfo(128 * _K, 200 * _K, True, "forced"),
+    "autoglm-phone-multilingual": ModelInfo(4 * _K, 128 * _K, True, "none"),
+}
+
+# Business codes -> (HTTP status, message). Messages are our paraphrases (wire-specs A.11).
+ERROR_CODES: dict[str, tuple[int, str]] = {
+    "500": (500, "Internal error, please try again later."),
+    "1000": (401, "Authentication failed."),
+    "1001": (401, "Authorization parameter not received in the header; unable to authenticate."),
+    "1002": (401, "Authorization token is invalid; make sure it is passed correctly."),
+    "1003": (401, "Authorization token has expired; please generate a new one."),
+    "1004": (401, "Authentication failed with the provided token."),
+    "1110": (429, "Your account is inactive; please check your account information."),
+    "1112": (429, "Your account has been locked; please contact customer service."),
+    "1113": (429, "Insufficient balance or no resource package. Please recharge."),
+    "1121": (429, "Your account has been locked for irregular activity."),
+    "1210": (400, "Incorrect API call parameters; please check the documentation."),
+    "1211": (400, "Unknown Model, please check the model code."),
+    "1213": (400, "The {field} parameter was not received properly."),
+    "1214": (400, "Invalid {field} parameter; please check the documentation."),
+    "1220": (434, "You do not have permission to access this API."),
+    "1222": (404, "The API does not exist."),
+    "1230": (500, "API call process error."),
+    "1234": (500, "Network error, please try again later."),
+    "1261": (400, "Prompt exceeds max length."),
+    "1301": (400, "System detected potentially unsafe or sensitive content in input or "
+                  "generation. Please avoid using prompts that may generate sensitive content."),
+    "1302": (429, "High concurrency usage of this API, please reduce concurrency or contact "
+                  "customer service to increase limits."),
+    "1303": (429, "High frequency usage of this API, please reduce frequency."),
+    "1304": (429, "The daily call limit for this API has been reached."),
+    "1305": (429, "Too many requests; the rate limit was triggered. Please try again later."),
+    "1308": (429, "Usage limit reached for 5 hour. Your limit will reset at 2099-01-01 00:00:00"),
+    "1309": (429, "Your GLM Coding Plan package has expired."),
+    "1310": (429, "Weekly/Monthly Limit Exhausted. Your limit will reset at 2099-01-01 00:00:00"),
+    "1311": (403, "Your current plan does not include access to this model."),
+    "1312": (429, "The model is experiencing high traffic; please try again later or switch "
+                  "to another model."),
+    "1313": (429, "Your usage violates the fair-use policy; your rate has been restricted."),
+}
+
+
+def error_for_code(code: str, field_name: str = "request") -> ScriptError:
+    """The error GLM returns for a business code; unknown 3-digit codes are HTTP statuses."""
+    if code in ERROR_CODES:
+        status, message = ERROR_CODES[code]
+        return ScriptError(status=status, code=code, message=message.format(field=field_name))
+    if code.isdigit() and 100 <= int(code) <= 599:
+        return ScriptError(status=int(code), code=code, message=f"HTTP error {code}.")
+    if code.isdigit():
+        return ScriptError(status=400, code=code, message=f"API error {code}.")
+    raise ValueError(f"error code must be numeric, got {code!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The parts of a request that scenarios and the default behaviour look at."""
+
+    tools: list[dict[str, Any]] = field(default_factory=list)  # function tools offered
+    user_text: str = ""  # text of the last user message in the current turn
+    tool_results: list[str] = field(default_factory=list)  # tool outputs in the current turn
+    images: int = 0  # image/video/file parts in the last user message
+    json_mode: bool = False  # response_format json_object
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content
+                         if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def context_from_request(body: dict[str, Any]) -> tuple[Context, str]:
+    """The scenario context and the text a directive may appear in.
+
+    The *current turn* is everything after the last assistant message: directives are read only
+    from its user text, so a tool round trip started by ``[[sim:bash:...]]`` does not loop.
+    """
+    msgs = body["messages"]
+    last_asst = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=-1)
+    turn = msgs[last_asst + 1:]
+    users = [m for m in turn if m["role"] == "user"]
+    directive_text = _text_of(users[-1]["content"]) if users else ""
+    last_user = users[-1] if users else next(
+        (m for m in reversed(msgs) if m["role"] == "user"), {"content": ""})
+    content = last_user.get("content")
+    rf = body.get("response_format") or {}
+    ctx = Context(
+        tools=[t for t in body.get("tools") or () if t.get("type") == "function"],
+        user_text=_text_of(content),
+        tool_results=[m["content"] for m in turn if m["role"] == "tool"],
+        images=sum(1 for p in content if isinstance(p, dict) and p.get("type") != "text")
+        if isinstance(content, list) else 0,
+        json_mode=rf.get("type") == "json_object")
+    return ctx, directive_text
+
+
+# ---------------------------------------------------------------------------- directives
+
+_DIRECTIVE = "[[sim:"
+_DECODER = json.JSONDecoder()
+
+
+def find_directive(text: str) -> str | dict[str, Any] | None:
+    """The last ``[[sim:<name>]]`` / ``[[sim:{json}]]`` directive in ``text``.
+
+    Returns the scenario name, the decoded JSON object, or ``None``. Raises ``ValueError``
+    for a malformed JSON directive (so a typo is loud, not silently ignored).
+    """
+    start = text.rfind(_DIRECTIVE)
+    if start < 0:
+        return None
+    pos = start + len(_DIRECTIVE)
+    if text.startswith("{", pos):
+        try:
+            obj, end = _DECODER.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"malformed [[sim:{{...}}]] directive: {exc.msg}") from None
+        if not text.startswith("]]", end):
+            raise ValueError("[[sim:{...}]] directive must end with ']]'")
+        return obj
+    end = text.find("]]", pos)
+    if end < 0:
+        raise ValueError("[[sim:...]] directive must end with ']]'")
+    return text[pos:end].strip()
+
+
+# ---------------------------------------------------------------------------- tools
+
+_BASH_NAMES = ("bash", "shell", "run_shell_command", "run_command", "execute_command", "terminal")
+_RUN_REQUEST = re.compile(r"\b(?:run|execute)\s+`([^`\n]+)`", re.IGNORECASE)
+
+
+def _fn(tool: dict[str, Any]) -> dict[str, Any]:
+    fn = tool.get("function")
+    return fn if isinstance(fn, dict) else {}
+
+
+def _bash_tool(tools: list[dict[str, Any]]) -> dict[str, Any] | None:
+    by_name = {str(_fn(t).get("name", "")).lower(): t for t in tools}
+    for name in _BASH_NAMES:
+        if name in by_name:
+            return by_name[name]
+    for name, tool in by_name.items():
+        if "bash" in name or "shell" in name:
+            return tool
+    return None
+
+
+def _bash_call(command: str, tools: list[dict[str, Any]]) -> ScriptToolCall:
+    """A call to the offered Bash-like tool, adapted to its parameter names."""
+    tool = _bash_tool(tools)
+    if tool is None:
+        return ScriptToolCall(name="Bash", arguments={"command": command,
+                                                      "description": f"Run {command}"})
+    fn = _fn(tool)
+    props = (fn.get("parameters") or {}).get("properties") or {}
+    key = "command"
+    if props and key not in props:  # e.g. {"cmd": ...}: use the first string parameter
+        key = next((k for k, v in props.items() if isinstance(v, dict)
+                    and v.get("type") == "string"), next(iter(props)))
+    args: dict[str, Any] = {key: command}
+    if not props or "description" in props:
+        args["description"] = f"Run {command}"
+    return ScriptToolCall(name=str(fn.get("name")), arguments=args)
+
+
+def _example_value(schema: Any, name: str) -> Any:
+    if not isinstance(schema, dict):
+        return "example"
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    return {"integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {},
+            "null": None}.get(kind, f"example {name}")
+
+
+def _example_call(tool: dict[str, Any] | None, variant: int) -> ScriptToolCall:
+    """A call with plausible arguments for ``tool``'s schema (required properties)."""
+    if tool is None:
+        cities = ("Paris", "Beijing", "Tokyo")
+        return ScriptToolCall(name="get_weather",
+                              arguments={"location": cities[variant % len(cities)]})
+    fn = _fn(tool)
+    params = fn.get("parameters") or {}
+    props = params.get("properties") or {}
+    names = params.get("required") or list(props)[:1]
+    args = {n: _example_value(props.get(n), n) for n in names if isinstance(n, str)}
+    if variant:
+        args = {k: f"{v} {variant + 1}" if isinstance(v, str) else v for k, v in args.items()}
+    return ScriptToolCall(name=str(fn.get("name")), arguments=args)
+
+
+# ---------------------------------------------------------------------------- scenarios
+
+def _echo(ctx: Context) -> str:
+    text = ctx.user_text.strip()
+    reply = f"You said: {text[:200]}" if text else "You said nothing I could read."
+    if ctx.images:
+        reply += f" (with {ctx.images} attachment{'s' if ctx.images > 1 else ''})"
+    return json.dumps({"reply": reply}) if ctx.json_mode else reply
+
+
+_LOREM = ("The quick brown fox jumps over the lazy dog while the simulator streams another "
+          "deterministic sentence for benchmarking purposes. ")
+
+SCENARIOS: dict[str, str] = {
+    "default": "the default behaviour (same as no script)",
+    "text": "a plain text answer echoing the user, no reasoning",
+    "thinking": "reasoning followed by a text answer",
+    "tool": "one call of the first offered function tool (get_weather if none)",
+    "parallel_tools": "two calls in one answer (first two tools, or one tool twice)",
+    "bash:<command>": "a call of the Bash-like tool with {command, description}",
+    "long:<n>": "a text answer streamed as exactly n content chunks",
+    "slow[:<seconds>]": "the default answer, 20 text chunks, <seconds> (0.1) between chunks",
+    "network_error": "3 text chunks, then finish_reason network_error",
+    "sensitive": "2 text chunks, then finish_reason sensitive",
+    "length": "a truncated text with finish_reason length",
+    "context_window": "a short text with finish_reason model_context_window_exceeded",
+    "cut": "3 text chunks, then the connection closes without a final chunk or [DONE]",
+    "error:<code>": "an HTTP error with that business code (e.g. 1302 -> 429, 1261 -> 400)",
+}
+
+
+def build_scenario(spec: str, ctx: Context) -> Script:
+    """The script for a named scenario (see :data:`SCENARIOS`); ``ValueError`` if unknown."""
+    name, _, arg = spec.partition(":")
+    name = name.strip().lower()
+    tools = ctx.tools
+    if name == "default" and not arg:
+        return Script()
+    if name == "text" and not arg:
+        return Script(text=_echo(ctx))
+    if name == "thinking" and not arg:
+        return Script(reasoning="Let me think about this step by step. The user wrote a "
+                      "message; a short, direct acknowledgement is the right answer.",
+                      text=_echo(ctx))
+    if name == "tool" and not arg:
+        call = _example_call(tools[0] if tools else None, 0)
+        return Script(reasoning=f"I should call the {call.name} tool.", tool_calls=[call])
+    if name == "parallel_tools" and not arg:
+        calls = [_example_call(tools[0] if tools else None, 0),
+                 _example_call(tools[1] if len(tools) > 1 else (tools[0] if tools else None),
+                               1 if len(tools) < 2 else 0)]
+        return Script(reasoning="Both calls are independent; I will make them in parallel.",
+                      tool_calls=calls)
+    if name == "bash" and arg:
+        return Script(reasoning=f"The user wants me to run `{arg}`. I will use the shell tool.",
+                      tool_calls=[_bash_call(arg, tools)])
+    if name == "long" and arg.isdigit() and int(arg) > 0:
+        n = int(arg)
+        return Script(text=_LOREM * (n * 8 // len(_LOREM) + 1), chunk_count=n)
+    if name == "slow":
+        return Script(delay=float(arg) if arg else 0.1, chunk_count=20)
+    if name == "network_error" and not arg:
+        return Script(text=_LOREM, fail_after_chunks=3, finish_reason="network_error")
+    if name == "sensitive" and not arg:
+        return Script(text=_LOREM, fail_after_chunks=2, finish_reason="sensitive")
+    if name == "length" and not arg:
+        return Script(text="This answer was cut off because it reached the max",
+                      finish_reason="length")
+    if name == "context_window" and not arg:
+        return Script(text="The context window is full",
+                      finish_reason="model_context_window_exceeded")
+    if name == "cut" and not arg:
+        return Script(text=_LOREM, cut_after_chunks=3)
+    if name == "error" and arg:
+        return Script(error=error_for_code(arg.strip()))
+    raise ValueError(f"unknown simulator scenario {spec!r}; known: {', '.join(SCENARIOS)}")
+
+
+def default_script_for(ctx: Context) -> Script:
+    """The deterministic default answer: quote tool output, run a command, or echo."""
+    if ctx.tool_results:
+        output = "\n".join(ctx.tool_results)[:2000]
+        return Script(reasoning="The tool returned its output; I will report it to the user.",
+                      text=f"The command output was:\n{output}")
+    match = _RUN_REQUEST.search(ctx.user_text)
+    if match and _bash_tool(ctx.tools) is not None:
+        return build_scenario(f"bash:{match.group(1)}", ctx)
+    return Script(reasoning=f"The user sent a message of {len(ctx.user_text)} characters. "
+                  "I will acknowledge it briefly.", text=_echo(ctx))

@@ -1,0 +1,622 @@
+"""A faithful simulator of Z.ai GLM's OpenAI-style chat API (wire-specs section A).
+
+It backs the server's ``--mock`` mode and the end-to-end tests. Behaviour per request is chosen by
+a :class:`Script` (header ``x-sim-script``/``x-sim-scenario``, a ``[[sim:...]]`` directive in the
+last user message, ``app.state.script_queue``, or a deterministic default answer); see
+``docs/simulator.md``. Wire quirks reproduced on purpose: no ``object`` field, ``id`` ==
+``request_id``, ``"role":"assistant"`` in every delta, usage only in the last chunk, a doubled
+``finish_reason`` around whole tool calls, mid-stream failures as finish reasons, string
+business codes in error bodies.
+
+Independent of ``glmbridge`` (it models the upstream, so it must not share the converters' bugs).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import math
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from glmbridge_server._sim_scripts import (
+    MODELS,
+    SCENARIOS,
+    Context,
+    ModelInfo,
+    Script,
+    ScriptError,
+    ScriptToolCall,
+    build_scenario,
+    context_from_request,
+    default_script_for,
+    error_for_code,
+    find_directive,
+)
+
+__all__ = [
+    "MODELS",
+    "SCENARIOS",
+    "Script",
+    "ScriptError",
+    "ScriptToolCall",
+    "create_simulator_app",
+]
+
+PREFIXES = ("", "/v4", "/paas/v4", "/api/paas/v4", "/api/coding/paas/v4")
+_MAX_TOKENS_LIMIT = 131072
+_IMAGE_TOKENS, _VIDEO_TOKENS = 1024, 4096
+_CACHE_ENTRIES = 4096
+_encode = msgspec.json.encode
+
+
+class _GlmError(Exception):
+    """A GLM error response (HTTP status + string business code)."""
+
+    def __init__(self, code: str, field_name: str = "request", message: str | None = None):
+        err = error_for_code(code, field_name)
+        super().__init__(message or err.message)
+        self.status, self.code, self.message = err.status, code, message or err.message
+
+
+def _error_response(status: int, code: str, message: str | None) -> Response:
+    body = _encode({"error": {"code": code, "message": message or ""}})
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _new_id() -> str:
+    # Observed shape: 14-digit local timestamp + 16 hex, e.g. 20250926190543de74b873b8e04ebc.
+    return time.strftime("%Y%m%d%H%M%S") + os.urandom(8).hex()
+
+
+# ---------------------------------------------------------------------------- validation
+
+def _check_auth(request: Request) -> None:
+    st = request.app.state
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise _GlmError("1001")
+    if key in st.invalid_keys:
+        raise _GlmError("1002")
+    if key in st.quota_keys:
+        raise _GlmError("1113")
+
+
+def _model(body: dict[str, Any]) -> tuple[str, ModelInfo]:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _GlmError("1213", "model")
+    name = model.lower()  # GLM accepts upper-case ids and echoes lowercase
+    if name not in MODELS:
+        raise _GlmError("1211")
+    return name, MODELS[name]
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _check_parts(parts: list[Any], where: str, info: ModelInfo) -> None:
+    kinds = set()
+    for j, part in enumerate(parts):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            continue
+        if kind not in ("image_url", "video_url", "file_url") or not isinstance(
+                part.get(kind), dict):
+            raise _GlmError("1214", f"{where}.content[{j}]")
+        if not info.vision:  # text models take no media parts
+            raise _GlmError("1214", f"{where}.content[{j}].type")
+        kinds.add(kind)
+    if "file_url" in kinds and len(kinds) > 1:
+        raise _GlmError("1214", f"{where}.content")  # file_url cannot mix with image/video
+
+
+def _validate(body: dict[str, Any], info: ModelInfo) -> None:
+    """Reject what GLM rejects (400 + 1213/1214); undocumented extra fields are ignored."""
+    msgs = body.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise _GlmError("1213", "messages")
+    roles = []
+    for i, m in enumerate(msgs):
+        where = f"messages[{i}]"
+        role = m.get("role") if isinstance(m, dict) else None
+        if role not in ("system", "user", "assistant", "tool"):
+            raise _GlmError("1214", f"{where}.role")
+        roles.append(role)
+        content = m.get("content")
+        if role == "tool":
+            if not isinstance(content, str) or not isinstance(m.get("tool_call_id"), str):
+                raise _GlmError("1214", where)
+        elif role == "assistant":
+            if content is not None and not isinstance(content, str):
+                raise _GlmError("1214", f"{where}.content")
+            calls = m.get("tool_calls")
+            if calls is not None and (not isinstance(calls, list) or not all(
+                    isinstance(c, dict) and isinstance(c.get("function"), dict)
+                    and isinstance(c["function"].get("name"), str) for c in calls)):
+                raise _GlmError("1214", f"{where}.tool_calls")
+            if content is None and not calls:
+                raise _GlmError("1214", f"{where}.content")
+        elif isinstance(content, list):
+            _check_parts(content, where, info)
+        elif not isinstance(content, str):
+            raise _GlmError("1214", f"{where}.content")
+    if set(roles) <= {"system"} or set(roles) <= {"assistant"}:
+        raise _GlmError("1214", "messages")
+    stop = body.get("stop")
+    if stop is not None and not isinstance(stop, str) and (
+            not isinstance(stop, list) or len(stop) > 1
+            or not all(isinstance(s, str) for s in stop)):
+        raise _GlmError("1214", "stop")
+    # Conservative: docs say only "auto" is supported (wire-specs G.1 is still open).
+    if "tool_choice" in body and body["tool_choice"] != "auto":
+        raise _GlmError("1214", "tool_choice")
+    mt = body.get("max_tokens")
+    if mt is not None and (not isinstance(mt, int) or isinstance(mt, bool) or mt < 1
+                           or mt > min(info.max_output, _MAX_TOKENS_LIMIT)):
+        raise _GlmError("1214", "max_tokens")
+    for name, lo in (("temperature", 0.0), ("top_p", 0.01)):
+        v = body.get(name)
+        if v is not None and (not _is_num(v) or not lo <= v <= 1.0):
+            raise _GlmError("1214", name)
+    thinking = body.get("thinking")
+    if thinking is not None and (not isinstance(thinking, dict)
+                                 or thinking.get("type", "enabled") not in ("enabled", "disabled")):
+        raise _GlmError("1214", "thinking")
+    rf = body.get("response_format")
+    if rf is not None and (not isinstance(rf, dict)
+                           or rf.get("type") not in ("text", "json_object")):
+        raise _GlmError("1214", "response_format")
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list) or len(tools) > 128:
+            raise _GlmError("1214", "tools")
+        for i, t in enumerate(tools):
+            kind = t.get("type") if isinstance(t, dict) else None
+            if kind not in ("function", "retrieval", "web_search") or not isinstance(
+                    t.get(kind), dict):
+                raise _GlmError("1214", f"tools[{i}]")
+            name = t[kind].get("name") if kind == "function" else "x"
+            if not isinstance(name, str) or not 1 <= len(name) <= 64 or not all(
+                    c.isascii() and (c.isalnum() or c in "_-") for c in name):
+                raise _GlmError("1214", f"tools[{i}].function.name")
+
+
+# ---------------------------------------------------------------------------- token estimates
+
+def _content_cost(content: Any) -> tuple[int, int, int]:
+    """(text chars, image tokens, video tokens) of a message content."""
+    if isinstance(content, str):
+        return len(content), 0, 0
+    chars = img = vid = 0
+    for part in content if isinstance(content, list) else ():
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            chars += len(str(part.get("text", "")))
+        elif kind == "video_url":
+            vid += _VIDEO_TOKENS
+        elif kind in ("image_url", "file_url"):
+            img += _IMAGE_TOKENS
+    return chars, img, vid
+
+
+def _message_tokens(m: dict[str, Any]) -> tuple[int, int, int]:
+    chars, img, vid = _content_cost(m.get("content"))
+    chars += len(m.get("reasoning_content") or "")
+    if m.get("tool_calls"):
+        chars += len(_encode(m["tool_calls"]))
+    return 4 + math.ceil(chars / 4), img, vid  # 4: role/separator tokens
+
+
+@dataclass(slots=True)
+class _Prompt:
+    tokens: int = 0
+    image: int = 0
+    video: int = 0
+    cached: int = 0
+    per_message: list[int] = field(default_factory=list)
+
+
+def _estimate(body: dict[str, Any]) -> _Prompt:
+    p = _Prompt(tokens=math.ceil(len(_encode(body.get("tools") or [])) / 4) if body.get("tools")
+                else 0)
+    for m in body["messages"]:
+        t, img, vid = _message_tokens(m)
+        p.per_message.append(t + img + vid)
+        p.tokens += t
+        p.image += img
+        p.video += vid
+    return p
+
+
+def _prompt_cache(st: Any, body: dict[str, Any], prompt: _Prompt) -> int:
+    """Longest previously seen message prefix (excluding the last message) -> cached tokens."""
+    h = hashlib.blake2b(_encode([body.get("model"), body.get("tools")], order="deterministic"),
+                        digest_size=16)
+    cache: collections.OrderedDict[bytes, int] = st.prefix_cache
+    total = prompt.tokens + prompt.image + prompt.video - sum(prompt.per_message)
+    cached, msgs = 0, body["messages"]
+    for i, m in enumerate(msgs):
+        h.update(_encode(m, order="deterministic"))
+        total += prompt.per_message[i]
+        key = h.digest()
+        if i < len(msgs) - 1 and key in cache:
+            cached = total
+            cache.move_to_end(key)
+        cache[key] = total
+    while len(cache) > _CACHE_ENTRIES:
+        cache.popitem(last=False)
+    return cached
+
+
+# ---------------------------------------------------------------------------- the answer
+
+def _select(request: Request, ctx: Context, directive_text: str) -> Script:
+    """Pick the script: header, directive, queue, app default, built-in default."""
+    st = request.app.state
+    raw = request.headers.get("x-sim-script")
+    if raw:
+        try:
+            return msgspec.json.decode(raw, type=Script)
+        except msgspec.MsgspecError as exc:
+            raise ValueError(f"invalid x-sim-script header: {exc}") from None
+    name = request.headers.get("x-sim-scenario")
+    if name:
+        return build_scenario(name, ctx)
+    directive = find_directive(directive_text)
+    if directive is not None:
+        try:
+            script = (build_scenario(directive, ctx) if isinstance(directive, str)
+                      else msgspec.convert(directive, Script))
+        except msgspec.MsgspecError as exc:
+            raise ValueError(f"invalid [[sim:{{...}}]] directive: {exc}") from None
+        # A model cannot call tools it was not offered (e.g. Claude Code's side requests).
+        return build_scenario("text", ctx) if script.tool_calls and not ctx.tools else script
+    if st.script_queue:
+        return _coerce(st.script_queue.popleft())
+    return _coerce(st.default_script or Script())
+
+
+def _coerce(script: Script | dict[str, Any]) -> Script:
+    """Validate a pushed script; Struct init does not, and tests may nest plain dicts."""
+    try:
+        return msgspec.convert(msgspec.to_builtins(script), Script)
+    except msgspec.MsgspecError as exc:
+        raise ValueError(f"invalid queued script: {exc}") from None
+
+
+@dataclass(slots=True)
+class _Answer:
+    reasoning: bool
+    pieces: list[tuple[str, Any]]  # (kind, payload) fragments in wire order
+    calls: list[tuple[str, str, str]]  # (id, name, arguments) after truncation
+    finish: str
+    cut: bool
+    usage: dict[str, Any]
+
+
+def _split(text: str, size: int, count: int | None) -> list[str]:
+    if count:
+        count = min(count, len(text)) or 1
+        q, r = divmod(len(text), count)
+        bounds = [i * q + min(i, r) for i in range(count + 1)]
+        return [text[bounds[i]:bounds[i + 1]] for i in range(count)]
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def _answer(script: Script, ctx: Context, body: dict[str, Any], info: ModelInfo,
+            prompt: _Prompt, *, streaming: bool) -> _Answer:
+    if script.has_content:
+        reasoning, text, calls = script.reasoning or "", script.text or "", script.tool_calls
+    else:
+        d = default_script_for(ctx)
+        reasoning = d.reasoning if script.reasoning is None else script.reasoning
+        reasoning, text, calls = reasoning or "", d.text or "", d.tool_calls
+    thinking = (body.get("thinking") or {}).get("type", "enabled")
+    if thinking == "disabled" or info.thinking == "none":
+        reasoning = ""
+    size = max(1, script.chunk_size)
+    if script.chunk_count and len(text) < script.chunk_count:
+        text += "".join(f" {i}" for i in range(script.chunk_count))  # pad so N chunks exist
+    stop = body.get("stop")
+    for word in [stop] if isinstance(stop, str) else stop or ():
+        if word and word in text:
+            text, calls = text[:text.index(word)], []
+    args = [c.arguments if isinstance(c.arguments, str)
+            else msgspec.json.encode(c.arguments).decode() for c in calls]
+    ids = [c.id or "call_" + os.urandom(12).hex() for c in calls]
+    truncated = False
+    if body.get("max_tokens"):  # reasoning, then text, then tool arguments consume max_tokens
+        budget = body["max_tokens"] * 4
+
+        def take(s: str) -> str:
+            nonlocal budget, truncated
+            truncated = truncated or len(s) > budget
+            budget -= len(s)
+            return s[:max(budget + len(s), 0)]
+
+        reasoning, text = take(reasoning), take(text)
+        kept: list[str] = []
+        for a in args:
+            if truncated or (budget <= 0 and a):  # generation ended before this call
+                truncated = True
+                break
+            kept.append(take(a))
+        args, calls = kept, calls[:len(kept)]
+    pieces: list[tuple[str, Any]] = [("reasoning", f) for f in _split(reasoning, size, None)]
+    content = text if text or not calls else "\n\n"  # GLM sends "\n\n" beside tool calls
+    pieces += [("content", f) for f in _split(content, size, script.chunk_count)]
+    if calls and streaming and body.get("tool_stream"):
+        for i, a in enumerate(args):
+            pieces.append(("tool_start", i))
+            pieces += [("tool_args", (i, f)) for f in _split(a, size, None)]
+    elif calls:
+        pieces.append(("tool_whole", None))
+    finish = "length" if truncated else script.finish_reason or ("tool_calls" if calls else "stop")
+    limit = script.fail_after_chunks
+    if limit is not None and limit < len(pieces):
+        pieces = pieces[:limit]
+        if script.finish_reason in (None, "stop", "tool_calls"):
+            finish = "network_error"
+    cut = script.cut_after_chunks is not None and script.cut_after_chunks < len(pieces)
+    if cut:
+        pieces = pieces[:script.cut_after_chunks]
+    # Calls that made it onto the wire (a failure may stop before or inside one).
+    seen = {p[1] for p in pieces if p[0] == "tool_start"}
+    n_calls = len(calls) if any(p[0] == "tool_whole" for p in pieces) else len(seen)
+    out_args = [""] * n_calls
+    for kind, payload in pieces:
+        if kind == "tool_args":
+            out_args[payload[0]] += payload[1]
+        elif kind == "tool_whole":
+            out_args = list(args)
+    out_calls = [(ids[i], calls[i].name, out_args[i]) for i in range(n_calls)]
+    chars = sum(len(p[1]) for p in pieces if p[0] in ("reasoning", "content"))
+    chars += sum(len(a) + len(n) for _, n, a in out_calls)
+    completion = body["max_tokens"] if truncated else max(1, math.ceil(chars / 4))
+    prompt_total = prompt.tokens + prompt.image + prompt.video
+    p_tok = script.prompt_tokens if script.prompt_tokens is not None else prompt_total
+    c_tok = script.completion_tokens if script.completion_tokens is not None else completion
+    cached = script.cached_tokens if script.cached_tokens is not None else prompt.cached
+    usage = {"prompt_tokens": p_tok, "completion_tokens": c_tok, "total_tokens": p_tok + c_tok,
+             "prompt_tokens_details": {"cached_tokens": min(cached, p_tok)}}
+    return _Answer(bool(reasoning), pieces, out_calls, finish, cut, usage)
+
+
+def _call_json(i: int, call: tuple[str, str, str]) -> dict[str, Any]:
+    return {"id": call[0], "index": i, "type": "function",
+            "function": {"name": call[1], "arguments": call[2]}}
+
+
+def _body(ans: _Answer, rid: str, created: int, model: str) -> bytes:
+    reasoning = "".join(v for k, v in ans.pieces if k == "reasoning")
+    msg: dict[str, Any] = {"role": "assistant",
+                           "content": "".join(v for k, v in ans.pieces if k == "content")}
+    if ans.reasoning:
+        msg["reasoning_content"] = "\n" + reasoning  # GLM's reasoning starts with a newline
+    if ans.calls:
+        msg["tool_calls"] = [_call_json(i, c) for i, c in enumerate(ans.calls)]
+    return _encode({"id": rid, "request_id": rid, "created": created, "model": model,
+                    "choices": [{"index": 0, "finish_reason": ans.finish, "message": msg}],
+                    "usage": ans.usage})
+
+
+def _chunks(ans: _Answer, rid: str, created: int, model: str) -> list[bytes]:
+    """All SSE events, pre-encoded (a 2000-chunk stream costs one small encode per chunk)."""
+    head = b'data: {"id":"%s","created":%d,"model":%s,"choices":[{"index":0,"delta":' % (
+        rid.encode(), created, _encode(model))
+    null_tail = b',"finish_reason":null}]}\n\n'
+
+    def event(delta: dict[str, Any], tail: bytes = null_tail) -> bytes:
+        return head + _encode(delta) + tail
+
+    first: dict[str, Any] = {"role": "assistant", "content": ""}
+    if ans.reasoning:
+        first["reasoning_content"] = "\n"
+    out = [event(first)]
+    for kind, val in ans.pieces:
+        if kind == "reasoning":
+            out.append(event({"role": "assistant", "reasoning_content": val}))
+        elif kind == "content":
+            out.append(event({"role": "assistant", "content": val}))
+        elif kind == "tool_start":
+            i = val
+            out.append(event({"role": "assistant", "tool_calls": [{
+                "index": i, "id": ans.calls[i][0], "type": "function",
+                "function": {"name": ans.calls[i][1], "arguments": ""}}]}))
+        elif kind == "tool_args":
+            out.append(event({"role": "assistant", "tool_calls": [
+                {"index": val[0], "function": {"arguments": val[1]}}]}))
+        else:  # whole calls in one chunk that already carries the finish_reason
+            out.append(event({"role": "assistant", "tool_calls": [
+                _call_json(i, c) for i, c in enumerate(ans.calls)]},
+                b',"finish_reason":%s}]}\n\n' % _encode(ans.finish)))
+    if not ans.cut:
+        tail = b',"finish_reason":%s}],"usage":%s}\n\n' % (_encode(ans.finish), _encode(ans.usage))
+        out.append(event({"role": "assistant", "content": ""}, tail))
+        out.append(b"data: [DONE]\n\n")
+    return out
+
+
+class _SSEStream:
+    """ASGI response streaming pre-encoded events; counts client disconnects."""
+
+    def __init__(self, state: Any, chunks: list[bytes], delay: float) -> None:
+        self.state, self.chunks, self.delay = state, chunks, delay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        st = self.state
+        st.active_streams += 1
+        done = False
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def watch() -> None:  # a disconnect cancels the producer at once
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(watch)
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-type", b"text/event-stream;charset=UTF-8"),
+                    (b"cache-control", b"no-cache")]})
+                for i, chunk in enumerate(self.chunks):
+                    if i and self.delay > 0:
+                        await anyio.sleep(self.delay)
+                    elif i % 64 == 63:
+                        await anyio.lowlevel.checkpoint()
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                done = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                tg.cancel_scope.cancel()
+        except OSError:  # servers raise OSError subclasses on send to a vanished client
+            pass
+        finally:
+            st.active_streams -= 1
+            if not done:
+                st.cancelled += 1
+
+
+class _PartialBody:
+    """ASGI response that sends half a JSON body and ends: a dropped non-stream connection."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": self.body[:len(self.body) // 2]})
+
+
+# ---------------------------------------------------------------------------- endpoints
+
+async def _read_json(request: Request) -> dict[str, Any]:
+    """Record the body, check auth, decode; GLM checks auth before parsing."""
+    st = request.app.state
+    raw = await request.body()
+    try:
+        body: Any = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        body = None
+    st.requests.append(body if body is not None else {"_raw": raw.decode("utf-8", "replace")})
+    del st.requests[:-st.max_recorded_requests]
+    _check_auth(request)
+    if not isinstance(body, dict):
+        raise _GlmError("1214", "request body")
+    return body
+
+
+async def _chat(request: Request) -> Any:
+    st = request.app.state
+    try:
+        body = await _read_json(request)
+        model, info = _model(body)
+        _validate(body, info)
+        prompt = _estimate(body)
+        if prompt.tokens + prompt.image + prompt.video > info.context:
+            raise _GlmError("1261")
+        prompt.cached = _prompt_cache(st, body, prompt)
+        ctx, directive_text = context_from_request(body)
+        try:
+            script = _select(request, ctx, directive_text)
+        except ValueError as exc:
+            return _error_response(400, "1210", f"Simulator: {exc}")
+    except _GlmError as exc:
+        return _error_response(exc.status, exc.code, exc.message)
+    if st.latency > 0:
+        await anyio.sleep(st.latency)
+    if script.error is not None:
+        e = script.error
+        return _error_response(e.status, e.code, e.message or error_for_code(e.code).message)
+    streaming = body.get("stream") is True
+    ans = _answer(script, ctx, body, info, prompt, streaming=streaming)
+    rid = body["request_id"] if isinstance(body.get("request_id"), str) else _new_id()
+    if streaming:
+        return _SSEStream(st, _chunks(ans, rid, int(time.time()), model), script.delay)
+    if script.delay > 0:
+        await anyio.sleep(script.delay * len(ans.pieces))
+    data = _body(ans, rid, int(time.time()), model)
+    if ans.cut:
+        return _PartialBody(data)
+    return Response(data, media_type="application/json")
+
+
+async def _tokenizer(request: Request) -> Response:
+    try:
+        body = await _read_json(request)
+        _, info = _model(body)
+        msgs = body.get("messages")
+        if not isinstance(msgs, list) or not msgs or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) for m in msgs):
+            raise _GlmError("1213", "messages")
+        p = _estimate(body)
+    except _GlmError as exc:
+        return _error_response(exc.status, exc.code, exc.message)
+    rid = body["request_id"] if isinstance(body.get("request_id"), str) else _new_id()
+    usage = {"prompt_tokens": p.tokens, "image_tokens": p.image, "video_tokens": p.video,
+             "total_tokens": p.tokens + p.image + p.video}
+    return Response(_encode({"id": rid, "created": int(time.time()), "request_id": rid,
+                             "usage": usage}), media_type="application/json")
+
+
+async def _health(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def _sim_requests(request: Request) -> Response:
+    st = request.app.state
+    if request.method == "DELETE":
+        n = len(st.requests)
+        st.requests.clear()
+        return Response(_encode({"cleared": n}), media_type="application/json")
+    return Response(_encode(st.requests), media_type="application/json")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    code, message = ("1222", "The API does not exist.") if status in (404, 405) else (
+        "500", "Internal error, please try again later.")
+    return _error_response(status, code, message)
+
+
+def create_simulator_app(*, default_script: Script | None = None, latency: float = 0.0,
+                         invalid_keys: Iterable[str] = (), quota_keys: Iterable[str] = (),
+                         max_recorded_requests: int = 200) -> Starlette:
+    """Build the GLM simulator ASGI app.
+
+    ``default_script`` replaces the built-in default behaviour; ``latency`` is slept before every
+    chat answer (time to first byte); requests with a key in ``invalid_keys`` get 401/1002, keys in
+    ``quota_keys`` 429/1113. State for tests on ``app.state``: ``requests`` (last received bodies),
+    ``script_queue`` (deque of :class:`Script`, popped FIFO), ``cancelled`` and ``active_streams``.
+    """
+    routes = [Route("/health", _health, methods=["GET"]),
+              Route("/_sim/requests", _sim_requests, methods=["GET", "DELETE"])]
+    for prefix in PREFIXES:
+        routes.append(Route(f"{prefix}/chat/completions", _chat, methods=["POST"]))
+        routes.append(Route(f"{prefix}/tokenizer", _tokenizer, methods=["POST"]))
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    st = app.state
+    st.default_script, st.latency = default_script, latency
+    st.invalid_keys, st.quota_keys = set(invalid_keys), set(quota_keys)
+    st.requests, st.max_recorded_requests = [], max(1, max_recorded_requests)
+    st.script_queue = collections.deque()
+    st.prefix_cache = collections.OrderedDict()
+    st.cancelled = st.active_streams = 0
+    return app
