@@ -173,6 +173,18 @@ class Context:
     json_mode: bool = False  # response_format json_object
 
 
+_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
+
+
+def _text_parts(content: Any) -> list[str]:
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [str(p.get("text", "")) for p in content
+                if isinstance(p, dict) and p.get("type") == "text"]
+    return []
+
+
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -192,14 +204,20 @@ def context_from_request(body: dict[str, Any]) -> tuple[Context, str]:
     last_asst = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=-1)
     turn = msgs[last_asst + 1:]
     users = [m for m in turn if m["role"] == "user"]
-    directive_text = _text_of(users[-1]["content"]) if users else ""
+    # Clients add system reminders as user messages or text parts (Claude Code's
+    # `<system-reminder>` blocks; glmbridge also turns mid-conversation system messages
+    # into them), so a directive may sit in any user text of the turn, and the text to
+    # echo is the last user text part that is not such a reminder.
+    directive_text = "\n".join(_text_of(m["content"]) for m in users)
     last_user = users[-1] if users else next(
         (m for m in reversed(msgs) if m["role"] == "user"), {"content": ""})
+    parts = [p for m in users for p in _text_parts(m["content"])]
+    spoken = [t for p in parts if (t := _REMINDER.sub("", p).strip())]
     content = last_user.get("content")
     rf = body.get("response_format") or {}
     ctx = Context(
         tools=[t for t in body.get("tools") or () if t.get("type") == "function"],
-        user_text=_text_of(content),
+        user_text=(spoken or parts or [""])[-1],
         tool_results=[m["content"] for m in turn if m["role"] == "tool"],
         images=sum(1 for p in content if isinstance(p, dict) and p.get("type") != "text")
         if isinstance(content, list) else 0,

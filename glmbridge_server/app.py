@@ -1,0 +1,175 @@
+"""The Starlette application factory.
+
+``create_app(settings)`` composes the routes, a request-context middleware (``request-id``
+header, one access-log line per request, the catch-all error handler), the HTTP error
+handlers and a lifespan that owns the shared upstream client. All state lives on
+``app.state``; nothing here is a module-level mutable global.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError
+from glmbridge.protocols import anthropic
+from glmbridge_server.keypool import KeyPool
+from glmbridge_server.routes import admin, error_response
+from glmbridge_server.routes import anthropic as anthropic_routes
+from glmbridge_server.settings import MOCK_MOUNT, Settings, route_table
+from glmbridge_server.upstream import UpstreamClient
+
+__all__ = ["create_app"]
+
+access_log = logging.getLogger("glmbridge.access")
+logger = logging.getLogger("glmbridge.server")
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def new_request_id() -> str:
+    """A fresh ``req_…`` id (24 random base62 characters, like Anthropic's)."""
+    return "req_" + "".join(secrets.choice(_BASE62) for _ in range(24))
+
+
+class RequestContextMiddleware:
+    """Per request: a ``request-id`` header, one access-log line, and the last-resort handler.
+
+    The last-resort handler logs an unexpected exception with its traceback and answers
+    ``500 api_error`` without any of the traceback text (or, if the response had already
+    started, just ends it): no input can make the server leak internals.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = new_request_id()
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = rid
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unhandled error in %s %s (%s)", scope["method"], scope["path"], rid)
+            state["error_type"] = ErrorKind.API_ERROR.value
+            if status == 0:
+                err = UpstreamError("internal server error", kind=ErrorKind.API_ERROR)
+                code, body = anthropic.encode_error(err, request_id=rid)
+                await Response(body, code, media_type="application/json")(
+                    scope, receive, send_with_id
+                )
+        finally:
+            _log_access(scope, state, status, time.perf_counter() - started)
+
+
+def _log_access(scope: Scope, state: dict[str, Any], status: int, elapsed: float) -> None:
+    path: str = scope["path"]
+    # The built-in simulator's own traffic (--mock) is only interesting when debugging.
+    level = logging.DEBUG if path.startswith(MOCK_MOUNT + "/") else logging.INFO
+    if not access_log.isEnabledFor(level):
+        return
+    fields: dict[str, Any] = {
+        "request_id": state.get("request_id"),
+        "method": scope["method"],
+        "path": path,
+        "status": status,
+        "latency_ms": round(elapsed * 1000, 1),
+    }
+    for name in ("client_model", "routed_model", "stream", "key_index", "error_type"):
+        if state.get(name) is not None:
+            fields[name] = state[name]
+    usage = state.get("usage")
+    if usage is not None:
+        fields["input_tokens"] = usage.input_tokens + usage.cache_read_input_tokens
+        fields["output_tokens"] = usage.output_tokens
+        fields["cached_tokens"] = usage.cache_read_input_tokens
+    if state.get("disconnected"):
+        fields["client_disconnected"] = True
+    text = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("method", "path", "status"))
+    access_log.log(
+        level, "%s %s %s %s", scope["method"], path, status, text, extra={"fields": fields}
+    )
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Routing errors (404, 405) in Anthropic's error shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        err = ClientRequestError(f"{request.url.path}: no such endpoint", kind=ErrorKind.NOT_FOUND)
+    else:
+        err = ClientRequestError(str(exc.detail), status_hint=exc.status_code)
+    response = error_response(err, request)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def create_app(
+    settings: Settings | None = None, *, transport: httpx2.AsyncBaseTransport | None = None
+) -> Starlette:
+    """Build the glmbridge ASGI app.
+
+    Parameters:
+        settings: the configuration (defaults when omitted).
+        transport: an httpx2 transport for the upstream client instead of the network
+            (tests pass ``httpx2.MockTransport``).
+    """
+    settings = settings or Settings()
+    key_pool = KeyPool(settings.api_keys)
+    table = route_table(settings.models)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        upstream = UpstreamClient(settings, key_pool, transport=transport)
+        app.state.upstream = upstream
+        try:
+            yield
+        finally:
+            await upstream.aclose()
+
+    routes: list[BaseRoute] = [*admin.routes, *anthropic_routes.routes]
+    simulator = None
+    if settings.mock:
+        from glmbridge_server.simulator import create_simulator_app
+
+        simulator = create_simulator_app()
+        routes.append(Mount(MOCK_MOUNT, app=simulator))
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestContextMiddleware)],
+        exception_handlers={HTTPException: _http_exception},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.key_pool = key_pool
+    app.state.route_table = table
+    app.state.simulator = simulator
+    app.state.tokenizer_unavailable = set()
+    app.state.model_catalog = anthropic_routes.build_model_catalog(table)
+    return app

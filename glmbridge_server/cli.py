@@ -1,0 +1,179 @@
+"""``glmbridge-server``: run the server (``serve``, the default).
+
+``claude``, ``status`` and ``stop`` are reserved for the launcher and are not implemented yet.
+
+Exit codes: 0 after a clean shutdown, 1 when the address cannot be bound, 2 for usage and
+configuration errors (and for the reserved subcommands that are not implemented yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from glmbridge._version import __version__
+from glmbridge_server.settings import Settings, SettingsError, load_settings
+
+__all__ = ["build_parser", "configure_logging", "main"]
+
+_RESERVED = ("claude", "status", "stop")
+_STD_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any structured fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Send all logs (glmbridge and uvicorn) to stderr in ``text`` or ``json`` format."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # httpx2/httpcore debug lines include request headers (the upstream key): keep them quiet.
+    for noisy in ("httpx2", "httpcore", "httpcore2", "hpack"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``serve`` command line (also used without the ``serve`` word)."""
+    parser = argparse.ArgumentParser(
+        prog="glmbridge-server",
+        description="Serve the Anthropic Messages API on top of Z.ai GLM models.",
+        epilog="Subcommands: serve (default); claude, status, stop (not implemented yet). "
+        "Configuration: see docs/configuration.md.",
+    )
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", help="port to bind (default 4567; 0 = any free port)")
+    parser.add_argument("--config", metavar="FILE", help="TOML config file (or GLMBRIDGE_CONFIG)")
+    parser.add_argument(
+        "--mock",
+        action="store_true",
+        default=None,
+        help="answer from the built-in GLM simulator (no key needed)",
+    )
+    parser.add_argument("--log-level", help="debug, info (default), warning, error")
+    parser.add_argument("--log-format", help="text (default) or json")
+    parser.add_argument("--version", action="version", version=f"glmbridge {__version__}")
+    return parser
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket ourselves, so ``--port 0`` can report the real port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    infos = socket.getaddrinfo(host, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM)
+    family, _, _, _, address = infos[0] if infos else (family, 0, 0, "", (host, port))
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _announce(settings: Settings, url: str) -> None:
+    err = sys.stderr
+    print(f"glmbridge {__version__} listening on {url}", file=err)
+    if settings.mock:
+        print(
+            "MOCK MODE: answers come from the built-in GLM simulator "
+            f"({url}/_mock); no API key is used and nothing leaves this machine",
+            file=err,
+        )
+    else:
+        print(
+            f"upstream: {settings.upstream_name} ({settings.upstream_base_url}), "
+            f"{len(settings.api_keys)} API key(s)",
+            file=err,
+        )
+        if not settings.api_keys:
+            print(
+                "warning: no API key configured; model requests will answer 401. "
+                "Set ZAI_API_KEY (or run with --mock).",
+                file=err,
+            )
+    if not settings.is_loopback:
+        print(
+            f"warning: listening on {settings.host}, reachable from other machines; "
+            "set GLMBRIDGE_AUTH_TOKEN and keep this on a trusted network",
+            file=err,
+        )
+    print(f"use it: ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN=glmbridge claude", file=err)
+    err.flush()
+
+
+def serve(settings: Settings) -> int:
+    """Run the server until interrupted."""
+    import uvicorn
+
+    from glmbridge_server.app import create_app
+
+    try:
+        sock = _bind(settings.host, settings.port)
+    except OSError as exc:
+        where = f"{settings.host}:{settings.port}"
+        print(f"glmbridge-server: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    configure_logging(settings.log_level, settings.log_format)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,  # glmbridge logs one richer line per request itself
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    _announce(settings, url)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``glmbridge-server`` and ``python -m glmbridge_server``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in _RESERVED:
+        print(f"glmbridge-server {args[0]}: not implemented yet", file=sys.stderr)
+        return 2
+    if args and args[0] == "serve":
+        args = args[1:]
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(args)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help/--version
+        return int(exc.code or 0)
+    cli = {k: v for k, v in vars(ns).items() if v is not None}
+    try:
+        settings = load_settings(cli)
+    except SettingsError as exc:
+        print(f"glmbridge-server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return serve(settings)

@@ -1,0 +1,63 @@
+"""HTTP routes, one module per front door, plus the helpers they share.
+
+The helpers here are deliberately few: reading a bounded request body and rendering a
+glmbridge error as an Anthropic-native response (the server's only error format for the
+Anthropic front door and for the admin endpoints).
+"""
+
+from __future__ import annotations
+
+import math
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from glmbridge.errors import ClientRequestError, ErrorKind, GlmbridgeError, UpstreamError
+from glmbridge.protocols import anthropic as anthropic_protocol
+
+__all__ = ["error_response", "read_body", "request_id"]
+
+# Quota/billing codes: retrying soon cannot help, so tell SDKs not to.
+_NO_RETRY_CODES = frozenset({"1113", "1304", "1308", "1309", "1310", "1311", "1313"})
+
+
+def request_id(request: Request) -> str | None:
+    """The ``req_…`` id the request-context middleware assigned to this request."""
+    rid = request.scope.get("state", {}).get("request_id")
+    return rid if isinstance(rid, str) else None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the request body, refusing (413) as soon as it exceeds ``limit`` bytes.
+
+    A too-large ``Content-Length`` is refused before reading anything, and a chunked
+    body is refused at the first chunk past the limit, so memory stays bounded.
+    """
+    too_large = ClientRequestError(
+        f"request body exceeds the {limit}-byte limit (max_body_bytes)",
+        kind=ErrorKind.REQUEST_TOO_LARGE,
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def error_response(err: GlmbridgeError, request: Request) -> Response:
+    """An Anthropic error body with the right status and retry headers."""
+    status, body = anthropic_protocol.encode_error(err, request_id=request_id(request))
+    headers: dict[str, str] = {}
+    if isinstance(err, UpstreamError):
+        if err.retry_after is not None and status in (429, 503, 529):
+            headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
+        if err.code in _NO_RETRY_CODES or err.kind is ErrorKind.AUTHENTICATION:
+            headers["x-should-retry"] = "false"
+    request.scope.setdefault("state", {})["error_type"] = err.kind.value
+    return Response(body, status_code=status, media_type="application/json", headers=headers)

@@ -1,0 +1,401 @@
+"""Server configuration: command line, environment, TOML file and ``.env`` → one :class:`Settings`.
+
+Precedence, highest first::
+
+    command-line flags > environment > TOML config file > .env (working directory) > defaults
+
+Every setting has one name (the TOML key). Its environment variable is ``GLMBRIDGE_<NAME>``
+in upper case, except the API keys, which come from ``ZAI_API_KEY`` (comma-separated = a key
+pool). Values are validated once, here; an invalid value raises :class:`SettingsError` naming
+the key and the source it came from (never the value of a secret).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from glmbridge.routing import DEFAULT_ROUTE_TABLE, RouteTable
+
+__all__ = [
+    "UPSTREAM_PROFILES",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "parse_dotenv",
+    "route_table",
+]
+
+UPSTREAM_PROFILES: dict[str, str] = {
+    "zai-coding": "https://api.z.ai/api/coding/paas/v4",
+    "zai": "https://api.z.ai/api/paas/v4",
+    "bigmodel-coding": "https://open.bigmodel.cn/api/coding/paas/v4",
+    "bigmodel": "https://open.bigmodel.cn/api/paas/v4",
+}
+
+# The path the simulator answers under when it is mounted in the app (``--mock``).
+MOCK_MOUNT = "/_mock"
+MOCK_UPSTREAM_PATH = "/_mock/api/coding/paas/v4"
+MOCK_API_KEY = "mock-key.not-a-secret"
+
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_SECRET_FIELDS = frozenset({"api_keys", "auth_token"})
+
+
+class SettingsError(Exception):
+    """A configuration value is invalid; the message names the key and its source."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """The effective server configuration (immutable).
+
+    ``repr()`` redacts the API keys and the auth token; use :meth:`redacted` for a
+    loggable/serialisable view.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 4567
+    upstream: str = "zai-coding"
+    api_keys: tuple[str, ...] = ()
+    auth_token: str | None = None
+    log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    connect_timeout: float = 10.0
+    idle_timeout: float = 300.0
+    max_retries: int = 2
+    max_body_bytes: int = 50 * 1024 * 1024
+    ping_interval: float = 10.0
+    auth_cooldown: float = 300.0
+    quota_cooldown: float = 60.0
+    models: dict[str, str] = {}
+    thinking: Literal["auto", "enabled", "disabled"] = "auto"
+    count_tokens: Literal["auto", "upstream", "local"] = "auto"
+    mock: bool = False
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
+        return f"Settings({fields})"
+
+    __str__ = __repr__
+
+    def redacted(self) -> dict[str, Any]:
+        """All settings as builtins, with secrets replaced by a count or ``"***"``."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        out["api_keys"] = f"<{len(self.api_keys)} key(s)>"
+        out["auth_token"] = "***" if self.auth_token else None
+        return out
+
+    @property
+    def upstream_base_url(self) -> str:
+        """The upstream base URL (``/chat/completions`` and ``/tokenizer`` are appended)."""
+        return UPSTREAM_PROFILES.get(self.upstream, self.upstream)
+
+    @property
+    def upstream_name(self) -> str:
+        """A secret-free label of the upstream: the profile name, or the URL's host."""
+        if self.mock:
+            return "mock"
+        if self.upstream in UPSTREAM_PROFILES:
+            return self.upstream
+        return urlsplit(self.upstream).netloc.rpartition("@")[2]
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether ``host`` is a loopback address (or ``localhost``)."""
+        return _is_loopback(self.host)
+
+
+# --- conversion of raw values (strings from env/CLI, typed values from TOML) ----------------
+
+
+def _to_str(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value.strip()
+
+
+def _to_int(lo: int, hi: int) -> Callable[[object], int]:
+    def convert(value: object) -> int:
+        if isinstance(value, bool):
+            raise ValueError("must be an integer")
+        try:
+            number = int(value.strip()) if isinstance(value, str) else value
+        except ValueError:
+            raise ValueError("must be an integer") from None
+        if not isinstance(number, int) or not lo <= number <= hi:
+            raise ValueError(f"must be an integer between {lo} and {hi}")
+        return number
+
+    return convert
+
+
+def _to_seconds(value: object, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a number of seconds")
+    try:
+        number = float(value.strip()) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError("must be a number of seconds") from None
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        raise ValueError("must be a positive number of seconds")
+    return number
+
+
+def _to_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _to_choice(*choices: str) -> Callable[[object], str]:
+    def convert(value: object) -> str:
+        text = str(value).strip().lower() if isinstance(value, str) else None
+        if text == "warn" and "warning" in choices:
+            text = "warning"
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+
+    return convert
+
+
+def _to_upstream(value: object) -> str:
+    text = _to_str(value)
+    if text in UPSTREAM_PROFILES:
+        return text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        names = ", ".join(UPSTREAM_PROFILES)
+        raise ValueError(f"must be a profile name ({names}) or an http(s) base URL")
+    base = text.rstrip("/")
+    # Forgive a full endpoint URL: the base is what the server appends paths to.
+    return base.removesuffix("/chat/completions")
+
+
+def _to_keys(value: object) -> tuple[str, ...]:
+    items: list[object]
+    if isinstance(value, str):
+        items = list(value.split(","))
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ValueError("must be a comma-separated string or a list of strings")
+    keys: list[str] = []
+    for number, item in enumerate(items, 1):
+        if not isinstance(item, str):
+            raise ValueError(f"key #{number} is not a string")
+        key = item.strip()
+        if not key:
+            continue
+        if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in key):
+            raise ValueError(f"key #{number} contains whitespace or control characters")
+        if key not in keys:
+            keys.append(key)
+    return tuple(keys)
+
+
+def _to_secret(value: object) -> str:
+    text = _to_str(value)
+    if any(ch.isspace() or ord(ch) < 32 for ch in text):
+        raise ValueError("contains whitespace or control characters")
+    return text
+
+
+def _to_models(value: object) -> dict[str, str]:
+    pairs: dict[Any, object]
+    if isinstance(value, str):  # environment form: "opus=glm-5.1,sonnet=glm-4.7"
+        pairs = {}
+        for item in filter(None, (p.strip() for p in value.split(","))):
+            alias, sep, target = item.partition("=")
+            if not sep:
+                raise ValueError("must look like alias=model,alias=model")
+            pairs[alias.strip()] = target.strip()
+    elif isinstance(value, dict):
+        pairs = value
+    else:
+        raise ValueError("must be a table of alias = model id")
+    out: dict[str, str] = {}
+    for alias, model in pairs.items():
+        if not isinstance(model, str) or not model.strip() or not alias:
+            raise ValueError(f"entry {alias!r} must map to a non-empty model id string")
+        out[str(alias).strip()] = model.strip()
+    route_table(out)  # validates the targets (ValueError names the entry)
+    return out
+
+
+def route_table(models: Mapping[str, str]) -> RouteTable:
+    """The routing table for a ``[models]`` map.
+
+    ``default`` and ``vision`` name the fallback and the media model; every other key is
+    a client-name pattern (``opus`` matches any name containing "opus"; globs allowed)
+    mapped to a GLM model id. Entries are merged over the built-in table.
+    """
+    if not models:
+        return DEFAULT_ROUTE_TABLE
+    aliases = {k: v for k, v in models.items() if k not in ("default", "vision")}
+    data: dict[str, Any] = {"aliases": aliases}
+    if "default" in models:
+        data["default_model"] = models["default"]
+    if "vision" in models:
+        data["vision_model"] = models["vision"]
+    return RouteTable.from_mapping(data)
+
+
+_CONVERTERS: dict[str, Callable[[object], Any]] = {
+    "host": _to_str,
+    "port": _to_int(0, 65535),
+    "upstream": _to_upstream,
+    "api_keys": _to_keys,
+    "auth_token": _to_secret,
+    "log_level": _to_choice(*_LOG_LEVELS),
+    "log_format": _to_choice("text", "json"),
+    "connect_timeout": _to_seconds,
+    "idle_timeout": _to_seconds,
+    "max_retries": _to_int(0, 10),
+    "max_body_bytes": _to_int(1024, 2**40),
+    "ping_interval": _to_seconds,
+    "auth_cooldown": lambda v: _to_seconds(v, allow_zero=True),
+    "quota_cooldown": lambda v: _to_seconds(v, allow_zero=True),
+    "models": _to_models,
+    "thinking": _to_choice("auto", "enabled", "disabled"),
+    "count_tokens": _to_choice("auto", "upstream", "local"),
+    "mock": _to_bool,
+}
+
+
+def _env_name(field: str) -> str:
+    return "ZAI_API_KEY" if field == "api_keys" else f"GLMBRIDGE_{field.upper()}"
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+_Layer = dict[str, tuple[object, str]]  # field -> (raw value, human-readable source)
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """Parse a ``.env`` file: ``KEY=VALUE`` lines, ``export`` prefix, ``#`` comments, quotes."""
+    out: dict[str, str] = {}
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").lstrip()
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not name.replace("_", "").isalnum():
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        out[name] = value
+    return out
+
+
+def _env_layer(env: Mapping[str, str], label: str) -> _Layer:
+    layer: _Layer = {}
+    for field in _CONVERTERS:
+        name = _env_name(field)
+        value = env.get(name)
+        if value is not None and value.strip():  # an empty variable counts as unset
+            layer[field] = (value, f"{label} ({name})")
+    return layer
+
+
+def _read_toml(path: Path) -> _Layer:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"config file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(_CONVERTERS))
+    if unknown:
+        known = ", ".join(_CONVERTERS)
+        raise SettingsError(
+            f"config file {path}: unknown key(s) {', '.join(unknown)} (known: {known})"
+        )
+    return {key: (value, f"config file {path} ({key})") for key, value in data.items()}
+
+
+def _convert(layers: list[_Layer]) -> dict[str, Any]:
+    merged: _Layer = {}
+    for layer in layers:  # lowest precedence first
+        merged.update(layer)
+    values: dict[str, Any] = {}
+    for field, (raw, source) in merged.items():
+        try:
+            values[field] = _CONVERTERS[field](raw)
+        except ValueError as exc:
+            shown = "" if field in _SECRET_FIELDS else f" = {raw!r}"
+            raise SettingsError(f"invalid {field}{shown} from {source}: {exc}") from None
+    return values
+
+
+def load_settings(
+    cli: Mapping[str, object] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+) -> Settings:
+    """Build the effective settings from all sources.
+
+    Parameters:
+        cli: values given on the command line, by setting name (``None`` values are ignored);
+            ``config`` is the path of a TOML file.
+        environ: the environment (default ``os.environ``).
+        cwd: the directory whose ``.env`` is read (default the working directory).
+
+    Raises:
+        SettingsError: a value is invalid, or the config file is missing or malformed.
+    """
+    environ = os.environ if environ is None else environ
+    cli = {k: v for k, v in (cli or {}).items() if v is not None}
+    dotenv_path = Path(cwd if cwd is not None else Path.cwd()) / ".env"
+    try:
+        dotenv = parse_dotenv(dotenv_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        dotenv = {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{dotenv_path} cannot be read: {exc}") from None
+
+    config = (
+        cli.pop("config", None) or environ.get("GLMBRIDGE_CONFIG") or dotenv.get("GLMBRIDGE_CONFIG")
+    )
+    toml_layer = _read_toml(Path(str(config)).expanduser()) if config else {}
+    unknown = sorted(set(cli) - set(_CONVERTERS))
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}")
+    cli_layer: _Layer = {k: (v, f"command line (--{k.replace('_', '-')})") for k, v in cli.items()}
+    layers = [
+        _env_layer(dotenv, f".env file {dotenv_path}"),
+        toml_layer,
+        _env_layer(environ, "environment"),
+        cli_layer,
+    ]
+    return Settings(**_convert(layers))
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,315 @@
+"""The upstream (GLM) HTTP client: pooling, retries, key failover, error mapping.
+
+One :class:`UpstreamClient` per app holds one shared ``httpx2.AsyncClient``. A call
+(:meth:`UpstreamClient.send`) loops over attempts until it has a ``200`` response:
+
+- transport failures before response headers (connect errors, timeouts, a dropped
+  keep-alive connection), ``5xx`` and ``429`` with a throttling code are retried, with
+  exponential backoff and full jitter, honouring ``Retry-After``;
+- ``401``/``403`` and quota codes cool the key down and fail over to the session's next key;
+- anything else (``400`` …) is returned at once as an :class:`UpstreamError`.
+
+Nothing is retried once the caller has the response: for a stream, bytes may already have
+reached the client. httpx2 exceptions become glmbridge errors in one place,
+:func:`map_upstream_errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from ipaddress import ip_address
+from urllib.parse import urlsplit
+
+import anyio
+import httpx2
+
+from glmbridge._version import __version__
+from glmbridge.errors import (
+    ErrorKind,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from glmbridge.protocols import openai as glm_wire
+from glmbridge_server.keypool import KeyLease, KeyPool
+from glmbridge_server.settings import MOCK_API_KEY, Settings
+
+__all__ = [
+    "UpstreamClient",
+    "UpstreamReply",
+    "backoff_delay",
+    "map_upstream_errors",
+    "parse_retry_after",
+]
+
+logger = logging.getLogger("glmbridge.upstream")
+
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+# A Retry-After longer than this is not waited out: the client gets the 429 and the header.
+RETRY_AFTER_CAP = 20.0
+# Error bodies are small JSON; never buffer more than this of one.
+MAX_ERROR_BODY = 64 * 1024
+
+THROTTLE_CODES = frozenset({"1302", "1303", "1305", "1312"})
+QUOTA_CODES = frozenset({"1113", "1308", "1309", "1310"})
+AUTH_CODES = frozenset({"1000", "1001", "1002", "1003", "1004"})
+
+
+@dataclass(slots=True)
+class UpstreamReply:
+    """A successful (``200``) upstream response.
+
+    For ``stream=True`` the body is unread: iterate ``response.aiter_raw()`` inside
+    :func:`map_upstream_errors` and always ``await response.aclose()``.
+    """
+
+    response: httpx2.Response
+    key_index: int | None
+    attempts: int
+
+
+@contextmanager
+def map_upstream_errors() -> Iterator[None]:
+    """Translate httpx2 transport exceptions into glmbridge upstream errors."""
+    try:
+        yield
+    except httpx2.TimeoutException as exc:
+        phase = {
+            httpx2.ConnectTimeout: "connecting to",
+            httpx2.PoolTimeout: "waiting for a connection to",
+            httpx2.WriteTimeout: "sending to",
+        }.get(type(exc), "waiting for data from")
+        raise UpstreamTimeoutError(f"timed out {phase} the upstream") from exc
+    except httpx2.TransportError as exc:
+        detail = str(exc)[:200] or type(exc).__name__
+        raise UpstreamConnectionError(f"upstream connection failed: {detail}") from exc
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds or seconds < 0:  # NaN or in the past
+        return 0.0
+    return seconds
+
+
+def backoff_delay(attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
+    """Delay before retry ``attempt`` (1-based): ``Retry-After`` if given, else full jitter."""
+    if retry_after is not None:
+        return min(retry_after, RETRY_AFTER_CAP)
+    return rng.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
+
+
+def _is_key_failure(err: UpstreamError) -> bool:
+    return err.status in (401, 403) or err.code in AUTH_CODES or err.code in QUOTA_CODES
+
+
+def _should_retry(err: UpstreamError) -> bool:
+    if err.status is None:  # transport failure before any response
+        return err.retryable
+    if err.retry_after is not None and err.retry_after > RETRY_AFTER_CAP:
+        return False
+    if err.status >= 500:
+        return True
+    return err.status == 429 and err.code in THROTTLE_CODES
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class UpstreamClient:
+    """Sends requests to the GLM upstream with pooling, retries and key failover.
+
+    Parameters:
+        settings: the server settings (timeouts, retries, cooldowns, upstream URL).
+        keys: the key pool.
+        transport: an httpx2 transport to use instead of the network (tests).
+        sleep: the coroutine used to wait between retries (tests patch it).
+        rng: the jitter source.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        keys: KeyPool,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.base_url = settings.upstream_base_url
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        timeout = httpx2.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.idle_timeout,  # between chunks; there is no total timeout
+            write=settings.idle_timeout,
+            pool=settings.connect_timeout,
+        )
+        self.http = httpx2.AsyncClient(
+            transport=transport,
+            timeout=timeout,
+            limits=httpx2.Limits(
+                max_connections=200, max_keepalive_connections=50, keepalive_expiry=60.0
+            ),
+            # Proxy variables must not hijack a loopback upstream (the simulator, --mock).
+            trust_env=not (settings.mock or _is_loopback_url(self.base_url)),
+            follow_redirects=False,
+            headers={"User-Agent": f"glmbridge/{__version__}", "Accept-Language": "en-US,en"},
+        )
+
+    async def aclose(self) -> None:
+        """Close pooled connections."""
+        await self.http.aclose()
+
+    async def send(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        stream: bool,
+        session_id: str | None = None,
+        base_url: str | None = None,
+        max_retries: int | None = None,
+        timeout: httpx2.Timeout | None = None,
+    ) -> UpstreamReply:
+        """POST ``body`` to ``{base_url}{path}`` and return the first ``200`` response.
+
+        Raises:
+            UpstreamError: the final failure (kind, status and business code set), including
+                ``UpstreamTimeoutError`` / ``UpstreamConnectionError`` for transport failures.
+        """
+        url = (base_url or self.base_url) + path
+        retries = self.settings.max_retries if max_retries is None else max_retries
+        tried_keys: set[int] = set()
+        lease = self._lease(session_id, tried_keys)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._attempt(url, body, lease, stream=stream, timeout=timeout)
+                return UpstreamReply(response, lease.index if lease else None, attempt)
+            except UpstreamError as err:
+                if lease is not None and _is_key_failure(err):
+                    self._cool_down(lease, err)
+                    tried_keys.add(lease.index)
+                    next_lease = self._lease(session_id, tried_keys)
+                    if next_lease is not None:
+                        logger.warning(
+                            "failing over from key #%d to key #%d", lease.index, next_lease.index
+                        )
+                        lease = next_lease
+                        continue
+                    raise
+                if attempt > retries or not _should_retry(err):
+                    raise
+                delay = backoff_delay(attempt, self.rng, err.retry_after)
+                logger.warning(
+                    "upstream attempt %d failed (%s%s); retrying in %.2f s (key #%s)",
+                    attempt,
+                    err.status or type(err).__name__,
+                    f", code {err.code}" if err.code else "",
+                    delay,
+                    lease.index if lease else "-",
+                )
+                await self.sleep(delay)
+
+    def _lease(self, session_id: str | None, tried: set[int]) -> KeyLease | None:
+        if self.settings.mock:
+            return None
+        if len(self.keys) == 0:
+            raise UpstreamError(
+                "no Z.ai API key is configured: set ZAI_API_KEY (comma-separated for several "
+                "keys) in the environment or in .env, or api_keys in the config file; or run "
+                "`glmbridge-server --mock` to try it without a key",
+                kind=ErrorKind.AUTHENTICATION,
+                status_hint=401,
+            )
+        return self.keys.select(session_id, exclude=tried)
+
+    def _cool_down(self, lease: KeyLease, err: UpstreamError) -> None:
+        quota = err.code in QUOTA_CODES
+        seconds = self.settings.quota_cooldown if quota else self.settings.auth_cooldown
+        self.keys.cool_down(lease.index, seconds)
+        logger.warning(
+            "key #%d cooling down for %.0f s after %s%s",
+            lease.index,
+            seconds,
+            err.status,
+            f" (code {err.code})" if err.code else "",
+        )
+
+    async def _attempt(
+        self,
+        url: str,
+        body: bytes,
+        lease: KeyLease | None,
+        *,
+        stream: bool,
+        timeout: httpx2.Timeout | None,
+    ) -> httpx2.Response:
+        key = lease.key if lease else MOCK_API_KEY
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+        }
+        if stream:  # compression would only add latency to small SSE chunks
+            headers["Accept-Encoding"] = "identity"
+        extensions = {"timeout": timeout.as_dict()} if timeout else None
+        request = self.http.build_request(
+            "POST", url, content=body, headers=headers, extensions=extensions
+        )
+        with map_upstream_errors():
+            response = await self.http.send(request, stream=True)
+            try:
+                if response.status_code == 200:
+                    if not stream:
+                        await response.aread()
+                    return response
+                err_body = await _read_capped(response, MAX_ERROR_BODY)
+            finally:
+                if not stream or response.status_code != 200:
+                    await response.aclose()
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        raise glm_wire.error_from_upstream(response.status_code, err_body, retry_after=retry_after)
+
+
+async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
+    """Read at most ``limit`` bytes of a response body."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(parts)[:limit]
