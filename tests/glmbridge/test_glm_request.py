@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import pytest
@@ -18,22 +18,7 @@ import pytest
 from glmbridge import ir
 from glmbridge.errors import ClientRequestError
 from glmbridge.protocols import openai as oa
-
-try:
-    from glmbridge.routing import ModelSpec
-except ImportError:  # pragma: no cover - routing is written in parallel
-
-    class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):  # type: ignore[no-redef]
-        """Stand-in with the fields the converters read."""
-
-        id: str
-        context_window: int
-        max_output: int
-        vision: bool = False
-        video: bool = False
-        thinking: Literal["forced", "hybrid", "none"] = "hybrid"
-        tool_stream: bool = False
-
+from glmbridge.routing import ModelSpec
 
 TEXT = ModelSpec(id="glm-4.6", context_window=200_000, max_output=131_072, tool_stream=True)
 VISION = ModelSpec(
