@@ -50,6 +50,7 @@ class _State(Enum):
 
 
 _CONTENT_DELTAS = (ev.TextDelta, ev.ThinkingDelta, ev.InputJsonDelta)
+_FAST_DELTAS = frozenset(_CONTENT_DELTAS)  # exact-type check; subclasses use isinstance
 # Events after which the client has seen content, so an error can no longer be a status.
 _COMMITTING = (*_CONTENT_DELTAS, ev.BlockStart, ev.MessageDelta)
 # An error before any content is worth retrying when it is transient.
@@ -103,11 +104,19 @@ class GlmToAnthropicStream:
             UpstreamError: the upstream reported an error before any output.
             UpstreamProtocolError: the upstream bytes are malformed.
         """
-        self._check()
+        if self._state is not _State.STREAMING:
+            self._check()
         try:
-            out: list[ev.Event] = []
-            for sse in self._sse.feed(chunk):
-                out.extend(self._decoder.feed(sse.data))
+            sses = self._sse.feed(chunk)
+            if len(sses) == 1:  # the usual case: one complete event per network chunk
+                out = self._decoder.feed(sses[0].data)
+                # Hot path: one content delta after the first (no flag or status to update).
+                if len(out) == 1 and self.first_output and type(out[0]) in _FAST_DELTAS:
+                    return self._encoder.feed(out[0])
+            else:
+                out = []
+                for sse in sses:
+                    out.extend(self._decoder.feed(sse.data))
             return self._encode(out)
         except BaseException:
             self._state = _State.ERROR
@@ -140,7 +149,7 @@ class GlmToAnthropicStream:
         parts = []
         encode = self._encoder.feed
         for event in events:
-            if not self.first_output and isinstance(event, _CONTENT_DELTAS):
+            if type(event) in _FAST_DELTAS or isinstance(event, _CONTENT_DELTAS):
                 self.first_output = True
             elif isinstance(event, ev.MessageDelta):
                 self.usage = event.usage

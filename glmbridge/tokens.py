@@ -23,7 +23,7 @@ Cyrillic/Greek cost more, emoji several tokens). The estimate is a count of
 matches, so it only grows as text is appended: it is monotone and never constant.
 The piece count is not computed with that regex (3 ms on a 76 KB request) but
 predicted from byte-class counts (words, punctuation, digits, newlines) that
-``bytes.split``/``bytes.translate`` produce at C speed (~0.5 ms); see
+``bytes.translate``/``bytes.count`` produce at C speed; see
 ``_ascii_tokens``.
 
 Request-level costs (images, documents, per-message framing, the tool preamble)
@@ -48,6 +48,9 @@ _DIGIT_BYTES = string.digits.encode()
 _PUNCT_WS_BYTES = _PUNCT_BYTES + string.whitespace.encode()
 _HIGH_BYTES = bytes(range(128, 256))
 _CJK_LEAD_BYTES = bytes([*range(0xE3, 0xEE), 0xEF])
+# ASCII whitespace (the set bytes.split() splits on) -> b" ", every other byte -> b"x":
+# a word starts at each b" x" (and at a leading b"x"), so no list of words is built.
+_WORD_CLASS = bytes(0x20 if b in b" \t\n\r\x0b\x0c" else 0x78 for b in range(256))
 _CJK_CHARS_PER_TOKEN = 1.3
 _EXTRA_UTF8_BYTES_PER_TOKEN = 3  # non-CJK multi-byte characters
 
@@ -96,14 +99,16 @@ def _ascii_tokens(data: bytes) -> int:
     letters, digits by 3, punctuation by 2, whitespace runs) over Claude Code system prompts,
     tool descriptions, JSON schemas and Python source (mean error 6%): one token per
     whitespace-separated word, plus 0.7 per punctuation character, 0.6 per newline,
-    0.3 per digit (digits group by three) and 0.04 per letter (long identifiers split). ``bytes.split`` and
-    ``bytes.translate`` make it ~15x faster than that regex on a 76 KB request. Every
-    count only grows as text is appended, and a new word always adds a token.
+    0.3 per digit (digits group by three) and 0.04 per letter (long identifiers split).
+    ``bytes.translate`` and ``bytes.count`` make it ~15x faster than that regex on a
+    76 KB request. Every count only grows as text is appended, and a new word always
+    adds a token.
     """
     punct = len(data) - len(data.translate(None, _PUNCT_BYTES))
     alnum = len(data.translate(None, _PUNCT_WS_BYTES))
     digits = len(data) - len(data.translate(None, _DIGIT_BYTES))
-    words = len(data.split())
+    classes = data.translate(_WORD_CLASS)
+    words = classes.count(b" x") + (classes[:1] == b"x")  # == len(data.split()), 3x faster
     extra = 0.7 * punct + 0.6 * data.count(b"\n") + 0.04 * (alnum - digits) + 0.3 * digits
     return max(1, words + floor(extra))
 

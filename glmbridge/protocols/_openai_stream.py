@@ -287,6 +287,14 @@ class StreamDecoder:
 
     def _text(self, kind: _Kind, text: str, out: list[ev.Event]) -> None:
         blk = self._open
+        if blk is not None and blk.kind is kind and not self._backlog:
+            # Hot path (most chunks): more text for the open block; as _emit_text does.
+            if kind is _Kind.TEXT:
+                out.append(ev.TextDelta(index=blk.index, text=text))
+            else:
+                blk.parts.append(text)
+                out.append(ev.ThinkingDelta(index=blk.index, thinking=text))
+            return
         if self._backlog or (blk is not None and blk.kind is _Kind.TOOL):
             self._backlog.append((kind, text))  # an open tool's JSON is incomplete: wait
         else:
