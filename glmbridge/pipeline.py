@@ -107,15 +107,15 @@ class GlmToAnthropicStream:
         if self._state is not _State.STREAMING:
             self._check()
         try:
-            sses = self._sse.feed(chunk)
-            if len(sses) == 1:  # the usual case: one complete event per network chunk
-                out = self._decoder.feed(sses[0].data)
+            data = self._sse.feed_single_data(chunk)
+            if data is not None:  # the usual case: one complete event per network chunk
+                out = self._decoder.feed(data)
                 # Hot path: one content delta after the first (no flag or status to update).
                 if len(out) == 1 and self.first_output and type(out[0]) in _FAST_DELTAS:
                     return self._encoder.feed(out[0])
             else:
                 out = []
-                for sse in sses:
+                for sse in self._sse.feed(chunk):
                     out.extend(self._decoder.feed(sse.data))
             return self._encode(out)
         except BaseException:

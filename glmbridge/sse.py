@@ -109,6 +109,30 @@ class SSEDecoder:
         # True when the fast path in feed() is safe: open, started, nothing pending.
         self._clean = False
 
+    def feed_single_data(self, chunk: bytes) -> str | None:
+        """Return the data of ``chunk`` if it is exactly one ``data: ...\n\n`` event.
+
+        A shortcut for the usual framing of OpenAI-style upstreams (one event per
+        network chunk): when the decoder holds no partial line or event and ``chunk``
+        is one complete single-line data event in valid UTF-8, its payload is
+        returned — exactly what :meth:`feed` would have put in
+        ``ServerSentEvent.data``, without building the event. Otherwise nothing is
+        consumed and ``None`` is returned: the caller then calls :meth:`feed` with the
+        same chunk (which also handles invalid UTF-8 the spec's way).
+        """
+        if self._clean and chunk.startswith(_DATA_SP) and len(chunk) <= self._max:
+            payload = chunk[6:-2]
+            if (
+                chunk[-1] == _LF_INT == chunk[-2]
+                and _LF_INT not in payload
+                and _CR_INT not in payload
+            ):
+                try:
+                    return payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+        return None
+
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Parse ``chunk`` and return the events it completes (often none or one).
 

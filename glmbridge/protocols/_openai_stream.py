@@ -199,8 +199,32 @@ class StreamDecoder:
         if chunk.error is not None:
             self._fail(w.error_from_parts(200, chunk.error.code, chunk.error.message), out)
             return out
-        if chunk.choices:
-            self._on_choice(chunk.choices[0], out)
+        choices = chunk.choices
+        if choices:
+            choice = choices[0]
+            # Hot path (nearly every chunk): more text or reasoning for the open block of
+            # the same kind, nothing else in the chunk. Same result as _on_choice/_text.
+            delta = choice.delta
+            blk = self._open
+            if (
+                blk is not None
+                and delta is not None
+                and chunk.usage is None
+                and choice.finish_reason is None
+                and not delta.tool_calls
+                and not self._backlog
+                and self._state is _State.STREAMING
+            ):
+                content = delta.content
+                reasoning = delta.reasoning_content
+                if content and not reasoning and blk.kind is _Kind.TEXT:
+                    out.append(ev.TextDelta(index=blk.index, text=content))
+                    return out
+                if reasoning and not content and blk.kind is _Kind.THINKING:
+                    blk.parts.append(reasoning)
+                    out.append(ev.ThinkingDelta(index=blk.index, thinking=reasoning))
+                    return out
+            self._on_choice(choice, out)
         if chunk.usage is not None:
             self._usage = chunk.usage
         return out

@@ -245,3 +245,25 @@ def test_garbage_raises_only_our_errors(raw: bytes, cuts: list[int]) -> None:
     except GlmbridgeError:
         return
     assert all(isinstance(e, ServerSentEvent) for e in events)
+
+
+def test_feed_single_data_matches_feed() -> None:
+    """The one-event shortcut returns exactly what feed() would, and declines otherwise."""
+    event = 'data: {"x": "é 中"}\n\n'.encode()
+    fast = SSEDecoder()
+    fast.feed(b"data: 1\n\n")  # past the start, so a BOM can no longer be pending
+    slow = SSEDecoder()
+    slow.feed(b"data: 1\n\n")
+    assert fast.feed_single_data(event) == slow.feed(event)[0].data
+    for chunk in [
+        b"data: a\ndata: b\n\n",  # two data lines
+        b"data: a\r\n\r\n",  # CR line ends
+        b"event: x\ndata: a\n\n",  # a named event
+        b"data: a\n",  # incomplete
+        b'data: {"x":"\xff"}\n\n',  # invalid UTF-8: feed() replaces it
+    ]:
+        assert fast.feed_single_data(chunk) is None, chunk
+    partial = SSEDecoder()
+    partial.feed(b"data: 1\n\n")
+    partial.feed(b"data: par")  # a partial line is pending: the shortcut must decline
+    assert partial.feed_single_data(b"data: 2\n\n") is None

@@ -1,0 +1,791 @@
+"""Server overhead benchmark for glmbridge-server (not a test: pytest never collects it).
+
+Run from the repository root with the project's virtualenv::
+
+    python bench/bench_server.py            # full run (~2-3 min on 2 cores)
+    python bench/bench_server.py --quick    # smoke run (< 40 s), noisier numbers
+    python bench/bench_server.py --litellm  # also measure a LiteLLM proxy, if installed
+                                            # in /tmp/litellm-venv (see docs/performance.md)
+
+Same run, same machine, real sockets on 127.0.0.1, every server its own process:
+
+* **direct**: client → GLM simulator (``bench/_sim_runner.py``, uvicorn);
+* **glmbridge**: client → ``glmbridge-server --log-level warning`` → the same simulator;
+* **glmbridge (info)**: the same with the default ``info`` log level (one access line per
+  request, written to a file);
+* **litellm** (optional): client → ``litellm`` proxy (``/v1/messages``) → the simulator.
+
+Workloads (the simulator is told what to answer by a ``[[sim:...]]`` directive in the user
+text, which reaches it unchanged on every path, so every path gets the same answer):
+
+* **(a)** the recorded 76 KB Claude Code request
+  (``tests/fixtures/claude_code/request_main.json``, stream: true, user text
+  ``say hi [[sim:{"text": "Hi! What would you like to work on?"}]]``, a fixed short
+  answer). Direct gets the GLM body glmbridge itself would send
+  (``decode_request`` → ``resolve_route`` → ``request_from_ir`` → ``encode_request``);
+  the bridge gets the Anthropic body. The whole streamed body is read.
+* **(b)** a 2000-chunk stream (``[[sim:long:2000]]`` in a small request).
+  Added time per chunk = (bridge p50 − direct p50) / 2000.
+
+Metrics: latency from sending the request to the last byte of the body, sequentially
+(the paths interleaved request by request), p50/p95; requests/s with 16 concurrent
+clients (httpx2.AsyncClient, 16 pooled connections, a fixed number of requests); the CPU
+time every server process used per request (from /proc/<pid>/stat).
+
+Targets (issue 3): (a) at most 2 ms p50 added; (b) at most 20 µs added per chunk; at least
+50% of the direct throughput. Results: a markdown table on stdout and
+``bench/results/server.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+import glmbridge
+from glmbridge.protocols import anthropic, openai
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "claude_code" / "request_main.json"
+RESULTS = ROOT / "bench" / "results" / "server.json"
+SIM_RUNNER = ROOT / "bench" / "_sim_runner.py"
+SIM_BASE = "/api/coding/paas/v4"
+LITELLM_BIN = Path("/tmp/litellm-venv/bin/litellm")
+# LiteLLM refuses to start without a master key; this one only guards a loopback port for
+# the length of the run.
+LITELLM_KEY = "sk-bench-" + os.urandom(16).hex()
+
+CHUNKS = 2000
+# (a)'s answer: a fixed short text (no reasoning), 5 content chunks of 8 characters, whatever
+# else the proxy does to the prompt (LiteLLM reorders Claude Code's system message, so an
+# echo would differ between paths).
+A_ANSWER = "Hi! What would you like to work on?"
+A_DIRECTIVE = "[[sim:" + json.dumps({"text": A_ANSWER}) + "]]"
+TARGET_A_MS = 2.0  # (a) p50 added
+TARGET_B_US = 20.0  # (b) added per chunk
+TARGET_RPS = 0.5  # fraction of the direct throughput
+CONCURRENCY = 16
+HOST = "127.0.0.1"
+
+# Per-mode sizes: sequential requests per path (after warm-up) and concurrent requests.
+SIZES = {
+    "full": {"warm": 20, "a_seq": 200, "b_seq": 30, "a_conc": 800, "b_conc": 64, "rounds": 2},
+    "quick": {"warm": 5, "a_seq": 40, "b_seq": 6, "a_conc": 160, "b_conc": 16, "rounds": 1},
+}
+# LiteLLM is ~100x slower per chunk: fewer requests, so that a run stays in bounds.
+SIZES_LITELLM = {
+    "full": {"a_seq": 100, "b_seq": 8, "a_conc": 160, "b_conc": 16, "rounds": 1},
+    "quick": {"a_seq": 20, "b_seq": 3, "a_conc": 32, "b_conc": 16, "rounds": 1},
+}
+
+
+# --- request bodies ------------------------------------------------------------------------
+
+
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _glm_body(anthropic_body: bytes) -> bytes:
+    """The body glmbridge sends upstream for ``anthropic_body`` (server defaults)."""
+    req = anthropic.decode_request(anthropic_body)
+    route = glmbridge.resolve_route(req)
+    return openai.encode_request(openai.request_from_ir(req, model=route.model, spec=route.spec))
+
+
+def workload_a() -> tuple[bytes, bytes]:
+    """(anthropic body, GLM body) of the 76 KB Claude Code request answering a short text."""
+    with FIXTURE.open(encoding="utf-8") as f:
+        value = json.load(f)
+    value = copy.deepcopy(value)
+    value["stream"] = True
+    last = value["messages"][0]["content"][-1]
+    assert last["type"] == "text" and last["text"] == "say hi", last
+    last["text"] = "say hi " + A_DIRECTIVE
+    body = _compact(value)
+    return body, _glm_body(body)
+
+
+def workload_b() -> tuple[bytes, bytes]:
+    """(anthropic body, GLM body) of a small request answered by a 2000-chunk stream."""
+    value = {
+        "model": "claude-opus-4-8",
+        "max_tokens": 32000,
+        "stream": True,
+        "messages": [{"role": "user", "content": f"[[sim:long:{CHUNKS}]]"}],
+    }
+    body = _compact(value)
+    return body, _glm_body(body)
+
+
+# --- server processes ----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the child gets SIGTERM if this benchmark dies (even by SIGKILL)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    base: str = ""  # URL prefix of the endpoint on this server
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of the process (and its reaped children), in seconds."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        ticks = os.sysconf("SC_CLK_TCK")
+        return sum(int(x) for x in fields[11:13]) / ticks  # fields 14 and 15 of stat(5)
+
+
+@dataclass
+class Servers:
+    tmp: Path
+    all: list[Server] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], port: int) -> Server:
+        log = self.tmp / f"{name}.log"
+        with log.open("wb") as out:  # a file, not a pipe: a full pipe would block the server
+            proc = subprocess.Popen(
+                argv,
+                cwd=self.tmp,  # no stray .env / config from the repository
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        server = Server(name, proc, port, log)
+        self.all.append(server)
+        return server
+
+    def stop(self) -> None:
+        for s in self.all:
+            if s.proc.poll() is None:
+                s.proc.terminate()
+        deadline = time.monotonic() + 5
+        for s in self.all:
+            try:
+                s.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                s.proc.kill()
+                s.proc.wait(timeout=5)
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GLMBRIDGE_", "ZAI_"))}
+    for proxy in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        env.pop(proxy, None)
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def wait_ready(server: Server, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx2.Client(trust_env=False, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if server.proc.poll() is not None:
+                break
+            with contextlib.suppress(httpx2.HTTPError):
+                if client.get(server.url + path).status_code < 500:
+                    return
+            time.sleep(0.1)
+    tail = server.log.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"{server.name} did not start (exit {server.proc.poll()}):\n{tail}")
+
+
+def start_simulator(servers: Servers) -> Server:
+    port = _free_port()
+    sim = servers.start(
+        "simulator", [sys.executable, str(SIM_RUNNER), str(port)], _clean_env(), port
+    )
+    sim.base = SIM_BASE
+    wait_ready(sim, "/health", 20)
+    return sim
+
+
+def start_glmbridge(servers: Servers, name: str, sim: Server, log_level: str) -> Server:
+    port = _free_port()
+    env = _clean_env()
+    env.update(
+        GLMBRIDGE_UPSTREAM=f"{sim.url}{SIM_BASE}",
+        ZAI_API_KEY="bench-key",
+        GLMBRIDGE_MAX_RETRIES="0",
+    )
+    exe = shutil.which("glmbridge-server", path=str(Path(sys.executable).parent))
+    argv = [exe] if exe else [sys.executable, "-m", "glmbridge_server"]
+    argv += ["--port", str(port), "--log-level", log_level]
+    server = servers.start(name, argv, env, port)
+    wait_ready(server, "/health", 30)
+    return server
+
+
+LITELLM_CONFIG = """\
+model_list:
+  - model_name: claude-opus-4-8
+    litellm_params:
+      model: openai/glm-4.7
+      api_base: {api_base}
+      api_key: bench-key
+litellm_settings:
+  drop_params: true
+  num_retries: 0
+  request_timeout: 60
+  telemetry: false
+"""
+
+
+def start_litellm(servers: Servers, sim: Server) -> Server:
+    port = _free_port()
+    cfg = servers.tmp / "litellm.yaml"
+    cfg.write_text(LITELLM_CONFIG.format(api_base=f"{sim.url}{SIM_BASE}"))
+    env = _clean_env()
+    env.update(
+        LITELLM_MASTER_KEY=LITELLM_KEY,
+        LITELLM_LOG="ERROR",
+        LITELLM_TELEMETRY="False",
+        LITELLM_LOCAL_MODEL_COST_MAP="True",  # no download of the model cost map
+        # /v1/messages on an openai/ model would otherwise call {api_base}/responses,
+        # which GLM (and the simulator) do not have.
+        LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES="true",
+    )
+    argv = [str(LITELLM_BIN), "--config", str(cfg), "--host", HOST, "--port", str(port)]
+    argv += ["--num_workers", "1"]
+    server = servers.start("litellm", argv, env, port)
+    wait_ready(server, "/health/liveliness", 120)
+    return server
+
+
+# --- clients -------------------------------------------------------------------------------
+
+
+@dataclass
+class Path_:
+    """One way of asking for an answer: a server, a URL and a body."""
+
+    name: str
+    server: Server
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+def make_path(name: str, server: Server, body: bytes, *, direct: bool) -> Path_:
+    if direct:
+        url = f"{server.url}{SIM_BASE}/chat/completions"
+        headers = {
+            "authorization": "Bearer bench-key",
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+        }
+    else:
+        url = f"{server.url}/v1/messages"
+        key = LITELLM_KEY if server.name == "litellm" else "bench-key"
+        headers = {
+            "authorization": f"Bearer {key}",
+            "content-type": "application/json",
+            "anthropic-version": "2023-06-01",
+            "accept": "application/json",
+        }
+    return Path_(name, server, url, body, headers)
+
+
+def answer_text(raw: bytes, *, direct: bool) -> str:
+    """The text answer of a streamed body (GLM chunks or Anthropic events)."""
+    out: list[str] = []
+    for line in raw.split(b"\n"):
+        if not line.startswith(b"data: ") or line == b"data: [DONE]":
+            continue
+        event = json.loads(line[6:])
+        if direct:
+            out.append(event["choices"][0]["delta"].get("content") or "")
+        elif event.get("type") == "content_block_delta" and event["delta"]["type"] == "text_delta":
+            out.append(event["delta"]["text"])
+    return "".join(out)
+
+
+def fetch(client: httpx2.Client, p: Path_) -> bytes:
+    with client.stream("POST", p.url, content=p.body, headers=p.headers) as r:
+        raw = r.read()
+        if r.status_code != 200:
+            raise RuntimeError(f"{p.name}: HTTP {r.status_code}: {raw[:500]!r}")
+        return raw
+
+
+def one_request(client: httpx2.Client, p: Path_) -> float:
+    """Seconds from sending the request to the last byte of the streamed body."""
+    t0 = time.perf_counter()
+    with client.stream("POST", p.url, content=p.body, headers=p.headers) as r:
+        for _ in r.iter_raw():
+            pass
+        status = r.status_code
+    t1 = time.perf_counter()
+    if status != 200:
+        raise RuntimeError(f"{p.name}: HTTP {status}")
+    return t1 - t0
+
+
+def _cpu(servers: list[Server]) -> dict[str, float]:
+    return {s.name: s.cpu_seconds() for s in servers}
+
+
+def sequential(
+    paths: list[Path_], n: int, warm: int, servers: list[Server], limits: dict[str, int]
+) -> dict[str, Any]:
+    """n requests per path (``limits`` overrides n per path), interleaved request by request."""
+    times: dict[str, list[float]] = {p.name: [] for p in paths}
+    cpu: dict[str, dict[str, float]] = {p.name: {s.name: 0.0 for s in servers} for p in paths}
+    with httpx2.Client(trust_env=False, timeout=60.0) as client:
+        for _ in range(warm):
+            for p in paths:
+                one_request(client, p)
+        for i in range(max([n, *limits.values()])):
+            # rotate the order so no path always runs right after another one
+            for p in paths[i % len(paths) :] + paths[: i % len(paths)]:
+                if i >= limits.get(p.name, n):
+                    continue
+                before = _cpu(servers)
+                times[p.name].append(one_request(client, p))
+                after = _cpu(servers)
+                for s in servers:
+                    cpu[p.name][s.name] += after[s.name] - before[s.name]
+    out: dict[str, Any] = {}
+    for name, ts in times.items():
+        ms = sorted(t * 1000 for t in ts)
+        out[name] = {
+            "n": len(ms),
+            "p50_ms": statistics.median(ms),
+            "p95_ms": ms[min(len(ms) - 1, int(round(0.95 * len(ms))) - 1)],
+            "mean_ms": statistics.fmean(ms),
+            "min_ms": ms[0],
+            "cpu_ms_per_request": {k: v * 1000 / len(ms) for k, v in cpu[name].items()},
+        }
+    return out
+
+
+async def _concurrent_run(p: Path_, n: int, conc: int) -> float:
+    limits = httpx2.Limits(max_connections=conc, max_keepalive_connections=conc)
+    async with httpx2.AsyncClient(trust_env=False, timeout=120.0, limits=limits) as client:
+        remaining = n
+
+        async def worker(count: bool) -> None:
+            nonlocal remaining
+            while not count or remaining > 0:
+                if count:
+                    remaining -= 1
+                async with client.stream("POST", p.url, content=p.body, headers=p.headers) as r:
+                    async for _ in r.aiter_raw():
+                        pass
+                    if r.status_code != 200:
+                        raise RuntimeError(f"{p.name}: HTTP {r.status_code}")
+                if not count:
+                    return
+
+        await asyncio.gather(*(worker(False) for _ in range(conc)))  # open the connections
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(True) for _ in range(conc)))
+        return time.perf_counter() - t0
+
+
+def concurrent(
+    paths: list[Path_],
+    n: int,
+    rounds: int,
+    servers: list[Server],
+    limits: dict[str, tuple[int, int]],
+) -> dict[str, Any]:
+    """Requests/s with CONCURRENCY clients; rounds alternate the order of the paths.
+
+    ``limits`` maps a path name to its own (requests, rounds).
+    """
+    counts = {p.name: limits.get(p.name, (n, rounds)) for p in paths}
+    rps: dict[str, list[float]] = {p.name: [] for p in paths}
+    cpu: dict[str, dict[str, float]] = {p.name: {s.name: 0.0 for s in servers} for p in paths}
+    client_cpu: dict[str, float] = {p.name: 0.0 for p in paths}
+    for r in range(rounds):
+        for p in paths if r % 2 == 0 else paths[::-1]:
+            pn, prounds = counts[p.name]
+            if r >= prounds:
+                continue
+            before, c0 = _cpu(servers), time.process_time()
+            elapsed = asyncio.run(_concurrent_run(p, pn, CONCURRENCY))
+            after, c1 = _cpu(servers), time.process_time()
+            rps[p.name].append(pn / elapsed)
+            client_cpu[p.name] += c1 - c0
+            for s in servers:
+                cpu[p.name][s.name] += after[s.name] - before[s.name]
+    out: dict[str, Any] = {}
+    for name, v in rps.items():
+        total = counts[name][0] * counts[name][1]
+        out[name] = {
+            "requests": total,
+            "concurrency": CONCURRENCY,
+            "rps": statistics.fmean(v),
+            "rps_rounds": v,
+            "cpu_ms_per_request": {k: c * 1000 / total for k, c in cpu[name].items()},
+            "client_cpu_ms_per_request": client_cpu[name] * 1000 / total,
+        }
+    return out
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def evaluate(res: dict[str, Any], bridges: list[str]) -> dict[str, Any]:
+    a, b = res["a"]["sequential"], res["b"]["sequential"]
+    ac, bc = res["a"]["concurrent"], res["b"]["concurrent"]
+    out: dict[str, Any] = {}
+    for name in bridges:
+        added_a = a[name]["p50_ms"] - a["direct"]["p50_ms"]
+        per_chunk = (b[name]["p50_ms"] - b["direct"]["p50_ms"]) * 1000 / CHUNKS
+        ra = ac[name]["rps"] / ac["direct"]["rps"]
+        rb = bc[name]["rps"] / bc["direct"]["rps"]
+        out[name] = {
+            "a_p50_added_ms": added_a,
+            "a_p95_added_ms": a[name]["p95_ms"] - a["direct"]["p95_ms"],
+            "b_added_per_chunk_us": per_chunk,
+            "b_p95_added_per_chunk_us": (b[name]["p95_ms"] - b["direct"]["p95_ms"]) * 1000 / CHUNKS,
+            "a_rps_ratio": ra,
+            "b_rps_ratio": rb,
+            "verdicts": {
+                "a_p50_added": _verdict(added_a <= TARGET_A_MS),
+                "b_per_chunk": _verdict(per_chunk <= TARGET_B_US),
+                "a_throughput": _verdict(ra >= TARGET_RPS),
+                "b_throughput": _verdict(rb >= TARGET_RPS),
+            },
+        }
+    return out
+
+
+def table(res: dict[str, Any], ev: dict[str, Any], bridges: list[str]) -> str:
+    a, b = res["a"]["sequential"], res["b"]["sequential"]
+    ac, bc = res["a"]["concurrent"], res["b"]["concurrent"]
+    cols = ["direct", *bridges]
+    lines = [
+        "| metric | " + " | ".join(cols) + " | target |",
+        "|---|" + "---|" * len(cols) + "---|",
+    ]
+
+    def row(label: str, cells: list[str], target: str) -> None:
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} |")
+
+    row("(a) 76 KB stream, p50 ms", [f"{a[c]['p50_ms']:.2f}" for c in cols], "")
+    row("(a) p95 ms", [f"{a[c]['p95_ms']:.2f}" for c in cols], "")
+    row(
+        "(a) p50 added",
+        ["—"]
+        + [
+            f"+{ev[c]['a_p50_added_ms']:.2f} ms {ev[c]['verdicts']['a_p50_added']}" for c in bridges
+        ],
+        f"≤ {TARGET_A_MS:g} ms",
+    )
+    row("(b) 2000-chunk stream, p50 ms", [f"{b[c]['p50_ms']:.1f}" for c in cols], "")
+    row("(b) p95 ms", [f"{b[c]['p95_ms']:.1f}" for c in cols], "")
+    row(
+        "(b) added per chunk (p50)",
+        ["—"]
+        + [
+            f"{ev[c]['b_added_per_chunk_us']:.1f} µs {ev[c]['verdicts']['b_per_chunk']}"
+            for c in bridges
+        ],
+        f"≤ {TARGET_B_US:g} µs",
+    )
+    row(
+        f"(a) req/s @{CONCURRENCY}",
+        [f"{ac['direct']['rps']:.0f}"]
+        + [
+            f"{ac[c]['rps']:.0f} ({ev[c]['a_rps_ratio']:.0%}) {ev[c]['verdicts']['a_throughput']}"
+            for c in bridges
+        ],
+        f"≥ {TARGET_RPS:.0%} of direct",
+    )
+    row(
+        f"(b) req/s @{CONCURRENCY}",
+        [f"{bc['direct']['rps']:.1f}"]
+        + [
+            f"{bc[c]['rps']:.1f} ({ev[c]['b_rps_ratio']:.0%}) {ev[c]['verdicts']['b_throughput']}"
+            for c in bridges
+        ],
+        f"≥ {TARGET_RPS:.0%} of direct",
+    )
+    for wl, seq in (("a", a), ("b", b)):
+        cells = []
+        for c in cols:
+            cpu = seq[c]["cpu_ms_per_request"]  # all servers in the JSON; here the path's own
+            parts = [f"{k} {v:.2f}" for k, v in cpu.items() if k in ("simulator", c)]
+            cells.append(", ".join(parts))
+        row(f"({wl}) server CPU ms/request (sequential)", cells, "")
+    return "\n".join(lines)
+
+
+def _litellm_version() -> str:
+    for site in LITELLM_BIN.parent.parent.glob("lib/python*/site-packages/litellm-*.dist-info"):
+        return site.name.split("-")[1]
+    return "?"
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for pkg in (
+        "glmbridge",
+        "uvicorn",
+        "starlette",
+        "httpx2",
+        "anyio",
+        "msgspec",
+        "h11",
+        "uvloop",
+        "httptools",
+    ):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+    }
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    mode = "quick" if args.quick else "full"
+    sz = SIZES[mode]
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    a_body, a_glm = workload_a()
+    b_body, b_glm = workload_b()
+    print(
+        f"# glmbridge-server overhead ({mode}); (a) {len(a_body):,} B Anthropic / "
+        f"{len(a_glm):,} B GLM body; (b) {CHUNKS}-chunk stream",
+        file=sys.stderr,
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="glmbridge-bench-"))
+    servers = Servers(tmp)
+    try:
+        sim = start_simulator(servers)
+        bridge = start_glmbridge(servers, "glmbridge", sim, "warning")
+        bridge_info = start_glmbridge(servers, "glmbridge_info", sim, "info")
+        litellm = None
+        litellm_note = None
+        if args.litellm:
+            if LITELLM_BIN.exists():
+                try:
+                    litellm = start_litellm(servers, sim)
+                except RuntimeError as exc:
+                    litellm_note = f"did not start: {exc}"[:500]
+                    print(f"litellm: not measured ({litellm_note})", file=sys.stderr)
+            else:
+                litellm_note = f"{LITELLM_BIN} not found"
+                print(f"litellm: not measured ({litellm_note})", file=sys.stderr)
+        bridges = [bridge, bridge_info] + ([litellm] if litellm else [])
+
+        def paths_for(anth: bytes, glm: bytes) -> list[Path_]:
+            ps = [make_path("direct", sim, glm, direct=True)]
+            ps += [make_path(s.name, s, anth, direct=False) for s in bridges]
+            return ps
+
+        # Same answer on every path (and the stream really has CHUNKS content chunks).
+        with httpx2.Client(trust_env=False, timeout=60.0) as client:
+            for label, (anth, glm) in (("a", (a_body, a_glm)), ("b", (b_body, b_glm))):
+                ps = paths_for(anth, glm)
+                ref = answer_text(fetch(client, ps[0]), direct=True)
+                for p in ps[1:]:
+                    try:
+                        text = answer_text(fetch(client, p), direct=False)
+                        if text != ref:
+                            raise RuntimeError(f"answered {text[:80]!r}, direct {ref[:80]!r}")
+                    except Exception as exc:
+                        if p.name != "litellm":
+                            raise RuntimeError(f"({label}) {p.name}: {exc}") from exc
+                        litellm_note = f"({label}) failed: {exc}"[:300]
+                        print(f"litellm: not measured: {litellm_note}", file=sys.stderr)
+                        bridges.remove(p.server)
+            pa, pb = paths_for(a_body, a_glm), paths_for(b_body, b_glm)
+            raw = fetch(client, pb[0])
+            n_content = raw.count(b'"content":"') - 2  # first delta and final chunk are empty
+            if n_content != CHUNKS:
+                raise RuntimeError(
+                    f"(b) direct stream has {n_content} content chunks, not {CHUNKS}"
+                )
+        names = ["simulator", *(s.name for s in bridges)]
+        measured = [sim, *bridges]
+        ll = SIZES_LITELLM[mode]
+        lim_seq_a = {"litellm": ll["a_seq"]}
+        lim_seq_b = {"litellm": ll["b_seq"]}
+        lim_conc_a = {"litellm": (ll["a_conc"], ll["rounds"])}
+        lim_conc_b = {"litellm": (ll["b_conc"], ll["rounds"])}
+        print(
+            f"servers up: {', '.join(f'{s.name}:{s.port}' for s in servers.all)}", file=sys.stderr
+        )
+
+        res: dict[str, Any] = {"a": {}, "b": {}}
+        t = time.monotonic()
+        res["a"]["sequential"] = sequential(pa, sz["a_seq"], sz["warm"], measured, lim_seq_a)
+        print(f"(a) sequential done in {time.monotonic() - t:.1f} s", file=sys.stderr)
+        t = time.monotonic()
+        res["b"]["sequential"] = sequential(pb, sz["b_seq"], 2, measured, lim_seq_b)
+        print(f"(b) sequential done in {time.monotonic() - t:.1f} s", file=sys.stderr)
+        t = time.monotonic()
+        res["a"]["concurrent"] = concurrent(pa, sz["a_conc"], sz["rounds"], measured, lim_conc_a)
+        print(f"(a) concurrent done in {time.monotonic() - t:.1f} s", file=sys.stderr)
+        t = time.monotonic()
+        res["b"]["concurrent"] = concurrent(pb, sz["b_conc"], sz["rounds"], measured, lim_conc_b)
+        print(f"(b) concurrent done in {time.monotonic() - t:.1f} s", file=sys.stderr)
+        for s in servers.all:
+            if s.proc.poll() is not None:
+                raise RuntimeError(f"{s.name} exited during the run: {s.log.read_text()[-2000:]}")
+        info_lines = sum(
+            1
+            for line in bridge_info.log.read_text(errors="replace").splitlines()
+            if "POST /v1/messages" in line
+        )
+    finally:
+        servers.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    bridge_names = [n for n in names if n != "simulator"]
+    ev = evaluate(res, bridge_names)
+    md = table(res, ev, bridge_names)
+    print(md)
+    out = {
+        "benchmark": "glmbridge-server overhead (issue 3)",
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "mode": mode,
+        "machine": {
+            **machine(),
+            # other work on the machine shows here (the benchmark itself adds about 2)
+            "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
+            "loadavg_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "method": {
+            "transport": "HTTP/1.1 over 127.0.0.1 sockets, keep-alive, one process per server",
+            "servers": {
+                "simulator": "bench/_sim_runner.py: uvicorn, access log off",
+                "glmbridge": "glmbridge-server --log-level warning, GLMBRIDGE_MAX_RETRIES=0",
+                "glmbridge_info": "glmbridge-server --log-level info (default), log to a file",
+                **(
+                    {
+                        "litellm": f"litellm {_litellm_version()} proxy, /v1/messages, "
+                        "openai/ provider, 1 worker, "
+                        "LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES=true"
+                    }
+                    if "litellm" in names
+                    else {}
+                ),
+            },
+            "latency": "send → last byte of the streamed body, sequential, paths interleaved",
+            "throughput": f"{CONCURRENCY} concurrent httpx2.AsyncClient streams, fixed request "
+            f"count, mean of {sz['rounds']} round(s) in alternating path order",
+            "sizes": sz,
+            **({"sizes_litellm": SIZES_LITELLM[mode]} if "litellm" in names else {}),
+            "workload_a": {
+                "fixture": "tests/fixtures/claude_code/request_main.json",
+                "anthropic_body_bytes": len(a_body),
+                "glm_body_bytes": len(a_glm),
+                "answer": f"{A_DIRECTIVE} (fixed {len(A_ANSWER)}-character text, no reasoning)",
+            },
+            "workload_b": {"chunks": CHUNKS, "answer": f"[[sim:long:{CHUNKS}]]"},
+            "info_log_lines": info_lines,
+            "litellm": None if not args.litellm else (litellm_note or "measured"),
+        },
+        "targets": {
+            "a_p50_added_ms": TARGET_A_MS,
+            "b_added_per_chunk_us": TARGET_B_US,
+            "throughput_ratio": TARGET_RPS,
+        },
+        "results": res,
+        "evaluation": ev,
+        "table_markdown": md,
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    if not args.no_write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"\nwrote {RESULTS.relative_to(ROOT)} ({out['elapsed_s']} s)", file=sys.stderr)
+    ok = all(v == "PASS" for v in ev["glmbridge"]["verdicts"].values())
+    return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run (< 40 s), noisier")
+    parser.add_argument("--litellm", action="store_true", help="also measure a LiteLLM proxy")
+    parser.add_argument("--no-write", action="store_true", help="do not write the results file")
+    args = parser.parse_args()
+    limit = 120 if args.quick else 420
+    if args.litellm:
+        limit += 240
+
+    def _timeout(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"benchmark exceeded {limit} s")
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGALRM, _timeout)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.alarm(limit)  # bounded run time; the finally block still stops the servers
+    try:
+        return run(args)
+    finally:
+        signal.alarm(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
