@@ -33,7 +33,7 @@ from glmbridge.ir import Message, Request, Response, StopReason, Usage
 from glmbridge.pipeline import GlmToAnthropicStream
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, Route, RouteTable, resolve_route
 from glmbridge.sse import ServerSentEvent, SSEDecoder
-from glmbridge.tokens import estimate_request_tokens, estimate_text_tokens
+from glmbridge.tokens import TokenEstimator, estimate_request_tokens, estimate_text_tokens
 
 __all__ = [
     "DEFAULT_ROUTE_TABLE",
@@ -52,6 +52,7 @@ __all__ = [
     "StopReason",
     "StreamGrammarError",
     "StreamStateError",
+    "TokenEstimator",
     "UnsupportedFeatureError",
     "UpstreamConnectionError",
     "UpstreamError",

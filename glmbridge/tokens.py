@@ -33,14 +33,14 @@ are module constants below, with their reasons.
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from math import ceil, floor
 
 import msgspec
 
 from glmbridge import ir
 
-__all__ = ["estimate_request_tokens", "estimate_text_tokens"]
+__all__ = ["TokenEstimator", "estimate_request_tokens", "estimate_text_tokens"]
 
 # Byte classes for the C-speed counts of _ascii_tokens and estimate_text_tokens.
 _PUNCT_BYTES = string.punctuation.encode()
@@ -116,75 +116,42 @@ def _ascii_tokens(data: bytes) -> int:
     return max(1, words + leading_space + floor(extra))
 
 
-def _json_tokens(value: object) -> int:
-    """Tokens of a value as compact JSON (tool inputs, opaque blocks)."""
-    try:
-        raw = _json_encode(value)
-    except (TypeError, msgspec.EncodeError):
-        raw = repr(value).encode()
-    return estimate_text_tokens(raw.decode("utf-8", "replace"))
+class TokenEstimator:
+    """Request token estimates with a memo of long texts, owned by the caller.
 
+    :func:`estimate_request_tokens` re-reads every text of a request. Agents such as
+    Claude Code resend the same system prompt, tool descriptions and history on every
+    turn, so a server keeps one estimator and pays only for what is new: texts of
+    ``min_cached_chars`` or more are remembered (looking one up costs a hash of the
+    string, ~10x less than estimating it). The memo is bounded by
+    ``max_cached_chars`` in total and simply starts over when full. Results are
+    identical to :func:`estimate_request_tokens`. Not thread-safe; use one per thread
+    or event loop.
+    """
 
-def _media_tokens(source: ir.MediaSource, unknown: int) -> int:
-    if source.type == "text":
-        return estimate_text_tokens(source.data or "")
-    return unknown
+    def __init__(self, *, min_cached_chars: int = 256, max_cached_chars: int = 32 << 20) -> None:
+        self._min = min_cached_chars
+        self._max = max_cached_chars
+        self._memo: dict[str, int] = {}
+        self._memo_chars = 0
 
+    def text_tokens(self, text: str) -> int:
+        """:func:`estimate_text_tokens`, remembered for long texts."""
+        if len(text) < self._min:
+            return estimate_text_tokens(text)
+        tokens = self._memo.get(text)
+        if tokens is None:
+            tokens = estimate_text_tokens(text)
+            if self._memo_chars + len(text) > self._max:
+                self._memo.clear()
+                self._memo_chars = 0
+            self._memo[text] = tokens
+            self._memo_chars += len(text)
+        return tokens
 
-def _document_tokens(block: ir.DocumentBlock) -> int:
-    source = block.source
-    if source.type == "text":
-        body = estimate_text_tokens(source.data or "")
-    elif source.type == "base64" and source.data:
-        body = max(len(source.data) * 3 // 4 // _PDF_BYTES_PER_TOKEN, 1)
-    else:
-        body = DOCUMENT_TOKENS
-    return (
-        body + estimate_text_tokens(block.title or "") + estimate_text_tokens(block.context or "")
-    )
-
-
-def _block_tokens(block: ir.Block) -> int:
-    """Tokens of one content block (nested tool results included)."""
-    if isinstance(block, ir.TextBlock):
-        return estimate_text_tokens(block.text)
-    if isinstance(block, ir.ThinkingBlock):
-        return estimate_text_tokens(block.thinking)  # the signature is never sent upstream
-    if isinstance(block, (ir.ToolUseBlock, ir.ServerToolUseBlock)):
-        return estimate_text_tokens(block.name) + _json_tokens(block.input)
-    if isinstance(block, ir.ToolResultBlock):
-        return _blocks_tokens(block.content) + estimate_text_tokens(block.tool_use_id)
-    if isinstance(block, ir.ImageBlock):
-        return _media_tokens(block.source, IMAGE_TOKENS)
-    if isinstance(block, ir.VideoBlock):
-        return _media_tokens(block.source, VIDEO_TOKENS)
-    if isinstance(block, ir.DocumentBlock):
-        return _document_tokens(block)
-    if isinstance(block, ir.SearchResultBlock):
-        header = estimate_text_tokens(block.source) + estimate_text_tokens(block.title)
-        return header + _blocks_tokens(block.content)
-    if isinstance(block, ir.RedactedThinkingBlock):
-        return ceil(len(block.data) / 4)  # opaque base64; billed by Anthropic, so counted
-    if isinstance(block, ir.WebSearchToolResultBlock):
-        return _json_tokens(block.content)
-    return _json_tokens(block.raw)  # UnknownBlock: counted as its JSON
-
-
-def _blocks_tokens(blocks: Iterable[ir.Block]) -> int:
-    return sum(_block_tokens(b) + _BLOCK_OVERHEAD for b in blocks)
-
-
-def _tool_tokens(tool: ir.Tool) -> int:
-    tokens = _TOOL_OVERHEAD + estimate_text_tokens(tool.name)
-    tokens += estimate_text_tokens(tool.description or "")
-    schema = tool.input_schema
-    if isinstance(schema, msgspec.Raw):
-        tokens += ceil(len(schema) / _JSON_CHARS_PER_TOKEN)
-    elif schema is not None:
-        tokens += ceil(len(_json_encode(schema)) / _JSON_CHARS_PER_TOKEN)
-    if tool.server_type is not None:
-        tokens += _SERVER_TOOL + _json_tokens(tool.config or {})
-    return tokens
+    def request_tokens(self, req: ir.Request) -> int:
+        """Estimate the input tokens of ``req`` (see :func:`estimate_request_tokens`)."""
+        return _Counter(self.text_tokens).request(req)
 
 
 def estimate_request_tokens(req: ir.Request) -> int:
@@ -192,13 +159,88 @@ def estimate_request_tokens(req: ir.Request) -> int:
 
     Images and videos of unknown size count as :data:`IMAGE_TOKENS` /
     :data:`VIDEO_TOKENS`; base64 PDFs count by size; each message adds its template
-    framing. The result grows with any added content.
+    framing. The result grows with any added content. A caller estimating many
+    requests of one conversation should keep a :class:`TokenEstimator`.
     """
-    tokens = _REQUEST_OVERHEAD
-    if req.system:
-        tokens += _MESSAGE_OVERHEAD + _blocks_tokens(req.system)
-    for message in req.messages:
-        tokens += _MESSAGE_OVERHEAD + _blocks_tokens(message.content)
-    if req.tools:
-        tokens += _TOOLS_PREAMBLE + sum(_tool_tokens(tool) for tool in req.tools)
-    return tokens
+    return _Counter(estimate_text_tokens).request(req)
+
+
+class _Counter:
+    """Walks a request, counting texts with ``text`` (plain or memoised)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: Callable[[str], int]) -> None:
+        self.text = text
+
+    def request(self, req: ir.Request) -> int:
+        tokens = _REQUEST_OVERHEAD
+        if req.system:
+            tokens += _MESSAGE_OVERHEAD + self.blocks(req.system)
+        for message in req.messages:
+            tokens += _MESSAGE_OVERHEAD + self.blocks(message.content)
+        if req.tools:
+            tokens += _TOOLS_PREAMBLE + sum(self.tool(tool) for tool in req.tools)
+        return tokens
+
+    def blocks(self, blocks: Iterable[ir.Block]) -> int:
+        return sum(self.block(b) + _BLOCK_OVERHEAD for b in blocks)
+
+    def block(self, block: ir.Block) -> int:
+        """Tokens of one content block (nested tool results included)."""
+        text = self.text
+        if isinstance(block, ir.TextBlock):
+            return text(block.text)
+        if isinstance(block, ir.ThinkingBlock):
+            return text(block.thinking)  # the signature is never sent upstream
+        if isinstance(block, (ir.ToolUseBlock, ir.ServerToolUseBlock)):
+            return text(block.name) + self.json(block.input)
+        if isinstance(block, ir.ToolResultBlock):
+            return self.blocks(block.content) + text(block.tool_use_id)
+        if isinstance(block, ir.ImageBlock):
+            return self.media(block.source, IMAGE_TOKENS)
+        if isinstance(block, ir.VideoBlock):
+            return self.media(block.source, VIDEO_TOKENS)
+        if isinstance(block, ir.DocumentBlock):
+            return self.document(block)
+        if isinstance(block, ir.SearchResultBlock):
+            return text(block.source) + text(block.title) + self.blocks(block.content)
+        if isinstance(block, ir.RedactedThinkingBlock):
+            return ceil(len(block.data) / 4)  # opaque base64; billed by Anthropic, so counted
+        if isinstance(block, ir.WebSearchToolResultBlock):
+            return self.json(block.content)
+        return self.json(block.raw)  # UnknownBlock: counted as its JSON
+
+    def json(self, value: object) -> int:
+        """Tokens of a value as compact JSON (tool inputs, opaque blocks)."""
+        try:
+            raw = _json_encode(value)
+        except (TypeError, msgspec.EncodeError):
+            raw = repr(value).encode()
+        return self.text(raw.decode("utf-8", "replace"))
+
+    def media(self, source: ir.MediaSource, unknown: int) -> int:
+        if source.type == "text":
+            return self.text(source.data or "")
+        return unknown
+
+    def document(self, block: ir.DocumentBlock) -> int:
+        source = block.source
+        if source.type == "text":
+            body = self.text(source.data or "")
+        elif source.type == "base64" and source.data:
+            body = max(len(source.data) * 3 // 4 // _PDF_BYTES_PER_TOKEN, 1)
+        else:
+            body = DOCUMENT_TOKENS
+        return body + self.text(block.title or "") + self.text(block.context or "")
+
+    def tool(self, tool: ir.Tool) -> int:
+        tokens = _TOOL_OVERHEAD + self.text(tool.name) + self.text(tool.description or "")
+        schema = tool.input_schema
+        if isinstance(schema, msgspec.Raw):
+            tokens += ceil(len(schema) / _JSON_CHARS_PER_TOKEN)
+        elif schema is not None:
+            tokens += ceil(len(_json_encode(schema)) / _JSON_CHARS_PER_TOKEN)
+        if tool.server_type is not None:
+            tokens += _SERVER_TOOL + self.json(tool.config or {})
+        return tokens

@@ -21,6 +21,7 @@ EXPECTED = {
     "StopReason",
     "StreamGrammarError",
     "StreamStateError",
+    "TokenEstimator",
     "UnsupportedFeatureError",
     "UpstreamConnectionError",
     "UpstreamError",

@@ -170,3 +170,22 @@ def test_request_estimate_grows_with_each_message(texts: list[str]) -> None:
         value = estimate_request_tokens(request(*(msg(ir.TextBlock(text=t)) for t in texts[:n])))
         assert value > previous
         previous = value
+
+
+def test_token_estimator_memo_gives_identical_results_and_stays_bounded() -> None:
+    """A memoising estimator returns exactly the stateless estimate, within its size bound."""
+    import json as _json
+    from pathlib import Path
+
+    from glmbridge.protocols import anthropic
+    from glmbridge.tokens import TokenEstimator, estimate_request_tokens
+
+    fixtures = Path(__file__).parent.parent / "fixtures" / "claude_code"
+    estimator = TokenEstimator(max_cached_chars=200_000)
+    for path in sorted(fixtures.glob("request_*.json")):
+        body = _json.dumps(_json.loads(path.read_text())).encode()
+        req = anthropic.decode_request(body)
+        expected = estimate_request_tokens(req)
+        assert estimator.request_tokens(req) == expected  # cold
+        assert estimator.request_tokens(req) == expected  # warm
+        assert estimator._memo_chars <= 200_000
