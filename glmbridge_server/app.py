@@ -1,8 +1,10 @@
 """The Starlette application factory.
 
 ``create_app(settings)`` composes the routes, a request-context middleware (``request-id``
-header, one access-log line per request, the catch-all error handler), the HTTP error
-handlers and a lifespan that owns the shared upstream client. All state lives on
+header, the configuration snapshot, one access-log line and the metrics per request, the
+catch-all error handler), the security middleware (Host, Origin, token, body size; see
+:mod:`glmbridge_server.security`), the HTTP error handlers and a lifespan that owns the
+shared upstream client. All state lives on
 ``app.state``; nothing here is a module-level mutable global.
 """
 
@@ -27,8 +29,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError
 from glmbridge.protocols import anthropic
 from glmbridge_server.keypool import KeyPool
-from glmbridge_server.routes import admin, error_response
+from glmbridge_server.metrics import Metrics
+from glmbridge_server.routes import admin, error_response, snapshot
 from glmbridge_server.routes import anthropic as anthropic_routes
+from glmbridge_server.routes import config as config_routes
+from glmbridge_server.security import SecurityMiddleware, protocol_for_path
 from glmbridge_server.settings import MOCK_MOUNT, Settings, route_table
 from glmbridge_server.upstream import UpstreamClient
 
@@ -46,7 +51,8 @@ def new_request_id() -> str:
 
 
 class RequestContextMiddleware:
-    """Per request: a ``request-id`` header, one access-log line, and the last-resort handler.
+    """Per request: a ``request-id`` header, the configuration snapshot, one access-log line,
+    the request metrics, and the last-resort handler.
 
     The last-resort handler logs an unexpected exception with its traceback and answers
     ``500 api_error`` without any of the traceback text (or, if the response had already
@@ -62,8 +68,12 @@ class RequestContextMiddleware:
             return
         rid = new_request_id()
         state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = rid
         started = time.perf_counter()
+        app = scope["app"]
+        state.update(request_id=rid, started=started, runtime=snapshot(app))
+        state["protocol"] = protocol_for_path(scope["path"])
+        metrics: Metrics = app.state.metrics
+        metrics.in_progress.inc()
         status = 0
 
         async def send_with_id(message: Message) -> None:
@@ -85,7 +95,10 @@ class RequestContextMiddleware:
                     scope, receive, send_with_id
                 )
         finally:
-            _log_access(scope, state, status, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            metrics.observe_request(scope["path"], state["protocol"], status, elapsed, state)
+            _log_access(scope, state, status, elapsed)
+            metrics.in_progress.dec()  # last: "0 in progress" means everything is recorded
 
 
 def _log_access(scope: Scope, state: dict[str, Any], status: int, elapsed: float) -> None:
@@ -99,11 +112,22 @@ def _log_access(scope: Scope, state: dict[str, Any], status: int, elapsed: float
         "method": scope["method"],
         "path": path,
         "status": status,
+        "protocol": state.get("protocol"),
         "latency_ms": round(elapsed * 1000, 1),
     }
-    for name in ("client_model", "routed_model", "stream", "key_index", "error_type"):
+    for name in (
+        "client_model",
+        "routed_model",
+        "stream",
+        "upstream_status",
+        "upstream_attempts",
+        "key_index",
+        "error_type",
+    ):
         if state.get(name) is not None:
             fields[name] = state[name]
+    if state.get("ttft") is not None:
+        fields["ttft_ms"] = round(state["ttft"] * 1000, 1)
     usage = state.get("usage")
     if usage is not None:
         fields["input_tokens"] = usage.input_tokens + usage.cache_read_input_tokens
@@ -146,14 +170,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        upstream = UpstreamClient(settings, key_pool, transport=transport)
+        upstream = UpstreamClient(
+            settings, key_pool, transport=transport, metrics=app.state.metrics
+        )
         app.state.upstream = upstream
         try:
             yield
         finally:
             await upstream.aclose()
 
-    routes: list[BaseRoute] = [*admin.routes, *anthropic_routes.routes]
+    routes: list[BaseRoute] = [*admin.routes, *config_routes.routes, *anthropic_routes.routes]
     simulator = None
     if settings.mock:
         from glmbridge_server.simulator import create_simulator_app
@@ -162,7 +188,7 @@ def create_app(
         routes.append(Mount(MOCK_MOUNT, app=simulator))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContextMiddleware)],
+        middleware=[Middleware(RequestContextMiddleware), Middleware(SecurityMiddleware)],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
@@ -170,6 +196,7 @@ def create_app(
     app.state.key_pool = key_pool
     app.state.route_table = table
     app.state.simulator = simulator
+    app.state.metrics = Metrics()
     app.state.tokenizer_unavailable = set()
     app.state.model_catalog = anthropic_routes.build_model_catalog(table)
     return app

@@ -1,9 +1,9 @@
-"""``glmbridge-server``: run the server (``serve``, the default).
+"""``glmbridge-server``: run the server (``serve``, the default), or the launcher.
 
-``claude``, ``status`` and ``stop`` are reserved for the launcher and are not implemented yet.
+``claude``, ``status`` and ``stop`` are the Claude Code launcher (:mod:`glmbridge_server.launcher`).
 
-Exit codes: 0 after a clean shutdown, 1 when the address cannot be bound, 2 for usage and
-configuration errors (and for the reserved subcommands that are not implemented yet).
+Exit codes of ``serve``: 0 after a clean shutdown, 1 when the address cannot be bound, 2 for
+usage and configuration errors, including a non-loopback address without an auth token.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from glmbridge_server.settings import Settings, SettingsError, load_settings
 
 __all__ = ["build_parser", "configure_logging", "main"]
 
-_RESERVED = ("claude", "status", "stop")
 _STD_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -43,13 +42,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str, fmt: str) -> None:
+class RedactingFormatter(logging.Formatter):
+    """Wraps a formatter and blanks out secrets (keys, the auth token) in every line.
+
+    glmbridge never logs a key on purpose; this is the safety net for third-party log
+    lines and for error text echoed by an upstream.
+    """
+
+    def __init__(self, inner: logging.Formatter, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.secrets = tuple(s for s in secrets if len(s) >= 4)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = self.inner.format(record)
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "[redacted]")
+        return text
+
+
+def configure_logging(level: str, fmt: str, secrets: Sequence[str] = ()) -> None:
     """Send all logs (glmbridge and uvicorn) to stderr in ``text`` or ``json`` format."""
     handler = logging.StreamHandler(sys.stderr)
+    inner: logging.Formatter
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        inner = JsonFormatter()
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        inner = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    handler.setFormatter(RedactingFormatter(inner, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -63,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glmbridge-server",
         description="Serve the Anthropic Messages API on top of Z.ai GLM models.",
-        epilog="Subcommands: serve (default); claude, status, stop (not implemented yet). "
-        "Configuration: see docs/configuration.md.",
+        epilog="Subcommands: serve (default); claude [--yolo] [--port N] [claude args...] "
+        "(start Claude Code on glmbridge); status, stop [--port N] (the background server). "
+        "Configuration: see docs/configuration.md; security: docs/security.md.",
     )
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", help="port to bind (default 4567; 0 = any free port)")
@@ -120,11 +142,13 @@ def _announce(settings: Settings, url: str) -> None:
             )
     if not settings.is_loopback:
         print(
-            f"warning: listening on {settings.host}, reachable from other machines; "
-            "set GLMBRIDGE_AUTH_TOKEN and keep this on a trusted network",
+            f"note: listening on {settings.host}, reachable from other machines; every "
+            "request but /health needs the auth token",
             file=err,
         )
-    print(f"use it: ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN=glmbridge claude", file=err)
+    token = "$GLMBRIDGE_AUTH_TOKEN" if settings.auth_token else "glmbridge"
+    print(f"use it: glmbridge-server claude --port {url.rpartition(':')[2]}", file=err)
+    print(f"    or: ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN={token} claude", file=err)
     err.flush()
 
 
@@ -133,14 +157,20 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from glmbridge_server.app import create_app
+    from glmbridge_server.security import bind_refusal
 
+    refusal = bind_refusal(settings)
+    if refusal is not None:
+        print(f"glmbridge-server: {refusal}", file=sys.stderr)
+        return 2
     try:
         sock = _bind(settings.host, settings.port)
     except OSError as exc:
         where = f"{settings.host}:{settings.port}"
         print(f"glmbridge-server: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    configure_logging(settings.log_level, settings.log_format)
+    secrets = [*settings.api_keys, *([settings.auth_token] if settings.auth_token else [])]
+    configure_logging(settings.log_level, settings.log_format, secrets)
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     app = create_app(settings)
@@ -160,9 +190,15 @@ def serve(settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``glmbridge-server`` and ``python -m glmbridge_server``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in _RESERVED:
-        print(f"glmbridge-server {args[0]}: not implemented yet", file=sys.stderr)
-        return 2
+    if args and args[0] in ("claude", "status", "stop"):
+        from glmbridge_server import launcher
+
+        command = {
+            "claude": launcher.main_claude,
+            "status": launcher.main_status,
+            "stop": launcher.main_stop,
+        }[args[0]]
+        return command(args[1:])
     if args and args[0] == "serve":
         args = args[1:]
     parser = build_parser()

@@ -28,9 +28,11 @@ from glmbridge.routing import DEFAULT_ROUTE_TABLE, RouteTable
 __all__ = [
     "UPSTREAM_PROFILES",
     "Settings",
+    "convert_setting",
     "SettingsError",
     "load_settings",
     "parse_dotenv",
+    "redact_url",
     "route_table",
 ]
 
@@ -66,6 +68,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     upstream: str = "zai-coding"
     api_keys: tuple[str, ...] = ()
     auth_token: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
     connect_timeout: float = 10.0
@@ -91,6 +95,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         out: dict[str, Any] = msgspec.to_builtins(self)
         out["api_keys"] = f"<{len(self.api_keys)} key(s)>"
         out["auth_token"] = "***" if self.auth_token else None
+        out["upstream"] = redact_url(self.upstream)
         return out
 
     @property
@@ -111,6 +116,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def is_loopback(self) -> bool:
         """Whether ``host`` is a loopback address (or ``localhost``)."""
         return _is_loopback(self.host)
+
+    @property
+    def is_wildcard(self) -> bool:
+        """Whether ``host`` means "every interface" (``0.0.0.0``, ``::``)."""
+        return self.host.strip("[]") in ("0.0.0.0", "::", "")
 
 
 # --- conversion of raw values (strings from env/CLI, typed values from TOML) ----------------
@@ -214,6 +224,47 @@ def _to_secret(value: object) -> str:
     return text
 
 
+def _to_list(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise ValueError("must be a comma-separated string or a list of strings")
+
+
+def _to_hosts(value: object) -> tuple[str, ...]:
+    hosts: list[str] = []
+    for item in _to_list(value):
+        host = item.lower().rstrip(".")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        if host != "*" and not all(ch.isalnum() or ch in "-._:" for ch in host):
+            raise ValueError(f"{item!r} is not a host name or address (no scheme, port or path)")
+        if host not in hosts:
+            hosts.append(host)
+    return tuple(hosts)
+
+
+def _to_origins(value: object) -> tuple[str, ...]:
+    origins: list[str] = []
+    for item in _to_list(value):
+        origin = item.lower().rstrip("/")
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+            raise ValueError(f"{item!r} is not an origin like https://app.example:8443")
+        if origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user info, query or fragment (they may carry credentials)."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return url
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
 def _to_models(value: object) -> dict[str, str]:
     pairs: dict[Any, object]
     if isinstance(value, str):  # environment form: "opus=glm-5.1,sonnet=glm-4.7"
@@ -260,6 +311,8 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "upstream": _to_upstream,
     "api_keys": _to_keys,
     "auth_token": _to_secret,
+    "allowed_hosts": _to_hosts,
+    "allowed_origins": _to_origins,
     "log_level": _to_choice(*_LOG_LEVELS),
     "log_format": _to_choice("text", "json"),
     "connect_timeout": _to_seconds,
@@ -274,6 +327,11 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "count_tokens": _to_choice("auto", "upstream", "local"),
     "mock": _to_bool,
 }
+
+
+def convert_setting(name: str, value: object) -> Any:
+    """Validate one setting value given as in the TOML file; ``ValueError`` says why not."""
+    return _CONVERTERS[name](value)
 
 
 def _env_name(field: str) -> str:

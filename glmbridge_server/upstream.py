@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from ipaddress import ip_address
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import anyio
@@ -39,6 +40,9 @@ from glmbridge.errors import (
 from glmbridge.protocols import openai as glm_wire
 from glmbridge_server.keypool import KeyLease, KeyPool
 from glmbridge_server.settings import MOCK_API_KEY, Settings
+
+if TYPE_CHECKING:
+    from glmbridge_server.metrics import Metrics
 
 __all__ = [
     "UpstreamClient",
@@ -152,6 +156,12 @@ class UpstreamClient:
         transport: an httpx2 transport to use instead of the network (tests).
         sleep: the coroutine used to wait between retries (tests patch it).
         rng: the jitter source.
+        metrics: where retries and key cooldowns are counted, if anywhere.
+
+    ``settings`` only fixes what the shared ``httpx2`` client needs (timeouts, proxy
+    policy); each :meth:`send` may pass the request's own settings snapshot, so a runtime
+    configuration change (another upstream profile, retry budget, cooldowns) applies to new
+    requests while the connection pool is kept.
     """
 
     def __init__(
@@ -162,8 +172,10 @@ class UpstreamClient:
         transport: httpx2.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.keys = keys
         self.base_url = settings.upstream_base_url
         self.sleep = sleep
@@ -200,6 +212,7 @@ class UpstreamClient:
         base_url: str | None = None,
         max_retries: int | None = None,
         timeout: httpx2.Timeout | None = None,
+        settings: Settings | None = None,
     ) -> UpstreamReply:
         """POST ``body`` to ``{base_url}{path}`` and return the first ``200`` response.
 
@@ -207,21 +220,24 @@ class UpstreamClient:
             UpstreamError: the final failure (kind, status and business code set), including
                 ``UpstreamTimeoutError`` / ``UpstreamConnectionError`` for transport failures.
         """
-        url = (base_url or self.base_url) + path
-        retries = self.settings.max_retries if max_retries is None else max_retries
+        settings = settings or self.settings
+        url = (base_url or settings.upstream_base_url) + path
+        retries = settings.max_retries if max_retries is None else max_retries
         tried_keys: set[int] = set()
-        lease = self._lease(session_id, tried_keys)
+        lease = self._lease(settings, session_id, tried_keys)
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = await self._attempt(url, body, lease, stream=stream, timeout=timeout)
+                response = await self._attempt(
+                    url, body, lease, settings, stream=stream, timeout=timeout
+                )
                 return UpstreamReply(response, lease.index if lease else None, attempt)
             except UpstreamError as err:
                 if lease is not None and _is_key_failure(err):
-                    self._cool_down(lease, err)
+                    self._cool_down(settings, lease, err)
                     tried_keys.add(lease.index)
-                    next_lease = self._lease(session_id, tried_keys)
+                    next_lease = self._lease(settings, session_id, tried_keys)
                     if next_lease is not None:
                         logger.warning(
                             "failing over from key #%d to key #%d", lease.index, next_lease.index
@@ -240,10 +256,14 @@ class UpstreamClient:
                     delay,
                     lease.index if lease else "-",
                 )
+                if self.metrics is not None:
+                    self.metrics.retry(str(err.status or type(err).__name__))
                 await self.sleep(delay)
 
-    def _lease(self, session_id: str | None, tried: set[int]) -> KeyLease | None:
-        if self.settings.mock:
+    def _lease(
+        self, settings: Settings, session_id: str | None, tried: set[int]
+    ) -> KeyLease | None:
+        if settings.mock:
             return None
         if len(self.keys) == 0:
             raise UpstreamError(
@@ -255,10 +275,12 @@ class UpstreamClient:
             )
         return self.keys.select(session_id, exclude=tried)
 
-    def _cool_down(self, lease: KeyLease, err: UpstreamError) -> None:
+    def _cool_down(self, settings: Settings, lease: KeyLease, err: UpstreamError) -> None:
         quota = err.code in QUOTA_CODES
-        seconds = self.settings.quota_cooldown if quota else self.settings.auth_cooldown
+        seconds = settings.quota_cooldown if quota else settings.auth_cooldown
         self.keys.cool_down(lease.index, seconds)
+        if self.metrics is not None:
+            self.metrics.cooldown(lease.index, "quota" if quota else "auth")
         logger.warning(
             "key #%d cooling down for %.0f s after %s%s",
             lease.index,
@@ -272,11 +294,13 @@ class UpstreamClient:
         url: str,
         body: bytes,
         lease: KeyLease | None,
+        settings: Settings,
         *,
         stream: bool,
         timeout: httpx2.Timeout | None,
     ) -> httpx2.Response:
-        key = lease.key if lease else MOCK_API_KEY
+        # Mock mode calls this very server's /_mock mount, which the auth token guards too.
+        key = lease.key if lease else (settings.auth_token or MOCK_API_KEY)
         headers = {
             "Authorization": f"Bearer {key}",
             "Content-Type": "application/json",
@@ -300,7 +324,16 @@ class UpstreamClient:
                 if not stream or response.status_code != 200:
                     await response.aclose()
         retry_after = parse_retry_after(response.headers.get("retry-after"))
-        raise glm_wire.error_from_upstream(response.status_code, err_body, retry_after=retry_after)
+        err = glm_wire.error_from_upstream(response.status_code, err_body, retry_after=retry_after)
+        raise _scrub(err, key)
+
+
+def _scrub(err: UpstreamError, key: str) -> UpstreamError:
+    """Remove the key from an upstream error message (some gateways echo what they got)."""
+    if key and key in err.message:
+        err.message = err.message.replace(key, "[redacted]")
+        err.args = (err.message,)
+    return err
 
 
 async def _read_capped(response: httpx2.Response, limit: int) -> bytes:

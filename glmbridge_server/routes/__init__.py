@@ -1,21 +1,53 @@
 """HTTP routes, one module per front door, plus the helpers they share.
 
-The helpers here are deliberately few: reading a bounded request body and rendering a
-glmbridge error as an Anthropic-native response (the server's only error format for the
-Anthropic front door and for the admin endpoints).
+The helpers here are deliberately few: the per-request configuration snapshot, reading a
+bounded request body and rendering a glmbridge error as an Anthropic-native response (the
+server's only error format for the Anthropic front door and for the admin endpoints).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from glmbridge.errors import ClientRequestError, ErrorKind, GlmbridgeError, UpstreamError
 from glmbridge.protocols import anthropic as anthropic_protocol
+from glmbridge.routing import RouteTable
+from glmbridge_server.settings import Settings
 
-__all__ = ["error_response", "read_body", "request_id"]
+__all__ = ["Runtime", "error_response", "read_body", "request_id", "runtime", "snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """The configuration one request runs with, taken once when it arrives.
+
+    ``POST /config`` replaces ``app.state.settings``/``route_table``/``model_catalog``
+    together; a request that is already running keeps the snapshot it started with.
+    """
+
+    settings: Settings
+    route_table: RouteTable
+    model_catalog: dict[str, dict[str, str]]
+
+
+def snapshot(app: Any) -> Runtime:
+    """The app's current configuration as one immutable :class:`Runtime`."""
+    st = app.state
+    return Runtime(st.settings, st.route_table, st.model_catalog)
+
+
+def runtime(request: Request) -> Runtime:
+    """This request's configuration snapshot (taken by the request-context middleware)."""
+    state = request.scope.setdefault("state", {})
+    current = state.get("runtime")
+    if current is None:
+        current = state["runtime"] = snapshot(request.app)
+    return current
 
 # Quota/billing codes: retrying soon cannot help, so tell SDKs not to.
 _NO_RETRY_CODES = frozenset({"1113", "1304", "1308", "1309", "1310", "1311", "1313"})
@@ -59,5 +91,8 @@ def error_response(err: GlmbridgeError, request: Request) -> Response:
             headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
         if err.code in _NO_RETRY_CODES or err.kind is ErrorKind.AUTHENTICATION:
             headers["x-should-retry"] = "false"
-    request.scope.setdefault("state", {})["error_type"] = err.kind.value
+    state = request.scope.setdefault("state", {})
+    state["error_type"] = err.kind.value
+    if isinstance(err, UpstreamError) and err.status is not None:
+        state["upstream_status"] = err.status
     return Response(body, status_code=status, media_type="application/json", headers=headers)

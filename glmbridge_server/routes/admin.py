@@ -1,20 +1,31 @@
-"""Operational endpoints: ``/health``, ``GET``/``HEAD /`` and a sink for client telemetry."""
+"""Operational endpoints: ``/health``, ``GET``/``HEAD /``, ``/metrics`` and a telemetry sink.
+
+``/health`` and ``/`` are the only endpoints open without the auth token; they say that
+this is glmbridge and whether it is healthy, and nothing secret (key counts, never keys).
+"""
 
 from __future__ import annotations
+
+import os
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from glmbridge._version import __version__
-from glmbridge_server.settings import Settings
+from glmbridge_server.metrics import CONTENT_TYPE
+from glmbridge_server.routes import runtime
 
 __all__ = ["routes"]
 
 
 async def health(request: Request) -> Response:
-    """Liveness plus a secret-free summary: upstream label, key count, mode, version."""
-    settings: Settings = request.app.state.settings
+    """Liveness plus a secret-free summary: upstream label, key count, mode, version, pid.
+
+    The pid lets ``glmbridge-server stop`` check that the process it is about to signal is
+    the server answering on the port.
+    """
+    settings = runtime(request).settings
     keys = request.app.state.key_pool
     return JSONResponse(
         {
@@ -25,6 +36,7 @@ async def health(request: Request) -> Response:
             "keys": len(keys),
             "keys_healthy": keys.healthy_count(),
             "mock": settings.mock,
+            "pid": os.getpid(),
         }
     )
 
@@ -32,6 +44,13 @@ async def health(request: Request) -> Response:
 async def root(request: Request) -> Response:
     """``GET /`` and ``HEAD /`` (Claude Code probes the base URL)."""
     return JSONResponse({"service": "glmbridge", "version": __version__, "health": "/health"})
+
+
+async def metrics(request: Request) -> Response:
+    """``GET /metrics``: Prometheus text exposition."""
+    keys = request.app.state.key_pool
+    body = request.app.state.metrics.render(len(keys), keys.healthy_count())
+    return Response(body, media_type=CONTENT_TYPE)
 
 
 async def event_logging(request: Request) -> Response:
@@ -42,5 +61,6 @@ async def event_logging(request: Request) -> Response:
 routes = [
     Route("/", root, methods=["GET", "HEAD"]),
     Route("/health", health, methods=["GET", "HEAD"]),
+    Route("/metrics", metrics, methods=["GET"]),
     Route("/api/event_logging/batch", event_logging, methods=["POST"]),
 ]

@@ -41,9 +41,14 @@ from glmbridge.routing import Route as ModelRoute
 from glmbridge.routing import RouteTable, resolve_route
 from glmbridge.tokens import estimate_request_tokens
 from glmbridge_server.keypool import session_id_from
-from glmbridge_server.routes import error_response, read_body
-from glmbridge_server.settings import MOCK_UPSTREAM_PATH, Settings
-from glmbridge_server.upstream import UpstreamClient, backoff_delay, map_upstream_errors
+from glmbridge_server.routes import error_response, read_body, request_id, runtime
+from glmbridge_server.settings import MOCK_UPSTREAM_PATH
+from glmbridge_server.upstream import (
+    UpstreamClient,
+    UpstreamReply,
+    backoff_delay,
+    map_upstream_errors,
+)
 
 __all__ = ["AnthropicStreamResponse", "build_model_catalog", "routes"]
 
@@ -64,7 +69,8 @@ class _Prepared(msgspec.Struct, kw_only=True):
 
 
 async def _prepare(request: Request, *, count_only: bool = False) -> _Prepared:
-    settings: Settings = request.app.state.settings
+    current = runtime(request)
+    settings = current.settings
     body = await read_body(request, settings.max_body_bytes)
     if count_only:
         req = anthropic.decode_count_tokens_request(body)
@@ -73,11 +79,13 @@ async def _prepare(request: Request, *, count_only: bool = False) -> _Prepared:
     if req.thinking is None and settings.thinking != "auto":
         req = msgspec.structs.replace(req, thinking=ir.Thinking(type=settings.thinking))
     override = request.headers.get("x-glmbridge-model") or None
-    route = resolve_route(req, request.app.state.route_table, override=override)
+    route = resolve_route(req, current.route_table, override=override)
     wire = glm_wire.request_from_ir(req, model=route.model, spec=route.spec)
     state = request.scope.setdefault("state", {})
     state.update(client_model=req.model, routed_model=route.model, stream=req.stream)
     logger.debug("route %s -> %s (%s)", req.model, route.model, route.reason)
+    # Prompts are for debugging only: never above DEBUG.
+    logger.debug("request %s body: %s", state.get("request_id"), _preview(body))
     session = session_id_from(request.headers.get("x-claude-code-session-id"), req.user_id)
     return _Prepared(
         request=req, route=route, payload=glm_wire.encode_request(wire), session_id=session
@@ -86,7 +94,7 @@ async def _prepare(request: Request, *, count_only: bool = False) -> _Prepared:
 
 def _upstream_base(request: Request) -> str | None:
     """In mock mode the upstream is this very server's ``/_mock`` mount."""
-    if not request.app.state.settings.mock:
+    if not runtime(request).settings.mock:
         return None
     host, port = request.scope.get("server") or ("127.0.0.1", 80)
     host = f"[{host}]" if ":" in host else host
@@ -111,9 +119,11 @@ async def _retry_in_band(request: Request, err: UpstreamError, attempt: int) -> 
     (``finish_reason: network_error`` with no output yet), with the same budget and backoff.
     """
     upstream: UpstreamClient = request.app.state.upstream
-    if not err.retryable or attempt > request.app.state.settings.max_retries:
+    if not err.retryable or attempt > runtime(request).settings.max_retries:
         return False
     delay = backoff_delay(attempt, upstream.rng, err.retry_after)
+    if upstream.metrics is not None:
+        upstream.metrics.retry("in_band")
     logger.warning(
         "upstream answer failed before any output (%s); retrying in %.2f s", err.message, delay
     )
@@ -123,18 +133,10 @@ async def _retry_in_band(request: Request, err: UpstreamError, attempt: int) -> 
 
 async def _complete(request: Request, prepared: _Prepared) -> Response:
     """The non-streamed answer."""
-    upstream: UpstreamClient = request.app.state.upstream
     attempt = 0
     while True:
         attempt += 1
-        reply = await upstream.send(
-            "/chat/completions",
-            prepared.payload,
-            stream=False,
-            session_id=prepared.session_id,
-            base_url=_upstream_base(request),
-        )
-        request.scope["state"]["key_index"] = reply.key_index
+        reply = await _send_chat(request, prepared, stream=False)
         try:
             response = glm_wire.response_to_ir(reply.response.content, model=prepared.request.model)
         except UpstreamError as err:
@@ -142,24 +144,41 @@ async def _complete(request: Request, prepared: _Prepared) -> Response:
                 continue
             raise
         _record_usage(request, response.usage)
-        return Response(anthropic.encode_response(response), media_type="application/json")
+        body = anthropic.encode_response(response)
+        logger.debug("request %s answer: %s", request_id(request), _preview(body))
+        return Response(body, media_type="application/json")
+
+
+async def _send_chat(request: Request, prepared: _Prepared, *, stream: bool) -> UpstreamReply:
+    """One upstream chat call with this request's settings; notes key and status for the log."""
+    upstream: UpstreamClient = request.app.state.upstream
+    reply = await upstream.send(
+        "/chat/completions",
+        prepared.payload,
+        stream=stream,
+        session_id=prepared.session_id,
+        base_url=_upstream_base(request),
+        settings=runtime(request).settings,
+    )
+    state = request.scope["state"]
+    state.update(key_index=reply.key_index, upstream_status=reply.response.status_code)
+    state["upstream_attempts"] = state.get("upstream_attempts", 0) + reply.attempts
+    return reply
+
+
+def _preview(data: bytes, limit: int = 4096) -> str:
+    """The start of a body for a DEBUG line (prompts and answers are never logged above it)."""
+    text = data[:limit].decode("utf-8", "replace")
+    return text if len(data) <= limit else f"{text}… ({len(data)} bytes)"
 
 
 async def _open_stream(request: Request, prepared: _Prepared) -> Response:
     """Open the upstream stream and read it until the client would see output."""
-    upstream: UpstreamClient = request.app.state.upstream
     estimate = estimate_request_tokens(prepared.request)
     attempt = 0
     while True:
         attempt += 1
-        reply = await upstream.send(
-            "/chat/completions",
-            prepared.payload,
-            stream=True,
-            session_id=prepared.session_id,
-            base_url=_upstream_base(request),
-        )
-        request.scope["state"]["key_index"] = reply.key_index
+        reply = await _send_chat(request, prepared, stream=True)
         pipeline = GlmToAnthropicStream(
             model=prepared.request.model, input_tokens_estimate=estimate
         )
@@ -180,7 +199,7 @@ async def _open_stream(request: Request, prepared: _Prepared) -> Response:
             reply.response,
             chunks,
             pipeline,
-            ping_interval=request.app.state.settings.ping_interval,
+            ping_interval=runtime(request).settings.ping_interval,
         )
 
 
@@ -240,6 +259,15 @@ class AnthropicStreamResponse(Response):
         self._lock = anyio.Lock(fast_acquire=True)
         self._last_send = time.monotonic()
         self._complete = False
+        self._first_token_seen = False
+
+    def _note_first_token(self, state: dict[str, Any]) -> None:
+        """Record the time to the first content token (once) for the log and metrics."""
+        if self._pipeline.first_output and not self._first_token_seen:
+            self._first_token_seen = True
+            started = state.get("started")
+            if started is not None:
+                state["ttft"] = time.perf_counter() - started
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.setdefault("state", {})
@@ -250,6 +278,7 @@ class AnthropicStreamResponse(Response):
                     {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
                 )
                 await self._send(send, self._first)
+                self._note_first_token(state)
                 tg.start_soon(self._ping, send)
                 await self._relay(send, state)
                 self._complete = True
@@ -275,6 +304,8 @@ class AnthropicStreamResponse(Response):
                     out = pipeline.feed(chunk)
                     if out:
                         await self._send(send, out)
+                        if not self._first_token_seen:
+                            self._note_first_token(state)
                     if pipeline.error is not None:
                         break  # an error event is terminal; stop reading
             if pipeline.error is None:
@@ -324,9 +355,9 @@ async def count_tokens(request: Request) -> Response:
 async def _upstream_token_count(request: Request, prepared: _Prepared) -> int | None:
     """Ask ``{base}/tokenizer``; ``None`` means "use the local estimate"."""
     state = request.app.state
-    settings: Settings = state.settings
+    settings = runtime(request).settings
     upstream: UpstreamClient = state.upstream
-    base = _upstream_base(request) or upstream.base_url
+    base = _upstream_base(request) or settings.upstream_base_url
     mode = settings.count_tokens
     if mode == "local" or (mode == "auto" and (base in state.tokenizer_unavailable)):
         return None
@@ -343,6 +374,7 @@ async def _upstream_token_count(request: Request, prepared: _Prepared) -> int | 
             base_url=base,
             max_retries=0,
             timeout=_TOKENIZER_TIMEOUT,
+            settings=settings,
         )
         usage = msgspec.json.decode(reply.response.content).get("usage") or {}
         total = usage.get("total_tokens", usage.get("prompt_tokens"))
@@ -449,7 +481,7 @@ def _page(catalog: dict[str, dict[str, str]], params: Any) -> dict[str, Any]:
 async def models_index(request: Request) -> Response:
     """``GET /v1/models`` in Anthropic's paginated list shape."""
     try:
-        return JSONResponse(_page(request.app.state.model_catalog, request.query_params))
+        return JSONResponse(_page(runtime(request).model_catalog, request.query_params))
     except ClientRequestError as err:
         return error_response(err, request)
 
@@ -457,7 +489,7 @@ async def models_index(request: Request) -> Response:
 async def models_show(request: Request) -> Response:
     """``GET /v1/models/{model_id}``; unknown ids get ``404 not_found_error``."""
     model_id = request.path_params["model_id"]
-    info = request.app.state.model_catalog.get(model_id)
+    info = runtime(request).model_catalog.get(model_id)
     if info is None:
         err = ClientRequestError(f"model: {model_id!r} not found", kind=ErrorKind.NOT_FOUND)
         return error_response(err, request)

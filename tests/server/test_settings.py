@@ -208,14 +208,6 @@ def test_cli_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--no-such-flag"]) == 2
 
 
-@pytest.mark.parametrize("command", ["claude", "status", "stop"])
-def test_reserved_subcommands_are_not_faked(
-    command: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert cli.main([command]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
-
-
 def test_cli_port_in_use_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,0 +1,293 @@
+"""``glmbridge-server claude|status|stop`` with a stand-in ``claude`` that records its argv/env.
+
+The launcher always runs as a real subprocess (it ``exec``s), against a server started by
+a fixture or against the background server it starts itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from starlette.applications import Starlette
+
+from glmbridge_server.app import create_app
+from glmbridge_server.launcher import claude_argv, claude_env, process_alive
+from glmbridge_server.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+RunningServer = Any
+Start = Callable[[Starlette], RunningServer]
+MakeSettings = Callable[..., Settings]
+TOKEN = "tok-launcher-0b7e"
+STAND_IN = f"""#!{sys.executable}
+import json, os, sys
+with open(os.environ["CLAUDE_DUMP"], "w") as f:
+    json.dump({{"argv": sys.argv[1:], "env": dict(os.environ)}}, f)
+sys.exit(int(os.environ.get("CLAUDE_EXIT", "0")))
+"""
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A working directory with a ``bin/claude`` stand-in and a private state dir."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    claude = bin_dir / "claude"
+    claude.write_text(STAND_IN)
+    claude.chmod(0o755)
+    (tmp_path / "empty").mkdir()
+    return tmp_path
+
+
+def base_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "PATH": f"{home / 'bin'}:/usr/bin:/bin",
+        "HOME": str(home),
+        "XDG_STATE_HOME": str(home / "state"),
+        "CLAUDE_DUMP": str(home / "dump.json"),
+    }
+    env.update(extra)
+    return env
+
+
+def run(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "glmbridge_server", *args],
+        cwd=home,
+        env=env if env is not None else base_env(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def dump(home: Path) -> dict[str, Any]:
+    return json.loads((home / "dump.json").read_text())
+
+
+def port_of(server: RunningServer) -> str:
+    return server.url.rpartition(":")[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def guarded(
+    start_server: Start, sim: RunningServer, bridge_settings: MakeSettings
+) -> RunningServer:
+    settings = bridge_settings(sim.url, auth_token=TOKEN, models={"opus": "glm-4.6"})
+    return start_server(create_app(settings))
+
+
+# --- reusing a running server -------------------------------------------------------------
+
+TRICKY_ARGS = [
+    "-p", "say $(touch pwned) `id` ; rm -rf / && echo 'hi'",
+    "--model", "opus", "--port", "1", "--yolo", "*", "", "a b", "--", "-x",
+]  # fmt: skip
+
+
+def test_environment_and_verbatim_arguments(guarded: RunningServer, home: Path) -> None:
+    env = base_env(home, GLMBRIDGE_AUTH_TOKEN=TOKEN, ANTHROPIC_API_KEY="sk-ant-real-key",
+                   CLAUDE_EXIT="7")  # fmt: skip
+    result = run(home, "claude", "--port", port_of(guarded), *TRICKY_ARGS, env=env)
+    assert result.returncode == 7, result.stderr  # the launcher became claude
+    got = dump(home)
+    assert got["argv"] == TRICKY_ARGS  # after the first claude argument nothing is parsed
+    assert not (home / "pwned").exists()
+    e = got["env"]
+    assert e["ANTHROPIC_BASE_URL"] == guarded.url
+    assert e["ANTHROPIC_AUTH_TOKEN"] == TOKEN
+    assert e["ANTHROPIC_DEFAULT_OPUS_MODEL"] == "glm-4.6"
+    assert e["ANTHROPIC_DEFAULT_SONNET_MODEL"] == "glm-4.7"
+    assert e["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "glm-4.5-air"
+    assert e["API_TIMEOUT_MS"] == "3000000"
+    assert e["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    assert "ANTHROPIC_API_KEY" not in e  # a real Anthropic key is never sent to the bridge
+    assert e["HOME"] == str(home)  # the rest of the environment passes through
+    assert "using the running glmbridge" in result.stderr
+    assert not (home / "state" / "glmbridge" / f"server-{port_of(guarded)}.pid").exists()
+
+
+def test_yolo_and_double_dash(guarded: RunningServer, home: Path) -> None:
+    env = base_env(home, GLMBRIDGE_AUTH_TOKEN=TOKEN)
+    result = run(home, "claude", "--yolo", "--port", port_of(guarded), "--", "--yolo", env=env)
+    assert result.returncode == 0, result.stderr
+    assert dump(home)["argv"] == ["--dangerously-skip-permissions", "--yolo"]
+    run(home, "claude", f"--port={port_of(guarded)}", "--yolo", "--dangerously-skip-permissions",
+        env=env)  # fmt: skip
+    assert dump(home)["argv"] == ["--dangerously-skip-permissions"]  # not doubled
+
+
+def test_without_a_token_the_placeholder_is_used(bridge: RunningServer, home: Path) -> None:
+    result = run(home, "claude", "--port", port_of(bridge), "-p", "hi")
+    assert result.returncode == 0, result.stderr
+    assert dump(home)["env"]["ANTHROPIC_AUTH_TOKEN"] == "glmbridge"
+    assert dump(home)["argv"] == ["-p", "hi"]
+
+
+def test_wrong_token_is_reported(guarded: RunningServer, home: Path) -> None:
+    result = run(home, "claude", "--port", port_of(guarded), env=base_env(home))
+    assert result.returncode == 1
+    assert "requires an auth token" in result.stderr and "GLMBRIDGE_AUTH_TOKEN" in result.stderr
+    assert not (home / "dump.json").exists()
+
+
+def test_claude_missing_exits_127(bridge: RunningServer, home: Path) -> None:
+    env = base_env(home, PATH=str(home / "empty"))
+    result = run(home, "claude", "--port", port_of(bridge), env=env)
+    assert result.returncode == 127
+    assert "npm install -g @anthropic-ai/claude-code" in result.stderr
+
+
+# --- a foreign program on the port ------------------------------------------------------------
+
+
+class _Other(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"status": "ok", "service": "something-else"}).encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def foreign_port() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Other)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_foreign_program_on_the_port_is_refused(foreign_port: int, home: Path) -> None:
+    result = run(home, "claude", "--port", str(foreign_port))
+    assert result.returncode == 1
+    assert "another program" in result.stderr
+    assert not (home / "dump.json").exists()
+    assert run(home, "status", "--port", str(foreign_port)).returncode == 1
+    assert not (home / "state" / "glmbridge" / f"server-{foreign_port}.pid").exists()
+
+
+# --- starting a background server, status, stop ------------------------------------------------
+
+
+def test_auto_start_status_stop(home: Path) -> None:
+    port = free_port()
+    env = base_env(home, GLMBRIDGE_MOCK="1")
+    pid_file = home / "state" / "glmbridge" / f"server-{port}.pid"
+    pid = None
+    try:
+        result = run(home, "claude", "--port", str(port), "-p", "hello", env=env)
+        assert result.returncode == 0, result.stderr
+        assert "started glmbridge in the background" in result.stderr
+        pid = json.loads(pid_file.read_text())["pid"]
+        got = dump(home)
+        assert got["env"]["ANTHROPIC_BASE_URL"] == f"http://127.0.0.1:{port}"
+        assert got["argv"] == ["-p", "hello"]
+        health = httpx2.get(f"http://127.0.0.1:{port}/health").json()
+        assert health["service"] == "glmbridge" and health["pid"] == pid and health["mock"]
+        assert (home / "state" / "glmbridge" / f"server-{port}.log").exists()
+
+        again = run(home, "claude", "--port", str(port), env=env)  # reuses it
+        assert again.returncode == 0 and "using the running glmbridge" in again.stderr
+
+        status = run(home, "status", "--port", str(port), env=env)
+        assert status.returncode == 0, status.stderr
+        assert f"pid {pid}" in status.stdout and "started by the launcher" in status.stdout
+
+        stop = run(home, "stop", "--port", str(port), env=env)
+        assert stop.returncode == 0, stop.stderr
+        assert f"stopped glmbridge (pid {pid})" in stop.stdout
+        assert not process_alive(pid)
+        assert not pid_file.exists()
+        with pytest.raises(httpx2.ConnectError):
+            httpx2.get(f"http://127.0.0.1:{port}/health")
+        assert run(home, "status", "--port", str(port), env=env).returncode == 3
+        assert run(home, "stop", "--port", str(port), env=env).returncode == 0  # nothing to stop
+    finally:
+        if pid is not None and process_alive(pid):
+            os.kill(pid, 9)
+
+
+def test_status_and_stop_clean_up_a_stale_pid_file(home: Path) -> None:
+    port = free_port()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    pid_file = home / "state" / "glmbridge" / f"server-{port}.pid"
+    pid_file.parent.mkdir(parents=True)
+    pid_file.write_text(json.dumps({"pid": dead.pid, "port": port}))
+    status = run(home, "status", "--port", str(port))
+    assert status.returncode == 3 and "stale pid file" in status.stdout
+    assert not pid_file.exists()
+    pid_file.write_text(json.dumps({"pid": dead.pid, "port": port}))
+    assert run(home, "stop", "--port", str(port)).returncode == 0
+    assert not pid_file.exists()
+
+
+def test_stop_never_signals_a_process_that_is_not_the_server(home: Path) -> None:
+    port = free_port()
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        pid_file = home / "state" / "glmbridge" / f"server-{port}.pid"
+        pid_file.parent.mkdir(parents=True)
+        pid_file.write_text(json.dumps({"pid": bystander.pid, "port": port}))  # a reused pid
+        result = run(home, "stop", "--port", str(port))
+        assert result.returncode == 1 and "stopped nothing" in result.stderr
+        assert bystander.poll() is None  # still running
+        assert not pid_file.exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_stop_refuses_a_server_it_did_not_start(bridge: RunningServer, home: Path) -> None:
+    result = run(home, "stop", "--port", port_of(bridge))
+    assert result.returncode == 1 and "not started by the launcher" in result.stderr
+    assert httpx2.get(bridge.url + "/health").status_code == 200
+
+
+# --- pure helpers ---------------------------------------------------------------------------
+
+
+def test_claude_env_and_argv_helpers() -> None:
+    models = {"opus": "glm-5.1", "sonnet": "glm-4.7", "haiku": "glm-4.5-air"}
+    env = claude_env({"ANTHROPIC_API_KEY": "sk", "KEEP": "1"}, "http://h:1", None, models)
+    assert env["ANTHROPIC_AUTH_TOKEN"] == "glmbridge" and env["KEEP"] == "1"
+    assert "ANTHROPIC_API_KEY" not in env
+    assert claude_argv(["-p", "x"], yolo=True) == [
+        "claude",
+        "--dangerously-skip-permissions",
+        "-p",
+        "x",
+    ]
+    assert claude_argv(["-p", "x"], yolo=False) == ["claude", "-p", "x"]
+
+
+def test_bad_port_is_a_usage_error(home: Path) -> None:
+    for args in (["claude", "--port", "x"], ["status", "--port", "99999"], ["stop", "--yolo"]):
+        result = run(home, *args)
+        assert result.returncode == 2, (args, result.stderr)
