@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError
 from glmbridge.protocols import anthropic
+from glmbridge.tokens import TokenEstimator
 from glmbridge_server.keypool import KeyPool
 from glmbridge_server.metrics import Metrics
 from glmbridge_server.routes import admin, error_response, snapshot
@@ -198,5 +199,7 @@ def create_app(
     app.state.simulator = simulator
     app.state.metrics = Metrics()
     app.state.tokenizer_unavailable = set()
+    # Claude Code resends the same prompt, tools and history every turn: remember them.
+    app.state.token_estimator = TokenEstimator()
     app.state.model_catalog = anthropic_routes.build_model_catalog(table)
     return app

@@ -39,7 +39,6 @@ from glmbridge.protocols import anthropic
 from glmbridge.protocols import openai as glm_wire
 from glmbridge.routing import Route as ModelRoute
 from glmbridge.routing import RouteTable, resolve_route
-from glmbridge.tokens import estimate_request_tokens
 from glmbridge_server.keypool import session_id_from
 from glmbridge_server.routes import error_response, read_body, request_id, runtime
 from glmbridge_server.settings import MOCK_UPSTREAM_PATH
@@ -174,7 +173,7 @@ def _preview(data: bytes, limit: int = 4096) -> str:
 
 async def _open_stream(request: Request, prepared: _Prepared) -> Response:
     """Open the upstream stream and read it until the client would see output."""
-    estimate = estimate_request_tokens(prepared.request)
+    estimate = request.app.state.token_estimator.request_tokens(prepared.request)
     attempt = 0
     while True:
         attempt += 1
@@ -256,7 +255,11 @@ class AnthropicStreamResponse(Response):
         self._chunks = chunks
         self._pipeline = pipeline
         self._ping_interval = ping_interval
-        self._lock = anyio.Lock(fast_acquire=True)
+        # Relay and pinger share `send`. The event loop only switches tasks at an await,
+        # so two flags replace a lock on the hot path: the pinger skips while the relay is
+        # sending, and the relay waits (rarely) for a ping that is being sent.
+        self._relay_sending = False
+        self._ping_sent: anyio.Event | None = None
         self._last_send = time.monotonic()
         self._complete = False
         self._first_token_seen = False
@@ -292,9 +295,14 @@ class AnthropicStreamResponse(Response):
                 state["usage"] = self._pipeline.usage
 
     async def _send(self, send: Send, data: bytes) -> None:
-        async with self._lock:
+        while self._ping_sent is not None:
+            await self._ping_sent.wait()
+        self._relay_sending = True
+        try:
             await send({"type": "http.response.body", "body": data, "more_body": True})
-            self._last_send = time.monotonic()
+        finally:
+            self._relay_sending = False
+        self._last_send = time.monotonic()
 
     async def _relay(self, send: Send, state: dict[str, Any]) -> None:
         pipeline = self._pipeline
@@ -322,8 +330,15 @@ class AnthropicStreamResponse(Response):
         interval = self._ping_interval
         while True:
             await anyio.sleep(max(0.0, self._last_send + interval - time.monotonic()))
-            if time.monotonic() - self._last_send >= interval:
-                await self._send(send, _PING)
+            if self._relay_sending or time.monotonic() - self._last_send < interval:
+                continue  # data went out meanwhile (or is going out now): no ping needed
+            done = self._ping_sent = anyio.Event()
+            try:
+                await send({"type": "http.response.body", "body": _PING, "more_body": True})
+            finally:
+                self._ping_sent = None
+                done.set()
+            self._last_send = time.monotonic()
 
     async def _watch_disconnect(
         self, receive: Receive, scope: anyio.CancelScope, state: dict[str, Any]
@@ -346,7 +361,7 @@ async def count_tokens(request: Request) -> Response:
         prepared = await _prepare(request, count_only=True)
         count = await _upstream_token_count(request, prepared)
         if count is None:
-            count = estimate_request_tokens(prepared.request)
+            count = request.app.state.token_estimator.request_tokens(prepared.request)
         return JSONResponse({"input_tokens": count})
     except GlmbridgeError as err:
         return error_response(err, request)

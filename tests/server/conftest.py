@@ -7,7 +7,6 @@ other app (a bridge with different settings) for one test.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from glmbridge_server.app import create_app
+from glmbridge_server.cli import _bind
 from glmbridge_server.settings import Settings
 from glmbridge_server.simulator import create_simulator_app
 
@@ -43,9 +43,7 @@ class RunningServer:
 
 def run_in_thread(app: Starlette) -> RunningServer:
     """Start ``app`` on 127.0.0.1 with an OS-chosen port; return once it accepts connections."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = _bind("127.0.0.1", 0)  # the server's own listener (TCP_NODELAY on connections)
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2
