@@ -181,6 +181,9 @@ def serve(settings: Settings) -> int:
         log_config=None,
         access_log=False,  # glmbridge logs one richer line per request itself
         server_header=False,
+        # Forwarded headers are not trusted: glmbridge is not meant to sit behind a proxy
+        # that rewrites client addresses, and the middleware costs time on every request.
+        proxy_headers=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
     )

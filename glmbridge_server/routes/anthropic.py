@@ -182,7 +182,11 @@ async def _open_stream(request: Request, prepared: _Prepared) -> Response:
             model=prepared.request.model, input_tokens_estimate=estimate
         )
         # One iterator for the whole body: the relay continues where this read stopped.
-        chunks = reply.response.aiter_bytes()
+        # We ask for identity encoding; the raw iterator skips httpx2's decoder layer
+        # on every chunk unless the upstream compressed anyway.
+        encoding = reply.response.headers.get("content-encoding", "identity").lower()
+        response = reply.response
+        chunks = response.aiter_raw() if encoding == "identity" else response.aiter_bytes()
         try:
             first = await _read_first_output(chunks, pipeline)
         except UpstreamError as err:
