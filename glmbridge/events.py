@@ -45,7 +45,7 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     """Base of all stream events."""
 
 
-class MessageStart(_Event, tag="message_start"):
+class MessageStart(_Event, tag="message_start", frozen=True):
     """The answer begins. ``usage.input_tokens`` is an estimate until MessageDelta."""
 
     id: str
@@ -53,48 +53,48 @@ class MessageStart(_Event, tag="message_start"):
     usage: Usage
 
 
-class BlockStart(_Event, tag="content_block_start"):
+class BlockStart(_Event, tag="content_block_start", frozen=True):
     """Block ``index`` opens; ``block`` is its empty shell."""
 
     index: int
     block: Block
 
 
-class TextDelta(_Event, tag="text_delta"):
+class TextDelta(_Event, tag="text_delta", frozen=True):
     """Text appended to text block ``index``."""
 
     index: int
     text: str
 
 
-class ThinkingDelta(_Event, tag="thinking_delta"):
+class ThinkingDelta(_Event, tag="thinking_delta", frozen=True):
     """Reasoning appended to thinking block ``index``."""
 
     index: int
     thinking: str
 
 
-class SignatureDelta(_Event, tag="signature_delta"):
+class SignatureDelta(_Event, tag="signature_delta", frozen=True):
     """The signature of thinking block ``index`` (once, just before its stop)."""
 
     index: int
     signature: str
 
 
-class InputJsonDelta(_Event, tag="input_json_delta"):
+class InputJsonDelta(_Event, tag="input_json_delta", frozen=True):
     """A fragment of tool block ``index``'s JSON arguments (concatenate them)."""
 
     index: int
     partial_json: str
 
 
-class BlockStop(_Event, tag="content_block_stop"):
+class BlockStop(_Event, tag="content_block_stop", frozen=True):
     """Block ``index`` is complete."""
 
     index: int
 
 
-class MessageDelta(_Event, tag="message_delta"):
+class MessageDelta(_Event, tag="message_delta", frozen=True):
     """The answer's final stop reason and cumulative usage (exactly once).
 
     Decoders always set ``stop_reason``, and ``usage`` is complete: input and cache
@@ -106,15 +106,15 @@ class MessageDelta(_Event, tag="message_delta"):
     stop_sequence: str | None = None
 
 
-class MessageStop(_Event, tag="message_stop"):
+class MessageStop(_Event, tag="message_stop", frozen=True):
     """The answer is complete; nothing follows."""
 
 
-class Ping(_Event, tag="ping"):
+class Ping(_Event, tag="ping", frozen=True):
     """Keep-alive; carries nothing."""
 
 
-class StreamError(_Event, tag="error"):
+class StreamError(_Event, tag="error", frozen=True):
     """The upstream failed after the stream began; terminal."""
 
     kind: ErrorKind

@@ -70,14 +70,14 @@ class StopReason(StrEnum):
 Role: TypeAlias = Literal["user", "assistant", "system"]
 
 
-class CacheControl(_IR):
+class CacheControl(_IR, frozen=True):
     """A prompt-cache breakpoint (``{"type":"ephemeral","ttl":"5m"}``)."""
 
     type: str = "ephemeral"
     ttl: str | None = None
 
 
-class MediaSource(_IR):
+class MediaSource(_IR, frozen=True):
     """Where the bytes of an image, video or document come from.
 
     ``type`` is ``"base64"`` (``data`` holds bare base64, ``media_type`` its MIME
@@ -92,11 +92,11 @@ class MediaSource(_IR):
     file_id: str | None = None
 
 
-class _Block(_IR, tag_field="type"):
+class _Block(_IR, tag_field="type", frozen=True):
     """Base of all content blocks."""
 
 
-class TextBlock(_Block, tag="text"):
+class TextBlock(_Block, tag="text", frozen=True):
     """Plain text. ``citations`` are kept verbatim (protocol-specific JSON)."""
 
     text: str
@@ -104,21 +104,21 @@ class TextBlock(_Block, tag="text"):
     citations: list[dict[str, Any]] | None = None
 
 
-class ImageBlock(_Block, tag="image"):
+class ImageBlock(_Block, tag="image", frozen=True):
     """An image, as base64 bytes or a URL."""
 
     source: MediaSource
     cache_control: CacheControl | None = None
 
 
-class VideoBlock(_Block, tag="video"):
+class VideoBlock(_Block, tag="video", frozen=True):
     """A video (GLM vision models and Gemini accept them; Anthropic has no such block)."""
 
     source: MediaSource
     cache_control: CacheControl | None = None
 
 
-class DocumentBlock(_Block, tag="document"):
+class DocumentBlock(_Block, tag="document", frozen=True):
     """A document (PDF as base64/URL, or plain text)."""
 
     source: MediaSource
@@ -127,20 +127,20 @@ class DocumentBlock(_Block, tag="document"):
     cache_control: CacheControl | None = None
 
 
-class ThinkingBlock(_Block, tag="thinking"):
+class ThinkingBlock(_Block, tag="thinking", frozen=True):
     """Model reasoning. ``signature`` is opaque and must travel back unmodified."""
 
     thinking: str
     signature: str | None = None
 
 
-class RedactedThinkingBlock(_Block, tag="redacted_thinking"):
+class RedactedThinkingBlock(_Block, tag="redacted_thinking", frozen=True):
     """Encrypted reasoning; opaque, never shown or sent as text."""
 
     data: str
 
 
-class ToolUseBlock(_Block, tag="tool_use"):
+class ToolUseBlock(_Block, tag="tool_use", frozen=True):
     """A call of a client tool. ``input`` is the parsed argument object."""
 
     id: str
@@ -149,7 +149,7 @@ class ToolUseBlock(_Block, tag="tool_use"):
     cache_control: CacheControl | None = None
 
 
-class SearchResultBlock(_Block, tag="search_result"):
+class SearchResultBlock(_Block, tag="search_result", frozen=True):
     """A search result supplied by the client (RAG), citable by the model."""
 
     source: str
@@ -158,7 +158,7 @@ class SearchResultBlock(_Block, tag="search_result"):
     cache_control: CacheControl | None = None
 
 
-class UnknownBlock(_Block, tag="unknown"):
+class UnknownBlock(_Block, tag="unknown", frozen=True):
     """A block of a type this version does not model; ``raw`` is the original JSON."""
 
     original_type: str
@@ -170,7 +170,7 @@ ContentBlock: TypeAlias = (
 )
 
 
-class ToolResultBlock(_Block, tag="tool_result"):
+class ToolResultBlock(_Block, tag="tool_result", frozen=True):
     """The result of a tool call; ``content`` may hold text, images, documents."""
 
     tool_use_id: str
@@ -179,7 +179,7 @@ class ToolResultBlock(_Block, tag="tool_result"):
     cache_control: CacheControl | None = None
 
 
-class ServerToolUseBlock(_Block, tag="server_tool_use"):
+class ServerToolUseBlock(_Block, tag="server_tool_use", frozen=True):
     """A call of a server-side tool (``web_search``, ``web_fetch`` …)."""
 
     id: str
@@ -187,7 +187,7 @@ class ServerToolUseBlock(_Block, tag="server_tool_use"):
     input: dict[str, Any]
 
 
-class WebSearchToolResultBlock(_Block, tag="web_search_tool_result"):
+class WebSearchToolResultBlock(_Block, tag="web_search_tool_result", frozen=True):
     """Results of a server-side web search; ``content`` kept verbatim."""
 
     tool_use_id: str
@@ -210,14 +210,14 @@ Block: TypeAlias = (
 )
 
 
-class Message(_IR):
+class Message(_IR, frozen=True):
     """One turn. ``role="system"`` marks a mid-conversation system message."""
 
     role: Role
     content: list[Block]
 
 
-class Tool(_IR):
+class Tool(_IR, frozen=True):
     """A tool the model may call.
 
     Client tools have ``server_type=None`` and a JSON Schema ``input_schema``
@@ -234,7 +234,7 @@ class Tool(_IR):
     cache_control: CacheControl | None = None
 
 
-class ToolChoice(_IR):
+class ToolChoice(_IR, frozen=True):
     """How the model must use tools: ``auto``, ``any``, ``tool`` (``name``), ``none``."""
 
     type: Literal["auto", "any", "tool", "none"] = "auto"
@@ -242,7 +242,7 @@ class ToolChoice(_IR):
     disable_parallel_tool_use: bool = False
 
 
-class Thinking(_IR):
+class Thinking(_IR, frozen=True):
     """Reasoning control: ``enabled`` (optional budget), ``disabled`` or ``adaptive``."""
 
     type: Literal["enabled", "disabled", "adaptive"]
@@ -250,7 +250,7 @@ class Thinking(_IR):
     display: str | None = None
 
 
-class ResponseFormat(_IR):
+class ResponseFormat(_IR, frozen=True):
     """Structured output request: ``json_object`` or ``json_schema`` (with ``schema``)."""
 
     type: Literal["text", "json_object", "json_schema"]
@@ -258,7 +258,7 @@ class ResponseFormat(_IR):
     name: str | None = None
 
 
-class Request(_IR):
+class Request(_IR, frozen=True):
     """A protocol-neutral model request.
 
     ``model`` is the name the client asked for; routing decides the upstream id.
@@ -283,7 +283,7 @@ class Request(_IR):
     user_id: str | None = None
 
 
-class Usage(_IR):
+class Usage(_IR, frozen=True):
     """Token usage, Anthropic semantics: the three input fields are disjoint."""
 
     input_tokens: int = 0
@@ -293,7 +293,7 @@ class Usage(_IR):
     reasoning_tokens: int | None = None
 
 
-class Response(_IR):
+class Response(_IR, frozen=True):
     """A complete model answer."""
 
     id: str

@@ -248,6 +248,8 @@ def find_directive(text: str) -> str | dict[str, Any] | None:
             raise ValueError(f"malformed [[sim:{{...}}]] directive: {exc.msg}") from None
         if not text.startswith("]]", end):
             raise ValueError("[[sim:{...}]] directive must end with ']]'")
+        if not isinstance(obj, dict | str):
+            raise ValueError("[[sim:{...}]] directive must hold a JSON object")
         return obj
     end = text.find("]]", pos)
     if end < 0:
@@ -302,8 +304,9 @@ def _example_value(schema: Any, name: str) -> Any:
         return schema["enum"][0]
     kind = schema.get("type")
     kind = kind[0] if isinstance(kind, list) and kind else kind
-    return {"integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {},
-            "null": None}.get(kind, f"example {name}")
+    examples: dict[Any, Any] = {"integer": 1, "number": 1.5, "boolean": True, "array": [],
+                                "object": {}, "null": None}
+    return examples.get(kind, f"example {name}") if isinstance(kind, str) else f"example {name}"
 
 
 def _example_call(tool: dict[str, Any] | None, variant: int) -> ScriptToolCall:

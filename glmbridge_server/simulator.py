@@ -326,8 +326,8 @@ def _answer(script: Script, ctx: Context, body: dict[str, Any], info: ModelInfo,
         reasoning, text, calls = script.reasoning or "", script.text or "", script.tool_calls
     else:
         d = default_script_for(ctx)
-        reasoning = d.reasoning if script.reasoning is None else script.reasoning
-        reasoning, text, calls = reasoning or "", d.text or "", d.tool_calls
+        chosen = d.reasoning if script.reasoning is None else script.reasoning
+        reasoning, text, calls = chosen or "", d.text or "", d.tool_calls
     thinking = (body.get("thinking") or {}).get("type", "enabled")
     if thinking == "disabled" or info.thinking == "none":
         reasoning = ""

@@ -44,7 +44,7 @@ def snapshot(app: Any) -> Runtime:
 def runtime(request: Request) -> Runtime:
     """This request's configuration snapshot (taken by the request-context middleware)."""
     state = request.scope.setdefault("state", {})
-    current = state.get("runtime")
+    current: Runtime | None = state.get("runtime")
     if current is None:
         current = state["runtime"] = snapshot(request.app)
     return current

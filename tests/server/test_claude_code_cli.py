@@ -24,7 +24,9 @@ CLAUDE_CODE_VERSION = "2.1.197"
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.claude_cli,
-    pytest.mark.skipif(shutil.which("npm") is None, reason="needs node and npm to install Claude Code"),
+    pytest.mark.skipif(
+        shutil.which("npm") is None, reason="needs node and npm to install Claude Code"
+    ),
 ]
 
 
