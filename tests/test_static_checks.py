@@ -1,4 +1,4 @@
-"""The code stays type-checked (mypy --strict) and lint-clean (ruff), as the style guide requires."""
+"""The code stays type-checked (mypy --strict) and lint-clean (ruff), per the style guide."""
 
 from __future__ import annotations
 
