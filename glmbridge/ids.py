@@ -21,6 +21,7 @@ __all__ = [
     "SIGNATURE_PREFIX",
     "is_glmbridge_signature",
     "new_message_id",
+    "new_request_id",
     "new_tool_use_id",
     "sanitize_tool_id",
     "thinking_signature",
@@ -48,6 +49,11 @@ def _random_base62() -> str:
 def new_message_id() -> str:
     """Return a fresh Anthropic-style message id: ``msg_`` + 24 random base62 chars."""
     return "msg_" + _random_base62()
+
+
+def new_request_id() -> str:
+    """Return a fresh Anthropic-style request id: ``req_`` + 24 random base62 chars."""
+    return "req_" + _random_base62()
 
 
 def new_tool_use_id() -> str:

@@ -11,7 +11,6 @@ shared upstream client. All state lives on
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError
+from glmbridge.ids import new_request_id
 from glmbridge.protocols import anthropic
 from glmbridge.tokens import TokenEstimator
 from glmbridge_server.keypool import KeyPool
@@ -42,14 +42,6 @@ __all__ = ["create_app"]
 
 access_log = logging.getLogger("glmbridge.access")
 logger = logging.getLogger("glmbridge.server")
-
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def new_request_id() -> str:
-    """A fresh ``req_…`` id (24 random base62 characters, like Anthropic's)."""
-    return "req_" + "".join(secrets.choice(_BASE62) for _ in range(24))
-
 
 class RequestContextMiddleware:
     """Per request: a ``request-id`` header, the configuration snapshot, one access-log line,
