@@ -26,17 +26,41 @@ when a plain decode does not yield an object.
 from __future__ import annotations
 
 import logging
+import math
 import re
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 
-__all__ = ["ArgsScanner", "complete_json", "parse_arguments", "repair_arguments"]
+__all__ = [
+    "JSON_DECODER",
+    "ArgsScanner",
+    "complete_json",
+    "exact_float",
+    "parse_arguments",
+    "repair_arguments",
+]
 
 logger = logging.getLogger(__name__)
 
-_DECODE = msgspec.json.Decoder()
-_ENCODE = msgspec.json.Encoder()
+def exact_float(text: str) -> float | Decimal:
+    """Decode a JSON number; keep one beyond the float range exactly (as a Decimal).
+
+    ``1e400`` is valid JSON, but as a float it would be ``inf`` (which encodes as
+    ``null``) or, for msgspec's default decoder, an error. As a Decimal it encodes back
+    as the same number (with ``decimal_format="number"``), so streamed and non-streamed
+    tool input read the same value.
+    """
+    value = float(text)
+    return value if math.isfinite(value) else Decimal(text)
+
+
+JSON_DECODER = msgspec.json.Decoder(float_hook=exact_float)
+"""Untyped JSON decoding for tool arguments (numbers beyond the float range kept)."""
+
+_DECODE = JSON_DECODER
+_ENCODE = msgspec.json.Encoder(decimal_format="number")
 
 # Scanner states (plain ints: this loop is on the per-chunk hot path).
 _START, _VALUE, _ARR_FIRST, _OBJ_FIRST, _KEY, _COLON, _AFTER = range(7)

@@ -27,6 +27,7 @@ import msgspec
 
 from glmbridge import events as ev
 from glmbridge import ir
+from glmbridge._tool_args import JSON_DECODER
 from glmbridge.errors import StreamStateError, UpstreamError, UpstreamProtocolError
 
 __all__ = ["Accumulator", "accumulate"]
@@ -50,7 +51,7 @@ _DELTA_TARGETS: dict[type, tuple[type, ...]] = {
     ev.SignatureDelta: (ir.ThinkingBlock,),
     ev.InputJsonDelta: (ir.ToolUseBlock, ir.ServerToolUseBlock),
 }
-_DECODER = msgspec.json.Decoder()
+_DECODER = JSON_DECODER  # tool input: numbers beyond the float range kept exactly
 
 
 class Accumulator:

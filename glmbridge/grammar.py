@@ -41,6 +41,7 @@ import msgspec
 
 from glmbridge import events as ev
 from glmbridge import ir
+from glmbridge._tool_args import JSON_DECODER
 from glmbridge.errors import ErrorKind, GlmbridgeError, UpstreamProtocolError
 from glmbridge.sse import ServerSentEvent, SSEDecoder
 
@@ -196,7 +197,7 @@ class _Machine:
             raw = "".join(self.json_parts)
             if raw.strip():  # no arguments (or only blanks) means {}
                 try:
-                    msgspec.json.decode(raw)
+                    JSON_DECODER.decode(raw)  # 1e400 is valid JSON, like Anthropic's parsers say
                 except msgspec.DecodeError:
                     self.fail("tool input json", "the concatenated partial_json is not valid JSON")
         self.json_parts = []

@@ -36,7 +36,9 @@ from glmbridge.protocols import _anthropic_wire as aw
 
 logger = logging.getLogger("glmbridge.protocols.anthropic")
 
-_ENCODE = msgspec.json.Encoder().encode
+# decimal_format: tool input numbers beyond the float range are Decimals (see
+# glmbridge._tool_args.exact_float) and must go out as JSON numbers.
+_ENCODE = msgspec.json.Encoder(decimal_format="number").encode
 
 # ErrorKind -> Anthropic ``error.type``.
 ERROR_TYPES: dict[ErrorKind, str] = {
