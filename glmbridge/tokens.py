@@ -69,7 +69,7 @@ _TOOLS_PREAMBLE = 80  # the template's "you may call these functions" instructio
 _SERVER_TOOL = 120  # hidden instructions of a server tool (web search) besides its config
 _JSON_CHARS_PER_TOKEN = 3  # raw JSON schemas: quotes, braces and short keys
 
-_json_encode = msgspec.json.Encoder().encode
+_json_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
 def estimate_text_tokens(text: str) -> int:

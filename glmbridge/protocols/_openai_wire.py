@@ -24,6 +24,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from glmbridge import ir
+from glmbridge._tool_args import exact_float
 from glmbridge.errors import ErrorKind, UpstreamError
 
 __all__ = ["GLM", "OPENAI", "ChatCompletionRequest", "Dialect", "error_from_upstream"]
@@ -366,8 +367,8 @@ class ChatCompletion(_In):
     message: Any = None
 
 
-DECODE_COMPLETION = msgspec.json.Decoder(ChatCompletion)
-ENCODE = msgspec.json.Encoder()
+DECODE_COMPLETION = msgspec.json.Decoder(ChatCompletion, float_hook=exact_float)
+ENCODE = msgspec.json.Encoder(decimal_format="number")
 
 
 # --- shared mapping -----------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any, assert_never
 import msgspec
 
 from glmbridge import ir
+from glmbridge._tool_args import JSON_DECODER, exact_float
 from glmbridge.errors import (
     ClientRequestError,
     UpstreamProtocolError,
@@ -51,12 +52,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_DECODE_PARAMS = msgspec.json.Decoder(aw.MessageCreateParams)
-_DECODE_BLOCK = msgspec.json.Decoder(aw.BlockParam)
-_DECODE_TOOL = msgspec.json.Decoder(aw.ToolParam)
-_DECODE_RESPONSE = msgspec.json.Decoder(aw.MessageIn)
-_DECODE_ANY = msgspec.json.Decoder()
-_ENCODE = msgspec.json.Encoder().encode
+# Free-form JSON (tool input, schemas, unknown blocks) keeps numbers beyond the float
+# range exactly instead of failing the request (see _tool_args.exact_float).
+_DECODE_PARAMS = msgspec.json.Decoder(aw.MessageCreateParams, float_hook=exact_float)
+_DECODE_BLOCK = msgspec.json.Decoder(aw.BlockParam, float_hook=exact_float)
+_DECODE_TOOL = msgspec.json.Decoder(aw.ToolParam, float_hook=exact_float)
+_DECODE_RESPONSE = msgspec.json.Decoder(aw.MessageIn, float_hook=exact_float)
+_DECODE_ANY = JSON_DECODER
+_ENCODE = msgspec.json.Encoder(decimal_format="number").encode
 
 _CONTENT_BLOCKS = (
     ir.TextBlock,

@@ -67,7 +67,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_ENCODE_REQUEST = msgspec.json.Encoder()
+_ENCODE_REQUEST = msgspec.json.Encoder(decimal_format="number")
 NO_RESULT = "(no result)"
 ERROR_PREFIX = "Error: "
 _NO_VISION = "[{what} omitted: the selected model cannot read {what}s]"

@@ -1343,3 +1343,21 @@ def test_stream_error_before_message_start_is_allowed() -> None:
     raw = enc.feed(ev.StreamError(kind=ErrorKind.TIMEOUT, message="upstream timed out"))
     assert parse_sse(raw)[0][1]["error"]["type"] == "timeout_error"
     assert enc.flush() == b""
+
+
+def test_numbers_beyond_float_range_are_kept_not_a_crash() -> None:
+    """1E+400 is valid JSON: it must neither fail decoding nor escape as a msgspec error."""
+    from decimal import Decimal
+
+    body = (
+        b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"},'
+        b'{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f",'
+        b'"input":{"a":1E+400}},{"type":"brand_new_block","n":-1e999}]},'
+        b'{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"ok"}]}]}'
+    )
+    req = codec.decode_request(body)
+    tool_use, unknown = req.messages[1].content
+    assert isinstance(tool_use, ir.ToolUseBlock) and tool_use.input == {"a": Decimal("1E+400")}
+    assert isinstance(unknown, ir.UnknownBlock) and unknown.raw["n"] == Decimal("-1E+999")
+    # and it goes back out as the same JSON number
+    assert b'"a":1E+400' in codec.request_from_ir(req)
