@@ -523,6 +523,24 @@ async def _read_json(request: Request) -> dict[str, Any]:
     return body
 
 
+async def _wait_unless_disconnected(request: Request, seconds: float) -> bool:
+    """Sleep ``seconds``; ``False`` as soon as the client disconnects instead."""
+    gone = False
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        await anyio.sleep(seconds)
+        tg.cancel_scope.cancel()
+    return not gone
+
+
 async def _chat(request: Request) -> Any:
     st = request.app.state
     try:
@@ -540,8 +558,9 @@ async def _chat(request: Request) -> Any:
             return _error_response(400, "1210", f"Simulator: {exc}")
     except _GlmError as exc:
         return _error_response(exc.status, exc.code, exc.message)
-    if st.latency > 0:
-        await anyio.sleep(st.latency)
+    if st.latency > 0 and not await _wait_unless_disconnected(request, st.latency):
+        st.cancelled += 1  # the caller gave up while the "model" was still queued
+        return Response(status_code=499)
     if script.error is not None:
         e = script.error
         return _error_response(e.status, e.code, e.message or error_for_code(e.code).message)

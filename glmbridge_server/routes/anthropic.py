@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -104,11 +104,45 @@ async def messages(request: Request) -> Response:
     """``POST /v1/messages`` (``?beta=true`` accepted and ignored)."""
     try:
         prepared = await _prepare(request)
-        if prepared.request.stream:
-            return await _open_stream(request, prepared)
-        return await _complete(request, prepared)
+        answer = _open_stream if prepared.request.stream else _complete
+        return await _unless_disconnected(request, answer, prepared)
     except GlmbridgeError as err:
         return error_response(err, request)
+
+
+async def _unless_disconnected(
+    request: Request,
+    answer: Callable[[Request, _Prepared], Awaitable[Response]],
+    prepared: _Prepared,
+) -> Response:
+    """Run ``answer`` (upstream call up to the first output), cancelling it the moment the
+    client disconnects, so a queued or slow upstream request is dropped at once too.
+
+    The body has been read, so the next ASGI message can only be ``http.disconnect``.
+    """
+    result: Response | None = None
+    error: GlmbridgeError | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            request.scope.setdefault("state", {})["disconnected"] = True
+            tg.cancel_scope.cancel()
+
+        async def run() -> None:
+            nonlocal result, error
+            try:
+                result = await answer(request, prepared)
+            except GlmbridgeError as exc:  # carried out of the task group unwrapped
+                error = exc
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        tg.start_soon(run)
+    if error is not None:
+        raise error
+    return result if result is not None else Response(status_code=499)
 
 
 async def _retry_in_band(request: Request, err: UpstreamError, attempt: int) -> bool:

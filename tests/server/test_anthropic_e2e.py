@@ -21,7 +21,7 @@ from glmbridge.grammar import validate_anthropic_stream
 from glmbridge.sse import SSEDecoder
 from glmbridge_server.app import create_app
 from glmbridge_server.settings import Settings
-from glmbridge_server.simulator import Script, ScriptToolCall
+from glmbridge_server.simulator import Script, ScriptToolCall, create_simulator_app
 
 pytestmark = pytest.mark.e2e
 
@@ -441,6 +441,26 @@ def test_client_disconnect_cancels_upstream(bridge: RunningServer, sim: RunningS
         time.sleep(0.02)
     assert sim.app.state.cancelled == 1, "the upstream stream was not cancelled"
     assert time.monotonic() - started < 1.5  # at once, not after the remaining ~3 s
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_disconnect_before_first_output_cancels_upstream(
+    start_server: Callable[[Starlette], RunningServer],
+    bridge_settings: Callable[..., Settings],
+    stream: bool,
+) -> None:
+    # The upstream is "queued" for 5 s before answering anything; a client that gives up
+    # after 0.3 s must take the upstream request down with it at once, not 5 s later.
+    slow_sim = start_server(create_simulator_app(latency=5.0))
+    slow_bridge = start_server(create_app(bridge_settings(slow_sim.url)))
+    body = {"model": SONNET, "max_tokens": 64, "stream": stream, "messages": user("hi")}
+    with httpx2.Client(timeout=0.3) as http, pytest.raises(httpx2.ReadTimeout):
+        http.post(f"{slow_bridge.url}/v1/messages", json=body)
+    started = time.monotonic()
+    while slow_sim.app.state.cancelled < 1 and time.monotonic() - started < 4:
+        time.sleep(0.02)
+    assert slow_sim.app.state.cancelled == 1, "the upstream request was not cancelled"
+    assert time.monotonic() - started < 1.5
 
 
 def test_pings_while_upstream_is_idle(
