@@ -58,7 +58,8 @@ def test_library_imports_no_server_dependencies() -> None:
 
     code = (
         "import sys, glmbridge, glmbridge.protocols.anthropic, glmbridge.protocols.openai;"
-        "bad = {'httpx2', 'starlette', 'anyio', 'uvicorn', 'asyncio'} & set(sys.modules);"
+        "bad = {'httpx2', 'starlette', 'anyio', 'uvicorn', 'asyncio', 'glmbridge.transport'}"
+        " & set(sys.modules);"
         "print(sorted(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
