@@ -64,7 +64,6 @@ DEFAULT_TIMEOUT = httpx2.Timeout(connect=10.0, read=300.0, write=300.0, pool=10.
 
 _MAX_ERROR_BODY = 64 * 1024  # error bodies are small JSON; never buffer more of one
 # Quota/billing codes: retrying soon cannot help, so tell the SDK not to.
-_NO_RETRY_CODES = frozenset({"1113", "1304", "1308", "1309", "1310", "1311", "1313"})
 _SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 _ENCODE = msgspec.json.encode
 
@@ -92,13 +91,7 @@ def _response(
 def _error_response(err: GlmbridgeError, request_id: str) -> httpx2.Response:
     """A native Anthropic error body, with the SDK's retry hints."""
     status, body = anthropic.encode_error(err, request_id=request_id)
-    headers: dict[str, str] = {}
-    if isinstance(err, UpstreamError):
-        if err.retry_after is not None and status in (429, 503, 529):
-            headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
-        if err.code in _NO_RETRY_CODES or err.kind is ErrorKind.AUTHENTICATION:
-            headers["x-should-retry"] = "false"
-    return _response(status, body, request_id, headers)
+    return _response(status, body, request_id, anthropic.error_headers(err))
 
 
 def _retry_after(value: str | None) -> float | None:

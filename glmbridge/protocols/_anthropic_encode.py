@@ -7,6 +7,7 @@ names; kept apart so the decoding and encoding halves each stay a readable size.
 from __future__ import annotations
 
 import logging
+import math
 from enum import Enum
 from typing import Any
 
@@ -17,6 +18,7 @@ from glmbridge.errors import (
     ErrorKind,
     GlmbridgeError,
     StreamStateError,
+    UpstreamError,
 )
 from glmbridge.events import (
     BlockStart,
@@ -116,6 +118,22 @@ def encode_error(err: GlmbridgeError, *, request_id: str | None = None) -> tuple
         request_id=request_id,
     )
     return err.status_hint, _ENCODE(body)
+
+
+def error_headers(err: GlmbridgeError) -> dict[str, str]:
+    """HTTP headers that tell Anthropic SDKs whether and when to retry ``err``.
+
+    ``retry-after`` (whole seconds) when the upstream said how long to wait on a 429,
+    503 or 529; ``x-should-retry: false`` for upstream errors that a retry cannot fix
+    (exhausted quota or balance, bad credentials): the SDKs would otherwise retry them.
+    """
+    headers: dict[str, str] = {}
+    if isinstance(err, UpstreamError):
+        if err.retry_after is not None and err.status_hint in (429, 503, 529):
+            headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
+        if not err.retryable:
+            headers["x-should-retry"] = "false"
+    return headers
 
 
 def error_event(err: GlmbridgeError) -> bytes:

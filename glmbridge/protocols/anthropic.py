@@ -33,6 +33,7 @@ from glmbridge.protocols._anthropic_encode import (
     encode_error,
     encode_response,
     error_event,
+    error_headers,
     response_from_ir,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "encode_error",
     "encode_response",
     "error_event",
+    "error_headers",
     "request_from_ir",
     "request_to_ir",
     "response_from_ir",

@@ -7,7 +7,6 @@ server's only error format for the Anthropic front door and for the admin endpoi
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +49,6 @@ def runtime(request: Request) -> Runtime:
     return current
 
 # Quota/billing codes: retrying soon cannot help, so tell SDKs not to.
-_NO_RETRY_CODES = frozenset({"1113", "1304", "1308", "1309", "1310", "1311", "1313"})
-
-
 def request_id(request: Request) -> str | None:
     """The ``req_…`` id the request-context middleware assigned to this request."""
     rid = request.scope.get("state", {}).get("request_id")
@@ -85,12 +81,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 def error_response(err: GlmbridgeError, request: Request) -> Response:
     """An Anthropic error body with the right status and retry headers."""
     status, body = anthropic_protocol.encode_error(err, request_id=request_id(request))
-    headers: dict[str, str] = {}
-    if isinstance(err, UpstreamError):
-        if err.retry_after is not None and status in (429, 503, 529):
-            headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
-        if err.code in _NO_RETRY_CODES or err.kind is ErrorKind.AUTHENTICATION:
-            headers["x-should-retry"] = "false"
+    headers = anthropic_protocol.error_headers(err)
     state = request.scope.setdefault("state", {})
     state["error_type"] = err.kind.value
     if isinstance(err, UpstreamError) and err.status is not None:

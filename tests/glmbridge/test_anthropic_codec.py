@@ -1361,3 +1361,18 @@ def test_numbers_beyond_float_range_are_kept_not_a_crash() -> None:
     assert isinstance(unknown, ir.UnknownBlock) and unknown.raw["n"] == Decimal("-1E+999")
     # and it goes back out as the same JSON number
     assert b'"a":1E+400' in codec.request_from_ir(req)
+
+
+def test_error_headers_tell_sdks_when_not_to_retry() -> None:
+    """Exhausted quota and bad keys carry x-should-retry: false; throttling carries retry-after."""
+    from glmbridge.protocols import openai
+
+    quota = openai.error_from_upstream(429, b'{"error":{"code":"1113","message":"Insufficient"}}')
+    throttled = openai.error_from_upstream(
+        429, b'{"error":{"code":"1302","message":"busy"}}', retry_after=2.2
+    )
+    auth = openai.error_from_upstream(401, b'{"error":{"code":"1002","message":"bad token"}}')
+    assert codec.error_headers(quota) == {"x-should-retry": "false"}
+    assert codec.error_headers(throttled) == {"retry-after": "3"}
+    assert codec.error_headers(auth) == {"x-should-retry": "false"}
+    assert codec.error_headers(ClientRequestError("bad", path="model")) == {}
