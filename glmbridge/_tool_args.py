@@ -74,7 +74,9 @@ _NUM_START = frozenset("-0123456789")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _SIMPLE_ESC = frozenset('"\\/bfnrt')
 _LITERALS = {"t": "true", "f": "false", "n": "null"}
-_STR_RUN = re.compile(r'[^"\\]*')
+# Inside a string: plain characters and complete simple escapes (\n, \", \\ ...) leave
+# the scanner in the string state, so a run of them is consumed in one step.
+_STR_RUN = re.compile(r'(?:[^"\\]|\\["\\/bfnrt])*')
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 

@@ -211,19 +211,37 @@ class StreamDecoder:
                 and delta is not None
                 and chunk.usage is None
                 and choice.finish_reason is None
-                and not delta.tool_calls
                 and not self._backlog
                 and self._state is _State.STREAMING
             ):
                 content = delta.content
                 reasoning = delta.reasoning_content
-                if content and not reasoning and blk.kind is _Kind.TEXT:
-                    out.append(ev.TextDelta(index=blk.index, text=content))
-                    return out
-                if reasoning and not content and blk.kind is _Kind.THINKING:
-                    blk.parts.append(reasoning)
-                    out.append(ev.ThinkingDelta(index=blk.index, thinking=reasoning))
-                    return out
+                calls = delta.tool_calls
+                if not calls:
+                    if content and not reasoning and blk.kind is _Kind.TEXT:
+                        out.append(ev.TextDelta(index=blk.index, text=content))
+                        return out
+                    if reasoning and not content and blk.kind is _Kind.THINKING:
+                        blk.parts.append(reasoning)
+                        out.append(ev.ThinkingDelta(index=blk.index, thinking=reasoning))
+                        return out
+                elif not content and not reasoning and len(calls) == 1 and blk.tool is not None:
+                    # Next argument fragment of the open tool block (tool_stream), with
+                    # nothing that _tool_delta would record: same result as that path.
+                    call, slot = calls[0], blk.tool
+                    fn = call.function
+                    if (
+                        call.index == slot.key
+                        and (not call.id or call.id == slot.id)
+                        and fn is not None
+                        and (not fn.name or fn.name == slot.name)
+                        and isinstance(fn.arguments, str)
+                    ):
+                        self._feed_args(blk, fn.arguments, out)
+                        if slot.scanner.done:
+                            self._close(out)
+                            self._drain(out)
+                        return out
             self._on_choice(choice, out)
         if chunk.usage is not None:
             self._usage = chunk.usage
