@@ -31,10 +31,11 @@ never imports it.
 
 from __future__ import annotations
 
-import math
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 import httpx2
 import msgspec
@@ -56,7 +57,15 @@ from glmbridge.protocols import anthropic, openai
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, RouteTable, resolve_route
 from glmbridge.tokens import TokenEstimator
 
-__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_UPSTREAM", "AsyncGlmTransport", "GlmTransport"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_UPSTREAM",
+    "AsyncGlmTransport",
+    "GlmTransport",
+    "map_upstream_errors",
+    "parse_retry_after",
+    "scrub_key",
+]
 
 DEFAULT_UPSTREAM = "https://api.z.ai/api/coding/paas/v4"
 #: Connect within 10 s; then up to 300 s of silence between chunks (no total limit).
@@ -94,31 +103,60 @@ def _error_response(err: GlmbridgeError, request_id: str) -> httpx2.Response:
     return _response(status, body, request_id, anthropic.error_headers(err))
 
 
-def _retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    ``None`` when absent or unreadable; ``0.0`` for a moment already past.
+    """
+    if not value:
+        return None
+    value = value.strip()
     try:
-        seconds = float(value) if value else None
+        seconds = float(value)
     except ValueError:
-        return None  # HTTP-date form: rare upstream; the SDK backs off on its own
-    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds or seconds < 0:  # NaN or in the past
+        return 0.0
+    return seconds
 
 
-def _upstream_error(response: httpx2.Response, body: bytes, api_key: str) -> UpstreamError:
-    """The error behind a non-200 upstream answer; the key is scrubbed from its message."""
-    retry_after = _retry_after(response.headers.get("retry-after"))
-    err = openai.error_from_upstream(response.status_code, body, retry_after=retry_after)
-    if api_key and api_key in err.message:
-        err.message = err.message.replace(api_key, "[redacted]")
+def scrub_key(err: UpstreamError, key: str) -> UpstreamError:
+    """Remove ``key`` from an upstream error message (some gateways echo what they got)."""
+    if key and key in err.message:
+        err.message = err.message.replace(key, "[redacted]")
         err.args = (err.message,)
     return err
 
 
+def _upstream_error(response: httpx2.Response, body: bytes, api_key: str) -> UpstreamError:
+    """The error behind a non-200 upstream answer; the key is scrubbed from its message."""
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    err = openai.error_from_upstream(response.status_code, body, retry_after=retry_after)
+    return scrub_key(err, api_key)
+
+
 @contextmanager
-def _map_errors() -> Iterator[None]:
-    """Translate httpx2 transport exceptions into glmbridge upstream errors."""
+def map_upstream_errors() -> Iterator[None]:
+    """Translate httpx2 transport exceptions into glmbridge upstream errors.
+
+    Timeouts become :class:`UpstreamTimeoutError` (saying in which phase), other
+    transport failures :class:`UpstreamConnectionError`; both are retryable.
+    """
     try:
         yield
     except httpx2.TimeoutException as exc:
-        raise UpstreamTimeoutError("timed out talking to the upstream") from exc
+        phase = {
+            httpx2.ConnectTimeout: "connecting to",
+            httpx2.PoolTimeout: "waiting for a connection to",
+            httpx2.WriteTimeout: "sending to",
+        }.get(type(exc), "waiting for data from")
+        raise UpstreamTimeoutError(f"timed out {phase} the upstream") from exc
     except httpx2.TransportError as exc:
         detail = str(exc)[:200] or type(exc).__name__
         raise UpstreamConnectionError(f"upstream connection failed: {detail}") from exc
@@ -219,7 +257,7 @@ class _SyncRelay(httpx2.SyncByteStream):
         try:
             yield self._first
             try:
-                with _map_errors():
+                with map_upstream_errors():
                     for chunk in self._chunks:
                         out = pipeline.feed(chunk)
                         if out:
@@ -276,7 +314,7 @@ class GlmTransport(httpx2.BaseTransport):
 
     def _call(self, call: _Call) -> httpx2.Response:
         relay: _SyncRelay | None = None
-        with _map_errors():
+        with map_upstream_errors():
             response = self._upstream.handle_request(call.upstream)
             try:
                 if response.status_code != 200:
@@ -331,7 +369,7 @@ class _AsyncRelay(httpx2.AsyncByteStream):
         try:
             yield self._first
             try:
-                with _map_errors():
+                with map_upstream_errors():
                     async for chunk in self._chunks:
                         out = pipeline.feed(chunk)
                         if out:
@@ -381,7 +419,7 @@ class AsyncGlmTransport(httpx2.AsyncBaseTransport):
 
     async def _call(self, call: _Call) -> httpx2.Response:
         relay: _AsyncRelay | None = None
-        with _map_errors():
+        with map_upstream_errors():
             response = await self._upstream.handle_async_request(call.upstream)
             try:
                 if response.status_code != 200:

@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import logging
 import random
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from ipaddress import ip_address
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -33,11 +30,10 @@ import httpx2
 from glmbridge._version import __version__
 from glmbridge.errors import (
     ErrorKind,
-    UpstreamConnectionError,
     UpstreamError,
-    UpstreamTimeoutError,
 )
 from glmbridge.protocols import openai as glm_wire
+from glmbridge.transport import map_upstream_errors, parse_retry_after, scrub_key
 from glmbridge_server.keypool import KeyLease, KeyPool
 from glmbridge_server.settings import MOCK_API_KEY, Settings
 
@@ -77,43 +73,6 @@ class UpstreamReply:
     response: httpx2.Response
     key_index: int | None
     attempts: int
-
-
-@contextmanager
-def map_upstream_errors() -> Iterator[None]:
-    """Translate httpx2 transport exceptions into glmbridge upstream errors."""
-    try:
-        yield
-    except httpx2.TimeoutException as exc:
-        phase = {
-            httpx2.ConnectTimeout: "connecting to",
-            httpx2.PoolTimeout: "waiting for a connection to",
-            httpx2.WriteTimeout: "sending to",
-        }.get(type(exc), "waiting for data from")
-        raise UpstreamTimeoutError(f"timed out {phase} the upstream") from exc
-    except httpx2.TransportError as exc:
-        detail = str(exc)[:200] or type(exc).__name__
-        raise UpstreamConnectionError(f"upstream connection failed: {detail}") from exc
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds or seconds < 0:  # NaN or in the past
-        return 0.0
-    return seconds
 
 
 def backoff_delay(attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
@@ -325,15 +284,7 @@ class UpstreamClient:
                     await response.aclose()
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         err = glm_wire.error_from_upstream(response.status_code, err_body, retry_after=retry_after)
-        raise _scrub(err, key)
-
-
-def _scrub(err: UpstreamError, key: str) -> UpstreamError:
-    """Remove the key from an upstream error message (some gateways echo what they got)."""
-    if key and key in err.message:
-        err.message = err.message.replace(key, "[redacted]")
-        err.args = (err.message,)
-    return err
+        raise scrub_key(err, key)
 
 
 async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
