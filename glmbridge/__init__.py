@@ -6,9 +6,11 @@ sockets and has no ``async``. Its pieces:
 * :mod:`glmbridge.ir` and :mod:`glmbridge.events` — the canonical request/response
   model and canonical stream events every protocol converts to and from.
 * :mod:`glmbridge.protocols.anthropic` and :mod:`glmbridge.protocols.openai` — the
-  wire codecs (GLM is the OpenAI format plus the ``GLM`` dialect).
-* :class:`GlmToAnthropicStream` — upstream SSE bytes in, Anthropic SSE bytes out.
-* :func:`resolve_route` — which GLM model serves a request, from a data table.
+  wire codecs, one package per protocol (GLM is the OpenAI format plus the ``GLM``
+  dialect; Z.ai's Anthropic-compatible endpoint is the Anthropic one).
+* :class:`Exchange` / :class:`ExchangeStream` — one front door composed with one
+  upstream codec for one request: prepare, complete, and stream (any chunking).
+* :func:`resolve_route` — which GLM model and upstream profile serve a request.
 * :func:`validate_anthropic_stream` — the stream grammar validator.
 """
 
@@ -28,18 +30,22 @@ from glmbridge.errors import (
     UpstreamProtocolError,
     UpstreamTimeoutError,
 )
+from glmbridge.exchange import Exchange, ExchangeStream, FrontDoor, UpstreamCodec
 from glmbridge.grammar import StreamGrammarError, validate_anthropic_stream
 from glmbridge.ir import Message, Request, Response, StopReason, Usage
-from glmbridge.pipeline import GlmToAnthropicStream
+from glmbridge.profiles import PROFILES, UpstreamProfile
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, Route, RouteTable, resolve_route
 from glmbridge.sse import ServerSentEvent, SSEDecoder
 from glmbridge.tokens import TokenEstimator, estimate_request_tokens, estimate_text_tokens
 
 __all__ = [
     "DEFAULT_ROUTE_TABLE",
+    "PROFILES",
     "ClientRequestError",
     "ErrorKind",
-    "GlmToAnthropicStream",
+    "Exchange",
+    "ExchangeStream",
+    "FrontDoor",
     "GlmbridgeError",
     "Message",
     "ModelSpec",
@@ -53,9 +59,11 @@ __all__ = [
     "StreamGrammarError",
     "StreamStateError",
     "TokenEstimator",
+    "UpstreamCodec",
     "UnsupportedFeatureError",
     "UpstreamConnectionError",
     "UpstreamError",
+    "UpstreamProfile",
     "UpstreamProtocolError",
     "UpstreamTimeoutError",
     "Usage",

@@ -44,6 +44,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
 def exact_float(text: str) -> float | Decimal:
     """Decode a JSON number; keep one beyond the float range exactly (as a Decimal).
 

@@ -20,6 +20,11 @@ including images inside its ``tool_result`` blocks) holds an image or video that
 the chosen model cannot take, the route switches to ``vision_model``. Media in
 earlier turns do not switch models: they were answered already, and switching the
 whole conversation to a weaker vision model for history alone would cost quality.
+
+Last, the upstream profile (:mod:`glmbridge.profiles`): the table's ``upstreams`` pin
+(model id -> profile name) if one matches, else the caller's profile; a profile with a
+``media_profile`` (``zai-auto``) hands vision routes, and models it does not serve, to
+that profile.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any, Literal
 import msgspec
 
 from glmbridge import ir
+from glmbridge.profiles import DEFAULT_PROFILE, PROFILES, UpstreamProfile
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -54,8 +60,9 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
         context_window: input + output tokens the model accepts.
         max_output: the cap on ``max_tokens``.
         vision: accepts images. video: accepts videos.
-        thinking: ``"forced"`` (always reasons when thinking is enabled), ``"hybrid"``
-            (the model decides), or ``"none"`` (no thinking parameter).
+        thinking: ``"always"`` (always reasons and rejects ``thinking: disabled``:
+            GLM-5.3), ``"forced"`` (always reasons when thinking is enabled),
+            ``"hybrid"`` (the model decides), or ``"none"`` (no thinking parameter).
         tool_stream: supports GLM's ``tool_stream`` (incremental tool arguments).
         display_name: a human-readable name for model listings.
     """
@@ -65,7 +72,7 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
     max_output: int
     vision: bool = False
     video: bool = False
-    thinking: Literal["forced", "hybrid", "none"] = "hybrid"
+    thinking: Literal["always", "forced", "hybrid", "none"] = "hybrid"
     tool_stream: bool = False
     display_name: str | None = None
 
@@ -76,6 +83,17 @@ def _specs(ids: Iterable[str], **caps: Any) -> dict[str, ModelSpec]:
 
 # wire-specs A.3. "200K"/"128K" contexts follow the same binary convention as outputs.
 DEFAULT_MODELS: dict[str, ModelSpec] = {
+    # GLM-5.3: "can only be enabled; an error will occur if thinking.type is set to
+    # disabled" (zai-fidelity 2.1, THINK53); 1M context, 131,072 output (zai-fidelity 5.3);
+    # glm-5.3-flash "also accepts image input" (zai-fidelity 1.3).
+    **_specs(
+        ["glm-5.3"], context_window=1_000_000, max_output=128 * _K, thinking="always",
+        tool_stream=True,
+    ),
+    **_specs(
+        ["glm-5.3-flash"], context_window=200 * _K, max_output=128 * _K, thinking="always",
+        tool_stream=True, vision=True,
+    ),
     **_specs(
         ["glm-5.1", "glm-5", "glm-5-turbo", "glm-4.7", "glm-4.7-flash", "glm-4.7-flashx"],
         context_window=200 * _K, max_output=128 * _K, thinking="forced", tool_stream=True,
@@ -109,7 +127,9 @@ _DEFAULT_ALIASES: list[tuple[str, str]] = [
 ]
 _SUFFIX = re.compile(r"\s*\[[^\]]*\]$")  # Claude Code's "[1m]" context suffix
 _GLOB_CHARS = frozenset("*?[")
-_TABLE_KEYS = frozenset({"models", "aliases", "default_model", "vision_model", "route_media"})
+_TABLE_KEYS = frozenset(
+    {"models", "aliases", "default_model", "vision_model", "route_media", "upstreams"}
+)
 
 
 class RouteTable(msgspec.Struct, frozen=True):
@@ -122,6 +142,8 @@ class RouteTable(msgspec.Struct, frozen=True):
         vision_model: the model used when the current turn has media the chosen
             model cannot read.
         route_media: whether media switch the model at all.
+        upstreams: model id (or glob) -> profile name, pinning those models to a
+            profile whatever the server's upstream (``{"glm-4.5-air": "zai-coding"}``).
     """
 
     models: dict[str, ModelSpec]
@@ -129,6 +151,7 @@ class RouteTable(msgspec.Struct, frozen=True):
     default_model: str = "glm-4.7"
     vision_model: str = "glm-4.6v"
     route_media: bool = True
+    upstreams: dict[str, str] = {}
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, base: RouteTable | None = None) -> RouteTable:
@@ -138,7 +161,7 @@ class RouteTable(msgspec.Struct, frozen=True):
         to change), ``aliases`` (``{"opus": "glm-5.1"}`` or a list of pairs; a key
         without glob characters means "contains": ``"*opus*"``; user rules come first
         and replace a built-in rule with the same pattern), ``default_model``,
-        ``vision_model``, ``route_media``.
+        ``vision_model``, ``route_media``, ``upstreams`` (model glob -> profile name).
 
         Raises:
             ValueError: an unknown key, a bad spec, or a target that is no model.
@@ -157,6 +180,7 @@ class RouteTable(msgspec.Struct, frozen=True):
             default_model=_model_id(data.get("default_model", base.default_model), "default_model"),
             vision_model=_model_id(data.get("vision_model", base.vision_model), "vision_model"),
             route_media=data.get("route_media", base.route_media),
+            upstreams=_merge_upstreams(base.upstreams, data.get("upstreams", {})),
         )
         if not isinstance(table.route_media, bool):
             raise ValueError("routing.route_media: expected true or false")
@@ -172,11 +196,13 @@ class Route(msgspec.Struct, frozen=True):
         spec: its capabilities.
         reason: why: ``"override"``, ``"passthrough"``, ``"alias:<glob>"``,
             ``"default"`` or ``"vision"``.
+        upstream: the profile that serves it.
     """
 
     model: str
     spec: ModelSpec
     reason: str
+    upstream: UpstreamProfile = PROFILES[DEFAULT_PROFILE]
 
 
 def _merge_models(base: dict[str, ModelSpec], extra: Any) -> dict[str, ModelSpec]:
@@ -220,6 +246,20 @@ def _merge_aliases(base: list[tuple[str, str]], extra: Any) -> list[tuple[str, s
         rules.append((glob, _model_id(target, f"routing.aliases.{pattern}")))
     overridden = {glob for glob, _ in rules}
     return rules + [rule for rule in base if rule[0] not in overridden]
+
+
+def _merge_upstreams(base: dict[str, str], extra: Any) -> dict[str, str]:
+    if not isinstance(extra, Mapping):
+        raise ValueError("routing.upstreams: expected a mapping of model id to profile name")
+    pins = dict(base)
+    for model, profile in extra.items():
+        if profile not in PROFILES:
+            raise ValueError(
+                f"routing.upstreams.{model}: unknown profile {profile!r}; "
+                f"expected one of {', '.join(PROFILES)}"
+            )
+        pins[_model_id(model, "routing.upstreams key")] = profile
+    return pins
 
 
 def _model_id(value: Any, where: str) -> str:
@@ -285,9 +325,13 @@ def _route_by_name(table: RouteTable, name: str) -> Route:
 
 
 def resolve_route(
-    req: ir.Request, table: RouteTable = DEFAULT_ROUTE_TABLE, *, override: str | None = None
+    req: ir.Request,
+    table: RouteTable = DEFAULT_ROUTE_TABLE,
+    *,
+    override: str | None = None,
+    upstream: UpstreamProfile | None = None,
 ) -> Route:
-    """Pick the upstream model for ``req`` (see the module docstring for the order).
+    """Pick the upstream model and profile for ``req`` (see the module docstring).
 
     Args:
         req: the request; its ``model`` is the client's name, its last user turn is
@@ -295,13 +339,26 @@ def resolve_route(
         table: the routing data.
         override: a model id that wins outright (no media check): an explicit
             choice is honoured even if the model cannot read the images.
+        upstream: the server's profile (default: the Coding Plan's chat API).
     """
     if override is not None:
         model = normalize_model_name(override)
-        return Route(model, _spec_for(table, model), "override")
-    route = _route_by_name(table, normalize_model_name(req.model))
-    if table.route_media:
-        image, video = _current_turn_media(req)
-        if (image and not route.spec.vision) or (video and not route.spec.video):
-            route = Route(table.vision_model, _spec_for(table, table.vision_model), "vision")
-    return route
+        route = Route(model, _spec_for(table, model), "override")
+    else:
+        route = _route_by_name(table, normalize_model_name(req.model))
+        if table.route_media:
+            image, video = _current_turn_media(req)
+            if (image and not route.spec.vision) or (video and not route.spec.video):
+                route = Route(table.vision_model, _spec_for(table, table.vision_model), "vision")
+    profile = _profile_for(route, table, upstream or PROFILES[DEFAULT_PROFILE])
+    return msgspec.structs.replace(route, upstream=profile)
+
+
+def _profile_for(route: Route, table: RouteTable, profile: UpstreamProfile) -> UpstreamProfile:
+    for glob, name in table.upstreams.items():
+        if fnmatchcase(route.model, glob):
+            return PROFILES[name]
+    via = profile.media_profile
+    if via is not None and (route.reason == "vision" or not profile.serves(route.model)):
+        return PROFILES[via]
+    return profile

@@ -1,0 +1,28 @@
+"""Wire protocols, one package each, and the registry that picks an upstream codec.
+
+A front door is named by the server route that serves it (``anthropic.DOOR``); an
+upstream codec is picked here from the profile's protocol, so no server module names
+one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from glmbridge.profiles import UpstreamProfile
+
+if TYPE_CHECKING:
+    from glmbridge.exchange import UpstreamCodec
+
+__all__ = ["upstream_codec"]
+
+
+def upstream_codec(profile: UpstreamProfile) -> UpstreamCodec:
+    """The codec for ``profile``'s protocol and dialect (stateless and cheap to make)."""
+    if profile.protocol == "anthropic":
+        from glmbridge.protocols.anthropic import AnthropicUpstream
+
+        return AnthropicUpstream()
+    from glmbridge.protocols.openai import DIALECTS, ChatUpstream
+
+    return ChatUpstream(DIALECTS[profile.dialect])

@@ -24,32 +24,14 @@ from glmbridge import ir
 from glmbridge._tool_args import JSON_DECODER, exact_float
 from glmbridge.errors import (
     ClientRequestError,
-    UpstreamProtocolError,
 )
-from glmbridge.protocols import _anthropic_wire as aw
-from glmbridge.protocols._anthropic_encode import (
-    ERROR_TYPES,
-    StreamEncoder,
-    encode_error,
-    encode_response,
-    error_event,
-    error_headers,
-    response_from_ir,
-)
+from glmbridge.protocols.anthropic import wire as aw
 
 __all__ = [
-    "ERROR_TYPES",
-    "StreamEncoder",
     "decode_count_tokens_request",
     "decode_request",
-    "encode_error",
-    "encode_response",
-    "error_event",
-    "error_headers",
     "request_from_ir",
     "request_to_ir",
-    "response_from_ir",
-    "response_to_ir",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,7 +41,6 @@ logger = logging.getLogger(__name__)
 _DECODE_PARAMS = msgspec.json.Decoder(aw.MessageCreateParams, float_hook=exact_float)
 _DECODE_BLOCK = msgspec.json.Decoder(aw.BlockParam, float_hook=exact_float)
 _DECODE_TOOL = msgspec.json.Decoder(aw.ToolParam, float_hook=exact_float)
-_DECODE_RESPONSE = msgspec.json.Decoder(aw.MessageIn, float_hook=exact_float)
 _DECODE_ANY = JSON_DECODER
 _ENCODE = msgspec.json.Encoder(decimal_format="number").encode
 
@@ -524,56 +505,3 @@ def _output_config_from_ir(req: ir.Request) -> aw.OutputConfig | None:
     if fmt is None and req.effort is None:
         return None
     return aw.OutputConfig(effort=req.effort, format=fmt)
-
-
-# --- response -------------------------------------------------------------------------------
-
-
-def response_to_ir(body: bytes, *, model: str | None = None) -> ir.Response:
-    """Parse an Anthropic ``Message`` body (from an Anthropic-compatible upstream).
-
-    Args:
-        body: the upstream response bytes.
-        model: the model name to report (the one the client asked for); defaults to
-            the upstream's ``model``.
-
-    Raises:
-        UpstreamProtocolError: the bytes are not a valid Anthropic message.
-    """
-    try:
-        msg = _DECODE_RESPONSE.decode(body)
-        content = [_block_to_ir(raw, "content", j) for j, raw in enumerate(msg.content)]
-    except msgspec.ValidationError as exc:
-        raise UpstreamProtocolError(
-            f"anthropic response: {_validation_error(exc).message}"
-        ) from None
-    except ClientRequestError as exc:
-        raise UpstreamProtocolError(f"anthropic response: {exc.message}") from None
-    except (msgspec.DecodeError, RecursionError):
-        raise UpstreamProtocolError("anthropic response is not valid JSON") from None
-    u = msg.usage or aw.UsageIn()
-    details = u.output_tokens_details
-    return ir.Response(
-        id=msg.id,
-        model=model if model is not None else msg.model or "",
-        content=content,
-        stop_reason=_stop_reason_to_ir(msg.stop_reason),
-        stop_sequence=msg.stop_sequence,
-        usage=ir.Usage(
-            input_tokens=u.input_tokens or 0,
-            output_tokens=u.output_tokens or 0,
-            cache_read_input_tokens=u.cache_read_input_tokens or 0,
-            cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
-            reasoning_tokens=details.thinking_tokens if details is not None else None,
-        ),
-    )
-
-
-def _stop_reason_to_ir(value: str | None) -> ir.StopReason | None:
-    if value is None:
-        return None
-    try:
-        return ir.StopReason(value)
-    except ValueError:
-        logger.warning("unknown stop_reason %.40r read as end_turn", value)
-        return ir.StopReason.END_TURN

@@ -11,8 +11,7 @@ wire (``function.arguments``: string on the wire, object in the OpenAPI file; er
 
 This module also holds what the non-stream codec and the stream decoder share, so
 both paths translate the same upstream data identically: :class:`Dialect` with the
-``GLM`` and ``OPENAI`` instances, finish-reason and usage mapping, and the upstream
-error table used by :func:`error_from_upstream`.
+``GLM`` and ``OPENAI`` instances, and the finish-reason and usage mapping.
 """
 
 from __future__ import annotations
@@ -25,9 +24,8 @@ from msgspec import UNSET, UnsetType
 
 from glmbridge import ir
 from glmbridge._tool_args import exact_float
-from glmbridge.errors import ErrorKind, UpstreamError
 
-__all__ = ["GLM", "OPENAI", "ChatCompletionRequest", "Dialect", "error_from_upstream"]
+__all__ = ["GLM", "OPENAI", "ChatCompletionRequest", "Dialect"]
 
 logger = logging.getLogger("glmbridge.protocols.openai")
 
@@ -417,119 +415,3 @@ def usage_to_ir(usage: RespUsage | None, *, input_estimate: int = 0) -> ir.Usage
         cache_read_input_tokens=cached,
         reasoning_tokens=completion.reasoning_tokens if completion is not None else None,
     )
-
-
-# --- upstream errors ----------------------------------------------------------------
-
-_QUOTA_HINT = "GLM quota or balance exhausted; retrying will not help until it resets"
-# business code -> (kind, status_hint, retryable, hint appended to the message)
-BUSINESS_CODES: dict[str, tuple[ErrorKind, int, bool, str]] = {
-    **{
-        c: (ErrorKind.AUTHENTICATION, 401, False, "")
-        for c in ("1000", "1001", "1002", "1003", "1004")
-    },
-    **{
-        c: (ErrorKind.RATE_LIMIT, 429, False, _QUOTA_HINT) for c in ("1113", "1308", "1309", "1310")
-    },
-    **{c: (ErrorKind.RATE_LIMIT, 429, True, "") for c in ("1302", "1303", "1305", "1312")},
-    "1304": (ErrorKind.RATE_LIMIT, 429, False, "daily call limit reached"),
-    "1313": (ErrorKind.RATE_LIMIT, 429, False, "fair-use restriction"),
-    "1261": (ErrorKind.INVALID_REQUEST, 400, False, "prompt is too long"),
-    **{
-        c: (ErrorKind.INVALID_REQUEST, 400, False, "")
-        for c in ("1210", "1212", "1213", "1214", "1215")
-    },
-    "1211": (ErrorKind.NOT_FOUND, 404, False, "model not found"),
-    "1220": (ErrorKind.PERMISSION, 403, False, ""),
-    "1311": (ErrorKind.PERMISSION, 403, False, "model not included in the plan"),
-    "1301": (ErrorKind.INVALID_REQUEST, 400, False, "content policy"),
-}
-# HTTP status -> (kind, retryable), used when the business code is unknown.
-HTTP_STATUSES: dict[int, tuple[ErrorKind, bool]] = {
-    400: (ErrorKind.INVALID_REQUEST, False),
-    401: (ErrorKind.AUTHENTICATION, False),
-    403: (ErrorKind.PERMISSION, False),
-    404: (ErrorKind.NOT_FOUND, False),
-    408: (ErrorKind.TIMEOUT, True),
-    413: (ErrorKind.REQUEST_TOO_LARGE, False),
-    429: (ErrorKind.RATE_LIMIT, True),
-    434: (ErrorKind.PERMISSION, False),
-    435: (ErrorKind.REQUEST_TOO_LARGE, False),
-    500: (ErrorKind.API_ERROR, True),
-    502: (ErrorKind.API_ERROR, True),
-    503: (ErrorKind.OVERLOADED, True),
-    504: (ErrorKind.API_ERROR, True),
-    529: (ErrorKind.OVERLOADED, True),
-}
-_MAX_MESSAGE = 500
-
-
-def _classify_status(status: int) -> tuple[ErrorKind, bool]:
-    known = HTTP_STATUSES.get(status)
-    if known is not None:
-        return known
-    if 500 <= status < 600:
-        return ErrorKind.API_ERROR, True
-    if 400 <= status < 500:
-        return ErrorKind.INVALID_REQUEST, False
-    return ErrorKind.API_ERROR, False  # e.g. an in-band error inside a 200
-
-
-def error_from_parts(
-    status: int, code: Any, message: Any, *, retry_after: float | None = None
-) -> UpstreamError:
-    """Build the :class:`UpstreamError` for a parsed upstream error (code + message)."""
-    code_str = str(code) if code not in (None, "") else None
-    text = message if isinstance(message, str) and message else f"upstream HTTP {status}"
-    entry = BUSINESS_CODES.get(code_str or "")
-    status_hint: int | None
-    if entry is not None:
-        kind, status_hint, retryable, hint = entry
-        if hint:
-            text = f"{text} ({hint})"
-    else:
-        kind, retryable = _classify_status(status)
-        status_hint = None
-    if code_str:
-        text = f"[{code_str}] {text}"
-    return UpstreamError(
-        text[:_MAX_MESSAGE],
-        kind=kind,
-        status=status,
-        code=code_str,
-        retry_after=retry_after,
-        retryable=retryable,
-        status_hint=status_hint,
-    )
-
-
-def error_from_upstream(
-    status: int,
-    body: bytes,
-    *,
-    retry_after: float | None = None,
-    dialect: Dialect = GLM,
-) -> UpstreamError:
-    """Translate an upstream error response into an :class:`UpstreamError`.
-
-    Accepts GLM bodies (``{"error": {"code": "1302", "message": ...}}``, code as
-    string or int), OpenAI bodies (``code`` a string like ``rate_limit_exceeded``),
-    top-level ``{"code", "msg"}`` gateway bodies, and non-JSON bodies. A known GLM
-    business code decides the kind (table ``BUSINESS_CODES``); otherwise the HTTP
-    status does (``HTTP_STATUSES``). The upstream message is kept, prefixed with the
-    code (``[1302] ...``); a non-JSON body is never copied into the message.
-    """
-    del dialect  # one table serves both dialects; the argument keeps the API uniform
-    try:
-        parsed = DECODE_COMPLETION.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        parsed = None
-    if parsed is not None and parsed.error is not None:
-        return error_from_parts(
-            status, parsed.error.code, parsed.error.message, retry_after=retry_after
-        )
-    if parsed is not None and (parsed.code is not None or parsed.msg or parsed.message):
-        return error_from_parts(
-            status, parsed.code, parsed.msg or parsed.message, retry_after=retry_after
-        )
-    return error_from_parts(status, None, None, retry_after=retry_after)

@@ -73,7 +73,8 @@ from glmbridge.errors import (
     UpstreamError,
     UpstreamProtocolError,
 )
-from glmbridge.protocols import _openai_wire as w
+from glmbridge.protocols.openai import wire as w
+from glmbridge.upstream_errors import error_from_parts
 
 __all__ = ["StreamDecoder"]
 
@@ -169,6 +170,11 @@ class StreamDecoder:
 
     # -- public -------------------------------------------------------------------------
 
+    @property
+    def answered(self) -> bool:
+        """Whether the finish reason has been decoded (only usage may still come)."""
+        return self._state is _State.FINISHED or self._state is _State.DONE
+
     def feed(self, data: bytes | str) -> list[ev.Event]:
         """Decode one SSE ``data:`` payload (a JSON chunk or ``[DONE]``) into events.
 
@@ -197,7 +203,7 @@ class StreamDecoder:
             self._state = _State.ERROR
             raise UpstreamProtocolError(f"upstream stream chunk is not valid: {exc}") from None
         if chunk.error is not None:
-            self._fail(w.error_from_parts(200, chunk.error.code, chunk.error.message), out)
+            self._fail(error_from_parts(200, chunk.error.code, chunk.error.message), out)
             return out
         choices = chunk.choices
         if choices:

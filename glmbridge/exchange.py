@@ -1,0 +1,476 @@
+"""The exchange: one front door and one upstream codec, composed for one request.
+
+Theory of operation
+-------------------
+Every front door (the protocol a client speaks) and every upstream codec (the protocol
+an upstream speaks) meets the other only in the IR, so N doors and M upstreams cost
+N + M codecs. Their roles are the two ``typing.Protocol`` classes below. An
+:class:`Exchange` composes one of each for one request; it is sans-I/O, and written
+once. The server and the in-process SDK transports are its thin drivers::
+
+    ex = Exchange.prepare(door, body, table=table, upstream=profile)   # decode, route
+    POST ex.url with ex.body and ex.headers(key)                          # driver: I/O
+    non-stream:  client_body = ex.complete(upstream_body)
+    stream:      s = ex.open_stream()
+                 for chunk in upstream: send(s.feed(chunk)); if s.finished: break
+                 else: send(s.flush())
+                 on a transport failure:  send(s.fail(err))
+
+:class:`ExchangeStream` runs the four stages of a streamed answer as one machine::
+
+    upstream bytes --SSEDecoder--> payloads --codec decoder--> IR events --door encoder--> bytes
+
+and watches the IR events for what a driver decides on:
+
+* ``started`` — client bytes exist (the driver commits its ``200`` then).
+* ``content_started`` — a content block has opened. Until then an upstream error
+  *raises* :class:`UpstreamError` from :meth:`ExchangeStream.feed` instead of becoming
+  an event, so the driver can still answer with a real status, or retry.
+* ``finished`` — the door's final event has been produced (the answer ended, or an
+  error event ended it). Nothing follows it: later ``feed`` calls return ``b""``
+  without reading their input, so a reset, timeout or garbage after the end never
+  reaches the client. A driver stops reading the upstream at once.
+* ``usage`` / ``stop_reason`` / ``first_output`` / ``error`` — accounting.
+
+**Early commit.** :meth:`ExchangeStream.preamble` produces the door's start event
+(Anthropic ``message_start``) before the upstream has said anything, so a driver can
+commit a streaming response and send keep-alives while the upstream is silent. The
+upstream's own start event is then swallowed; a retry after a preamble continues the
+same client stream (``open_stream(preamble_sent=True)``).
+
+**Failures after the first byte** (:meth:`ExchangeStream.fail`): if the upstream had
+already delivered the final stop reason (``answered``), the answer is completed
+normally; otherwise the door's error event ends the stream.
+
+Errors are sticky: after an exception, every later call raises ``StreamStateError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from enum import Enum
+from typing import Protocol
+
+import msgspec
+
+from glmbridge import events as ev
+from glmbridge import ids, ir
+from glmbridge.errors import ErrorKind, GlmbridgeError, StreamStateError, UpstreamError
+from glmbridge.profiles import UpstreamProfile
+from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, Route, RouteTable, resolve_route
+from glmbridge.sse import SSEDecoder
+from glmbridge.tokens import TokenEstimator, estimate_request_tokens
+
+__all__ = [
+    "DoorStreamEncoder",
+    "Exchange",
+    "ExchangeStream",
+    "FrontDoor",
+    "UpstreamCodec",
+    "UpstreamStreamDecoder",
+    "adapt_request",
+]
+
+logger = logging.getLogger("glmbridge.exchange")
+
+
+# --- the two roles ---------------------------------------------------------------------------
+
+
+class DoorStreamEncoder(Protocol):
+    """IR events -> the door's stream bytes."""
+
+    def feed(self, event: ev.Event) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+class FrontDoor(Protocol):
+    """The protocol a client speaks: requests in, answers and errors out."""
+
+    name: str
+    keepalive: bytes
+    """A frame that keeps an idle stream alive (Anthropic ``ping``)."""
+
+    def decode_request(self, body: bytes) -> ir.Request: ...
+    def encode_response(self, resp: ir.Response) -> bytes: ...
+    def stream_encoder(self) -> DoorStreamEncoder: ...
+    def encode_error(
+        self, err: GlmbridgeError, *, request_id: str | None = None
+    ) -> tuple[int, bytes]: ...
+    def error_headers(self, err: GlmbridgeError) -> dict[str, str]: ...
+    def error_event(self, err: GlmbridgeError) -> bytes: ...
+
+
+class UpstreamStreamDecoder(Protocol):
+    """One SSE ``data:`` payload at a time -> IR events."""
+
+    error: UpstreamError | None
+
+    @property
+    def answered(self) -> bool: ...
+    def feed(self, data: bytes | str) -> list[ev.Event]: ...
+    def flush(self) -> list[ev.Event]: ...
+
+
+class UpstreamCodec(Protocol):
+    """The protocol an upstream speaks: IR requests out, answers and errors in."""
+
+    @property
+    def path(self) -> str:
+        """Appended to the profile's base URL (``/chat/completions``)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Fixed request headers besides auth and content negotiation."""
+
+    def encode_request(self, req: ir.Request, route: Route) -> bytes: ...
+    def decode_response(self, body: bytes, *, model: str, input_estimate: int) -> ir.Response: ...
+    def stream_decoder(
+        self, *, model: str, message_id: str, input_tokens_estimate: int
+    ) -> UpstreamStreamDecoder: ...
+    def decode_error(
+        self, status: int, body: bytes, *, retry_after: float | None = None
+    ) -> UpstreamError: ...
+
+
+# --- request adaptation (protocol-independent) --------------------------------------------
+
+
+def adapt_request(req: ir.Request, spec: ModelSpec) -> ir.Request:
+    """Fit a request to the routed model, whatever the upstream protocol.
+
+    ``thinking: disabled`` is never sent to a model that cannot stop thinking (GLM-5.3
+    answers 1210 "this model always thinks": farion1231/cc-switch#6737); it is dropped
+    and, unless the client chose an effort, the lowest effort is asked instead (the
+    fix cc-switch PR#6739 ships).
+    """
+    thinking = req.thinking
+    if thinking is not None and thinking.type == "disabled" and spec.thinking == "always":
+        logger.debug("thinking disabled dropped: %s always thinks", spec.id)
+        return msgspec.structs.replace(req, thinking=None, effort=req.effort or "low")
+    return req
+
+
+# --- the exchange ------------------------------------------------------------------------------
+
+
+class Exchange:
+    """One request from a front door to the upstream its route names, and back.
+
+    Build it with :meth:`prepare`. Attributes: ``door``, ``codec``, ``request`` (the
+    decoded IR), ``route`` (model, spec, profile), ``url``, ``body`` (the upstream
+    request bytes), ``stream``, ``input_estimate``, ``message_id``, and, once known,
+    ``usage``.
+    """
+
+    def __init__(
+        self,
+        door: FrontDoor,
+        request: ir.Request,
+        route: Route,
+        *,
+        input_estimate: int = 0,
+        message_id: str | None = None,
+    ) -> None:
+        from glmbridge.protocols import upstream_codec  # the registry imports this module
+
+        self.door = door
+        self.request = adapt_request(request, route.spec)
+        self.route = route
+        self.codec: UpstreamCodec = upstream_codec(route.upstream)
+        self.url = route.upstream.base_url + self.codec.path
+        self.body = self.codec.encode_request(self.request, route)
+        self.stream = request.stream
+        self.input_estimate = input_estimate
+        self.message_id = message_id or ids.new_message_id()
+        self.usage: ir.Usage | None = None
+
+    @classmethod
+    def prepare(
+        cls,
+        door: FrontDoor,
+        body: bytes,
+        *,
+        table: RouteTable = DEFAULT_ROUTE_TABLE,
+        upstream: UpstreamProfile | None = None,
+        override: str | None = None,
+        thinking: ir.Thinking | None = None,
+        estimator: TokenEstimator | None = None,
+    ) -> Exchange:
+        """Decode ``body``, route it, and encode it for the upstream.
+
+        Args:
+            door: the client's protocol.
+            table: the routing table.
+            upstream: the default upstream profile (routes may name another).
+            override: a model id that wins over routing (``x-glmbridge-model``).
+            thinking: the thinking setting for requests that carry none.
+            estimator: a caller-owned token estimator (memoised across requests).
+
+        Raises:
+            ClientRequestError: the body is not a valid request (names the field).
+        """
+        req = door.decode_request(body)
+        if req.thinking is None and thinking is not None:
+            req = msgspec.structs.replace(req, thinking=thinking)
+        route = resolve_route(req, table, override=override, upstream=upstream)
+        estimate = (
+            estimator.request_tokens(req) if estimator is not None else estimate_request_tokens(req)
+        )
+        return cls(door, req, route, input_estimate=estimate)
+
+    def headers(self, key: str) -> dict[str, str]:
+        """The upstream request headers: auth, content negotiation, the codec's own."""
+        out = self.route.upstream.auth_headers(key)
+        out.update(self.codec.headers)
+        out["content-type"] = "application/json"
+        if self.stream:
+            out["accept"] = "text/event-stream"
+            out["accept-encoding"] = "identity"  # compression only delays small SSE chunks
+        else:
+            out["accept"] = "application/json"
+        return out
+
+    def decode_error(
+        self, status: int, body: bytes, *, retry_after: float | None = None
+    ) -> UpstreamError:
+        """The error behind a non-200 upstream answer."""
+        return self.codec.decode_error(status, body, retry_after=retry_after)
+
+    def complete(self, body: bytes) -> bytes:
+        """The client's body for a non-streamed ``200`` upstream answer.
+
+        Raises:
+            UpstreamError: the body is an error object sent with HTTP 200.
+            UpstreamProtocolError: the body is not a valid answer.
+        """
+        resp = self.codec.decode_response(
+            body, model=self.request.model, input_estimate=self.input_estimate
+        )
+        self.usage = resp.usage
+        return self.door.encode_response(resp)
+
+    def open_stream(self, *, preamble_sent: bool = False) -> ExchangeStream:
+        """A fresh stream machine for one upstream attempt.
+
+        Args:
+            preamble_sent: the client already has the door's start event (an early
+                commit, or an earlier attempt that failed before any content).
+        """
+        return ExchangeStream.between(
+            self.door,
+            self.codec,
+            model=self.request.model,
+            message_id=self.message_id,
+            input_tokens_estimate=self.input_estimate,
+            preamble_sent=preamble_sent,
+        )
+
+    def error_response(
+        self, err: GlmbridgeError, *, request_id: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """``(status, headers, body)`` for an error before the first byte."""
+        status, body = self.door.encode_error(err, request_id=request_id)
+        return status, self.door.error_headers(err), body
+
+
+# --- the stream machine ------------------------------------------------------------------------
+
+
+class _State(Enum):
+    STREAMING = "streaming"
+    FINISHED = "finished"
+    CLOSED = "closed"
+    ERROR = "error"
+
+
+_CONTENT_DELTAS = (ev.TextDelta, ev.ThinkingDelta, ev.InputJsonDelta)
+_FAST_DELTAS = frozenset(_CONTENT_DELTAS)  # exact-type check; subclasses use isinstance
+_FINAL = (ev.MessageStop, ev.StreamError)
+# An error before any content is worth retrying when it is transient.
+_RETRYABLE_KINDS = frozenset({ErrorKind.API_ERROR, ErrorKind.OVERLOADED, ErrorKind.TIMEOUT})
+
+
+class ExchangeStream:
+    """Upstream stream bytes in, the door's stream bytes out; any chunking.
+
+    See the module docstring for the attributes a driver reads and the rules it relies
+    on. Made by :meth:`Exchange.open_stream`.
+    """
+
+    def __init__(
+        self,
+        decoder: UpstreamStreamDecoder,
+        encoder: DoorStreamEncoder,
+        door: FrontDoor,
+        start: ev.MessageStart,
+        *,
+        preamble_sent: bool = False,
+    ) -> None:
+        self._sse = SSEDecoder()
+        self._decoder = decoder
+        self._encoder = encoder
+        self._door = door
+        self._start = start
+        self._state = _State.STREAMING
+        self._skip_start = preamble_sent
+        if preamble_sent:  # the client has the start event: bring the encoder level
+            encoder.feed(start)
+        self.started = preamble_sent
+        self.content_started = False
+        self.first_output = False
+        self.finished = False
+        self.usage: ir.Usage | None = None
+        self.stop_reason: ir.StopReason | None = None
+        self.error: GlmbridgeError | None = None
+
+    @classmethod
+    def between(
+        cls,
+        door: FrontDoor,
+        codec: UpstreamCodec,
+        *,
+        model: str,
+        message_id: str | None = None,
+        input_tokens_estimate: int = 0,
+        preamble_sent: bool = False,
+    ) -> ExchangeStream:
+        """A stream machine from ``codec``'s stream to ``door``'s.
+
+        Args:
+            model: the model name the client asked for (echoed in the start event).
+            message_id: the message id; generated when omitted.
+            input_tokens_estimate: the start event's input tokens (and the fallback
+                where the upstream reports none).
+            preamble_sent: see :meth:`Exchange.open_stream`.
+        """
+        message_id = message_id or ids.new_message_id()
+        decoder = codec.stream_decoder(
+            model=model, message_id=message_id, input_tokens_estimate=input_tokens_estimate
+        )
+        usage = ir.Usage(input_tokens=input_tokens_estimate)
+        start = ev.MessageStart(id=message_id, model=model, usage=usage)
+        return cls(decoder, door.stream_encoder(), door, start, preamble_sent=preamble_sent)
+
+    @property
+    def answered(self) -> bool:
+        """Whether the upstream has delivered the final stop reason."""
+        return self.finished or self._decoder.answered
+
+    def preamble(self) -> bytes:
+        """The door's start event, now (early commit); ``b""`` if already started."""
+        if self.started or self._state is not _State.STREAMING:
+            return b""
+        self._skip_start = True
+        self.started = True
+        return self._encoder.feed(self._start)
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Consume upstream bytes; return the client bytes they complete.
+
+        Returns ``b""`` without reading ``chunk`` once the stream is finished.
+
+        Raises:
+            UpstreamError: the upstream reported an error before any content.
+            UpstreamProtocolError: the upstream bytes are malformed.
+        """
+        if self._state is not _State.STREAMING:
+            if self._state is _State.FINISHED:
+                if chunk:
+                    logger.debug("%d upstream bytes after the end ignored", len(chunk))
+                return b""
+            self._check()
+        try:
+            data = self._sse.feed_single_data(chunk)
+            if data is not None:  # the usual case: one complete event per network chunk
+                out = self._decoder.feed(data)
+                # Hot path: one content delta after the first (no flag or state to update).
+                if len(out) == 1 and self.first_output and type(out[0]) in _FAST_DELTAS:
+                    return self._encoder.feed(out[0])
+            else:
+                out = []
+                for sse in self._sse.feed(chunk):
+                    out.extend(self._decoder.feed(sse.data))
+            return self._encode(out)
+        except BaseException:
+            self._state = _State.ERROR
+            raise
+
+    def flush(self) -> bytes:
+        """Signal the end of upstream input; return the closing client bytes."""
+        if self._state is _State.FINISHED:
+            self._state = _State.CLOSED
+            return b""
+        self._check()
+        try:
+            out: list[ev.Event] = []
+            for sse in self._sse.flush():
+                out.extend(self._decoder.feed(sse.data))
+            out.extend(self._decoder.flush())
+            data = self._encode(out) + self._encoder.flush()
+        except BaseException:
+            self._state = _State.ERROR
+            raise
+        self._state = _State.CLOSED
+        return data
+
+    def fail(self, err: GlmbridgeError) -> bytes:
+        """The upstream failed after the client's stream began: the closing bytes.
+
+        A finished stream gets nothing more; an answered one is completed normally (the
+        failure only cut the upstream's epilogue); otherwise the door's error event.
+        """
+        if self._state is _State.FINISHED or self._state is _State.CLOSED:
+            logger.debug("upstream failure after the end ignored: %s", err.message)
+            return b""
+        if self._state is _State.STREAMING and self._decoder.answered:
+            logger.debug("upstream failure after the final event: %s", err.message)
+            return self.flush()
+        self._state = _State.CLOSED
+        self.finished = True
+        self.error = err
+        return self._door.error_event(err)
+
+    def _check(self) -> None:
+        if self._state is not _State.STREAMING:
+            raise StreamStateError(f"can't feed a stream in state {self._state.value}")
+
+    def _encode(self, events: list[ev.Event]) -> bytes:
+        if not events:
+            return b""
+        if not self.content_started:
+            events = self._before_content(events)
+        parts = []
+        encode = self._encoder.feed
+        for event in events:
+            if type(event) in _FAST_DELTAS or isinstance(event, _CONTENT_DELTAS):
+                self.first_output = True
+            elif isinstance(event, ev.MessageDelta):
+                self.usage = event.usage
+                self.stop_reason = event.stop_reason
+            elif isinstance(event, _FINAL):
+                if isinstance(event, ev.StreamError):
+                    self.error = self._decoder.error or UpstreamError(
+                        event.message, kind=event.kind
+                    )
+                self.finished = True
+                self._state = _State.FINISHED
+            parts.append(encode(event))
+        self.started = True
+        return b"".join(parts)
+
+    def _before_content(self, events: list[ev.Event]) -> list[ev.Event]:
+        """Drop a start event the client already has; raise an error that came before
+        any content (the driver can still answer with a status, or retry)."""
+        if self._skip_start and isinstance(events[0], ev.MessageStart):
+            events = events[1:]
+        for event in events:
+            if isinstance(event, (ev.BlockStart, ev.MessageDelta, *_CONTENT_DELTAS)):
+                self.content_started = True
+                return events
+            if isinstance(event, ev.StreamError):
+                raise self._decoder.error or UpstreamError(
+                    event.message, kind=event.kind, retryable=event.kind in _RETRYABLE_KINDS
+                )
+        return events

@@ -1,0 +1,135 @@
+"""Upstream profiles: where a request goes and which protocol it speaks there, as data.
+
+A profile is a base URL, a wire protocol (``openai`` chat with a dialect, or
+``anthropic``), an auth header, the models it serves, and whether it has GLM's
+tokenizer. The router (:func:`glmbridge.routing.resolve_route`) names the profile
+that serves a request; the exchange picks the codec from the profile's protocol.
+Nothing else in the library or the server names a codec or a URL.
+
+``zai-auto`` (like the glmproxy seed's default) sends a turn whose current user
+message carries an image or video through its ``media_profile`` (GLM's chat API, to a
+vision model) and everything else through Z.ai's Anthropic-compatible endpoint.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "PROFILES",
+    "UpstreamProfile",
+    "profile_for",
+]
+
+Protocol = Literal["openai", "anthropic"]
+
+
+class UpstreamProfile(msgspec.Struct, frozen=True, kw_only=True):
+    """One upstream surface.
+
+    Attributes:
+        name: the profile name (``zai-coding``), or the host of a custom URL.
+        base_url: the base URL; the codec appends its path (``/chat/completions``,
+            ``/v1/messages``).
+        protocol: the wire protocol spoken there.
+        dialect: the OpenAI dialect (``glm`` or ``openai``); ignored for ``anthropic``.
+        auth_header: the header that carries the key.
+        auth_scheme: what precedes the key in it (``"Bearer "`` or nothing).
+        models: globs of the model ids served (``("*",)``: any).
+        tokenizer: the base has GLM's ``/tokenizer`` endpoint.
+        media_profile: another profile that serves turns with images or video.
+    """
+
+    name: str
+    base_url: str
+    protocol: Protocol = "openai"
+    dialect: Literal["glm", "openai"] = "glm"
+    auth_header: str = "authorization"
+    auth_scheme: str = "Bearer "
+    models: tuple[str, ...] = ("*",)
+    tokenizer: bool = False
+    media_profile: str | None = None
+
+    def serves(self, model: str) -> bool:
+        """Whether this profile serves ``model`` (a lowercase upstream model id)."""
+        return any(fnmatchcase(model, glob) for glob in self.models)
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        """The request header that carries ``key``."""
+        return {self.auth_header: self.auth_scheme + key}
+
+    @property
+    def label(self) -> str:
+        """A secret-free label: the name, never credentials embedded in a URL."""
+        return self.name
+
+
+def _chat(name: str, url: str) -> UpstreamProfile:
+    return UpstreamProfile(name=name, base_url=url, tokenizer=True)
+
+
+def _anthropic(name: str, url: str, media_profile: str | None = None) -> UpstreamProfile:
+    # x-api-key: what the Anthropic SDKs send and what proxies of this endpoint send
+    # (seed-glmproxy §4.6; wire-specs A.2: Bearer works too).
+    return UpstreamProfile(
+        name=name,
+        base_url=url,
+        protocol="anthropic",
+        auth_header="x-api-key",
+        auth_scheme="",
+        models=("glm-*",),
+        media_profile=media_profile,
+    )
+
+
+_ZAI_ANTHROPIC = "https://api.z.ai/api/anthropic"
+PROFILES: dict[str, UpstreamProfile] = {
+    p.name: p
+    for p in (
+        _chat("zai-coding", "https://api.z.ai/api/coding/paas/v4"),
+        _chat("zai", "https://api.z.ai/api/paas/v4"),
+        _chat("bigmodel-coding", "https://open.bigmodel.cn/api/coding/paas/v4"),
+        _chat("bigmodel", "https://open.bigmodel.cn/api/paas/v4"),
+        _anthropic("zai-anthropic", _ZAI_ANTHROPIC),
+        _anthropic("bigmodel-anthropic", "https://open.bigmodel.cn/api/anthropic"),
+        _anthropic("zai-auto", _ZAI_ANTHROPIC, media_profile="zai-coding"),
+        _anthropic(
+            "bigmodel-auto", "https://open.bigmodel.cn/api/anthropic",
+            media_profile="bigmodel-coding",
+        ),
+    )
+}  # fmt: skip
+"""The built-in profiles (wire-specs A.1, A.13)."""
+
+DEFAULT_PROFILE = "zai-coding"
+
+
+def profile_for(name_or_url: str, *, protocol: Protocol | None = None) -> UpstreamProfile:
+    """A built-in profile by name, or a custom OpenAI-compatible (GLM dialect) base URL.
+
+    Args:
+        name_or_url: a key of :data:`PROFILES`, or an ``http(s)://`` base URL.
+        protocol: for a URL, the protocol it speaks (default ``openai``).
+
+    Raises:
+        ValueError: neither a known profile nor an http(s) URL.
+    """
+    profile = PROFILES.get(name_or_url)
+    if profile is None:
+        parts = urlsplit(name_or_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"unknown upstream {name_or_url!r}: use one of {', '.join(PROFILES)} "
+                "or an http(s) base URL"
+            )
+        host = parts.netloc.rpartition("@")[2]
+        if protocol == "anthropic":
+            profile = _anthropic(host, name_or_url.rstrip("/"))
+        else:
+            profile = UpstreamProfile(name=host, base_url=name_or_url.rstrip("/"))
+    return profile

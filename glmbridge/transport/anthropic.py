@@ -1,0 +1,383 @@
+"""httpx2 transports that let the official ``anthropic`` SDK talk to GLM in-process.
+
+No server, no sockets of our own: the SDK's HTTP client hands each request to
+:class:`GlmTransport` (or :class:`AsyncGlmTransport`), which runs one
+:class:`~glmbridge.exchange.Exchange` for it against the upstream profile (GLM's chat
+API by default, or Z.ai's Anthropic endpoint) and returns the answer::
+
+    import anthropic, httpx2
+    from glmbridge.transport import GlmTransport
+
+    client = anthropic.Anthropic(
+        api_key="unused",  # the SDK insists on one; the transport uses its own key
+        base_url="http://glmbridge.local",
+        http_client=httpx2.Client(transport=GlmTransport(api_key=ZAI_KEY)),
+    )
+    client.messages.create(model="claude-sonnet-4-5", max_tokens=1024, messages=[...])
+
+Served: ``POST …/v1/messages`` (streaming or not; ``?beta=true`` is accepted) and
+``POST …/v1/messages/count_tokens`` (a local :class:`~glmbridge.tokens.TokenEstimator`
+estimate). Anything else gets ``404 not_found_error``. Errors are native Anthropic
+error bodies with the right status, so the SDK raises its usual exception classes. A
+stream is read until it produces output before the response is returned, so an upstream
+failure before any output is a real status too; after that, failures arrive as
+``error`` events, and a stream that has delivered its final event ends there whatever
+the upstream does next. The header ``x-glmbridge-model`` overrides the routed model.
+
+This transport never retries: the SDK already does (``max_retries``), honouring the
+``retry-after`` and ``x-should-retry`` headers set here (``false`` after a read timeout:
+the upstream may be generating, and billing, that answer already). Unlike the rest of
+``glmbridge``, this module does I/O and imports ``httpx2``; ``import glmbridge`` never
+imports it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx2
+import msgspec
+
+from glmbridge._version import __version__
+from glmbridge.errors import (
+    ClientRequestError,
+    ErrorKind,
+    GlmbridgeError,
+    UpstreamProtocolError,
+    UpstreamTimeoutError,
+)
+from glmbridge.exchange import Exchange, ExchangeStream
+from glmbridge.ids import new_request_id
+from glmbridge.profiles import DEFAULT_PROFILE, UpstreamProfile, profile_for
+from glmbridge.protocols import anthropic
+from glmbridge.routing import DEFAULT_ROUTE_TABLE, RouteTable
+from glmbridge.tokens import TokenEstimator
+from glmbridge.transport.boundary import (
+    DEFAULT_TIMEOUT,
+    aread_capped,
+    map_upstream_errors,
+    parse_retry_after,
+    read_capped,
+    scrub_key,
+)
+
+__all__ = ["DEFAULT_FIRST_OUTPUT_TIMEOUT", "AsyncGlmTransport", "GlmTransport"]
+
+#: Longest wait for a stream's first output (the idle timeout bounds each read too).
+DEFAULT_FIRST_OUTPUT_TIMEOUT = 300.0
+_SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+_DOOR = anthropic.DOOR
+
+
+def _response(
+    status: int, body: bytes, request_id: str, headers: dict[str, str] | None = None
+) -> httpx2.Response:
+    all_headers = {"content-type": "application/json", "request-id": request_id}
+    all_headers.update(headers or {})
+    return httpx2.Response(status, headers=all_headers, content=body)
+
+
+def _error_response(err: GlmbridgeError, request_id: str) -> httpx2.Response:
+    """A native Anthropic error body, with the SDK's retry hints."""
+    status, body = _DOOR.encode_error(err, request_id=request_id)
+    return _response(status, body, request_id, _DOOR.error_headers(err))
+
+
+def _raw_ok(response: httpx2.Response) -> bool:
+    """Whether the raw iterator can skip the decoder layer: an uncompressed body not
+    already read (a mock transport's response has been read in advance)."""
+    encoding = response.headers.get("content-encoding", "identity").lower()
+    return encoding == "identity" and not response.is_stream_consumed
+
+
+class _Call:
+    """One SDK request: its exchange, the upstream request, and the first-output deadline."""
+
+    __slots__ = ("deadline", "exchange", "request_id", "upstream")
+
+    def __init__(self, exchange: Exchange, upstream: httpx2.Request, request_id: str,
+                 deadline: float) -> None:  # fmt: skip
+        self.exchange, self.upstream, self.request_id = exchange, upstream, request_id
+        self.deadline = deadline
+
+    def first(self, stream: ExchangeStream, chunk: bytes) -> bytes:
+        """Feed one chunk before the first output, within the first-output deadline."""
+        out = stream.feed(chunk)
+        if not stream.started and time.monotonic() > self.deadline:
+            raise UpstreamTimeoutError("timed out waiting for the upstream's first output")
+        return out
+
+    def no_output(self, stream: ExchangeStream) -> bytes:
+        """The upstream body ended before any output: flush, which must produce some."""
+        out = stream.flush()
+        if not stream.started:
+            raise UpstreamProtocolError("the upstream closed the stream without any event")
+        return out
+
+    def answer(self, relay: httpx2.SyncByteStream | httpx2.AsyncByteStream) -> httpx2.Response:
+        """The streaming ``200`` whose body is ``relay``."""
+        headers = {**_SSE_HEADERS, "request-id": self.request_id}
+        return httpx2.Response(200, headers=headers, stream=relay)
+
+
+class _Core:
+    """Configuration and the pure request/response steps both transports share."""
+
+    def __init__(self, api_key: str, upstream: str | UpstreamProfile, route_table: RouteTable,
+                 timeout: httpx2.Timeout, first_output_timeout: float) -> None:  # fmt: skip
+        self.api_key = api_key
+        self.profile = upstream if isinstance(upstream, UpstreamProfile) else profile_for(upstream)
+        self.route_table = route_table
+        self.timeout = timeout
+        self.first_output_timeout = first_output_timeout
+        self.estimator = TokenEstimator()
+
+    def dispatch(self, request: httpx2.Request, body: bytes) -> _Call | httpx2.Response:
+        """An immediate response (404, count_tokens, a 400), or the upstream call to make."""
+        rid = new_request_id()
+        path = request.url.path.rstrip("/")
+        try:
+            if request.method == "POST" and path.endswith("/v1/messages/count_tokens"):
+                req = anthropic.decode_count_tokens_request(body)
+                count = self.estimator.request_tokens(req)
+                return _response(200, msgspec.json.encode({"input_tokens": count}), rid)
+            if request.method != "POST" or not path.endswith("/v1/messages"):
+                raise ClientRequestError(
+                    f"{request.method} {path or '/'} is not served by glmbridge",
+                    kind=ErrorKind.NOT_FOUND,
+                )
+            exchange = Exchange.prepare(
+                _DOOR,
+                body,
+                table=self.route_table,
+                upstream=self.profile,
+                override=request.headers.get("x-glmbridge-model") or None,
+                estimator=self.estimator,
+            )
+        except GlmbridgeError as err:
+            return _error_response(err, rid)
+        headers = exchange.headers(self.api_key)
+        headers["user-agent"] = f"glmbridge/{__version__}"
+        upstream = httpx2.Request(
+            "POST",
+            exchange.url,
+            headers=headers,
+            content=exchange.body,
+            extensions={"timeout": self.timeout.as_dict()},
+        )
+        deadline = time.monotonic() + self.first_output_timeout
+        return _Call(exchange, upstream, rid, deadline)
+
+    def failure(self, call: _Call, response: httpx2.Response, body: bytes) -> GlmbridgeError:
+        """The error behind a non-200 upstream answer; the key is scrubbed from it."""
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        err = call.exchange.decode_error(response.status_code, body, retry_after=retry_after)
+        return scrub_key(err, self.api_key)
+
+    @staticmethod
+    def complete(call: _Call, body: bytes) -> httpx2.Response:
+        """The non-streamed answer from a ``200`` upstream body."""
+        try:
+            out = call.exchange.complete(body)
+        except GlmbridgeError as err:
+            return _error_response(err, call.request_id)
+        return _response(200, out, call.request_id)
+
+
+# --- sync ------------------------------------------------------------------------------------
+
+
+class _SyncRelay(httpx2.SyncByteStream):
+    """The client's body: the first output, then the rest of the upstream's stream."""
+
+    def __init__(self, first: bytes, upstream: httpx2.Response, chunks: Iterator[bytes],
+                 stream: ExchangeStream) -> None:  # fmt: skip
+        self._first, self._upstream, self._chunks, self._stream = first, upstream, chunks, stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        stream = self._stream
+        try:
+            yield self._first
+            if stream.finished:
+                return  # the answer is complete: don't wait for the upstream's EOF
+            try:
+                with map_upstream_errors():
+                    for chunk in self._chunks:
+                        out = stream.feed(chunk)
+                        if out:
+                            yield out
+                        if stream.finished:
+                            return
+                out = stream.flush()
+            except GlmbridgeError as err:
+                out = stream.fail(err)
+            yield out
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the upstream response (the client finished or went away)."""
+        self._upstream.close()
+
+
+class GlmTransport(httpx2.BaseTransport):
+    """An ``httpx2`` transport that answers Anthropic Messages requests from Z.ai GLM.
+
+    Args:
+        api_key: the Z.ai (or BigModel) API key.
+        upstream: a profile name (``zai-coding``, ``zai-anthropic``, ``zai-auto`` …, see
+            :mod:`glmbridge.profiles`), an OpenAI-compatible base URL, or a profile.
+        route_table: how client model names map to GLM models.
+        upstream_transport: the transport that reaches the upstream (default: a pooled
+            ``httpx2.HTTPTransport()``); tests pass a mock or a loopback one.
+        timeout: connect and per-chunk idle timeouts for upstream calls.
+        first_output_timeout: the longest wait for a stream's first output.
+
+    Retries are left to the SDK (``max_retries``). See the module docstring for an example.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        upstream: str | UpstreamProfile = DEFAULT_PROFILE,
+        route_table: RouteTable = DEFAULT_ROUTE_TABLE,
+        upstream_transport: httpx2.BaseTransport | None = None,
+        timeout: httpx2.Timeout = DEFAULT_TIMEOUT,
+        first_output_timeout: float = DEFAULT_FIRST_OUTPUT_TIMEOUT,
+    ) -> None:
+        self._core = _Core(api_key, upstream, route_table, timeout, first_output_timeout)
+        self._upstream = upstream_transport or httpx2.HTTPTransport()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        """Answer one SDK request (never raises for upstream failures: error responses)."""
+        call = self._core.dispatch(request, request.read())
+        if isinstance(call, httpx2.Response):
+            return call
+        try:
+            return self._call(call)
+        except GlmbridgeError as err:
+            return _error_response(err, call.request_id)
+
+    def _call(self, call: _Call) -> httpx2.Response:
+        relay: _SyncRelay | None = None
+        with map_upstream_errors():
+            response = self._upstream.handle_request(call.upstream)
+            try:
+                if response.status_code != 200:
+                    raise self._core.failure(call, response, read_capped(response.iter_bytes()))
+                if not call.exchange.stream:
+                    return self._core.complete(call, response.read())
+                stream = call.exchange.open_stream()
+                chunks = response.iter_raw() if _raw_ok(response) else response.iter_bytes()
+                for chunk in chunks:  # read until the client would see output
+                    first = call.first(stream, chunk)
+                    if stream.started:
+                        break
+                else:
+                    first = call.no_output(stream)
+                relay = _SyncRelay(first, response, chunks, stream)
+            finally:
+                if relay is None:
+                    response.close()
+        return call.answer(relay)
+
+    def close(self) -> None:
+        """Close the upstream connection pool."""
+        self._upstream.close()
+
+
+# --- async -----------------------------------------------------------------------------------
+
+
+class _AsyncRelay(httpx2.AsyncByteStream):
+    """The async twin of :class:`_SyncRelay`."""
+
+    def __init__(self, first: bytes, upstream: httpx2.Response, chunks: AsyncIterator[bytes],
+                 stream: ExchangeStream) -> None:  # fmt: skip
+        self._first, self._upstream, self._chunks, self._stream = first, upstream, chunks, stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        stream = self._stream
+        try:
+            yield self._first
+            if stream.finished:
+                return
+            try:
+                with map_upstream_errors():
+                    async for chunk in self._chunks:
+                        out = stream.feed(chunk)
+                        if out:
+                            yield out
+                        if stream.finished:
+                            return
+                out = stream.flush()
+            except GlmbridgeError as err:
+                out = stream.fail(err)
+            yield out
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the upstream response (the client finished or went away)."""
+        await self._upstream.aclose()
+
+
+class AsyncGlmTransport(httpx2.AsyncBaseTransport):
+    """The asyncio/trio twin of :class:`GlmTransport`, for ``anthropic.AsyncAnthropic``.
+
+    Same arguments, except that ``upstream_transport`` is an ``httpx2.AsyncBaseTransport``
+    (default: a pooled ``httpx2.AsyncHTTPTransport()``).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        upstream: str | UpstreamProfile = DEFAULT_PROFILE,
+        route_table: RouteTable = DEFAULT_ROUTE_TABLE,
+        upstream_transport: httpx2.AsyncBaseTransport | None = None,
+        timeout: httpx2.Timeout = DEFAULT_TIMEOUT,
+        first_output_timeout: float = DEFAULT_FIRST_OUTPUT_TIMEOUT,
+    ) -> None:
+        self._core = _Core(api_key, upstream, route_table, timeout, first_output_timeout)
+        self._upstream = upstream_transport or httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        """Answer one SDK request (never raises for upstream failures: error responses)."""
+        call = self._core.dispatch(request, await request.aread())
+        if isinstance(call, httpx2.Response):
+            return call
+        try:
+            return await self._call(call)
+        except GlmbridgeError as err:
+            return _error_response(err, call.request_id)
+
+    async def _call(self, call: _Call) -> httpx2.Response:
+        relay: _AsyncRelay | None = None
+        with map_upstream_errors():
+            response = await self._upstream.handle_async_request(call.upstream)
+            try:
+                if response.status_code != 200:
+                    body = await aread_capped(response.aiter_bytes())
+                    raise self._core.failure(call, response, body)
+                if not call.exchange.stream:
+                    return self._core.complete(call, await response.aread())
+                stream = call.exchange.open_stream()
+                chunks = response.aiter_raw() if _raw_ok(response) else response.aiter_bytes()
+                async for chunk in chunks:  # read until the client would see output
+                    first = call.first(stream, chunk)
+                    if stream.started:
+                        break
+                else:
+                    first = call.no_output(stream)
+                relay = _AsyncRelay(first, response, chunks, stream)
+            finally:
+                if relay is None:
+                    await response.aclose()
+        return call.answer(relay)
+
+    async def aclose(self) -> None:
+        """Close the upstream connection pool."""
+        await self._upstream.aclose()

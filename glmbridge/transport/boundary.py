@@ -1,0 +1,117 @@
+"""The httpx2 boundary, shared by the in-process transports and the server.
+
+httpx2 exceptions become glmbridge upstream errors here and nowhere else; error bodies
+are read with a cap; ``Retry-After`` is parsed; keys are scrubbed from upstream text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from email.utils import parsedate_to_datetime
+
+import httpx2
+
+from glmbridge.errors import UpstreamConnectionError, UpstreamError, UpstreamTimeoutError
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_ERROR_BODY",
+    "aread_capped",
+    "map_upstream_errors",
+    "parse_retry_after",
+    "read_capped",
+    "scrub_key",
+]
+
+#: Connect within 10 s; then up to 300 s of silence between chunks (no total limit).
+DEFAULT_TIMEOUT = httpx2.Timeout(connect=10.0, read=300.0, write=300.0, pool=10.0)
+#: Error bodies are small JSON; never buffer more of one.
+MAX_ERROR_BODY = 64 * 1024
+
+# Failures after which the upstream may already be generating (and billing) an answer:
+# retrying them starts a second generation, so they are final.
+_AFTER_SEND = (httpx2.ReadTimeout, httpx2.WriteTimeout, httpx2.ReadError)
+
+
+@contextmanager
+def map_upstream_errors() -> Iterator[None]:
+    """Translate httpx2 transport exceptions into glmbridge upstream errors.
+
+    Timeouts become :class:`UpstreamTimeoutError` (saying in which phase), other
+    transport failures :class:`UpstreamConnectionError`. Only failures before the
+    request reached the upstream (connect, pool, a dropped keep-alive connection) are
+    ``retryable``: after it, each retry would be a new billed generation.
+    """
+    try:
+        yield
+    except httpx2.TimeoutException as exc:
+        phase = {
+            httpx2.ConnectTimeout: "connecting to",
+            httpx2.PoolTimeout: "waiting for a connection to",
+            httpx2.WriteTimeout: "sending to",
+        }.get(type(exc), "waiting for data from")
+        raise UpstreamTimeoutError(
+            f"timed out {phase} the upstream", retryable=not isinstance(exc, _AFTER_SEND)
+        ) from exc
+    except httpx2.TransportError as exc:
+        detail = str(exc)[:200] or type(exc).__name__
+        raise UpstreamConnectionError(
+            f"upstream connection failed: {detail}", retryable=not isinstance(exc, _AFTER_SEND)
+        ) from exc
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    ``None`` when absent or unreadable; ``0.0`` for a moment already past.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds or seconds < 0:  # NaN or in the past
+        return 0.0
+    return seconds
+
+
+def scrub_key(err: UpstreamError, key: str) -> UpstreamError:
+    """Remove ``key`` from an upstream error message (some gateways echo what they got)."""
+    if key and key in err.message:
+        err.message = err.message.replace(key, "[redacted]")
+        err.args = (err.message,)
+    return err
+
+
+def read_capped(chunks: Iterator[bytes], limit: int = MAX_ERROR_BODY) -> bytes:
+    """At most ``limit`` bytes of a body."""
+    parts: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(parts)[:limit]
+
+
+async def aread_capped(chunks: AsyncIterator[bytes], limit: int = MAX_ERROR_BODY) -> bytes:
+    """The async twin of :func:`read_capped`."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(parts)[:limit]
