@@ -131,5 +131,6 @@ def profile_for(name_or_url: str, *, protocol: Protocol | None = None) -> Upstre
         if protocol == "anthropic":
             profile = _anthropic(host, name_or_url.rstrip("/"))
         else:
-            profile = UpstreamProfile(name=host, base_url=name_or_url.rstrip("/"))
+            # Asked once; a 404/405 answer marks it absent (the server remembers).
+            profile = UpstreamProfile(name=host, base_url=name_or_url.rstrip("/"), tokenizer=True)
     return profile

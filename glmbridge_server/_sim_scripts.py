@@ -18,10 +18,13 @@ from typing import Any, NamedTuple
 import msgspec
 
 __all__ = [
+    "ALWAYS_THINKS_EN",
+    "ALWAYS_THINKS_ZH",
     "ERROR_CODES",
     "MODELS",
     "SCENARIOS",
     "Context",
+    "OVERLOADED_MESSAGE",
     "ModelInfo",
     "Script",
     "ScriptError",
@@ -94,23 +97,42 @@ class ModelInfo(NamedTuple):
     max_output: int
     context: int
     vision: bool
-    thinking: str  # "forced" | "hybrid" | "none"
+    thinking: str  # "always" (cannot be disabled) | "forced" | "hybrid" | "none"
 
 
 _K = 1024
 MODELS: dict[str, ModelInfo] = {
-    **{m: ModelInfo(128 * _K, 200 * _K, False, "forced") for m in (
-        "glm-5.1", "glm-5", "glm-5-turbo", "glm-4.7", "glm-4.7-flash", "glm-4.7-flashx")},
+    **{
+        m: ModelInfo(128 * _K, 200 * _K, False, "forced")
+        for m in ("glm-5.1", "glm-5", "glm-5-turbo", "glm-4.7", "glm-4.7-flash", "glm-4.7-flashx")
+    },
     "glm-4.6": ModelInfo(128 * _K, 200 * _K, False, "hybrid"),
-    **{m: ModelInfo(96 * _K, 128 * _K, False, "hybrid")
-       for m in ("glm-4.5", "glm-4.5-air", "glm-4.5-x", "glm-4.5-airx", "glm-4.5-flash")},
+    **{
+        m: ModelInfo(96 * _K, 128 * _K, False, "hybrid")
+        for m in ("glm-4.5", "glm-4.5-air", "glm-4.5-x", "glm-4.5-airx", "glm-4.5-flash")
+    },
     "glm-4-32b-0414-128k": ModelInfo(16 * _K, 128 * _K, False, "none"),
-    **{m: ModelInfo(32 * _K, 128 * _K, True, "hybrid")
-       for m in ("glm-4.6v", "glm-4.6v-flash", "glm-4.6v-flashx")},
+    **{
+        m: ModelInfo(32 * _K, 128 * _K, True, "hybrid")
+        for m in ("glm-4.6v", "glm-4.6v-flash", "glm-4.6v-flashx")
+    },
     "glm-4.5v": ModelInfo(16 * _K, 64 * _K, True, "forced"),
     "glm-5v-turbo": ModelInfo(128 * _K, 200 * _K, True, "forced"),
     "autoglm-phone-multilingual": ModelInfo(4 * _K, 128 * _K, True, "none"),
+    # glm-5.3 always thinks: thinking.type "disabled" is a 400/1210 (farion1231/cc-switch#6737);
+    # the flash variant takes images (Prism-Shadow/agenthub PR#192, KiwiGaze/glm-for-copilot
+    # PR#60). The flash context window is not documented in our sources; 200K is a guess.
+    "glm-5.3": ModelInfo(128 * _K, 1_000_000, False, "always"),
+    "glm-5.3-flash": ModelInfo(128 * _K, 200 * _K, True, "always"),
 }
+
+#: The 1210 message for ``thinking.type: "disabled"`` on an always-thinking model:
+#: Anthropic endpoint, CN and intl hosts (farion1231/cc-switch#6737) ...
+ALWAYS_THINKS_ZH = "该模型始终思考，不支持关闭思考；请使用 low、high 或 max。"
+#: ... and the PAYG OpenAI-style endpoint (theopenco/llmgateway#3605, hermes-agent#85890).
+ALWAYS_THINKS_EN = (
+    "This model always engages in thinking and cannot be disabled; please use low, high, or max"
+)
 
 # Business codes -> (HTTP status, message). Messages are our paraphrases (wire-specs A.11).
 ERROR_CODES: dict[str, tuple[int, str]] = {
@@ -133,10 +155,16 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "1230": (500, "API call process error."),
     "1234": (500, "Network error, please try again later."),
     "1261": (400, "Prompt exceeds max length."),
-    "1301": (400, "System detected potentially unsafe or sensitive content in input or "
-                  "generation. Please avoid using prompts that may generate sensitive content."),
-    "1302": (429, "High concurrency usage of this API, please reduce concurrency or contact "
-                  "customer service to increase limits."),
+    "1301": (
+        400,
+        "System detected potentially unsafe or sensitive content in input or "
+        "generation. Please avoid using prompts that may generate sensitive content.",
+    ),
+    "1302": (
+        429,
+        "High concurrency usage of this API, please reduce concurrency or contact "
+        "customer service to increase limits.",
+    ),
     "1303": (429, "High frequency usage of this API, please reduce frequency."),
     "1304": (429, "The daily call limit for this API has been reached."),
     "1305": (429, "Too many requests; the rate limit was triggered. Please try again later."),
@@ -144,10 +172,17 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "1309": (429, "Your GLM Coding Plan package has expired."),
     "1310": (429, "Weekly/Monthly Limit Exhausted. Your limit will reset at 2099-01-01 00:00:00"),
     "1311": (403, "Your current plan does not include access to this model."),
-    "1312": (429, "The model is experiencing high traffic; please try again later or switch "
-                  "to another model."),
+    "1312": (
+        429,
+        "The model is experiencing high traffic; please try again later or switch "
+        "to another model.",
+    ),
     "1313": (429, "Your usage violates the fair-use policy; your rate has been restricted."),
 }
+
+
+#: The 529/1305 text seen on /api/anthropic (repoprompt/repoprompt-ce#295).
+OVERLOADED_MESSAGE = "The service may be temporarily overloaded, please try again later"
 
 
 def error_for_code(code: str, field_name: str = "request") -> ScriptError:
@@ -180,8 +215,11 @@ def _text_parts(content: Any) -> list[str]:
     if isinstance(content, str):
         return [content]
     if isinstance(content, list):
-        return [str(p.get("text", "")) for p in content
-                if isinstance(p, dict) and p.get("type") == "text"]
+        return [
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text"
+        ]
     return []
 
 
@@ -189,8 +227,11 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(str(p.get("text", "")) for p in content
-                         if isinstance(p, dict) and p.get("type") == "text")
+        return "\n".join(
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text"
+        )
     return ""
 
 
@@ -202,15 +243,18 @@ def context_from_request(body: dict[str, Any]) -> tuple[Context, str]:
     """
     msgs = body["messages"]
     last_asst = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=-1)
-    turn = msgs[last_asst + 1:]
+    turn = msgs[last_asst + 1 :]
     users = [m for m in turn if m["role"] == "user"]
     # Clients add system reminders as user messages or text parts (Claude Code's
     # `<system-reminder>` blocks; glmbridge also turns mid-conversation system messages
     # into them), so a directive may sit in any user text of the turn, and the text to
     # echo is the last user text part that is not such a reminder.
     directive_text = "\n".join(_text_of(m["content"]) for m in users)
-    last_user = users[-1] if users else next(
-        (m for m in reversed(msgs) if m["role"] == "user"), {"content": ""})
+    last_user = (
+        users[-1]
+        if users
+        else next((m for m in reversed(msgs) if m["role"] == "user"), {"content": ""})
+    )
     parts = [p for m in users for p in _text_parts(m["content"])]
     spoken = [t for p in parts if (t := _REMINDER.sub("", p).strip())]
     content = last_user.get("content")
@@ -220,8 +264,10 @@ def context_from_request(body: dict[str, Any]) -> tuple[Context, str]:
         user_text=(spoken or parts or [""])[-1],
         tool_results=[m["content"] for m in turn if m["role"] == "tool"],
         images=sum(1 for p in content if isinstance(p, dict) and p.get("type") != "text")
-        if isinstance(content, list) else 0,
-        json_mode=rf.get("type") == "json_object")
+        if isinstance(content, list)
+        else 0,
+        json_mode=rf.get("type") == "json_object",
+    )
     return ctx, directive_text
 
 
@@ -283,14 +329,17 @@ def _bash_call(command: str, tools: list[dict[str, Any]]) -> ScriptToolCall:
     """A call to the offered Bash-like tool, adapted to its parameter names."""
     tool = _bash_tool(tools)
     if tool is None:
-        return ScriptToolCall(name="Bash", arguments={"command": command,
-                                                      "description": f"Run {command}"})
+        return ScriptToolCall(
+            name="Bash", arguments={"command": command, "description": f"Run {command}"}
+        )
     fn = _fn(tool)
     props = (fn.get("parameters") or {}).get("properties") or {}
     key = "command"
     if props and key not in props:  # e.g. {"cmd": ...}: use the first string parameter
-        key = next((k for k, v in props.items() if isinstance(v, dict)
-                    and v.get("type") == "string"), next(iter(props)))
+        key = next(
+            (k for k, v in props.items() if isinstance(v, dict) and v.get("type") == "string"),
+            next(iter(props)),
+        )
     args: dict[str, Any] = {key: command}
     if not props or "description" in props:
         args["description"] = f"Run {command}"
@@ -304,8 +353,14 @@ def _example_value(schema: Any, name: str) -> Any:
         return schema["enum"][0]
     kind = schema.get("type")
     kind = kind[0] if isinstance(kind, list) and kind else kind
-    examples: dict[Any, Any] = {"integer": 1, "number": 1.5, "boolean": True, "array": [],
-                                "object": {}, "null": None}
+    examples: dict[Any, Any] = {
+        "integer": 1,
+        "number": 1.5,
+        "boolean": True,
+        "array": [],
+        "object": {},
+        "null": None,
+    }
     return examples.get(kind, f"example {name}") if isinstance(kind, str) else f"example {name}"
 
 
@@ -313,8 +368,9 @@ def _example_call(tool: dict[str, Any] | None, variant: int) -> ScriptToolCall:
     """A call with plausible arguments for ``tool``'s schema (required properties)."""
     if tool is None:
         cities = ("Paris", "Beijing", "Tokyo")
-        return ScriptToolCall(name="get_weather",
-                              arguments={"location": cities[variant % len(cities)]})
+        return ScriptToolCall(
+            name="get_weather", arguments={"location": cities[variant % len(cities)]}
+        )
     fn = _fn(tool)
     params = fn.get("parameters") or {}
     props = params.get("properties") or {}
@@ -327,6 +383,7 @@ def _example_call(tool: dict[str, Any] | None, variant: int) -> ScriptToolCall:
 
 # ---------------------------------------------------------------------------- scenarios
 
+
 def _echo(ctx: Context) -> str:
     text = ctx.user_text.strip()
     reply = f"You said: {text[:200]}" if text else "You said nothing I could read."
@@ -335,8 +392,10 @@ def _echo(ctx: Context) -> str:
     return json.dumps({"reply": reply}) if ctx.json_mode else reply
 
 
-_LOREM = ("The quick brown fox jumps over the lazy dog while the simulator streams another "
-          "deterministic sentence for benchmarking purposes. ")
+_LOREM = (
+    "The quick brown fox jumps over the lazy dog while the simulator streams another "
+    "deterministic sentence for benchmarking purposes. "
+)
 
 SCENARIOS: dict[str, str] = {
     "default": "the default behaviour (same as no script)",
@@ -353,6 +412,7 @@ SCENARIOS: dict[str, str] = {
     "context_window": "a short text with finish_reason model_context_window_exceeded",
     "cut": "3 text chunks, then the connection closes without a final chunk or [DONE]",
     "error:<code>": "an HTTP error with that business code (e.g. 1302 -> 429, 1261 -> 400)",
+    "overloaded": "HTTP 529 with code 1305, as Z.ai sheds load (no Retry-After)",
 }
 
 
@@ -366,21 +426,30 @@ def build_scenario(spec: str, ctx: Context) -> Script:
     if name == "text" and not arg:
         return Script(text=_echo(ctx))
     if name == "thinking" and not arg:
-        return Script(reasoning="Let me think about this step by step. The user wrote a "
-                      "message; a short, direct acknowledgement is the right answer.",
-                      text=_echo(ctx))
+        return Script(
+            reasoning="Let me think about this step by step. The user wrote a "
+            "message; a short, direct acknowledgement is the right answer.",
+            text=_echo(ctx),
+        )
     if name == "tool" and not arg:
         call = _example_call(tools[0] if tools else None, 0)
         return Script(reasoning=f"I should call the {call.name} tool.", tool_calls=[call])
     if name == "parallel_tools" and not arg:
-        calls = [_example_call(tools[0] if tools else None, 0),
-                 _example_call(tools[1] if len(tools) > 1 else (tools[0] if tools else None),
-                               1 if len(tools) < 2 else 0)]
-        return Script(reasoning="Both calls are independent; I will make them in parallel.",
-                      tool_calls=calls)
+        calls = [
+            _example_call(tools[0] if tools else None, 0),
+            _example_call(
+                tools[1] if len(tools) > 1 else (tools[0] if tools else None),
+                1 if len(tools) < 2 else 0,
+            ),
+        ]
+        return Script(
+            reasoning="Both calls are independent; I will make them in parallel.", tool_calls=calls
+        )
     if name == "bash" and arg:
-        return Script(reasoning=f"The user wants me to run `{arg}`. I will use the shell tool.",
-                      tool_calls=[_bash_call(arg, tools)])
+        return Script(
+            reasoning=f"The user wants me to run `{arg}`. I will use the shell tool.",
+            tool_calls=[_bash_call(arg, tools)],
+        )
     if name == "long" and arg.isdigit() and int(arg) > 0:
         n = int(arg)
         return Script(text=_LOREM * (n * 8 // len(_LOREM) + 1), chunk_count=n)
@@ -391,15 +460,21 @@ def build_scenario(spec: str, ctx: Context) -> Script:
     if name == "sensitive" and not arg:
         return Script(text=_LOREM, fail_after_chunks=2, finish_reason="sensitive")
     if name == "length" and not arg:
-        return Script(text="This answer was cut off because it reached the max",
-                      finish_reason="length")
+        return Script(
+            text="This answer was cut off because it reached the max", finish_reason="length"
+        )
     if name == "context_window" and not arg:
-        return Script(text="The context window is full",
-                      finish_reason="model_context_window_exceeded")
+        return Script(
+            text="The context window is full", finish_reason="model_context_window_exceeded"
+        )
     if name == "cut" and not arg:
         return Script(text=_LOREM, cut_after_chunks=3)
     if name == "error" and arg:
         return Script(error=error_for_code(arg.strip()))
+    if name == "overloaded" and not arg:
+        # Z.ai sheds load as 529 overloaded_error with code 1305 (repoprompt/repoprompt-ce#295,
+        # on /api/anthropic) and sends no Retry-After (zai-org/GLM-5#87).
+        return Script(error=ScriptError(status=529, code="1305", message=OVERLOADED_MESSAGE))
     raise ValueError(f"unknown simulator scenario {spec!r}; known: {', '.join(SCENARIOS)}")
 
 
@@ -407,10 +482,15 @@ def default_script_for(ctx: Context) -> Script:
     """The deterministic default answer: quote tool output, run a command, or echo."""
     if ctx.tool_results:
         output = "\n".join(ctx.tool_results)[:2000]
-        return Script(reasoning="The tool returned its output; I will report it to the user.",
-                      text=f"The command output was:\n{output}")
+        return Script(
+            reasoning="The tool returned its output; I will report it to the user.",
+            text=f"The command output was:\n{output}",
+        )
     match = _RUN_REQUEST.search(ctx.user_text)
     if match and _bash_tool(ctx.tools) is not None:
         return build_scenario(f"bash:{match.group(1)}", ctx)
-    return Script(reasoning=f"The user sent a message of {len(ctx.user_text)} characters. "
-                  "I will acknowledge it briefly.", text=_echo(ctx))
+    return Script(
+        reasoning=f"The user sent a message of {len(ctx.user_text)} characters. "
+        "I will acknowledge it briefly.",
+        text=_echo(ctx),
+    )

@@ -43,6 +43,7 @@ __all__ = ["create_app"]
 access_log = logging.getLogger("glmbridge.access")
 logger = logging.getLogger("glmbridge.server")
 
+
 class RequestContextMiddleware:
     """Per request: a ``request-id`` header, the configuration snapshot, one access-log line,
     the request metrics, and the last-resort handler.

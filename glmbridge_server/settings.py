@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from glmbridge.profiles import PROFILES, UpstreamProfile, profile_for
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, RouteTable
 
 __all__ = [
-    "UPSTREAM_PROFILES",
     "Settings",
     "convert_setting",
     "SettingsError",
@@ -36,16 +36,9 @@ __all__ = [
     "route_table",
 ]
 
-UPSTREAM_PROFILES: dict[str, str] = {
-    "zai-coding": "https://api.z.ai/api/coding/paas/v4",
-    "zai": "https://api.z.ai/api/paas/v4",
-    "bigmodel-coding": "https://open.bigmodel.cn/api/coding/paas/v4",
-    "bigmodel": "https://open.bigmodel.cn/api/paas/v4",
-}
-
-# The path the simulator answers under when it is mounted in the app (``--mock``).
+# The built-in simulator is mounted here in ``--mock`` mode; a profile's base URL path is
+# appended (``/_mock/api/coding/paas/v4``, ``/_mock/api/anthropic``).
 MOCK_MOUNT = "/_mock"
-MOCK_UPSTREAM_PATH = "/_mock/api/coding/paas/v4"
 MOCK_API_KEY = "mock-key.not-a-secret"
 
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -74,6 +67,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["text", "json"] = "text"
     connect_timeout: float = 10.0
     idle_timeout: float = 300.0
+    first_output_timeout: float = 300.0
+    commit_after: float = 5.0
     max_retries: int = 2
     max_body_bytes: int = 50 * 1024 * 1024
     ping_interval: float = 10.0
@@ -99,18 +94,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return out
 
     @property
+    def upstream_profile(self) -> UpstreamProfile:
+        """The upstream profile (a built-in one, or an OpenAI-compatible base URL)."""
+        return profile_for(self.upstream)
+
+    @property
     def upstream_base_url(self) -> str:
-        """The upstream base URL (``/chat/completions`` and ``/tokenizer`` are appended)."""
-        return UPSTREAM_PROFILES.get(self.upstream, self.upstream)
+        """The profile's base URL (the codec's path is appended to it)."""
+        return self.upstream_profile.base_url
 
     @property
     def upstream_name(self) -> str:
         """A secret-free label of the upstream: the profile name, or the URL's host."""
         if self.mock:
-            return "mock"
-        if self.upstream in UPSTREAM_PROFILES:
-            return self.upstream
-        return urlsplit(self.upstream).netloc.rpartition("@")[2]
+            return f"mock ({self.upstream})" if self.upstream in PROFILES else "mock"
+        return self.upstream_profile.name
 
     @property
     def is_loopback(self) -> bool:
@@ -184,11 +182,11 @@ def _to_choice(*choices: str) -> Callable[[object], str]:
 
 def _to_upstream(value: object) -> str:
     text = _to_str(value)
-    if text in UPSTREAM_PROFILES:
+    if text in PROFILES:
         return text
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        names = ", ".join(UPSTREAM_PROFILES)
+        names = ", ".join(PROFILES)
         raise ValueError(f"must be a profile name ({names}) or an http(s) base URL")
     base = text.rstrip("/")
     # Forgive a full endpoint URL: the base is what the server appends paths to.
@@ -317,6 +315,8 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "log_format": _to_choice("text", "json"),
     "connect_timeout": _to_seconds,
     "idle_timeout": _to_seconds,
+    "first_output_timeout": _to_seconds,
+    "commit_after": lambda v: _to_seconds(v, allow_zero=True),
     "max_retries": _to_int(0, 10),
     "max_body_bytes": _to_int(1024, 2**40),
     "ping_interval": _to_seconds,

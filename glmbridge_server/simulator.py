@@ -33,6 +33,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from glmbridge_server._sim_scripts import (
+    ALWAYS_THINKS_EN,
     MODELS,
     SCENARIOS,
     Context,
@@ -84,17 +85,20 @@ def _new_id() -> str:
 
 # ---------------------------------------------------------------------------- validation
 
-def _check_auth(request: Request) -> None:
-    st = request.app.state
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
+
+def _check_key(st: Any, key: str) -> None:
+    """No key 401/1001; a key in ``invalid_keys`` 401/1002, in ``quota_keys`` 429/1113."""
+    if not key:
         raise _GlmError("1001")
     if key in st.invalid_keys:
         raise _GlmError("1002")
     if key in st.quota_keys:
         raise _GlmError("1113")
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
 
 
 def _model(body: dict[str, Any]) -> tuple[str, ModelInfo]:
@@ -118,7 +122,8 @@ def _check_parts(parts: list[Any], where: str, info: ModelInfo) -> None:
         if kind == "text" and isinstance(part.get("text"), str):
             continue
         if kind not in ("image_url", "video_url", "file_url") or not isinstance(
-                part.get(kind), dict):
+            part.get(kind), dict
+        ):
             raise _GlmError("1214", f"{where}.content[{j}]")
         if not info.vision:  # text models take no media parts
             raise _GlmError("1214", f"{where}.content[{j}].type")
@@ -147,9 +152,15 @@ def _validate(body: dict[str, Any], info: ModelInfo) -> None:
             if content is not None and not isinstance(content, str):
                 raise _GlmError("1214", f"{where}.content")
             calls = m.get("tool_calls")
-            if calls is not None and (not isinstance(calls, list) or not all(
-                    isinstance(c, dict) and isinstance(c.get("function"), dict)
-                    and isinstance(c["function"].get("name"), str) for c in calls)):
+            if calls is not None and (
+                not isinstance(calls, list)
+                or not all(
+                    isinstance(c, dict)
+                    and isinstance(c.get("function"), dict)
+                    and isinstance(c["function"].get("name"), str)
+                    for c in calls
+                )
+            ):
                 raise _GlmError("1214", f"{where}.tool_calls")
             if content is None and not calls:
                 raise _GlmError("1214", f"{where}.content")
@@ -160,28 +171,43 @@ def _validate(body: dict[str, Any], info: ModelInfo) -> None:
     if set(roles) <= {"system"} or set(roles) <= {"assistant"}:
         raise _GlmError("1214", "messages")
     stop = body.get("stop")
-    if stop is not None and not isinstance(stop, str) and (
-            not isinstance(stop, list) or len(stop) > 1
-            or not all(isinstance(s, str) for s in stop)):
+    if (
+        stop is not None
+        and not isinstance(stop, str)
+        and (
+            not isinstance(stop, list) or len(stop) > 1 or not all(isinstance(s, str) for s in stop)
+        )
+    ):
         raise _GlmError("1214", "stop")
     # Conservative: docs say only "auto" is supported (wire-specs G.1 is still open).
     if "tool_choice" in body and body["tool_choice"] != "auto":
         raise _GlmError("1214", "tool_choice")
     mt = body.get("max_tokens")
-    if mt is not None and (not isinstance(mt, int) or isinstance(mt, bool) or mt < 1
-                           or mt > min(info.max_output, _MAX_TOKENS_LIMIT)):
+    if mt is not None and (
+        not isinstance(mt, int)
+        or isinstance(mt, bool)
+        or mt < 1
+        or mt > min(info.max_output, _MAX_TOKENS_LIMIT)
+    ):
         raise _GlmError("1214", "max_tokens")
     for name, lo in (("temperature", 0.0), ("top_p", 0.01)):
         v = body.get(name)
         if v is not None and (not _is_num(v) or not lo <= v <= 1.0):
             raise _GlmError("1214", name)
     thinking = body.get("thinking")
-    if thinking is not None and (not isinstance(thinking, dict)
-                                 or thinking.get("type", "enabled") not in ("enabled", "disabled")):
+    if thinking is not None and (
+        not isinstance(thinking, dict)
+        or thinking.get("type", "enabled") not in ("enabled", "disabled")
+    ):
         raise _GlmError("1214", "thinking")
+    if info.thinking == "always" and isinstance(thinking, dict) and thinking.get("type") == "disabled":
+        # glm-5.3 cannot stop thinking: the PAYG OpenAI-style endpoint answers 400/1210 with
+        # this text (theopenco/llmgateway#3605, NousResearch/hermes-agent#85890).
+        raise _GlmError("1210", message=ALWAYS_THINKS_EN)
     rf = body.get("response_format")
-    if rf is not None and (not isinstance(rf, dict)
-                           or rf.get("type") not in ("text", "json_object")):
+    if rf is not None and (
+        not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object")
+    ):
         raise _GlmError("1214", "response_format")
     tools = body.get("tools")
     if tools is not None:
@@ -190,15 +216,20 @@ def _validate(body: dict[str, Any], info: ModelInfo) -> None:
         for i, t in enumerate(tools):
             kind = t.get("type") if isinstance(t, dict) else None
             if kind not in ("function", "retrieval", "web_search") or not isinstance(
-                    t.get(kind), dict):
+                t.get(kind), dict
+            ):
                 raise _GlmError("1214", f"tools[{i}]")
             name = t[kind].get("name") if kind == "function" else "x"
-            if not isinstance(name, str) or not 1 <= len(name) <= 64 or not all(
-                    c.isascii() and (c.isalnum() or c in "_-") for c in name):
+            if (
+                not isinstance(name, str)
+                or not 1 <= len(name) <= 64
+                or not all(c.isascii() and (c.isalnum() or c in "_-") for c in name)
+            ):
                 raise _GlmError("1214", f"tools[{i}].function.name")
 
 
 # ---------------------------------------------------------------------------- token estimates
+
 
 def _content_cost(content: Any) -> tuple[int, int, int]:
     """(text chars, image tokens, video tokens) of a message content."""
@@ -234,8 +265,9 @@ class _Prompt:
 
 
 def _estimate(body: dict[str, Any]) -> _Prompt:
-    p = _Prompt(tokens=math.ceil(len(_encode(body.get("tools") or [])) / 4) if body.get("tools")
-                else 0)
+    p = _Prompt(
+        tokens=math.ceil(len(_encode(body.get("tools") or [])) / 4) if body.get("tools") else 0
+    )
     for m in body["messages"]:
         t, img, vid = _message_tokens(m)
         p.per_message.append(t + img + vid)
@@ -247,8 +279,9 @@ def _estimate(body: dict[str, Any]) -> _Prompt:
 
 def _prompt_cache(st: Any, body: dict[str, Any], prompt: _Prompt) -> int:
     """Longest previously seen message prefix (excluding the last message) -> cached tokens."""
-    h = hashlib.blake2b(_encode([body.get("model"), body.get("tools")], order="deterministic"),
-                        digest_size=16)
+    h = hashlib.blake2b(
+        _encode([body.get("model"), body.get("tools")], order="deterministic"), digest_size=16
+    )
     cache: collections.OrderedDict[bytes, int] = st.prefix_cache
     total = prompt.tokens + prompt.image + prompt.video - sum(prompt.per_message)
     cached, msgs = 0, body["messages"]
@@ -267,6 +300,7 @@ def _prompt_cache(st: Any, body: dict[str, Any], prompt: _Prompt) -> int:
 
 # ---------------------------------------------------------------------------- the answer
 
+
 def _select(request: Request, ctx: Context, directive_text: str) -> Script:
     """Pick the script: header, directive, queue, app default, built-in default."""
     st = request.app.state
@@ -282,8 +316,11 @@ def _select(request: Request, ctx: Context, directive_text: str) -> Script:
     directive = find_directive(directive_text)
     if directive is not None:
         try:
-            script = (build_scenario(directive, ctx) if isinstance(directive, str)
-                      else msgspec.convert(directive, Script))
+            script = (
+                build_scenario(directive, ctx)
+                if isinstance(directive, str)
+                else msgspec.convert(directive, Script)
+            )
         except msgspec.MsgspecError as exc:
             raise ValueError(f"invalid [[sim:{{...}}]] directive: {exc}") from None
         # A model cannot call tools it was not offered (e.g. Claude Code's side requests).
@@ -316,12 +353,20 @@ def _split(text: str, size: int, count: int | None) -> list[str]:
         count = min(count, len(text)) or 1
         q, r = divmod(len(text), count)
         bounds = [i * q + min(i, r) for i in range(count + 1)]
-        return [text[bounds[i]:bounds[i + 1]] for i in range(count)]
-    return [text[i:i + size] for i in range(0, len(text), size)]
+        return [text[bounds[i] : bounds[i + 1]] for i in range(count)]
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def _answer(script: Script, ctx: Context, body: dict[str, Any], info: ModelInfo,
-            prompt: _Prompt, *, streaming: bool) -> _Answer:
+def _answer(
+    script: Script,
+    ctx: Context,
+    body: dict[str, Any],
+    info: ModelInfo,
+    prompt: _Prompt,
+    *,
+    streaming: bool,
+    filler: str = "\n\n",
+) -> _Answer:
     if script.has_content:
         reasoning, text, calls = script.reasoning or "", script.text or "", script.tool_calls
     else:
@@ -337,9 +382,11 @@ def _answer(script: Script, ctx: Context, body: dict[str, Any], info: ModelInfo,
     stop = body.get("stop")
     for word in [stop] if isinstance(stop, str) else stop or ():
         if word and word in text:
-            text, calls = text[:text.index(word)], []
-    args = [c.arguments if isinstance(c.arguments, str)
-            else msgspec.json.encode(c.arguments).decode() for c in calls]
+            text, calls = text[: text.index(word)], []
+    args = [
+        c.arguments if isinstance(c.arguments, str) else msgspec.json.encode(c.arguments).decode()
+        for c in calls
+    ]
     ids = [c.id or "call_" + os.urandom(12).hex() for c in calls]
     truncated = False
     if body.get("max_tokens"):  # reasoning, then text, then tool arguments consume max_tokens
@@ -349,7 +396,7 @@ def _answer(script: Script, ctx: Context, body: dict[str, Any], info: ModelInfo,
             nonlocal budget, truncated
             truncated = truncated or len(s) > budget
             budget -= len(s)
-            return s[:max(budget + len(s), 0)]
+            return s[: max(budget + len(s), 0)]
 
         reasoning, text = take(reasoning), take(text)
         kept: list[str] = []
@@ -358,9 +405,9 @@ def _answer(script: Script, ctx: Context, body: dict[str, Any], info: ModelInfo,
                 truncated = True
                 break
             kept.append(take(a))
-        args, calls = kept, calls[:len(kept)]
+        args, calls = kept, calls[: len(kept)]
     pieces: list[tuple[str, Any]] = [("reasoning", f) for f in _split(reasoning, size, None)]
-    content = text if text or not calls else "\n\n"  # GLM sends "\n\n" beside tool calls
+    content = text if text or not calls else filler  # GLM sends "\n\n" beside tool calls
     pieces += [("content", f) for f in _split(content, size, script.chunk_count)]
     if calls and streaming and body.get("tool_stream"):
         for i, a in enumerate(args):
@@ -376,7 +423,7 @@ def _answer(script: Script, ctx: Context, body: dict[str, Any], info: ModelInfo,
             finish = "network_error"
     cut = script.cut_after_chunks is not None and script.cut_after_chunks < len(pieces)
     if cut:
-        pieces = pieces[:script.cut_after_chunks]
+        pieces = pieces[: script.cut_after_chunks]
     # Calls that made it onto the wire (a failure may stop before or inside one).
     seen = {p[1] for p in pieces if p[0] == "tool_start"}
     n_calls = len(calls) if any(p[0] == "tool_whole" for p in pieces) else len(seen)
@@ -394,33 +441,53 @@ def _answer(script: Script, ctx: Context, body: dict[str, Any], info: ModelInfo,
     p_tok = script.prompt_tokens if script.prompt_tokens is not None else prompt_total
     c_tok = script.completion_tokens if script.completion_tokens is not None else completion
     cached = script.cached_tokens if script.cached_tokens is not None else prompt.cached
-    usage = {"prompt_tokens": p_tok, "completion_tokens": c_tok, "total_tokens": p_tok + c_tok,
-             "prompt_tokens_details": {"cached_tokens": min(cached, p_tok)}}
+    usage = {
+        "prompt_tokens": p_tok,
+        "completion_tokens": c_tok,
+        "total_tokens": p_tok + c_tok,
+        "prompt_tokens_details": {"cached_tokens": min(cached, p_tok)},
+    }
     return _Answer(bool(reasoning), pieces, out_calls, finish, cut, usage)
 
 
 def _call_json(i: int, call: tuple[str, str, str]) -> dict[str, Any]:
-    return {"id": call[0], "index": i, "type": "function",
-            "function": {"name": call[1], "arguments": call[2]}}
+    return {
+        "id": call[0],
+        "index": i,
+        "type": "function",
+        "function": {"name": call[1], "arguments": call[2]},
+    }
 
 
 def _body(ans: _Answer, rid: str, created: int, model: str) -> bytes:
     reasoning = "".join(v for k, v in ans.pieces if k == "reasoning")
-    msg: dict[str, Any] = {"role": "assistant",
-                           "content": "".join(v for k, v in ans.pieces if k == "content")}
+    msg: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(v for k, v in ans.pieces if k == "content"),
+    }
     if ans.reasoning:
         msg["reasoning_content"] = "\n" + reasoning  # GLM's reasoning starts with a newline
     if ans.calls:
         msg["tool_calls"] = [_call_json(i, c) for i, c in enumerate(ans.calls)]
-    return _encode({"id": rid, "request_id": rid, "created": created, "model": model,
-                    "choices": [{"index": 0, "finish_reason": ans.finish, "message": msg}],
-                    "usage": ans.usage})
+    return _encode(
+        {
+            "id": rid,
+            "request_id": rid,
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "finish_reason": ans.finish, "message": msg}],
+            "usage": ans.usage,
+        }
+    )
 
 
 def _chunks(ans: _Answer, rid: str, created: int, model: str) -> list[bytes]:
     """All SSE events, pre-encoded (a 2000-chunk stream costs one small encode per chunk)."""
     head = b'data: {"id":"%s","created":%d,"model":%s,"choices":[{"index":0,"delta":' % (
-        rid.encode(), created, _encode(model))
+        rid.encode(),
+        created,
+        _encode(model),
+    )
     null_tail = b',"finish_reason":null}]}\n\n'
 
     def event(delta: dict[str, Any], tail: bytes = null_tail) -> bytes:
@@ -437,16 +504,40 @@ def _chunks(ans: _Answer, rid: str, created: int, model: str) -> list[bytes]:
             out.append(event({"role": "assistant", "content": val}))
         elif kind == "tool_start":
             i = val
-            out.append(event({"role": "assistant", "tool_calls": [{
-                "index": i, "id": ans.calls[i][0], "type": "function",
-                "function": {"name": ans.calls[i][1], "arguments": ""}}]}))
+            out.append(
+                event(
+                    {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {
+                                "index": i,
+                                "id": ans.calls[i][0],
+                                "type": "function",
+                                "function": {"name": ans.calls[i][1], "arguments": ""},
+                            }
+                        ],
+                    }
+                )
+            )
         elif kind == "tool_args":
-            out.append(event({"role": "assistant", "tool_calls": [
-                {"index": val[0], "function": {"arguments": val[1]}}]}))
+            out.append(
+                event(
+                    {
+                        "role": "assistant",
+                        "tool_calls": [{"index": val[0], "function": {"arguments": val[1]}}],
+                    }
+                )
+            )
         else:  # whole calls in one chunk that already carries the finish_reason
-            out.append(event({"role": "assistant", "tool_calls": [
-                _call_json(i, c) for i, c in enumerate(ans.calls)]},
-                b',"finish_reason":%s}]}\n\n' % _encode(ans.finish)))
+            out.append(
+                event(
+                    {
+                        "role": "assistant",
+                        "tool_calls": [_call_json(i, c) for i, c in enumerate(ans.calls)],
+                    },
+                    b',"finish_reason":%s}]}\n\n' % _encode(ans.finish),
+                )
+            )
     if not ans.cut:
         tail = b',"finish_reason":%s}],"usage":%s}\n\n' % (_encode(ans.finish), _encode(ans.usage))
         out.append(event({"role": "assistant", "content": ""}, tail))
@@ -473,9 +564,16 @@ class _SSEStream:
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(watch)
-                await send({"type": "http.response.start", "status": 200, "headers": [
-                    (b"content-type", b"text/event-stream;charset=UTF-8"),
-                    (b"cache-control", b"no-cache")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"text/event-stream;charset=UTF-8"),
+                            (b"cache-control", b"no-cache"),
+                        ],
+                    }
+                )
                 for i, chunk in enumerate(self.chunks):
                     if i and self.delay > 0:
                         await anyio.sleep(self.delay)
@@ -500,15 +598,21 @@ class _PartialBody:
         self.body = body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": self.body[:len(self.body) // 2]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2]})
 
 
 # ---------------------------------------------------------------------------- endpoints
 
-async def _read_json(request: Request) -> dict[str, Any]:
-    """Record the body, check auth, decode; GLM checks auth before parsing."""
+
+async def _record_body(request: Request) -> Any:
+    """The decoded body (``None`` if not JSON), recorded in ``app.state.requests``."""
     st = request.app.state
     raw = await request.body()
     try:
@@ -516,8 +620,14 @@ async def _read_json(request: Request) -> dict[str, Any]:
     except msgspec.DecodeError:
         body = None
     st.requests.append(body if body is not None else {"_raw": raw.decode("utf-8", "replace")})
-    del st.requests[:-st.max_recorded_requests]
-    _check_auth(request)
+    del st.requests[: -st.max_recorded_requests]
+    return body
+
+
+async def _read_json(request: Request) -> dict[str, Any]:
+    """Record the body, check auth, decode; GLM checks auth before parsing."""
+    body = await _record_body(request)
+    _check_key(request.app.state, _bearer(request))
     if not isinstance(body, dict):
         raise _GlmError("1214", "request body")
     return body
@@ -582,17 +692,26 @@ async def _tokenizer(request: Request) -> Response:
         body = await _read_json(request)
         _, info = _model(body)
         msgs = body.get("messages")
-        if not isinstance(msgs, list) or not msgs or not all(
-                isinstance(m, dict) and isinstance(m.get("role"), str) for m in msgs):
+        if (
+            not isinstance(msgs, list)
+            or not msgs
+            or not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in msgs)
+        ):
             raise _GlmError("1213", "messages")
         p = _estimate(body)
     except _GlmError as exc:
         return _error_response(exc.status, exc.code, exc.message)
     rid = body["request_id"] if isinstance(body.get("request_id"), str) else _new_id()
-    usage = {"prompt_tokens": p.tokens, "image_tokens": p.image, "video_tokens": p.video,
-             "total_tokens": p.tokens + p.image + p.video}
-    return Response(_encode({"id": rid, "created": int(time.time()), "request_id": rid,
-                             "usage": usage}), media_type="application/json")
+    usage = {
+        "prompt_tokens": p.tokens,
+        "image_tokens": p.image,
+        "video_tokens": p.video,
+        "total_tokens": p.tokens + p.image + p.video,
+    }
+    return Response(
+        _encode({"id": rid, "created": int(time.time()), "request_id": rid, "usage": usage}),
+        media_type="application/json",
+    )
 
 
 async def _health(request: Request) -> Response:
@@ -610,14 +729,22 @@ async def _sim_requests(request: Request) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    code, message = ("1222", "The API does not exist.") if status in (404, 405) else (
-        "500", "Internal error, please try again later.")
+    code, message = (
+        ("1222", "The API does not exist.")
+        if status in (404, 405)
+        else ("500", "Internal error, please try again later.")
+    )
     return _error_response(status, code, message)
 
 
-def create_simulator_app(*, default_script: Script | None = None, latency: float = 0.0,
-                         invalid_keys: Iterable[str] = (), quota_keys: Iterable[str] = (),
-                         max_recorded_requests: int = 200) -> Starlette:
+def create_simulator_app(
+    *,
+    default_script: Script | None = None,
+    latency: float = 0.0,
+    invalid_keys: Iterable[str] = (),
+    quota_keys: Iterable[str] = (),
+    max_recorded_requests: int = 200,
+) -> Starlette:
     """Build the GLM simulator ASGI app.
 
     ``default_script`` replaces the built-in default behaviour; ``latency`` is slept before every
@@ -625,12 +752,16 @@ def create_simulator_app(*, default_script: Script | None = None, latency: float
     ``quota_keys`` 429/1113. State for tests on ``app.state``: ``requests`` (last received bodies),
     ``script_queue`` (deque of :class:`Script`, popped FIFO), ``cancelled`` and ``active_streams``.
     """
-    routes = [Route("/health", _health, methods=["GET"]),
-              Route("/_sim/requests", _sim_requests, methods=["GET", "DELETE"])]
+    routes = [
+        Route("/health", _health, methods=["GET"]),
+        Route("/_sim/requests", _sim_requests, methods=["GET", "DELETE"]),
+    ]
     for prefix in PREFIXES:
         routes.append(Route(f"{prefix}/chat/completions", _chat, methods=["POST"]))
         routes.append(Route(f"{prefix}/tokenizer", _tokenizer, methods=["POST"]))
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    from glmbridge_server._sim_anthropic import ANTHROPIC_ROUTES  # (it imports this module)
+
+    app = Starlette(routes=routes + ANTHROPIC_ROUTES, exception_handlers={HTTPException: _http_error})
     st = app.state
     st.default_script, st.latency = default_script, latency
     st.invalid_keys, st.quota_keys = set(invalid_keys), set(quota_keys)
@@ -638,4 +769,5 @@ def create_simulator_app(*, default_script: Script | None = None, latency: float
     st.script_queue = collections.deque()
     st.prefix_cache = collections.OrderedDict()
     st.cancelled = st.active_streams = 0
+    st.thinking_signatures = True  # Anthropic mode: thinking blocks carry a hex signature
     return app

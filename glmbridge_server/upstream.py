@@ -1,17 +1,21 @@
-"""The upstream (GLM) HTTP client: pooling, retries, key failover, error mapping.
+"""The upstream HTTP client: pooling, retries, key failover, error mapping.
 
 One :class:`UpstreamClient` per app holds one shared ``httpx2.AsyncClient``. A call
 (:meth:`UpstreamClient.send`) loops over attempts until it has a ``200`` response:
 
-- transport failures before response headers (connect errors, timeouts, a dropped
-  keep-alive connection), ``5xx`` and ``429`` with a throttling code are retried, with
-  exponential backoff and full jitter, honouring ``Retry-After``;
+- failures before the request reached the upstream (connect errors and timeouts, pool
+  timeouts, a dropped keep-alive connection), ``5xx`` and ``429`` with a throttling code
+  are retried, with exponential backoff and full jitter, honouring ``Retry-After``; a
+  read timeout after the request was sent is not (each retry would be a new billed
+  generation);
 - ``401``/``403`` and quota codes cool the key down and fail over to the session's next key;
 - anything else (``400`` …) is returned at once as an :class:`UpstreamError`.
 
 Nothing is retried once the caller has the response: for a stream, bytes may already have
 reached the client. httpx2 exceptions become glmbridge errors in one place,
-:func:`map_upstream_errors`.
+:func:`glmbridge.transport.boundary.map_upstream_errors`. What the request looks like
+(URL, auth header, body) and what an error body means come from the caller's
+:class:`~glmbridge.exchange.Exchange`, so this client knows no protocol.
 """
 
 from __future__ import annotations
@@ -32,8 +36,14 @@ from glmbridge.errors import (
     ErrorKind,
     UpstreamError,
 )
-from glmbridge.protocols import openai as glm_wire
-from glmbridge.transport import map_upstream_errors, parse_retry_after, scrub_key
+from glmbridge.transport.boundary import (
+    MAX_ERROR_BODY,
+    aread_capped,
+    map_upstream_errors,
+    parse_retry_after,
+    scrub_key,
+)
+from glmbridge.upstream_errors import QUOTA_CODES, THROTTLE_CODES, is_key_failure
 from glmbridge_server.keypool import KeyLease, KeyPool
 from glmbridge_server.settings import MOCK_API_KEY, Settings
 
@@ -41,11 +51,11 @@ if TYPE_CHECKING:
     from glmbridge_server.metrics import Metrics
 
 __all__ = [
+    "ErrorDecoder",
+    "HeaderFactory",
     "UpstreamClient",
     "UpstreamReply",
     "backoff_delay",
-    "map_upstream_errors",
-    "parse_retry_after",
 ]
 
 logger = logging.getLogger("glmbridge.upstream")
@@ -54,12 +64,11 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 # A Retry-After longer than this is not waited out: the client gets the 429 and the header.
 RETRY_AFTER_CAP = 20.0
-# Error bodies are small JSON; never buffer more than this of one.
-MAX_ERROR_BODY = 64 * 1024
 
-THROTTLE_CODES = frozenset({"1302", "1303", "1305", "1312"})
-QUOTA_CODES = frozenset({"1113", "1308", "1309", "1310"})
-AUTH_CODES = frozenset({"1000", "1001", "1002", "1003", "1004"})
+#: Builds the request headers for one key (auth, content negotiation).
+HeaderFactory = Callable[[str], dict[str, str]]
+#: Reads a non-200 answer: ``(status, body, retry_after) -> UpstreamError``.
+ErrorDecoder = Callable[[int, bytes, float | None], UpstreamError]
 
 
 @dataclass(slots=True)
@@ -80,10 +89,6 @@ def backoff_delay(attempt: int, rng: random.Random, retry_after: float | None = 
     if retry_after is not None:
         return min(retry_after, RETRY_AFTER_CAP)
     return rng.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
-
-
-def _is_key_failure(err: UpstreamError) -> bool:
-    return err.status in (401, 403) or err.code in AUTH_CODES or err.code in QUOTA_CODES
 
 
 def _should_retry(err: UpstreamError) -> bool:
@@ -136,7 +141,6 @@ class UpstreamClient:
         self.settings = settings
         self.metrics = metrics
         self.keys = keys
-        self.base_url = settings.upstream_base_url
         self.sleep = sleep
         self.rng = rng or random.Random()
         timeout = httpx2.Timeout(
@@ -152,7 +156,7 @@ class UpstreamClient:
                 max_connections=200, max_keepalive_connections=50, keepalive_expiry=60.0
             ),
             # Proxy variables must not hijack a loopback upstream (the simulator, --mock).
-            trust_env=not (settings.mock or _is_loopback_url(self.base_url)),
+            trust_env=not (settings.mock or _is_loopback_url(settings.upstream_base_url)),
             follow_redirects=False,
             headers={"User-Agent": f"glmbridge/{__version__}", "Accept-Language": "en-US,en"},
         )
@@ -163,24 +167,28 @@ class UpstreamClient:
 
     async def send(
         self,
-        path: str,
+        url: str,
         body: bytes,
         *,
+        headers: HeaderFactory,
+        decode_error: ErrorDecoder,
         stream: bool,
         session_id: str | None = None,
-        base_url: str | None = None,
         max_retries: int | None = None,
         timeout: httpx2.Timeout | None = None,
         settings: Settings | None = None,
     ) -> UpstreamReply:
-        """POST ``body`` to ``{base_url}{path}`` and return the first ``200`` response.
+        """POST ``body`` to ``url`` and return the first ``200`` response.
+
+        Args:
+            headers: the request headers for a key (an exchange's ``headers``).
+            decode_error: what a non-200 answer means (an exchange's ``decode_error``).
 
         Raises:
             UpstreamError: the final failure (kind, status and business code set), including
                 ``UpstreamTimeoutError`` / ``UpstreamConnectionError`` for transport failures.
         """
         settings = settings or self.settings
-        url = (base_url or settings.upstream_base_url) + path
         retries = settings.max_retries if max_retries is None else max_retries
         tried_keys: set[int] = set()
         lease = self._lease(settings, session_id, tried_keys)
@@ -189,11 +197,11 @@ class UpstreamClient:
             attempt += 1
             try:
                 response = await self._attempt(
-                    url, body, lease, settings, stream=stream, timeout=timeout
+                    url, body, lease, settings, headers, decode_error, stream, timeout
                 )
                 return UpstreamReply(response, lease.index if lease else None, attempt)
             except UpstreamError as err:
-                if lease is not None and _is_key_failure(err):
+                if lease is not None and is_key_failure(err):
                     self._cool_down(settings, lease, err)
                     tried_keys.add(lease.index)
                     next_lease = self._lease(settings, session_id, tried_keys)
@@ -254,22 +262,16 @@ class UpstreamClient:
         body: bytes,
         lease: KeyLease | None,
         settings: Settings,
-        *,
+        headers: HeaderFactory,
+        decode_error: ErrorDecoder,
         stream: bool,
         timeout: httpx2.Timeout | None,
     ) -> httpx2.Response:
         # Mock mode calls this very server's /_mock mount, which the auth token guards too.
         key = lease.key if lease else (settings.auth_token or MOCK_API_KEY)
-        headers = {
-            "Authorization": f"Bearer {key}",
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if stream else "application/json",
-        }
-        if stream:  # compression would only add latency to small SSE chunks
-            headers["Accept-Encoding"] = "identity"
         extensions = {"timeout": timeout.as_dict()} if timeout else None
         request = self.http.build_request(
-            "POST", url, content=body, headers=headers, extensions=extensions
+            "POST", url, content=body, headers=headers(key), extensions=extensions
         )
         with map_upstream_errors():
             response = await self.http.send(request, stream=True)
@@ -278,22 +280,10 @@ class UpstreamClient:
                     if not stream:
                         await response.aread()
                     return response
-                err_body = await _read_capped(response, MAX_ERROR_BODY)
+                err_body = await aread_capped(response.aiter_bytes(), MAX_ERROR_BODY)
             finally:
                 if not stream or response.status_code != 200:
                     await response.aclose()
         retry_after = parse_retry_after(response.headers.get("retry-after"))
-        err = glm_wire.error_from_upstream(response.status_code, err_body, retry_after=retry_after)
+        err = decode_error(response.status_code, err_body, retry_after)
         raise scrub_key(err, key)
-
-
-async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
-    """Read at most ``limit`` bytes of a response body."""
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(parts)[:limit]

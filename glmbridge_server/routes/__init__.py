@@ -48,6 +48,7 @@ def runtime(request: Request) -> Runtime:
         current = state["runtime"] = snapshot(request.app)
     return current
 
+
 # Quota/billing codes: retrying soon cannot help, so tell SDKs not to.
 def request_id(request: Request) -> str | None:
     """The ``req_…`` id the request-context middleware assigned to this request."""

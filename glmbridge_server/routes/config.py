@@ -24,10 +24,11 @@ from starlette.routing import Route
 
 from glmbridge import ir
 from glmbridge.errors import ClientRequestError, GlmbridgeError
+from glmbridge.profiles import PROFILES
 from glmbridge.routing import RouteTable, resolve_route
 from glmbridge_server.routes import error_response, read_body, runtime
 from glmbridge_server.routes.anthropic import build_model_catalog
-from glmbridge_server.settings import UPSTREAM_PROFILES, Settings, convert_setting, route_table
+from glmbridge_server.settings import Settings, convert_setting, route_table
 
 __all__ = ["ConfigUpdate", "apply_update", "effective_models", "routes"]
 
@@ -115,8 +116,8 @@ def apply_update(settings: Settings, update: ConfigUpdate) -> Settings:
                 merged[alias] = target
         changes["models"] = merged
     if "upstream" in changes:
-        if changes["upstream"] not in UPSTREAM_PROFILES:
-            names = ", ".join(UPSTREAM_PROFILES)
+        if changes["upstream"] not in PROFILES:
+            names = ", ".join(PROFILES)
             raise ClientRequestError(
                 f"upstream: must be a profile name ({names}); a custom URL needs a restart"
             )

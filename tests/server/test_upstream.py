@@ -17,6 +17,8 @@ from glmbridge.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from glmbridge.profiles import profile_for
+from glmbridge.protocols import openai
 from glmbridge_server.keypool import KeyPool
 from glmbridge_server.settings import Settings
 from glmbridge_server.upstream import (
@@ -28,6 +30,7 @@ from glmbridge_server.upstream import (
 
 OK_BODY = b'{"id":"x","choices":[]}'
 BASE = "https://glm.test/api/paas/v4"
+PROFILE = profile_for(BASE)
 
 
 def glm_error(status: int, code: str, message: str = "m", **headers: str) -> httpx2.Response:
@@ -75,7 +78,14 @@ class Harness:
         async def go() -> Any:
             try:
                 reply = await self.client.send(
-                    "/chat/completions", b"{}", stream=stream, session_id=session
+                    BASE + "/chat/completions",
+                    b"{}",
+                    headers=_headers,
+                    decode_error=lambda status, body, retry: openai.error_from_upstream(
+                        status, body, retry_after=retry
+                    ),
+                    stream=stream,
+                    session_id=session,
                 )
                 if stream:
                     await reply.response.aclose()
@@ -87,6 +97,10 @@ class Harness:
 
     def keys_used(self) -> list[str]:
         return [r.headers["authorization"].removeprefix("Bearer ") for r in self.requests]
+
+
+def _headers(key: str) -> dict[str, str]:
+    return {**PROFILE.auth_headers(key), "content-type": "application/json"}
 
 
 def test_success_sends_the_documented_headers() -> None:
@@ -214,7 +228,7 @@ def test_session_stickiness_reaches_the_wire() -> None:
     [
         (httpx2.ConnectError("refused"), UpstreamConnectionError),
         (httpx2.ConnectTimeout("slow"), UpstreamTimeoutError),
-        (httpx2.ReadTimeout("idle"), UpstreamTimeoutError),
+        (httpx2.PoolTimeout("busy"), UpstreamTimeoutError),
         (httpx2.RemoteProtocolError("dropped"), UpstreamConnectionError),
     ],
 )
@@ -223,6 +237,19 @@ def test_transport_errors_are_mapped_and_retried(exc: Exception, expected: type[
     with pytest.raises(expected):
         h.send()
     assert len(h.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [httpx2.ReadTimeout("idle"), httpx2.WriteTimeout("stuck"), httpx2.ReadError("reset")],
+)
+def test_failures_after_the_request_was_sent_are_not_retried(exc: Exception) -> None:
+    """The upstream may be generating (and billing) the answer: a retry would be a second."""
+    h = Harness([exc], max_retries=2)
+    with pytest.raises(UpstreamError) as info:
+        h.send()
+    assert len(h.requests) == 1
+    assert not info.value.retryable
 
 
 def test_transport_error_then_success() -> None:
@@ -234,7 +261,7 @@ def test_stream_reply_is_returned_unread() -> None:
     h = Harness([httpx2.Response(200, content=b"data: {}\n\n")])
     reply = h.send(stream=True)
     assert reply.response.status_code == 200
-    assert h.requests[0].headers["accept"] == "text/event-stream"
+    assert not reply.response.is_stream_consumed  # the relay reads it, chunk by chunk
 
 
 def test_no_key_is_an_authentication_error_that_explains_the_fix() -> None:

@@ -1,0 +1,434 @@
+"""The server's one driver of :class:`glmbridge.exchange.Exchange`: every front door's
+answer goes through here, whatever upstream the route names.
+
+Non-streamed: the upstream call (with :class:`~glmbridge_server.upstream.UpstreamClient`'s
+retries and key failover), in-band errors retried with the same budget, the client's body
+from :meth:`Exchange.complete`; the whole wait is bounded by ``first_output_timeout``.
+
+Streamed (:class:`StreamRelay`, an ASGI response that owns the whole exchange):
+
+* **Late commit, bounded.** The ``200`` and the stream headers go out with the first
+  client bytes, so an upstream failure before them is still a real HTTP status. But a
+  client is never left in silence: if no output has come after ``commit_after``
+  seconds, the relay commits anyway, sends the door's start event
+  (:meth:`ExchangeStream.preamble`; Anthropic's own API sends ``message_start`` at once)
+  and keep-alives every ``ping_interval``; later failures become error events.
+* **First output within ``first_output_timeout``** of the request, separate from the
+  idle timeout between chunks (httpx2's read timeout). A timeout is never retried: the
+  upstream may already be generating, and billing, that answer.
+* **Retries before content.** An error the upstream reports in-band before any content
+  (``network_error``, an ``error`` event) is retried like a failed HTTP exchange; after
+  an early commit the retry continues the same client stream.
+* **A finished answer stays finished.** Once the door's final event has gone out the
+  response ends at once, without waiting for the upstream's EOF; whatever the upstream
+  does next (reset, timeout, garbage) is logged at debug and dropped.
+* **The client leaving** cancels everything, the upstream request included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpx2
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from glmbridge.errors import (
+    GlmbridgeError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeoutError,
+)
+from glmbridge.exchange import Exchange, ExchangeStream
+from glmbridge.transport.boundary import map_upstream_errors
+from glmbridge_server.keypool import session_id_from
+from glmbridge_server.routes import request_id, runtime
+from glmbridge_server.settings import MOCK_MOUNT, Settings
+from glmbridge_server.upstream import UpstreamClient, UpstreamReply, backoff_delay
+
+__all__ = ["StreamRelay", "answer", "preview", "upstream_url"]
+
+logger = logging.getLogger("glmbridge.server")
+
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_FIRST_OUTPUT = "timed out waiting for the upstream's first output (first_output_timeout)"
+
+
+def upstream_url(request: Request, exchange: Exchange) -> str:
+    """The exchange's URL; in mock mode, this very server's simulator under ``/_mock``."""
+    if not runtime(request).settings.mock:
+        return exchange.url
+    host, port = request.scope.get("server") or ("127.0.0.1", 80)
+    host = f"[{host}]" if ":" in host else host
+    path = urlsplit(exchange.route.upstream.base_url).path
+    return f"http://{host}:{port}{MOCK_MOUNT}{path}{exchange.codec.path}"
+
+
+class _Call:
+    """What one exchange needs from the app: the client, settings, and the request's state."""
+
+    def __init__(self, request: Request, exchange: Exchange) -> None:
+        self.request = request
+        self.exchange = exchange
+        self.upstream: UpstreamClient = request.app.state.upstream
+        self.settings: Settings = runtime(request).settings
+        self.state: dict[str, Any] = request.scope.setdefault("state", {})
+        self.url = upstream_url(request, exchange)
+        self.session = session_id_from(
+            request.headers.get("x-claude-code-session-id"), exchange.request.user_id
+        )
+        self.deadline = time.monotonic() + self.settings.first_output_timeout
+
+    async def send(self) -> UpstreamReply:
+        """One upstream call (with the client's own retries); notes key and status."""
+        ex = self.exchange
+        reply = await self.upstream.send(
+            self.url,
+            ex.body,
+            headers=ex.headers,
+            decode_error=lambda status, body, retry: ex.decode_error(
+                status, body, retry_after=retry
+            ),
+            stream=ex.stream,
+            session_id=self.session,
+            settings=self.settings,
+        )
+        state = self.state
+        state.update(key_index=reply.key_index, upstream_status=reply.response.status_code)
+        state["upstream_attempts"] = state.get("upstream_attempts", 0) + reply.attempts
+        return reply
+
+    async def retry_in_band(self, err: UpstreamError, attempt: int) -> bool:
+        """Whether to retry an error the upstream reported in-band before any content."""
+        if not err.retryable or attempt > self.settings.max_retries:
+            return False
+        delay = backoff_delay(attempt, self.upstream.rng, err.retry_after)
+        if self.upstream.metrics is not None:
+            self.upstream.metrics.retry("in_band")
+        logger.warning(
+            "upstream answer failed before any output (%s); retrying in %.2f s",
+            err.message,
+            delay,
+        )
+        await self.upstream.sleep(delay)
+        return True
+
+    def timeout(self) -> UpstreamTimeoutError:
+        return UpstreamTimeoutError(_FIRST_OUTPUT, retryable=False)
+
+
+async def answer(request: Request, exchange: Exchange) -> Response:
+    """Answer ``exchange``: a :class:`StreamRelay`, or the complete non-streamed body.
+
+    Raises:
+        GlmbridgeError: the non-streamed call failed (the route renders it natively).
+    """
+    call = _Call(request, exchange)
+    if exchange.stream:
+        return StreamRelay(call)
+    return await _unless_disconnected(request, lambda: _complete(call))
+
+
+async def _complete(call: _Call) -> Response:
+    with anyio.move_on_after(max(0.0, call.deadline - time.monotonic())) as scope:
+        attempt = 0
+        while True:
+            attempt += 1
+            reply = await call.send()
+            try:
+                body = call.exchange.complete(reply.response.content)
+            except UpstreamError as err:
+                if await call.retry_in_band(err, attempt):
+                    continue
+                raise
+            if call.exchange.usage is not None:
+                call.state["usage"] = call.exchange.usage
+            logger.debug("request %s answer: %s", request_id(call.request), preview(body))
+            return Response(body, media_type="application/json")
+    assert scope.cancelled_caught
+    raise call.timeout()
+
+
+async def _unless_disconnected(
+    request: Request, work: Callable[[], Awaitable[Response]]
+) -> Response:
+    """Run ``work``, cancelling it (and its upstream call) the moment the client leaves.
+
+    The body has been read, so the next ASGI message can only be ``http.disconnect``.
+    """
+    result: Response | None = None
+    error: GlmbridgeError | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            request.scope.setdefault("state", {})["disconnected"] = True
+            tg.cancel_scope.cancel()
+
+        async def run() -> None:
+            nonlocal result, error
+            try:
+                result = await work()
+            except GlmbridgeError as exc:  # carried out of the task group unwrapped
+                error = exc
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        tg.start_soon(run)
+    if error is not None:
+        raise error
+    return result if result is not None else Response(status_code=499)
+
+
+def preview(data: bytes, limit: int = 4096) -> str:
+    """The start of a body for a DEBUG line (prompts and answers are never logged above it)."""
+    text = data[:limit].decode("utf-8", "replace")
+    return text if len(data) <= limit else f"{text}… ({len(data)} bytes)"
+
+
+def _chunks_of(response: httpx2.Response) -> AsyncIterator[bytes]:
+    # We ask for identity encoding; the raw iterator skips httpx2's decoder layer on
+    # every chunk unless the upstream compressed anyway.
+    encoding = response.headers.get("content-encoding", "identity").lower()
+    return response.aiter_raw() if encoding == "identity" else response.aiter_bytes()
+
+
+async def _close_quietly(
+    response: httpx2.Response | None, chunks: AsyncIterator[bytes] | None = None
+) -> None:
+    """Close the upstream response (and its body iterator) at once, even when cancelled."""
+    if response is None:
+        return
+    # Shielded: this runs while the request is being cancelled (client gone).
+    with anyio.CancelScope(shield=True), contextlib.suppress(httpx2.HTTPError):
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        await response.aclose()  # the connection is being discarded anyway
+
+
+class StreamRelay(Response):
+    """A streamed answer: the upstream call, the late (but bounded) commit, the relay,
+    keep-alives and cancellation, in one task group (see the module docstring)."""
+
+    def __init__(self, call: _Call) -> None:
+        self.status_code = 200
+        self.background = None
+        self._call = call
+        self._send: Send | None = None
+        self._stream: ExchangeStream | None = None
+        self._committed = False  # the response has started (200 stream, or an error status)
+        self._sse = False  # ... as a 200 stream
+        self._done = False
+        self._commit_due = False  # commit_after has passed
+        # The relay and the pinger share `send`. The event loop only switches tasks at an
+        # await, so two flags replace a lock on the hot path: the pinger skips while the
+        # relay is sending, and the relay waits (rarely) for a ping being sent.
+        self._relay_sending = False
+        self._ping_sent: anyio.Event | None = None
+        self._last_send = time.monotonic()
+        self._upstream: httpx2.Response | None = None
+        self._chunks: AsyncIterator[bytes] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._send = send
+        state = self._call.state
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
+                tg.start_soon(self._keep_alive)
+                await self._run()
+                self._done = True
+                if self._committed:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                tg.cancel_scope.cancel()
+        except* OSError:
+            state["disconnected"] = True  # ASGI >= 2.4 servers report a gone client this way
+        finally:
+            await _close_quietly(self._upstream, self._chunks)
+            stream = self._stream
+            if stream is not None and stream.usage is not None:
+                state["usage"] = stream.usage
+
+    # -- the exchange ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        call = self._call
+        failure: GlmbridgeError | None = None
+        with anyio.CancelScope(deadline=_loop_deadline(call.deadline)) as first_output:
+            try:
+                await self._attempts(first_output)
+            except GlmbridgeError as err:
+                failure = err
+        if first_output.cancelled_caught:
+            failure = call.timeout()
+        if failure is not None:
+            await self._fail(failure)
+
+    async def _attempts(self, first_output: anyio.CancelScope) -> None:
+        call = self._call
+        attempt = 0
+        while True:
+            attempt += 1
+            stream = self._stream = call.exchange.open_stream(preamble_sent=self._sse)
+            await self._early_commit()
+            reply = await call.send()
+            self._upstream, self._chunks = reply.response, _chunks_of(reply.response)
+            try:
+                await self._relay(stream, first_output)
+                return
+            except UpstreamError as err:
+                if stream.content_started or not await call.retry_in_band(err, attempt):
+                    raise
+            finally:
+                await _close_quietly(self._upstream, self._chunks)
+                self._upstream = self._chunks = None
+
+    async def _relay(self, stream: ExchangeStream, first_output: anyio.CancelScope) -> None:
+        assert self._chunks is not None
+        try:
+            with map_upstream_errors():
+                async for chunk in self._chunks:
+                    out = stream.feed(chunk)
+                    if stream.content_started:
+                        first_output.deadline = math.inf
+                    if out:
+                        await self._emit(out)
+                        self._note_first_token(stream)
+                    if stream.finished:
+                        return  # the answer is complete: don't wait for the upstream's EOF
+                out = stream.flush()
+        except GlmbridgeError as err:
+            if not stream.started or not stream.content_started:
+                raise  # before content: a status, or a retry, decides
+            out = stream.fail(err)
+            logger.warning("upstream stream failed after the response started: %s", err.message)
+            self._call.state["error_type"] = err.kind.value
+        if not stream.started and not self._committed:
+            raise UpstreamProtocolError("the upstream closed the stream without any event")
+        await self._emit(out)
+        if stream.error is not None:
+            self._call.state["error_type"] = stream.error.kind.value
+
+    async def _fail(self, err: GlmbridgeError) -> None:
+        """An error before any content: a native status, or an error event after a commit."""
+        state = self._call.state
+        state["error_type"] = err.kind.value
+        if isinstance(err, UpstreamError) and err.status is not None:
+            state["upstream_status"] = err.status
+        if self._sse:
+            stream = self._stream
+            door = self._call.exchange.door
+            await self._emit(stream.fail(err) if stream else door.error_event(err))
+            return
+        status, headers, body = self._call.exchange.error_response(
+            err, request_id=request_id(self._call.request)
+        )
+        assert self._send is not None
+        raw = [(b"content-type", b"application/json")]
+        raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+        self._committed = True
+        await self._send({"type": "http.response.start", "status": status, "headers": raw})
+        await self._send({"type": "http.response.body", "body": body, "more_body": True})
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def _commit(self) -> None:
+        if not self._committed:
+            self._committed = self._sse = True
+            assert self._send is not None
+            start = {"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS}
+            await self._send(start)
+
+    async def _emit(self, data: bytes) -> None:
+        await self._commit()
+        if not data:
+            return
+        while self._ping_sent is not None:
+            await self._ping_sent.wait()
+        self._relay_sending = True
+        try:
+            assert self._send is not None
+            await self._send({"type": "http.response.body", "body": data, "more_body": True})
+        finally:
+            self._relay_sending = False
+        self._last_send = time.monotonic()
+
+    def _note_first_token(self, stream: ExchangeStream) -> None:
+        """Record the time to the first content token (once) for the log and metrics."""
+        state = self._call.state
+        if stream.first_output and "ttft" not in state:
+            started = state.get("started")
+            if started is not None:
+                state["ttft"] = time.perf_counter() - started
+
+    async def _keep_alive(self) -> None:
+        """Commit after ``commit_after`` seconds of silence; once committed, ping while idle."""
+        settings = self._call.settings
+        commit_at = time.monotonic() + settings.commit_after
+        interval = settings.ping_interval
+        keepalive = self._call.exchange.door.keepalive
+        while True:
+            now = time.monotonic()
+            if self._sse:
+                wait = self._last_send + interval - now
+            else:  # not committed yet: wake for the commit, or to start pinging
+                wait = min(interval, commit_at - now) if not self._commit_due else interval
+            await anyio.sleep(max(0.0, wait))
+            if self._done or self._stream_closed():
+                return
+            if not self._commit_due and time.monotonic() >= commit_at:
+                self._commit_due = True
+                await self._early_commit()
+                continue
+            if not self._sse or self._relay_sending:
+                continue
+            if time.monotonic() - self._last_send < interval:
+                continue  # data went out meanwhile: no ping needed
+            done = self._ping_sent = anyio.Event()
+            try:
+                assert self._send is not None
+                ping = {"type": "http.response.body", "body": keepalive, "more_body": True}
+                await self._send(ping)
+            finally:
+                self._ping_sent = None
+                done.set()
+            self._last_send = time.monotonic()
+
+    async def _early_commit(self) -> None:
+        """Once ``commit_after`` has passed: commit with the door's start event, if the
+        current attempt can still give one (a failed attempt's successor will)."""
+        stream = self._stream
+        if self._commit_due and not self._committed and stream is not None:
+            data = stream.preamble()
+            if data:
+                await self._emit(data)
+
+    def _stream_closed(self) -> bool:
+        stream = self._stream
+        return stream is not None and stream.finished
+
+    async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not self._done:
+            self._call.state["disconnected"] = True
+            scope.cancel()
+
+
+def _loop_deadline(deadline: float) -> float:
+    """A ``time.monotonic()`` deadline on anyio's clock."""
+    return anyio.current_time() + max(0.0, deadline - time.monotonic())
