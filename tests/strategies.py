@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 from hypothesis import strategies as st
 
+import glmbridge
 from glmbridge import ir
 
 __all__ = [
@@ -517,3 +518,10 @@ ir_requests = st.builds(
     user_id=st.none() | texts,
 )
 """IR requests the Anthropic wire can express losslessly (see the round-trip test)."""
+
+
+def glm_to_anthropic(**kw: Any) -> glmbridge.ExchangeStream:
+    """The stream machine from GLM's chat API to an Anthropic client."""
+    from glmbridge.protocols import anthropic, openai
+
+    return glmbridge.ExchangeStream.between(anthropic.DOOR, openai.ChatUpstream(), **kw)

@@ -943,7 +943,7 @@ def test_encode_response_signature_always_a_string_and_passthrough() -> None:
     assert doc["content"][2]["citations"][0]["type"] == "char_location"
     assert doc["content"][3] == unknown
     assert len(doc["content"]) == 4
-    assert isinstance(codec.response_from_ir(resp), codec.aw.Message)
+    assert isinstance(codec.response_from_ir(resp), codec.wire.Message)
 
 
 def test_response_to_ir_round_trip_and_model_override() -> None:

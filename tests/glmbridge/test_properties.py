@@ -1,7 +1,7 @@
 """Property tests of the stream machines and codecs (style-anchors §7.8).
 
 Generated GLM upstream streams (``tests/strategies.py``, wire-specs A.9) go through
-:class:`glmbridge.GlmToAnthropicStream`; the official anthropic SDK is the oracle for
+:class:`glmbridge.ExchangeStream` (GLM chat upstream, Anthropic door); the official anthropic SDK is the oracle for
 the Anthropic side. Each test states its invariant in its first docstring line.
 """
 
@@ -29,12 +29,13 @@ from glmbridge.errors import GlmbridgeError, StreamStateError, UpstreamError
 from glmbridge.grammar import validate_event_sequence
 from glmbridge.protocols import anthropic as ac
 from glmbridge.protocols import openai as oa
-from glmbridge.protocols._openai_stream import TRUNCATED_MESSAGE
-from glmbridge.protocols._openai_wire import NETWORK_ERROR_MESSAGE
+from glmbridge.protocols.openai.stream import TRUNCATED_MESSAGE
+from glmbridge.protocols.openai.wire import NETWORK_ERROR_MESSAGE
 from tests.strategies import (
     GlmStream,
     SseFraming,
     glm_streams,
+    glm_to_anthropic,
     ir_requests,
     json_values,
     non_stream_body,
@@ -63,11 +64,11 @@ def deterministic_tool_ids() -> Iterator[None]:
 def run_pipeline(pieces: list[bytes]) -> bytes:
     """The client bytes for upstream ``pieces`` fed one by one, then flushed.
 
-    An ``UpstreamError`` raised before any output (the late HTTP-status commit) is
-    rendered as what a client sees once the status is committed instead: the
-    ``message_start`` frame followed by the ``error`` event.
+    An ``UpstreamError`` raised before any content (so that a driver can still answer
+    with a status, or retry) is rendered as what a client sees once the stream is
+    committed instead: the ``message_start`` frame followed by the ``error`` event.
     """
-    pipe = glmbridge.GlmToAnthropicStream(model=MODEL, message_id=MESSAGE_ID)
+    pipe = glm_to_anthropic(model=MODEL, message_id=MESSAGE_ID)
     out: list[bytes] = []
     with deterministic_tool_ids():
         try:
@@ -75,7 +76,8 @@ def run_pipeline(pieces: list[bytes]) -> bytes:
                 out.append(pipe.feed(piece))
             out.append(pipe.flush())
         except UpstreamError as err:
-            assert not b"".join(out) and not pipe.started, "raised after output began"
+            assert not pipe.content_started, "raised after content began"
+            assert b"".join(out) in (b"", _START), "raised after more than the start event"
             return _START + ac.error_event(err)
     return b"".join(out)
 
@@ -174,8 +176,8 @@ def test_outputs_are_deterministic_apart_from_ids() -> None:
     raw = b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n"
     assert run_pipeline([raw]) == run_pipeline([raw])
     # the only other source of randomness: an upstream call without an id
-    first = glmbridge.GlmToAnthropicStream(model=MODEL, message_id=MESSAGE_ID)
-    second = glmbridge.GlmToAnthropicStream(model=MODEL, message_id=MESSAGE_ID)
+    first = glm_to_anthropic(model=MODEL, message_id=MESSAGE_ID)
+    second = glm_to_anthropic(model=MODEL, message_id=MESSAGE_ID)
     a, b = first.feed(raw) + first.flush(), second.feed(raw) + second.flush()
     pattern = re.compile(rb"toolu_[0-9A-Za-z]{24}")
     assert a != b and pattern.sub(b"ID", a) == pattern.sub(b"ID", b)
@@ -260,7 +262,7 @@ def test_network_error_and_cut_off_make_the_sdk_raise(
 ) -> None:
     """A stream ending in network_error or cut off raises an APIStatusError in the SDK."""
     reply = _Reply()
-    pipe = glmbridge.GlmToAnthropicStream(model=MODEL, message_id=MESSAGE_ID)
+    pipe = glm_to_anthropic(model=MODEL, message_id=MESSAGE_ID)
     try:
         reply.body = b"".join(pipe.feed(p) for p in sse_events(stream, framing)) + pipe.flush()
     except UpstreamError as err:  # before any output: the server answers with a status
@@ -420,7 +422,7 @@ def test_stream_decoder_raises_only_glmbridge_errors(
     st.lists(st.integers(0, 400), max_size=8),
 )
 def test_sse_and_pipeline_raise_only_glmbridge_errors(raw: bytes, cuts: list[int]) -> None:
-    """SSEDecoder.feed and GlmToAnthropicStream.feed on any bytes raise only GlmbridgeErrors."""
+    """SSEDecoder.feed and ExchangeStream.feed on any bytes raise only GlmbridgeErrors."""
     pieces = split_at(raw, cuts)
     sse = glmbridge.SSEDecoder()
     try:
@@ -429,7 +431,7 @@ def test_sse_and_pipeline_raise_only_glmbridge_errors(raw: bytes, cuts: list[int
         sse.flush()
     except GlmbridgeError:
         pass
-    pipe = glmbridge.GlmToAnthropicStream(model=MODEL, message_id=MESSAGE_ID)
+    pipe = glm_to_anthropic(model=MODEL, message_id=MESSAGE_ID)
     out: list[bytes] = []
     try:
         for piece in pieces:

@@ -108,10 +108,10 @@ def test_default_table_lists_every_documented_model() -> None:
         "glm-5.1", "glm-5", "glm-5-turbo", "glm-4.7", "glm-4.7-flash", "glm-4.7-flashx",
         "glm-4.6", "glm-4.5", "glm-4.5-air", "glm-4.5-x", "glm-4.5-airx", "glm-4.5-flash",
         "glm-4-32b-0414-128k", "glm-4.6v", "glm-4.6v-flash", "glm-4.6v-flashx", "glm-4.5v",
-        "glm-5v-turbo",
+        "glm-5v-turbo", "glm-5.3", "glm-5.3-flash",
     }  # fmt: skip
     assert all(spec.id == key for key, spec in DEFAULT_MODELS.items())
-    assert all(spec.video == spec.vision for spec in DEFAULT_MODELS.values())
+    assert all(spec.vision for spec in DEFAULT_MODELS.values() if spec.video)
 
 
 @pytest.mark.parametrize(
@@ -165,8 +165,8 @@ def test_config_aliases_as_list_of_pairs() -> None:
             "routing.models.x: Object missing required field `max_output`",
         ),
         (
-            {"models": {"glm-4.7": {"thinking": "always"}}},
-            "routing.models.glm-4.7: Invalid enum value 'always'",
+            {"models": {"glm-4.7": {"thinking": "sometimes"}}},
+            "routing.models.glm-4.7: Invalid enum value 'sometimes'",
         ),
         ({"models": {"glm-4.7": {"id": "other"}}}, "id 'other' differs from its key"),
         ({"models": {"glm-4.7": 5}}, "routing.models.glm-4.7: expected a mapping"),

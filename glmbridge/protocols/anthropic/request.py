@@ -34,7 +34,7 @@ __all__ = [
     "request_to_ir",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("glmbridge.protocols.anthropic")
 
 # Free-form JSON (tool input, schemas, unknown blocks) keeps numbers beyond the float
 # range exactly instead of failing the request (see _tool_args.exact_float).

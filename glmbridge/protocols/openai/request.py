@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["encode_request", "request_from_ir"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("glmbridge.protocols.openai")
 
 _ENCODE_REQUEST = msgspec.json.Encoder(decimal_format="number")
 NO_RESULT = "(no result)"

@@ -15,7 +15,7 @@ from glmbridge.upstream_errors import error_from_parts
 
 __all__ = ["response_to_ir"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("glmbridge.protocols.openai")
 
 
 # --- response -----------------------------------------------------------------------
