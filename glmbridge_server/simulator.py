@@ -6,7 +6,8 @@ last user message, ``app.state.script_queue``, or a deterministic default answer
 ``docs/simulator.md``. Wire quirks reproduced on purpose: no ``object`` field, ``id`` ==
 ``request_id``, ``"role":"assistant"`` in every delta, usage only in the last chunk, a doubled
 ``finish_reason`` around whole tool calls, mid-stream failures as finish reasons, string
-business codes in error bodies.
+business codes in error bodies. The same app also serves Z.ai's Anthropic-compatible endpoint
+(``/api/anthropic/v1/messages``, same scripts): see :mod:`glmbridge_server._sim_anthropic`.
 
 Independent of ``glmbridge`` (it models the upstream, so it must not share the converters' bugs).
 """
@@ -200,7 +201,11 @@ def _validate(body: dict[str, Any], info: ModelInfo) -> None:
         or thinking.get("type", "enabled") not in ("enabled", "disabled")
     ):
         raise _GlmError("1214", "thinking")
-    if info.thinking == "always" and isinstance(thinking, dict) and thinking.get("type") == "disabled":
+    if (
+        info.thinking == "always"
+        and isinstance(thinking, dict)
+        and thinking.get("type") == "disabled"
+    ):
         # glm-5.3 cannot stop thinking: the PAYG OpenAI-style endpoint answers 400/1210 with
         # this text (theopenco/llmgateway#3605, NousResearch/hermes-agent#85890).
         raise _GlmError("1210", message=ALWAYS_THINKS_EN)
@@ -750,7 +755,8 @@ def create_simulator_app(
     ``default_script`` replaces the built-in default behaviour; ``latency`` is slept before every
     chat answer (time to first byte); requests with a key in ``invalid_keys`` get 401/1002, keys in
     ``quota_keys`` 429/1113. State for tests on ``app.state``: ``requests`` (last received bodies),
-    ``script_queue`` (deque of :class:`Script`, popped FIFO), ``cancelled`` and ``active_streams``.
+    ``script_queue`` (deque of :class:`Script`, popped FIFO), ``cancelled`` and ``active_streams``,
+    ``thinking_signatures`` (Anthropic mode: hex signatures on thinking blocks, ``False``: none).
     """
     routes = [
         Route("/health", _health, methods=["GET"]),
@@ -761,7 +767,9 @@ def create_simulator_app(
         routes.append(Route(f"{prefix}/tokenizer", _tokenizer, methods=["POST"]))
     from glmbridge_server._sim_anthropic import ANTHROPIC_ROUTES  # (it imports this module)
 
-    app = Starlette(routes=routes + ANTHROPIC_ROUTES, exception_handlers={HTTPException: _http_error})
+    app = Starlette(
+        routes=routes + ANTHROPIC_ROUTES, exception_handlers={HTTPException: _http_error}
+    )
     st = app.state
     st.default_script, st.latency = default_script, latency
     st.invalid_keys, st.quota_keys = set(invalid_keys), set(quota_keys)
