@@ -42,6 +42,9 @@ BUSINESS_CODES: dict[str, tuple[ErrorKind, int, bool, str]] = {
     "1304": (ErrorKind.RATE_LIMIT, 429, False, "daily call limit reached"),
     "1313": (ErrorKind.RATE_LIMIT, 429, False, "fair-use restriction"),
     "1261": (ErrorKind.INVALID_REQUEST, 400, False, "prompt is too long"),
+    # "网络错误，请稍后重试" (network error, retry later), as a 400 or inside a 200 stream
+    # (llm-simple-router recommended-retry-rules, commit db72374): transient.
+    "1234": (ErrorKind.API_ERROR, 500, True, "upstream network error"),
     **{
         c: (ErrorKind.INVALID_REQUEST, 400, False, "")
         for c in ("1210", "1212", "1213", "1214", "1215")

@@ -127,6 +127,11 @@ def error_from_upstream(
     if typed is not None and err.code not in BUSINESS_CODES and not 400 <= status < 600:
         retryable = typed in (ErrorKind.API_ERROR, ErrorKind.OVERLOADED, ErrorKind.TIMEOUT)
         return UpstreamError(
-            err.message, kind=typed, status=status, retry_after=retry_after, retryable=retryable
+            err.message,
+            kind=typed,
+            status=status,
+            code=err.code,
+            retry_after=retry_after,
+            retryable=retryable,
         )
     return err

@@ -335,7 +335,7 @@ class _UpstreamEvent(msgspec.Struct):
     type: str = ""
     index: int | None = None
     delta: _Delta | None = None
-    content_block: msgspec.Raw | None = None
+    content_block: msgspec.Raw = msgspec.Raw(b"{}")
     message: _Message | None = None
     usage: aw.UsageIn | None = None
 
@@ -459,7 +459,7 @@ class StreamDecoder:
         if self._state is not _DState.STREAMING or event.index is None:
             return
         self._close_open(out)
-        raw = event.content_block or msgspec.Raw(b"{}")
+        raw = event.content_block
         try:
             block = _block_to_ir(raw, "content_block", event.index)
         except ClientRequestError as exc:
