@@ -248,6 +248,8 @@ class Exchange:
         resp = self.codec.decode_response(
             body, model=self.request.model, input_estimate=self.input_estimate
         )
+        if resp.id != self.message_id:  # one id scheme whatever the upstream uses
+            resp = msgspec.structs.replace(resp, id=self.message_id)
         self.usage = resp.usage
         return self.door.encode_response(resp)
 
