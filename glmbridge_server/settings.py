@@ -107,7 +107,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def upstream_name(self) -> str:
         """A secret-free label of the upstream: the profile name, or the URL's host."""
         if self.mock:
-            return f"mock ({self.upstream})" if self.upstream in PROFILES else "mock"
+            return "mock"
         return self.upstream_profile.name
 
     @property

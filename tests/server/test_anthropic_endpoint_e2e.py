@@ -26,7 +26,10 @@ from tests.server.test_claude_code_cli import claude_bin, run_claude  # noqa: F4
 pytestmark = pytest.mark.e2e
 
 SONNET = "claude-sonnet-4-5"
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+PNG = (  # a 1x1 image
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5E"
+    "rkJggg=="
+)
 
 
 def _bridge(upstream: str, **overrides: Any) -> RunningServer:
