@@ -2,7 +2,8 @@
 
 Generated GLM upstream streams (``tests/strategies.py``, wire-specs A.9) go through
 :class:`glmbridge.ExchangeStream` (GLM chat upstream, Anthropic door); the official
-anthropic SDK is the oracle for the Anthropic side. Each test states its invariant in its first docstring line.
+anthropic SDK is the oracle for the Anthropic side. Each test states its invariant in its
+first docstring line.
 """
 
 from __future__ import annotations
