@@ -51,6 +51,10 @@ class ConfigUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     thinking: Literal["auto", "enabled", "disabled"] | msgspec.UnsetType = _UNSET
     upstream: str | msgspec.UnsetType = _UNSET
     ping_interval: Annotated[float, msgspec.Meta(gt=0, le=3600)] | msgspec.UnsetType = _UNSET
+    first_output_timeout: Annotated[float, msgspec.Meta(gt=0, le=86400)] | msgspec.UnsetType = (
+        _UNSET
+    )
+    commit_after: Seconds | msgspec.UnsetType = _UNSET
     log_level: Literal["debug", "info", "warning", "error", "critical"] | msgspec.UnsetType = _UNSET
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] | msgspec.UnsetType = _UNSET
     auth_cooldown: Seconds | msgspec.UnsetType = _UNSET

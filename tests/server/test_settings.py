@@ -33,6 +33,9 @@ def test_defaults(tmp_path: Path) -> None:
         ("zai", "https://api.z.ai/api/paas/v4"),
         ("bigmodel-coding", "https://open.bigmodel.cn/api/coding/paas/v4"),
         ("bigmodel", "https://open.bigmodel.cn/api/paas/v4"),
+        ("zai-anthropic", "https://api.z.ai/api/anthropic"),
+        ("bigmodel-anthropic", "https://open.bigmodel.cn/api/anthropic"),
+        ("zai-auto", "https://api.z.ai/api/anthropic"),
         ("https://example.test/v1/", "https://example.test/v1"),
         ("http://127.0.0.1:9/x/chat/completions", "http://127.0.0.1:9/x"),
     ],
@@ -40,6 +43,25 @@ def test_defaults(tmp_path: Path) -> None:
 def test_upstream_profiles_and_urls(tmp_path: Path, profile: str, url: str) -> None:
     s = load_settings(environ={"GLMBRIDGE_UPSTREAM": profile}, cwd=tmp_path)
     assert s.upstream_base_url == url
+
+
+def test_upstream_profiles_name_their_protocol(tmp_path: Path) -> None:
+    s = load_settings(environ={"GLMBRIDGE_UPSTREAM": "zai-anthropic"}, cwd=tmp_path)
+    assert s.upstream_profile.protocol == "anthropic"
+    assert s.upstream_profile.auth_headers("k") == {"x-api-key": "k"}
+    s = load_settings(environ={"GLMBRIDGE_UPSTREAM": "https://gw.example/v4"}, cwd=tmp_path)
+    assert s.upstream_profile.protocol == "openai"
+    assert s.upstream_profile.auth_headers("k") == {"authorization": "Bearer k"}
+
+
+def test_relay_timeouts(tmp_path: Path) -> None:
+    s = load_settings(environ={}, cwd=tmp_path)
+    assert (s.first_output_timeout, s.commit_after) == (300.0, 5.0)
+    env = {"GLMBRIDGE_FIRST_OUTPUT_TIMEOUT": "90", "GLMBRIDGE_COMMIT_AFTER": "0"}
+    s = load_settings(environ=env, cwd=tmp_path)
+    assert (s.first_output_timeout, s.commit_after) == (90.0, 0.0)
+    with pytest.raises(SettingsError, match="first_output_timeout"):
+        load_settings(environ={"GLMBRIDGE_FIRST_OUTPUT_TIMEOUT": "0"}, cwd=tmp_path)
 
 
 def test_upstream_name_never_contains_credentials(tmp_path: Path) -> None:
