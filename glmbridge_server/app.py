@@ -112,6 +112,7 @@ def _log_access(scope: Scope, state: dict[str, Any], status: int, elapsed: float
     for name in (
         "client_model",
         "routed_model",
+        "upstream",
         "stream",
         "upstream_status",
         "upstream_attempts",
