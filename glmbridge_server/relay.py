@@ -312,11 +312,16 @@ class StreamRelay(Response):
                         return  # the answer is complete: don't wait for the upstream's EOF
                 out = stream.flush()
         except GlmbridgeError as err:
-            if not stream.started or not stream.content_started:
+            if not stream.content_started:
                 raise  # before content: a status, or a retry, decides
+            answered = stream.answered
             out = stream.fail(err)
-            logger.warning("upstream stream failed after the response started: %s", err.message)
-            self._call.state["error_type"] = err.kind.value
+            if answered:  # only the upstream's epilogue was lost: the answer is complete
+                logger.debug("upstream failed after its final event: %s", err.message)
+            else:
+                logger.warning("upstream stream failed after the response started: %s",
+                               err.message)  # fmt: skip
+                self._call.state["error_type"] = err.kind.value
         if not stream.started and not self._committed:
             raise UpstreamProtocolError("the upstream closed the stream without any event")
         await self._emit(out)

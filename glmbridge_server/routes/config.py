@@ -125,8 +125,6 @@ def apply_update(settings: Settings, update: ConfigUpdate) -> Settings:
             raise ClientRequestError(
                 f"upstream: must be a profile name ({names}); a custom URL needs a restart"
             )
-        if settings.mock:
-            raise ClientRequestError("upstream: cannot be changed in mock mode")
     if "models" in changes:
         try:
             changes["models"] = convert_setting("models", changes["models"])

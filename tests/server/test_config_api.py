@@ -139,9 +139,11 @@ def test_max_body_bytes_change_applies(server: RunningServer) -> None:
 
 def test_upstream_profile_change_retargets_the_client(start_server: Start) -> None:
     seen: list[str] = []
+    auth: list[tuple[str | None, str | None]] = []
 
     def upstream(request: httpx2.Request) -> httpx2.Response:
         seen.append(str(request.url))
+        auth.append((request.headers.get("x-api-key"), request.headers.get("authorization")))
         return httpx2.Response(400, json={"error": {"code": "1210", "message": "test"}})
 
     settings = Settings(upstream="zai-coding", api_keys=("k-1",), max_retries=0)
@@ -150,11 +152,17 @@ def test_upstream_profile_change_retargets_the_client(start_server: Start) -> No
     response = httpx2.post(server.url + "/config", json={"upstream": "bigmodel"})
     assert response.status_code == 200, response.text
     ask(server, "claude-sonnet-4-5")
+    assert httpx2.get(server.url + "/health").json()["upstream"] == "bigmodel"
+    # another protocol: Z.ai's Anthropic endpoint, its own path and auth header
+    response = httpx2.post(server.url + "/config", json={"upstream": "zai-anthropic"})
+    assert response.status_code == 200, response.text
+    ask(server, "claude-sonnet-4-5")
     assert seen == [
         "https://api.z.ai/api/coding/paas/v4/chat/completions",
         "https://open.bigmodel.cn/api/paas/v4/chat/completions",
+        "https://api.z.ai/api/anthropic/v1/messages",
     ]
-    assert httpx2.get(server.url + "/health").json()["upstream"] == "bigmodel"
+    assert auth[-1] == ("k-1", None)
 
 
 @pytest.mark.parametrize(
