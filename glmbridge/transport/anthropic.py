@@ -105,7 +105,9 @@ class _Call:
         """Feed one chunk before the first output, within the first-output deadline."""
         out = stream.feed(chunk)
         if not stream.started and time.monotonic() > self.deadline:
-            raise UpstreamTimeoutError("timed out waiting for the upstream's first output")
+            raise UpstreamTimeoutError(
+                "timed out waiting for the upstream's first output", retryable=False
+            )
         return out
 
     def no_output(self, stream: ExchangeStream) -> bytes:
@@ -129,7 +131,14 @@ class _Core:
         self.api_key = api_key
         self.profile = upstream if isinstance(upstream, UpstreamProfile) else profile_for(upstream)
         self.route_table = route_table
-        self.timeout = timeout
+        # httpx2 fixes a request's read timeout for all its reads, so the first-output bound
+        # also caps the wait between chunks here (the server's relay keeps them apart).
+        read = timeout.read
+        if read is None or read > first_output_timeout:
+            read = first_output_timeout
+        self.timeout = httpx2.Timeout(
+            connect=timeout.connect, read=read, write=timeout.write, pool=timeout.pool
+        )
         self.first_output_timeout = first_output_timeout
         self.estimator = TokenEstimator()
 
@@ -232,7 +241,8 @@ class GlmTransport(httpx2.BaseTransport):
         upstream_transport: the transport that reaches the upstream (default: a pooled
             ``httpx2.HTTPTransport()``); tests pass a mock or a loopback one.
         timeout: connect and per-chunk idle timeouts for upstream calls.
-        first_output_timeout: the longest wait for a stream's first output.
+        first_output_timeout: the longest wait for a stream's first output; it also caps
+            the idle timeout (httpx2 has one read timeout per request).
 
     Retries are left to the SDK (``max_retries``). See the module docstring for an example.
     """
