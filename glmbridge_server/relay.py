@@ -299,12 +299,14 @@ class StreamRelay(Response):
 
     async def _relay(self, stream: ExchangeStream, first_output: anyio.CancelScope) -> None:
         assert self._chunks is not None
+        waiting = True  # for the first content: the first-output deadline applies
         try:
             with map_upstream_errors():
                 async for chunk in self._chunks:
                     out = stream.feed(chunk)
-                    if stream.content_started:
+                    if waiting and stream.content_started:
                         first_output.deadline = math.inf
+                        waiting = False
                     if out:
                         await self._emit(out)
                         self._note_first_token(stream)
@@ -359,7 +361,8 @@ class StreamRelay(Response):
             await self._send(start)
 
     async def _emit(self, data: bytes) -> None:
-        await self._commit()
+        if not self._committed:
+            await self._commit()
         if not data:
             return
         while self._ping_sent is not None:
