@@ -119,12 +119,11 @@ def apply_update(settings: Settings, update: ConfigUpdate) -> Settings:
             else:
                 merged[alias] = target
         changes["models"] = merged
-    if "upstream" in changes:
-        if changes["upstream"] not in PROFILES:
-            names = ", ".join(PROFILES)
-            raise ClientRequestError(
-                f"upstream: must be a profile name ({names}); a custom URL needs a restart"
-            )
+    if "upstream" in changes and changes["upstream"] not in PROFILES:
+        names = ", ".join(PROFILES)
+        raise ClientRequestError(
+            f"upstream: must be a profile name ({names}); a custom URL needs a restart"
+        )
     if "models" in changes:
         try:
             changes["models"] = convert_setting("models", changes["models"])
