@@ -426,3 +426,58 @@ def test_async_transport(sim: RunningServer) -> None:
     asyncio.run(scenario())
     assert [c["model"] for c in chats(sim)] == ["glm-4.7"] * 5
     assert chats(sim)[1]["stream"] is True
+
+
+# --- through Z.ai's Anthropic-compatible endpoint ---------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_transport_through_the_anthropic_endpoint(sim: RunningServer, mode: str) -> None:
+    """The same SDK calls, served by the simulator's Anthropic-endpoint mode."""
+    from glmbridge.profiles import profile_for
+
+    profile = profile_for(f"{sim.url}/api/anthropic", protocol="anthropic")
+    tools: Any = [WEATHER]
+
+    def sync_calls() -> tuple[Any, Any, Any]:
+        with anthropic.Anthropic(
+            api_key="unused",
+            base_url=BASE_URL,
+            http_client=httpx2.Client(transport=GlmTransport(api_key=KEY, upstream=profile)),
+            max_retries=0,
+        ) as sdk:
+            whole = sdk.messages.create(model=SONNET, max_tokens=256, messages=user("hi"))
+            with sdk.messages.stream(
+                model=SONNET, max_tokens=256, messages=user("[[sim:tool]]"), tools=tools
+            ) as stream:
+                tool = stream.get_final_message()
+            count = sdk.messages.count_tokens(model=SONNET, messages=user("hi"))
+        return whole, tool, count
+
+    async def async_calls() -> tuple[Any, Any, Any]:
+        async with anthropic.AsyncAnthropic(
+            api_key="unused",
+            base_url=BASE_URL,
+            http_client=httpx2.AsyncClient(
+                transport=AsyncGlmTransport(api_key=KEY, upstream=profile)
+            ),
+            max_retries=0,
+        ) as sdk:
+            whole = await sdk.messages.create(model=SONNET, max_tokens=256, messages=user("hi"))
+            async with sdk.messages.stream(
+                model=SONNET, max_tokens=256, messages=user("[[sim:tool]]"), tools=tools
+            ) as stream:
+                tool = await stream.get_final_message()
+            count = await sdk.messages.count_tokens(model=SONNET, messages=user("hi"))
+        return whole, tool, count
+
+    whole, tool, count = sync_calls() if mode == "sync" else asyncio.run(async_calls())
+    assert text_of(whole).endswith("hi") and whole.model == SONNET
+    assert whole.id.startswith("msg_")
+    assert tool.stop_reason == "tool_use"
+    assert [b.name for b in tool.content if b.type == "tool_use"] == ["get_weather"]
+    assert tool.usage.input_tokens > 0  # Z.ai's zero start usage never reaches the SDK
+    assert count.input_tokens > 0
+    bodies = [r for r in sim.app.state.requests if "messages" in r]
+    assert [b["model"] for b in bodies] == ["glm-4.7", "glm-4.7"]
+    assert bodies[1]["stream"] is True and bodies[1]["tools"][0]["name"] == "get_weather"
