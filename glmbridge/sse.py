@@ -56,6 +56,7 @@ _CR = b"\r"
 _CRLF = b"\r\n"
 _DATA = b"data:"
 _DATA_SP = b"data: "
+_EVENT_SP = b"event: "
 _COLON = 0x3A  # ":" as an int, to compare with line[0]
 _LF_INT = 0x0A  # ints: `int in bytes` is a memchr
 _CR_INT = 0x0D
@@ -110,27 +111,35 @@ class SSEDecoder:
         self._clean = False
 
     def feed_single_data(self, chunk: bytes) -> str | None:
-        """Return the data of ``chunk`` if it is exactly one ``data: ...\n\n`` event.
+        """Return the data of ``chunk`` if it is exactly one single-line data event.
 
-        A shortcut for the usual framing of OpenAI-style upstreams (one event per
-        network chunk): when the decoder holds no partial line or event and ``chunk``
-        is one complete single-line data event in valid UTF-8, its payload is
-        returned — exactly what :meth:`feed` would have put in
-        ``ServerSentEvent.data``, without building the event. Otherwise nothing is
-        consumed and ``None`` is returned: the caller then calls :meth:`feed` with the
-        same chunk (which also handles invalid UTF-8 the spec's way).
+        A shortcut for the usual framing of upstreams (one event per network chunk):
+        ``data: ...\n\n`` (OpenAI style), optionally preceded by one ``event: ...\n``
+        line (Anthropic style; the name is not returned: the payload names its type).
+        When the decoder holds no partial line or event and ``chunk`` is such an event
+        in valid UTF-8, its payload is returned — exactly what :meth:`feed` would have
+        put in ``ServerSentEvent.data``, without building the event. Otherwise nothing
+        is consumed and ``None`` is returned: the caller then calls :meth:`feed` with
+        the same chunk (which also handles invalid UTF-8 the spec's way).
         """
-        if self._clean and chunk.startswith(_DATA_SP) and len(chunk) <= self._max:
-            payload = chunk[6:-2]
-            if (
-                chunk[-1] == _LF_INT == chunk[-2]
-                and _LF_INT not in payload
-                and _CR_INT not in payload
-            ):
-                try:
-                    return payload.decode("utf-8")
-                except UnicodeDecodeError:
-                    return None
+        if not self._clean or len(chunk) > self._max:
+            return None
+        if chunk.startswith(_DATA_SP):
+            return self._single(chunk, 6)
+        if chunk.startswith(_EVENT_SP):
+            end = chunk.find(_LF)
+            if end > 0 and chunk.startswith(_DATA_SP, end + 1) and _CR_INT not in chunk[:end]:
+                return self._single(chunk, end + 7)
+        return None
+
+    @staticmethod
+    def _single(chunk: bytes, start: int) -> str | None:
+        payload = chunk[start:-2]
+        if chunk[-1] == _LF_INT == chunk[-2] and _LF_INT not in payload and _CR_INT not in payload:
+            try:
+                return payload.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
         return None
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
@@ -142,9 +151,10 @@ class SSEDecoder:
         """
         # Fast path: the chunk is exactly one "data: ...\n\n" event and the decoder
         # holds nothing (no partial line or event, no pending CR): GLM's usual framing.
-        data = self.feed_single_data(chunk)
-        if data is not None:
-            return [ServerSentEvent(None, data, self._last_id)]
+        if self._clean and chunk.startswith(_DATA_SP) and len(chunk) <= self._max:
+            data = self._single(chunk, 6)
+            if data is not None:
+                return [ServerSentEvent(None, data, self._last_id)]
         if self._state is not _State.OPEN:
             self._fail_closed("feed")
         if not chunk:

@@ -450,3 +450,23 @@ def test_exchange_prepares_for_the_routed_profile() -> None:
     assert chat.url == "https://api.z.ai/api/coding/paas/v4/chat/completions"
     assert chat.headers("k")["authorization"] == "Bearer k"
     assert json.loads(chat.body)["model"] == "glm-4.7"
+
+
+def test_deltas_that_do_not_fit_the_open_block_are_dropped() -> None:
+    raw = sse(
+        START,
+        block(0, {"type": "thinking", "thinking": ""}),
+        delta(0, type="text_delta", text="stray"),
+        delta(0, type="input_json_delta", partial_json="{"),
+        delta(0, type="thinking_delta", thinking="hmm"),
+        stop(0),
+        block(1, {"type": "text", "text": ""}),
+        delta(1, type="input_json_delta", partial_json="{"),
+        delta(1, type="text_delta", text="ok"),
+        delta(7, type="text_delta", text="not open"),
+        stop(1),
+        *END,
+    )
+    out = relay([raw])
+    glmbridge.validate_anthropic_stream(out)
+    assert b"stray" not in out and b"not open" not in out and b"partial_json" not in out

@@ -258,11 +258,17 @@ def test_feed_single_data_matches_feed() -> None:
     for chunk in [
         b"data: a\ndata: b\n\n",  # two data lines
         b"data: a\r\n\r\n",  # CR line ends
-        b"event: x\ndata: a\n\n",  # a named event
+        b"event: x\ndata: a\ndata: b\n\n",  # a named event with two data lines
+        b"event: x\r\ndata: a\n\n",  # CR line end after the name
+        b"event: x\n\n",  # a named event without data
+        b"id: 1\ndata: a\n\n",  # another field first
         b"data: a\n",  # incomplete
         b'data: {"x":"\xff"}\n\n',  # invalid UTF-8: feed() replaces it
     ]:
         assert fast.feed_single_data(chunk) is None, chunk
+    # one event line, then one data line (Anthropic's framing): the payload, as feed() has it
+    named = b'event: content_block_delta\ndata: {"type":"content_block_delta"}\n\n'
+    assert fast.feed_single_data(named) == slow.feed(named)[0].data
     partial = SSEDecoder()
     partial.feed(b"data: 1\n\n")
     partial.feed(b"data: par")  # a partial line is pending: the shortcut must decline

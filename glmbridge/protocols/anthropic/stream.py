@@ -375,6 +375,7 @@ class StreamDecoder:
         self._open: int | None = None  # upstream index of the open block
         self._pending_text: int | None = None  # upstream index of an unopened text block
         self._thinking: list[str] | None = None  # open thinking block's text, unsigned
+        self._kind: str | None = None  # deltas the open block takes: text, thinking, tool
         self._next = 0
         self._tool_blocks = 0
         self.error: UpstreamError | None = None
@@ -404,17 +405,20 @@ class StreamDecoder:
             raise UpstreamProtocolError(f"upstream stream event is not valid: {exc}") from None
         kind = event.type
         out: list[ev.Event] = []
-        # Hot path: a text or thinking delta for the open block.
+        # Hot path: a text, thinking or tool-argument delta for the open block.
         index = event.index
         if kind == "content_block_delta" and index is not None and index == self._open:
             delta = event.delta or _Delta()
-            if delta.type == "text_delta" and delta.text:
+            dtype = delta.type
+            if dtype == "text_delta" and delta.text and self._kind == "text":
                 if self._pending_text is not None:
                     self._open_block(ir.TextBlock(text=""), out)
                 return [*out, ev.TextDelta(index=self._map[index], text=delta.text)]
-            if delta.type == "thinking_delta" and delta.thinking and self._thinking is not None:
+            if dtype == "thinking_delta" and delta.thinking and self._thinking is not None:
                 self._thinking.append(delta.thinking)
                 return [ev.ThinkingDelta(index=self._map[index], thinking=delta.thinking)]
+            if dtype == "input_json_delta" and delta.partial_json and self._kind == "tool":
+                return [ev.InputJsonDelta(index=self._map[index], partial_json=delta.partial_json)]
         if state is _DState.IDLE and kind != "error":
             self._start(event, out)
         handler = _HANDLERS.get(kind)
@@ -467,6 +471,7 @@ class StreamDecoder:
         self._open = event.index
         if isinstance(block, ir.TextBlock) and not block.text:
             self._pending_text = event.index  # opens at its first non-empty text
+            self._kind = "text"
             return
         if isinstance(block, ir.ThinkingBlock):
             block = ir.ThinkingBlock(thinking="", signature=None)
@@ -483,6 +488,9 @@ class StreamDecoder:
             return  # an empty text block only opens at a non-empty text_delta (fast path)
         index = self._map[upstream]
         if delta.type == "input_json_delta" and delta.partial_json is not None:
+            if self._kind != "tool":
+                logger.debug("input_json_delta for a block that takes none ignored")
+                return
             if delta.partial_json:
                 out.append(ev.InputJsonDelta(index=index, partial_json=delta.partial_json))
         elif delta.type == "signature_delta" and delta.signature and self._thinking is not None:
@@ -547,6 +555,7 @@ class StreamDecoder:
         self._map[upstream] = index = self._next
         self._next += 1
         self._thinking = [] if isinstance(block, ir.ThinkingBlock) else None
+        self._kind = _DELTA_KINDS.get(type(block))
         if isinstance(block, ir.ToolUseBlock):
             self._tool_blocks += 1
         out.append(ev.BlockStart(index=index, block=block))
@@ -556,6 +565,7 @@ class StreamDecoder:
         if upstream is None:
             return
         self._open = None
+        self._kind = None
         if self._pending_text is not None:
             self._pending_text = None  # an empty text block: never opened, dropped
             return
@@ -573,6 +583,13 @@ class StreamDecoder:
         self._state = _DState.ERROR
         return UpstreamProtocolError(f"upstream stream event is not valid: {message}")
 
+
+_DELTA_KINDS: dict[type, str] = {
+    ir.TextBlock: "text",
+    ir.ThinkingBlock: "thinking",
+    ir.ToolUseBlock: "tool",
+    ir.ServerToolUseBlock: "tool",
+}
 
 _HANDLERS = {
     "message_start": StreamDecoder._on_message_start,
