@@ -21,7 +21,9 @@ Streamed (:class:`StreamRelay`, an ASGI response that owns the whole exchange):
   an early commit the retry continues the same client stream.
 * **A finished answer stays finished.** Once the door's final event has gone out the
   response ends at once, without waiting for the upstream's EOF; whatever the upstream
-  does next (reset, timeout, garbage) is logged at debug and dropped.
+  does next (reset, timeout, garbage) is logged at debug and dropped. Only then is the
+  rest of the upstream body read, for at most ``_DRAIN_SECONDS`` and ``_DRAIN_BYTES``,
+  so that its connection can go back to the pool (a TLS handshake per turn otherwise).
 * **The client leaving** cancels everything, the upstream request included.
 """
 
@@ -64,6 +66,10 @@ _SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 _FIRST_OUTPUT = "timed out waiting for the upstream's first output (first_output_timeout)"
+# After the answer: how long and how much of the upstream's epilogue (the chunked-body
+# terminator, normally already in flight) is read to keep its connection reusable.
+_DRAIN_SECONDS = 1.0
+_DRAIN_BYTES = 64 * 1024
 
 
 def upstream_url(request: Request, exchange: Exchange) -> str:
@@ -242,6 +248,7 @@ class StreamRelay(Response):
         self._last_send = time.monotonic()
         self._upstream: httpx2.Response | None = None
         self._chunks: AsyncIterator[bytes] | None = None
+        self._leftover: tuple[httpx2.Response, AsyncIterator[bytes]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._send = send
@@ -255,10 +262,13 @@ class StreamRelay(Response):
                 if self._committed:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 tg.cancel_scope.cancel()
+            await self._drain()  # the client has its whole answer already
         except* OSError:
             state["disconnected"] = True  # ASGI >= 2.4 servers report a gone client this way
         finally:
             await _close_quietly(self._upstream, self._chunks)
+            if self._leftover is not None:
+                await _close_quietly(*self._leftover)
             stream = self._stream
             if stream is not None and stream.usage is not None:
                 state["usage"] = stream.usage
@@ -289,6 +299,9 @@ class StreamRelay(Response):
             self._upstream, self._chunks = reply.response, _chunks_of(reply.response)
             try:
                 await self._relay(stream, first_output)
+                if stream.finished:  # read the epilogue later, once the client is served
+                    self._leftover = (reply.response, self._chunks)
+                    self._upstream = self._chunks = None
                 return
             except UpstreamError as err:
                 if stream.content_started or not await call.retry_in_band(err, attempt):
@@ -350,6 +363,24 @@ class StreamRelay(Response):
         self._committed = True
         await self._send({"type": "http.response.start", "status": status, "headers": raw})
         await self._send({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def _drain(self) -> None:
+        """Read what the upstream still sends after the answer, briefly, then close it."""
+        leftover, self._leftover = self._leftover, None
+        if leftover is None:
+            return
+        response, chunks = leftover
+        size = 0
+        try:
+            with anyio.move_on_after(_DRAIN_SECONDS), map_upstream_errors():
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > _DRAIN_BYTES:
+                        break
+        except GlmbridgeError as err:
+            logger.debug("upstream epilogue not read: %s", err.message)
+        finally:
+            await _close_quietly(response, chunks)
 
     # -- sending ---------------------------------------------------------------------------
 

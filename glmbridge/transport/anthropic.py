@@ -33,9 +33,12 @@ imports it.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
+import anyio
 import httpx2
 import msgspec
 
@@ -67,6 +70,11 @@ __all__ = ["DEFAULT_FIRST_OUTPUT_TIMEOUT", "AsyncGlmTransport", "GlmTransport"]
 #: Longest wait for a stream's first output (the idle timeout bounds each read too).
 DEFAULT_FIRST_OUTPUT_TIMEOUT = 300.0
 _SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+# After the answer, the upstream's epilogue (the chunked-body terminator, normally already in
+# flight) is read so that its connection goes back to the pool instead of a new TLS handshake
+# per request: async, at most this long before the client's body ends; sync, in a thread.
+_DRAIN_SECONDS = 0.25
+_DRAIN_BYTES = 64 * 1024
 _DOOR = anthropic.DOOR
 
 
@@ -203,13 +211,14 @@ class _SyncRelay(httpx2.SyncByteStream):
     def __init__(self, first: bytes, upstream: httpx2.Response, chunks: Iterator[bytes],
                  stream: ExchangeStream) -> None:  # fmt: skip
         self._first, self._upstream, self._chunks, self._stream = first, upstream, chunks, stream
+        self._handed_off = False
 
     def __iter__(self) -> Iterator[bytes]:
         stream = self._stream
         try:
             yield self._first
             if stream.finished:
-                return  # the answer is complete: don't wait for the upstream's EOF
+                return self._drain()  # the answer is complete: don't wait for the upstream
             try:
                 with map_upstream_errors():
                     for chunk in self._chunks:
@@ -217,7 +226,7 @@ class _SyncRelay(httpx2.SyncByteStream):
                         if out:
                             yield out
                         if stream.finished:
-                            return
+                            return self._drain()
                 out = stream.flush()
             except GlmbridgeError as err:
                 out = stream.fail(err)
@@ -225,9 +234,32 @@ class _SyncRelay(httpx2.SyncByteStream):
         finally:
             self.close()
 
+    def _drain(self) -> None:
+        """Read the upstream's epilogue in a daemon thread, so that its connection can go
+        back to the pool while the client already has its whole answer."""
+        self._handed_off = True
+        upstream, chunks = self._upstream, self._chunks
+
+        def drain() -> None:
+            with contextlib.suppress(Exception):
+                _read_epilogue(chunks)
+            with contextlib.suppress(Exception):
+                upstream.close()
+
+        threading.Thread(target=drain, name="glmbridge-drain", daemon=True).start()
+
     def close(self) -> None:
         """Close the upstream response (the client finished or went away)."""
-        self._upstream.close()
+        if not self._handed_off:
+            self._upstream.close()
+
+
+def _read_epilogue(chunks: Iterator[bytes]) -> None:
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > _DRAIN_BYTES:
+            return
 
 
 class GlmTransport(httpx2.BaseTransport):
@@ -313,6 +345,7 @@ class _AsyncRelay(httpx2.AsyncByteStream):
         try:
             yield self._first
             if stream.finished:
+                await self._drain()
                 return
             try:
                 with map_upstream_errors():
@@ -321,6 +354,7 @@ class _AsyncRelay(httpx2.AsyncByteStream):
                         if out:
                             yield out
                         if stream.finished:
+                            await self._drain()
                             return
                 out = stream.flush()
             except GlmbridgeError as err:
@@ -328,6 +362,15 @@ class _AsyncRelay(httpx2.AsyncByteStream):
             yield out
         finally:
             await self.aclose()
+
+    async def _drain(self) -> None:
+        """Read the upstream's epilogue, briefly, so that its connection can be reused."""
+        size = 0
+        with anyio.move_on_after(_DRAIN_SECONDS), contextlib.suppress(httpx2.HTTPError):
+            async for chunk in self._chunks:
+                size += len(chunk)
+                if size > _DRAIN_BYTES:
+                    return
 
     async def aclose(self) -> None:
         """Close the upstream response (the client finished or went away)."""

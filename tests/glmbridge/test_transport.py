@@ -481,3 +481,66 @@ def test_transport_through_the_anthropic_endpoint(sim: RunningServer, mode: str)
     bodies = [r for r in sim.app.state.requests if "messages" in r]
     assert [b["model"] for b in bodies] == ["glm-4.7", "glm-4.7"]
     assert bodies[1]["stream"] is True and bodies[1]["tools"][0]["name"] == "get_weather"
+
+
+class _SyncCounter(httpx2.HTTPTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.streams: list[Any] = []  # the objects themselves: an id() could be reused
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = super().handle_request(request)
+        self.streams.append(response.extensions.get("network_stream"))
+        return response
+
+
+class _AsyncCounter(httpx2.AsyncHTTPTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.streams: list[Any] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await super().handle_async_request(request)
+        self.streams.append(response.extensions.get("network_stream"))
+        return response
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_streams_leave_the_upstream_connection_reusable(sim: RunningServer, mode: str) -> None:
+    """The relay stops at the final event but still reads the upstream's epilogue, so the
+    next request reuses the connection instead of a new TCP (and TLS) handshake."""
+    if mode == "sync":
+        sync_counter = _SyncCounter()
+        transport = GlmTransport(
+            api_key=KEY, upstream=upstream_url(sim), upstream_transport=sync_counter
+        )
+        with anthropic.Anthropic(
+            api_key="x", base_url=BASE_URL, http_client=httpx2.Client(transport=transport),
+            max_retries=0,
+        ) as sdk:  # fmt: skip
+            for _ in range(4):
+                with sdk.messages.stream(model=SONNET, max_tokens=64, messages=user("hi")) as s:
+                    s.get_final_message()
+                time.sleep(0.1)  # the sync drain runs in a thread
+        streams = sync_counter.streams
+    else:
+        async_counter = _AsyncCounter()
+
+        async def run() -> None:
+            transport = AsyncGlmTransport(
+                api_key=KEY, upstream=upstream_url(sim), upstream_transport=async_counter
+            )
+            async with anthropic.AsyncAnthropic(
+                api_key="x", base_url=BASE_URL,
+                http_client=httpx2.AsyncClient(transport=transport), max_retries=0,
+            ) as sdk:  # fmt: skip
+                for _ in range(4):
+                    async with sdk.messages.stream(
+                        model=SONNET, max_tokens=64, messages=user("hi")
+                    ) as s:
+                        await s.get_final_message()
+
+        asyncio.run(run())
+        streams = async_counter.streams
+    assert len(streams) == 4 and streams[0] is not None
+    assert all(s is streams[0] for s in streams), streams

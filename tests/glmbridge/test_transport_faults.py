@@ -215,9 +215,11 @@ def test_done_then_reset_or_hang_completes_promptly(up: FaultServer, mode: str, 
     out = post_raw(up, mode, read=8.0)
     assert_complete(out)
     assert out.elapsed < 2.0
-    if end == "hang":  # the transport let the hanging upstream connections go at once
+    if end == "hang" and mode == "async":  # the async drain gives up after 0.25 s
         assert up.wait_peer_closed(0, timeout=1.0)
         assert up.wait_peer_closed(1, timeout=1.0)
+    # sync: a daemon thread reads the epilogue (so that a well-behaved upstream's connection
+    # is reused); a hanging one is let go at the read timeout, never at the client's expense
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -548,3 +548,39 @@ def test_done_marker_only_is_not_an_answer(
         assert out.events[-1] == "error" and "message_stop" not in out.events, out.events
     else:
         assert out.status >= 500 and json.loads(out.raw)["type"] == "error"
+
+
+# --- connection reuse ------------------------------------------------------------------------
+
+
+class _ConnectionCounter(httpx2.AsyncHTTPTransport):
+    """A real transport that notes which network stream served each response."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.streams: list[Any] = []  # the objects themselves: an id() could be reused
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await super().handle_async_request(request)
+        self.streams.append(response.extensions.get("network_stream"))
+        return response
+
+
+def test_streamed_answers_keep_the_upstream_connection_reusable(
+    start_server: Callable[..., Any], sim: Any, bridge_settings: Callable[..., Any]
+) -> None:
+    """The relay stops at the final event, then reads the upstream's epilogue once the client
+    is served, so the next turn reuses the connection (no new TCP/TLS handshake)."""
+    from glmbridge_server.app import create_app
+
+    counter = _ConnectionCounter()
+    server = start_server(create_app(bridge_settings(sim.url), transport=counter))
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    with httpx2.Client(timeout=10) as http:
+        for _ in range(5):
+            raw = http.post(f"{server.url}/v1/messages", json=body).content
+            assert raw.rstrip().endswith(b'{"type":"message_stop"}')
+            time.sleep(0.05)  # the epilogue is read after the client's response ends
+    assert len(counter.streams) == 5 and counter.streams[0] is not None
+    assert all(s is counter.streams[0] for s in counter.streams), counter.streams
