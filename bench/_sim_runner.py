@@ -3,7 +3,8 @@
     python bench/_sim_runner.py PORT
 
 Access logging is off and uvicorn logs at ``warning``, so the simulator spends its time on
-the chat endpoint only. Not a test and not part of the package.
+its endpoints only: the chat API (``/api/coding/paas/v4/chat/completions``) and the Z.ai
+Anthropic endpoint (``/api/anthropic/v1/messages``). Not a test and not part of the package.
 """
 
 from __future__ import annotations

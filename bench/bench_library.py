@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python bench/bench_library.py            # full run (~40 s on 2 cores)
+    python bench/bench_library.py            # full run (~50 s on 2 cores)
     python bench/bench_library.py --quick    # smoke run (~8 s), numbers are noisier
     python bench/bench_library.py --profile  # also print cProfile top functions
 
@@ -13,14 +13,21 @@ What is measured (see docs/performance.md for the reasoning):
   bytes) is decoded from bytes, routed, converted to a GLM body and encoded, every
   iteration from the same ``bytes`` object (nothing cached between iterations).
   Baseline: ``json.dumps(json.loads(body))`` of the same bytes. Target: ratio <= 1.0.
+  The same for Z.ai's Anthropic endpoint (``AnthropicUpstream.encode_request``) is
+  reported without a target.
 * **Token estimate**: ``estimate_request_tokens`` of the decoded request (the server
   seeds ``message_start`` with it on every streaming request). Reported, no target.
 * **Stream path** (target b): a 2000-chunk GLM stream shaped like wire-specs A.9 is
-  fed to a *new* ``GlmToAnthropicStream`` per repetition, one network chunk at a time,
-  then flushed. Per-chunk cost = stream time / number of JSON chunks. Baseline per
-  chunk: ``json.dumps(json.loads(payload))`` of each chunk's JSON payload, averaged.
-  Target: ratio <= 0.5. Variants: one network chunk per SSE event, 4 KiB reads,
-  a tool_stream argument stream, pure text.
+  fed to a *new* ``ExchangeStream.between(anthropic.DOOR, openai.ChatUpstream())`` per
+  repetition, one network chunk at a time, then flushed. Per-chunk cost = stream time /
+  number of JSON chunks. Baseline per chunk: ``json.dumps(json.loads(payload))`` of each
+  chunk's JSON payload, averaged. Target: ratio <= 0.5. Variants: one network chunk per
+  SSE event, 4 KiB reads, a tool_stream argument stream, pure text.
+* **Anthropic-endpoint stream path**: the Anthropic SSE stream the chat path makes of
+  each GLM stream above (``event: …`` + ``data: …`` frames, ~2005 events) is fed to a new
+  ``ExchangeStream.between(anthropic.DOOR, anthropic.AnthropicUpstream())`` per
+  repetition. Per-chunk cost = stream time / number of SSE events; baseline the same
+  stdlib round trip of each event's JSON payload. Same 0.5x line.
 
 Each operation and its baseline are timed in interleaved rounds (A, B, A, B …) with
 ``time.perf_counter_ns`` after a warm-up, so both see the same machine state. The
@@ -49,6 +56,7 @@ from typing import Any
 import msgspec
 
 import glmbridge
+from glmbridge import ExchangeStream
 from glmbridge.protocols import anthropic, openai
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,6 +184,48 @@ def sse_events(payloads: list[bytes]) -> list[bytes]:
     return [b"data: " + p + b"\n\n" for p in payloads] + [b"data: [DONE]\n\n"]
 
 
+def anthropic_events(payloads: list[bytes]) -> list[bytes]:
+    """The Anthropic SSE stream the chat path makes of a GLM stream, one event per item.
+
+    This is what the Anthropic-endpoint upstream sends for the same answer (frames
+    ``event: <type>\\ndata: <json>\\n\\n``; the thinking signature is glmbridge's own).
+    """
+    stream = ExchangeStream.between(
+        anthropic.DOOR,
+        openai.ChatUpstream(),
+        model="claude-opus-4-5",
+        message_id="msg_bench0000000000000000000",
+        input_tokens_estimate=21034,
+    )
+    body = b"".join(stream.feed(chunk) for chunk in sse_events(payloads)) + stream.flush()
+    return [frame + b"\n\n" for frame in body.split(b"\n\n") if frame]
+
+
+def event_payloads(events: list[bytes]) -> list[bytes]:
+    """The JSON ``data:`` payload of each Anthropic SSE event (for the baseline)."""
+    out = []
+    for event in events:
+        for line in event.split(b"\n"):
+            if line.startswith(b"data: "):
+                out.append(line[6:])
+    assert len(out) == len(events), (len(out), len(events))
+    return out
+
+
+def check_anthropic_round_trip(events: list[bytes]) -> None:
+    """The Anthropic upstream must give back exactly the stream it was fed."""
+    stream = ExchangeStream.between(
+        anthropic.DOOR,
+        anthropic.AnthropicUpstream(),
+        model="claude-opus-4-5",
+        message_id="msg_bench0000000000000000000",
+        input_tokens_estimate=21034,
+    )
+    body = b"".join(stream.feed(e) for e in events) + stream.flush()
+    if body != b"".join(events):
+        raise AssertionError("Anthropic upstream did not reproduce the stream it was fed")
+
+
 def reads(events: list[bytes], size: int = READ_SIZE) -> list[bytes]:
     """The same stream cut into fixed-size network reads (events split anywhere)."""
     body = b"".join(events)
@@ -204,6 +254,12 @@ def make_request_ops(body: bytes) -> dict[str, Callable[[], object]]:
     def decode_only() -> object:
         return decode(body)
 
+    anthropic_codec = anthropic.AnthropicUpstream()
+
+    def convert_anthropic() -> object:
+        req = decode(body)
+        return anthropic_codec.encode_request(req, route(req))
+
     req = decode(body)
 
     def estimate_tokens() -> object:
@@ -219,16 +275,19 @@ def make_request_ops(body: bytes) -> dict[str, Callable[[], object]]:
         "baseline": baseline,
         "convert": convert_request,
         "decode": decode_only,
+        "convert_anthropic": convert_anthropic,
         "estimate": estimate_tokens,
         "request_path": server_request_path,
     }
 
 
-def make_stream_op(chunks: list[bytes]) -> Callable[[], object]:
-    stream_cls = glmbridge.GlmToAnthropicStream
+def make_stream_op(chunks: list[bytes], upstream: str = "chat") -> Callable[[], object]:
+    """A fresh ``ExchangeStream`` (new message id) per call, fed ``chunks``, then flushed."""
+    between, door = ExchangeStream.between, anthropic.DOOR
+    codec = openai.ChatUpstream() if upstream == "chat" else anthropic.AnthropicUpstream()
 
     def run() -> object:
-        stream = stream_cls(model="claude-opus-4-5", input_tokens_estimate=21034)
+        stream = between(door, codec, model="claude-opus-4-5", input_tokens_estimate=21034)
         feed = stream.feed
         out = [feed(chunk) for chunk in chunks]
         out.append(stream.flush())
@@ -343,16 +402,29 @@ def run(quick: bool, do_profile: bool) -> dict[str, Any]:
     st_reps, st_warm = (12, 2) if quick else (100, 5)
     gc_modes = [True] if quick else [True, False]
 
+    # title: (GLM stream, 4 KiB reads?, upstream). "chat": GLM's chat API (GLM chunks);
+    # "anthropic": Z.ai's Anthropic endpoint (the Anthropic SSE stream of the same answer).
     streams = {
-        "reasoning+text, 1 chunk/event": ("reasoning_text", False),
-        "reasoning+text, 4 KiB reads": ("reasoning_text", True),
-        "tool_stream args, 1 chunk/event": ("tool", False),
-        "tool_stream args, 4 KiB reads": ("tool", True),
-        "pure text, 1 chunk/event": ("text", False),
-        "pure text, 4 KiB reads": ("text", True),
+        "reasoning+text, 1 chunk/event": ("reasoning_text", False, "chat"),
+        "reasoning+text, 4 KiB reads": ("reasoning_text", True, "chat"),
+        "tool_stream args, 1 chunk/event": ("tool", False, "chat"),
+        "tool_stream args, 4 KiB reads": ("tool", True, "chat"),
+        "pure text, 1 chunk/event": ("text", False, "chat"),
+        "pure text, 4 KiB reads": ("text", True, "chat"),
+        "anthropic upstream: reasoning+text, 1 chunk/event": ("reasoning_text", False, "anthropic"),
+        "anthropic upstream: reasoning+text, 4 KiB reads": ("reasoning_text", True, "anthropic"),
+        "anthropic upstream: tool input, 1 chunk/event": ("tool", False, "anthropic"),
+        "anthropic upstream: pure text, 1 chunk/event": ("text", False, "anthropic"),
     }
     builders = {"reasoning_text": stream_reasoning_text, "tool": stream_tool, "text": stream_text}
     payload_sets = {k: b() for k, b in builders.items()}
+    # (events, JSON payloads) per stream and upstream
+    inputs: dict[tuple[str, str], tuple[list[bytes], list[bytes]]] = {}
+    for kind, payloads in payload_sets.items():
+        inputs[(kind, "chat")] = (sse_events(payloads), payloads)
+        events = anthropic_events(payloads)
+        check_anthropic_round_trip(events)
+        inputs[(kind, "anthropic")] = (events, event_payloads(events))
 
     results: dict[str, Any] = {
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -374,6 +446,12 @@ def run(quick: bool, do_profile: bool) -> dict[str, Any]:
             ("request: stdlib json.loads+json.dumps (baseline)", "baseline", None, None),
             ("request: decode+route+convert+encode", "convert", REQUEST_TARGET, "a"),
             ("request: decode only", "decode", None, None),
+            (
+                "request: decode+route+encode for the Anthropic endpoint",
+                "convert_anthropic",
+                None,
+                None,
+            ),
             ("request: estimate_request_tokens", "estimate", None, None),
             ("request: server path (convert + estimate)", "request_path", None, None),
         ]
@@ -395,11 +473,13 @@ def run(quick: bool, do_profile: bool) -> dict[str, Any]:
             )
 
         # (b) streams
-        for title, (kind, chunked) in streams.items():
-            payloads = payload_sets[kind]
-            events = sse_events(payloads)
+        for title, (kind, chunked, upstream) in streams.items():
+            events, payloads = inputs[(kind, upstream)]
             chunks = reads(events) if chunked else events
-            fns = {"baseline": make_stream_baseline(payloads), "lib": make_stream_op(chunks)}
+            fns = {
+                "baseline": make_stream_baseline(payloads),
+                "lib": make_stream_op(chunks, upstream),
+            }
             samples = time_interleaved(fns, st_reps, st_warm, gc_enabled=gc_on)
             n = len(payloads)
             base = summarize(samples["baseline"], per=n)
@@ -414,13 +494,14 @@ def run(quick: bool, do_profile: bool) -> dict[str, Any]:
                     "unit": "per chunk",
                     **s,
                     "stream_median_us": statistics.median(samples["lib"]) / 1e3,
+                    "upstream": upstream,
                     "json_chunks": n,
                     "network_chunks": len(chunks),
                     "stream_bytes": sum(map(len, events)),
                     "baseline_median_us": base["median_us"],
                     "ratio": ratio,
                     "target": target,
-                    "target_id": "b",
+                    "target_id": "b" if upstream == "chat" else "b (anthropic upstream)",
                     "verdict": verdict,
                 }
             )
@@ -434,6 +515,10 @@ def run(quick: bool, do_profile: bool) -> dict[str, Any]:
         for kind in ("reasoning_text", "tool"):
             fn = make_stream_op(sse_events(payload_sets[kind]))
             results["profiles"].append(profile(f"stream {kind}, 1 chunk/event", fn, 10))
+        fn = make_stream_op(inputs[("reasoning_text", "anthropic")][0], "anthropic")
+        results["profiles"].append(
+            profile("anthropic upstream: reasoning+text, 1 chunk/event", fn, 10)
+        )
     return results
 
 
