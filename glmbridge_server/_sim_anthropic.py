@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from glmbridge_server._sim_rules import _estimate, _GlmError, _prompt_cache
 from glmbridge_server._sim_scripts import (
     ALWAYS_THINKS_ZH,
     MODELS,
@@ -40,11 +41,8 @@ from glmbridge_server.simulator import (
     _answer,
     _bearer,
     _check_key,
-    _estimate,
-    _GlmError,
     _new_id,
     _PartialBody,
-    _prompt_cache,
     _record_body,
     _select,
     _SSEStream,

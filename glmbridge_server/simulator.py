@@ -15,12 +15,11 @@ Independent of ``glmbridge`` (it models the upstream, so it must not share the c
 from __future__ import annotations
 
 import collections
-import hashlib
 import math
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -33,8 +32,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from glmbridge_server._sim_rules import (
+    _estimate,
+    _GlmError,
+    _model,
+    _Prompt,
+    _prompt_cache,
+    _validate,
+)
 from glmbridge_server._sim_scripts import (
-    ALWAYS_THINKS_EN,
     MODELS,
     SCENARIOS,
     Context,
@@ -59,19 +65,7 @@ __all__ = [
 ]
 
 PREFIXES = ("", "/v4", "/paas/v4", "/api/paas/v4", "/api/coding/paas/v4")
-_MAX_TOKENS_LIMIT = 131072
-_IMAGE_TOKENS, _VIDEO_TOKENS = 1024, 4096
-_CACHE_ENTRIES = 4096
 _encode = msgspec.json.encode
-
-
-class _GlmError(Exception):
-    """A GLM error response (HTTP status + string business code)."""
-
-    def __init__(self, code: str, field_name: str = "request", message: str | None = None):
-        err = error_for_code(code, field_name)
-        super().__init__(message or err.message)
-        self.status, self.code, self.message = err.status, code, message or err.message
 
 
 def _error_response(status: int, code: str, message: str | None) -> Response:
@@ -100,210 +94,6 @@ def _check_key(st: Any, key: str) -> None:
 def _bearer(request: Request) -> str:
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     return key.strip() if scheme.lower() == "bearer" else ""
-
-
-def _model(body: dict[str, Any]) -> tuple[str, ModelInfo]:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise _GlmError("1213", "model")
-    name = model.lower()  # GLM accepts upper-case ids and echoes lowercase
-    if name not in MODELS:
-        raise _GlmError("1211")
-    return name, MODELS[name]
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _check_parts(parts: list[Any], where: str, info: ModelInfo) -> None:
-    kinds = set()
-    for j, part in enumerate(parts):
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text" and isinstance(part.get("text"), str):
-            continue
-        if kind not in ("image_url", "video_url", "file_url") or not isinstance(
-            part.get(kind), dict
-        ):
-            raise _GlmError("1214", f"{where}.content[{j}]")
-        if not info.vision:  # text models take no media parts
-            raise _GlmError("1214", f"{where}.content[{j}].type")
-        kinds.add(kind)
-    if "file_url" in kinds and len(kinds) > 1:
-        raise _GlmError("1214", f"{where}.content")  # file_url cannot mix with image/video
-
-
-def _validate(body: dict[str, Any], info: ModelInfo) -> None:
-    """Reject what GLM rejects (400 + 1213/1214); undocumented extra fields are ignored."""
-    msgs = body.get("messages")
-    if not isinstance(msgs, list) or not msgs:
-        raise _GlmError("1213", "messages")
-    roles = []
-    for i, m in enumerate(msgs):
-        where = f"messages[{i}]"
-        role = m.get("role") if isinstance(m, dict) else None
-        if role not in ("system", "user", "assistant", "tool"):
-            raise _GlmError("1214", f"{where}.role")
-        roles.append(role)
-        content = m.get("content")
-        if role == "tool":
-            if not isinstance(content, str) or not isinstance(m.get("tool_call_id"), str):
-                raise _GlmError("1214", where)
-        elif role == "assistant":
-            if content is not None and not isinstance(content, str):
-                raise _GlmError("1214", f"{where}.content")
-            calls = m.get("tool_calls")
-            if calls is not None and (
-                not isinstance(calls, list)
-                or not all(
-                    isinstance(c, dict)
-                    and isinstance(c.get("function"), dict)
-                    and isinstance(c["function"].get("name"), str)
-                    for c in calls
-                )
-            ):
-                raise _GlmError("1214", f"{where}.tool_calls")
-            if content is None and not calls:
-                raise _GlmError("1214", f"{where}.content")
-        elif isinstance(content, list):
-            _check_parts(content, where, info)
-        elif not isinstance(content, str):
-            raise _GlmError("1214", f"{where}.content")
-    if set(roles) <= {"system"} or set(roles) <= {"assistant"}:
-        raise _GlmError("1214", "messages")
-    stop = body.get("stop")
-    if (
-        stop is not None
-        and not isinstance(stop, str)
-        and (
-            not isinstance(stop, list) or len(stop) > 1 or not all(isinstance(s, str) for s in stop)
-        )
-    ):
-        raise _GlmError("1214", "stop")
-    # Conservative: docs say only "auto" is supported (wire-specs G.1 is still open).
-    if "tool_choice" in body and body["tool_choice"] != "auto":
-        raise _GlmError("1214", "tool_choice")
-    mt = body.get("max_tokens")
-    if mt is not None and (
-        not isinstance(mt, int)
-        or isinstance(mt, bool)
-        or mt < 1
-        or mt > min(info.max_output, _MAX_TOKENS_LIMIT)
-    ):
-        raise _GlmError("1214", "max_tokens")
-    for name, lo in (("temperature", 0.0), ("top_p", 0.01)):
-        v = body.get(name)
-        if v is not None and (not _is_num(v) or not lo <= v <= 1.0):
-            raise _GlmError("1214", name)
-    thinking = body.get("thinking")
-    if thinking is not None and (
-        not isinstance(thinking, dict)
-        or thinking.get("type", "enabled") not in ("enabled", "disabled")
-    ):
-        raise _GlmError("1214", "thinking")
-    if (
-        info.thinking == "always"
-        and isinstance(thinking, dict)
-        and thinking.get("type") == "disabled"
-    ):
-        # glm-5.3 cannot stop thinking: the PAYG OpenAI-style endpoint answers 400/1210 with
-        # this text (theopenco/llmgateway#3605, NousResearch/hermes-agent#85890).
-        raise _GlmError("1210", message=ALWAYS_THINKS_EN)
-    rf = body.get("response_format")
-    if rf is not None and (
-        not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object")
-    ):
-        raise _GlmError("1214", "response_format")
-    tools = body.get("tools")
-    if tools is not None:
-        if not isinstance(tools, list) or len(tools) > 128:
-            raise _GlmError("1214", "tools")
-        for i, t in enumerate(tools):
-            kind = t.get("type") if isinstance(t, dict) else None
-            if kind not in ("function", "retrieval", "web_search") or not isinstance(
-                t.get(kind), dict
-            ):
-                raise _GlmError("1214", f"tools[{i}]")
-            name = t[kind].get("name") if kind == "function" else "x"
-            if (
-                not isinstance(name, str)
-                or not 1 <= len(name) <= 64
-                or not all(c.isascii() and (c.isalnum() or c in "_-") for c in name)
-            ):
-                raise _GlmError("1214", f"tools[{i}].function.name")
-
-
-# ---------------------------------------------------------------------------- token estimates
-
-
-def _content_cost(content: Any) -> tuple[int, int, int]:
-    """(text chars, image tokens, video tokens) of a message content."""
-    if isinstance(content, str):
-        return len(content), 0, 0
-    chars = img = vid = 0
-    for part in content if isinstance(content, list) else ():
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            chars += len(str(part.get("text", "")))
-        elif kind == "video_url":
-            vid += _VIDEO_TOKENS
-        elif kind in ("image_url", "file_url"):
-            img += _IMAGE_TOKENS
-    return chars, img, vid
-
-
-def _message_tokens(m: dict[str, Any]) -> tuple[int, int, int]:
-    chars, img, vid = _content_cost(m.get("content"))
-    chars += len(m.get("reasoning_content") or "")
-    if m.get("tool_calls"):
-        chars += len(_encode(m["tool_calls"]))
-    return 4 + math.ceil(chars / 4), img, vid  # 4: role/separator tokens
-
-
-@dataclass(slots=True)
-class _Prompt:
-    tokens: int = 0
-    image: int = 0
-    video: int = 0
-    cached: int = 0
-    per_message: list[int] = field(default_factory=list)
-
-
-def _estimate(body: dict[str, Any]) -> _Prompt:
-    p = _Prompt(
-        tokens=math.ceil(len(_encode(body.get("tools") or [])) / 4) if body.get("tools") else 0
-    )
-    for m in body["messages"]:
-        t, img, vid = _message_tokens(m)
-        p.per_message.append(t + img + vid)
-        p.tokens += t
-        p.image += img
-        p.video += vid
-    return p
-
-
-def _prompt_cache(st: Any, body: dict[str, Any], prompt: _Prompt) -> int:
-    """Longest previously seen message prefix (excluding the last message) -> cached tokens."""
-    h = hashlib.blake2b(
-        _encode([body.get("model"), body.get("tools")], order="deterministic"), digest_size=16
-    )
-    cache: collections.OrderedDict[bytes, int] = st.prefix_cache
-    total = prompt.tokens + prompt.image + prompt.video - sum(prompt.per_message)
-    cached, msgs = 0, body["messages"]
-    for i, m in enumerate(msgs):
-        h.update(_encode(m, order="deterministic"))
-        total += prompt.per_message[i]
-        key = h.digest()
-        if i < len(msgs) - 1 and key in cache:
-            cached = total
-            cache.move_to_end(key)
-        cache[key] = total
-    while len(cache) > _CACHE_ENTRIES:
-        cache.popitem(last=False)
-    return cached
-
-
-# ---------------------------------------------------------------------------- the answer
 
 
 def _select(request: Request, ctx: Context, directive_text: str) -> Script:
