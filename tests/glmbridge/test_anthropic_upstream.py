@@ -442,7 +442,7 @@ def test_exchange_prepares_for_the_routed_profile() -> None:
         }
     ).encode()
     ex = Exchange.prepare(ac.DOOR, body, upstream=ZAI)
-    assert ex.url == "https://api.z.ai/api/anthropic/v1/messages"
+    assert ex.url == "https://api.z.ai/api/anthropic/v1/messages?beta=true"
     headers = ex.headers("k")
     assert headers["x-api-key"] == "k" and "authorization" not in headers
     assert headers["anthropic-version"] == "2023-06-01" and headers["accept"] == "text/event-stream"
@@ -470,3 +470,15 @@ def test_deltas_that_do_not_fit_the_open_block_are_dropped() -> None:
     out = relay([raw])
     glmbridge.validate_anthropic_stream(out)
     assert b"stray" not in out and b"not open" not in out and b"partial_json" not in out
+
+
+def test_tool_search_server_tools_are_not_forwarded() -> None:
+    """Z.ai's tool search hides every tool (zai-org/feedback#172); offer the tools directly."""
+    tools = [
+        ir.Tool(name="tool_search_tool_regex", server_type="tool_search_tool_regex_20251119"),
+        ir.Tool(name="web_search", server_type="web_search_20250305", config={"max_uses": 8}),
+        ir.Tool(name="Bash", input_schema={"type": "object", "properties": {}}),
+    ]
+    req, route = _route("glm-4.7", max_tokens=100, tools=tools)
+    wire = json.loads(ac.AnthropicUpstream().encode_request(req, route))
+    assert [t["name"] for t in wire["tools"]] == ["web_search", "Bash"]

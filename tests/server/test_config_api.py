@@ -160,7 +160,7 @@ def test_upstream_profile_change_retargets_the_client(start_server: Start) -> No
     assert seen == [
         "https://api.z.ai/api/coding/paas/v4/chat/completions",
         "https://open.bigmodel.cn/api/paas/v4/chat/completions",
-        "https://api.z.ai/api/anthropic/v1/messages",
+        "https://api.z.ai/api/anthropic/v1/messages?beta=true",
     ]
     assert auth[-1] == ("k-1", None)
 

@@ -15,6 +15,11 @@ normalisation users of that endpoint report needing (each with its source):
   as on the chat path (the Messages API has no such role).
 * ``thinking: disabled`` on an always-thinking model is handled by
   :func:`glmbridge.exchange.adapt_request` for every upstream.
+* ``tool_search_tool_*`` server tools are dropped: the IR does not carry
+  ``defer_loading``, so every tool is offered directly, and Z.ai's tool search defers
+  all tools and fails whole sessions (zai-org/feedback#172, farion1231/cc-switch#4989).
+* The path carries ``?beta=true``, as Claude Code sends it: without it Claude Code's
+  ``web_search`` server tool is a 1210 there (farion1231/cc-switch#3090).
 
 What the IR does not carry (top-level ``cache_control``, ``context_management``,
 citations, beta headers) is not forwarded: no source shows the endpoint honouring
@@ -42,6 +47,7 @@ __all__ = ["AnthropicUpstream", "for_upstream"]
 logger = logging.getLogger("glmbridge.protocols.anthropic")
 
 _DEFAULT_MAX_TOKENS = 32_000  # Claude Code's own default output budget
+_TOOL_SEARCH = "tool_search_tool"
 
 
 def _clean_block(block: ir.Block) -> ir.Block | None:
@@ -79,11 +85,15 @@ def for_upstream(req: ir.Request, route: Route) -> ir.Request:
     """The request as Z.ai's Anthropic endpoint takes it (see the module docstring)."""
     limit = route.spec.max_output
     messages = [m for msg in req.messages if (m := _clean_message(msg)) is not None]
+    tools = [t for t in req.tools if not (t.server_type or "").startswith(_TOOL_SEARCH)]
+    if len(tools) != len(req.tools):
+        logger.debug("tool search server tools dropped (Z.ai defers every tool behind them)")
     return msgspec.structs.replace(
         req,
         model=route.model,
         messages=messages,
         system=[b for b in req.system if b.text],
+        tools=tools,
         max_tokens=min(req.max_tokens or _DEFAULT_MAX_TOKENS, limit),
     )
 
@@ -91,7 +101,7 @@ def for_upstream(req: ir.Request, route: Route) -> ir.Request:
 class AnthropicUpstream:
     """Implements :class:`glmbridge.exchange.UpstreamCodec` for Anthropic-compatible upstreams."""
 
-    path = "/v1/messages"
+    path = "/v1/messages?beta=true"
     # Optional on Z.ai (research notes: both absent and present work); sent as the SDKs do.
     headers = {"anthropic-version": "2023-06-01"}
 
