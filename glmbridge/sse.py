@@ -124,8 +124,16 @@ class SSEDecoder:
         """
         if not self._clean or len(chunk) > self._max:
             return None
-        if chunk.startswith(_DATA_SP):
-            return self._single(chunk, 6)
+        if chunk.startswith(_DATA_SP):  # GLM's framing, on the per-chunk hot path: inlined
+            payload = chunk[6:-2]
+            if chunk[-1] == _LF_INT == chunk[-2] and _LF_INT not in payload:
+                if _CR_INT in payload:
+                    return None
+                try:
+                    return payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+            return None
         if chunk.startswith(_EVENT_SP):
             end = chunk.find(_LF)
             if end > 0 and chunk.startswith(_DATA_SP, end + 1) and _CR_INT not in chunk[:end]:
