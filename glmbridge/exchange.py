@@ -48,7 +48,7 @@ Errors are sticky: after an exception, every later call raises ``StreamStateErro
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Protocol
 
@@ -292,6 +292,7 @@ _FAST_DELTAS = frozenset(_CONTENT_DELTAS)  # exact-type check; subclasses use is
 _FINAL = (ev.MessageStop, ev.StreamError)
 # An error before any content is worth retrying when it is transient.
 _RETRYABLE_KINDS = frozenset({ErrorKind.API_ERROR, ErrorKind.OVERLOADED, ErrorKind.TIMEOUT})
+_HEAD_LIMIT = 64 * 1024  # an error object is small JSON
 
 
 class ExchangeStream:
@@ -309,8 +310,13 @@ class ExchangeStream:
         start: ev.MessageStart,
         *,
         preamble_sent: bool = False,
+        decode_error: Callable[[int, bytes], UpstreamError] | None = None,
     ) -> None:
         self._sse = SSEDecoder()
+        # Until the first event: the raw body, in case it is a JSON error object sent with
+        # HTTP 200 instead of a stream (it has no SSE events, only its own bytes tell why).
+        self._decode_error = decode_error
+        self._head: bytearray | None = bytearray() if decode_error is not None else None
         self._decoder = decoder
         self._encoder = encoder
         self._door = door
@@ -353,7 +359,14 @@ class ExchangeStream:
         )
         usage = ir.Usage(input_tokens=input_tokens_estimate)
         start = ev.MessageStart(id=message_id, model=model, usage=usage)
-        return cls(decoder, door.stream_encoder(), door, start, preamble_sent=preamble_sent)
+        return cls(
+            decoder,
+            door.stream_encoder(),
+            door,
+            start,
+            preamble_sent=preamble_sent,
+            decode_error=codec.decode_error,
+        )
 
     @property
     def answered(self) -> bool:
@@ -394,6 +407,8 @@ class ExchangeStream:
                 out = []
                 for sse in self._sse.feed(chunk):
                     out.extend(self._decoder.feed(sse.data))
+                if self._head is not None and not out and len(self._head) < _HEAD_LIMIT:
+                    self._head += chunk
             return self._encode(out)
         except BaseException:
             self._state = _State.ERROR
@@ -406,6 +421,7 @@ class ExchangeStream:
             return b""
         self._check()
         try:
+            self._raise_json_error()
             out: list[ev.Event] = []
             for sse in self._sse.flush():
                 out.extend(self._decoder.feed(sse.data))
@@ -433,6 +449,14 @@ class ExchangeStream:
         self.finished = True
         self.error = err
         return self._door.error_event(err)
+
+    def _raise_json_error(self) -> None:
+        head = self._head
+        if head is None or self.started or not self._decode_error:
+            return
+        body = bytes(head).strip()
+        if body.startswith(b"{") and b'"error"' in body:
+            raise self._decode_error(200, body)
 
     def _check(self) -> None:
         if self._state is not _State.STREAMING:
@@ -465,6 +489,7 @@ class ExchangeStream:
     def _before_content(self, events: list[ev.Event]) -> list[ev.Event]:
         """Drop a start event the client already has; raise an error that came before
         any content (the driver can still answer with a status, or retry)."""
+        self._head = None  # the body is a stream after all
         if self._skip_start and isinstance(events[0], ev.MessageStart):
             events = events[1:]
         for event in events:

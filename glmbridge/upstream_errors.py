@@ -74,6 +74,7 @@ HTTP_STATUSES: dict[int, tuple[ErrorKind, bool]] = {
 _MAX_MESSAGE = 500
 # The Anthropic endpoint repeats the code inside the message: "[1113][余额不足][req id]".
 _CODE_PREFIX = re.compile(r"^\s*\[(\d{3,5})\]\s*")
+_TEXT_AND_RID = re.compile(r"^\[(?P<text>.*)\]\[(?P<rid>[^\[\]]*)\]$", re.DOTALL)
 
 
 def _classify_status(status: int) -> tuple[ErrorKind, bool]:
@@ -103,6 +104,10 @@ def error_from_parts(
         code_str = code_str or found.group(1)
         if found.group(1) == code_str:
             text = text[found.end() :] or f"upstream HTTP {status}"
+            wrapped = _TEXT_AND_RID.match(text)
+            if wrapped is not None:  # "[1113][余额不足][<request id>]": unwrap, keep the id
+                rid = wrapped["rid"]
+                text = wrapped["text"] + (f" (request {rid})" if rid else "")
     entry = BUSINESS_CODES.get(code_str or "")
     status_hint: int | None
     if entry is not None:

@@ -482,3 +482,32 @@ def test_tool_search_server_tools_are_not_forwarded() -> None:
     req, route = _route("glm-4.7", max_tokens=100, tools=tools)
     wire = json.loads(ac.AnthropicUpstream().encode_request(req, route))
     assert [t["name"] for t in wire["tools"]] == ["web_search", "Bash"]
+
+
+@pytest.mark.parametrize(
+    ("codec", "body", "code"),
+    [
+        ("chat", {"error": {"code": "1113", "message": "余额不足"}}, "1113"),
+        (
+            "anthropic",
+            {"type": "error", "error": {"type": "overloaded_error", "code": "1305"}},
+            "1305",
+        ),
+    ],
+)
+def test_a_json_error_object_instead_of_a_stream_keeps_its_code(
+    codec: str, body: dict[str, Any], code: str
+) -> None:
+    """HTTP 200 with a JSON error body for a streaming request: the business code decides,
+    not "the stream ended before completion" (any chunking)."""
+    from glmbridge.protocols import openai as oa
+
+    raw = json.dumps(body).encode()
+    upstream = oa.ChatUpstream() if codec == "chat" else ac.AnthropicUpstream()
+    for cut in (len(raw), 7):
+        pipe = ExchangeStream.between(ac.DOOR, upstream, model=MODEL)
+        with pytest.raises(UpstreamError) as info:
+            pipe.feed(raw[:cut])
+            pipe.feed(raw[cut:])
+            pipe.flush()
+        assert info.value.code == code
