@@ -161,7 +161,7 @@ def create_app(
     """
     settings = settings or Settings()
     key_pool = KeyPool(settings.api_keys)
-    table = route_table(settings.models)
+    table = route_table(settings.models, settings.upstreams)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -75,6 +75,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_cooldown: float = 300.0
     quota_cooldown: float = 60.0
     models: dict[str, str] = {}
+    upstreams: dict[str, str] = {}
     thinking: Literal["auto", "enabled", "disabled"] = "auto"
     count_tokens: Literal["auto", "upstream", "local"] = "auto"
     mock: bool = False
@@ -263,39 +264,54 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
-def _to_models(value: object) -> dict[str, str]:
+def _to_pairs(value: object, key: str, target: str) -> dict[str, str]:
+    """A ``key = target`` table (TOML) or ``key=target,key=target`` (environment)."""
     pairs: dict[Any, object]
-    if isinstance(value, str):  # environment form: "opus=glm-5.1,sonnet=glm-4.7"
+    if isinstance(value, str):
         pairs = {}
         for item in filter(None, (p.strip() for p in value.split(","))):
-            alias, sep, target = item.partition("=")
+            name, sep, to = item.partition("=")
             if not sep:
-                raise ValueError("must look like alias=model,alias=model")
-            pairs[alias.strip()] = target.strip()
+                raise ValueError(f"must look like {key}={target},{key}={target}")
+            pairs[name.strip()] = to.strip()
     elif isinstance(value, dict):
         pairs = value
     else:
-        raise ValueError("must be a table of alias = model id")
+        raise ValueError(f"must be a table of {key} = {target}")
     out: dict[str, str] = {}
-    for alias, model in pairs.items():
-        if not isinstance(model, str) or not model.strip() or not alias:
-            raise ValueError(f"entry {alias!r} must map to a non-empty model id string")
-        out[str(alias).strip()] = model.strip()
+    for name, dest in pairs.items():
+        if not isinstance(dest, str) or not dest.strip() or not name:
+            raise ValueError(f"entry {name!r} must map to a non-empty {target} string")
+        out[str(name).strip()] = dest.strip()
+    return out
+
+
+def _to_models(value: object) -> dict[str, str]:
+    # environment form: "opus=glm-5.1,sonnet=glm-4.7"
+    out = _to_pairs(value, "alias", "model id")
     route_table(out)  # validates the targets (ValueError names the entry)
     return out
 
 
-def route_table(models: Mapping[str, str]) -> RouteTable:
-    """The routing table for a ``[models]`` map.
+def _to_upstreams(value: object) -> dict[str, str]:
+    # environment form: "glm-4.5-air=zai-coding"
+    out = _to_pairs(value, "model", "profile")
+    route_table({}, out)  # validates the profile names (ValueError names the entry)
+    return out
 
-    ``default`` and ``vision`` name the fallback and the media model; every other key is
-    a client-name pattern (``opus`` matches any name containing "opus"; globs allowed)
-    mapped to a GLM model id. Entries are merged over the built-in table.
+
+def route_table(models: Mapping[str, str], upstreams: Mapping[str, str] = {}) -> RouteTable:
+    """The routing table for a ``[models]`` map and an ``[upstreams]`` map.
+
+    ``default`` and ``vision`` name the fallback and the media model; every other key of
+    ``models`` is a client-name pattern (``opus`` matches any name containing "opus"; globs
+    allowed) mapped to a GLM model id. ``upstreams`` pins GLM model ids (globs allowed) to
+    an upstream profile. Entries are merged over the built-in table.
     """
-    if not models:
+    if not models and not upstreams:
         return DEFAULT_ROUTE_TABLE
     aliases = {k: v for k, v in models.items() if k not in ("default", "vision")}
-    data: dict[str, Any] = {"aliases": aliases}
+    data: dict[str, Any] = {"aliases": aliases, "upstreams": dict(upstreams)}
     if "default" in models:
         data["default_model"] = models["default"]
     if "vision" in models:
@@ -323,6 +339,7 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "auth_cooldown": lambda v: _to_seconds(v, allow_zero=True),
     "quota_cooldown": lambda v: _to_seconds(v, allow_zero=True),
     "models": _to_models,
+    "upstreams": _to_upstreams,
     "thinking": _to_choice("auto", "enabled", "disabled"),
     "count_tokens": _to_choice("auto", "upstream", "local"),
     "mock": _to_bool,

@@ -159,7 +159,7 @@ async def post_config(request: Request) -> Response:
         update = _decode(await read_body(request, _MAX_CONFIG_BODY))
         app = request.app
         new = apply_update(app.state.settings, update)
-        table = route_table(new.models)
+        table = route_table(new.models, new.upstreams)
     except GlmbridgeError as err:
         return error_response(err, request)
     except ValueError as exc:  # the routing table refused the map

@@ -212,3 +212,35 @@ def test_claude_code_runs_a_tool_through_the_anthropic_endpoint(
         if isinstance(m["content"], list)
         for b in m["content"]
     )
+
+
+def test_a_pinned_model_goes_to_its_own_profile() -> None:
+    """``upstreams = {"glm-4.5-air": "zai-coding"}``: haiku through the chat API, the rest
+    through the Anthropic endpoint (the access log names each request's profile)."""
+    import logging
+
+    seen: list[dict[str, Any]] = []
+
+    class Fields(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            fields = getattr(record, "fields", {})
+            if fields.get("path") == "/v1/messages":
+                seen.append(fields)
+
+    access = logging.getLogger("glmbridge.access")
+    handler, level = Fields(), access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    server = _bridge("zai-anthropic", upstreams={"glm-4.5-air": "zai-coding"})
+    try:
+        with anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0) as client:
+            client.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=user("a"))
+            client.messages.create(model=SONNET, max_tokens=64, messages=user("b"))
+    finally:
+        server.stop()
+        access.removeHandler(handler)
+        access.setLevel(level)
+    assert [(f["routed_model"], f["upstream"]) for f in seen] == [
+        ("glm-4.5-air", "zai-coding"),
+        ("glm-4.7", "zai-anthropic"),
+    ]

@@ -240,3 +240,18 @@ def test_cli_port_in_use_exits_1(
         port = busy.getsockname()[1]
         assert cli.main(["--port", str(port), "--mock"]) == 1
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_upstream_pins(tmp_path: Path) -> None:
+    """``[upstreams]`` pins GLM models to a profile (TOML table or env pairs)."""
+    from glmbridge_server.settings import route_table
+
+    env = {"GLMBRIDGE_UPSTREAMS": "glm-4.5-air=zai-coding, glm-5*=zai-anthropic"}
+    s = load_settings(environ=env, cwd=tmp_path)
+    assert s.upstreams == {"glm-4.5-air": "zai-coding", "glm-5*": "zai-anthropic"}
+    assert route_table(s.models, s.upstreams).upstreams == s.upstreams
+    with pytest.raises(SettingsError, match="upstreams"):
+        load_settings(environ={"GLMBRIDGE_UPSTREAMS": "glm-4.7=nowhere"}, cwd=tmp_path)
+    config = write(tmp_path / "glmbridge.toml", '[upstreams]\n"glm-4.6v" = "zai-coding"\n')
+    s = load_settings({"config": str(config)}, environ={}, cwd=tmp_path)
+    assert s.upstreams == {"glm-4.6v": "zai-coding"}
