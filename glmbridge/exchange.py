@@ -83,6 +83,8 @@ class DoorStreamEncoder(Protocol):
 
     def feed(self, event: ev.Event) -> bytes: ...
     def flush(self) -> bytes: ...
+    def fail(self, err: GlmbridgeError) -> bytes:
+        """The bytes that end the stream with ``err`` (a transport failure)."""
 
 
 class FrontDoor(Protocol):
@@ -93,6 +95,9 @@ class FrontDoor(Protocol):
     """A frame that keeps an idle stream alive (Anthropic ``ping``)."""
 
     def decode_request(self, body: bytes) -> ir.Request: ...
+    def for_request(self, req: ir.Request) -> FrontDoor:
+        """This door bound to one decoded request (what its answer must echo: the
+        model name, OpenAI ``include_usage``, a Responses request's settings …)."""
     def encode_response(self, resp: ir.Response) -> bytes: ...
     def stream_encoder(self) -> DoorStreamEncoder: ...
     def encode_error(
@@ -175,7 +180,7 @@ class Exchange:
     ) -> None:
         from glmbridge.protocols import upstream_codec  # the registry imports this module
 
-        self.door = door
+        self.door = door.for_request(request)
         self.request = adapt_request(request, route.spec)
         self.route = route
         self.codec: UpstreamCodec = upstream_codec(route.upstream)
@@ -448,7 +453,7 @@ class ExchangeStream:
         self._state = _State.CLOSED
         self.finished = True
         self.error = err
-        return self._door.error_event(err)
+        return self._encoder.fail(err)
 
     def _raise_json_error(self) -> None:
         head = self._head

@@ -232,6 +232,11 @@ class Tool(_IR, frozen=True):
     server_type: str | None = None
     config: dict[str, Any] | None = None
     cache_control: CacheControl | None = None
+    freeform: bool = False
+    """The tool takes one free-form string, not JSON (OpenAI ``custom`` tools such as
+    Codex's ``apply_patch``). ``input_schema`` is then the wrapper
+    ``{"input": string}`` that function-only upstreams are offered, and a call's
+    ``input`` is ``{"input": text}``."""
 
 
 class ToolChoice(_IR, frozen=True):
@@ -281,6 +286,10 @@ class Request(_IR, frozen=True):
     effort: str | None = None
     response_format: ResponseFormat | None = None
     user_id: str | None = None
+    echo: dict[str, Any] = {}
+    """What the front door needs back to render its answer (OpenAI ``include_usage``,
+    a Responses request's ``instructions`` and ``tools`` …); opaque to routing, token
+    counting and upstream codecs."""
 
 
 class Usage(_IR, frozen=True):

@@ -27,13 +27,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError
 from glmbridge.ids import new_request_id
-from glmbridge.protocols import anthropic
 from glmbridge.tokens import TokenEstimator
 from glmbridge_server.keypool import KeyPool
 from glmbridge_server.metrics import Metrics
-from glmbridge_server.routes import admin, error_response, snapshot
+from glmbridge_server.routes import admin, door_for, error_response, snapshot
 from glmbridge_server.routes import anthropic as anthropic_routes
 from glmbridge_server.routes import config as config_routes
+from glmbridge_server.routes import openai as openai_routes
 from glmbridge_server.security import SecurityMiddleware, protocol_for_path
 from glmbridge_server.settings import MOCK_MOUNT, Settings, route_table
 from glmbridge_server.upstream import UpstreamClient
@@ -84,7 +84,7 @@ class RequestContextMiddleware:
             state["error_type"] = ErrorKind.API_ERROR.value
             if status == 0:
                 err = UpstreamError("internal server error", kind=ErrorKind.API_ERROR)
-                code, body = anthropic.encode_error(err, request_id=rid)
+                code, body = door_for(Request(scope)).encode_error(err, request_id=rid)
                 await Response(body, code, media_type="application/json")(
                     scope, receive, send_with_id
                 )
@@ -137,7 +137,7 @@ def _log_access(scope: Scope, state: dict[str, Any], status: int, elapsed: float
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
-    """Routing errors (404, 405) in Anthropic's error shape."""
+    """Routing errors (404, 405) in the error shape of the path's protocol."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         err = ClientRequestError(f"{request.url.path}: no such endpoint", kind=ErrorKind.NOT_FOUND)
@@ -174,7 +174,12 @@ def create_app(
         finally:
             await upstream.aclose()
 
-    routes: list[BaseRoute] = [*admin.routes, *config_routes.routes, *anthropic_routes.routes]
+    routes: list[BaseRoute] = [
+        *admin.routes,
+        *config_routes.routes,
+        *anthropic_routes.routes,
+        *openai_routes.routes,
+    ]
     simulator = None
     if settings.mock:
         from glmbridge_server.simulator import create_simulator_app

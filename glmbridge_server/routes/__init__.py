@@ -1,24 +1,39 @@
 """HTTP routes, one module per front door, plus the helpers they share.
 
 The helpers here are deliberately few: the per-request configuration snapshot, reading a
-bounded request body and rendering a glmbridge error as an Anthropic-native response (the
-server's only error format for the Anthropic front door and for the admin endpoints).
+bounded request body, preparing an exchange for any front door, and rendering a glmbridge
+error in the shape of the path's protocol (Anthropic's for the admin endpoints).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from glmbridge import ir
 from glmbridge.errors import ClientRequestError, ErrorKind, GlmbridgeError, UpstreamError
+from glmbridge.exchange import Exchange, FrontDoor
 from glmbridge.protocols import anthropic as anthropic_protocol
 from glmbridge.routing import RouteTable
 from glmbridge_server.settings import Settings
 
-__all__ = ["Runtime", "error_response", "read_body", "request_id", "runtime", "snapshot"]
+__all__ = [
+    "Runtime",
+    "anthropic_client",
+    "door_for",
+    "error_response",
+    "prepare",
+    "read_body",
+    "request_id",
+    "runtime",
+    "snapshot",
+]
+
+logger = logging.getLogger("glmbridge.server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +94,80 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def error_response(err: GlmbridgeError, request: Request) -> Response:
-    """An Anthropic error body with the right status and retry headers."""
-    status, body = anthropic_protocol.encode_error(err, request_id=request_id(request))
-    headers = anthropic_protocol.error_headers(err)
+def anthropic_client(request: Request) -> bool:
+    """Whether the client identifies as an Anthropic one (``anthropic-version`` or
+    ``x-api-key``): what decides the shape on paths the doors share (``/v1/models``,
+    an unknown ``/v1/…`` path)."""
+    headers = request.headers
+    return "anthropic-version" in headers or "x-api-key" in headers
+
+
+def door_for(request: Request) -> FrontDoor:
+    """The front door whose error shape a path's clients understand: the path's protocol,
+    and for shared or unknown ``/v1/`` paths the client's headers."""
+    protocol = request.scope.get("state", {}).get("protocol")
+    if protocol is None:
+        from glmbridge_server.security import protocol_for_path  # it imports this module
+
+        protocol = protocol_for_path(request.url.path)
+    shared = protocol == "anthropic" and not request.url.path.startswith("/v1/messages")
+    if protocol == "openai" or (shared and not anthropic_client(request)):
+        from glmbridge.protocols.openai import CHAT_DOOR
+
+        return CHAT_DOOR
+    return anthropic_protocol.DOOR
+
+
+def error_response(
+    err: GlmbridgeError, request: Request, door: FrontDoor | None = None
+) -> Response:
+    """An error body in ``door``'s shape (by default the path's protocol; Anthropic's for
+    admin endpoints) with the right status and retry headers."""
+    door = door or door_for(request)
+    status, body = door.encode_error(err, request_id=request_id(request))
+    headers = door.error_headers(err)
     state = request.scope.setdefault("state", {})
     state["error_type"] = err.kind.value
     if isinstance(err, UpstreamError) and err.status is not None:
         state["upstream_status"] = err.status
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+async def prepare(request: Request, door: FrontDoor) -> Exchange:
+    """Read the body (bounded) and prepare the :class:`Exchange` for ``door`` with this
+    request's configuration: routing table, default upstream profile, thinking default,
+    the ``x-glmbridge-model`` override and the shared token estimator.
+    """
+    current = runtime(request)
+    settings = current.settings
+    body = await read_body(request, settings.max_body_bytes)
+    thinking = None if settings.thinking == "auto" else ir.Thinking(type=settings.thinking)
+    exchange = Exchange.prepare(
+        door,
+        body,
+        table=current.route_table,
+        upstream=settings.upstream_profile,
+        override=request.headers.get("x-glmbridge-model") or None,
+        thinking=thinking,
+        estimator=request.app.state.token_estimator,
+    )
+    note_route(request, exchange)
+    # Prompts are for debugging only: never above DEBUG.
+    if logger.isEnabledFor(logging.DEBUG):
+        text = body[:4096].decode("utf-8", "replace")
+        logger.debug("request %s body: %s", request_id(request), text)
+    return exchange
+
+
+def note_route(request: Request, exchange: Exchange) -> None:
+    """Record the routing decision for the access log and metrics."""
+    req, route = exchange.request, exchange.route
+    state = request.scope.setdefault("state", {})
+    state.update(
+        client_model=req.model,
+        routed_model=route.model,
+        stream=req.stream,
+        upstream=route.upstream.name,
+    )
+    logger.debug("route %s -> %s via %s (%s)", req.model, route.model, route.upstream.name,
+                 route.reason)  # fmt: skip

@@ -28,7 +28,15 @@ from glmbridge.exchange import Exchange
 from glmbridge.protocols import anthropic
 from glmbridge.routing import RouteTable, resolve_route
 from glmbridge_server import relay
-from glmbridge_server.routes import error_response, read_body, runtime
+from glmbridge_server.routes import (
+    anthropic_client,
+    error_response,
+    note_route,
+    prepare,
+    read_body,
+    runtime,
+)
+from glmbridge_server.routes import openai as openai_routes
 
 __all__ = ["build_model_catalog", "routes"]
 
@@ -38,48 +46,27 @@ _TOKENIZER_TIMEOUT = httpx2.Timeout(5.0, read=15.0)
 _DOOR = anthropic.DOOR
 
 
-async def _prepare(request: Request, *, count_only: bool = False) -> Exchange:
+async def _count_exchange(request: Request) -> Exchange:
     current = runtime(request)
     settings = current.settings
     body = await read_body(request, settings.max_body_bytes)
-    thinking = None if settings.thinking == "auto" else ir.Thinking(type=settings.thinking)
-    override = request.headers.get("x-glmbridge-model") or None
-    estimator = request.app.state.token_estimator
-    if count_only:
-        req = anthropic.decode_count_tokens_request(body)
-        route = resolve_route(
-            req, current.route_table, override=override, upstream=settings.upstream_profile
-        )
-        exchange = Exchange(_DOOR, req, route, input_estimate=estimator.request_tokens(req))
-    else:
-        exchange = Exchange.prepare(
-            _DOOR,
-            body,
-            table=current.route_table,
-            upstream=settings.upstream_profile,
-            override=override,
-            thinking=thinking,
-            estimator=estimator,
-        )
-    req, route = exchange.request, exchange.route
-    state = request.scope.setdefault("state", {})
-    state.update(
-        client_model=req.model,
-        routed_model=route.model,
-        stream=req.stream,
-        upstream=route.upstream.name,
+    req = anthropic.decode_count_tokens_request(body)
+    route = resolve_route(
+        req,
+        current.route_table,
+        override=request.headers.get("x-glmbridge-model") or None,
+        upstream=settings.upstream_profile,
     )
-    logger.debug("route %s -> %s via %s (%s)", req.model, route.model, route.upstream.name,
-                 route.reason)  # fmt: skip
-    # Prompts are for debugging only: never above DEBUG.
-    logger.debug("request %s body: %s", state.get("request_id"), relay.preview(body))
+    estimate = request.app.state.token_estimator.request_tokens(req)
+    exchange = Exchange(_DOOR, req, route, input_estimate=estimate)
+    note_route(request, exchange)
     return exchange
 
 
 async def messages(request: Request) -> Response:
     """``POST /v1/messages`` (``?beta=true`` accepted and ignored)."""
     try:
-        return await relay.answer(request, await _prepare(request))
+        return await relay.answer(request, await prepare(request, _DOOR))
     except GlmbridgeError as err:
         return error_response(err, request)
 
@@ -91,7 +78,7 @@ async def count_tokens(request: Request) -> Response:
     kolega-ai/kolega-code PR#613) always get the local estimate.
     """
     try:
-        exchange = await _prepare(request, count_only=True)
+        exchange = await _count_exchange(request)
         count = await _upstream_token_count(request, exchange)
         if count is None:
             count = exchange.input_estimate
@@ -232,7 +219,10 @@ def _page(catalog: dict[str, dict[str, str]], params: Any) -> dict[str, Any]:
 
 
 async def models_index(request: Request) -> Response:
-    """``GET /v1/models`` in Anthropic's paginated list shape."""
+    """``GET /v1/models``: Anthropic's paginated list for Anthropic clients (see
+    :func:`~glmbridge_server.routes.anthropic_client`), else OpenAI's list."""
+    if not anthropic_client(request):
+        return openai_routes.model_list(runtime(request).model_catalog)
     try:
         return JSONResponse(_page(runtime(request).model_catalog, request.query_params))
     except ClientRequestError as err:
@@ -246,6 +236,8 @@ async def models_show(request: Request) -> Response:
     if info is None:
         err = ClientRequestError(f"model: {model_id!r} not found", kind=ErrorKind.NOT_FOUND)
         return error_response(err, request)
+    if not anthropic_client(request):
+        return JSONResponse(openai_routes.model_object(info))
     return JSONResponse(info)
 
 

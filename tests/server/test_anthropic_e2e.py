@@ -560,7 +560,12 @@ def test_request_errors_are_native(bridge: RunningServer) -> None:
             400,
             "invalid_request_error",
         ),
-        (httpx2.get(f"{bridge.url}/v1/nope"), 404, "not_found_error"),
+        # A shared or unknown /v1 path answers Anthropic clients (by their headers) in kind.
+        (
+            httpx2.get(f"{bridge.url}/v1/nope", headers={"anthropic-version": "2023-06-01"}),
+            404,
+            "not_found_error",
+        ),
         (httpx2.get(f"{bridge.url}/v1/messages"), 405, "invalid_request_error"),
     ]
     for response, status, error_type in cases:

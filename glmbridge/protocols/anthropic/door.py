@@ -22,6 +22,10 @@ class AnthropicDoor:
         """See :func:`glmbridge.protocols.anthropic.decode_request`."""
         return decode_request(body)
 
+    def for_request(self, req: ir.Request) -> AnthropicDoor:
+        """The door itself: an Anthropic answer needs nothing from the request."""
+        return self
+
     def encode_response(self, resp: ir.Response) -> bytes:
         """A ``Message`` body."""
         return encode_response(resp)

@@ -15,7 +15,6 @@ built from precomputed byte prefixes (see the stream section).
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, assert_never
 
 import msgspec
@@ -26,6 +25,7 @@ from glmbridge.errors import (
     ClientRequestError,
 )
 from glmbridge.protocols.anthropic import wire as aw
+from glmbridge.protocols.json_errors import validation_error
 
 __all__ = [
     "decode_count_tokens_request",
@@ -56,8 +56,6 @@ _CONTENT_BLOCKS = (
 
 # --- msgspec errors -> ClientRequestError -------------------------------------------------
 
-_AT_RE = re.compile(r"^(?P<detail>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_MISSING_RE = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _ALLOWED = {
     "role": "user, assistant or system",
     "tool_choice.type": "auto, any, tool or none",
@@ -67,30 +65,8 @@ _ALLOWED = {
 }
 
 
-def _join(prefix: str, path: str) -> str:
-    return f"{prefix}.{path}" if prefix and path else prefix or path
-
-
 def _validation_error(exc: msgspec.ValidationError, prefix: str = "") -> ClientRequestError:
-    """Turn ``Expected `int`, got `str` - at `$.a[0].b``` into ``a.0.b: expected `int` ...``."""
-    match = _AT_RE.match(str(exc))
-    detail, raw_path = (match["detail"], match["path"] or "") if match else (str(exc), "")
-    # dict keys print as "[...]"; list indices as "[3]"
-    path = raw_path.replace("[...]", "").replace("[", ".").replace("]", "").lstrip(".")
-    if missing := _MISSING_RE.match(detail):
-        path, detail = _join(path, missing["field"]), "required"
-    elif detail.startswith(("Invalid enum value", "Invalid value")):
-        # msgspec quotes the offending value; we never echo client values back
-        full = _join(prefix, path)
-        hint = next((h for k, h in _ALLOWED.items() if full == k or full.endswith("." + k)), None)
-        detail = f"invalid value, expected {hint}" if hint else "invalid value"
-    else:
-        # optional wire fields are typed `T | null`; "null" is just "absent" to a client
-        detail = detail[:1].lower() + detail[1:].replace(" | null`", "`")
-    full = _join(prefix, path)
-    if not full:
-        return ClientRequestError(f"body must be a JSON object ({detail})")
-    return ClientRequestError(detail, path=full)
+    return validation_error(exc, prefix, _ALLOWED)
 
 
 # --- request: wire -> IR ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from glmbridge._tool_args import exact_float
 from glmbridge.errors import (
     ClientRequestError,
     ErrorKind,
+    GlmbridgeError,
     StreamStateError,
     UpstreamError,
     UpstreamProtocolError,
@@ -164,6 +165,11 @@ class StreamEncoder:
             return b""
         self._finish()
         return error_frame(ErrorKind.API_ERROR, "stream ended unexpectedly")
+
+    def fail(self, err: GlmbridgeError) -> bytes:
+        """End the stream with ``err`` (an ``error`` event); nothing may follow."""
+        self._finish()
+        return error_frame(err.kind, err.message)
 
     # -- slow path -------------------------------------------------------------------------
 

@@ -1,16 +1,31 @@
-"""OpenAI Chat Completions; Z.ai GLM's chat API is its ``GLM`` dialect (an upstream now,
-a front door with the next issue).
+"""OpenAI Chat Completions, both ways: the front door for OpenAI clients, and the upstream
+codec for GLM's chat API (its ``GLM`` dialect).
 
-Modules (the same names in every protocol package): ``wire`` (Structs, :class:`Dialect`
-with the ``GLM`` and ``OPENAI`` instances, finish-reason and usage tables), ``request``
-(IR -> chat body; its docstring lists the translation choices), ``response`` (a chat
-answer -> IR), ``stream`` (``StreamDecoder``: chunk payloads -> IR events), ``errors``
-(upstream error bodies), ``upstream`` (the upstream role of :mod:`glmbridge.exchange`).
+Upstream side: ``wire`` (Structs, :class:`Dialect` with the ``GLM`` and ``OPENAI``
+instances, finish-reason and usage tables), ``request`` (IR -> chat body; its docstring
+lists the translation choices), ``response`` (a chat answer -> IR), ``stream``
+(``StreamDecoder``: chunk payloads -> IR events), ``upstream`` (the upstream role of
+:mod:`glmbridge.exchange`).
+
+Door side: ``door_request`` (a client's request -> IR; its docstring lists the choices),
+``door_response`` (IR -> ``chat.completion`` bodies and chunk streams), ``door`` (the
+front-door role), ``grammar`` (the chunk-stream validator).
+
+``errors`` serves both: upstream error bodies in, OpenAI error bodies out.
 """
 
 from __future__ import annotations
 
-from glmbridge.protocols.openai.errors import error_from_upstream
+from glmbridge.protocols.openai.door import CHAT_DOOR, ChatDoor
+from glmbridge.protocols.openai.door_request import decode_request
+from glmbridge.protocols.openai.door_response import StreamEncoder, response_from_ir
+from glmbridge.protocols.openai.errors import (
+    OPENAI_ERRORS,
+    encode_error,
+    error_data,
+    error_from_upstream,
+    error_headers,
+)
 from glmbridge.protocols.openai.request import encode_request, request_from_ir
 from glmbridge.protocols.openai.response import response_to_ir
 from glmbridge.protocols.openai.stream import StreamDecoder
@@ -18,15 +33,24 @@ from glmbridge.protocols.openai.upstream import DIALECTS, ChatUpstream
 from glmbridge.protocols.openai.wire import GLM, OPENAI, ChatCompletionRequest, Dialect
 
 __all__ = [
+    "CHAT_DOOR",
     "DIALECTS",
     "GLM",
     "OPENAI",
+    "OPENAI_ERRORS",
     "ChatCompletionRequest",
+    "ChatDoor",
     "ChatUpstream",
     "Dialect",
     "StreamDecoder",
+    "StreamEncoder",
+    "decode_request",
+    "encode_error",
     "encode_request",
+    "error_data",
     "error_from_upstream",
+    "error_headers",
     "request_from_ir",
+    "response_from_ir",
     "response_to_ir",
 ]

@@ -1,0 +1,70 @@
+"""The OpenAI Chat Completions front door (``POST /v1/chat/completions``)."""
+
+from __future__ import annotations
+
+import time
+
+from glmbridge import ir
+from glmbridge.errors import GlmbridgeError
+from glmbridge.protocols.openai.door_request import decode_request
+from glmbridge.protocols.openai.door_response import StreamEncoder, response_from_ir
+from glmbridge.protocols.openai.errors import encode_error, error_data, error_headers
+
+__all__ = ["CHAT_DOOR", "KEEPALIVE", "ChatDoor"]
+
+KEEPALIVE = b": keep-alive\n\n"
+"""An SSE comment: every SSE parser skips it (the openai SDK and Codex included)."""
+
+
+class ChatDoor:
+    """Implements :class:`glmbridge.exchange.FrontDoor` for Chat Completions clients.
+
+    The shared instance :data:`CHAT_DOOR` decodes; :meth:`for_request` gives the door
+    bound to one request, which renders its answer (``include_usage``, JSON mode, one
+    ``created`` time for the body or every chunk).
+    """
+
+    name = "openai"
+    keepalive = KEEPALIVE
+
+    def __init__(self, request: ir.Request | None = None) -> None:
+        self._request = request
+        self._created = int(time.time())
+
+    def decode_request(self, body: bytes) -> ir.Request:
+        """See :func:`glmbridge.protocols.openai.door_request.decode_request`."""
+        return decode_request(body)
+
+    def for_request(self, req: ir.Request) -> ChatDoor:
+        """The door bound to ``req``."""
+        return ChatDoor(req)
+
+    def encode_response(self, resp: ir.Response) -> bytes:
+        """A ``chat.completion`` body."""
+        fmt = self._request.response_format if self._request is not None else None
+        json_mode = fmt is not None and fmt.type != "text"
+        return response_from_ir(resp, created=self._created, json_mode=json_mode)
+
+    def stream_encoder(self) -> StreamEncoder:
+        """A fresh chunk encoder."""
+        req = self._request
+        include_usage = bool(req is not None and req.echo.get("include_usage"))
+        model = req.model if req is not None else ""
+        return StreamEncoder(model=model, include_usage=include_usage, created=self._created)
+
+    def encode_error(
+        self, err: GlmbridgeError, *, request_id: str | None = None
+    ) -> tuple[int, bytes]:
+        """``(status, body)`` in OpenAI's error shape."""
+        return encode_error(err, request_id=request_id)
+
+    def error_headers(self, err: GlmbridgeError) -> dict[str, str]:
+        """``retry-after`` and ``x-should-retry`` for the SDK's retry logic."""
+        return error_headers(err)
+
+    def error_event(self, err: GlmbridgeError) -> bytes:
+        """A ``data: {"error": ...}`` frame."""
+        return error_data(err)
+
+
+CHAT_DOOR = ChatDoor()

@@ -1,0 +1,514 @@
+"""Chat Completions requests from clients (``POST /v1/chat/completions``) -> IR.
+
+Translation choices (the rest is one-to-one):
+
+* ``system`` and ``developer`` messages before the first other message are the system
+  prompt; later ones become ``role: "system"`` IR messages (the upstream codec turns
+  them into reminders, so GLM's prefix cache survives).
+* ``tool`` messages become ``tool_result`` blocks of one user turn (consecutive ones
+  together), right after the assistant turn that called them.
+* ``image_url`` parts (http(s) or data URL) become image blocks; ``file`` parts with
+  ``file_data`` become documents. ``input_audio``, ``file_id`` references and audio
+  output are refused with a 400 naming the part: GLM cannot take them.
+* ``custom`` tools (free-form text input) are offered as functions with one string
+  argument ``input``; their calls come back as function calls with that argument.
+* ``tool_choice``: ``none``/``auto``/``required``/named map to the IR's
+  ``none``/``auto``/``any``/``tool``; ``allowed_tools`` narrows the tool list.
+  ``parallel_tool_calls: false`` sets ``disable_parallel_tool_use``. (GLM knows only
+  ``auto``; the upstream codec emulates the rest, see :mod:`.request`.)
+* ``reasoning_effort``: ``none`` disables thinking; any other level enables it and
+  becomes the IR effort (``minimal`` → ``low``, ``xhigh`` → ``max``). GLM's own
+  ``thinking: {type}`` extension is accepted too.
+* ``n`` > 1 is refused; ``seed``, ``user``, penalties, ``logit_bias`` and ``logprobs``
+  are dropped with a debug log; ``metadata``, ``store``, ``service_tier``,
+  ``prompt_cache_key`` and the like are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from typing import Any, Literal, TypeAlias
+
+import msgspec
+
+from glmbridge import ir
+from glmbridge._tool_args import exact_float, parse_arguments
+from glmbridge.errors import ClientRequestError
+from glmbridge.protocols.json_errors import decode_body
+
+__all__ = ["FREEFORM_SCHEMA", "decode_request", "effort_to_ir", "freeform_tool"]
+
+logger = logging.getLogger("glmbridge.protocols.openai")
+
+
+class _In(msgspec.Struct, kw_only=True):
+    """Inbound shapes: unknown fields are ignored."""
+
+
+class ImageURL(_In):
+    url: str
+    detail: str | None = None
+
+
+class FileRef(_In):
+    file_data: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+
+
+class TextPart(_In, tag_field="type", tag="text"):
+    text: str
+
+
+class ImagePart(_In, tag_field="type", tag="image_url"):
+    image_url: ImageURL
+
+
+class AudioPart(_In, tag_field="type", tag="input_audio"):
+    input_audio: Any = None
+
+
+class FilePart(_In, tag_field="type", tag="file"):
+    file: FileRef
+
+
+class RefusalPart(_In, tag_field="type", tag="refusal"):
+    refusal: str
+
+
+UserPart: TypeAlias = TextPart | ImagePart | AudioPart | FilePart
+AssistantPart: TypeAlias = TextPart | RefusalPart
+
+
+class CallFunction(_In):
+    name: str
+    arguments: Any = None  # a JSON string by the spec; some clients send the object
+
+
+class CustomCall(_In):
+    name: str
+    input: str = ""
+
+
+class ToolCallIn(_In):
+    id: str
+    type: Literal["function", "custom"] = "function"
+    function: CallFunction | None = None
+    custom: CustomCall | None = None
+
+
+class SystemIn(_In, tag_field="role", tag="system"):
+    content: str | list[TextPart]
+
+
+class DeveloperIn(_In, tag_field="role", tag="developer"):
+    content: str | list[TextPart]
+
+
+class UserIn(_In, tag_field="role", tag="user"):
+    content: str | list[UserPart]
+
+
+class AssistantIn(_In, tag_field="role", tag="assistant"):
+    content: str | list[AssistantPart] | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    reasoning_content: str | None = None
+    refusal: str | None = None
+
+
+class ToolIn(_In, tag_field="role", tag="tool"):
+    tool_call_id: str
+    content: str | list[TextPart]
+
+
+MessageIn: TypeAlias = SystemIn | DeveloperIn | UserIn | AssistantIn | ToolIn
+
+
+class FunctionDefIn(_In):
+    name: str
+    description: str | None = None
+    parameters: msgspec.Raw = msgspec.Raw(b"")  # kept raw: never re-encoded
+    strict: bool | None = None
+
+
+class FunctionTool(_In, tag_field="type", tag="function"):
+    function: FunctionDefIn
+
+
+class CustomDefIn(_In):
+    name: str
+    description: str | None = None
+    format: dict[str, Any] | None = None
+
+
+class CustomTool(_In, tag_field="type", tag="custom"):
+    custom: CustomDefIn
+
+
+class NamedFunction(_In):
+    name: str
+
+
+class NamedChoice(_In):
+    type: Literal["function", "custom", "allowed_tools"]
+    function: NamedFunction | None = None
+    custom: NamedFunction | None = None
+    allowed_tools: dict[str, Any] | None = None
+
+
+class StreamOptionsIn(_In):
+    include_usage: bool | None = None
+
+
+class JsonSchemaIn(_In):
+    name: str = "response"
+    schema: dict[str, Any] | None = None
+    description: str | None = None
+    strict: bool | None = None
+
+
+class ResponseFormatIn(_In):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaIn | None = None
+
+
+class ThinkingIn(_In):
+    type: Literal["enabled", "disabled", "adaptive"]
+
+
+class ChatRequestIn(_In):
+    """The fields of a client's Chat Completions request that glmbridge reads."""
+
+    model: str
+    messages: list[MessageIn]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    n: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool | None = None
+    stream_options: StreamOptionsIn | None = None
+    tools: list[FunctionTool | CustomTool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedChoice | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: str | None = None
+    response_format: ResponseFormatIn | None = None
+    thinking: ThinkingIn | None = None  # GLM's own extension
+    user: str | None = None
+    safety_identifier: str | None = None
+    # Dropped (logged at debug): GLM has no equivalent.
+    seed: Any = None
+    frequency_penalty: Any = None
+    presence_penalty: Any = None
+    logit_bias: Any = None
+    logprobs: Any = None
+    top_logprobs: Any = None
+    modalities: Any = None
+    audio: Any = None
+    functions: Any = None
+
+
+_DECODE = msgspec.json.Decoder(ChatRequestIn, float_hook=exact_float)
+_ALLOWED = {
+    "role": "system, developer, user, assistant or tool",
+    "type": "a known part or tool type",
+    "tool_choice": "none, auto, required or a named tool",
+    "response_format.type": "text, json_object or json_schema",
+}
+_DROPPED = ("seed", "frequency_penalty", "presence_penalty", "logit_bias", "logprobs",
+            "top_logprobs", "modalities")  # fmt: skip
+_EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high",
+            "xhigh": "max", "max": "max"}  # fmt: skip
+MAX_STOP = 4
+
+FREEFORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"input": {"type": "string", "description": "The tool's free-form input."}},
+    "required": ["input"],
+    "additionalProperties": False,
+}
+"""The function schema a free-form (``custom``) tool is offered to GLM with."""
+
+
+def freeform_tool(name: str, description: str | None, fmt: dict[str, Any] | None) -> ir.Tool:
+    """An IR tool for an OpenAI ``custom`` tool: one string argument ``input``.
+
+    A grammar in ``fmt`` (Codex sends a Lark grammar for ``apply_patch``) is appended to
+    the description, so the model knows the syntax its input must follow.
+    """
+    text = description or ""
+    grammar = fmt.get("grammar") if isinstance(fmt, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "grammar" and isinstance(grammar, dict):
+        definition, syntax = grammar.get("definition"), grammar.get("syntax", "lark")
+    elif isinstance(fmt, dict) and fmt.get("type") == "grammar":
+        definition, syntax = fmt.get("definition"), fmt.get("syntax", "lark")
+    else:
+        definition, syntax = None, None
+    if isinstance(definition, str) and definition:
+        note = f"The `input` string must follow this {syntax} grammar:\n{definition}"
+        text = f"{text}\n\n{note}" if text else note
+    return ir.Tool(
+        name=name, description=text or None, input_schema=FREEFORM_SCHEMA, freeform=True
+    )
+
+
+def effort_to_ir(effort: str | None, path: str) -> tuple[ir.Thinking | None, str | None]:
+    """OpenAI ``reasoning_effort`` -> ``(thinking, effort)`` of the IR."""
+    if effort is None:
+        return None, None
+    if effort == "none":
+        return ir.Thinking(type="disabled"), None
+    mapped = _EFFORTS.get(effort)
+    if mapped is None:
+        raise ClientRequestError(
+            "invalid value, expected none, minimal, low, medium, high, xhigh or max", path=path
+        )
+    return ir.Thinking(type="enabled"), mapped
+
+
+def decode_request(body: bytes) -> ir.Request:
+    """Decode a client's ``POST /v1/chat/completions`` body into an IR request.
+
+    ``echo`` carries ``include_usage`` for the stream encoder.
+
+    Raises:
+        ClientRequestError: the body is invalid or asks for something GLM cannot do
+            (``n`` > 1, audio, file ids); the message starts with the field's path.
+    """
+    params = decode_body(_DECODE, body, allowed=_ALLOWED)
+    if params.n is not None and params.n != 1:
+        raise ClientRequestError("only n=1 is supported (GLM returns one choice)", path="n")
+    if not params.messages:
+        raise ClientRequestError("at least one message is required", path="messages")
+    for name in _DROPPED:
+        if getattr(params, name) is not None:
+            logger.debug("%s dropped (GLM has no equivalent)", name)
+    if params.audio is not None or (params.modalities and "audio" in params.modalities):
+        raise ClientRequestError("audio output is not supported by GLM models", path="audio")
+    if params.functions is not None:
+        raise ClientRequestError("legacy functions are not supported; use tools",
+                                 path="functions")  # fmt: skip
+    thinking, effort = effort_to_ir(params.reasoning_effort, "reasoning_effort")
+    if params.thinking is not None:
+        thinking = ir.Thinking(type=params.thinking.type)
+    system, messages = _messages(params.messages)
+    tools = [_tool(t) for t in params.tools or ()]
+    tools, choice = _tool_choice(params, tools)
+    options = params.stream_options
+    return ir.Request(
+        model=params.model,
+        messages=messages,
+        system=system,
+        max_tokens=_max_tokens(params),
+        temperature=params.temperature,
+        top_p=params.top_p,
+        stop_sequences=_stop(params.stop),
+        stream=bool(params.stream),
+        tools=tools,
+        tool_choice=choice,
+        thinking=thinking,
+        effort=effort,
+        response_format=_response_format(params.response_format),
+        user_id=params.safety_identifier or params.user,
+        echo={"include_usage": bool(options is not None and options.include_usage)},
+    )
+
+
+def _max_tokens(params: ChatRequestIn) -> int | None:
+    value = params.max_completion_tokens
+    name = "max_completion_tokens"
+    if value is None:
+        value, name = params.max_tokens, "max_tokens"
+    if value is not None and value < 1:
+        raise ClientRequestError("must be at least 1", path=name)
+    return value
+
+
+def _stop(stop: str | list[str] | None) -> list[str]:
+    if stop is None:
+        return []
+    stops = [stop] if isinstance(stop, str) else stop
+    if len(stops) > MAX_STOP:
+        raise ClientRequestError(f"at most {MAX_STOP} stop sequences are allowed", path="stop")
+    return [s for s in stops if s]
+
+
+# --- messages --------------------------------------------------------------------------
+
+
+def _text(content: str | list[TextPart]) -> str:
+    return content if isinstance(content, str) else "".join(p.text for p in content)
+
+
+def _messages(items: list[MessageIn]) -> tuple[list[ir.TextBlock], list[ir.Message]]:
+    system: list[ir.TextBlock] = []
+    out: list[ir.Message] = []
+    results: list[ir.Block] = []  # tool results waiting for their user turn
+    for i, msg in enumerate(items):
+        path = f"messages.{i}"
+        if isinstance(msg, ToolIn):
+            content: list[ir.ContentBlock] = [ir.TextBlock(text=_text(msg.content))]
+            results.append(ir.ToolResultBlock(tool_use_id=msg.tool_call_id, content=content))
+            continue
+        if results:
+            out.append(ir.Message(role="user", content=results))
+            results = []
+        if isinstance(msg, (SystemIn, DeveloperIn)):
+            text = _text(msg.content)
+            if not out:
+                if text:
+                    system.append(ir.TextBlock(text=text))
+            elif text:
+                out.append(ir.Message(role="system", content=[ir.TextBlock(text=text)]))
+        elif isinstance(msg, UserIn):
+            out.append(ir.Message(role="user", content=_user_blocks(msg.content, path)))
+        else:
+            out.append(ir.Message(role="assistant", content=_assistant_blocks(msg, path)))
+    if results:
+        out.append(ir.Message(role="user", content=results))
+    return system, out
+
+
+def _user_blocks(content: str | list[UserPart], path: str) -> list[ir.Block]:
+    if isinstance(content, str):
+        return [ir.TextBlock(text=content)]
+    blocks: list[ir.Block] = []
+    for j, part in enumerate(content):
+        ppath = f"{path}.content.{j}"
+        if isinstance(part, TextPart):
+            blocks.append(ir.TextBlock(text=part.text))
+        elif isinstance(part, ImagePart):
+            blocks.append(ir.ImageBlock(source=media_source(part.image_url.url, ppath)))
+        elif isinstance(part, FilePart):
+            blocks.append(_document(part.file, ppath))
+        else:
+            raise ClientRequestError(
+                "input_audio is not supported: GLM models cannot take audio", path=ppath
+            )
+    return blocks
+
+
+def media_source(url: str, path: str) -> ir.MediaSource:
+    """An image URL (http(s) or a base64 data URL) as an IR media source."""
+    if url.startswith("data:"):
+        header, sep, data = url.partition(",")
+        if not sep or not header.endswith(";base64"):
+            raise ClientRequestError("data URLs must be base64 (data:<type>;base64,...)",
+                                     path=path)  # fmt: skip
+        media_type = header[5:].removesuffix(";base64") or "application/octet-stream"
+        return ir.MediaSource(type="base64", media_type=media_type, data=data)
+    if url.startswith(("http://", "https://")):
+        return ir.MediaSource(type="url", url=url)
+    raise ClientRequestError("must be an http(s) URL or a base64 data URL", path=path)
+
+
+def document_block(data: str | None, file_id: str | None, name: str | None,
+                   path: str) -> ir.DocumentBlock:  # fmt: skip
+    """A file given inline (base64 or a data URL) as an IR document."""
+    if file_id is not None and data is None:
+        raise ClientRequestError(
+            "file_id references are not supported (glmbridge has no Files API); "
+            "send the file inline as file_data",
+            path=path,
+        )
+    if not data:
+        raise ClientRequestError("file_data is required", path=path)
+    if data.startswith("data:"):
+        return ir.DocumentBlock(source=media_source(data, path), title=name)
+    media_type = (mimetypes.guess_type(name)[0] if name else None) or "application/pdf"
+    source = ir.MediaSource(type="base64", media_type=media_type, data=data)
+    return ir.DocumentBlock(source=source, title=name)
+
+
+def _document(ref: FileRef, path: str) -> ir.DocumentBlock:
+    return document_block(ref.file_data, ref.file_id, ref.filename, f"{path}.file")
+
+
+def _assistant_blocks(msg: AssistantIn, path: str) -> list[ir.Block]:
+    blocks: list[ir.Block] = []
+    if msg.reasoning_content:
+        blocks.append(ir.ThinkingBlock(thinking=msg.reasoning_content))
+    content = msg.content
+    if isinstance(content, str):
+        if content:
+            blocks.append(ir.TextBlock(text=content))
+    elif content:
+        text = "".join(p.text if isinstance(p, TextPart) else p.refusal for p in content)
+        if text:
+            blocks.append(ir.TextBlock(text=text))
+    for k, call in enumerate(msg.tool_calls or ()):
+        blocks.append(_call(call, f"{path}.tool_calls.{k}"))
+    return blocks
+
+
+def _call(call: ToolCallIn, path: str) -> ir.ToolUseBlock:
+    if call.type == "custom":
+        if call.custom is None:
+            raise ClientRequestError("required", path=f"{path}.custom")
+        return ir.ToolUseBlock(id=call.id, name=call.custom.name,
+                               input={"input": call.custom.input})  # fmt: skip
+    fn = call.function
+    if fn is None:
+        raise ClientRequestError("required", path=f"{path}.function")
+    raw = fn.arguments
+    if isinstance(raw, dict):
+        args = raw
+    else:
+        args, repaired = parse_arguments(raw if isinstance(raw, str) else "")
+        if repaired:
+            logger.debug("%s.function.arguments: not a JSON object; repaired", path)
+    return ir.ToolUseBlock(id=call.id, name=fn.name, input=args)
+
+
+# --- tools, choice, format -----------------------------------------------------------------
+
+
+def _tool(tool: FunctionTool | CustomTool) -> ir.Tool:
+    if isinstance(tool, CustomTool):
+        c = tool.custom
+        return freeform_tool(c.name, c.description, c.format)
+    fn = tool.function
+    first = bytes(memoryview(fn.parameters)[:1])  # look at one byte only
+    schema = None if first in (b"", b"n") else fn.parameters
+    return ir.Tool(name=fn.name, description=fn.description, input_schema=schema)
+
+
+def _tool_choice(
+    params: ChatRequestIn, tools: list[ir.Tool]
+) -> tuple[list[ir.Tool], ir.ToolChoice | None]:
+    choice = params.tool_choice
+    no_parallel = params.parallel_tool_calls is False
+    if choice is None:
+        return tools, ir.ToolChoice(disable_parallel_tool_use=True) if no_parallel else None
+    if isinstance(choice, str):
+        kind = {"none": "none", "auto": "auto", "required": "any"}[choice]
+        return tools, ir.ToolChoice(type=kind, disable_parallel_tool_use=no_parallel)  # type: ignore[arg-type]
+    if choice.type == "allowed_tools":
+        allowed = choice.allowed_tools or {}
+        names = {
+            (t.get("function") or t.get("custom") or {}).get("name") or t.get("name")
+            for t in allowed.get("tools") or ()
+            if isinstance(t, dict)
+        }
+        tools = [t for t in tools if t.name in names]
+        kind = "any" if allowed.get("mode") == "required" else "auto"
+        return tools, ir.ToolChoice(type=kind, disable_parallel_tool_use=no_parallel)  # type: ignore[arg-type]
+    named = choice.function if choice.type == "function" else choice.custom
+    if named is None:
+        raise ClientRequestError("required", path=f"tool_choice.{choice.type}")
+    if not any(t.name == named.name for t in tools):
+        raise ClientRequestError("names a tool that is not in tools", path="tool_choice")
+    return tools, ir.ToolChoice(type="tool", name=named.name, disable_parallel_tool_use=no_parallel)
+
+
+def _response_format(fmt: ResponseFormatIn | None) -> ir.ResponseFormat | None:
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return ir.ResponseFormat(type="json_object")
+    spec = fmt.json_schema
+    if spec is None:
+        raise ClientRequestError("required", path="response_format.json_schema")
+    return ir.ResponseFormat(type="json_schema", schema=spec.schema, name=spec.name)
