@@ -517,7 +517,7 @@ CASES: list[tuple[str, dict[str, Any], Any, oa.Dialect, dict[str, Any]]] = [
         {"messages": HI_WIRE},
     ),
     (
-        "tool_choice_any_and_named_fall_back_to_auto_glm",
+        "tool_choice_named_emulated_by_an_instruction_glm",
         {
             "messages": HI,
             "tools": TOOLS,
@@ -525,7 +525,37 @@ CASES: list[tuple[str, dict[str, Any], Any, oa.Dialect, dict[str, Any]]] = [
         },
         TEXT,
         oa.GLM,
-        {"messages": HI_WIRE, "tools": TOOLS_WIRE, "tool_choice": "auto"},
+        {
+            "messages": [
+                {"role": "system", "content": "In this response you must call the `Bash` tool."},
+                *HI_WIRE,
+            ],
+            "tools": TOOLS_WIRE,
+            "tool_choice": "auto",
+        },
+    ),
+    (
+        "tool_choice_any_emulated_after_the_system_prompt_glm",
+        {
+            "messages": HI,
+            "system": [{"type": "text", "text": "Be brief."}],
+            "tools": TOOLS,
+            "tool_choice": {"type": "any"},
+        },
+        TEXT,
+        oa.GLM,
+        {
+            "messages": [
+                {
+                    "role": "system",
+                    "content": "Be brief.\n\n"
+                    "In this response you must call at least one of the available tools.",
+                },
+                *HI_WIRE,
+            ],
+            "tools": TOOLS_WIRE,
+            "tool_choice": "auto",
+        },
     ),
     (
         "tool_choice_openai_named_and_parallel",

@@ -17,7 +17,8 @@ Documented translation choices (GLM dialect):
   text-only). Orphans are repaired: a call without a result gets ``"(no result)"``,
   a result without a call becomes user text.
 * ``tool_choice``: GLM only knows ``auto``. ``none`` omits ``tools``; ``any`` and
-  ``tool`` fall back to ``auto`` (nothing is added to the prompt).
+  ``tool`` are emulated: ``auto`` plus one line at the end of the system prompt ("you
+  must call a tool" / "you must call the `X` tool"), which GLM follows in practice.
 * ``response_format`` ``json_schema``: GLM has only ``json_object``; the schema is
   appended to the system prompt.
 * Sampling: values are clamped to the dialect's ranges; with open-interval sampling
@@ -310,19 +311,27 @@ def _tools(req: ir.Request, dialect: Dialect) -> list[w.ToolDef]:
 _CHOICE_VALUES = {"auto": "auto", "any": "required", "tool": "function", "none": "none"}
 
 
+_MUST_CALL = "In this response you must call at least one of the available tools."
+_MUST_CALL_NAMED = "In this response you must call the `{name}` tool."
+
+
 def _tool_choice(
     req: ir.Request, tools: list[w.ToolDef], dialect: Dialect, body: dict[str, Any]
-) -> None:
-    """Set ``tools``/``tool_choice``/``parallel_tool_calls`` in ``body``."""
+) -> str:
+    """Set ``tools``/``tool_choice``/``parallel_tool_calls`` in ``body``; return the
+    system-prompt line that emulates a choice the dialect lacks (or ``""``)."""
     if not tools:
-        return
+        return ""
     choice = req.tool_choice or ir.ToolChoice()
     value = _CHOICE_VALUES[choice.type]
+    note = ""
     if value not in dialect.tool_choice_values:
         if value == "none":
             logger.debug("tool_choice none: tools omitted (%s has no 'none')", dialect.name)
-            return
-        logger.debug("tool_choice %s unsupported by %s; using auto", choice.type, dialect.name)
+            return ""
+        logger.debug("tool_choice %s emulated on %s by an instruction", choice.type,
+                     dialect.name)  # fmt: skip
+        note = _MUST_CALL_NAMED.format(name=choice.name) if choice.name else _MUST_CALL
         value = "auto"
     body["tools"] = tools
     if value == "function" and choice.name:
@@ -333,6 +342,7 @@ def _tool_choice(
         body["tool_choice"] = value
     if choice.disable_parallel_tool_use and dialect.parallel_tool_calls_param:
         body["parallel_tool_calls"] = False
+    return note
 
 
 def _sampling(req: ir.Request, dialect: Dialect, body: dict[str, Any]) -> None:
@@ -414,7 +424,9 @@ def request_from_ir(
     ctx = _Ctx(spec, dialect)
     response_format, system_extra = _response_format(req, dialect)
     body: dict[str, Any] = {}
-    _tool_choice(req, _tools(req, dialect), dialect, body)
+    choice_note = _tool_choice(req, _tools(req, dialect), dialect, body)
+    if choice_note:
+        system_extra = f"{system_extra}\n\n{choice_note}" if system_extra else choice_note
     _sampling(req, dialect, body)
     _limits(req, spec, dialect, body)
     thinking = _thinking(req, spec, dialect)
