@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from glmbridge.errors import GlmbridgeError
 from glmbridge.protocols.openai import CHAT_DOOR
+from glmbridge.protocols.responses import RESPONSES_DOOR
 from glmbridge_server import relay
 from glmbridge_server.routes import error_response, prepare
 
@@ -31,6 +32,14 @@ async def chat_completions(request: Request) -> Response:
         return await relay.answer(request, await prepare(request, CHAT_DOOR))
     except GlmbridgeError as err:
         return error_response(err, request, CHAT_DOOR)
+
+
+async def responses(request: Request) -> Response:
+    """``POST /v1/responses``."""
+    try:
+        return await relay.answer(request, await prepare(request, RESPONSES_DOOR))
+    except GlmbridgeError as err:
+        return error_response(err, request, RESPONSES_DOOR)
 
 
 def model_object(info: dict[str, Any]) -> dict[str, Any]:
@@ -52,4 +61,5 @@ def model_list(catalog: dict[str, dict[str, Any]]) -> Response:
 
 routes = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/responses", responses, methods=["POST"]),
 ]

@@ -1,0 +1,79 @@
+"""The OpenAI Responses front door (``POST /v1/responses``)."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from glmbridge import ir
+from glmbridge.errors import GlmbridgeError
+from glmbridge.protocols.openai.door import KEEPALIVE
+from glmbridge.protocols.openai.errors import encode_error, error_headers, openai_error
+from glmbridge.protocols.responses.request import decode_request
+from glmbridge.protocols.responses.response import response_from_ir
+from glmbridge.protocols.responses.stream import StreamEncoder
+
+__all__ = ["RESPONSES_DOOR", "ResponsesDoor"]
+
+_ENCODE = msgspec.json.Encoder()
+
+
+class ResponsesDoor:
+    """Implements :class:`glmbridge.exchange.FrontDoor` for Responses clients (Codex CLI).
+
+    The shared instance :data:`RESPONSES_DOOR` decodes; :meth:`for_request` binds it to
+    one request, whose settings the response object echoes.
+    """
+
+    name = "responses"
+    keepalive = KEEPALIVE
+
+    def __init__(self, request: ir.Request | None = None) -> None:
+        self._request = request
+        self._created = int(time.time())
+
+    def decode_request(self, body: bytes) -> ir.Request:
+        """See :func:`glmbridge.protocols.responses.request.decode_request`."""
+        return decode_request(body)
+
+    def for_request(self, req: ir.Request) -> ResponsesDoor:
+        """The door bound to ``req``."""
+        return ResponsesDoor(req)
+
+    def _json_mode(self) -> bool:
+        fmt = self._request.response_format if self._request is not None else None
+        return fmt is not None and fmt.type != "text"
+
+    def encode_response(self, resp: ir.Response) -> bytes:
+        """A ``response`` object."""
+        echo = self._request.echo if self._request is not None else {}
+        return response_from_ir(resp, echo=echo, created_at=self._created,
+                                json_mode=self._json_mode())  # fmt: skip
+
+    def stream_encoder(self) -> StreamEncoder:
+        """A fresh event encoder."""
+        req = self._request
+        model = req.model if req is not None else ""
+        echo = req.echo if req is not None else {}
+        return StreamEncoder(model=model, echo=echo, created_at=self._created)
+
+    def encode_error(
+        self, err: GlmbridgeError, *, request_id: str | None = None
+    ) -> tuple[int, bytes]:
+        """``(status, body)`` in OpenAI's error shape."""
+        return encode_error(err, request_id=request_id)
+
+    def error_headers(self, err: GlmbridgeError) -> dict[str, str]:
+        """``retry-after`` and ``x-should-retry`` for the SDK's retry logic."""
+        return error_headers(err)
+
+    def error_event(self, err: GlmbridgeError) -> bytes:
+        """An ``error`` event (for a stream that has no encoder yet)."""
+        _, obj = openai_error(err)
+        body = {"type": "error", "sequence_number": 0, "code": obj["code"] or obj["type"],
+                "message": obj["message"], "param": obj["param"]}  # fmt: skip
+        return b"event: error\ndata: " + _ENCODE.encode(body) + b"\n\n"
+
+
+RESPONSES_DOOR = ResponsesDoor()
