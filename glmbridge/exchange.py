@@ -85,14 +85,15 @@ class DoorStreamEncoder(Protocol):
     def flush(self) -> bytes: ...
     def fail(self, err: GlmbridgeError) -> bytes:
         """The bytes that end the stream with ``err`` (a transport failure)."""
+    def keepalive(self) -> bytes:
+        """A frame that keeps an idle stream alive (Anthropic ``ping``, an SSE comment, a
+        Responses ``response.in_progress`` event: Codex's idle timer ignores comments)."""
 
 
 class FrontDoor(Protocol):
     """The protocol a client speaks: requests in, answers and errors out."""
 
     name: str
-    keepalive: bytes
-    """A frame that keeps an idle stream alive (Anthropic ``ping``)."""
 
     def decode_request(self, body: bytes) -> ir.Request: ...
     def for_request(self, req: ir.Request) -> FrontDoor:
@@ -377,6 +378,13 @@ class ExchangeStream:
     def answered(self) -> bool:
         """Whether the upstream has delivered the final stop reason."""
         return self.finished or self._decoder.answered
+
+    def keepalive(self) -> bytes:
+        """A keep-alive frame for an idle client stream (``b""`` before it started or
+        after it finished)."""
+        if not self.started or self._state is not _State.STREAMING:
+            return b""
+        return self._encoder.keepalive()
 
     def preamble(self) -> bytes:
         """The door's start event, now (early commit); ``b""`` if already started."""

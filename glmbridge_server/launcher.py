@@ -34,9 +34,17 @@ from typing import Any
 
 import httpx2
 
-from glmbridge_server.settings import Settings, SettingsError, load_settings
+from glmbridge_server.settings import Settings, SettingsError, load_settings, route_table
 
-__all__ = ["claude_argv", "claude_env", "main_claude", "main_status", "main_stop", "state_dir"]
+__all__ = [
+    "claude_argv",
+    "claude_env",
+    "main_claude",
+    "main_codex",
+    "main_status",
+    "main_stop",
+    "state_dir",
+]
 
 API_TIMEOUT_MS = "3000000"  # 50 minutes: GLM may think for a long time before answering
 PLACEHOLDER_TOKEN = "glmbridge"  # Claude Code wants some token even when the bridge has none
@@ -283,31 +291,66 @@ def _report(exc: LauncherError) -> int:
     return exc.status
 
 
+def _client(name: str, install: str) -> str:
+    executable = shutil.which(name)
+    if executable is None:
+        raise LauncherError(
+            f"glmbridge-server: `{name}` is not on PATH. Install it with: npm install -g {install}",
+            127,
+        )
+    return executable
+
+
+def _bridge(target: Target) -> tuple[dict[str, Any], str]:
+    """The running bridge's health (started in the background if needed), and how."""
+    health = probe(target)
+    if health is not None:
+        return health, "using the running glmbridge"
+    return start_background(target), f"started glmbridge in the background (log: {target.log_file})"
+
+
+def _become(executable: str, argv: list[str], env: dict[str, str], how: str, target: Target,
+            health: dict[str, Any]) -> int:  # fmt: skip
+    print(f"glmbridge: {how} at {target.url} (pid {health.get('pid')})", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(executable, argv, env)
+    return 1  # not reached
+
+
 def main_claude(args: Sequence[str]) -> int:
     """``glmbridge-server claude``: returns only on failure (on success it *is* Claude Code)."""
     try:
         yolo, port, rest = _parse(args, passthrough=True)
         target = _target(port)
-        executable = shutil.which("claude")
-        if executable is None:
-            raise LauncherError(
-                "glmbridge-server: Claude Code (`claude`) is not on PATH. Install it with: "
-                "npm install -g @anthropic-ai/claude-code",
-                127,
-            )
-        health = probe(target)
-        how = "using the running glmbridge"
-        if health is None:
-            health = start_background(target)
-            how = f"started glmbridge in the background (log: {target.log_file})"
+        executable = _client("claude", "@anthropic-ai/claude-code")
+        health, how = _bridge(target)
         env = claude_env(os.environ, target.url, target.settings.auth_token, fetch_models(target))
     except LauncherError as exc:
         return _report(exc)
-    print(f"glmbridge: {how} at {target.url} (pid {health.get('pid')})", file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(executable, claude_argv(rest, yolo=yolo), env)
-    return 1  # not reached
+    return _become(executable, claude_argv(rest, yolo=yolo), env, how, target, health)
+
+
+def main_codex(args: Sequence[str]) -> int:
+    """``glmbridge-server codex``: returns only on failure (on success it *is* Codex CLI).
+
+    Codex gets a ``glmbridge`` provider through ``-c`` overrides (see
+    :mod:`glmbridge_server.codex`); ``--yolo`` is not translated (Codex's own flag is
+    ``--dangerously-bypass-approvals-and-sandbox``).
+    """
+    from glmbridge_server.codex import codex_argv, codex_env
+
+    try:
+        _, port, rest = _parse(args, passthrough=True)
+        target = _target(port)
+        executable = _client("codex", "@openai/codex")
+        health, how = _bridge(target)
+        table = route_table(target.settings.models, target.settings.upstreams)
+        argv = codex_argv(rest, target.url, table.default_model)
+        env = codex_env(os.environ, target.settings.auth_token)
+    except LauncherError as exc:
+        return _report(exc)
+    return _become(executable, argv, env, how, target, health)
 
 
 def main_status(args: Sequence[str]) -> int:

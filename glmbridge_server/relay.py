@@ -419,7 +419,6 @@ class StreamRelay(Response):
         settings = self._call.settings
         commit_at = time.monotonic() + settings.commit_after
         interval = settings.ping_interval
-        keepalive = self._call.exchange.door.keepalive
         while True:
             now = time.monotonic()
             if self._sse:
@@ -437,10 +436,13 @@ class StreamRelay(Response):
                 continue
             if time.monotonic() - self._last_send < interval:
                 continue  # data went out meanwhile: no ping needed
+            frame = self._stream.keepalive() if self._stream is not None else b""
+            if not frame:
+                continue
             done = self._ping_sent = anyio.Event()
             try:
                 assert self._send is not None
-                ping = {"type": "http.response.body", "body": keepalive, "more_body": True}
+                ping = {"type": "http.response.body", "body": frame, "more_body": True}
                 await self._send(ping)
             finally:
                 self._ping_sent = None

@@ -28,6 +28,7 @@ from glmbridge.exchange import Exchange
 from glmbridge.protocols import anthropic
 from glmbridge.routing import RouteTable, resolve_route
 from glmbridge_server import relay
+from glmbridge_server.codex import codex_catalog
 from glmbridge_server.routes import (
     anthropic_client,
     error_response,
@@ -221,6 +222,8 @@ def _page(catalog: dict[str, dict[str, str]], params: Any) -> dict[str, Any]:
 async def models_index(request: Request) -> Response:
     """``GET /v1/models``: Anthropic's paginated list for Anthropic clients (see
     :func:`~glmbridge_server.routes.anthropic_client`), else OpenAI's list."""
+    if "client_version" in request.query_params:  # Codex CLI (model_catalog_url)
+        return JSONResponse(codex_catalog(runtime(request).route_table))
     if not anthropic_client(request):
         return openai_routes.model_list(runtime(request).model_catalog)
     try:

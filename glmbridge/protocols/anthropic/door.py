@@ -7,7 +7,7 @@ from glmbridge.errors import GlmbridgeError
 from glmbridge.protocols.anthropic.errors import encode_error, error_event, error_headers
 from glmbridge.protocols.anthropic.request import decode_request
 from glmbridge.protocols.anthropic.response import encode_response
-from glmbridge.protocols.anthropic.stream import PING, StreamEncoder
+from glmbridge.protocols.anthropic.stream import StreamEncoder
 
 __all__ = ["DOOR", "AnthropicDoor"]
 
@@ -16,7 +16,6 @@ class AnthropicDoor:
     """Implements :class:`glmbridge.exchange.FrontDoor` for Anthropic Messages clients."""
 
     name = "anthropic"
-    keepalive = PING
 
     def decode_request(self, body: bytes) -> ir.Request:
         """See :func:`glmbridge.protocols.anthropic.decode_request`."""

@@ -166,6 +166,10 @@ class StreamEncoder:
         self._finish()
         return error_frame(ErrorKind.API_ERROR, "stream ended unexpectedly")
 
+    def keepalive(self) -> bytes:
+        """A ``ping`` event."""
+        return PING
+
     def fail(self, err: GlmbridgeError) -> bytes:
         """End the stream with ``err`` (an ``error`` event); nothing may follow."""
         self._finish()

@@ -10,11 +10,7 @@ from glmbridge.protocols.openai.door_request import decode_request
 from glmbridge.protocols.openai.door_response import StreamEncoder, response_from_ir
 from glmbridge.protocols.openai.errors import encode_error, error_data, error_headers
 
-__all__ = ["CHAT_DOOR", "KEEPALIVE", "ChatDoor"]
-
-KEEPALIVE = b": keep-alive\n\n"
-"""An SSE comment: every SSE parser skips it (the openai SDK and Codex included)."""
-
+__all__ = ["CHAT_DOOR", "ChatDoor"]
 
 class ChatDoor:
     """Implements :class:`glmbridge.exchange.FrontDoor` for Chat Completions clients.
@@ -25,7 +21,6 @@ class ChatDoor:
     """
 
     name = "openai"
-    keepalive = KEEPALIVE
 
     def __init__(self, request: ir.Request | None = None) -> None:
         self._request = request

@@ -43,6 +43,7 @@ logger = logging.getLogger("glmbridge.protocols.openai")
 _ENCODE = msgspec.json.Encoder(decimal_format="number")
 _ENCODE_STR = _ENCODE.encode
 _DONE = b"data: [DONE]\n\n"
+KEEPALIVE = b": keep-alive\n\n"
 
 FINISH_REASONS: dict[ir.StopReason, str] = {
     ir.StopReason.END_TURN: "stop",
@@ -249,6 +250,10 @@ class StreamEncoder:
         if self._done:
             return b""
         return self.fail(UpstreamError("stream ended unexpectedly", kind=ErrorKind.API_ERROR))
+
+    def keepalive(self) -> bytes:
+        """An SSE comment, which every SSE parser skips (the openai SDK's included)."""
+        return KEEPALIVE
 
     def fail(self, err: GlmbridgeError) -> bytes:
         """End the stream with an error payload (no ``[DONE]``); nothing may follow."""

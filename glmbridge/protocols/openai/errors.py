@@ -107,7 +107,11 @@ def error_headers(err: GlmbridgeError) -> dict[str, str]:
     for errors a retry cannot fix (the openai SDK honours both)."""
     headers: dict[str, str] = {}
     if isinstance(err, UpstreamError):
-        if err.retry_after is not None and err.status_hint in (429, 503, 529):
+        if err.retryable and err.status_hint in (429, 503, 529):
+            # Codex retries a 429 only when told how long to wait (its recorded behaviour).
+            wait = err.retry_after if err.retry_after is not None else 1
+            headers["retry-after"] = str(max(1, math.ceil(wait)))
+        elif err.retry_after is not None and err.status_hint in (429, 503, 529):
             headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
         if not err.retryable:
             headers["x-should-retry"] = "false"

@@ -8,7 +8,6 @@ import msgspec
 
 from glmbridge import ir
 from glmbridge.errors import GlmbridgeError
-from glmbridge.protocols.openai.door import KEEPALIVE
 from glmbridge.protocols.openai.errors import encode_error, error_headers, openai_error
 from glmbridge.protocols.responses.request import decode_request
 from glmbridge.protocols.responses.response import response_from_ir
@@ -27,7 +26,6 @@ class ResponsesDoor:
     """
 
     name = "responses"
-    keepalive = KEEPALIVE
 
     def __init__(self, request: ir.Request | None = None) -> None:
         self._request = request

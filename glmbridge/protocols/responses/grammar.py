@@ -21,8 +21,11 @@ one). A pair missing from the table is an ordering violation. The accepted gramm
     terminal = response.completed | response.incomplete | response.failed | error
 
 ``error`` may come at any point before the terminal (first, after response.created,
-or mid-item: the open item then stays open). The per-event rules (response objects,
-indices and ids, part shapes, text concatenations, tool JSON, item and response
+or mid-item: the open item then stays open); so may ``response.failed`` once the
+stream has begun. ``response.in_progress`` may repeat anywhere after the first one:
+it is the keep-alive (Codex's idle timer ignores SSE comments).
+
+The per-event rules (response objects, indices and ids, part shapes, text concatenations, tool JSON, item and response
 output equality, usage) are checked by the functions in ``_RULES``. A stream that ends
 without a terminal event is truncated.
 
@@ -42,8 +45,7 @@ carries ``logprobs`` (a list; required by the SDK's ``ResponseTextDoneEvent``); 
 ``input_tokens_details`` carries ``cache_write_tokens`` as well as ``cached_tokens``
 (both required by the SDK's ``InputTokensDetails``); an item may be done with status
 ``incomplete`` only when the response ends ``response.incomplete`` (then any of its
-items may); ``response.failed`` comes between items, like the other terminal events;
-its ``error.code`` is any string (the real API sends codes beyond the SDK's list).
+items may); its ``error.code`` is any string (the real API sends codes beyond the SDK's list).
 """
 
 from __future__ import annotations
@@ -129,6 +131,11 @@ def _build_transitions() -> dict[tuple[str, str], str]:
         table[(state, "response.output_item.done")] = _BETWEEN
     for state in {state for state, _ in table}:
         table[(state, "error")] = _ERRORED
+        if state not in (_BEFORE, _CREATED):
+            # Keep-alive: Codex's idle timer counts events, not SSE comments.
+            table[(state, "response.in_progress")] = state
+            # A failure mid-item leaves that item open (it is not in the output).
+            table[(state, "response.failed")] = _DONE
     return table
 
 

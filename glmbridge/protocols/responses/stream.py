@@ -32,13 +32,14 @@ the failed response lists only the finished ones.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 import msgspec
 
 from glmbridge import events as ev
-from glmbridge import ir
+from glmbridge import ids, ir
 from glmbridge._tool_args import parse_arguments
 from glmbridge.errors import ErrorKind, GlmbridgeError, StreamStateError, UpstreamError
 from glmbridge.protocols.openai.errors import openai_error
@@ -93,6 +94,7 @@ class StreamEncoder:
         self._stop: ir.StopReason | None = None
         self._usage: ir.Usage | None = None
         self._signature: str | None = None
+        self._in_progress = msgspec.Raw(b"{}")
         self._done = False
 
     # -- framing ---------------------------------------------------------------------------
@@ -152,11 +154,7 @@ class StreamEncoder:
         if self._done:
             raise StreamStateError("stream encoder fed after the end")
         if isinstance(event, ev.MessageStart):
-            self._id = response_id(event.id)
-            self._naming = Naming(event.id, self._echo)
-            created = self._response("in_progress")
-            return (self._event("response.created", {"response": created})
-                    + self._event("response.in_progress", {"response": created}))  # fmt: skip
+            return self._begin(event.id)
         if isinstance(event, ev.BlockStart):
             return self._start(event.block)
         if isinstance(event, ev.SignatureDelta):
@@ -172,6 +170,20 @@ class StreamEncoder:
         if isinstance(event, ev.StreamError):
             return self.fail(UpstreamError(event.message, kind=event.kind))
         return b""  # Ping
+
+    def _begin(self, message_id: str) -> bytes:
+        self._id = response_id(message_id)
+        self._naming = Naming(message_id, self._echo)
+        created = _ENCODE.encode(self._response("in_progress"))
+        self._in_progress = msgspec.Raw(created)
+        return (self._event("response.created", {"response": self._in_progress})
+                + self._event("response.in_progress", {"response": self._in_progress}))  # fmt: skip
+
+    def keepalive(self) -> bytes:
+        """``response.in_progress`` again: Codex's idle timer counts events, not comments."""
+        if not self._id or self._done:
+            return b""
+        return self._event("response.in_progress", {"response": self._in_progress})
 
     def _start(self, block: ir.Block) -> bytes:
         naming = self._naming
@@ -267,13 +279,21 @@ class StreamEncoder:
         return self.fail(UpstreamError("stream ended unexpectedly", kind=ErrorKind.API_ERROR))
 
     def fail(self, err: GlmbridgeError) -> bytes:
-        """End the stream with ``response.failed``; nothing may follow."""
+        """End the stream with ``response.failed``; nothing may follow.
+
+        Codex ignores ``error`` events and reads only ``response.failed``'s
+        ``error.code`` (``context_length_exceeded`` and ``insufficient_quota`` stop it;
+        for ``rate_limit_exceeded`` it waits as long as "try again in Ns" says), so a
+        stream that failed before its start still gets ``response.created`` first.
+        """
+        out = b"" if self._id else self._begin(ids.new_message_id())
         self._done = True
         _, obj = openai_error(err)
-        error = {"code": obj["code"] or obj["type"], "message": obj["message"]}
-        if not self._id:  # failed before MessageStart: a bare error event
-            return self._event("error", {"code": error["code"], "message": error["message"],
-                                         "param": None})  # fmt: skip
+        message = obj["message"]
+        if obj["code"] == "rate_limit_exceeded" and isinstance(err, UpstreamError):
+            wait = max(1, math.ceil(err.retry_after or 1))
+            message = f"{message} Please try again in {wait}s."
+        error = {"code": obj["code"] or obj["type"], "message": message}
         body = self._response("failed", output=self._output, error=error)
-        return self._event("response.failed", {"response": body})
+        return out + self._event("response.failed", {"response": body})
 

@@ -1,0 +1,124 @@
+"""Codex CLI comfort: the model catalog Codex reads, and ``glmbridge-server codex``.
+
+**The catalog.** Codex (0.171, recorded in ``tests/fixtures/codex/README.md``) asks a
+custom provider for model metadata only when the provider sets ``model_catalog_url``; it
+then calls ``GET <url>?client_version=…`` and expects ``{"models": [ModelInfo…]}``.
+Without it Codex warns "Model metadata … not found", knows no context window (so it never
+compacts), offers no ``apply_patch`` tool, and sends no reasoning effort. ``/v1/models``
+therefore answers Codex's shape whenever ``client_version`` is in the query. Every
+field Codex 0.171 requires is sent (it rejects the whole catalog when one is missing);
+``context_window`` is the model's real window, so auto-compaction (at 90 % of it)
+works, and ``input_modalities`` says whether images may be attached.
+
+**The launcher.** ``glmbridge-server codex [--port N] [--] [codex args…]`` finds or
+starts the bridge like ``claude`` does, then runs ``codex`` with ``-c`` overrides that
+define a ``glmbridge`` provider (``wire_api = "responses"``, the catalog URL, the key
+in ``GLMBRIDGE_API_KEY``): the user's ``~/.codex/config.toml`` is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from glmbridge.routing import ModelSpec, RouteTable
+
+__all__ = ["BASE_INSTRUCTIONS", "codex_argv", "codex_catalog", "codex_env", "config_toml"]
+
+PROVIDER = "glmbridge"
+KEY_VARIABLE = "GLMBRIDGE_API_KEY"
+
+BASE_INSTRUCTIONS = """\
+You are a coding agent running in the Codex CLI on a GLM model (served through glmbridge). \
+You work in the user's repository on their machine: read code, run commands, and edit files \
+to complete the task, then report briefly what you did.
+
+- Run shell commands with the `exec_command` tool (use `rg` to search; keep output small). \
+Use `write_stdin` to interact with a running process.
+- Edit files with the `apply_patch` tool. Its input is raw patch text, not JSON:
+  *** Begin Patch
+  *** Update File: path/to/file.py
+  @@ def context_line
+  -old line
+  +new line
+  *** End Patch
+  Use `*** Add File: path` (every line prefixed with `+`) and `*** Delete File: path` too.
+- Follow the repository's conventions; keep changes focused; do not revert changes you did \
+not make. Verify your work (tests, build) when you can.
+- When you are done, answer concisely: what changed and anything the user must know."""
+
+_EFFORTS = (
+    ("low", "Fast answers with light reasoning"),
+    ("medium", "Balanced reasoning"),
+    ("high", "Deep reasoning for hard problems"),
+)
+
+
+def _model_info(spec: ModelSpec, priority: int) -> dict[str, Any]:
+    reasoning = spec.thinking != "none"
+    name = spec.display_name or spec.id.upper()
+    return {
+        "slug": spec.id,
+        "display_name": name,
+        "description": f"Z.ai {name} through glmbridge",
+        "default_reasoning_level": "high" if reasoning else None,
+        "supported_reasoning_levels": (
+            [{"effort": e, "description": d} for e, d in _EFFORTS] if reasoning else []
+        ),
+        "shell_type": "shell_command",
+        "visibility": "list",
+        "supported_in_api": True,
+        "priority": priority,
+        "base_instructions": BASE_INSTRUCTIONS,
+        "support_verbosity": False,
+        "apply_patch_tool_type": "freeform",
+        "truncation_policy": {"mode": "tokens", "limit": 10_000},
+        "supports_parallel_tool_calls": True,
+        "context_window": spec.context_window,
+        "experimental_supported_tools": [],
+        "input_modalities": ["text", "image"] if spec.vision else ["text"],
+    }
+
+
+def codex_catalog(table: RouteTable) -> dict[str, Any]:
+    """``{"models": [...]}`` for every GLM model of the routing table, default first."""
+    ids = sorted(table.models, key=lambda i: (i != table.default_model, i))
+    return {"models": [_model_info(table.models[i], n) for n, i in enumerate(ids, start=1)]}
+
+
+def config_toml(base_url: str, model: str) -> str:
+    """A ``~/.codex/config.toml`` snippet for a glmbridge at ``base_url`` (docs, README)."""
+    return (
+        f'model = "{model}"\n'
+        f'model_provider = "{PROVIDER}"\n\n'
+        f"[model_providers.{PROVIDER}]\n"
+        f'name = "glmbridge"\n'
+        f'base_url = "{base_url}/v1"\n'
+        f'wire_api = "responses"\n'
+        f'env_key = "{KEY_VARIABLE}"\n'
+        f'model_catalog_url = "{base_url}/v1/models"\n'
+    )
+
+
+def codex_argv(args: Sequence[str], base_url: str, model: str) -> list[str]:
+    """``codex``'s argv: provider overrides (``-c``), then the user's arguments verbatim."""
+    provider = f"model_providers.{PROVIDER}"
+    overrides = {
+        f"{provider}.name": "glmbridge",
+        f"{provider}.base_url": f"{base_url}/v1",
+        f"{provider}.wire_api": "responses",
+        f"{provider}.env_key": KEY_VARIABLE,
+        f"{provider}.model_catalog_url": f"{base_url}/v1/models",
+        "model_provider": PROVIDER,
+        "model": model,
+    }
+    flags = [part for k, v in overrides.items() for part in ("-c", f"{k}={json.dumps(v)}")]
+    return ["codex", *flags, *args]
+
+
+def codex_env(environ: Mapping[str, str], token: str | None) -> dict[str, str]:
+    """The environment for ``codex``: the bridge's token (or a placeholder) as the key."""
+    env = dict(environ)
+    env[KEY_VARIABLE] = token or "glmbridge"
+    return env
