@@ -25,9 +25,9 @@ or mid-item: the open item then stays open); so may ``response.failed`` once the
 stream has begun. ``response.in_progress`` may repeat anywhere after the first one:
 it is the keep-alive (Codex's idle timer ignores SSE comments).
 
-The per-event rules (response objects, indices and ids, part shapes, text concatenations, tool JSON, item and response
-output equality, usage) are checked by the functions in ``_RULES``. A stream that ends
-without a terminal event is truncated.
+The per-event rules (response objects, indices and ids, part shapes, text
+concatenations, tool JSON, item and response output equality, usage) are checked by
+the functions in ``_RULES``. A stream that ends without a terminal event is truncated.
 
 Every violation raises :class:`~glmbridge.grammar.StreamGrammarError` naming the rule
 and the 0-based position of the offending event (``event 5
