@@ -305,7 +305,10 @@ def find_directive(text: str) -> str | dict[str, Any] | None:
 
 # ---------------------------------------------------------------------------- tools
 
-_BASH_NAMES = ("bash", "shell", "run_shell_command", "run_command", "execute_command", "terminal")
+_BASH_NAMES = (
+    "bash", "shell", "run_shell_command", "run_command", "execute_command", "terminal",
+    "exec_command",  # Codex CLI (tests/fixtures/codex)
+)  # fmt: skip
 _RUN_REQUEST = re.compile(r"\b(?:run|execute)\s+`([^`\n]+)`", re.IGNORECASE)
 
 
