@@ -2,22 +2,23 @@
 :class:`glmbridge.exchange.Exchange`), and the httpx2 boundary the server shares.
 
 Imports ``httpx2``; ``import glmbridge`` never imports this package. The ``anthropic``
-SDK is served now (:class:`GlmTransport`, :class:`AsyncGlmTransport`); the ``openai``
-and ``google-genai`` SDKs arrive with their front doors.
+and ``openai`` SDKs are served (:class:`GlmTransport`, :class:`AsyncGlmTransport`: one
+transport, the front door chosen by the request's path); ``google-genai`` arrives with
+its front door.
 """
 
 from __future__ import annotations
 
-from glmbridge.transport.anthropic import (
-    DEFAULT_FIRST_OUTPUT_TIMEOUT,
-    AsyncGlmTransport,
-    GlmTransport,
-)
 from glmbridge.transport.boundary import (
     DEFAULT_TIMEOUT,
     map_upstream_errors,
     parse_retry_after,
     scrub_key,
+)
+from glmbridge.transport.sdk import (
+    DEFAULT_FIRST_OUTPUT_TIMEOUT,
+    AsyncGlmTransport,
+    GlmTransport,
 )
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""glmbridge.transport: the official anthropic SDK talking to GLM in-process, no server.
+"""glmbridge.transport: the official anthropic and openai SDKs talking to GLM in-process.
 
 The upstream is the GLM simulator on a real loopback socket; the SDK runs over
 ``GlmTransport`` / ``AsyncGlmTransport`` with ``max_retries=0``. A ``_Tee`` transport sits
@@ -15,10 +15,13 @@ from typing import Any
 import anthropic
 import httpx2
 import msgspec
+import openai
 import pytest
 
 from glmbridge import TokenEstimator, validate_anthropic_stream
 from glmbridge.protocols import anthropic as anthropic_codec
+from glmbridge.protocols.openai.grammar import validate_chat_stream
+from glmbridge.protocols.responses import validate_responses_stream
 from glmbridge.transport import AsyncGlmTransport, GlmTransport
 from glmbridge_server.simulator import create_simulator_app
 from tests.server.conftest import RunningServer, reset_simulator, run_in_thread
@@ -544,3 +547,92 @@ def test_streams_leave_the_upstream_connection_reusable(sim: RunningServer, mode
         streams = async_counter.streams
     assert len(streams) == 4 and streams[0] is not None
     assert all(s is streams[0] for s in streams), streams
+
+
+# --- the openai SDK over the same transport ----------------------------------------------------
+
+WEATHER_FN = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": WEATHER["input_schema"],
+    },
+}
+
+
+@pytest.fixture
+def oai(tee: _Tee) -> Iterator[openai.OpenAI]:
+    http = httpx2.Client(transport=tee)
+    with openai.OpenAI(
+        api_key="unused", base_url=f"{BASE_URL}/v1", http_client=http, max_retries=0
+    ) as sdk:
+        yield sdk
+
+
+def test_openai_chat_over_the_transport(oai: openai.OpenAI, tee: _Tee, sim: RunningServer) -> None:
+    hi = [{"role": "user", "content": "hi"}]
+    done = oai.chat.completions.create(model="glm-4.7", messages=hi)  # type: ignore[arg-type]
+    assert done.object == "chat.completion" and done.choices[0].message.content == "You said: hi"
+    assert done.usage is not None and done.usage.total_tokens > 0
+    stream = oai.chat.completions.create(
+        model="glm-4.7",
+        messages=[{"role": "user", "content": "[[sim:tool]] weather?"}],
+        tools=[WEATHER_FN],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    result = validate_chat_stream(tee.last_body(), include_usage=True)
+    assert result.finish_reason == "tool_calls"
+    assert result.tool_calls[0][1] == "get_weather"
+    assert chunks[-1].usage is not None and chunks[-1].choices == []
+    assert chats(sim)[-1]["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_openai_responses_over_the_transport(oai: openai.OpenAI, tee: _Tee) -> None:
+    done = oai.responses.create(model="glm-4.7", input="hello", reasoning={"summary": "auto"})
+    assert done.status == "completed" and done.output_text == "You said: hello"
+    assert [item.type for item in done.output] == ["reasoning", "message"]
+    events = list(oai.responses.create(model="glm-4.7", input="hello", stream=True))
+    assert events[-1].type == "response.completed"
+    final = validate_responses_stream(tee.last_body())
+    assert [item["type"] for item in final["output"]] == ["reasoning", "message"]
+
+
+def test_openai_errors_over_the_transport(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.RateLimitError) as caught:
+        oai.chat.completions.create(
+            model="glm-4.7", messages=[{"role": "user", "content": "[[sim:error:1302]]"}]
+        )
+    assert caught.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
+    assert KEY not in str(caught.value.body)
+    with pytest.raises(openai.BadRequestError) as bad:
+        oai.chat.completions.create(
+            model="glm-4.7", messages=[{"role": "user", "content": "x"}], n=3
+        )
+    assert bad.value.body["param"] == "n"  # type: ignore[index]
+    with pytest.raises(openai.NotFoundError) as missing:
+        oai.models.list()
+    assert missing.value.body["code"] == "not_found"  # type: ignore[index]
+
+
+def test_openai_async_transport(sim: RunningServer) -> None:
+    async def run() -> tuple[str, str]:
+        transport = AsyncGlmTransport(api_key=KEY, upstream=upstream_url(sim))
+        async with openai.AsyncOpenAI(
+            api_key="unused",
+            base_url=f"{BASE_URL}/v1",
+            http_client=httpx2.AsyncClient(transport=transport),
+            max_retries=0,
+        ) as sdk:
+            chat = await sdk.chat.completions.create(
+                model="glm-4.7", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            text = "".join([c.choices[0].delta.content or "" async for c in chat if c.choices])
+            stream = await sdk.responses.create(model="glm-4.7", input="yo", stream=True)
+            last = [event async for event in stream][-1]
+            assert last.type == "response.completed"
+            return text, last.response.output_text
+
+    assert asyncio.run(run()) == ("You said: hi", "You said: yo")

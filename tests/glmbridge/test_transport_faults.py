@@ -1,7 +1,7 @@
 """glmbridge.transport under upstream faults: the official SDK over ``GlmTransport`` /
 ``AsyncGlmTransport`` in front of :mod:`tests.server.faults` on a real loopback socket.
 
-The transports follow the relay's rules (see ``glmbridge/transport/anthropic.py``): a stream
+The transports follow the relay's rules (see ``glmbridge/transport/sdk.py``): a stream
 that has delivered its final event ends there whatever the upstream does next; a failure
 mid-answer is an ``error`` event (the SDK raises); a silent upstream is a timeout error
 within the configured timeouts, never a hang.

@@ -1,24 +1,28 @@
-"""httpx2 transports that let the official ``anthropic`` SDK talk to GLM in-process.
+"""httpx2 transports that let the official ``anthropic`` and ``openai`` SDKs talk to GLM
+in-process.
 
 No server, no sockets of our own: the SDK's HTTP client hands each request to
 :class:`GlmTransport` (or :class:`AsyncGlmTransport`), which runs one
 :class:`~glmbridge.exchange.Exchange` for it against the upstream profile (GLM's chat
 API by default, or Z.ai's Anthropic endpoint) and returns the answer::
 
-    import anthropic, httpx2
+    import anthropic, openai, httpx2
     from glmbridge.transport import GlmTransport
 
-    client = anthropic.Anthropic(
-        api_key="unused",  # the SDK insists on one; the transport uses its own key
-        base_url="http://glmbridge.local",
-        http_client=httpx2.Client(transport=GlmTransport(api_key=ZAI_KEY)),
-    )
-    client.messages.create(model="claude-sonnet-4-5", max_tokens=1024, messages=[...])
+    http = httpx2.Client(transport=GlmTransport(api_key=ZAI_KEY))
+    claude = anthropic.Anthropic(api_key="unused", base_url="http://glmbridge.local",
+                                 http_client=http)  # the SDKs insist on some key
+    gpt = openai.OpenAI(api_key="unused", base_url="http://glmbridge.local/v1",
+                        http_client=http)
+    claude.messages.create(model="claude-sonnet-4-5", max_tokens=1024, messages=[...])
+    gpt.chat.completions.create(model="glm-4.7", messages=[...])
+    gpt.responses.create(model="glm-4.7", input="...")
 
-Served: ``POST …/v1/messages`` (streaming or not; ``?beta=true`` is accepted) and
+Served, by path: ``POST …/v1/messages`` (streaming or not; ``?beta=true`` is accepted),
 ``POST …/v1/messages/count_tokens`` (a local :class:`~glmbridge.tokens.TokenEstimator`
-estimate). Anything else gets ``404 not_found_error``. Errors are native Anthropic
-error bodies with the right status, so the SDK raises its usual exception classes. A
+estimate), ``POST …/chat/completions`` and ``POST …/responses``. Anything else gets a
+404 in the shape of the path's protocol. Errors are native error bodies with the right
+status, so each SDK raises its usual exception classes. A
 stream is read until it produces output before the response is returned, so an upstream
 failure before any output is a real status too; after that, failures arrive as
 ``error`` events, and a stream that has delivered its final event ends there whatever
@@ -50,10 +54,12 @@ from glmbridge.errors import (
     UpstreamProtocolError,
     UpstreamTimeoutError,
 )
-from glmbridge.exchange import Exchange, ExchangeStream
+from glmbridge.exchange import Exchange, ExchangeStream, FrontDoor
 from glmbridge.ids import new_request_id
 from glmbridge.profiles import DEFAULT_PROFILE, UpstreamProfile, profile_for
 from glmbridge.protocols import anthropic
+from glmbridge.protocols.openai import CHAT_DOOR
+from glmbridge.protocols.responses import RESPONSES_DOOR
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, RouteTable
 from glmbridge.tokens import TokenEstimator
 from glmbridge.transport.boundary import (
@@ -75,7 +81,12 @@ _SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-contr
 # per request: async, at most this long before the client's body ends; sync, in a thread.
 _DRAIN_SECONDS = 0.25
 _DRAIN_BYTES = 64 * 1024
-_DOOR = anthropic.DOOR
+# Path suffix -> the front door that serves it.
+_DOORS: tuple[tuple[str, FrontDoor], ...] = (
+    ("/v1/messages", anthropic.DOOR),
+    ("/chat/completions", CHAT_DOOR),
+    ("/responses", RESPONSES_DOOR),
+)
 
 
 def _response(
@@ -86,10 +97,14 @@ def _response(
     return httpx2.Response(status, headers=all_headers, content=body)
 
 
-def _error_response(err: GlmbridgeError, request_id: str) -> httpx2.Response:
-    """A native Anthropic error body, with the SDK's retry hints."""
-    status, body = _DOOR.encode_error(err, request_id=request_id)
-    return _response(status, body, request_id, _DOOR.error_headers(err))
+def _error_response(door: FrontDoor, err: GlmbridgeError, request_id: str) -> httpx2.Response:
+    """A native error body, with the SDK's retry hints."""
+    status, body = door.encode_error(err, request_id=request_id)
+    return _response(status, body, request_id, door.error_headers(err))
+
+
+def _door_for(path: str) -> FrontDoor | None:
+    return next((door for suffix, door in _DOORS if path.endswith(suffix)), None)
 
 
 def _raw_ok(response: httpx2.Response) -> bool:
@@ -154,18 +169,22 @@ class _Core:
         """An immediate response (404, count_tokens, a 400), or the upstream call to make."""
         rid = new_request_id()
         path = request.url.path.rstrip("/")
+        door = _door_for(path)
         try:
             if request.method == "POST" and path.endswith("/v1/messages/count_tokens"):
+                door = anthropic.DOOR
                 req = anthropic.decode_count_tokens_request(body)
                 count = self.estimator.request_tokens(req)
                 return _response(200, msgspec.json.encode({"input_tokens": count}), rid)
-            if request.method != "POST" or not path.endswith("/v1/messages"):
+            if request.method != "POST" or door is None:
+                anthropic_sdk = "anthropic-version" in request.headers or "/v1/messages" in path
+                door = door or (anthropic.DOOR if anthropic_sdk else CHAT_DOOR)
                 raise ClientRequestError(
                     f"{request.method} {path or '/'} is not served by glmbridge",
                     kind=ErrorKind.NOT_FOUND,
                 )
             exchange = Exchange.prepare(
-                _DOOR,
+                door,
                 body,
                 table=self.route_table,
                 upstream=self.profile,
@@ -173,7 +192,7 @@ class _Core:
                 estimator=self.estimator,
             )
         except GlmbridgeError as err:
-            return _error_response(err, rid)
+            return _error_response(door or anthropic.DOOR, err, rid)
         headers = exchange.headers(self.api_key)
         headers["user-agent"] = f"glmbridge/{__version__}"
         upstream = httpx2.Request(
@@ -198,7 +217,7 @@ class _Core:
         try:
             out = call.exchange.complete(body)
         except GlmbridgeError as err:
-            return _error_response(err, call.request_id)
+            return _error_response(call.exchange.door, err, call.request_id)
         return _response(200, out, call.request_id)
 
 
@@ -263,7 +282,8 @@ def _read_epilogue(chunks: Iterator[bytes]) -> None:
 
 
 class GlmTransport(httpx2.BaseTransport):
-    """An ``httpx2`` transport that answers Anthropic Messages requests from Z.ai GLM.
+    """An ``httpx2`` transport that answers Anthropic Messages, OpenAI Chat Completions and
+    OpenAI Responses requests from Z.ai GLM.
 
     Args:
         api_key: the Z.ai (or BigModel) API key.
@@ -300,7 +320,7 @@ class GlmTransport(httpx2.BaseTransport):
         try:
             return self._call(call)
         except GlmbridgeError as err:
-            return _error_response(err, call.request_id)
+            return _error_response(call.exchange.door, err, call.request_id)
 
     def _call(self, call: _Call) -> httpx2.Response:
         relay: _SyncRelay | None = None
@@ -405,7 +425,7 @@ class AsyncGlmTransport(httpx2.AsyncBaseTransport):
         try:
             return await self._call(call)
         except GlmbridgeError as err:
-            return _error_response(err, call.request_id)
+            return _error_response(call.exchange.door, err, call.request_id)
 
     async def _call(self, call: _Call) -> httpx2.Response:
         relay: _AsyncRelay | None = None
