@@ -56,11 +56,14 @@ from typing import Any
 import msgspec
 
 import glmbridge
-from glmbridge import ExchangeStream
+from glmbridge import ExchangeStream, ir
+from glmbridge.exchange import Exchange, FrontDoor
 from glmbridge.protocols import anthropic, openai
+from glmbridge.protocols.responses import RESPONSES_DOOR
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "claude_code" / "request_main.json"
+CODEX_FIXTURE = ROOT / "tests" / "fixtures" / "codex" / "tool-3.json"
 RESULTS = ROOT / "bench" / "results" / "library.json"
 
 REQUEST_TARGET = 1.0  # (a) at most 1.0x the stdlib round trip of the same bytes
@@ -281,9 +284,43 @@ def make_request_ops(body: bytes) -> dict[str, Callable[[], object]]:
     }
 
 
-def make_stream_op(chunks: list[bytes], upstream: str = "chat") -> Callable[[], object]:
+def door_request_ops() -> dict[str, tuple[bytes, FrontDoor]]:
+    """The other doors' request inputs: a chat request (the GLM body the Claude Code
+    fixture becomes, which is a valid Chat Completions request) and a recorded Codex
+    Responses request (``tests/fixtures/codex/tool-3.json``)."""
+    req = anthropic.decode_request(request_bytes())
+    r = glmbridge.resolve_route(req)
+    chat = openai.encode_request(openai.request_from_ir(req, model=r.model, spec=r.spec))
+    codex = msgspec.json.encode(json.loads(CODEX_FIXTURE.read_text())["body"])
+    return {"chat": (chat, openai.CHAT_DOOR), "responses": (codex, RESPONSES_DOOR)}
+
+
+def make_door_request_op(body: bytes, door: FrontDoor) -> Callable[[], object]:
+    """``door``'s request path as target (a) counts it: decode, route, convert and encode
+    the GLM body (an ``Exchange``), without the token estimate (the server memoises it)."""
+    route = glmbridge.resolve_route
+
+    def run() -> object:
+        req = door.decode_request(body)
+        return Exchange(door, req, route(req)).body
+
+    return run
+
+
+def _bound(door: str) -> FrontDoor:
+    if door == "anthropic":
+        return anthropic.DOOR
+    req = ir.Request(model="glm-4.7", messages=[], stream=True,
+                     echo={"include_usage": True, "freeform": [], "namespaced": {}})  # fmt: skip
+    base = openai.CHAT_DOOR if door == "chat" else RESPONSES_DOOR
+    return base.for_request(req)
+
+
+def make_stream_op(
+    chunks: list[bytes], upstream: str = "chat", door_name: str = "anthropic"
+) -> Callable[[], object]:
     """A fresh ``ExchangeStream`` (new message id) per call, fed ``chunks``, then flushed."""
-    between, door = ExchangeStream.between, anthropic.DOOR
+    between, door = ExchangeStream.between, _bound(door_name)
     codec = openai.ChatUpstream() if upstream == "chat" else anthropic.AnthropicUpstream()
 
     def run() -> object:
@@ -415,7 +452,14 @@ def run(quick: bool, do_profile: bool) -> dict[str, Any]:
         "anthropic upstream: reasoning+text, 4 KiB reads": ("reasoning_text", True, "anthropic"),
         "anthropic upstream: tool input, 1 chunk/event": ("tool", False, "anthropic"),
         "anthropic upstream: pure text, 1 chunk/event": ("text", False, "anthropic"),
-    }
+        "chat door: reasoning+text, 1 chunk/event": ("reasoning_text", False, "chat", "chat"),
+        "chat door: tool_stream args, 1 chunk/event": ("tool", False, "chat", "chat"),
+        "chat door: pure text, 4 KiB reads": ("text", True, "chat", "chat"),
+        "responses door: reasoning+text, 1 chunk/event": (
+            "reasoning_text", False, "chat", "responses"),
+        "responses door: tool_stream args, 1 chunk/event": ("tool", False, "chat", "responses"),
+        "responses door: pure text, 4 KiB reads": ("text", True, "chat", "responses"),
+    }  # fmt: skip
     builders = {"reasoning_text": stream_reasoning_text, "tool": stream_tool, "text": stream_text}
     payload_sets = {k: b() for k, b in builders.items()}
     # (events, JSON payloads) per stream and upstream
@@ -455,6 +499,23 @@ def run(quick: bool, do_profile: bool) -> dict[str, Any]:
             ("request: estimate_request_tokens", "estimate", None, None),
             ("request: server path (convert + estimate)", "request_path", None, None),
         ]
+        for door_name, (door_body, door) in door_request_ops().items():
+            fns = {
+                "baseline": make_stream_baseline([door_body]),
+                "lib": make_door_request_op(door_body, door),
+            }
+            door_samples = time_interleaved(fns, req_reps, req_warm, gc_enabled=gc_on)
+            base_door = summarize(door_samples["baseline"])
+            s = summarize(door_samples["lib"])
+            ratio = s["median_us"] / base_door["median_us"]
+            ops.append({
+                "name": f"request ({door_name} door, {len(door_body):,} B): "
+                "decode+route+convert+encode",
+                "gc": label, "unit": "per request", **s,
+                "baseline_median_us": base_door["median_us"], "ratio": ratio,
+                "target": REQUEST_TARGET, "target_id": f"a ({door_name} door)",
+                "verdict": "PASS" if ratio <= REQUEST_TARGET else "FAIL",
+            })  # fmt: skip
         for title, key, target, tid in rows:
             s = summarize(samples[key])
             ratio = s["median_us"] / base["median_us"]
@@ -473,12 +534,12 @@ def run(quick: bool, do_profile: bool) -> dict[str, Any]:
             )
 
         # (b) streams
-        for title, (kind, chunked, upstream) in streams.items():
+        for title, (kind, chunked, upstream, *door) in streams.items():
             events, payloads = inputs[(kind, upstream)]
             chunks = reads(events) if chunked else events
             fns = {
                 "baseline": make_stream_baseline(payloads),
-                "lib": make_stream_op(chunks, upstream),
+                "lib": make_stream_op(chunks, upstream, *door),
             }
             samples = time_interleaved(fns, st_reps, st_warm, gc_enabled=gc_on)
             n = len(payloads)
@@ -501,7 +562,8 @@ def run(quick: bool, do_profile: bool) -> dict[str, Any]:
                     "baseline_median_us": base["median_us"],
                     "ratio": ratio,
                     "target": target,
-                    "target_id": "b" if upstream == "chat" else "b (anthropic upstream)",
+                    "target_id": (f"b ({door[0]} door)" if door else
+                                  "b" if upstream == "chat" else "b (anthropic upstream)"),
                     "verdict": verdict,
                 }
             )
