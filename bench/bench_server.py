@@ -26,6 +26,13 @@ the simulator through each of its two upstreams:
   (the Anthropic upstream codec). ``bench/_bridge_runner.py`` registers a bench-only profile
   ``sim-anthropic`` for the simulator's URL (a custom URL is always a chat upstream) and runs
   the ordinary server entry point;
+* **glmbridge_chat** / **glmbridge_responses**: the same ``glmbridge`` server (chat upstream,
+  ``warning``), reached through its OpenAI doors: ``POST /v1/chat/completions`` with the GLM
+  chat body itself as the client's request (it is a valid Chat Completions request), and
+  ``POST /v1/responses`` with the same conversation as a Responses request (system →
+  ``instructions``, user turns → ``input_text`` items, tools → function tools). Both reach
+  the simulator with the body the direct path sends, so they are compared with ``direct``;
+  the server's CPU is shared with ``glmbridge`` and not attributed per door;
 * **litellm** (optional): client → ``litellm`` proxy (``/v1/messages``) → the simulator.
 
 Each bridge is compared with the direct path of its own upstream (``glmbridge_anthropic``
@@ -141,6 +148,26 @@ def _upstream_bodies(anthropic_body: bytes) -> tuple[bytes, bytes]:
     chat = Exchange.prepare(door, anthropic_body, upstream=PROFILES["zai-coding"]).body
     messages = Exchange.prepare(door, anthropic_body, upstream=PROFILES["zai-anthropic"]).body
     return chat, messages
+
+
+def responses_body(chat_body: bytes) -> bytes:
+    """The conversation of a GLM chat body as a Responses request (text turns and tools)."""
+    chat = json.loads(chat_body)
+    instructions = [m["content"] for m in chat["messages"] if m["role"] == "system"]
+    items = []
+    for m in chat["messages"]:
+        if m["role"] == "system":
+            continue
+        parts = [m["content"]] if isinstance(m["content"], str) else [
+            p["text"] for p in m["content"] if p.get("type") == "text"]  # fmt: skip
+        kind = "input_text" if m["role"] == "user" else "output_text"
+        items.append({"role": m["role"], "content": [{"type": kind, "text": t} for t in parts]})
+    tools = [{"type": "function", **t["function"]} for t in chat.get("tools") or ()]
+    body: dict[str, Any] = {"model": chat["model"], "input": items, "stream": True,
+                            "store": False, "tools": tools}  # fmt: skip
+    if instructions:
+        body["instructions"] = "\n\n".join(instructions)
+    return _compact(body)
 
 
 def workload_a() -> tuple[bytes, bytes, bytes]:
@@ -359,7 +386,14 @@ class Path_:
     headers: dict[str, str]
 
 
+DOOR_PATHS = {"glmbridge_chat": "/v1/chat/completions", "glmbridge_responses": "/v1/responses"}
+
+
 def make_path(name: str, server: Server, body: bytes, *, direct: bool) -> Path_:
+    if name in DOOR_PATHS:
+        headers = {"authorization": "Bearer bench-key", "content-type": "application/json",
+                   "accept": "text/event-stream"}  # fmt: skip
+        return Path_(name, server, f"{server.url}{DOOR_PATHS[name]}", body, headers)
     if direct and name == "direct_anthropic":
         url = f"{server.url}{SIM_ANTHROPIC}"
         headers = {  # what glmbridge's Anthropic upstream codec sends
@@ -388,14 +422,17 @@ def make_path(name: str, server: Server, body: bytes, *, direct: bool) -> Path_:
 
 
 def answer_text(raw: bytes, *, direct: bool) -> str:
-    """The text answer of a streamed body (GLM chunks or Anthropic events)."""
+    """The text answer of a streamed body (chat chunks, Anthropic or Responses events)."""
     out: list[str] = []
     for line in raw.split(b"\n"):
         if not line.startswith(b"data: ") or line == b"data: [DONE]":
             continue
         event = json.loads(line[6:])
-        if direct:
-            out.append(event["choices"][0]["delta"].get("content") or "")
+        if "choices" in event:
+            if event["choices"]:
+                out.append(event["choices"][0]["delta"].get("content") or "")
+        elif event.get("type") == "response.output_text.delta":
+            out.append(event["delta"])
         elif event.get("type") == "content_block_delta" and event["delta"]["type"] == "text_delta":
             out.append(event["delta"]["text"])
     return "".join(out)
@@ -742,6 +779,8 @@ def run(args: argparse.Namespace) -> int:
             then LiteLLM (compared with direct)."""
             ps = [make_path("direct", sim, glm, direct=True)]
             ps += [make_path(s.name, s, anth, direct=False) for s in chat_bridges]
+            ps.append(make_path("glmbridge_chat", bridge, glm, direct=False))
+            ps.append(make_path("glmbridge_responses", bridge, responses_body(glm), direct=False))
             ps.append(make_path("direct_anthropic", sim, msg, direct=True))
             rest = [s for s in bridges if s not in chat_bridges]
             ps += [make_path(s.name, s, anth, direct=False) for s in rest]
@@ -812,7 +851,7 @@ def run(args: argparse.Namespace) -> int:
         servers.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    bridge_names = [n for n in names if n != "simulator"]
+    bridge_names = [n for n in names if n != "simulator"] + list(DOOR_PATHS)
     ev = evaluate(res, bridge_names)
     cols = [p.name for p in pa]
     md = table(res, ev, cols)
