@@ -8,6 +8,7 @@ error in the shape of the path's protocol (Anthropic's for the admin endpoints).
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +92,48 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise too_large
         parts.append(chunk)
-    return b"".join(parts)
+    body = b"".join(parts)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    return decompress(body, encoding, limit, too_large)
+
+
+def decompress(body: bytes, encoding: str, limit: int, too_large: ClientRequestError) -> bytes:
+    """A compressed request body (``gzip``, ``deflate``, ``zstd``), at most ``limit`` bytes
+    once decompressed (a small bomb never becomes a large body). Codex CLI compresses with
+    zstd for OpenAI's own provider; ``zstd`` needs the ``zstandard`` package."""
+    if encoding not in ("gzip", "x-gzip", "deflate", "zstd"):
+        raise ClientRequestError(
+            f"content-encoding {encoding[:20]!r} is not supported (use gzip, deflate or zstd)",
+            status_hint=415,
+        )
+    try:
+        if encoding == "zstd":
+            out = _unzstd(body, limit + 1)
+        else:
+            wbits = zlib.MAX_WBITS if encoding == "deflate" else 16 + zlib.MAX_WBITS
+            out = zlib.decompressobj(wbits).decompress(body, limit + 1)
+    except ClientRequestError:
+        raise
+    except Exception:  # zlib.error, zstandard.ZstdError …
+        raise ClientRequestError(f"body is not valid {encoding} data") from None
+    if len(out) > limit:
+        raise too_large
+    return out
+
+
+def _unzstd(body: bytes, max_size: int) -> bytes:
+    try:
+        import zstandard  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise ClientRequestError(
+            "content-encoding zstd needs the zstandard package on the server; "
+            "send the body uncompressed or gzip",
+            status_hint=415,
+        ) from None
+    with zstandard.ZstdDecompressor().stream_reader(body) as reader:
+        return bytes(reader.read(max_size))
 
 
 def anthropic_client(request: Request) -> bool:
