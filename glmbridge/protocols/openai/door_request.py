@@ -211,11 +211,11 @@ class ChatRequestIn(_In):
 
 
 _DECODE = msgspec.json.Decoder(ChatRequestIn, float_hook=exact_float)
-_ALLOWED = {
+_ALLOWED = {  # first match wins: longer suffixes before the ones they end with
+    "response_format.type": "text, json_object or json_schema",
     "role": "system, developer, user, assistant or tool",
     "type": "a known part or tool type",
     "tool_choice": "none, auto, required or a named tool",
-    "response_format.type": "text, json_object or json_schema",
 }
 _DROPPED = ("seed", "frequency_penalty", "presence_penalty", "logit_bias", "logprobs",
             "top_logprobs", "modalities")  # fmt: skip
