@@ -56,6 +56,7 @@ import msgspec
 
 from glmbridge import events as ev
 from glmbridge import ids, ir
+from glmbridge.accumulate import Accumulator
 from glmbridge.errors import ErrorKind, GlmbridgeError, StreamStateError, UpstreamError
 from glmbridge.profiles import UpstreamProfile
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, Route, RouteTable, resolve_route
@@ -191,6 +192,9 @@ class Exchange:
         self.input_estimate = input_estimate
         self.message_id = message_id or ids.new_message_id()
         self.usage: ir.Usage | None = None
+        self.on_complete: Callable[[ir.Response], None] | None = None
+        """Called with the whole answer once it is complete (streamed or not); a driver
+        sets it to keep the answer (the Responses store)."""
 
     @classmethod
     def prepare(
@@ -217,7 +221,30 @@ class Exchange:
         Raises:
             ClientRequestError: the body is not a valid request (names the field).
         """
-        req = door.decode_request(body)
+        return cls.from_request(
+            door,
+            door.decode_request(body),
+            table=table,
+            upstream=upstream,
+            override=override,
+            thinking=thinking,
+            estimator=estimator,
+        )
+
+    @classmethod
+    def from_request(
+        cls,
+        door: FrontDoor,
+        req: ir.Request,
+        *,
+        table: RouteTable = DEFAULT_ROUTE_TABLE,
+        upstream: UpstreamProfile | None = None,
+        override: str | None = None,
+        thinking: ir.Thinking | None = None,
+        estimator: TokenEstimator | None = None,
+    ) -> Exchange:
+        """:meth:`prepare` for a request already decoded (a driver that amended it, e.g.
+        with a stored conversation)."""
         if req.thinking is None and thinking is not None:
             req = msgspec.structs.replace(req, thinking=thinking)
         route = resolve_route(req, table, override=override, upstream=upstream)
@@ -257,7 +284,10 @@ class Exchange:
         if resp.id != self.message_id:  # one id scheme whatever the upstream uses
             resp = msgspec.structs.replace(resp, id=self.message_id)
         self.usage = resp.usage
-        return self.door.encode_response(resp)
+        out = self.door.encode_response(resp)
+        if self.on_complete is not None:
+            self.on_complete(resp)
+        return out
 
     def open_stream(self, *, preamble_sent: bool = False) -> ExchangeStream:
         """A fresh stream machine for one upstream attempt.
@@ -266,7 +296,7 @@ class Exchange:
             preamble_sent: the client already has the door's start event (an early
                 commit, or an earlier attempt that failed before any content).
         """
-        return ExchangeStream.between(
+        stream = ExchangeStream.between(
             self.door,
             self.codec,
             model=self.request.model,
@@ -274,6 +304,9 @@ class Exchange:
             input_tokens_estimate=self.input_estimate,
             preamble_sent=preamble_sent,
         )
+        if self.on_complete is not None:
+            stream.collect(self.on_complete)
+        return stream
 
     def error_response(
         self, err: GlmbridgeError, *, request_id: str | None = None
@@ -338,6 +371,8 @@ class ExchangeStream:
         self.usage: ir.Usage | None = None
         self.stop_reason: ir.StopReason | None = None
         self.error: GlmbridgeError | None = None
+        self._accumulator: Accumulator | None = None
+        self._on_complete: Callable[[ir.Response], None] | None = None
 
     @classmethod
     def between(
@@ -374,6 +409,14 @@ class ExchangeStream:
             decode_error=codec.decode_error,
         )
 
+    def collect(self, on_complete: Callable[[ir.Response], None]) -> None:
+        """Also fold the events into the whole answer, and pass it to ``on_complete`` when
+        the stream completes (not when it fails). Costs one accumulator step per event."""
+        self._accumulator = Accumulator()
+        self._on_complete = on_complete
+        if self._skip_start:  # the start event went out before this stream existed
+            self._accumulator.feed(self._start)
+
     @property
     def answered(self) -> bool:
         """Whether the upstream has delivered the final stop reason."""
@@ -392,6 +435,8 @@ class ExchangeStream:
             return b""
         self._skip_start = True
         self.started = True
+        if self._accumulator is not None:
+            self._accumulator.feed(self._start)
         return self._encoder.feed(self._start)
 
     def feed(self, chunk: bytes) -> bytes:
@@ -414,7 +459,12 @@ class ExchangeStream:
             if data is not None:  # the usual case: one complete event per network chunk
                 out = self._decoder.feed(data)
                 # Hot path: one content delta after the first (no flag or state to update).
-                if len(out) == 1 and self.first_output and type(out[0]) in _FAST_DELTAS:
+                if (
+                    len(out) == 1
+                    and self.first_output
+                    and type(out[0]) in _FAST_DELTAS
+                    and self._accumulator is None
+                ):
                     return self._encoder.feed(out[0])
             else:
                 out = []
@@ -482,6 +532,8 @@ class ExchangeStream:
             events = self._before_content(events)
         parts = []
         encode = self._encoder.feed
+        if self._accumulator is not None:
+            self._accumulate(events)
         for event in events:
             if type(event) in _FAST_DELTAS or isinstance(event, _CONTENT_DELTAS):
                 self.first_output = True
@@ -498,6 +550,23 @@ class ExchangeStream:
             parts.append(encode(event))
         self.started = True
         return b"".join(parts)
+
+    def _accumulate(self, events: list[ev.Event]) -> None:
+        acc = self._accumulator
+        assert acc is not None
+        try:
+            for event in events:
+                if isinstance(event, ev.StreamError):
+                    self._accumulator = None  # a failed answer is not kept
+                    return
+                acc.feed(event)
+                if isinstance(event, ev.MessageStop) and self._on_complete is not None:
+                    self._accumulator = None
+                    self._on_complete(acc.flush())
+                    return
+        except GlmbridgeError as err:  # keeping the answer must never break the stream
+            logger.warning("answer not kept: %s", err.message)
+            self._accumulator = None
 
     def _before_content(self, events: list[ev.Event]) -> list[ev.Event]:
         """Drop a start event the client already has; raise an error that came before

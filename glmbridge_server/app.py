@@ -30,6 +30,7 @@ from glmbridge.ids import new_request_id
 from glmbridge.tokens import TokenEstimator
 from glmbridge_server.keypool import KeyPool
 from glmbridge_server.metrics import Metrics
+from glmbridge_server.responses_store import ResponseStore
 from glmbridge_server.routes import admin, door_for, error_response, snapshot
 from glmbridge_server.routes import anthropic as anthropic_routes
 from glmbridge_server.routes import config as config_routes
@@ -74,7 +75,14 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"request-id", rid.encode())]
+                # request-id for the anthropic SDK, x-request-id for openai's (and Codex's
+                # error messages)
+                raw = rid.encode()
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"request-id", raw),
+                    (b"x-request-id", raw),
+                ]
             await send(message)
 
         try:
@@ -200,5 +208,7 @@ def create_app(
     app.state.tokenizer_unavailable = set()
     # Claude Code resends the same prompt, tools and history every turn: remember them.
     app.state.token_estimator = TokenEstimator()
+    store = settings.responses_store
+    app.state.responses_store = ResponseStore(store) if store > 0 else None
     app.state.model_catalog = anthropic_routes.build_model_catalog(table)
     return app

@@ -78,6 +78,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     upstreams: dict[str, str] = {}
     thinking: Literal["auto", "enabled", "disabled"] = "auto"
     count_tokens: Literal["auto", "upstream", "local"] = "auto"
+    responses_store: int = 0
     mock: bool = False
 
     def __repr__(self) -> str:
@@ -342,6 +343,7 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "upstreams": _to_upstreams,
     "thinking": _to_choice("auto", "enabled", "disabled"),
     "count_tokens": _to_choice("auto", "upstream", "local"),
+    "responses_store": _to_int(0, 1_000_000),
     "mock": _to_bool,
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,18 +176,21 @@ def error_response(
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-async def prepare(request: Request, door: FrontDoor) -> Exchange:
+async def prepare(
+    request: Request, door: FrontDoor, decode: Callable[[bytes], ir.Request] | None = None
+) -> Exchange:
     """Read the body (bounded) and prepare the :class:`Exchange` for ``door`` with this
     request's configuration: routing table, default upstream profile, thinking default,
-    the ``x-glmbridge-model`` override and the shared token estimator.
+    the ``x-glmbridge-model`` override and the shared token estimator. ``decode`` replaces
+    the door's own request decoding (the Responses store amends requests).
     """
     current = runtime(request)
     settings = current.settings
     body = await read_body(request, settings.max_body_bytes)
     thinking = None if settings.thinking == "auto" else ir.Thinking(type=settings.thinking)
-    exchange = Exchange.prepare(
+    exchange = Exchange.from_request(
         door,
-        body,
+        (decode or door.decode_request)(body),
         table=current.route_table,
         upstream=settings.upstream_profile,
         override=request.headers.get("x-glmbridge-model") or None,

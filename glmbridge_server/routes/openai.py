@@ -19,6 +19,7 @@ from glmbridge.errors import GlmbridgeError
 from glmbridge.protocols.openai import CHAT_DOOR
 from glmbridge.protocols.responses import RESPONSES_DOOR
 from glmbridge_server import relay
+from glmbridge_server.responses_store import ResponseStore
 from glmbridge_server.routes import error_response, prepare
 
 __all__ = ["model_list", "model_object", "routes"]
@@ -35,9 +36,14 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def responses(request: Request) -> Response:
-    """``POST /v1/responses``."""
+    """``POST /v1/responses`` (``previous_response_id`` needs ``responses_store``)."""
+    store: ResponseStore | None = request.app.state.responses_store
     try:
-        return await relay.answer(request, await prepare(request, RESPONSES_DOOR))
+        if store is None:
+            return await relay.answer(request, await prepare(request, RESPONSES_DOOR))
+        exchange = await prepare(request, RESPONSES_DOOR, store.decode)
+        store.keep(exchange)
+        return await relay.answer(request, exchange)
     except GlmbridgeError as err:
         return error_response(err, request, RESPONSES_DOOR)
 

@@ -57,13 +57,17 @@ def _message_blocks(message: w.RespMessage) -> list[ir.Block]:
     return blocks
 
 
-def response_to_ir(body: bytes, *, model: str, dialect: Dialect = GLM) -> ir.Response:
+def response_to_ir(
+    body: bytes, *, model: str, dialect: Dialect = GLM, input_estimate: int = 0
+) -> ir.Response:
     """Translate a non-stream Chat Completions response into an IR response.
 
     Args:
         body: the upstream response bytes (HTTP 200).
         model: the model name the client asked for; echoed in the response.
         dialect: the upstream's quirks.
+        input_estimate: the input tokens to report if the upstream reports no usage
+            (what the stream decoder reports then too).
 
     Raises:
         UpstreamProtocolError: the body is not a valid response.
@@ -88,5 +92,5 @@ def response_to_ir(body: bytes, *, model: str, dialect: Dialect = GLM) -> ir.Res
         model=model,
         content=blocks,
         stop_reason=w.stop_reason(choice.finish_reason, has_tool_use=has_tool),
-        usage=w.usage_to_ir(parsed.usage),
+        usage=w.usage_to_ir(parsed.usage, input_estimate=input_estimate),
     )

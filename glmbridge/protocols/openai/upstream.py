@@ -36,8 +36,9 @@ class ChatUpstream:
 
     def decode_response(self, body: bytes, *, model: str, input_estimate: int) -> ir.Response:
         """A ``200`` body -> IR (raises ``UpstreamError`` for an in-band error)."""
-        del input_estimate  # GLM reports real usage in non-stream answers
-        return response_to_ir(body, model=model, dialect=self.dialect)
+        return response_to_ir(
+            body, model=model, dialect=self.dialect, input_estimate=input_estimate
+        )
 
     def stream_decoder(
         self, *, model: str, message_id: str, input_tokens_estimate: int
