@@ -9,7 +9,8 @@ Translation choices:
   messages and tool outputs make a user turn. A tool output is a ``tool_result``.
 * ``reasoning`` items carry our own ``encrypted_content`` (see :mod:`.items`): GLM's
   reasoning, returned in history as the IR thinking block it came from. Reasoning we
-  cannot read (another provider's) falls back to its summary text, or is dropped.
+  cannot read (another provider's) falls back to its raw ``reasoning_text`` content,
+  else its summary text, else it is dropped.
 * ``custom`` tools (Codex's ``apply_patch``) are offered as functions with one string
   argument ``input``; ``namespace`` tools are flattened into functions named
   ``<namespace>__<tool>``, and calls are mapped back (see :mod:`.items`).
@@ -269,8 +270,12 @@ def _assistant_item(item: rw.InputItem, kind: str, path: str) -> ir.Block | None
         block = decode_reasoning(item.encrypted_content)
         if block is not None:
             return block
-        summary = "".join(p.text or "" for p in item.summary or ())
-        return ir.ThinkingBlock(thinking=summary) if summary else None
+        # Raw reasoning text (``content``: reasoning_text parts) is the full reasoning;
+        # the summary is the fallback.
+        parts = item.content if isinstance(item.content, list) else ()
+        text = "".join(p.text or "" for p in parts if p.type == "reasoning_text")
+        text = text or "".join(p.text or "" for p in item.summary or ())
+        return ir.ThinkingBlock(thinking=text) if text else None
     if not item.call_id:
         raise ClientRequestError("required", path=f"{path}.call_id")
     if not item.name:

@@ -28,9 +28,13 @@ def response_id(message_id: str) -> str:
 def output_items(
     resp: ir.Response, naming: Naming, *, json_mode: bool = False
 ) -> list[dict[str, Any]]:
-    """One output item per IR block, as the stream encoder produces them."""
-    status, _ = status_of(resp.stop_reason)
-    item_status = "completed" if status == "completed" else "incomplete"
+    """One output item per IR block, as the stream encoder produces them.
+
+    Every item is ``completed``, also in an incomplete response: a stream sends each
+    item's ``output_item.done`` before the stop reason is known, and both paths must
+    give the same ``output`` (``status``/``incomplete_details`` say why it stopped).
+    """
+    item_status = "completed"
     items: list[dict[str, Any]] = []
     for block in resp.content:
         index = len(items)

@@ -264,9 +264,8 @@ class StreamEncoder:
     def _finish(self) -> bytes:
         self._done = True
         status, reason = status_of(self._stop)
-        if status != "completed":
-            for item in self._output:
-                item["status"] = "incomplete"
+        # The items keep the status their output_item.done events gave them (the stop
+        # reason arrives after the last block ended): response.output must equal them.
         body = self._response(status, output=self._output, reason=reason,
                               usage=self._usage or ir.Usage())  # fmt: skip
         kind = "response.completed" if status == "completed" else "response.incomplete"
