@@ -44,9 +44,10 @@ def home(tmp_path: Path) -> Path:
     """A working directory with a ``bin/claude`` stand-in and a private state dir."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    claude = bin_dir / "claude"
-    claude.write_text(STAND_IN)
-    claude.chmod(0o755)
+    for name in ("claude", "codex"):
+        stand_in = bin_dir / name
+        stand_in.write_text(STAND_IN)
+        stand_in.chmod(0o755)
     (tmp_path / "empty").mkdir()
     return tmp_path
 
@@ -125,6 +126,41 @@ def test_environment_and_verbatim_arguments(guarded: RunningServer, home: Path) 
     assert e["HOME"] == str(home)  # the rest of the environment passes through
     assert "using the running glmbridge" in result.stderr
     assert not (home / "state" / "glmbridge" / f"server-{port_of(guarded)}.pid").exists()
+
+
+def test_codex_gets_a_glmbridge_provider_and_verbatim_arguments(
+    guarded: RunningServer, home: Path
+) -> None:
+    env = base_env(home, GLMBRIDGE_AUTH_TOKEN=TOKEN, CLAUDE_EXIT="3")
+    result = run(home, "codex", "--port", port_of(guarded), "--", *TRICKY_ARGS, env=env)
+    assert result.returncode == 3, result.stderr  # the launcher became codex
+    got = dump(home)
+    argv = got["argv"]
+    flags = dict(argv[i + 1].split("=", 1) for i in range(0, 14, 2) if argv[i] == "-c")
+    assert argv[14:] == TRICKY_ARGS
+    assert json.loads(flags["model_providers.glmbridge.base_url"]) == f"{guarded.url}/v1"
+    assert json.loads(flags["model_providers.glmbridge.wire_api"]) == "responses"
+    assert json.loads(flags["model_providers.glmbridge.model_catalog_url"]) == (
+        f"{guarded.url}/v1/models"
+    )
+    assert json.loads(flags["model_provider"]) == "glmbridge"
+    assert json.loads(flags["model"]) == "glm-4.7"
+    assert got["env"]["GLMBRIDGE_API_KEY"] == TOKEN
+    # the catalog URL really answers Codex's shape
+    catalog = httpx2.get(
+        f"{guarded.url}/v1/models?client_version=0.171.0",
+        headers={"authorization": f"Bearer {TOKEN}"},
+    ).json()
+    assert {"slug", "context_window", "base_instructions"} <= set(catalog["models"][0])
+
+
+def test_codex_missing_exits_127(bridge: RunningServer, home: Path) -> None:
+    (home / "bin" / "codex").unlink()
+    env = base_env(home)
+    env["PATH"] = str(home / "bin")
+    result = run(home, "codex", "--port", port_of(bridge), env=env)
+    assert result.returncode == 127
+    assert "npm install -g @openai/codex" in result.stderr
 
 
 def test_yolo_and_double_dash(guarded: RunningServer, home: Path) -> None:
