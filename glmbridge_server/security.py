@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glmbridge.errors import ClientRequestError, ErrorKind
 from glmbridge.protocols import anthropic
+from glmbridge.protocols.openai import errors as openai_errors
 from glmbridge_server.routes import Runtime, snapshot
 from glmbridge_server.settings import Settings
 
@@ -46,13 +47,7 @@ _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _OPENAI_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
 _PREFLIGHT_METHODS = "GET, POST, OPTIONS"
 
-# (OpenAI type, OpenAI code) and (Gemini status, Gemini reason) per error kind.
-_OPENAI_CODES: dict[ErrorKind, tuple[str, str | None]] = {
-    ErrorKind.AUTHENTICATION: ("invalid_request_error", "invalid_api_key"),
-    ErrorKind.PERMISSION: ("invalid_request_error", "forbidden"),
-    ErrorKind.REQUEST_TOO_LARGE: ("invalid_request_error", "request_too_large"),
-    ErrorKind.INVALID_REQUEST: ("invalid_request_error", None),
-}
+# (Gemini status, Gemini reason) per error kind (until the Gemini door has its own).
 _GEMINI_CODES: dict[ErrorKind, tuple[str, str]] = {
     ErrorKind.AUTHENTICATION: ("UNAUTHENTICATED", "API_KEY_INVALID"),
     ErrorKind.PERMISSION: ("PERMISSION_DENIED", "FORBIDDEN"),
@@ -98,10 +93,9 @@ def native_error(
     protocol: str, kind: ErrorKind, message: str, *, request_id: str | None, status: int
 ) -> bytes:
     """An error body in ``protocol``'s own shape (admin endpoints use Anthropic's)."""
+    err = ClientRequestError(message, kind=kind, status_hint=status)
     if protocol == "openai":
-        err_type, code = _OPENAI_CODES.get(kind, ("invalid_request_error", None))
-        obj: dict[str, Any] = {"message": message, "type": err_type, "param": None, "code": code}
-        return json.dumps({"error": obj}).encode()
+        return openai_errors.encode_error(err, request_id=request_id)[1]
     if protocol == "gemini":
         rpc, reason = _GEMINI_CODES.get(kind, ("INVALID_ARGUMENT", "INVALID_REQUEST"))
         info = {
@@ -111,7 +105,6 @@ def native_error(
         }
         body = {"code": status, "message": message, "status": rpc, "details": [info]}
         return json.dumps({"error": body}).encode()
-    err = ClientRequestError(message, kind=kind, status_hint=status)
     return anthropic.encode_error(err, request_id=request_id)[1]
 
 
