@@ -541,12 +541,16 @@ class ExchangeStream:
                 self.usage = event.usage
                 self.stop_reason = event.stop_reason
             elif isinstance(event, _FINAL):
+                self.finished = True
+                self._state = _State.FINISHED
                 if isinstance(event, ev.StreamError):
+                    # The whole error (business code, retry-after), not only the event's
+                    # kind and text: OpenAI doors map GLM 1261 to context_length_exceeded.
                     self.error = self._decoder.error or UpstreamError(
                         event.message, kind=event.kind
                     )
-                self.finished = True
-                self._state = _State.FINISHED
+                    parts.append(self._encoder.fail(self.error))
+                    continue
             parts.append(encode(event))
         self.started = True
         return b"".join(parts)

@@ -97,8 +97,9 @@ def test_codex_request_decodes(name: str) -> None:
     assert req.model == body["model"] and req.stream is True
     developer = [i for i in body["input"] if i.get("role") == "developer"]
     assert developer and body["input"][: len(developer)] == developer  # Codex puts them first
-    texts = [p["text"] for item in developer for p in item["content"]]
-    assert "".join(b.text for b in req.system) == "".join(texts)
+    # one system block per developer message, its parts separated by a blank line
+    texts = ["\n\n".join(p["text"] for p in item["content"]) for item in developer]
+    assert [b.text for b in req.system] == texts
     assert {m.role for m in req.messages} <= {"user", "assistant"}
     assert req.messages[0].role == "user"
     # the user prompt and environment context come through as text

@@ -205,7 +205,7 @@ def _item(item: rw.InputItem, path: str, turns: _Turns, system: list[ir.TextBloc
 def _message(item: rw.InputItem, path: str, turns: _Turns, system: list[ir.TextBlock]) -> None:
     role = item.role
     if role in ("system", "developer"):
-        text = _text(item.content)
+        text = _text(item.content, "\n\n")  # separate sections (Codex sends several)
         if not text:
             return
         if not turns.messages and turns.role is None:
@@ -225,10 +225,10 @@ def _message(item: rw.InputItem, path: str, turns: _Turns, system: list[ir.TextB
                                  path=f"{path}.role")  # fmt: skip
 
 
-def _text(content: str | list[rw.ContentPart] | None) -> str:
+def _text(content: str | list[rw.ContentPart] | None, sep: str = "") -> str:
     if content is None or isinstance(content, str):
         return content or ""
-    return "".join(p.text or p.refusal or "" for p in content)
+    return sep.join(t for p in content if (t := p.text or p.refusal or ""))
 
 
 def _user_content(content: str | list[rw.ContentPart] | None, path: str) -> list[ir.Block]:
