@@ -61,13 +61,15 @@ _ENCODE_STR = _ENCODE.encode
 class _Item:
     """The open output item."""
 
-    __slots__ = ("block", "index", "item_id", "kind", "parts")
+    __slots__ = ("block", "held", "index", "item_id", "kind", "parts")
 
-    def __init__(self, kind: str, index: int, item_id: str, block: ir.Block) -> None:
+    def __init__(self, kind: str, index: int, item_id: str, block: ir.Block,
+                 held: bool = False) -> None:  # fmt: skip
         self.kind = kind  # "message" | "reasoning" | "call"
         self.index = index
         self.item_id = item_id
         self.block = block
+        self.held = held  # a free-form call: its deltas are held until the block ends
         self.parts: list[str] = []
 
 
@@ -105,13 +107,6 @@ class StreamEncoder:
         payload = {"type": kind, "sequence_number": seq, **body}
         return b"event: " + kind.encode() + b"\ndata: " + _ENCODE.encode(payload) + b"\n\n"
 
-    def _delta(self, text: str) -> bytes:
-        """Hot path: a delta event of the open item from pre-encoded pieces."""
-        seq = self._seq
-        self._seq += 1
-        return (self._delta_head + str(seq).encode() + self._delta_mid + _ENCODE_STR(text)
-                + self._delta_tail)  # fmt: skip
-
     def _set_delta(self, kind: str, extra: bytes) -> None:
         item = self._open
         assert item is not None
@@ -134,21 +129,27 @@ class StreamEncoder:
 
     def feed(self, event: ev.Event) -> bytes:
         """Encode one IR event."""
+        item = self._open
+        if item is None:
+            return self._feed_slow(event)
         kind = type(event)
-        if kind is ev.TextDelta or kind is ev.ThinkingDelta:
-            item = self._open
-            text = event.text if kind is ev.TextDelta else event.thinking  # type: ignore[union-attr]
-            if item is not None:
+        if kind is ev.TextDelta:
+            text = event.text  # type: ignore[union-attr]
+        elif kind is ev.ThinkingDelta:
+            text = event.thinking  # type: ignore[union-attr]
+        elif kind is ev.InputJsonDelta:
+            text = event.partial_json  # type: ignore[union-attr]
+            if item.held:
                 item.parts.append(text)
-                return self._delta(text)
-        if kind is ev.InputJsonDelta:
-            item = self._open
-            if item is not None:
-                item.parts.append(event.partial_json)  # type: ignore[union-attr]
-                if self._naming is not None and self._naming.is_freeform(item.block.name):  # type: ignore[union-attr]
-                    return b""
-                return self._delta(event.partial_json)  # type: ignore[union-attr]
-        return self._feed_slow(event)
+                return b""
+        else:
+            return self._feed_slow(event)
+        item.parts.append(text)
+        seq = self._seq
+        self._seq = seq + 1
+        return b"%s%d%s%s%s" % (
+            self._delta_head, seq, self._delta_mid, _ENCODE_STR(text), self._delta_tail
+        )
 
     def _feed_slow(self, event: ev.Event) -> bytes:
         if self._done:
@@ -202,7 +203,8 @@ class StreamEncoder:
             kind, extra, delta = "call", b"", "response.function_call_arguments.delta"
         else:
             return b""  # not a block the chat upstreams produce
-        item = self._open = _Item(kind, index, added["id"], block)
+        held = isinstance(block, ir.ToolUseBlock) and naming.is_freeform(block.name)
+        item = self._open = _Item(kind, index, added["id"], block, held)
         self._signature = None
         self._set_delta(delta, extra)
         out = self._event("response.output_item.added", {"output_index": index, "item": added})
