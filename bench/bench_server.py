@@ -520,10 +520,11 @@ async def _concurrent_run(p: Path_, n: int, conc: int) -> float:
                 if count:
                     remaining -= 1
                 async with client.stream("POST", p.url, content=p.body, headers=p.headers) as r:
-                    async for _ in r.aiter_raw():
-                        pass
+                    body = [chunk async for chunk in r.aiter_raw()]
                     if r.status_code != 200:
-                        raise RuntimeError(f"{p.name}: HTTP {r.status_code}")
+                        text = b"".join(body)[:400].decode(errors="replace")
+                        log = p.server.log.read_text(errors="replace")[-1500:]
+                        raise RuntimeError(f"{p.name}: HTTP {r.status_code}: {text}\n{log}")
                 if not count:
                     return
 

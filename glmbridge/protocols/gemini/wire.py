@@ -1,0 +1,183 @@
+"""Gemini API wire shapes a client sends (``generateContent`` and friends), read leniently.
+
+The wire is proto3 JSON: camelCase, which is what the SDKs send. REST users also send
+snake_case, which the API accepts too. msgspec would silently drop a snake_case key, so
+:func:`decode_request` normalises deliberately: a body that contains a known snake_case
+field name is converted key by key to camelCase first, except inside the values that are
+the user's own data (function-call ``args``, function ``response`` objects and JSON
+schemas, whose property names must stay exactly as written).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from glmbridge._tool_args import exact_float
+from glmbridge.errors import ClientRequestError
+from glmbridge.protocols.json_errors import decode_body, validation_error
+
+__all__ = ["Content", "GenerateContentRequest", "Part", "decode_request"]
+
+
+class _In(msgspec.Struct, kw_only=True, rename="camel"):
+    """Inbound shapes: camelCase on the wire, unknown fields ignored."""
+
+
+class Blob(_In):
+    mime_type: str = "application/octet-stream"
+    data: str = ""
+
+
+class FileData(_In):
+    mime_type: str | None = None
+    file_uri: str = ""
+
+
+class FunctionCall(_In):
+    name: str
+    args: dict[str, Any] | None = None
+    id: str | None = None
+
+
+class FunctionResponse(_In):
+    name: str = ""
+    response: dict[str, Any] | None = None
+    id: str | None = None
+    parts: list[dict[str, Any]] | None = None
+
+
+class Part(_In):
+    """One part: exactly one of the data fields, plus ``thought`` metadata."""
+
+    text: str | None = None
+    inline_data: Blob | None = None
+    file_data: FileData | None = None
+    function_call: FunctionCall | None = None
+    function_response: FunctionResponse | None = None
+    executable_code: dict[str, Any] | None = None
+    code_execution_result: dict[str, Any] | None = None
+    thought: bool | None = None
+    thought_signature: str | None = None
+
+
+class Content(_In):
+    role: str | None = None
+    parts: list[Part] = []
+
+
+class FunctionDeclaration(_In):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    parameters_json_schema: Any = None
+
+
+class Tool(_In):
+    function_declarations: list[FunctionDeclaration] | None = None
+    google_search: dict[str, Any] | None = None
+    google_search_retrieval: dict[str, Any] | None = None
+    code_execution: dict[str, Any] | None = None
+    url_context: dict[str, Any] | None = None
+
+
+class FunctionCallingConfig(_In):
+    mode: str | None = None
+    allowed_function_names: list[str] | None = None
+
+
+class ToolConfig(_In):
+    function_calling_config: FunctionCallingConfig | None = None
+
+
+class ThinkingConfig(_In):
+    include_thoughts: bool | None = None
+    thinking_budget: int | None = None
+    thinking_level: str | None = None
+
+
+class GenerationConfig(_In):
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: float | None = None
+    candidate_count: int | None = None
+    max_output_tokens: int | None = None
+    stop_sequences: list[str] | None = None
+    response_mime_type: str | None = None
+    response_schema: dict[str, Any] | None = None
+    response_json_schema: Any = None
+    thinking_config: ThinkingConfig | None = None
+    response_modalities: list[str] | None = None
+    seed: Any = None
+    presence_penalty: Any = None
+    frequency_penalty: Any = None
+
+
+class GenerateContentRequest(_In):
+    """The request body (``model`` comes from the URL path)."""
+
+    contents: list[Content] = []
+    system_instruction: Content | None = None
+    tools: list[Tool] | None = None
+    tool_config: ToolConfig | None = None
+    generation_config: GenerationConfig | None = None
+    safety_settings: Any = None
+    cached_content: str | None = None
+    # countTokens wraps a whole request: {"generateContentRequest": {...}}
+    generate_content_request: dict[str, Any] | None = None
+
+
+_DECODE = msgspec.json.Decoder(GenerateContentRequest, float_hook=exact_float)
+_DECODE_ANY = msgspec.json.Decoder(float_hook=exact_float)
+_SNAKE_FIELDS = re.compile(
+    rb'"(?:system_instruction|generation_config|tool_config|function_declarations|inline_data'
+    rb"|file_data|function_call|function_response|mime_type|file_uri|max_output_tokens"
+    rb"|stop_sequences|thinking_config|response_mime_type|response_schema|response_json_schema"
+    rb"|parameters_json_schema|function_calling_config|allowed_function_names|include_thoughts"
+    rb"|thinking_budget|thinking_level|top_p|top_k|candidate_count|thought_signature"
+    rb'|google_search|safety_settings|cached_content|generate_content_request)"\s*:'
+)
+# Values that are the user's data: their keys are never renamed.
+_OPAQUE = frozenset({
+    "args", "response", "parameters", "parametersJsonSchema", "responseSchema",
+    "responseJsonSchema", "executableCode", "codeExecutionResult",
+})  # fmt: skip
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest) if rest else key
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = _camel(key) if isinstance(key, str) else key
+        out[name] = item if name in _OPAQUE else _normalise(item)
+    return out
+
+
+def decode_request(body: bytes) -> GenerateContentRequest:
+    """The typed request, from camelCase or snake_case JSON.
+
+    Raises:
+        ClientRequestError: the body is not a valid request (names the field).
+    """
+    if not _SNAKE_FIELDS.search(body):
+        return decode_body(_DECODE, body)
+    try:
+        raw = _DECODE_ANY.decode(body)
+    except msgspec.DecodeError:
+        raise ClientRequestError("body is not valid JSON") from None
+    except RecursionError:
+        raise ClientRequestError("body is nested too deeply") from None
+    try:
+        return msgspec.convert(_normalise(raw), GenerateContentRequest)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from None
