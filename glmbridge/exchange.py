@@ -429,9 +429,15 @@ class ExchangeStream:
             return b""
         return self._encoder.keepalive()
 
+    @property
+    def can_preamble(self) -> bool:
+        """Whether :meth:`preamble` can still start the client's stream (nothing sent yet,
+        nothing failed). The preamble itself may be empty (Gemini has no start event)."""
+        return not self.started and self._state is _State.STREAMING
+
     def preamble(self) -> bytes:
         """The door's start event, now (early commit); ``b""`` if already started."""
-        if self.started or self._state is not _State.STREAMING:
+        if not self.can_preamble:
             return b""
         self._skip_start = True
         self.started = True

@@ -124,6 +124,9 @@ _DEFAULT_ALIASES: list[tuple[str, str]] = [
     ("*opus*", "glm-4.7"),
     ("*sonnet*", "glm-4.7"),
     ("*haiku*", "glm-4.5-air"),
+    # gemini-cli's small side requests (routing, next-speaker checks) use flash-lite; its
+    # main model (gemini-*-pro / -flash) goes to the default.
+    ("gemini-*flash-lite*", "glm-4.5-air"),
 ]
 _SUFFIX = re.compile(r"\s*\[[^\]]*\]$")  # Claude Code's "[1m]" context suffix
 _GLOB_CHARS = frozenset("*?[")

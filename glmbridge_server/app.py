@@ -34,6 +34,7 @@ from glmbridge_server.responses_store import ResponseStore
 from glmbridge_server.routes import admin, door_for, error_response, snapshot
 from glmbridge_server.routes import anthropic as anthropic_routes
 from glmbridge_server.routes import config as config_routes
+from glmbridge_server.routes import gemini as gemini_routes
 from glmbridge_server.routes import openai as openai_routes
 from glmbridge_server.security import SecurityMiddleware, protocol_for_path
 from glmbridge_server.settings import MOCK_MOUNT, Settings, route_table
@@ -187,6 +188,7 @@ def create_app(
         *config_routes.routes,
         *anthropic_routes.routes,
         *openai_routes.routes,
+        *gemini_routes.routes,
     ]
     simulator = None
     if settings.mock:

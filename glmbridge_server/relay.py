@@ -453,10 +453,10 @@ class StreamRelay(Response):
         """Once ``commit_after`` has passed: commit with the door's start event, if the
         current attempt can still give one (a failed attempt's successor will)."""
         stream = self._stream
-        if self._commit_due and not self._committed and stream is not None:
-            data = stream.preamble()
-            if data:
-                await self._emit(data)
+        ready = stream is not None and stream.can_preamble
+        if self._commit_due and not self._committed and ready:
+            # _emit commits the headers even when the door has no start event (Gemini)
+            await self._emit(stream.preamble())  # type: ignore[union-attr]
 
     def _stream_closed(self) -> bool:
         stream = self._stream

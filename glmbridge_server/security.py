@@ -23,7 +23,6 @@ OpenAI or Gemini), so each SDK shows a proper error.
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -31,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glmbridge.errors import ClientRequestError, ErrorKind
 from glmbridge.protocols import anthropic
+from glmbridge.protocols.gemini import errors as gemini_errors
 from glmbridge.protocols.openai import errors as openai_errors
 from glmbridge_server.routes import Runtime, snapshot
 from glmbridge_server.settings import Settings
@@ -47,13 +47,6 @@ _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _OPENAI_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
 _PREFLIGHT_METHODS = "GET, POST, OPTIONS"
 
-# (Gemini status, Gemini reason) per error kind (until the Gemini door has its own).
-_GEMINI_CODES: dict[ErrorKind, tuple[str, str]] = {
-    ErrorKind.AUTHENTICATION: ("UNAUTHENTICATED", "API_KEY_INVALID"),
-    ErrorKind.PERMISSION: ("PERMISSION_DENIED", "FORBIDDEN"),
-    ErrorKind.REQUEST_TOO_LARGE: ("INVALID_ARGUMENT", "REQUEST_TOO_LARGE"),
-    ErrorKind.INVALID_REQUEST: ("INVALID_ARGUMENT", "INVALID_REQUEST"),
-}
 
 
 class BodyTooLarge(ClientRequestError):
@@ -80,8 +73,10 @@ def bind_refusal(settings: Settings) -> str | None:
 
 def protocol_for_path(path: str) -> str:
     """The inbound protocol a path belongs to: ``anthropic``, ``openai``, ``gemini``, ``admin``."""
-    if path.startswith("/v1beta/") or path == "/v1beta":
+    if path.startswith(("/v1beta/", "/v1beta1/")) or path in ("/v1beta", "/v1beta1"):
         return "gemini"
+    if path.startswith("/v1/models/") and ":" in path.rpartition("/")[2]:
+        return "gemini"  # the v1 alias of generateContent & co
     if path.startswith(_OPENAI_PATHS):
         return "openai"
     if path.startswith("/v1/"):
@@ -97,14 +92,7 @@ def native_error(
     if protocol == "openai":
         return openai_errors.encode_error(err, request_id=request_id)[1]
     if protocol == "gemini":
-        rpc, reason = _GEMINI_CODES.get(kind, ("INVALID_ARGUMENT", "INVALID_REQUEST"))
-        info = {
-            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-            "reason": reason,
-            "domain": "glmbridge",
-        }
-        body = {"code": status, "message": message, "status": rpc, "details": [info]}
-        return json.dumps({"error": body}).encode()
+        return gemini_errors.encode_error(err, request_id=request_id)[1]
     return anthropic.encode_error(err, request_id=request_id)[1]
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "Runtime",
     "anthropic_client",
     "door_for",
+    "gemini_client",
     "error_response",
     "prepare",
     "read_body",
@@ -145,6 +146,17 @@ def anthropic_client(request: Request) -> bool:
     return "anthropic-version" in headers or "x-api-key" in headers
 
 
+def gemini_client(request: Request) -> bool:
+    """Whether the client is a Google one (``x-goog-api-key``/``x-goog-api-client`` or
+    ``?key=``): google-genai lists models under ``/v1`` when its api_version is v1."""
+    headers = request.headers
+    return (
+        "x-goog-api-key" in headers
+        or "x-goog-api-client" in headers
+        or "key" in request.query_params
+    )
+
+
 def door_for(request: Request) -> FrontDoor:
     """The front door whose error shape a path's clients understand: the path's protocol,
     and for shared or unknown ``/v1/`` paths the client's headers."""
@@ -158,6 +170,10 @@ def door_for(request: Request) -> FrontDoor:
         from glmbridge.protocols.openai import CHAT_DOOR
 
         return CHAT_DOOR
+    if protocol == "gemini":
+        from glmbridge.protocols.gemini import GEMINI_DOOR
+
+        return GEMINI_DOOR
     return anthropic_protocol.DOOR
 
 

@@ -32,11 +32,13 @@ from glmbridge_server.codex import codex_catalog
 from glmbridge_server.routes import (
     anthropic_client,
     error_response,
+    gemini_client,
     note_route,
     prepare,
     read_body,
     runtime,
 )
+from glmbridge_server.routes import gemini as gemini_routes
 from glmbridge_server.routes import openai as openai_routes
 
 __all__ = ["build_model_catalog", "routes"]
@@ -224,6 +226,8 @@ async def models_index(request: Request) -> Response:
     :func:`~glmbridge_server.routes.anthropic_client`), else OpenAI's list."""
     if "client_version" in request.query_params:  # Codex CLI (model_catalog_url)
         return JSONResponse(codex_catalog(runtime(request).route_table))
+    if gemini_client(request):  # google-genai on /v1 (its api_version "v1")
+        return await gemini_routes.models_index(request)
     if not anthropic_client(request):
         return openai_routes.model_list(runtime(request).model_catalog)
     try:
@@ -234,6 +238,9 @@ async def models_index(request: Request) -> Response:
 
 async def models_show(request: Request) -> Response:
     """``GET /v1/models/{model_id}``; unknown ids get ``404 not_found_error``."""
+    if gemini_client(request):
+        request.path_params["rest"] = request.path_params["model_id"]
+        return await gemini_routes.models_show(request)
     model_id = request.path_params["model_id"]
     info = runtime(request).model_catalog.get(model_id)
     if info is None:
