@@ -253,11 +253,12 @@ def test_gemini_route_gets_a_gemini_401(guarded: RunningServer) -> None:
 
 def test_gemini_routes_accept_goog_key_and_query_key(guarded: RunningServer) -> None:
     url = guarded.url + "/v1beta/models"
-    # Past the token check: 404 because the Gemini front door does not exist yet.
-    assert httpx2.get(url, headers={"x-goog-api-key": TOKEN}).status_code == 404
-    assert httpx2.get(url, params={"key": TOKEN}).status_code == 404
-    assert httpx2.get(url, headers={"x-api-key": TOKEN}).status_code == 404
-    assert httpx2.get(url).status_code == 401
+    assert httpx2.get(url, headers={"x-goog-api-key": TOKEN}).status_code == 200
+    assert httpx2.get(url, params={"key": TOKEN}).status_code == 200
+    assert httpx2.get(url, headers={"x-api-key": TOKEN}).status_code == 200
+    refused = httpx2.get(url)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["status"] == "UNAUTHENTICATED"  # Google's shape
 
 
 def test_token_accepted_as_api_key_and_as_bearer(guarded: RunningServer) -> None:
