@@ -127,6 +127,7 @@ _DEFAULT_ALIASES: list[tuple[str, str]] = [
     # gemini-cli's small side requests (routing, next-speaker checks) use flash-lite; its
     # main model (gemini-*-pro / -flash) goes to the default.
     ("gemini-*flash-lite*", "glm-4.5-air"),
+    ("gemma-*", "glm-4.5-air"),
 ]
 _SUFFIX = re.compile(r"\s*\[[^\]]*\]$")  # Claude Code's "[1m]" context suffix
 _GLOB_CHARS = frozenset("*?[")

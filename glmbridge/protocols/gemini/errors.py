@@ -49,7 +49,10 @@ def error_object(err: GlmbridgeError) -> tuple[int, dict[str, Any]]:
         info["metadata"] = {"upstream_code": code}
     details: list[dict[str, Any]] = [info]
     if code in QUOTA_CODES:
-        violation = {"subject": "glm", "description": err.message}
+        # gemini-cli stops retrying at once when a violated quotaId contains "PerDay"; a
+        # spent GLM quota (5-hour, weekly, balance) will not come back within its retries.
+        violation = {"subject": "glm", "quotaId": f"GlmQuota{code}PerDay",
+                     "description": err.message}  # fmt: skip
         details.append({"@type": _QUOTA, "violations": [violation]})
     retry_after = err.retry_after if isinstance(err, UpstreamError) else None
     if retry_after is not None and status in (429, 503):

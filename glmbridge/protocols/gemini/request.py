@@ -260,6 +260,8 @@ def _tools(tools: list[gw.Tool]) -> list[ir.Tool]:
             schema: Any = decl.parameters_json_schema
             if schema is None and decl.parameters is not None:
                 schema = schema_to_json(decl.parameters)
+            elif isinstance(schema, dict) and isinstance(schema.get("type"), str):
+                schema = schema_to_json(schema)  # upper-case types there too
             schema = schema if isinstance(schema, dict) else None
             out.append(ir.Tool(name=decl.name, description=decl.description, input_schema=schema))
     return out
@@ -313,9 +315,10 @@ def _format(config: gw.GenerationConfig) -> ir.ResponseFormat | None:
             logger.debug("responseSchema without responseMimeType application/json: JSON anyway")
         else:
             return None
+    # gemini-cli's routing call sends responseJsonSchema with upper-case OpenAPI types
+    # ("OBJECT"): both forms go through the same conversion.
     schema = config.response_json_schema
-    if schema is None and config.response_schema is not None:
-        schema = schema_to_json(config.response_schema)
+    schema = schema_to_json(schema if schema is not None else config.response_schema)
     if isinstance(schema, dict):
         return ir.ResponseFormat(type="json_schema", schema=schema, name="response")
     return ir.ResponseFormat(type="json_object")
