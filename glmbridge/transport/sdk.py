@@ -20,12 +20,14 @@ API by default, or Z.ai's Anthropic endpoint) and returns the answer::
 
 Served, by path: ``POST …/v1/messages`` (streaming or not; ``?beta=true`` is accepted),
 ``POST …/v1/messages/count_tokens`` (a local :class:`~glmbridge.tokens.TokenEstimator`
-estimate), ``POST …/chat/completions`` and ``POST …/responses``. Anything else gets a
-404 in the shape of the path's protocol. Errors are native error bodies with the right
-status, so each SDK raises its usual exception classes. A
-stream is read until it produces output before the response is returned, so an upstream
-failure before any output is a real status too; after that, failures arrive as
-``error`` events, and a stream that has delivered its final event ends there whatever
+estimate), ``POST …/chat/completions``, ``POST …/responses``, and the Gemini methods
+``POST …/models/<model>:generateContent`` / ``:streamGenerateContent`` / ``:countTokens``
+(the google-genai SDK: pass the transport through ``HttpOptions(client_args=…)``).
+Anything else gets a 404 in the shape of the path's protocol. Errors are native error
+bodies with the right status, so each SDK raises its usual exception classes. A stream
+is read until it produces output before the response is returned, so an upstream failure
+before any output is a real status too; after that, failures arrive in the stream as the
+door's error event, and a stream that has delivered its final event ends there whatever
 the upstream does next. The header ``x-glmbridge-model`` overrides the routed model.
 
 This transport never retries: the SDK already does (``max_retries``), honouring the
@@ -57,7 +59,7 @@ from glmbridge.errors import (
 from glmbridge.exchange import Exchange, ExchangeStream, FrontDoor
 from glmbridge.ids import new_request_id
 from glmbridge.profiles import DEFAULT_PROFILE, UpstreamProfile, profile_for
-from glmbridge.protocols import anthropic
+from glmbridge.protocols import anthropic, gemini
 from glmbridge.protocols.openai import CHAT_DOOR
 from glmbridge.protocols.responses import RESPONSES_DOOR
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, RouteTable
@@ -105,6 +107,18 @@ def _error_response(door: FrontDoor, err: GlmbridgeError, request_id: str) -> ht
 
 def _door_for(path: str) -> FrontDoor | None:
     return next((door for suffix, door in _DOORS if path.endswith(suffix)), None)
+
+
+_GEMINI_ACTIONS = ("generateContent", "streamGenerateContent", "countTokens")
+
+
+def _gemini_method(path: str) -> tuple[str, str] | None:
+    """``(model, action)`` of a Gemini method path (``…/models/<model>:<action>``)."""
+    head, sep, last = path.rpartition("/models/")
+    model, colon, action = last.rpartition(":")
+    if sep and colon and model and action in _GEMINI_ACTIONS:
+        return model, action
+    return None
 
 
 def _raw_ok(response: httpx2.Response) -> bool:
@@ -171,6 +185,9 @@ class _Core:
         path = request.url.path.rstrip("/")
         door = _door_for(path)
         try:
+            gemini_call = _gemini_method(path) if request.method == "POST" else None
+            if gemini_call is not None:
+                return self._gemini(request, body, rid, *gemini_call)
             if request.method == "POST" and path.endswith("/v1/messages/count_tokens"):
                 door = anthropic.DOOR
                 req = anthropic.decode_count_tokens_request(body)
@@ -183,9 +200,9 @@ class _Core:
                     f"{request.method} {path or '/'} is not served by glmbridge",
                     kind=ErrorKind.NOT_FOUND,
                 )
-            exchange = Exchange.prepare(
+            exchange = Exchange.from_request(
                 door,
-                body,
+                door.decode_request(body),
                 table=self.route_table,
                 upstream=self.profile,
                 override=request.headers.get("x-glmbridge-model") or None,
@@ -193,6 +210,29 @@ class _Core:
             )
         except GlmbridgeError as err:
             return _error_response(door or anthropic.DOOR, err, rid)
+        return self._call_for(exchange, rid)
+
+    def _gemini(self, request: httpx2.Request, body: bytes, rid: str, model: str,
+                action: str) -> _Call | httpx2.Response:  # fmt: skip
+        """A Gemini method (the model is in the path; countTokens is a local estimate)."""
+        alt = request.url.params.get("alt", "")
+        door = gemini.GEMINI_DOOR if alt == "sse" else gemini.GEMINI_ARRAY_DOOR
+        try:
+            req = gemini.decode_request(body, model=model,
+                                        stream=action == "streamGenerateContent")  # fmt: skip
+            if action == "countTokens":
+                count = self.estimator.request_tokens(req)
+                return _response(200, msgspec.json.encode({"totalTokens": count}), rid)
+            exchange = Exchange.from_request(
+                door, req, table=self.route_table, upstream=self.profile,
+                override=request.headers.get("x-glmbridge-model") or None,
+                estimator=self.estimator,
+            )  # fmt: skip
+        except GlmbridgeError as err:
+            return _error_response(door, err, rid)
+        return self._call_for(exchange, rid)
+
+    def _call_for(self, exchange: Exchange, rid: str) -> _Call:
         headers = exchange.headers(self.api_key)
         headers["user-agent"] = f"glmbridge/{__version__}"
         upstream = httpx2.Request(
