@@ -636,3 +636,39 @@ def test_openai_async_transport(sim: RunningServer) -> None:
             return text, last.response.output_text
 
     assert asyncio.run(run()) == ("You said: hi", "You said: yo")
+
+
+# --- the google-genai SDK over the same transport ----------------------------------------------
+
+
+def test_google_genai_over_the_transport(sim: RunningServer) -> None:
+    from google import genai
+    from google.genai import errors as genai_errors
+    from google.genai import types
+
+    options = types.HttpOptions(
+        base_url=BASE_URL,
+        client_args={"transport": GlmTransport(api_key=KEY, upstream=upstream_url(sim))},
+        async_client_args={
+            "transport": AsyncGlmTransport(api_key=KEY, upstream=upstream_url(sim))
+        },
+    )
+    client = genai.Client(api_key="unused", http_options=options)
+    assert client.models.generate_content(model="gemini-2.5-pro", contents="hi").text == (
+        "You said: hi"
+    )
+    chunks = list(client.models.generate_content_stream(model="gemini-2.5-pro", contents="yo"))
+    assert "".join(c.text or "" for c in chunks) == "You said: yo"
+    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP  # type: ignore[index]
+    assert chats(sim)[-1]["model"] == "glm-4.7"  # gemini names route to GLM
+    assert client.models.count_tokens(model="gemini-2.5-pro", contents="hi").total_tokens
+    with pytest.raises(genai_errors.ClientError) as caught:
+        client.models.generate_content(model="gemini-2.5-pro", contents="[[sim:error:1302]]")
+    assert caught.value.code == 429 and caught.value.status == "RESOURCE_EXHAUSTED"
+    assert KEY not in str(caught.value.details)
+
+    async def run() -> str:
+        answer = await client.aio.models.generate_content(model="gemini-2.5-pro", contents="a")
+        return answer.text or ""
+
+    assert asyncio.run(run()) == "You said: a"
