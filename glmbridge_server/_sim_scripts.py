@@ -206,6 +206,7 @@ class Context:
     tool_results: list[str] = field(default_factory=list)  # tool outputs in the current turn
     images: int = 0  # image/video/file parts in the last user message
     json_mode: bool = False  # response_format json_object
+    json_schema: dict[str, Any] | None = None  # the schema a JSON-mode prompt asks for
 
 
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
@@ -267,8 +268,44 @@ def context_from_request(body: dict[str, Any]) -> tuple[Context, str]:
         if isinstance(content, list)
         else 0,
         json_mode=rf.get("type") == "json_object",
+        json_schema=_asked_schema(msgs) if rf.get("type") == "json_object" else None,
     )
     return ctx, directive_text
+
+
+# glmbridge carries a JSON schema to GLM as this instruction (GLM has json_object only); a
+# real model follows it, so the simulator answers with an object of that shape.
+_SCHEMA_MARK = "conforms to this JSON Schema:\n"
+
+
+def _asked_schema(msgs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    system = next((m for m in msgs if m.get("role") == "system"), None)
+    text = system.get("content") if system else None
+    if not isinstance(text, str) or _SCHEMA_MARK not in text:
+        return None
+    try:
+        schema, _ = _DECODER.raw_decode(text, text.index(_SCHEMA_MARK) + len(_SCHEMA_MARK))
+    except ValueError:
+        return None
+    return schema if isinstance(schema, dict) else None
+
+
+def _schema_answer(schema: dict[str, Any], reply: str) -> Any:
+    """A value of ``schema``'s shape: strings say ``reply``, numbers sit in their range."""
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        return {k: _schema_answer(v if isinstance(v, dict) else {}, reply)
+                for k, v in props.items()}  # fmt: skip
+    if kind == "array":
+        items = schema.get("items")
+        return [_schema_answer(items, reply)] if isinstance(items, dict) else []
+    if kind == "string" and not schema.get("enum"):
+        return reply
+    if kind in ("integer", "number") and isinstance(schema.get("minimum"), (int, float)):
+        return schema["minimum"]
+    return _example_value(schema, "value")
 
 
 # ---------------------------------------------------------------------------- directives
@@ -392,6 +429,8 @@ def _echo(ctx: Context) -> str:
     reply = f"You said: {text[:200]}" if text else "You said nothing I could read."
     if ctx.images:
         reply += f" (with {ctx.images} attachment{'s' if ctx.images > 1 else ''})"
+    if ctx.json_schema is not None:
+        return json.dumps(_schema_answer(ctx.json_schema, reply))
     return json.dumps({"reply": reply}) if ctx.json_mode else reply
 
 

@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the Anthropic Messages API on top of Z.ai GLM models.",
         epilog="Subcommands: serve (default); claude [--yolo] [--port N] [claude args...] "
         "(start Claude Code on glmbridge); codex [--port N] [codex args...] (start Codex CLI "
-        "on glmbridge); status, stop [--port N] (the background server). "
+        "on glmbridge); gemini [--port N] [gemini args...] (start gemini-cli on glmbridge); "
+        "status, stop [--port N] (the background server). "
         "Configuration: see docs/configuration.md; security: docs/security.md.",
     )
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
@@ -196,12 +197,13 @@ def serve(settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``glmbridge-server`` and ``python -m glmbridge_server``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("claude", "codex", "status", "stop"):
+    if args and args[0] in ("claude", "codex", "gemini", "status", "stop"):
         from glmbridge_server import launcher
 
         command = {
             "claude": launcher.main_claude,
             "codex": launcher.main_codex,
+            "gemini": launcher.main_gemini,
             "status": launcher.main_status,
             "stop": launcher.main_stop,
         }[args[0]]

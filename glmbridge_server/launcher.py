@@ -41,6 +41,7 @@ __all__ = [
     "claude_env",
     "main_claude",
     "main_codex",
+    "main_gemini",
     "main_status",
     "main_stop",
     "state_dir",
@@ -351,6 +352,26 @@ def main_codex(args: Sequence[str]) -> int:
     except LauncherError as exc:
         return _report(exc)
     return _become(executable, argv, env, how, target, health)
+
+
+def main_gemini(args: Sequence[str]) -> int:
+    """``glmbridge-server gemini``: returns only on failure (on success it *is* gemini-cli).
+
+    See :mod:`glmbridge_server.gemini_cli` for the environment and settings it gets.
+    """
+    from glmbridge_server.gemini_cli import gemini_env
+
+    try:
+        _, port, rest = _parse(args, passthrough=True)
+        target = _target(port)
+        executable = _client("gemini", "@google/gemini-cli")
+        health, how = _bridge(target)
+        table = route_table(target.settings.models, target.settings.upstreams)
+        env = gemini_env(os.environ, target.url, target.settings.auth_token, table,
+                         state_dir())  # fmt: skip
+    except LauncherError as exc:
+        return _report(exc)
+    return _become(executable, ["gemini", *rest], env, how, target, health)
 
 
 def main_status(args: Sequence[str]) -> int:

@@ -44,7 +44,7 @@ def home(tmp_path: Path) -> Path:
     """A working directory with a ``bin/claude`` stand-in and a private state dir."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name in ("claude", "codex"):
+    for name in ("claude", "codex", "gemini"):
         stand_in = bin_dir / name
         stand_in.write_text(STAND_IN)
         stand_in.chmod(0o755)
@@ -152,6 +152,23 @@ def test_codex_gets_a_glmbridge_provider_and_verbatim_arguments(
         headers={"authorization": f"Bearer {TOKEN}"},
     ).json()
     assert {"slug", "context_window", "base_instructions"} <= set(catalog["models"][0])
+
+
+def test_gemini_gets_the_bridge_and_its_settings(guarded: RunningServer, home: Path) -> None:
+    env = base_env(home, GLMBRIDGE_AUTH_TOKEN=TOKEN, GOOGLE_API_KEY="real-google-key")
+    result = run(home, "gemini", "--port", port_of(guarded), *TRICKY_ARGS, env=env)
+    assert result.returncode == 0, result.stderr
+    got = dump(home)
+    assert got["argv"] == TRICKY_ARGS
+    e = got["env"]
+    assert e["GOOGLE_GEMINI_BASE_URL"] == guarded.url
+    assert e["GEMINI_API_KEY"] == TOKEN
+    assert "GOOGLE_API_KEY" not in e  # a real Google key is never sent to the bridge
+    settings = json.loads(Path(e["GEMINI_CLI_SYSTEM_SETTINGS_PATH"]).read_text())
+    assert settings["security"]["auth"]["selectedType"] == "gemini-api-key"
+    # compress at 70% of glm-4.7's window, as a share of the 1M window gemini-cli assumes
+    assert 0.1 < settings["model"]["compressionThreshold"] < 0.2
+    assert not (home / ".gemini").exists()  # the user's own settings are not touched
 
 
 def test_codex_missing_exits_127(bridge: RunningServer, home: Path) -> None:
