@@ -58,12 +58,13 @@ import msgspec
 import glmbridge
 from glmbridge import ExchangeStream, ir
 from glmbridge.exchange import Exchange, FrontDoor
-from glmbridge.protocols import anthropic, openai
+from glmbridge.protocols import anthropic, gemini, openai
 from glmbridge.protocols.responses import RESPONSES_DOOR
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "claude_code" / "request_main.json"
 CODEX_FIXTURE = ROOT / "tests" / "fixtures" / "codex" / "tool-3.json"
+GEMINI_FIXTURE = ROOT / "tests" / "fixtures" / "gemini_cli" / "tool-3.json"
 RESULTS = ROOT / "bench" / "results" / "library.json"
 
 REQUEST_TARGET = 1.0  # (a) at most 1.0x the stdlib round trip of the same bytes
@@ -292,7 +293,12 @@ def door_request_ops() -> dict[str, tuple[bytes, FrontDoor]]:
     r = glmbridge.resolve_route(req)
     chat = openai.encode_request(openai.request_from_ir(req, model=r.model, spec=r.spec))
     codex = msgspec.json.encode(json.loads(CODEX_FIXTURE.read_text())["body"])
-    return {"chat": (chat, openai.CHAT_DOOR), "responses": (codex, RESPONSES_DOOR)}
+    gem = msgspec.json.encode(json.loads(GEMINI_FIXTURE.read_text())["body"])
+    return {
+        "chat": (chat, openai.CHAT_DOOR),
+        "responses": (codex, RESPONSES_DOOR),
+        "gemini": (gem, gemini.GEMINI_DOOR),
+    }
 
 
 def make_door_request_op(body: bytes, door: FrontDoor) -> Callable[[], object]:
@@ -300,8 +306,14 @@ def make_door_request_op(body: bytes, door: FrontDoor) -> Callable[[], object]:
     the GLM body (an ``Exchange``), without the token estimate (the server memoises it)."""
     route = glmbridge.resolve_route
 
+    decode = door.decode_request
+    if door is gemini.GEMINI_DOOR:  # the model is in the URL path
+
+        def decode(data: bytes) -> ir.Request:
+            return gemini.decode_request(data, model="gemini-3.8-flash", stream=True)
+
     def run() -> object:
-        req = door.decode_request(body)
+        req = decode(body)
         return Exchange(door, req, route(req)).body
 
     return run
@@ -311,8 +323,10 @@ def _bound(door: str) -> FrontDoor:
     if door == "anthropic":
         return anthropic.DOOR
     req = ir.Request(model="glm-4.7", messages=[], stream=True,
-                     echo={"include_usage": True, "freeform": [], "namespaced": {}})  # fmt: skip
-    base = openai.CHAT_DOOR if door == "chat" else RESPONSES_DOOR
+                     echo={"include_usage": True, "freeform": [], "namespaced": {},
+                           "include_thoughts": True})  # fmt: skip
+    base = {"chat": openai.CHAT_DOOR, "responses": RESPONSES_DOOR,
+            "gemini": gemini.GEMINI_DOOR}[door]  # fmt: skip
     return base.for_request(req)
 
 
@@ -459,6 +473,9 @@ def run(quick: bool, do_profile: bool) -> dict[str, Any]:
             "reasoning_text", False, "chat", "responses"),
         "responses door: tool_stream args, 1 chunk/event": ("tool", False, "chat", "responses"),
         "responses door: pure text, 4 KiB reads": ("text", True, "chat", "responses"),
+        "gemini door: reasoning+text, 1 chunk/event": ("reasoning_text", False, "chat", "gemini"),
+        "gemini door: tool_stream args, 1 chunk/event": ("tool", False, "chat", "gemini"),
+        "gemini door: pure text, 4 KiB reads": ("text", True, "chat", "gemini"),
     }  # fmt: skip
     builders = {"reasoning_text": stream_reasoning_text, "tool": stream_tool, "text": stream_text}
     payload_sets = {k: b() for k, b in builders.items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from glmbridge.protocols.gemini.door import GEMINI_ARRAY_DOOR, GEMINI_DOOR, GeminiDoor
 from glmbridge.protocols.gemini.errors import encode_error, error_object
+from glmbridge.protocols.gemini.grammar import validate_gemini_stream
 from glmbridge.protocols.gemini.request import decode_request, request_to_ir, schema_to_json
 from glmbridge.protocols.gemini.response import response_from_ir
 from glmbridge.protocols.gemini.stream import StreamEncoder
@@ -26,4 +27,5 @@ __all__ = [
     "request_to_ir",
     "response_from_ir",
     "schema_to_json",
+    "validate_gemini_stream",
 ]

@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from typing import Any
 
 import msgspec
 
 from glmbridge import ir
+from glmbridge._tool_args import exact_float
 from glmbridge.errors import ClientRequestError
 from glmbridge.protocols.gemini import wire as gw
 
@@ -96,6 +98,7 @@ def request_to_ir(
 
 
 _encode = msgspec.json.Encoder(decimal_format="number").encode
+_decode = msgspec.json.Decoder(float_hook=exact_float).decode
 
 
 # --- contents ------------------------------------------------------------------------------
@@ -257,14 +260,27 @@ def _tools(tools: list[gw.Tool]) -> list[ir.Tool]:
             if getattr(tool, name) is not None:
                 logger.info("tools.%d: hosted tool %s dropped (GLM cannot run it here)", i, name)
         for decl in tool.function_declarations or ():
-            schema: Any = decl.parameters_json_schema
-            if schema is None and decl.parameters is not None:
-                schema = schema_to_json(decl.parameters)
-            elif isinstance(schema, dict) and isinstance(schema.get("type"), str):
-                schema = schema_to_json(schema)  # upper-case types there too
-            schema = schema if isinstance(schema, dict) else None
+            schema = _parameters(decl)
             out.append(ir.Tool(name=decl.name, description=decl.description, input_schema=schema))
     return out
+
+
+_UPPER_TYPE = re.compile(rb'"type"\s*:\s*"[A-Z]')
+
+
+def _parameters(decl: gw.FunctionDeclaration) -> msgspec.Raw | dict[str, Any] | None:
+    """The tool's JSON Schema: ``parametersJsonSchema`` passed through as raw JSON (never
+    re-encoded) unless it uses upper-case OpenAPI types; else ``parameters`` converted."""
+    raw = decl.parameters_json_schema
+    if raw:
+        if not _UPPER_TYPE.search(raw):
+            return raw if bytes(memoryview(raw)[:1]) == b"{" else None
+        schema = schema_to_json(_decode(raw))
+        return schema if isinstance(schema, dict) else None
+    if decl.parameters is not None:
+        converted = schema_to_json(decl.parameters)
+        return converted if isinstance(converted, dict) else None
+    return None
 
 
 def _tool_choice(

@@ -6,7 +6,8 @@ Input: the IR event grammar of :mod:`glmbridge.events`. Output: a sequence of co
 ``GenerateContentResponse`` objects, every one valid on its own, each carrying
 ``modelVersion`` and ``responseId``, framed one of two ways:
 
-* ``sse`` (``?alt=sse``, what every SDK asks for): ``data: {chunk}\\n\\n`` per chunk;
+* ``sse`` (``?alt=sse``, what every SDK asks for): ``data: {chunk}\\n\\n`` per chunk,
+  with U+2028/U+2029 escaped (the JS SDK's frame regex stops at these line terminators);
 * ``array`` (no ``alt``): one JSON array written as the chunks arrive, ``[`` before the
   first, ``,\\r\\n`` between, ``]`` at the end.
 
@@ -49,6 +50,10 @@ __all__ = ["Framing", "StreamEncoder"]
 Framing = Literal["sse", "array"]
 _ENCODE = msgspec.json.Encoder(decimal_format="number")
 _ENCODE_STR = _ENCODE.encode
+# JS line terminators in UTF-8: the JS SDK's frame regex (``data: (.*)\n\n``) does not
+# match across them, so a raw one inside a JSON string stalls the stream; escaped, the
+# JSON is the same.
+_LS, _PS = "\u2028".encode(), "\u2029".encode()
 
 
 class StreamEncoder:
@@ -80,6 +85,8 @@ class StreamEncoder:
     def _frame(self, chunk: bytes) -> bytes:
         self._chunks += 1
         if self._framing == "sse":
+            if b"\xe2\x80" in chunk:  # U+2028/U+2029 raw would end the JS SDK's line
+                chunk = chunk.replace(_LS, b"\\u2028").replace(_PS, b"\\u2029")
             return b"data: " + chunk + b"\n\n"
         return (b"" if self._chunks == 1 else b",\r\n") + chunk
 

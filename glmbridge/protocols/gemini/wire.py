@@ -17,7 +17,7 @@ import msgspec
 
 from glmbridge._tool_args import exact_float
 from glmbridge.errors import ClientRequestError
-from glmbridge.protocols.json_errors import decode_body, validation_error
+from glmbridge.protocols.json_errors import decode_body
 
 __all__ = ["Content", "GenerateContentRequest", "Part", "decode_request"]
 
@@ -72,7 +72,7 @@ class FunctionDeclaration(_In):
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
-    parameters_json_schema: Any = None
+    parameters_json_schema: msgspec.Raw = msgspec.Raw(b"")  # kept raw: usually passed through
 
 
 class Tool(_In):
@@ -131,6 +131,7 @@ class GenerateContentRequest(_In):
 
 _DECODE = msgspec.json.Decoder(GenerateContentRequest, float_hook=exact_float)
 _DECODE_ANY = msgspec.json.Decoder(float_hook=exact_float)
+_ENCODE = msgspec.json.Encoder(decimal_format="number").encode
 _SNAKE_FIELDS = re.compile(
     rb'"(?:system_instruction|generation_config|tool_config|function_declarations|inline_data'
     rb"|file_data|function_call|function_response|mime_type|file_uri|max_output_tokens"
@@ -177,7 +178,5 @@ def decode_request(body: bytes) -> GenerateContentRequest:
         raise ClientRequestError("body is not valid JSON") from None
     except RecursionError:
         raise ClientRequestError("body is nested too deeply") from None
-    try:
-        return msgspec.convert(_normalise(raw), GenerateContentRequest)
-    except msgspec.ValidationError as exc:
-        raise validation_error(exc) from None
+    # Back to bytes and through the typed decoder (Raw fields need bytes).
+    return decode_body(_DECODE, _ENCODE(_normalise(raw)))
