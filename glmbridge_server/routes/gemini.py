@@ -73,7 +73,9 @@ def model_catalog(table: RouteTable) -> dict[str, dict[str, Any]]:
             "version": "glmbridge",
             "displayName": spec.display_name or model_id.upper(),
             "description": f"Z.ai {spec.display_name or model_id} through glmbridge",
-            "inputTokenLimit": spec.context_window - spec.max_output,
+            # The whole window: a prompt may fill it when little output is asked for
+            # (window - max_output is 0 for glm-5v-turbo, whose cap equals its window).
+            "inputTokenLimit": spec.context_window,
             "outputTokenLimit": spec.max_output,
             "supportedGenerationMethods": ["generateContent", "streamGenerateContent",
                                            "countTokens"],  # fmt: skip
