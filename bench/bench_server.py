@@ -26,11 +26,13 @@ the simulator through each of its two upstreams:
   (the Anthropic upstream codec). ``bench/_bridge_runner.py`` registers a bench-only profile
   ``sim-anthropic`` for the simulator's URL (a custom URL is always a chat upstream) and runs
   the ordinary server entry point;
-* **glmbridge_chat** / **glmbridge_responses**: the same ``glmbridge`` server (chat upstream,
-  ``warning``), reached through its OpenAI doors: ``POST /v1/chat/completions`` with the GLM
-  chat body itself as the client's request (it is a valid Chat Completions request), and
-  ``POST /v1/responses`` with the same conversation as a Responses request (system →
-  ``instructions``, user turns → ``input_text`` items, tools → function tools). Both reach
+* **glmbridge_chat** / **glmbridge_responses** / **glmbridge_gemini**: the same ``glmbridge``
+  server (chat upstream, ``warning``), reached through its other doors: ``POST
+  /v1/chat/completions`` with the GLM chat body itself as the client's request (it is a valid
+  Chat Completions request), ``POST /v1/responses`` with the same conversation as a Responses
+  request (system → ``instructions``, user turns → ``input_text`` items, tools → function
+  tools), and ``POST /v1beta/models/glm-4.7:streamGenerateContent?alt=sse`` with it as a
+  Gemini request (``systemInstruction``, ``contents``, ``functionDeclarations``). Both reach
   the simulator with the body the direct path sends, so they are compared with ``direct``;
   the server's CPU is shared with ``glmbridge`` and not attributed per door;
 * **litellm** (optional): client → ``litellm`` proxy (``/v1/messages``) → the simulator.
@@ -167,6 +169,29 @@ def responses_body(chat_body: bytes) -> bytes:
                             "store": False, "tools": tools}  # fmt: skip
     if instructions:
         body["instructions"] = "\n\n".join(instructions)
+    return _compact(body)
+
+
+def gemini_body(chat_body: bytes) -> bytes:
+    """The conversation of a GLM chat body as a Gemini ``streamGenerateContent`` request."""
+    chat = json.loads(chat_body)
+    system = [m["content"] for m in chat["messages"] if m["role"] == "system"]
+    contents = []
+    for m in chat["messages"]:
+        if m["role"] == "system":
+            continue
+        texts = [m["content"]] if isinstance(m["content"], str) else [
+            p["text"] for p in m["content"] if p.get("type") == "text"]  # fmt: skip
+        role = "user" if m["role"] == "user" else "model"
+        contents.append({"role": role, "parts": [{"text": t} for t in texts]})
+    decls = [{"name": t["function"]["name"], "description": t["function"].get("description", ""),
+              "parametersJsonSchema": t["function"].get("parameters", {})}
+             for t in chat.get("tools") or ()]  # fmt: skip
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
+    if decls:
+        body["tools"] = [{"functionDeclarations": decls}]
     return _compact(body)
 
 
@@ -386,7 +411,11 @@ class Path_:
     headers: dict[str, str]
 
 
-DOOR_PATHS = {"glmbridge_chat": "/v1/chat/completions", "glmbridge_responses": "/v1/responses"}
+DOOR_PATHS = {
+    "glmbridge_chat": "/v1/chat/completions",
+    "glmbridge_responses": "/v1/responses",
+    "glmbridge_gemini": "/v1beta/models/glm-4.7:streamGenerateContent?alt=sse",
+}
 
 
 def make_path(name: str, server: Server, body: bytes, *, direct: bool) -> Path_:
@@ -433,6 +462,9 @@ def answer_text(raw: bytes, *, direct: bool) -> str:
                 out.append(event["choices"][0]["delta"].get("content") or "")
         elif event.get("type") == "response.output_text.delta":
             out.append(event["delta"])
+        elif "candidates" in event:
+            parts = event["candidates"][0]["content"]["parts"]
+            out.extend(p.get("text", "") for p in parts if not p.get("thought"))
         elif event.get("type") == "content_block_delta" and event["delta"]["type"] == "text_delta":
             out.append(event["delta"]["text"])
     return "".join(out)
@@ -782,6 +814,7 @@ def run(args: argparse.Namespace) -> int:
             ps += [make_path(s.name, s, anth, direct=False) for s in chat_bridges]
             ps.append(make_path("glmbridge_chat", bridge, glm, direct=False))
             ps.append(make_path("glmbridge_responses", bridge, responses_body(glm), direct=False))
+            ps.append(make_path("glmbridge_gemini", bridge, gemini_body(glm), direct=False))
             ps.append(make_path("direct_anthropic", sim, msg, direct=True))
             rest = [s for s in bridges if s not in chat_bridges]
             ps += [make_path(s.name, s, anth, direct=False) for s in rest]
