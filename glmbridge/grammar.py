@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import msgspec
 
@@ -45,7 +45,15 @@ from glmbridge._tool_args import JSON_DECODER
 from glmbridge.errors import ErrorKind, GlmbridgeError, UpstreamProtocolError
 from glmbridge.sse import ServerSentEvent, SSEDecoder
 
-__all__ = ["StreamGrammarError", "validate_anthropic_stream", "validate_event_sequence"]
+__all__ = [
+    "StreamGrammarError",
+    "count_at",
+    "is_json_object",
+    "sse_frames",
+    "typed_frame",
+    "validate_anthropic_stream",
+    "validate_event_sequence",
+]
 
 
 class StreamGrammarError(GlmbridgeError):
@@ -226,23 +234,39 @@ def validate_anthropic_stream(stream: bytes | Iterable[ServerSentEvent]) -> None
     Raises:
         StreamGrammarError: the first rule broken, with the event's position.
     """
-    if isinstance(stream, (bytes, bytearray, memoryview)):
-        decoder = SSEDecoder()
-        try:
-            stream = decoder.feed(bytes(stream)) + decoder.flush()
-        except UpstreamProtocolError as exc:
-            raise StreamGrammarError(f"sse framing: {exc.message}", rule="sse framing") from exc
     machine = _Machine()
-    for position, frame in enumerate(stream):
+    for position, frame in enumerate(sse_frames(stream)):
         _wire_step(machine, position, frame)
     machine.end()
 
 
-def _wire_step(machine: _Machine, position: int, frame: ServerSentEvent) -> None:
-    """Check one SSE frame's framing, then feed it to the machine."""
-    machine.position, machine.name = position, frame.event or "?"
+# -- shared by the validators of every protocol ------------------------------------------------
+
+
+class Failer(Protocol):
+    """A validator's state machine: ``fail`` raises :class:`StreamGrammarError`."""
+
+    def fail(self, rule: str, detail: str) -> NoReturn: ...
+
+
+def sse_frames(stream: bytes | Iterable[ServerSentEvent]) -> Iterable[ServerSentEvent]:
+    """Decoded frames: bytes go through :class:`SSEDecoder`; frames pass through."""
+    if not isinstance(stream, (bytes, bytearray, memoryview)):
+        return stream
+    decoder = SSEDecoder()
+    try:
+        return decoder.feed(bytes(stream)) + decoder.flush()
+    except UpstreamProtocolError as exc:
+        raise StreamGrammarError(f"sse framing: {exc.message}", rule="sse framing") from exc
+
+
+def typed_frame(
+    machine: Failer, frame: ServerSentEvent, protocol: str
+) -> tuple[str, dict[str, Any]]:
+    """``(type, body)`` of an ``event:``-named frame whose JSON ``type`` is that name
+    (Anthropic and Responses streams; neither has a ``[DONE]``)."""
     if frame.data.strip() == "[DONE]":
-        machine.fail("no [DONE]", "Anthropic streams have no [DONE] sentinel")
+        machine.fail("no [DONE]", f"{protocol} streams have no [DONE] sentinel")
     try:
         body = msgspec.json.decode(frame.data)
     except msgspec.DecodeError:
@@ -252,6 +276,28 @@ def _wire_step(machine: _Machine, position: int, frame: ServerSentEvent) -> None
         machine.fail("json body", "data must be a JSON object with a string type")
     if frame.event != kind:
         machine.fail("event name", f"event: {frame.event!r} differs from JSON type {kind!r}")
+    return kind, body
+
+
+def count_at(value: Any, path: str) -> int | None:
+    """The integer >= 0 at the dotted ``path`` in ``value``, or ``None`` when there is none."""
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if type(value) is int and value >= 0 else None
+
+
+def is_json_object(text: str) -> bool:
+    """Whether ``text`` parses as a JSON object (tool arguments)."""
+    try:
+        return isinstance(JSON_DECODER.decode(text), dict)
+    except msgspec.DecodeError:
+        return False
+
+
+def _wire_step(machine: _Machine, position: int, frame: ServerSentEvent) -> None:
+    """Check one SSE frame's framing, then feed it to the machine."""
+    machine.position, machine.name = position, frame.event or "?"
+    kind, body = typed_frame(machine, frame, "Anthropic")
     machine.advance(position, kind)
     _WIRE_RULES[kind](machine, body)
 

@@ -50,10 +50,8 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from glmbridge._tool_args import JSON_DECODER
-from glmbridge.errors import UpstreamProtocolError
-from glmbridge.grammar import StreamGrammarError
-from glmbridge.sse import ServerSentEvent, SSEDecoder
+from glmbridge.grammar import StreamGrammarError, count_at, is_json_object, sse_frames
+from glmbridge.sse import ServerSentEvent
 
 __all__ = ["FINISH_REASONS", "ChatStreamResult", "validate_chat_stream"]
 
@@ -310,7 +308,7 @@ class _Machine:
         if reason == "stop" and self.calls:
             self.fail("finish reason", "finish_reason 'stop' with tool calls: must be tool_calls")
         for index, (_, _, parts) in enumerate(self.calls):
-            if not _is_json_object("".join(parts)):
+            if not is_json_object("".join(parts)):
                 detail = f"tool call {index}: the concatenated arguments are not a JSON object"
                 self.fail("tool arguments json", detail)
         self.finish_reason = reason
@@ -322,7 +320,7 @@ class _Machine:
             self.fail("usage chunk", "a chunk with no choices must carry a usage object")
         counts: dict[str, int] = {}
         for path in _USAGE_COUNTS:
-            count = _count(usage, path)
+            count = count_at(usage, path)
             if count is None:
                 self.fail("usage", f"usage.{path} must be an integer >= 0")
             counts[path] = count
@@ -352,31 +350,6 @@ class _Machine:
         )
 
 
-def _count(value: Any, path: str) -> int | None:
-    """The integer >= 0 at the dotted ``path`` in ``value``, or ``None`` when there is none."""
-    for key in path.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value if type(value) is int and value >= 0 else None
-
-
-def _is_json_object(text: str) -> bool:
-    try:
-        return isinstance(JSON_DECODER.decode(text), dict)
-    except msgspec.DecodeError:
-        return False
-
-
-def _frames(stream: bytes | Iterable[ServerSentEvent]) -> Iterable[ServerSentEvent]:
-    """Decoded frames: bytes go through :class:`SSEDecoder`; frames pass through."""
-    if not isinstance(stream, (bytes, bytearray, memoryview)):
-        return stream
-    decoder = SSEDecoder()
-    try:
-        return decoder.feed(bytes(stream)) + decoder.flush()
-    except UpstreamProtocolError as exc:
-        raise StreamGrammarError(f"sse framing: {exc.message}", rule="sse framing") from exc
-
-
 def validate_chat_stream(
     stream: bytes | Iterable[ServerSentEvent], *, include_usage: bool | None = None
 ) -> ChatStreamResult:
@@ -396,7 +369,7 @@ def validate_chat_stream(
         StreamGrammarError: the first rule broken, with the frame's position.
     """
     machine = _Machine(include_usage)
-    for position, frame in enumerate(_frames(stream)):
+    for position, frame in enumerate(sse_frames(stream)):
         _step(machine, position, frame)
     machine.end()
     return machine.result()

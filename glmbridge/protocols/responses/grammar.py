@@ -54,12 +54,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-import msgspec
-
-from glmbridge._tool_args import JSON_DECODER
-from glmbridge.errors import UpstreamProtocolError
-from glmbridge.grammar import StreamGrammarError
-from glmbridge.sse import ServerSentEvent, SSEDecoder
+from glmbridge.grammar import StreamGrammarError, count_at, is_json_object, sse_frames, typed_frame
+from glmbridge.sse import ServerSentEvent
 
 __all__ = ["validate_responses_stream"]
 
@@ -299,7 +295,7 @@ class _Machine:
         usage = response.get("usage")
         counts: dict[str, int] = {}
         for path in _USAGE_COUNTS:
-            count = _count(usage, path)
+            count = count_at(usage, path)
             if count is None:
                 self.fail("usage", f"usage.{path} must be an integer >= 0")
             counts[path] = count
@@ -311,20 +307,6 @@ class _Machine:
         if self.state not in _FINAL_STATES:
             detail = f"ended {self.state}, without a terminal event"
             self.fail("truncated stream", detail, at_end=True)
-
-
-def _count(value: Any, path: str) -> int | None:
-    """The integer >= 0 at the dotted ``path`` in ``value``, or ``None`` when there is none."""
-    for key in path.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value if type(value) is int and value >= 0 else None
-
-
-def _is_json_object(text: str) -> bool:
-    try:
-        return isinstance(JSON_DECODER.decode(text), dict)
-    except msgspec.DecodeError:
-        return False
 
 
 # -- per-event rules (each runs after its transition) -----------------------------------
@@ -392,7 +374,7 @@ def _text_done(m: _Machine, body: dict[str, Any]) -> None:
         m.fail("done text", f"{key} differs from the concatenated deltas")
     if body["type"] == "response.output_text.done" and not isinstance(body.get("logprobs"), list):
         m.fail("logprobs", "logprobs must be a list")
-    if key == "arguments" and not _is_json_object(text):
+    if key == "arguments" and not is_json_object(text):
         m.fail("tool arguments json", "the arguments are not a JSON object")
     item.text = text
 
@@ -491,14 +473,8 @@ def validate_responses_stream(stream: bytes | Iterable[ServerSentEvent]) -> dict
     Raises:
         StreamGrammarError: the first rule broken, with the event's position.
     """
-    if isinstance(stream, (bytes, bytearray, memoryview)):
-        decoder = SSEDecoder()
-        try:
-            stream = decoder.feed(bytes(stream)) + decoder.flush()
-        except UpstreamProtocolError as exc:
-            raise StreamGrammarError(f"sse framing: {exc.message}", rule="sse framing") from exc
     machine = _Machine()
-    for position, frame in enumerate(stream):
+    for position, frame in enumerate(sse_frames(stream)):
         _step(machine, position, frame)
     machine.end()
     return machine.result
@@ -507,17 +483,7 @@ def validate_responses_stream(stream: bytes | Iterable[ServerSentEvent]) -> dict
 def _step(machine: _Machine, position: int, frame: ServerSentEvent) -> None:
     """Check one frame's framing, then feed it to the machine."""
     machine.position, machine.name = position, frame.event or "?"
-    if frame.data.strip() == "[DONE]":
-        machine.fail("no [DONE]", "Responses streams have no [DONE] sentinel")
-    try:
-        body = msgspec.json.decode(frame.data)
-    except msgspec.DecodeError:
-        machine.fail("json body", "data is not valid JSON")
-    kind = body.get("type") if isinstance(body, dict) else None
-    if not isinstance(kind, str):
-        machine.fail("json body", "data must be a JSON object with a string type")
-    if frame.event != kind:
-        machine.fail("event name", f"event: {frame.event!r} differs from JSON type {kind!r}")
+    kind, body = typed_frame(machine, frame, "Responses")
     if kind not in _KNOWN_TYPES:
         machine.fail("unknown event type", f"{kind!r} is not a Responses stream event")
     if machine.state in _FINAL_STATES:
