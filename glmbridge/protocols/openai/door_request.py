@@ -37,7 +37,7 @@ from glmbridge._tool_args import exact_float, parse_arguments
 from glmbridge.errors import ClientRequestError
 from glmbridge.protocols.json_errors import decode_body
 
-__all__ = ["FREEFORM_SCHEMA", "decode_request", "effort_to_ir", "freeform_tool"]
+__all__ = ["FREEFORM_SCHEMA", "call_arguments", "decode_request", "effort_to_ir", "freeform_tool"]
 
 logger = logging.getLogger("glmbridge.protocols.openai")
 
@@ -452,14 +452,19 @@ def _call(call: ToolCallIn, path: str) -> ir.ToolUseBlock:
     fn = call.function
     if fn is None:
         raise ClientRequestError("required", path=f"{path}.function")
-    raw = fn.arguments
-    if isinstance(raw, dict):
-        args = raw
-    else:
-        args, repaired = parse_arguments(raw if isinstance(raw, str) else "")
-        if repaired:
-            logger.debug("%s.function.arguments: not a JSON object; repaired", path)
+    args = call_arguments(fn.arguments, f"{path}.function.arguments")
     return ir.ToolUseBlock(id=call.id, name=fn.name, input=args)
+
+
+def call_arguments(raw: Any, path: str) -> dict[str, Any]:
+    """A history call's arguments: a JSON string by the spec (repaired when it is not an
+    object, as GLM's own truncated calls can be), or an object some clients send."""
+    if isinstance(raw, dict):
+        return raw
+    args, repaired = parse_arguments(raw if isinstance(raw, str) else "")
+    if repaired:
+        logger.debug("%s: not a JSON object; repaired", path)
+    return args
 
 
 # --- tools, choice, format -----------------------------------------------------------------

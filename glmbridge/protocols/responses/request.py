@@ -31,10 +31,10 @@ from typing import Any
 import msgspec
 
 from glmbridge import ir
-from glmbridge._tool_args import parse_arguments
 from glmbridge.errors import ClientRequestError
 from glmbridge.protocols.json_errors import decode_body
 from glmbridge.protocols.openai.door_request import (
+    call_arguments,
     document_block,
     effort_to_ir,
     freeform_tool,
@@ -285,13 +285,7 @@ def _assistant_item(item: rw.InputItem, kind: str, path: str) -> ir.Block | None
     name = item.name
     if item.namespace:
         name = f"{item.namespace}{NAMESPACE_SEPARATOR}{name}"
-    raw = item.arguments
-    if isinstance(raw, dict):
-        args = raw
-    else:
-        args, repaired = parse_arguments(raw if isinstance(raw, str) else "")
-        if repaired:
-            logger.debug("%s.arguments: not a JSON object; repaired", path)
+    args = call_arguments(item.arguments, f"{path}.arguments")
     return ir.ToolUseBlock(id=item.call_id, name=name, input=args)
 
 
