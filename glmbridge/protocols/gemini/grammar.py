@@ -175,7 +175,7 @@ class _Machine:
         if not isinstance(error.get("message"), str):
             self.fail("error payload", "error.message must be a string")
         status = error.get("status")
-        if status not in RPC_STATUSES:
+        if not (isinstance(status, str) and status in RPC_STATUSES):
             self.fail("error payload", f"error.status must be a google.rpc code, got {status!r}")
         details = error.get("details", [])
         if not isinstance(details, list) or not all(
@@ -191,7 +191,7 @@ class _Machine:
         finish = reason is not None
         self.advance("finish chunk" if finish else "chunk")
         self._identity(body)
-        if finish and reason not in FINISH_REASONS:
+        if finish and not (isinstance(reason, str) and reason in FINISH_REASONS):
             self.fail("finish reason", f"{reason!r} is not a Gemini finishReason")
         parts = self._content(candidate.get("content"))
         for part in parts:
@@ -400,6 +400,8 @@ def _run_array(machine: _Machine, data: bytes) -> None:
         return
     while pos < size:
         machine.at(index, "element")
+        if index and text[pos:] == "]":
+            machine.fail("array framing", "a ',\\r\\n' must be followed by an element")
         try:
             value, end = _JSON.raw_decode(text, pos)
         except ValueError:
@@ -456,4 +458,3 @@ def validate_gemini_stream(
         _run_array(machine, bytes(stream))
     machine.end()
     return machine.result()
-

@@ -11,8 +11,8 @@ Translation choices:
   and ``functionResponse``. ``thoughtSignature`` is accepted and ignored (GLM has none).
   ``executableCode`` / ``codeExecutionResult`` become text.
 * Function calls often carry no id on the Gemini API: ids are made up deterministically
-  (``call_<turn>_<n>``), and a ``functionResponse`` without an id answers the oldest
-  unanswered call of the same name.
+  (``call_<turn>_<n>``), and a ``functionResponse`` without an id (or with one no call
+  has) answers the oldest unanswered call of the same name.
 * ``functionDeclarations``: ``parametersJsonSchema`` is used as is; ``parameters``
   (Gemini's OpenAPI subset: ``OBJECT``/``STRING``…, ``nullable``) is converted to JSON
   Schema. ``googleSearch`` and the other hosted tools are dropped with a log line.
@@ -116,20 +116,26 @@ class _Calls:
 
     def __init__(self) -> None:
         self.open: list[tuple[str, str]] = []  # (name, id) of unanswered calls, in order
+        self.seen: set[str] = set()  # the ids of all calls so far
 
     def call(self, call: gw.FunctionCall, turn: int, n: int) -> str:
         call_id = call.id or f"call_{turn}_{n}"
         self.open.append((call.name, call_id))
+        self.seen.add(call_id)
         return call_id
 
     def answer(self, resp: gw.FunctionResponse, path: str) -> str:
-        if resp.id:
+        # By id; else (no id, or an id no call has: a call whose id was made up here)
+        # the oldest open call of the same name.
+        if resp.id and resp.id in self.seen:
             self.open = [c for c in self.open if c[1] != resp.id]
             return resp.id
         for k, (name, call_id) in enumerate(self.open):
             if name == resp.name:
                 del self.open[k]
                 return call_id
+        if resp.id:
+            return resp.id
         logger.warning("%s: functionResponse %r answers no open call", path, resp.name[:64])
         return f"call_unmatched_{resp.name}"
 
@@ -320,6 +326,8 @@ def _thinking(
         return ir.Thinking(type="disabled"), effort, include
     if budget is not None and budget > 0:
         return ir.Thinking(type="enabled", budget_tokens=budget), effort, include
+    if budget is not None and budget < 0:  # -1: dynamic thinking, on without a budget
+        return ir.Thinking(type="enabled"), effort, include
     if effort is not None or include:
         return ir.Thinking(type="enabled"), effort, include
     return None, None, include

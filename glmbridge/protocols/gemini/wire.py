@@ -138,7 +138,8 @@ _SNAKE_FIELDS = re.compile(
     rb"|stop_sequences|thinking_config|response_mime_type|response_schema|response_json_schema"
     rb"|parameters_json_schema|function_calling_config|allowed_function_names|include_thoughts"
     rb"|thinking_budget|thinking_level|top_p|top_k|candidate_count|thought_signature"
-    rb'|google_search|safety_settings|cached_content|generate_content_request)"\s*:'
+    rb"|google_search|safety_settings|cached_content|generate_content_request|executable_code"
+    rb'|code_execution_result|response_modalities)"\s*:'
 )
 # Values that are the user's data: their keys are never renamed.
 _OPAQUE = frozenset({
