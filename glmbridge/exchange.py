@@ -95,6 +95,8 @@ class FrontDoor(Protocol):
     """The protocol a client speaks: requests in, answers and errors out."""
 
     name: str
+    stream_content_type: str
+    """The ``content-type`` of a streamed answer (``text/event-stream; charset=utf-8``)."""
 
     def decode_request(self, body: bytes) -> ir.Request: ...
     def for_request(self, req: ir.Request) -> FrontDoor:

@@ -60,11 +60,7 @@ __all__ = ["StreamRelay", "answer", "preview", "upstream_url"]
 
 logger = logging.getLogger("glmbridge.server")
 
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
+_SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 _FIRST_OUTPUT = "timed out waiting for the upstream's first output (first_output_timeout)"
 # After the answer: how long and how much of the upstream's epilogue (the chunked-body
 # terminator, normally already in flight) is read to keep its connection reusable.
@@ -388,7 +384,9 @@ class StreamRelay(Response):
         if not self._committed:
             self._committed = self._sse = True
             assert self._send is not None
-            start = {"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS}
+            kind = self._call.exchange.door.stream_content_type.encode()
+            headers = [(b"content-type", kind), *_SSE_HEADERS]
+            start = {"type": "http.response.start", "status": 200, "headers": headers}
             await self._send(start)
 
     async def _emit(self, data: bytes) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "bind_refusal",
     "native_error",
     "protocol_for_path",
+    "protocol_for_request",
 ]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -82,6 +83,18 @@ def protocol_for_path(path: str) -> str:
     if path.startswith("/v1/"):
         return "anthropic"
     return "admin"
+
+
+def protocol_for_request(path: str, headers: dict[str, str], query: bytes) -> str:
+    """:func:`protocol_for_path`, except that a Google client (``x-goog-api-key``,
+    ``x-goog-api-client`` or ``?key=``) on the shared ``/v1/models`` is a Gemini one
+    (google-genai lists models there)."""
+    protocol = protocol_for_path(path)
+    if protocol == "anthropic" and (path == "/v1/models" or path.startswith("/v1/models/")):
+        google = "x-goog-api-key" in headers or "x-goog-api-client" in headers
+        if google or b"key=" in query:
+            return "gemini"
+    return protocol
 
 
 def native_error(
@@ -154,7 +167,8 @@ class SecurityMiddleware:
         settings = current.settings
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         path: str = scope["path"]
-        protocol = protocol_for_path(path)
+        protocol = protocol_for_request(path, headers, scope.get("query_string", b""))
+        state["protocol"] = protocol
         method: str = scope["method"]
 
         async def refuse(kind: ErrorKind, status: int, message: str, **extra: str) -> None:
@@ -197,7 +211,8 @@ class SecurityMiddleware:
                 ErrorKind.AUTHENTICATION,
                 401,
                 "missing or invalid auth token: send the server's GLMBRIDGE_AUTH_TOKEN as "
-                "x-api-key or Authorization: Bearer",
+                "x-api-key or Authorization: Bearer"
+                + (" (or x-goog-api-key, ?key=)" if protocol == "gemini" else ""),
                 **{"www-authenticate": 'Bearer realm="glmbridge"'},
             )
             return

@@ -77,7 +77,6 @@ __all__ = ["DEFAULT_FIRST_OUTPUT_TIMEOUT", "AsyncGlmTransport", "GlmTransport"]
 
 #: Longest wait for a stream's first output (the idle timeout bounds each read too).
 DEFAULT_FIRST_OUTPUT_TIMEOUT = 300.0
-_SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 # After the answer, the upstream's epilogue (the chunked-body terminator, normally already in
 # flight) is read so that its connection goes back to the pool instead of a new TLS handshake
 # per request: async, at most this long before the client's body ends; sync, in a thread.
@@ -156,7 +155,8 @@ class _Call:
 
     def answer(self, relay: httpx2.SyncByteStream | httpx2.AsyncByteStream) -> httpx2.Response:
         """The streaming ``200`` whose body is ``relay``."""
-        headers = {**_SSE_HEADERS, "request-id": self.request_id}
+        headers = {"content-type": self.exchange.door.stream_content_type,
+                   "cache-control": "no-cache", "request-id": self.request_id}  # fmt: skip
         return httpx2.Response(200, headers=headers, stream=relay)
 
 

@@ -584,14 +584,13 @@ def test_auth_token_in_any_google_place(guarded: RunningServer, version: str) ->
     assert response.status_code == 200 and response.json()["models"]
 
 
-@pytest.mark.xfail(
-    reason="security.py classifies GET /v1/models as an Anthropic path: x-goog-api-key is "
-    "not read there, and the 401 is Anthropic-shaped (google-genai's default api_version v1)",
-    strict=True,
-)
 def test_auth_token_for_models_on_v1(guarded: RunningServer) -> None:
+    """google-genai lists models on /v1 (its default api_version): its key is read there, and
+    a refusal is Google-shaped."""
     gemini = Gemini(guarded.url, "sync", api_key=TOKEN)
     assert "models/glm-4.7" in [m.name for m in gemini.call("list")]
+    response = httpx2.get(f"{guarded.url}/v1/models", headers={"x-goog-api-key": "no"})
+    assert_google_error(response, 401, "UNAUTHENTICATED")
 
 
 # --- streams -----------------------------------------------------------------------------

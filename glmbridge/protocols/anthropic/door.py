@@ -16,6 +16,7 @@ class AnthropicDoor:
     """Implements :class:`glmbridge.exchange.FrontDoor` for Anthropic Messages clients."""
 
     name = "anthropic"
+    stream_content_type = "text/event-stream; charset=utf-8"
 
     def decode_request(self, body: bytes) -> ir.Request:
         """See :func:`glmbridge.protocols.anthropic.decode_request`."""

@@ -30,6 +30,10 @@ class GeminiDoor:
     def __init__(self, framing: Framing = "sse", request: ir.Request | None = None) -> None:
         self.framing: Framing = framing
         self._request = request
+        # The JSON-array form is one JSON document, as Google serves it.
+        self.stream_content_type = (
+            "text/event-stream; charset=utf-8" if framing == "sse" else "application/json"
+        )
 
     def decode_request(self, body: bytes) -> ir.Request:
         """A request for the model ``gemini`` (use ``request.decode_request(model=)``)."""

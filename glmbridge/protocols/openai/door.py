@@ -21,6 +21,7 @@ class ChatDoor:
     """
 
     name = "openai"
+    stream_content_type = "text/event-stream; charset=utf-8"
 
     def __init__(self, request: ir.Request | None = None) -> None:
         self._request = request

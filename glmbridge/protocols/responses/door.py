@@ -26,6 +26,7 @@ class ResponsesDoor:
     """
 
     name = "responses"
+    stream_content_type = "text/event-stream; charset=utf-8"
 
     def __init__(self, request: ir.Request | None = None) -> None:
         self._request = request
