@@ -72,7 +72,9 @@ class StreamEncoder:
         self._framing = framing
         self._tail = b""  # '],"modelVersion":…,"responseId":…}' after a chunk's parts
         self._text_head = b""
-        self._thought_head = b""
+        self._sse_head = b""
+        self._thought_tail = b""
+        self._sse = framing == "sse"
         self._tool: ir.ToolUseBlock | None = None
         self._args: list[str] = []
         self._id = ""
@@ -106,12 +108,19 @@ class StreamEncoder:
         """Encode one IR event (``b""`` for events with no chunk of their own)."""
         kind = type(event)
         if kind is ev.TextDelta:
-            return self._frame(self._text_head + _ENCODE_STR(event.text) + self._tail)  # type: ignore[union-attr]
-        if kind is ev.ThinkingDelta:
+            text, tail = _ENCODE_STR(event.text), self._tail  # type: ignore[union-attr]
+        elif kind is ev.ThinkingDelta:
             if not self._thoughts:
                 return b""
-            return self._frame(self._thought_head + _ENCODE_STR(event.thinking)  # type: ignore[union-attr]
-                               + b',"thought":true' + self._tail)  # fmt: skip
+            text, tail = _ENCODE_STR(event.thinking), self._thought_tail  # type: ignore[union-attr]
+        else:
+            text = b""
+        if text:
+            if self._sse:  # hot path: one pre-built SSE frame around the JSON string
+                if b"\xe2\x80" in text:  # U+2028/U+2029 raw would end the JS SDK's line
+                    text = text.replace(_LS, b"\\u2028").replace(_PS, b"\\u2029")
+                return self._sse_head + text + tail + b"\n\n"
+            return self._frame(self._text_head + text + tail)
         if kind is ev.InputJsonDelta:
             self._args.append(event.partial_json)  # type: ignore[union-attr]
             return b""
@@ -124,8 +133,10 @@ class StreamEncoder:
             self._id = response_id(event.id)
             meta = _ENCODE.encode({"modelVersion": self._model, "responseId": self._id})
             head = b'{"candidates":[{"content":{"role":"model","parts":[{"text":'
-            self._text_head = self._thought_head = head
+            self._text_head = head
+            self._sse_head = b"data: " + head
             self._tail = b'}]},"index":0}],' + meta[1:]
+            self._thought_tail = b',"thought":true' + self._tail
             if self._framing == "array" and not self._opened:
                 self._opened = True
                 return b"["
