@@ -51,6 +51,7 @@ __all__ = [
     "is_json_object",
     "sse_frames",
     "typed_frame",
+    "usage_counts",
     "validate_anthropic_stream",
     "validate_event_sequence",
 ]
@@ -284,6 +285,35 @@ def count_at(value: Any, path: str) -> int | None:
     for key in path.split("."):
         value = value.get(key) if isinstance(value, dict) else None
     return value if type(value) is int and value >= 0 else None
+
+
+def usage_counts(
+    machine: Failer,
+    usage: Any,
+    paths: Iterable[str],
+    *,
+    name: str = "usage",
+    optional: Iterable[str] = (),
+) -> dict[str, int]:
+    """The integers >= 0 at ``paths`` (and at ``optional`` ones, 0 when absent) in
+    ``usage``, or a ``usage`` rule violation naming the first missing or wrong one."""
+    counts: dict[str, int] = {}
+    optional = tuple(optional)
+    for path in (*paths, *optional):
+        count = count_at(usage, path)
+        if count is None and path in optional and not _present(usage, path):
+            count = 0
+        if count is None:
+            machine.fail("usage", f"{name}.{path} must be an integer >= 0")
+        counts[path] = count
+    return counts
+
+
+def _present(value: Any, path: str) -> bool:
+    *parents, last = path.split(".")
+    for key in parents:
+        value = value.get(key) if isinstance(value, dict) else None
+    return isinstance(value, dict) and last in value
 
 
 def is_json_object(text: str) -> bool:

@@ -63,7 +63,7 @@ import json
 from enum import Enum
 from typing import Any, Literal, NoReturn
 
-from glmbridge.grammar import StreamGrammarError
+from glmbridge.grammar import StreamGrammarError, usage_counts
 
 __all__ = ["FINISH_REASONS", "RPC_STATUSES", "validate_gemini_stream"]
 
@@ -283,12 +283,8 @@ class _Machine:
     def _usage(self, usage: Any) -> None:
         if not isinstance(usage, dict):
             self.fail("usage", "the finish chunk must carry a usageMetadata object")
-        counts: dict[str, int] = {}
-        for key in (*_USAGE_REQUIRED, *_USAGE_OPTIONAL):
-            value = usage.get(key, 0 if key in _USAGE_OPTIONAL else None)
-            if type(value) is not int or value < 0:
-                self.fail("usage", f"usageMetadata.{key} must be an integer >= 0")
-            counts[key] = value
+        counts = usage_counts(self, usage, _USAGE_REQUIRED, name="usageMetadata",
+                              optional=_USAGE_OPTIONAL)  # fmt: skip
         prompt, candidates = counts["promptTokenCount"], counts["candidatesTokenCount"]
         thoughts, total = counts["thoughtsTokenCount"], counts["totalTokenCount"]
         if counts["cachedContentTokenCount"] > prompt:

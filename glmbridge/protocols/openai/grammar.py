@@ -50,7 +50,12 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from glmbridge.grammar import StreamGrammarError, count_at, is_json_object, sse_frames
+from glmbridge.grammar import (
+    StreamGrammarError,
+    is_json_object,
+    sse_frames,
+    usage_counts,
+)
 from glmbridge.sse import ServerSentEvent
 
 __all__ = ["FINISH_REASONS", "ChatStreamResult", "validate_chat_stream"]
@@ -318,12 +323,7 @@ class _Machine:
             self.fail("include_usage", "a usage chunk although include_usage=False")
         if not isinstance(usage, dict):
             self.fail("usage chunk", "a chunk with no choices must carry a usage object")
-        counts: dict[str, int] = {}
-        for path in _USAGE_COUNTS:
-            count = count_at(usage, path)
-            if count is None:
-                self.fail("usage", f"usage.{path} must be an integer >= 0")
-            counts[path] = count
+        counts = usage_counts(self, usage, _USAGE_COUNTS)
         prompt, completion = counts["prompt_tokens"], counts["completion_tokens"]
         if counts["total_tokens"] != prompt + completion:
             detail = f"total_tokens {counts['total_tokens']} != {prompt} + {completion}"

@@ -54,7 +54,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from glmbridge.grammar import StreamGrammarError, count_at, is_json_object, sse_frames, typed_frame
+from glmbridge.grammar import (
+    StreamGrammarError,
+    is_json_object,
+    sse_frames,
+    typed_frame,
+    usage_counts,
+)
 from glmbridge.sse import ServerSentEvent
 
 __all__ = ["validate_responses_stream"]
@@ -293,12 +299,7 @@ class _Machine:
             detail = f"response.output differs from the {len(self.items)} output_item.done items"
             self.fail("response output", detail)
         usage = response.get("usage")
-        counts: dict[str, int] = {}
-        for path in _USAGE_COUNTS:
-            count = count_at(usage, path)
-            if count is None:
-                self.fail("usage", f"usage.{path} must be an integer >= 0")
-            counts[path] = count
+        counts = usage_counts(self, usage, _USAGE_COUNTS)
         total, given = counts["input_tokens"] + counts["output_tokens"], counts["total_tokens"]
         if given != total:
             self.fail("usage total", f"total_tokens {given} != input + output tokens {total}")
