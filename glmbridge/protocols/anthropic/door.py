@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from glmbridge import ir
-from glmbridge.errors import GlmbridgeError
 from glmbridge.protocols.anthropic.errors import encode_error, error_event, error_headers
 from glmbridge.protocols.anthropic.request import decode_request
 from glmbridge.protocols.anthropic.response import encode_response
@@ -34,19 +33,9 @@ class AnthropicDoor:
         """A fresh SSE encoder."""
         return StreamEncoder()
 
-    def encode_error(
-        self, err: GlmbridgeError, *, request_id: str | None = None
-    ) -> tuple[int, bytes]:
-        """``(status, body)`` in Anthropic's error shape."""
-        return encode_error(err, request_id=request_id)
-
-    def error_headers(self, err: GlmbridgeError) -> dict[str, str]:
-        """The SDKs' retry hints (``retry-after``, ``x-should-retry``)."""
-        return error_headers(err)
-
-    def error_event(self, err: GlmbridgeError) -> bytes:
-        """An SSE ``error`` event."""
-        return error_event(err)
-
+    # The error renderers of glmbridge.protocols.anthropic.errors, as they are.
+    encode_error = staticmethod(encode_error)
+    error_headers = staticmethod(error_headers)
+    error_event = staticmethod(error_event)
 
 DOOR = AnthropicDoor()

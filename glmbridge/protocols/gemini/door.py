@@ -56,15 +56,10 @@ class GeminiDoor:
         return StreamEncoder(model=model, include_thoughts=self._include_thoughts(),
                              framing=self.framing)  # fmt: skip
 
-    def encode_error(
-        self, err: GlmbridgeError, *, request_id: str | None = None
-    ) -> tuple[int, bytes]:
-        """``(status, body)`` in Google's error shape."""
-        return encode_error(err, request_id=request_id)
-
-    def error_headers(self, err: GlmbridgeError) -> dict[str, str]:
-        """``retry-after`` when known."""
-        return error_headers(err)
+    encode_error = staticmethod(encode_error)
+    """``(status, body)`` in Google's error shape."""
+    error_headers = staticmethod(error_headers)
+    """``retry-after`` when the upstream said how long to wait."""
 
     def error_event(self, err: GlmbridgeError) -> bytes:
         """A bare ``{"error": ...}`` line."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from glmbridge import ir
-from glmbridge.errors import GlmbridgeError
 from glmbridge.protocols.openai.door_request import decode_request
 from glmbridge.protocols.openai.door_response import StreamEncoder, response_from_ir
 from glmbridge.protocols.openai.errors import encode_error, error_data, error_headers
@@ -48,19 +47,9 @@ class ChatDoor:
         model = req.model if req is not None else ""
         return StreamEncoder(model=model, include_usage=include_usage, created=self._created)
 
-    def encode_error(
-        self, err: GlmbridgeError, *, request_id: str | None = None
-    ) -> tuple[int, bytes]:
-        """``(status, body)`` in OpenAI's error shape."""
-        return encode_error(err, request_id=request_id)
-
-    def error_headers(self, err: GlmbridgeError) -> dict[str, str]:
-        """``retry-after`` and ``x-should-retry`` for the SDK's retry logic."""
-        return error_headers(err)
-
-    def error_event(self, err: GlmbridgeError) -> bytes:
-        """A ``data: {"error": ...}`` frame."""
-        return error_data(err)
-
+    # The error renderers of glmbridge.protocols.openai.errors, as they are.
+    encode_error = staticmethod(encode_error)
+    error_headers = staticmethod(error_headers)
+    error_event = staticmethod(error_data)  # a ``data: {"error": ...}`` frame
 
 CHAT_DOOR = ChatDoor()

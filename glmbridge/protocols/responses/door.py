@@ -57,15 +57,9 @@ class ResponsesDoor:
         echo = req.echo if req is not None else {}
         return StreamEncoder(model=model, echo=echo, created_at=self._created)
 
-    def encode_error(
-        self, err: GlmbridgeError, *, request_id: str | None = None
-    ) -> tuple[int, bytes]:
-        """``(status, body)`` in OpenAI's error shape."""
-        return encode_error(err, request_id=request_id)
-
-    def error_headers(self, err: GlmbridgeError) -> dict[str, str]:
-        """``retry-after`` and ``x-should-retry`` for the SDK's retry logic."""
-        return error_headers(err)
+    # Errors before the first byte are OpenAI's, as on the chat door.
+    encode_error = staticmethod(encode_error)
+    error_headers = staticmethod(error_headers)
 
     def error_event(self, err: GlmbridgeError) -> bytes:
         """An ``error`` event (for a stream that has no encoder yet)."""
