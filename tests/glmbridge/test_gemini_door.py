@@ -160,6 +160,7 @@ def test_thinking_per_model_family() -> None:
 @pytest.mark.parametrize("name", ["text-1.json", "tool-1.json"])
 def test_router_call_upper_case_schema_is_json_mode(name: str) -> None:
     """The routing call's responseJsonSchema (OBJECT/STRING/INTEGER) -> lower-case JSON mode."""
+    _, _, body = recorded(name)
     req = decode_recorded(name)
     assert req.response_format == ir.ResponseFormat(type="json_schema", name="response", schema={
         "type": "object",
@@ -171,8 +172,12 @@ def test_router_call_upper_case_schema_is_json_mode(name: str) -> None:
         },
         "required": ["complexity_reasoning", "complexity_score"],
     })  # fmt: skip
-    # two consecutive user contents stay two turns (not coalesced by the client)
-    assert [m.role for m in req.messages] == ["user", "user"]
+    # the client's two consecutive user contents are one turn, their parts in order
+    assert [m.role for m in req.messages] == ["user"]
+    contents = body["contents"]
+    assert len(contents) == 2 and all(c["role"] == "user" for c in contents)
+    texts = [p["text"] for c in contents for p in c["parts"] if "text" in p]
+    assert [b.text for b in req.messages[0].content] == texts
     assert req.stream is False and req.tools == []
     assert req.system and "Complexity Score" in req.system[0].text
 

@@ -4,7 +4,7 @@ Translation choices:
 
 * ``systemInstruction`` is the system prompt; ``contents`` roles ``user`` and ``model``
   (also ``function``, what older clients used for function responses) become user and
-  assistant turns.
+  assistant turns; consecutive contents of one role are one turn.
 * Parts: ``text`` (``thought: true`` text in a model turn is thinking, sent back to GLM as
   its reasoning), ``inlineData`` (image, video or PDF by MIME type), ``fileData`` with an
   http(s) URI (a Files-API URI is a 400: glmbridge has no Files API), ``functionCall``
@@ -165,8 +165,12 @@ def _contents(contents: list[gw.Content]) -> list[ir.Message]:
                 block = _data_part(part, ppath, model=model)
                 if block is not None:
                     blocks.append(block)
-        if blocks:
-            out.append(ir.Message(role="assistant" if model else "user", content=blocks))
+        role_ir: ir.Role = "assistant" if model else "user"
+        if blocks and out and out[-1].role == role_ir:
+            # gemini-cli sends consecutive same-role contents (its router call): one turn.
+            out[-1] = ir.Message(role=role_ir, content=[*out[-1].content, *blocks])
+        elif blocks:
+            out.append(ir.Message(role=role_ir, content=blocks))
     return out
 
 
