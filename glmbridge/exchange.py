@@ -62,6 +62,7 @@ from glmbridge.profiles import UpstreamProfile
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, Route, RouteTable, resolve_route
 from glmbridge.sse import SSEDecoder
 from glmbridge.tokens import TokenEstimator, estimate_request_tokens
+from glmbridge.upstream_errors import scrub
 
 __all__ = [
     "DoorStreamEncoder",
@@ -194,6 +195,9 @@ class Exchange:
         self.input_estimate = input_estimate
         self.message_id = message_id or ids.new_message_id()
         self.usage: ir.Usage | None = None
+        self.secrets: tuple[str, ...] = ()
+        """What no upstream-derived message may carry to a client or a log (the API keys):
+        a driver sets it, and every upstream error of this exchange is scrubbed of it."""
         self.on_complete: Callable[[ir.Response], None] | None = None
         """Called with the whole answer once it is complete (streamed or not); a driver
         sets it to keep the answer (the Responses store)."""
@@ -270,8 +274,8 @@ class Exchange:
     def decode_error(
         self, status: int, body: bytes, *, retry_after: float | None = None
     ) -> UpstreamError:
-        """The error behind a non-200 upstream answer."""
-        return self.codec.decode_error(status, body, retry_after=retry_after)
+        """The error behind a non-200 upstream answer (scrubbed of ``secrets``)."""
+        return scrub(self.codec.decode_error(status, body, retry_after=retry_after), self.secrets)
 
     def complete(self, body: bytes) -> bytes:
         """The client's body for a non-streamed ``200`` upstream answer.
@@ -280,9 +284,12 @@ class Exchange:
             UpstreamError: the body is an error object sent with HTTP 200.
             UpstreamProtocolError: the body is not a valid answer.
         """
-        resp = self.codec.decode_response(
-            body, model=self.request.model, input_estimate=self.input_estimate
-        )
+        try:
+            resp = self.codec.decode_response(
+                body, model=self.request.model, input_estimate=self.input_estimate
+            )
+        except UpstreamError as err:  # an error object sent with 200
+            raise scrub(err, self.secrets) from None
         if resp.id != self.message_id:  # one id scheme whatever the upstream uses
             resp = msgspec.structs.replace(resp, id=self.message_id)
         self.usage = resp.usage
@@ -306,6 +313,7 @@ class Exchange:
             input_tokens_estimate=self.input_estimate,
             preamble_sent=preamble_sent,
         )
+        stream.secrets = self.secrets
         if self.on_complete is not None:
             stream.collect(self.on_complete)
         return stream
@@ -375,6 +383,7 @@ class ExchangeStream:
         self.error: GlmbridgeError | None = None
         self._accumulator: Accumulator | None = None
         self._on_complete: Callable[[ir.Response], None] | None = None
+        self.secrets: tuple[str, ...] = ()  # scrubbed from every upstream error
 
     @classmethod
     def between(
@@ -527,7 +536,7 @@ class ExchangeStream:
             return
         body = bytes(head).strip()
         if body.startswith(b"{") and b'"error"' in body:
-            raise self._decode_error(200, body)
+            raise scrub(self._decode_error(200, body), self.secrets)
 
     def _check(self) -> None:
         if self._state is not _State.STREAMING:
@@ -554,8 +563,9 @@ class ExchangeStream:
                 if isinstance(event, ev.StreamError):
                     # The whole error (business code, retry-after), not only the event's
                     # kind and text: OpenAI doors map GLM 1261 to context_length_exceeded.
-                    self.error = self._decoder.error or UpstreamError(
-                        event.message, kind=event.kind
+                    self.error = scrub(
+                        self._decoder.error or UpstreamError(event.message, kind=event.kind),
+                        self.secrets,
                     )
                     parts.append(self._encoder.fail(self.error))
                     continue
@@ -591,7 +601,11 @@ class ExchangeStream:
                 self.content_started = True
                 return events
             if isinstance(event, ev.StreamError):
-                raise self._decoder.error or UpstreamError(
-                    event.message, kind=event.kind, retryable=event.kind in _RETRYABLE_KINDS
+                raise scrub(
+                    self._decoder.error
+                    or UpstreamError(
+                        event.message, kind=event.kind, retryable=event.kind in _RETRYABLE_KINDS
+                    ),
+                    self.secrets,
                 )
         return events

@@ -23,6 +23,7 @@ __all__ = [
     "THROTTLE_CODES",
     "error_from_parts",
     "is_key_failure",
+    "scrub",
 ]
 
 _QUOTA_HINT = "GLM quota or balance exhausted; retrying will not help until it resets"
@@ -128,6 +129,24 @@ def error_from_parts(
         retryable=retryable,
         status_hint=status_hint,
     )
+
+
+def scrub(err: UpstreamError, secrets: tuple[str, ...]) -> UpstreamError:
+    """``err`` with every secret in its message replaced by ``[redacted]``.
+
+    Upstreams (and gateways before them) echo what they got, the API key included
+    ("bad key Bearer <key>"), in HTTP error bodies, in a JSON error sent with ``200``, and
+    in ``error`` chunks inside a stream. Every upstream-derived message passes here
+    before it reaches a client or a log line.
+    """
+    message = err.message
+    for secret in secrets:
+        if secret and secret in message:
+            message = message.replace(secret, "[redacted]")
+    if message is not err.message:
+        err.message = message
+        err.args = (message,)
+    return err
 
 
 def is_key_failure(err: UpstreamError) -> bool:

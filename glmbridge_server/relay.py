@@ -92,6 +92,9 @@ class _Call:
             request.headers.get("x-claude-code-session-id"), exchange.request.user_id
         )
         self.deadline = time.monotonic() + self.settings.first_output_timeout
+        # Upstreams echo keys in errors, also inside a 200: the exchange scrubs them all.
+        token = self.settings.auth_token
+        exchange.secrets = (*self.settings.api_keys, *((token,) if token else ()))
 
     async def send(self) -> UpstreamReply:
         """One upstream call (with the client's own retries); notes key and status."""

@@ -14,6 +14,7 @@ from email.utils import parsedate_to_datetime
 import httpx2
 
 from glmbridge.errors import UpstreamConnectionError, UpstreamError, UpstreamTimeoutError
+from glmbridge.upstream_errors import scrub
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -87,10 +88,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 def scrub_key(err: UpstreamError, key: str) -> UpstreamError:
     """Remove ``key`` from an upstream error message (some gateways echo what they got)."""
-    if key and key in err.message:
-        err.message = err.message.replace(key, "[redacted]")
-        err.args = (err.message,)
-    return err
+    return scrub(err, (key,))
 
 
 def read_capped(chunks: Iterator[bytes], limit: int = MAX_ERROR_BODY) -> bytes:

@@ -233,6 +233,7 @@ class _Core:
         return self._call_for(exchange, rid)
 
     def _call_for(self, exchange: Exchange, rid: str) -> _Call:
+        exchange.secrets = (self.api_key,)  # in-band upstream errors echo it too
         headers = exchange.headers(self.api_key)
         headers["user-agent"] = f"glmbridge/{__version__}"
         upstream = httpx2.Request(
