@@ -20,7 +20,7 @@ import httpx2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -88,6 +88,12 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client left while sending its body: its event, not a server error.
+            state["disconnected"] = True
+            state["error_type"] = "client_disconnected"
+            status = status or 499
+            logger.info("client disconnected during the request body (%s)", rid)
         except Exception:
             logger.exception("unhandled error in %s %s (%s)", scope["method"], scope["path"], rid)
             state["error_type"] = ErrorKind.API_ERROR.value
