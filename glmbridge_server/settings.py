@@ -66,6 +66,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
     connect_timeout: float = 10.0
+    upstream_connections: int = 200
+    pool_timeout: float = 1.0
     idle_timeout: float = 300.0
     first_output_timeout: float = 300.0
     commit_after: float = 5.0
@@ -331,6 +333,8 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "log_level": _to_choice(*_LOG_LEVELS),
     "log_format": _to_choice("text", "json"),
     "connect_timeout": _to_seconds,
+    "upstream_connections": _to_int(1, 100_000),
+    "pool_timeout": _to_seconds,
     "idle_timeout": _to_seconds,
     "first_output_timeout": _to_seconds,
     "commit_after": lambda v: _to_seconds(v, allow_zero=True),

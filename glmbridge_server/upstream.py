@@ -147,13 +147,15 @@ class UpstreamClient:
             connect=settings.connect_timeout,
             read=settings.idle_timeout,  # between chunks; there is no total timeout
             write=settings.idle_timeout,
-            pool=settings.connect_timeout,
+            pool=settings.pool_timeout,  # a full pool answers "overloaded" at once
         )
         self.http = httpx2.AsyncClient(
             transport=transport,
             timeout=timeout,
             limits=httpx2.Limits(
-                max_connections=200, max_keepalive_connections=50, keepalive_expiry=60.0
+                max_connections=settings.upstream_connections,
+                max_keepalive_connections=min(50, settings.upstream_connections),
+                keepalive_expiry=60.0,
             ),
             # Proxy variables must not hijack a loopback upstream (the simulator, --mock).
             trust_env=not (settings.mock or _is_loopback_url(settings.upstream_base_url)),

@@ -13,7 +13,12 @@ from email.utils import parsedate_to_datetime
 
 import httpx2
 
-from glmbridge.errors import UpstreamConnectionError, UpstreamError, UpstreamTimeoutError
+from glmbridge.errors import (
+    ErrorKind,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from glmbridge.upstream_errors import scrub
 
 __all__ = [
@@ -47,6 +52,16 @@ def map_upstream_errors() -> Iterator[None]:
     """
     try:
         yield
+    except httpx2.PoolTimeout as exc:
+        # Every pooled connection is busy (the server's upstream_connections): say so at
+        # once, natively, rather than let the client wait out a timeout.
+        raise UpstreamError(
+            "glmbridge has no free upstream connection (upstream_connections is reached); "
+            "try again shortly",
+            kind=ErrorKind.OVERLOADED,
+            retry_after=1.0,
+            retryable=False,
+        ) from exc
     except httpx2.TimeoutException as exc:
         phase = {
             httpx2.ConnectTimeout: "connecting to",

@@ -228,7 +228,6 @@ def test_session_stickiness_reaches_the_wire() -> None:
     [
         (httpx2.ConnectError("refused"), UpstreamConnectionError),
         (httpx2.ConnectTimeout("slow"), UpstreamTimeoutError),
-        (httpx2.PoolTimeout("busy"), UpstreamTimeoutError),
         (httpx2.RemoteProtocolError("dropped"), UpstreamConnectionError),
     ],
 )
@@ -237,6 +236,17 @@ def test_transport_errors_are_mapped_and_retried(exc: Exception, expected: type[
     with pytest.raises(expected):
         h.send()
     assert len(h.requests) == 2
+
+
+def test_a_full_connection_pool_is_overloaded_at_once() -> None:
+    """No free pooled connection (upstream_connections): a native overloaded error with a
+    retry hint for the client, not a retry loop here."""
+    h = Harness([httpx2.PoolTimeout("busy")], max_retries=2)
+    with pytest.raises(UpstreamError) as info:
+        h.send()
+    assert info.value.kind is ErrorKind.OVERLOADED and info.value.retry_after == 1.0
+    assert "upstream_connections" in info.value.message
+    assert len(h.requests) == 1
 
 
 @pytest.mark.parametrize(
