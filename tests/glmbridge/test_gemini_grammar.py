@@ -6,7 +6,6 @@ violation with the rule it breaks."""
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 from typing import Any, Literal
 
@@ -19,6 +18,7 @@ from glmbridge.errors import ErrorKind, GlmbridgeError
 from glmbridge.grammar import StreamGrammarError
 from glmbridge.protocols.gemini import StreamEncoder, response_from_ir, validate_gemini_stream
 from glmbridge.protocols.gemini.grammar import FINISH_REASONS, RPC_STATUSES
+from tests.json_edits import DROP, json_paths, with_value
 
 Frame = dict[str, Any]
 Item = Frame | bytes  # a JSON object, or raw bytes written verbatim
@@ -201,23 +201,7 @@ def test_result_matches_the_non_streamed_body() -> None:
 # --- violations ------------------------------------------------------------------------------
 
 
-def _with(body: Frame, path: str, value: Any) -> Frame:
-    """A copy of ``body`` with ``value`` at the dotted ``path`` (``candidates.0.index``)."""
-    out = copy.deepcopy(body)
-    *parents, last = path.split(".")
-    node: Any = out
-    for key in parents:
-        node = node[int(key)] if isinstance(node, list) else node[key]
-    if isinstance(node, list):
-        node[int(last)] = value
-    elif value is _DROP:
-        del node[last]
-    else:
-        node[last] = value
-    return out
 
-
-_DROP: Any = object()
 C = chunk(text("x"))
 STOP = end()
 
@@ -231,13 +215,13 @@ INVALID: list[tuple[str, list[Item], bool, str, str]] = [
     ("chunk after the error", [C, ERROR, C], True, "event order", "event 2 (frame): event order: nothing may follow the error"),
     ("no candidates", [{"modelVersion": MODEL, "responseId": RID}, STOP], True, "candidates", "event 0 (chunk): candidates: candidates must be a list of exactly one"),
     ("two candidates", [{**C, "candidates": C["candidates"] * 2}, STOP], True, "candidates", "exactly one candidate"),
-    ("candidate not an object", [_with(C, "candidates.0", "x"), STOP], True, "candidates", "candidates[0] must be an object"),
-    ("candidate index 1", [_with(C, "candidates.0.index", 1), STOP], True, "candidates", "index must be 0, got 1"),
-    ("candidate index missing", [_with(C, "candidates.0.index", _DROP), STOP], True, "candidates", "got None"),
-    ("content missing", [_with(C, "candidates.0.content", _DROP), STOP], True, "content", "content must be an object"),
-    ("role user", [_with(C, "candidates.0.content.role", "user"), STOP], True, "content", "content.role must be 'model', got 'user'"),
-    ("parts empty", [_with(C, "candidates.0.content.parts", []), STOP], True, "content", "content.parts must be a non-empty list"),
-    ("finish chunk without parts", [_with(STOP, "candidates.0.content.parts", []), ], True, "content", "non-empty list"),
+    ("candidate not an object", [with_value(C, "candidates.0", "x"), STOP], True, "candidates", "candidates[0] must be an object"),
+    ("candidate index 1", [with_value(C, "candidates.0.index", 1), STOP], True, "candidates", "index must be 0, got 1"),
+    ("candidate index missing", [with_value(C, "candidates.0.index", DROP), STOP], True, "candidates", "got None"),
+    ("content missing", [with_value(C, "candidates.0.content", DROP), STOP], True, "content", "content must be an object"),
+    ("role user", [with_value(C, "candidates.0.content.role", "user"), STOP], True, "content", "content.role must be 'model', got 'user'"),
+    ("parts empty", [with_value(C, "candidates.0.content.parts", []), STOP], True, "content", "content.parts must be a non-empty list"),
+    ("finish chunk without parts", [with_value(STOP, "candidates.0.content.parts", []), ], True, "content", "non-empty list"),
     ("part not an object", [chunk("x"), STOP], True, "part", "a part must be an object"),
     ("text and functionCall", [chunk({**text("x"), **call("f", {}, "c")}), STOP], True, "part", "exactly one of text or functionCall"),
     ("empty part", [chunk({}), STOP], True, "part", "exactly one of text or functionCall"),
@@ -256,13 +240,13 @@ INVALID: list[tuple[str, list[Item], bool, str, str]] = [
     ("call empty name", [chunk(call("", {}, "c")), STOP], True, "function call", "name must be a non-empty string"),
     ("call empty id", [chunk(call("f", {}, "")), STOP], True, "function call", "id must be a non-empty string"),
     ("call id used twice", [chunk(call("f", {}, "c")), chunk(call("g", {}, "c")), STOP], True, "function call", "functionCall.id 'c' used twice"),
-    ("responseId changes", [C, _with(STOP, "responseId", "r2")], True, "chunk identity", "event 1 (finish chunk): chunk identity: responseId changed from 'r1' to 'r2'"),
-    ("modelVersion changes", [C, _with(STOP, "modelVersion", "m")], True, "chunk identity", "modelVersion changed"),
-    ("modelVersion missing", [_with(C, "modelVersion", _DROP), STOP], True, "chunk identity", "modelVersion and a non-empty responseId are required"),
-    ("responseId empty", [_with(STOP, "responseId", "")], True, "chunk identity", "required"),
+    ("responseId changes", [C, with_value(STOP, "responseId", "r2")], True, "chunk identity", "event 1 (finish chunk): chunk identity: responseId changed from 'r1' to 'r2'"),
+    ("modelVersion changes", [C, with_value(STOP, "modelVersion", "m")], True, "chunk identity", "modelVersion changed"),
+    ("modelVersion missing", [with_value(C, "modelVersion", DROP), STOP], True, "chunk identity", "modelVersion and a non-empty responseId are required"),
+    ("responseId empty", [with_value(STOP, "responseId", "")], True, "chunk identity", "required"),
     ("unknown finishReason", [end("END_TURN")], True, "finish reason", "'END_TURN' is not a Gemini finishReason"),
     ("unspecified finishReason", [end("FINISH_REASON_UNSPECIFIED")], True, "finish reason", "is not a Gemini finishReason"),
-    ("unhashable finishReason", [_with(STOP, "candidates.0.finishReason", ["STOP"])], True, "finish reason", "['STOP'] is not"),
+    ("unhashable finishReason", [with_value(STOP, "candidates.0.finishReason", ["STOP"])], True, "finish reason", "['STOP'] is not"),
     ("finish without usage", [end("STOP", None)], True, "usage", "the finish chunk must carry a usageMetadata object"),
     ("usage on a content chunk", [chunk(text("x"), usage=USAGE), STOP], True, "usage", "event 0 (chunk): usage: usageMetadata belongs on the finish chunk only"),
     ("usage count missing", [end("STOP", {**USAGE, "candidatesTokenCount": None})], True, "usage", "usageMetadata.candidatesTokenCount must be an integer >= 0"),
@@ -409,22 +393,8 @@ def test_escaped_line_terminators_are_fine() -> None:
 
 # -- no wrong JSON shape escapes as anything but StreamGrammarError --------------------
 
-_WRONG_VALUES: list[Any] = [None, True, -1, 1.5, "x", [], {}, _DROP]
+_WRONG_VALUES: list[Any] = [None, True, -1, 1.5, "x", [], {}, DROP]
 
-
-def _paths(node: Any, prefix: str = "") -> list[str]:
-    if isinstance(node, dict):
-        items = list(node.items())
-    elif isinstance(node, list):
-        items = list(enumerate(node))
-    else:
-        return []
-    out = []
-    for key, value in items:
-        path = f"{prefix}{key}"
-        out.append(path)
-        out += _paths(value, path + ".")
-    return out
 
 
 _FUZZ_BASES: list[list[Frame]] = [
@@ -440,13 +410,13 @@ def test_wrong_json_shapes_only_raise_grammar_errors(base: list[Frame], framing:
     # validator may accept or reject, but never crash with KeyError/TypeError.
     variants = 0
     for position, body in enumerate(base):
-        for path in _paths(body):
+        for path in json_paths(body):
             for value in _WRONG_VALUES:
-                if value is _DROP and path.split(".")[-1].isdigit():
+                if value is DROP and path.split(".")[-1].isdigit():
                     continue
                 mutated: list[Item] = [
                     *base[:position],
-                    _with(body, path, value),
+                    with_value(body, path, value),
                     *base[position + 1 :],
                 ]
                 variants += 1

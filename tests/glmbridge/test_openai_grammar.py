@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 from typing import Any
 
@@ -16,6 +15,7 @@ from glmbridge.errors import ErrorKind, GlmbridgeError
 from glmbridge.grammar import StreamGrammarError
 from glmbridge.protocols.openai.grammar import ChatStreamResult, validate_chat_stream
 from glmbridge.sse import ServerSentEvent
+from tests.json_edits import DROP, json_paths, with_value
 
 Frame = dict[str, Any]
 Payload = Frame | str  # a JSON payload, or the literal "[DONE]"
@@ -192,23 +192,7 @@ def _tool_args(args: str) -> list[Payload]:
     return [tools(tc_start(0, "c", "f", args)), chunk({}, "tool_calls"), DONE]
 
 
-def _with(frame: Frame, path: str, value: Any) -> Frame:
-    """A copy of ``frame`` with ``value`` at the dotted ``path`` (``choices.0.delta``)."""
-    out = copy.deepcopy(frame)
-    *parents, last = path.split(".")
-    node: Any = out
-    for key in parents:
-        node = node[int(key)] if isinstance(node, list) else node[key]
-    if isinstance(node, list):
-        node[int(last)] = value
-    elif value is _DROP:
-        del node[last]
-    else:
-        node[last] = value
-    return out
 
-
-_DROP: Any = object()
 ERR_OK = ERROR["error"]
 
 # (name, payloads, include_usage, rule, message fragment) — one case per rule variant.
@@ -227,22 +211,22 @@ INVALID: list[tuple[str, list[Payload], bool | None, str, str]] = [
     ("error after finish", [STOP, ERROR], None, "event order", "event 1 (error): event order: an error payload after the finish chunk"),
     ("usage before finish", [ROLE, usage_chunk(), STOP, DONE], None, "event order", "event 1 (usage chunk): event order: the usage chunk must follow the finish chunk"),
     ("two usage chunks", [STOP, usage_chunk(), usage_chunk(), DONE], None, "event order", "at most one usage chunk"),
-    ("id changes", [ROLE, _with(STOP, "id", "chatcmpl-xyz"), DONE], None, "chunk identity", "event 1 (chunk): chunk identity: id changed from 'chatcmpl-abc' to 'chatcmpl-xyz'"),
-    ("model changes", [ROLE, _with(STOP, "model", "glm-5"), DONE], None, "chunk identity", "model changed"),
-    ("created changes", [ROLE, _with(STOP, "created", 1), DONE], None, "chunk identity", "created changed"),
-    ("usage chunk id changes", [STOP, _with(usage_chunk(), "id", "chatcmpl-z"), DONE], None, "chunk identity", "id changed"),
-    ("bad object", [_with(STOP, "object", "chat.completion"), DONE], None, "chunk shape", "object must be 'chat.completion.chunk'"),
-    ("id prefix", [_with(STOP, "id", "msg_1"), DONE], None, "chunk shape", "id must be a string starting with 'chatcmpl-'"),
-    ("created not int", [_with(STOP, "created", "1"), DONE], None, "chunk shape", "created must be an integer"),
-    ("created bool", [_with(STOP, "created", True), DONE], None, "chunk shape", "created must be an integer"),
-    ("model missing", [_with(STOP, "model", _DROP), DONE], None, "chunk shape", "model must be a string"),
-    ("choices not a list", [_with(STOP, "choices", {}), DONE], None, "chunk shape", "choices must be a list"),
+    ("id changes", [ROLE, with_value(STOP, "id", "chatcmpl-xyz"), DONE], None, "chunk identity", "event 1 (chunk): chunk identity: id changed from 'chatcmpl-abc' to 'chatcmpl-xyz'"),
+    ("model changes", [ROLE, with_value(STOP, "model", "glm-5"), DONE], None, "chunk identity", "model changed"),
+    ("created changes", [ROLE, with_value(STOP, "created", 1), DONE], None, "chunk identity", "created changed"),
+    ("usage chunk id changes", [STOP, with_value(usage_chunk(), "id", "chatcmpl-z"), DONE], None, "chunk identity", "id changed"),
+    ("bad object", [with_value(STOP, "object", "chat.completion"), DONE], None, "chunk shape", "object must be 'chat.completion.chunk'"),
+    ("id prefix", [with_value(STOP, "id", "msg_1"), DONE], None, "chunk shape", "id must be a string starting with 'chatcmpl-'"),
+    ("created not int", [with_value(STOP, "created", "1"), DONE], None, "chunk shape", "created must be an integer"),
+    ("created bool", [with_value(STOP, "created", True), DONE], None, "chunk shape", "created must be an integer"),
+    ("model missing", [with_value(STOP, "model", DROP), DONE], None, "chunk shape", "model must be a string"),
+    ("choices not a list", [with_value(STOP, "choices", {}), DONE], None, "chunk shape", "choices must be a list"),
     ("two choices", [{**STOP, "choices": STOP["choices"] * 2}, DONE], None, "choice shape", "exactly one choice, got 2"),
-    ("choice not object", [_with(STOP, "choices.0", "x"), DONE], None, "choice shape", "choices[0] must be an object"),
-    ("choice index", [_with(STOP, "choices.0.index", 1), DONE], None, "choice shape", "choices[0].index must be 0, got 1"),
-    ("delta not object", [_with(STOP, "choices.0.delta", []), DONE], None, "choice shape", "delta must be an object"),
-    ("finish_reason missing", [_with(ROLE, "choices.0.finish_reason", _DROP), STOP, DONE], None, "choice shape", "finish_reason is missing"),
-    ("logprobs set", [_with(ROLE, "choices.0.logprobs", {"content": []}), STOP, DONE], None, "choice shape", "logprobs must be absent or null"),
+    ("choice not object", [with_value(STOP, "choices.0", "x"), DONE], None, "choice shape", "choices[0] must be an object"),
+    ("choice index", [with_value(STOP, "choices.0.index", 1), DONE], None, "choice shape", "choices[0].index must be 0, got 1"),
+    ("delta not object", [with_value(STOP, "choices.0.delta", []), DONE], None, "choice shape", "delta must be an object"),
+    ("finish_reason missing", [with_value(ROLE, "choices.0.finish_reason", DROP), STOP, DONE], None, "choice shape", "finish_reason is missing"),
+    ("logprobs set", [with_value(ROLE, "choices.0.logprobs", {"content": []}), STOP, DONE], None, "choice shape", "logprobs must be absent or null"),
     ("unknown finish reason", [chunk({}, "end_turn"), DONE], None, "finish reason", "'end_turn' is not a chat finish_reason"),
     ("unhashable finish reason", [chunk({}, ["stop"]), DONE], None, "finish reason", "['stop'] is not a chat finish_reason"),
     ("tool_calls without calls", [ROLE, chunk({}, "tool_calls"), DONE], None, "finish reason", "finish_reason 'tool_calls' without any tool call"),
@@ -253,18 +237,18 @@ INVALID: list[tuple[str, list[Payload], bool | None, str, str]] = [
     ("reasoning not a string", [chunk({"reasoning_content": ["x"]}), STOP, DONE], None, "delta field", "delta.reasoning_content must be a string"),
     ("tool_calls not a list", [chunk({"tool_calls": {}}), STOP, DONE], None, "delta field", "delta.tool_calls must be a list"),
     ("tool call not an object", [chunk({"tool_calls": ["x"]}), STOP, DONE], None, "delta field", "tool_calls items must be objects"),
-    ("tool call without name", [tools(_with(tc_start(0, "c", "f"), "function.name", _DROP))], None, "tool call start", "tool call 0: its first delta needs a non-empty function.name"),
+    ("tool call without name", [tools(with_value(tc_start(0, "c", "f"), "function.name", DROP))], None, "tool call start", "tool call 0: its first delta needs a non-empty function.name"),
     ("tool call empty name", [tools(tc_start(0, "c", ""))], None, "tool call start", "non-empty function.name"),
-    ("tool call without id", [tools(_with(tc_start(0, "c", "f"), "id", _DROP))], None, "tool call start", "needs a non-empty id"),
-    ("tool call without type", [tools(_with(tc_start(0, "c", "f"), "type", _DROP))], None, "tool call start", "needs type 'function'"),
-    ("tool call without function", [tools(_with(tc_start(0, "c", "f"), "function", None))], None, "tool call start", "needs a function object"),
-    ("tool call arguments missing", [tools(_with(tc_start(0, "c", "f"), "function.arguments", _DROP))], None, "tool call start", "function.arguments (a string)"),
+    ("tool call without id", [tools(with_value(tc_start(0, "c", "f"), "id", DROP))], None, "tool call start", "needs a non-empty id"),
+    ("tool call without type", [tools(with_value(tc_start(0, "c", "f"), "type", DROP))], None, "tool call start", "needs type 'function'"),
+    ("tool call without function", [tools(with_value(tc_start(0, "c", "f"), "function", None))], None, "tool call start", "needs a function object"),
+    ("tool call arguments missing", [tools(with_value(tc_start(0, "c", "f"), "function.arguments", DROP))], None, "tool call start", "function.arguments (a string)"),
     ("tool index skips", [tools(tc_start(0, "a", "f", "{}")), tools(tc_start(2, "b", "g", "{}"))], None, "tool call index", "expected an index in 0..1 (a new call takes 1), got 2"),
     ("tool index not from 0", [tools(tc_start(1, "a", "f"))], None, "tool call index", "got 1"),
     ("tool index bool", [tools({**tc_start(0, "a", "f"), "index": False})], None, "tool call index", "got False"),
-    ("tool index missing", [tools(_with(tc_start(0, "a", "f"), "index", _DROP))], None, "tool call index", "got None"),
+    ("tool index missing", [tools(with_value(tc_start(0, "a", "f"), "index", DROP))], None, "tool call index", "got None"),
     ("continuation carries id", [tools(tc_start(0, "a", "f")), tools({**tc_more(0, "{}"), "id": "a"})], None, "tool call continuation", "tool call 0: only its first delta carries id"),
-    ("continuation carries name", [tools(tc_start(0, "a", "f")), tools(_with(tc_more(0, "{}"), "function.name", "f"))], None, "tool call continuation", "only its first delta carries name"),
+    ("continuation carries name", [tools(tc_start(0, "a", "f")), tools(with_value(tc_more(0, "{}"), "function.name", "f"))], None, "tool call continuation", "only its first delta carries name"),
     ("continuation carries type", [tools(tc_start(0, "a", "f")), tools({**tc_more(0, "{}"), "type": "function"})], None, "tool call continuation", "carries type"),
     ("continuation without arguments", [tools(tc_start(0, "a", "f")), tools({"index": 0})], None, "tool call continuation", "a later delta needs function.arguments"),
     ("arguments not a JSON object", _tool_args("[1, 2]"), None, "tool arguments json", "event 1 (finish chunk): tool arguments json: tool call 0: the concatenated arguments are not a JSON object"),
@@ -273,9 +257,9 @@ INVALID: list[tuple[str, list[Payload], bool | None, str, str]] = [
     ("usage missing when required", [ROLE, STOP, DONE], True, "include_usage", "event 2 ([DONE]): include_usage: include_usage=True but no usage chunk before [DONE]"),
     ("usage chunk when forbidden", [ROLE, STOP, usage_chunk(), DONE], False, "include_usage", "event 2 (usage chunk): include_usage: a usage chunk although include_usage=False"),
     ("usage total mismatch", [STOP, usage_chunk(10, 5, 16), DONE], None, "usage total", "usage total: total_tokens 16 != 10 + 5"),
-    ("usage field missing", [STOP, _with(usage_chunk(), "usage.prompt_tokens_details", _DROP), DONE], None, "usage", "usage.prompt_tokens_details.cached_tokens must be an integer >= 0"),
+    ("usage field missing", [STOP, with_value(usage_chunk(), "usage.prompt_tokens_details", DROP), DONE], None, "usage", "usage.prompt_tokens_details.cached_tokens must be an integer >= 0"),
     ("usage negative", [STOP, usage_chunk(-1, 5), DONE], None, "usage", "usage.prompt_tokens must be an integer >= 0"),
-    ("usage reasoning missing", [STOP, _with(usage_chunk(), "usage.completion_tokens_details", {}), DONE], None, "usage", "completion_tokens_details.reasoning_tokens"),
+    ("usage reasoning missing", [STOP, with_value(usage_chunk(), "usage.completion_tokens_details", {}), DONE], None, "usage", "completion_tokens_details.reasoning_tokens"),
     ("usage chunk without usage", [STOP, {**usage_chunk(), "usage": None}, DONE], None, "usage chunk", "a chunk with no choices must carry a usage object"),
     ("usage on a content chunk", [chunk({"content": "x"}, usage=usage_chunk()["usage"]), STOP, DONE], None, "usage chunk", "usage must be absent or null on a chunk with choices"),
     ("error without message", [{"error": {**ERR_OK, "message": None}}], None, "error payload", "event 0 (error): error payload: error.message must be a string"),
@@ -328,22 +312,8 @@ def test_sse_framing_error_is_a_grammar_error() -> None:
 
 # -- no wrong JSON shape escapes as anything but StreamGrammarError --------------------
 
-_WRONG_VALUES: list[Any] = [None, True, -1, "x", [], {}, _DROP]
+_WRONG_VALUES: list[Any] = [None, True, -1, "x", [], {}, DROP]
 
-
-def _paths(node: Any, prefix: str = "") -> list[str]:
-    if isinstance(node, dict):
-        items = list(node.items())
-    elif isinstance(node, list):
-        items = list(enumerate(node))
-    else:
-        return []
-    out = []
-    for key, value in items:
-        path = f"{prefix}{key}"
-        out.append(path)
-        out += _paths(value, path + ".")
-    return out
 
 
 _FUZZ_BASES: list[list[Payload]] = [FULL, [ROLE, tools(tc_start(0, "c", "f", "{")), ERROR]]
@@ -357,11 +327,11 @@ def test_wrong_json_shapes_only_raise_grammar_errors(base: list[Payload]) -> Non
     for position, payload in enumerate(base):
         if isinstance(payload, str):
             continue
-        for path in _paths(payload):
+        for path in json_paths(payload):
             for value in _WRONG_VALUES:
-                if value is _DROP and path.split(".")[-1].isdigit():
+                if value is DROP and path.split(".")[-1].isdigit():
                     continue
-                mutated = [*base[:position], _with(payload, path, value), *base[position + 1 :]]
+                mutated = [*base[:position], with_value(payload, path, value), *base[position + 1 :]]
                 frames = [
                     ServerSentEvent(None, p if isinstance(p, str) else json.dumps(p))
                     for p in mutated

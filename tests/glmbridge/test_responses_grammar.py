@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +17,7 @@ from glmbridge.errors import ErrorKind, GlmbridgeError
 from glmbridge.grammar import StreamGrammarError
 from glmbridge.protocols.responses.grammar import validate_responses_stream
 from glmbridge.sse import ServerSentEvent, encode_sse_event
+from tests.json_edits import DROP, json_paths, with_value
 
 Frame = dict[str, Any]
 Item = tuple[list[Frame], Frame]  # (the item's events, its done item)
@@ -53,15 +53,14 @@ def ev(kind: str, **fields: Any) -> Frame:
     return {"type": kind, **fields}
 
 
-_DROP: Any = object()
 
 
 def _numbered(events: list[Frame]) -> list[Frame]:
-    """``sequence_number`` is the position unless an event gives one (``_DROP``: none)."""
+    """``sequence_number`` is the position unless an event gives one (``DROP``: none)."""
     out = []
     for i, event in enumerate(events):
         body = {"sequence_number": i, **event}
-        if body["sequence_number"] is _DROP:
+        if body["sequence_number"] is DROP:
             del body["sequence_number"]
         out.append(body)
     return out
@@ -263,24 +262,9 @@ def test_accepts_decoded_frames() -> None:
 # -- violations -----------------------------------------------------------------------
 
 
-def _with(frame: Frame, path: str, value: Any) -> Frame:
-    """A copy of ``frame`` with ``value`` (or nothing, for ``_DROP``) at the dotted ``path``."""
-    out = copy.deepcopy(frame)
-    *parents, last = path.split(".")
-    node: Any = out
-    for key in parents:
-        node = node[int(key)] if isinstance(node, list) else node[key]
-    if isinstance(node, list):
-        node[int(last)] = value
-    elif value is _DROP:
-        del node[last]
-    else:
-        node[last] = value
-    return out
-
 
 def edit(events: list[Frame], index: int, path: str, value: Any) -> list[Frame]:
-    return [_with(e, path, value) if i == index else e for i, e in enumerate(events)]
+    return [with_value(e, path, value) if i == index else e for i, e in enumerate(events)]
 
 
 TEXT = stream(
@@ -306,7 +290,7 @@ def _seq(events: list[Frame], index: int, value: Any) -> list[Frame]:
 INVALID: list[tuple[str, list[Frame], str, str]] = [
     ("sequence gap", [*TEXT[:3], {**TEXT[3], "sequence_number": 4}, *TEXT[4:]], "sequence number", "event 3 (response.content_part.added): sequence number: expected sequence_number 3, got 4"),
     ("sequence from 1", [{**TEXT[0], "sequence_number": 1}], "sequence number", "expected sequence_number 0, got 1"),
-    ("sequence missing", [TEXT[0], {**TEXT[1], "sequence_number": _DROP}], "sequence number", "expected sequence_number 1, got None"),
+    ("sequence missing", [TEXT[0], {**TEXT[1], "sequence_number": DROP}], "sequence number", "expected sequence_number 1, got None"),
     ("sequence not int", [{**TEXT[0], "sequence_number": "0"}], "sequence number", "got '0'"),
     ("truncated", TEXT[:-1], "truncated stream", "end of stream: truncated stream: ended between items, without a terminal event"),
     ("truncated mid-item", TEXT[:5], "truncated stream", "ended in a message item after response.content_part.added"),
@@ -346,17 +330,17 @@ INVALID: list[tuple[str, list[Frame], str, str]] = [
     ("arguments empty", stream(call(0, "fc_1", "f")), "tool arguments json", "not a JSON object"),
     ("part done text mismatch", edit(TEXT, 7, "part.text", "x"), "part", "event 7 (response.content_part.done): part: part must have type output_text, text the done event's text and annotations []"),
     ("part added not empty", edit(TEXT, 3, "part.text", "H"), "part", "part must have type"),
-    ("part without annotations", edit(TEXT, 3, "part.annotations", _DROP), "part", "part must have type"),
+    ("part without annotations", edit(TEXT, 3, "part.annotations", DROP), "part", "part must have type"),
     ("summary part type", edit(RS, 3, "part.type", "output_text"), "part", "part must have type"),
     ("delta not a string", edit(TEXT, 4, "delta", 5), "delta", "delta must be a string"),
-    ("text delta logprobs missing", edit(TEXT, 4, "logprobs", _DROP), "logprobs", "logprobs must be []"),
-    ("text done logprobs missing", edit(TEXT, 6, "logprobs", _DROP), "logprobs", "logprobs must be a list"),
+    ("text delta logprobs missing", edit(TEXT, 4, "logprobs", DROP), "logprobs", "logprobs must be []"),
+    ("text done logprobs missing", edit(TEXT, 6, "logprobs", DROP), "logprobs", "logprobs must be a list"),
     ("item id prefix", stream(message(0, "m_1", "a")), "item shape", "a message item's id must be a string starting 'msg_'"),
     ("function call id prefix", stream(call(0, "call_1", "f", "{}")), "item shape", "starting 'fc_'"),
     ("added message with content", edit(TEXT, 2, "item.content", [{"type": "output_text", "text": "", "annotations": []}]), "item shape", "an added message item has content []"),
     ("added call with arguments", edit(TWO, 8, "item.arguments", "{}"), "item shape", "an added function_call item has arguments ''"),
     ("call without name", edit(TWO, 8, "item.name", ""), "item shape", "a function_call item needs a non-empty string name"),
-    ("call without call_id", edit(CTC, 2, "item.call_id", _DROP), "item shape", "needs a non-empty string call_id"),
+    ("call without call_id", edit(CTC, 2, "item.call_id", DROP), "item shape", "needs a non-empty string call_id"),
     ("done item not an object", edit(TEXT, 8, "item", "msg_1"), "item shape", "item must be an object"),
     ("encrypted content not a string", stream(reasoning(0, "rs_1", "a", encrypted_content=5)), "item shape", "encrypted_content must be a string"),
     ("added status", edit(TEXT, 2, "item.status", "completed"), "item status", "an added item has status 'in_progress', got 'completed'"),
@@ -365,15 +349,15 @@ INVALID: list[tuple[str, list[Frame], str, str]] = [
     ("unknown item type", edit(TEXT, 2, "item.type", "web_search_call"), "item type", "item.type 'web_search_call' is not one of"),
     ("item type not a string", edit(TEXT, 2, "item.type", ["message"]), "item type", "item.type ['message']"),
     ("unknown event type", [*TEXT[:9], ev("response.queued"), TEXT[9]], "unknown event type", "event 9 (response.queued): unknown event type"),
-    ("response id prefix", [_with(TEXT[0], "response.id", "msg_1")], "response object", "response.id must be a string starting 'resp_'"),
-    ("response object field", [_with(TEXT[0], "response.object", "chat.completion")], "response object", "response.object must be 'response'"),
-    ("created_at not a number", [_with(TEXT[0], "response.created_at", "now")], "response object", "created_at must be a number"),
-    ("tools missing", [_with(TEXT[0], "response.tools", _DROP)], "response object", "response.tools must be a list"),
-    ("tool_choice missing", [_with(TEXT[0], "response.tool_choice", _DROP)], "response object", "response.tool_choice must be present"),
-    ("parallel_tool_calls not bool", [_with(TEXT[0], "response.parallel_tool_calls", 1)], "response object", "parallel_tool_calls must be a boolean"),
+    ("response id prefix", [with_value(TEXT[0], "response.id", "msg_1")], "response object", "response.id must be a string starting 'resp_'"),
+    ("response object field", [with_value(TEXT[0], "response.object", "chat.completion")], "response object", "response.object must be 'response'"),
+    ("created_at not a number", [with_value(TEXT[0], "response.created_at", "now")], "response object", "created_at must be a number"),
+    ("tools missing", [with_value(TEXT[0], "response.tools", DROP)], "response object", "response.tools must be a list"),
+    ("tool_choice missing", [with_value(TEXT[0], "response.tool_choice", DROP)], "response object", "response.tool_choice must be present"),
+    ("parallel_tool_calls not bool", [with_value(TEXT[0], "response.parallel_tool_calls", 1)], "response object", "parallel_tool_calls must be a boolean"),
     ("response not an object", [ev("response.created", response=None)], "response object", "response must be an object"),
-    ("created with output", [_with(TEXT[0], "response.output", [{}])], "response object", "response.output must be [] before any item"),
-    ("created status", [_with(TEXT[0], "response.status", "queued")], "response status", "response.status must be 'in_progress', got 'queued'"),
+    ("created with output", [with_value(TEXT[0], "response.output", [{}])], "response object", "response.output must be [] before any item"),
+    ("created status", [with_value(TEXT[0], "response.status", "queued")], "response status", "response.status must be 'in_progress', got 'queued'"),
     ("completed status", edit(TEXT, COMPLETED, "response.status", "in_progress"), "response status", "response.status must be 'completed', got 'in_progress'"),
     ("response id changes", edit(TEXT, 1, "response.id", "resp_2"), "response identity", "event 1 (response.in_progress): response identity: (id, model) changed"),
     ("terminal model changes", edit(TEXT, COMPLETED, "response.model", "glm-5"), "response identity", "changed"),
@@ -382,7 +366,7 @@ INVALID: list[tuple[str, list[Frame], str, str]] = [
     ("usage total mismatch", edit(TEXT, COMPLETED, "response.usage.total_tokens", 18), "usage total", "total_tokens 18 != input + output tokens 17"),
     ("usage missing", edit(TEXT, COMPLETED, "response.usage", None), "usage", "usage.input_tokens must be an integer >= 0"),
     ("usage cached tokens missing", edit(TEXT, COMPLETED, "response.usage.input_tokens_details", {"cache_write_tokens": 0}), "usage", "usage.input_tokens_details.cached_tokens"),
-    ("usage cache_write_tokens missing (SDK)", edit(TEXT, COMPLETED, "response.usage.input_tokens_details.cache_write_tokens", _DROP), "usage", "usage.input_tokens_details.cache_write_tokens"),
+    ("usage cache_write_tokens missing (SDK)", edit(TEXT, COMPLETED, "response.usage.input_tokens_details.cache_write_tokens", DROP), "usage", "usage.input_tokens_details.cache_write_tokens"),
     ("usage reasoning tokens negative", edit(TEXT, COMPLETED, "response.usage.output_tokens_details.reasoning_tokens", -1), "usage", "reasoning_tokens must be an integer >= 0"),
     ("incomplete without reason", stream(message(0, "msg_1", "a"), terminal="incomplete"), "incomplete details", "incomplete_details.reason None is not allowed"),
     ("incomplete bad reason", stream(terminal="incomplete", incomplete_details={"reason": "max_messages"}), "incomplete details", "'max_messages'"),
@@ -390,9 +374,9 @@ INVALID: list[tuple[str, list[Frame], str, str]] = [
     ("failed without error", stream(terminal="failed"), "response error", "response.error must hold a string code and message"),
     ("failed error code null", stream(terminal="failed", error={"code": None, "message": "x"}), "response error", "string code and message"),
     ("failed with an incomplete item", stream(message(0, "msg_1", "a", status="incomplete"), terminal="failed", error=FAILED_ERROR), "item status", "item 0 is incomplete"),
-    ("error event without message", [_with(ERROR, "message", _DROP)], "error event", "event 0 (error): error event: message must be a string"),
-    ("error event code int", [_with(ERROR, "code", 500)], "error event", "code must be a string or null"),
-    ("error event param missing", [_with(ERROR, "param", _DROP)], "error event", "param must be a string or null"),
+    ("error event without message", [with_value(ERROR, "message", DROP)], "error event", "event 0 (error): error event: message must be a string"),
+    ("error event code int", [with_value(ERROR, "code", 500)], "error event", "code must be a string or null"),
+    ("error event param missing", [with_value(ERROR, "param", DROP)], "error event", "param must be a string or null"),
 ]  # fmt: skip
 
 
@@ -458,22 +442,8 @@ def test_sse_framing_error_is_a_grammar_error() -> None:
 
 # -- no wrong JSON shape escapes as anything but StreamGrammarError --------------------
 
-_WRONG_VALUES: list[Any] = [None, True, -1, "x", [], {}, _DROP]
+_WRONG_VALUES: list[Any] = [None, True, -1, "x", [], {}, DROP]
 
-
-def _paths(node: Any, prefix: str = "") -> list[str]:
-    if isinstance(node, dict):
-        items = list(node.items())
-    elif isinstance(node, list):
-        items = list(enumerate(node))
-    else:
-        return []
-    out = []
-    for key, value in items:
-        path = f"{prefix}{key}"
-        out.append(path)
-        out += _paths(value, path + ".")
-    return out
 
 
 _FUZZ_BASES: dict[str, list[Frame]] = {
@@ -500,13 +470,13 @@ def test_wrong_json_shapes_only_raise_grammar_errors(base: list[Frame]) -> None:
     # validator may accept or reject, but never crash with KeyError/TypeError.
     variants = 0
     for position, event in enumerate(base):
-        for path in _paths(event):
+        for path in json_paths(event):
             if path == "type":
                 continue  # the event name follows the type: covered by the event name tests
             for value in _WRONG_VALUES:
-                if value is _DROP and path.split(".")[-1].isdigit():
+                if value is DROP and path.split(".")[-1].isdigit():
                     continue
-                mutated = [*base[:position], _with(event, path, value), *base[position + 1 :]]
+                mutated = [*base[:position], with_value(event, path, value), *base[position + 1 :]]
                 variants += 1
                 with contextlib.suppress(StreamGrammarError):
                     validate_responses_stream(_frames(mutated))
