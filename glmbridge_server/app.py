@@ -212,7 +212,7 @@ def create_app(
     app.state.key_pool = key_pool
     app.state.route_table = table
     app.state.simulator = simulator
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(table.models)
     app.state.tokenizer_unavailable = set()
     # Claude Code resends the same prompt, tools and history every turn: remember them.
     app.state.token_estimator = TokenEstimator()

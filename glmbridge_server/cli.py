@@ -161,6 +161,7 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from glmbridge_server.app import create_app
+    from glmbridge_server.inbound import uvicorn_options
     from glmbridge_server.security import bind_refusal
 
     refusal = bind_refusal(settings)
@@ -180,6 +181,7 @@ def serve(settings: Settings) -> int:
     app = create_app(settings)
     config = uvicorn.Config(
         app,
+        **uvicorn_options(settings),
         log_config=None,
         access_log=False,  # glmbridge logs one richer line per request itself
         server_header=False,

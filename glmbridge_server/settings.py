@@ -73,6 +73,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     commit_after: float = 5.0
     max_retries: int = 2
     max_body_bytes: int = 50 * 1024 * 1024
+    max_connections: int = 1024
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keepalive_timeout: float = 15.0
     ping_interval: float = 10.0
     auth_cooldown: float = 300.0
     quota_cooldown: float = 60.0
@@ -340,6 +345,11 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "commit_after": lambda v: _to_seconds(v, allow_zero=True),
     "max_retries": _to_int(0, 10),
     "max_body_bytes": _to_int(1024, 2**40),
+    "max_connections": _to_int(8, 1_000_000),
+    "max_header_bytes": _to_int(4096, 16 * 1024 * 1024),
+    "header_timeout": _to_seconds,
+    "body_timeout": _to_seconds,
+    "keepalive_timeout": _to_seconds,
     "ping_interval": _to_seconds,
     "auth_cooldown": lambda v: _to_seconds(v, allow_zero=True),
     "quota_cooldown": lambda v: _to_seconds(v, allow_zero=True),
