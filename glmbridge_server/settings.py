@@ -73,6 +73,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     commit_after: float = 5.0
     max_retries: int = 2
     max_body_bytes: int = 50 * 1024 * 1024
+    max_json_objects: int = 100_000
     max_connections: int = 1024
     max_header_bytes: int = 64 * 1024
     header_timeout: float = 10.0
@@ -345,6 +346,7 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "commit_after": lambda v: _to_seconds(v, allow_zero=True),
     "max_retries": _to_int(0, 10),
     "max_body_bytes": _to_int(1024, 2**40),
+    "max_json_objects": _to_int(100, 100_000_000),
     "max_connections": _to_int(8, 1_000_000),
     "max_header_bytes": _to_int(4096, 16 * 1024 * 1024),
     "header_timeout": _to_seconds,
