@@ -43,6 +43,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+# Every C0 control character but tab, and DEL, escaped: a client value with "\n" in it (a
+# model name, a header) cannot forge a log line of its own.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9} | {10: "\\n", 13: "\\r"}
+
+
+class TextFormatter(logging.Formatter):
+    """The text log format: one line per record (tracebacks follow on their own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).translate(_ESCAPES)
+
+
 class RedactingFormatter(logging.Formatter):
     """Wraps a formatter and blanks out secrets (keys, the auth token) in every line.
 
@@ -70,7 +82,7 @@ def configure_logging(level: str, fmt: str, secrets: Sequence[str] = ()) -> None
     if fmt == "json":
         inner = JsonFormatter()
     else:
-        inner = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        inner = TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     handler.setFormatter(RedactingFormatter(inner, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

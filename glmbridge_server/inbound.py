@@ -49,7 +49,7 @@ __all__ = [
 log = logging.getLogger("glmbridge.inbound")
 
 #: Closed or refused connections by reason: header_timeout, header_too_large, body_timeout,
-#: unread_body, evicted, refused.
+#: unread_body, evicted, refused, bad_target.
 STATS: Counter[str] = Counter()
 _OPEN: set[GuardedProtocol] = set()
 
@@ -123,6 +123,11 @@ class GuardedProtocol(HttpToolsProtocol):
             self._arm(self.body_timeout)
 
     def on_headers_complete(self) -> None:
+        if not self.url.startswith(b"/") and self.url != b"*":
+            # Absolute-form ("GET http://evil/ HTTP/1.1") names a host other than Host's;
+            # only proxies take it. Raising makes uvicorn answer 400 and close.
+            STATS["bad_target"] += 1
+            raise ValueError("request target must be a path (absolute-form is not accepted)")
         self._enter("body", None)
         super().on_headers_complete()
 

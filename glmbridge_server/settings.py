@@ -198,6 +198,11 @@ def _to_upstream(value: object) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         names = ", ".join(PROFILES)
         raise ValueError(f"must be a profile name ({names}) or an http(s) base URL")
+    if "@" in parts.netloc:
+        # user:pass@ would be sent as Basic auth in place of the Bearer key, and shown in logs.
+        raise ValueError(
+            "must not contain credentials (user:password@); set the API key with ZAI_API_KEY"
+        )
     base = text.rstrip("/")
     # Forgive a full endpoint URL: the base is what the server appends paths to.
     return base.removesuffix("/chat/completions")
@@ -436,6 +441,8 @@ def _convert(layers: list[_Layer]) -> dict[str, Any]:
         try:
             values[field] = _CONVERTERS[field](raw)
         except ValueError as exc:
+            if field == "upstream" and isinstance(raw, str):
+                raw = redact_url(raw)  # user:password@ must not reach the terminal either
             shown = "" if field in _SECRET_FIELDS else f" = {raw!r}"
             raise SettingsError(f"invalid {field}{shown} from {source}: {exc}") from None
     return values

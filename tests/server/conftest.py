@@ -23,6 +23,7 @@ from glmbridge_server.cli import _bind
 from glmbridge_server.inbound import uvicorn_options
 from glmbridge_server.settings import Settings
 from glmbridge_server.simulator import create_simulator_app
+from tests.server.faults import FaultServer
 
 SIM_KEY = "sim-key-0001.secret"
 
@@ -143,3 +144,49 @@ def bridge_settings() -> Callable[..., Settings]:
 def sim_key() -> str:
     """The key the session bridge uses (the simulator accepts any key but two)."""
     return SIM_KEY
+
+
+# --- a fault-injection upstream (tests/server/faults.py) shared by a test module --------------
+
+
+@pytest.fixture(scope="module")
+def _shared() -> Iterator[tuple[FaultServer, dict[tuple[Any, ...], RunningServer]]]:
+    """One fault server and the bridges in front of it (one per distinct settings) for the
+    whole module: starting a uvicorn per test would cost more than most tests take."""
+    up = FaultServer().start()
+    bridges: dict[tuple[Any, ...], RunningServer] = {}
+    yield up, bridges
+    up.stop()  # releases hanging connections first
+    for server in bridges.values():
+        server.stop()
+
+
+@pytest.fixture
+def upstream(
+    _shared: tuple[FaultServer, dict[tuple[Any, ...], RunningServer]],
+) -> Callable[..., FaultServer]:
+    """``upstream(*plans)``: the module's fault server, following ``plans`` from now on."""
+    return _shared[0].reset
+
+
+@pytest.fixture
+def bridge_for(
+    _shared: tuple[FaultServer, dict[tuple[Any, ...], RunningServer]],
+) -> Callable[..., str]:
+    """``bridge_for(upstream, **settings)``: the URL of a bridge in front of ``upstream``
+    (shared by every test with the same settings).
+
+    Defaults: a long idle timeout (30 s), so a test that finishes quickly proves the relay
+    did not wait for it; no retries; pings rare.
+    """
+    bridges = _shared[1]
+
+    def make(up: FaultServer, **overrides: Any) -> str:
+        values: dict[str, Any] = {"idle_timeout": 30.0, "first_output_timeout": 10.0}
+        values.update(overrides)
+        key = (up.url, *sorted(values.items()))
+        if key not in bridges:
+            bridges[key] = run_in_thread(create_app(make_bridge_settings(up.url, **values)))
+        return str(bridges[key].url)
+
+    return make
