@@ -137,7 +137,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
-    return decompress(body, encoding, limit, too_large)
+    # In a worker thread: inflating up to the limit (a bomb's worth) takes the loop's time.
+    return await anyio.to_thread.run_sync(decompress, body, encoding, limit, too_large)
 
 
 def decompress(body: bytes, encoding: str, limit: int, too_large: ClientRequestError) -> bytes:
