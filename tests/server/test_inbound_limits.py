@@ -153,7 +153,7 @@ def test_idle_sockets_over_the_cap_are_evicted_and_health_answers(
     started = time.monotonic()
     response = httpx2.get(f"{guarded.url}/health", timeout=2)
     assert response.status_code == 200
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 1.0
     assert inbound.STATS["evicted"] - before >= 30 + 1 - 8
     assert inbound.open_connections() <= 8 + 1
 
