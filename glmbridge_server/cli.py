@@ -2,13 +2,18 @@
 
 ``claude``, ``status`` and ``stop`` are the Claude Code launcher (:mod:`glmbridge_server.launcher`).
 
-Exit codes of ``serve``: 0 after a clean shutdown, 1 when the address cannot be bound, 2 for
-usage and configuration errors, including a non-loopback address without an auth token.
+The server runs in the foreground until Ctrl-C (or SIGTERM): open answers then end at once
+with an error (an error event in a stream), and it exits 0 without a traceback.
+
+Exit codes of ``serve``: 0 after a clean shutdown (Ctrl-C included), 1 when the address cannot
+be bound, 2 for usage and configuration errors, including a non-loopback address without an
+auth token.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import socket
@@ -190,8 +195,27 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=5,
     )
     _announce(settings, url)
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn re-raises the Ctrl-C it handled once it has shut down: that is a normal exit.
+    with contextlib.suppress(KeyboardInterrupt):
+        _server_class()(config).run(sockets=[sock])
     return 0
+
+
+def _server_class() -> type[Any]:
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from glmbridge_server.app import begin_shutdown
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, telling the app when it starts to stop (open answers end)."""
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if isinstance(self.config.app, Starlette):
+                begin_shutdown(self.config.app)
+            await super().shutdown(sockets)
+
+    return Server
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,7 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "status": launcher.main_status,
             "stop": launcher.main_stop,
         }[args[0]]
-        return command(args[1:])
+        try:
+            return command(args[1:])
+        except KeyboardInterrupt:  # Ctrl-C while the launcher waits for a server
+            print(file=sys.stderr)
+            return 0
     if args and args[0] == "serve":
         args = args[1:]
     parser = build_parser()
