@@ -33,6 +33,8 @@ from typing import Any
 
 import httpx2
 
+from glmbridge import ir
+from glmbridge.routing import RouteTable, model_info, normalize_model_name, resolve_route
 from glmbridge_server.background import (
     LauncherError,
     Mode,
@@ -50,6 +52,7 @@ from glmbridge_server.settings import SettingsError, load_settings, route_table
 __all__ = [
     "claude_argv",
     "claude_env",
+    "context_window",
     "main_claude",
     "main_codex",
     "main_gemini",
@@ -82,9 +85,21 @@ def fetch_models(target: Target) -> dict[str, str]:
 
 
 def claude_env(
-    base: Mapping[str, str], url: str, token: str | None, models: Mapping[str, str]
+    base: Mapping[str, str],
+    url: str,
+    token: str | None,
+    models: Mapping[str, str],
+    context_window: int | None = None,
 ) -> dict[str, str]:
-    """Claude Code's environment: the caller's, pointed at the bridge."""
+    """Claude Code's environment: the caller's, pointed at the bridge.
+
+    With ``context_window`` (see :func:`context_window`), Claude Code is told the GLM
+    model's real window: ``CLAUDE_CODE_MAX_CONTEXT_TOKENS`` is the window Claude Code
+    2.1 assumes for a model id that is not ``claude-*`` (200K otherwise), and
+    ``CLAUDE_CODE_DISABLE_1M_CONTEXT`` stops it from treating its default ``opus[1m]`` as a
+    1M window (it would auto-compact about 5x too late on a 200K model). Values the caller
+    set already are kept.
+    """
     env = dict(base)
     # A real Anthropic key must not be sent to the bridge (nor clash with the token).
     env.pop("ANTHROPIC_API_KEY", None)
@@ -97,7 +112,48 @@ def claude_env(
         API_TIMEOUT_MS=API_TIMEOUT_MS,
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
     )
+    if context_window is not None:
+        env.setdefault("CLAUDE_CODE_DISABLE_1M_CONTEXT", "1")
+        env.setdefault("CLAUDE_CODE_MAX_CONTEXT_TOKENS", str(context_window))
     return env
+
+
+_SLOTS = ("opus", "sonnet", "haiku")
+
+
+def context_window(
+    models: Mapping[str, str], args: Sequence[str], environ: Mapping[str, str], table: RouteTable
+) -> int:
+    """The real window of the GLM model Claude Code will converse with.
+
+    That is the model of ``--model`` in ``args`` (else ``ANTHROPIC_MODEL``): a slot alias
+    (``opus``, ``sonnet``, ``haiku``, with or without ``[1m]``) means the model the bridge
+    maps it to (``models``, from ``GET /config``), any other name the model the bridge
+    routes it to. Without one, Claude Code starts on ``opus`` and ``/model`` offers
+    ``sonnet``: the smaller of those two windows, since a window overstated makes the
+    conversation overflow before it compacts, and one understated only compacts early.
+    Haiku's side requests (titles, summaries) are small and are not counted.
+    """
+    chosen = _model_arg(args) or environ.get("ANTHROPIC_MODEL")
+    name = normalize_model_name(chosen) if chosen else ""
+    if name in _SLOTS:
+        ids = [models[name]]
+    elif name and name not in ("default", "opusplan", "best"):
+        ids = [resolve_route(ir.Request(model=name, messages=[]), table).model]
+    else:
+        ids = [models["opus"], models["sonnet"]]
+    return min(model_info(model_id, table).context_window for model_id in ids)
+
+
+def _model_arg(args: Sequence[str]) -> str | None:
+    """The value of the last ``--model X`` / ``--model=X`` in Claude Code's arguments."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--model" and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--model="):
+            found = arg.partition("=")[2]
+    return found
 
 
 def claude_argv(args: Sequence[str], *, yolo: bool) -> list[str]:
@@ -286,7 +342,10 @@ def main_claude(args: Sequence[str]) -> int:
         target = _target(opts.port, mock=opts.mock)
         executable = _client("claude", "@anthropic-ai/claude-code")
         health, how = _bridge(target, "claude")
-        env = claude_env(os.environ, target.url, target.settings.auth_token, fetch_models(target))
+        models = fetch_models(target)
+        table = route_table(target.settings.models, target.settings.upstreams)
+        window = context_window(models, rest, os.environ, table)
+        env = claude_env(os.environ, target.url, target.settings.auth_token, models, window)
     except LauncherError as exc:
         return _report(exc)
     return _become(executable, claude_argv(rest, yolo=opts.yolo), env, how, target, health)

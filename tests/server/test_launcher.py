@@ -21,8 +21,9 @@ import httpx2
 import pytest
 from starlette.applications import Starlette
 
+from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, RouteTable, model_info
 from glmbridge_server.app import create_app
-from glmbridge_server.launcher import claude_argv, claude_env, process_alive
+from glmbridge_server.launcher import claude_argv, claude_env, context_window, process_alive
 from glmbridge_server.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -129,6 +130,10 @@ def test_environment_and_verbatim_arguments(
     assert e["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "glm-4.5-air"
     assert e["API_TIMEOUT_MS"] == "3000000"
     assert e["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    # Claude Code is told the real window of the model it talks to (--model opus: glm-4.6),
+    # and not to take its default opus[1m] as a 1M window.
+    assert e["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == str(model_info("glm-4.6").context_window)
+    assert e["CLAUDE_CODE_DISABLE_1M_CONTEXT"] == "1"
     assert "ANTHROPIC_API_KEY" not in e  # a real Anthropic key is never sent to the bridge
     assert e["HOME"] == str(home)  # the rest of the environment passes through
     assert "using the running glmbridge" in result.stderr
@@ -353,6 +358,34 @@ def test_claude_env_and_argv_helpers() -> None:
         "x",
     ]
     assert claude_argv(["-p", "x"], yolo=False) == ["claude", "-p", "x"]
+
+
+def test_context_window_is_the_routed_models_real_one() -> None:
+    def spec(model_id: str, window: int) -> ModelSpec:
+        return ModelSpec(id=model_id, context_window=window, max_output=1024)
+
+    table = RouteTable.from_mapping(
+        {"aliases": {"fancy": "glm-small"}},
+        base=RouteTable(
+            models={**DEFAULT_ROUTE_TABLE.models, "glm-small": spec("glm-small", 64_000),
+                    "glm-big": spec("glm-big", 1_000_000), "glm-mid": spec("glm-mid", 200_000)},
+            aliases=DEFAULT_ROUTE_TABLE.aliases,
+        ),
+    )  # fmt: skip
+    models = {"opus": "glm-big", "sonnet": "glm-mid", "haiku": "glm-small"}
+    assert context_window(models, [], {}, table) == 200_000  # the smaller of opus and sonnet
+    assert context_window(models, ["--model", "opus"], {}, table) == 1_000_000
+    assert context_window(models, ["--model=Opus[1m]"], {}, table) == 1_000_000
+    assert context_window(models, ["-p", "x", "--model", "haiku"], {}, table) == 64_000
+    assert context_window(models, ["--model", "glm-big"], {}, table) == 1_000_000
+    assert context_window(models, ["--model", "claude-fancy-9"], {}, table) == 64_000
+    assert context_window(models, [], {"ANTHROPIC_MODEL": "sonnet"}, table) == 200_000
+    assert context_window(models, ["--model", "opusplan"], {}, table) == 200_000
+    # an unknown GLM id gets the conservative window routing assumes
+    assert context_window(models, ["--model", "glm-99"], {}, table) == (
+        model_info("glm-99").context_window)  # fmt: skip
+    env = claude_env({"CLAUDE_CODE_MAX_CONTEXT_TOKENS": "5000"}, "http://h:1", None, models, 9)
+    assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "5000"  # the user's own value wins
 
 
 def test_bad_port_is_a_usage_error(home: Path) -> None:
