@@ -189,7 +189,7 @@ def test_one_tool_call(
     assert message.stop_reason == "tool_use"
     calls = [b for b in message.content if b.type == "tool_use"]
     assert len(calls) == 1
-    assert calls[0].name == "get_weather" and calls[0].input == {"location": "example location"}
+    assert calls[0].name == "get_weather" and calls[0].input == {"location": "Paris"}
     assert calls[0].id
     assert bool(last_chat(sim).get("tool_stream")) is (tool_stream and streamed)
 
@@ -207,8 +207,8 @@ def test_two_parallel_tool_calls(
     message = _final(client, **kwargs) if streamed else client.messages.create(**kwargs)
     calls = [b for b in message.content if b.type == "tool_use"]
     assert [c.name for c in calls] == ["get_weather", "get_time"]
-    assert calls[0].input == {"location": "example location"}
-    assert calls[1].input == {"timezone": "example timezone"}
+    assert calls[0].input == {"location": "Paris"}
+    assert calls[1].input == {"timezone": "Europe/Paris"}
     assert calls[0].id != calls[1].id
     assert message.stop_reason == "tool_use"
 
