@@ -272,7 +272,7 @@ def _bridge(target: Target, command: str) -> tuple[dict[str, Any], str]:
     if health is not None:
         running = Mode.of_health(health)
         if running.serves(wanted):
-            return health, f"using the running glmbridge, {running.describe()},"
+            return health, "using the running glmbridge"
         pid = health.get("pid")
         info = read_pid_file(target.pid_file)
         if not (wanted.mock or wanted.keys) or info is None or info["pid"] != pid:
@@ -291,8 +291,7 @@ def _bridge(target: Target, command: str) -> tuple[dict[str, Any], str]:
         )
     how = "restarted" if health is not None else "started"
     health = start_background(target)
-    log = target.log_file
-    return health, f"{how} glmbridge in the background, {wanted.describe()} (log: {log})"
+    return health, f"{how} glmbridge in the background (log: {target.log_file})"
 
 
 def _mismatch(
@@ -321,10 +320,11 @@ def _mismatch(
 def _become(executable: str, argv: list[str], env: dict[str, str], how: str, target: Target,
             health: dict[str, Any]) -> int:  # fmt: skip
     print(f"glmbridge: {how} at {target.url} (pid {health.get('pid')})", file=sys.stderr)
+    print(f"glmbridge: serving {Mode.of_health(health).describe()}", file=sys.stderr)
     if health.get("mock"):
         print(
-            "glmbridge: MOCK MODE, answers come from the built-in GLM simulator; steer it "
-            "with [[sim:...]] in a prompt (docs/simulator.md)",
+            "glmbridge: MOCK MODE: no API key is used; steer the simulated model with "
+            "[[sim:...]] in a prompt (docs/simulator.md), or ask it to `use <tool>`",
             file=sys.stderr,
         )
     sys.stdout.flush()
