@@ -89,10 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glmbridge-server",
         description="Serve the Anthropic Messages API on top of Z.ai GLM models.",
-        epilog="Subcommands: serve (default); claude [--yolo] [--port N] [claude args...] "
-        "(start Claude Code on glmbridge); codex [--port N] [codex args...] (start Codex CLI "
-        "on glmbridge); gemini [--port N] [gemini args...] (start gemini-cli on glmbridge); "
-        "status, stop [--port N] (the background server). "
+        epilog="The server runs in the foreground until Ctrl-C. "
+        "Subcommands: serve (default); claude [--mock] [--yolo] [--port N] [claude args...] "
+        "(start Claude Code on glmbridge); codex [--mock] [--port N] [codex args...] (start "
+        "Codex CLI on glmbridge); gemini [--mock] [--port N] [gemini args...] (start gemini-cli "
+        "on glmbridge); status, stop [--port N] (the background server); each takes --help. "
         "Configuration: see docs/configuration.md; security: docs/security.md.",
     )
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
@@ -102,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--mock",
         action="store_true",
         default=None,
-        help="answer from the built-in GLM simulator (no key needed)",
+        help="answer from the built-in GLM simulator (no key needed); steer it with "
+        "[[sim:SCENARIO]] in a prompt, e.g. [[sim:tool]], [[sim:error:1302]] (docs/simulator.md)",
     )
     parser.add_argument("--log-level", help="debug, info (default), warning, error")
     parser.add_argument("--log-format", help="text (default) or json")
@@ -134,7 +136,10 @@ def _announce(settings: Settings, url: str) -> None:
     if settings.mock:
         print(
             "MOCK MODE: answers come from the built-in GLM simulator "
-            f"({url}/_mock); no API key is used and nothing leaves this machine",
+            f"({url}/_mock); no API key is used and nothing leaves this machine.\n"
+            "  Drive it from a prompt: ask it to run `ls` or to use a tool by name, or write "
+            "[[sim:tool]], [[sim:thinking]], [[sim:error:1302]], [[sim:slow]] ... "
+            "(docs/simulator.md)",
             file=err,
         )
     else:
@@ -156,8 +161,10 @@ def _announce(settings: Settings, url: str) -> None:
             file=err,
         )
     token = "$GLMBRIDGE_AUTH_TOKEN" if settings.auth_token else "glmbridge"
-    print(f"use it: glmbridge-server claude --port {url.rpartition(':')[2]}", file=err)
+    mock = " --mock" if settings.mock else ""
+    print(f"use it: glmbridge-server claude --port {url.rpartition(':')[2]}{mock}", file=err)
     print(f"    or: ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN={token} claude", file=err)
+    print("running in the foreground; Ctrl-C stops it", file=err)
     err.flush()
 
 
