@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ import httpx2
 import pytest
 
 from glmbridge import validate_anthropic_stream
+from glmbridge.protocols.gemini.grammar import validate_gemini_stream
+from glmbridge.protocols.openai.grammar import validate_chat_stream
+from glmbridge.protocols.responses.grammar import validate_responses_stream
 
 pytestmark = pytest.mark.e2e
 
@@ -57,30 +61,46 @@ def _body(stream: bool) -> dict[str, Any]:
             "messages": [{"role": "user", "content": SLOW}]}  # fmt: skip
 
 
+# One slow streamed request per door: (path, body, validator of the raw stream).
+DOORS: dict[str, tuple[str, dict[str, Any], Callable[[bytes], Any]]] = {
+    "anthropic": ("/v1/messages", _body(True), validate_anthropic_stream),
+    "chat": ("/v1/chat/completions",
+             {"model": "glm-4.7", "stream": True, "messages": [{"role": "user", "content": SLOW}]},
+             validate_chat_stream),
+    "responses": ("/v1/responses", {"model": "glm-4.7", "stream": True, "input": SLOW},
+                  validate_responses_stream),
+    "gemini": ("/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse",
+               {"contents": [{"role": "user", "parts": [{"text": SLOW}]}]},
+               validate_gemini_stream),
+}  # fmt: skip
+
+
 def test_ctrl_c_ends_open_answers_with_an_error_and_exits_0(tmp_path: Path) -> None:
     proc, url = _start(tmp_path)
-    streamed = bytearray()
-    started = threading.Event()
+    streamed = {door: bytearray() for door in DOORS}
+    statuses: dict[str, int] = {}
     answers: dict[str, Any] = {}
 
-    def stream() -> None:
-        with httpx2.stream("POST", f"{url}/v1/messages", json=_body(True), timeout=30) as r:
-            answers["stream_status"] = r.status_code
+    def stream(door: str) -> None:
+        path, body, _ = DOORS[door]
+        with httpx2.stream("POST", url + path, json=body, timeout=30) as r:
+            statuses[door] = r.status_code
             for chunk in r.iter_bytes():
-                streamed.extend(chunk)
-                if b"text_delta" in streamed:
-                    started.set()
+                streamed[door].extend(chunk)
 
     def plain() -> None:
         r = httpx2.post(f"{url}/v1/messages", json=_body(False), timeout=30)
         answers["plain"] = (r.status_code, r.json())
 
-    threads = [threading.Thread(target=stream), threading.Thread(target=plain)]
+    threads = [threading.Thread(target=stream, args=(door,)) for door in DOORS]
+    threads.append(threading.Thread(target=plain))
     try:
         for t in threads:
             t.start()
-        assert started.wait(15), bytes(streamed)
-        time.sleep(0.3)  # the non-streamed request is waiting for its slow answer too
+        deadline = time.monotonic() + 15
+        while any(len(b) < 400 for b in streamed.values()):  # every stream is under way
+            assert time.monotonic() < deadline, {d: bytes(b) for d, b in streamed.items()}
+            time.sleep(0.05)
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=15)
@@ -95,18 +115,21 @@ def test_ctrl_c_ends_open_answers_with_an_error_and_exits_0(tmp_path: Path) -> N
     assert code == 0, log[-3000:]
     assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
     # The answers were ended, not waited out (uvicorn's graceful timeout is 5 s; the slow
-    # answers had about 6 s to go).
+    # answers had about 5 s to go).
     assert took < 4, took
 
-    # The open stream ends with a grammar-valid error event, after the text it had.
-    raw = bytes(streamed)
-    assert answers["stream_status"] == 200
-    validate_anthropic_stream(raw)
-    last = raw.strip().rsplit(b"\n\n", 1)[-1]
-    assert last.startswith(b"event: error\n"), raw[-500:]
+    # Every open stream ends with its protocol's error, after the content it had, and stays
+    # grammar-valid.
+    for door, (_, _, validate) in DOORS.items():
+        raw = bytes(streamed[door])
+        assert statuses[door] == 200, door
+        validate(raw)
+        tail = b"\n\n".join(raw.strip().split(b"\n\n")[-2:])  # the error (then [DONE])
+        assert b"shutting down" in tail, (door, tail[-800:])
+    last = bytes(streamed["anthropic"]).strip().rsplit(b"\n\n", 1)[-1]
+    assert last.startswith(b"event: error\n"), last
     error = json.loads(last.partition(b"data: ")[2])["error"]
     assert error["type"] == "overloaded_error" and "shutting down" in error["message"]
-    assert b"text_delta" in raw
 
     # The non-streamed request gets a native error status, not a dropped connection.
     status, body = answers["plain"]
