@@ -163,9 +163,22 @@ def _announce(settings: Settings, url: str) -> None:
     token = "$GLMBRIDGE_AUTH_TOKEN" if settings.auth_token else "glmbridge"
     mock = " --mock" if settings.mock else ""
     print(f"use it: glmbridge-server claude --port {url.rpartition(':')[2]}{mock}", file=err)
-    print(f"    or: ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN={token} claude", file=err)
+    manual = " ".join(f"{k}={v}" for k, v in _manual_env(settings).items())
+    print(f"    or: ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN={token} {manual} claude",
+          file=err)  # fmt: skip
     print("running in the foreground; Ctrl-C stops it", file=err)
     err.flush()
+
+
+def _manual_env(settings: Settings) -> dict[str, str]:
+    """What the launcher would give Claude Code for models and context, for a manual start."""
+    from glmbridge_server.launcher import context_window, model_env
+    from glmbridge_server.routes.config import effective_models
+    from glmbridge_server.settings import route_table
+
+    table = route_table(settings.models, settings.upstreams)
+    models = effective_models(table)
+    return model_env(models, context_window(models, (), {}, table))
 
 
 def serve(settings: Settings) -> int:

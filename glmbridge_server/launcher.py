@@ -58,6 +58,7 @@ __all__ = [
     "main_gemini",
     "main_status",
     "main_stop",
+    "model_env",
     "process_alive",
     "state_dir",
 ]
@@ -103,22 +104,37 @@ def claude_env(
     env = dict(base)
     # A real Anthropic key must not be sent to the bridge (nor clash with the token).
     env.pop("ANTHROPIC_API_KEY", None)
+    slots = model_env(models)
     env.update(
         ANTHROPIC_BASE_URL=url,
         ANTHROPIC_AUTH_TOKEN=token or PLACEHOLDER_TOKEN,
-        ANTHROPIC_DEFAULT_OPUS_MODEL=models["opus"],
-        ANTHROPIC_DEFAULT_SONNET_MODEL=models["sonnet"],
-        ANTHROPIC_DEFAULT_HAIKU_MODEL=models["haiku"],
         API_TIMEOUT_MS=API_TIMEOUT_MS,
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        **slots,
     )
     if context_window is not None:
-        env.setdefault("CLAUDE_CODE_DISABLE_1M_CONTEXT", "1")
-        env.setdefault("CLAUDE_CODE_MAX_CONTEXT_TOKENS", str(context_window))
+        for name, value in model_env(models, context_window).items():
+            env.setdefault(name, value)  # the caller's own context settings win
     return env
 
 
 _SLOTS = ("opus", "sonnet", "haiku")
+
+
+def model_env(models: Mapping[str, str], window: int | None = None) -> dict[str, str]:
+    """The model (and, with ``window``, context) variables Claude Code needs on GLM.
+
+    Claude Code applies ``CLAUDE_CODE_MAX_CONTEXT_TOKENS`` only to model ids that are not
+    ``claude-*``, so the slots name the GLM models themselves (see :func:`claude_env`).
+    """
+    env = {
+        "ANTHROPIC_DEFAULT_OPUS_MODEL": models["opus"],
+        "ANTHROPIC_DEFAULT_SONNET_MODEL": models["sonnet"],
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": models["haiku"],
+    }
+    if window is not None:
+        env.update(CLAUDE_CODE_DISABLE_1M_CONTEXT="1", CLAUDE_CODE_MAX_CONTEXT_TOKENS=str(window))
+    return env
 
 
 def context_window(

@@ -26,6 +26,9 @@ from glmbridge import validate_anthropic_stream
 from glmbridge.protocols.gemini.grammar import validate_gemini_stream
 from glmbridge.protocols.openai.grammar import validate_chat_stream
 from glmbridge.protocols.responses.grammar import validate_responses_stream
+from glmbridge.routing import model_info
+from glmbridge_server.routes.config import effective_models
+from glmbridge_server.settings import route_table
 
 pytestmark = pytest.mark.e2e
 
@@ -143,3 +146,10 @@ def test_ctrl_c_on_an_idle_server_exits_0_quietly(tmp_path: Path) -> None:
     _, err = proc.communicate()
     assert code == 0
     assert b"Traceback" not in err and b"KeyboardInterrupt" not in err
+    banner = err.decode()
+    assert "in the foreground" in banner and "[[sim:" in banner
+    # the manual Claude Code line carries the GLM ids and the real window of their models
+    models = effective_models(route_table({}))
+    window = min(model_info(models[slot]).context_window for slot in ("opus", "sonnet"))
+    assert f"ANTHROPIC_DEFAULT_SONNET_MODEL={models['sonnet']}" in banner
+    assert f"CLAUDE_CODE_MAX_CONTEXT_TOKENS={window} claude" in banner
