@@ -388,6 +388,9 @@ def _bash_call(command: str, tools: list[dict[str, Any]]) -> ScriptToolCall:
     return ScriptToolCall(name=str(fn.get("name")), arguments=args)
 
 
+_PLAIN = frozenset({"type", "description", "title", "default", "examples", "minLength"})
+
+
 def _example_call(tool: dict[str, Any] | None, variant: int) -> ScriptToolCall:
     """A call of ``tool`` with arguments valid for its parameter schema, plausible for a demo
     (:func:`~glmbridge_server._sim_values.example_for`); ``variant`` > 0 makes a second call
@@ -405,8 +408,8 @@ def _example_call(tool: dict[str, Any] | None, variant: int) -> ScriptToolCall:
     props = params.get("properties")
     for key, value in args.items() if variant else ():
         sub = props.get(key) if isinstance(props, dict) else None
-        free = isinstance(sub, dict) and not {"enum", "const", "pattern", "format",
-                                              "maxLength", "$ref"} & set(sub)  # fmt: skip
+        # only a plain string field: any suffix keeps it valid
+        free = isinstance(sub, dict) and sub.get("type") == "string" and set(sub) <= _PLAIN
         if isinstance(value, str) and free:
             args[key] = f"{value} {variant + 1}"
             break

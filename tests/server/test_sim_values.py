@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from glmbridge_server._sim_scripts import Context, _example_call, default_script_for
@@ -151,6 +151,11 @@ def test_the_example_is_valid_for_any_schema(schema: dict[str, Any], name: str) 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tool_parameters(), st.integers(0, 2))
+@example(  # a second call must not append to a string whose pattern sits inside anyOf
+    {"type": "object", "required": ["url"], "properties": {"url": {"anyOf": [
+        {"type": "null"}, {"type": "string", "pattern": r"^[A-Z]{3}-\d{4}$"}]}}},
+    1,
+)
 def test_tool_call_arguments_are_valid_for_the_offered_tool(
     params: dict[str, Any], variant: int
 ) -> None:
