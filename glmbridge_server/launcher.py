@@ -47,7 +47,7 @@ from glmbridge_server.background import (
     state_dir,
     terminate,
 )
-from glmbridge_server.settings import SettingsError, load_settings, route_table
+from glmbridge_server.settings import SettingsError, keys_fingerprint, load_settings, route_table
 
 __all__ = [
     "claude_argv",
@@ -67,8 +67,8 @@ API_TIMEOUT_MS = "3000000"  # 50 minutes: GLM may think for a long time before a
 PLACEHOLDER_TOKEN = "glmbridge"  # Claude Code wants some token even when the bridge has none
 
 
-def fetch_models(target: Target) -> dict[str, str]:
-    """The running server's effective model map (``GET /config``)."""
+def fetch_config(target: Target) -> dict[str, Any]:
+    """The running server's configuration view (``GET /config``, secrets redacted)."""
     response = httpx2.get(
         f"{target.url}/config", headers=target.headers(), timeout=5.0, trust_env=False
     )
@@ -79,7 +79,15 @@ def fetch_models(target: Target) -> dict[str, str]:
         )
     if response.status_code != 200:
         raise LauncherError(f"glmbridge-server: GET /config answered {response.status_code}")
-    models = response.json().get("effective_models")
+    config = response.json()
+    if not isinstance(config, dict):
+        raise LauncherError("glmbridge-server: GET /config is not a JSON object")
+    return config
+
+
+def fetch_models(target: Target) -> dict[str, str]:
+    """The running server's effective model map (from ``GET /config``)."""
+    models = fetch_config(target).get("effective_models")
     if not isinstance(models, dict):
         raise LauncherError("glmbridge-server: GET /config has no effective_models")
     return {str(k): str(v) for k, v in models.items()}
@@ -287,17 +295,15 @@ def _bridge(target: Target, command: str) -> tuple[dict[str, Any], str]:
     health = probe(target)
     if health is not None:
         running = Mode.of_health(health)
-        if running.serves(wanted):
+        why = _difference(target, running, wanted)
+        if why is None:
             return health, "using the running glmbridge"
         pid = health.get("pid")
         info = read_pid_file(target.pid_file)
         if not (wanted.mock or wanted.keys) or info is None or info["pid"] != pid:
-            raise _mismatch(target, command, running, wanted, pid)
-        print(
-            f"glmbridge: the glmbridge on port {target.port} serves {running.describe()}, but "
-            f"this environment asks for {wanted.describe()}: restarting it",
-            file=sys.stderr,
-        )
+            raise _mismatch(target, command, running, wanted, f"(pid {pid}) {why}")
+        print(f"glmbridge: the glmbridge on port {target.port} {why}: restarting it",
+              file=sys.stderr)  # fmt: skip
         terminate(int(info["pid"]))
         target.pid_file.unlink(missing_ok=True)
     elif not (wanted.mock or wanted.keys):
@@ -310,26 +316,40 @@ def _bridge(target: Target, command: str) -> tuple[dict[str, Any], str]:
     return health, f"{how} glmbridge in the background (log: {target.log_file})"
 
 
+def _difference(target: Target, running: Mode, wanted: Mode) -> str | None:
+    """How the running server differs from what the environment asks for (``None``: no
+    difference). Same mode, upstream and key count, but other keys, is a difference too
+    (the keys were rotated): ``GET /config`` gives their fingerprint, never the keys."""
+    if not running.serves(wanted):
+        return f"serves {running.describe()}, but this environment asks for {wanted.describe()}"
+    if wanted.keys:
+        theirs = fetch_config(target).get("api_keys")
+        fingerprint = theirs.get("fingerprint") if isinstance(theirs, dict) else None
+        if fingerprint != keys_fingerprint(target.settings.api_keys):
+            return (
+                f"serves {running.describe()}, but other keys than this environment's "
+                "(ZAI_API_KEY changed?)"
+            )
+    return None
+
+
 def _mismatch(
-    target: Target, command: str, running: Mode, wanted: Mode, pid: object
+    target: Target, command: str, running: Mode, wanted: Mode, why: str
 ) -> LauncherError:
     """The refusal to use a server that is not what the environment asks for."""
     port = f" --port {target.port}" if target.port != 4567 else ""
-    head = (
-        f"glmbridge-server: the glmbridge on port {target.port} (pid {pid}) serves "
-        f"{running.describe()}"
-    )
+    head = f"glmbridge-server: the glmbridge on port {target.port} {why}"
     if not (wanted.mock or wanted.keys):
         mock = "keep using the mock" if running.mock else "try the built-in simulator"
         return LauncherError(
-            f"{head}, and this environment has no API key. Set ZAI_API_KEY to use GLM, or "
+            f"{head}; this environment has no API key. Set ZAI_API_KEY to use GLM, or "
             f"{mock}: glmbridge-server {command}{port} --mock"
         )
     return LauncherError(
-        f"{head}, but this environment asks for {wanted.describe()}, and the launcher did "
-        "not start it. Stop it where it runs (Ctrl-C in its terminal), then run "
-        f"glmbridge-server {command}{port}{' --mock' if wanted.mock else ''}; or use "
-        f"another port: glmbridge-server {command} --port {target.port + 1}"
+        f"{head}, and the launcher did not start it. Stop it where it runs (Ctrl-C in its "
+        f"terminal), then run glmbridge-server {command}{port}"
+        f"{' --mock' if wanted.mock else ''}; or use another port: "
+        f"glmbridge-server {command} --port {target.port + 1}"
     )
 
 

@@ -25,6 +25,7 @@ from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, RouteTable, model_
 from glmbridge_server.app import create_app
 from glmbridge_server.launcher import claude_argv, claude_env, context_window, process_alive
 from glmbridge_server.settings import Settings
+from tests.server.conftest import SIM_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -433,6 +434,17 @@ def test_a_server_in_another_mode_is_restarted_never_silently_reused(
         assert plain.returncode == 0 and "using the running glmbridge" in plain.stderr
         assert _health(port)["pid"] == pids[1]
 
+        # The same number of other keys (ZAI_API_KEY rotated): restarted as well.
+        rotated = run(home, "claude", "--port", str(port),
+                      env={**keyed, "ZAI_API_KEY": "k-three.secret,k-four.secret"})  # fmt: skip
+        assert rotated.returncode == 0, rotated.stderr
+        assert "other keys" in rotated.stderr and "restarting it" in rotated.stderr
+        pids.append(_health(port)["pid"])
+        assert pids[-1] != pids[1]
+        same = run(home, "claude", "--port", str(port),
+                   env={**keyed, "ZAI_API_KEY": "k-four.secret,k-three.secret"})  # fmt: skip
+        assert same.returncode == 0 and "using the running glmbridge" in same.stderr
+
         # One key instead of two is another mode too.
         one = run(home, "claude", "--port", str(port),
                   env={**keyed, "ZAI_API_KEY": "k-one.secret"})  # fmt: skip
@@ -474,6 +486,14 @@ def test_a_server_the_launcher_did_not_start_is_refused_with_the_command(
     other = run(home, "codex", "--port", port,
                 env=base_env(home, ZAI_API_KEY="k", GLMBRIDGE_UPSTREAM="zai"))  # fmt: skip
     assert other.returncode == 1 and "zai (https://api.z.ai/api/paas/v4)" in other.stderr
+
+    # the same upstream and number of keys, but another key
+    rotated = run(home, "claude", "--port", port,
+                  env=base_env(home, ZAI_API_KEY="k-new", GLMBRIDGE_UPSTREAM=upstream_of(sim)))
+    assert rotated.returncode == 1, rotated.stderr
+    assert "other keys than this environment's" in rotated.stderr
+    assert "k-new" not in rotated.stderr and SIM_KEY not in rotated.stderr
+    assert not (home / "dump.json").exists()
 
 
 def test_a_keyless_environment_never_gets_the_mock_or_a_keyless_server(
