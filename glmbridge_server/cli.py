@@ -5,7 +5,7 @@
 The server runs in the foreground until Ctrl-C (or SIGTERM): open answers then end at once
 with an error (an error event in a stream), and it exits 0 without a traceback.
 
-Exit codes of ``serve``: 0 after a clean shutdown (Ctrl-C included), 1 when the address cannot
+Exit codes of ``serve``: 0 after a clean shutdown (Ctrl-C or SIGTERM), 1 when the address cannot
 be bound, 2 for usage and configuration errors, including a non-loopback address without an
 auth token.
 """
@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -215,10 +216,24 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=5,
     )
     _announce(settings, url)
-    # uvicorn re-raises the Ctrl-C it handled once it has shut down: that is a normal exit.
-    with contextlib.suppress(KeyboardInterrupt):
-        _server_class()(config).run(sockets=[sock])
+    # uvicorn handles SIGINT/SIGTERM itself (a graceful shutdown), then re-raises the signal
+    # to the handler it found: Ctrl-C's KeyboardInterrupt, and our _Stopped for SIGTERM, are
+    # that normal end, so the exit status is 0 either way.
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        with contextlib.suppress(KeyboardInterrupt, _Stopped):
+            _server_class()(config).run(sockets=[sock])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived (after uvicorn's own shutdown, or before it started)."""
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise _Stopped
 
 
 def _server_class() -> type[Any]:

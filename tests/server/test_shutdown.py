@@ -139,13 +139,16 @@ def test_ctrl_c_ends_open_answers_with_an_error_and_exits_0(tmp_path: Path) -> N
     assert status == 503 and body["error"]["type"] == "overloaded_error"
 
 
-def test_ctrl_c_on_an_idle_server_exits_0_quietly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_idle_server_stops_with_0_quietly(tmp_path: Path, signum: int) -> None:
     proc, _ = _start(tmp_path)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     code = proc.wait(timeout=10)
     _, err = proc.communicate()
     assert code == 0
     assert b"Traceback" not in err and b"KeyboardInterrupt" not in err
+    if signum != signal.SIGINT:
+        return
     banner = err.decode()
     assert "in the foreground" in banner and "[[sim:" in banner
     # the manual Claude Code line carries the GLM ids and the real window of their models
