@@ -45,6 +45,7 @@ __all__ = [
     "ModelSpec",
     "Route",
     "RouteTable",
+    "model_info",
     "normalize_model_name",
     "resolve_route",
 ]
@@ -297,6 +298,14 @@ def _conservative_spec(model_id: str) -> ModelSpec:
 def _spec_for(table: RouteTable, model_id: str) -> ModelSpec:
     spec = table.models.get(model_id)
     return spec if spec is not None else _conservative_spec(model_id)
+
+
+def model_info(model_id: str, table: RouteTable | None = None) -> ModelSpec:
+    """The capabilities of an upstream model id (``glm-4.7``, ``GLM-5.3[1m]``): its row in
+    ``table`` (the built-in table by default), or the conservative spec routing assumes for
+    a model the table does not know."""
+    table = DEFAULT_ROUTE_TABLE if table is None else table
+    return _spec_for(table, normalize_model_name(model_id))
 
 
 def _current_turn_media(req: ir.Request) -> tuple[bool, bool]:

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from glmbridge_server._sim_values import example_for
+
 __all__ = [
     "ALWAYS_THINKS_EN",
     "ALWAYS_THINKS_ZH",
@@ -305,7 +307,7 @@ def _schema_answer(schema: dict[str, Any], reply: str) -> Any:
         return reply
     if kind in ("integer", "number") and isinstance(schema.get("minimum"), (int, float)):
         return schema["minimum"]
-    return _example_value(schema, "value")
+    return example_for(schema, "value")
 
 
 # ---------------------------------------------------------------------------- directives
@@ -386,39 +388,46 @@ def _bash_call(command: str, tools: list[dict[str, Any]]) -> ScriptToolCall:
     return ScriptToolCall(name=str(fn.get("name")), arguments=args)
 
 
-def _example_value(schema: Any, name: str) -> Any:
-    if not isinstance(schema, dict):
-        return "example"
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    kind = schema.get("type")
-    kind = kind[0] if isinstance(kind, list) and kind else kind
-    examples: dict[Any, Any] = {
-        "integer": 1,
-        "number": 1.5,
-        "boolean": True,
-        "array": [],
-        "object": {},
-        "null": None,
-    }
-    return examples.get(kind, f"example {name}") if isinstance(kind, str) else f"example {name}"
+_PLAIN = frozenset({"type", "description", "title", "default", "examples", "minLength"})
 
 
 def _example_call(tool: dict[str, Any] | None, variant: int) -> ScriptToolCall:
-    """A call with plausible arguments for ``tool``'s schema (required properties)."""
+    """A call of ``tool`` with arguments valid for its parameter schema, plausible for a demo
+    (:func:`~glmbridge_server._sim_values.example_for`); ``variant`` > 0 makes a second call
+    of the same tool differ where its schema allows."""
     if tool is None:
         cities = ("Paris", "Beijing", "Tokyo")
         return ScriptToolCall(
             name="get_weather", arguments={"location": cities[variant % len(cities)]}
         )
     fn = _fn(tool)
-    params = fn.get("parameters") or {}
-    props = params.get("properties") or {}
-    names = params.get("required") or list(props)[:1]
-    args = {n: _example_value(props.get(n), n) for n in names if isinstance(n, str)}
-    if variant:
-        args = {k: f"{v} {variant + 1}" if isinstance(v, str) else v for k, v in args.items()}
+    params = fn.get("parameters")
+    params = params if isinstance(params, dict) else {"type": "object"}
+    args = example_for(params)
+    args = args if isinstance(args, dict) else {}
+    props = params.get("properties")
+    for key, value in args.items() if variant else ():
+        sub = props.get(key) if isinstance(props, dict) else None
+        # only a plain string field: any suffix keeps it valid
+        free = isinstance(sub, dict) and sub.get("type") == "string" and set(sub) <= _PLAIN
+        if isinstance(value, str) and free:
+            args[key] = f"{value} {variant + 1}"
+            break
     return ScriptToolCall(name=str(fn.get("name")), arguments=args)
+
+
+# Asking for a tool by name: "use get_weather", "call the Glob tool", "invoke `search`".
+_USE_REQUEST = re.compile(r"\b(?:use|call|invoke)\s+(?:the\s+)?`?([A-Za-z0-9_.-]+)`?", re.I)
+
+
+def _asked_tool(ctx: Context) -> dict[str, Any] | None:
+    """The offered tool the user asks for by name, if any."""
+    by_name = {str(_fn(t).get("name", "")).lower(): t for t in ctx.tools}
+    for match in _USE_REQUEST.finditer(ctx.user_text):
+        tool = by_name.get(match.group(1).lower())
+        if tool is not None:
+            return tool
+    return None
 
 
 # ---------------------------------------------------------------------------- scenarios
@@ -531,8 +540,17 @@ def default_script_for(ctx: Context) -> Script:
     match = _RUN_REQUEST.search(ctx.user_text)
     if match and _bash_tool(ctx.tools) is not None:
         return build_scenario(f"bash:{match.group(1)}", ctx)
+    asked = _asked_tool(ctx)
+    if asked is not None:
+        call = _example_call(asked, 0)
+        return Script(
+            reasoning=f"The user asks me to use the {call.name} tool. I will call it with "
+            "arguments that fit its parameters, then report what it returns.",
+            tool_calls=[call],
+        )
+    tools = f" {len(ctx.tools)} tools are offered, but none is asked for." if ctx.tools else ""
     return Script(
-        reasoning=f"The user sent a message of {len(ctx.user_text)} characters. "
+        reasoning=f"The user sent a message of {len(ctx.user_text)} characters.{tools} "
         "I will acknowledge it briefly.",
         text=_echo(ctx),
     )

@@ -6,6 +6,11 @@ catch-all error handler), the security middleware (Host, Origin, token, body siz
 :mod:`glmbridge_server.security`), the HTTP error handlers and a lifespan that owns the
 shared upstream client. All state lives on
 ``app.state``; nothing here is a module-level mutable global.
+
+Shutdown: :func:`begin_shutdown` (called by the CLI's server as it starts to stop, on
+Ctrl-C or SIGTERM) sets ``app.state.stopping``; every open answer then ends at once with
+its protocol's error (an error event in a stream), so the server exits within moments
+instead of waiting out the graceful-shutdown timeout and cancelling them with tracebacks.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -40,7 +46,7 @@ from glmbridge_server.security import SecurityMiddleware, protocol_for_path
 from glmbridge_server.settings import MOCK_MOUNT, Settings, route_table
 from glmbridge_server.upstream import UpstreamClient
 
-__all__ = ["create_app"]
+__all__ = ["begin_shutdown", "create_app"]
 
 access_log = logging.getLogger("glmbridge.access")
 logger = logging.getLogger("glmbridge.server")
@@ -164,6 +170,13 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return response
 
 
+def begin_shutdown(app: Starlette) -> None:
+    """Tell every open answer that the server is stopping (see the module docstring)."""
+    stopping = getattr(app.state, "stopping", None)
+    if stopping is not None:
+        stopping.set()
+
+
 def create_app(
     settings: Settings | None = None, *, transport: httpx2.AsyncBaseTransport | None = None
 ) -> Starlette:
@@ -184,6 +197,7 @@ def create_app(
             settings, key_pool, transport=transport, metrics=app.state.metrics
         )
         app.state.upstream = upstream
+        app.state.stopping = anyio.Event()
         try:
             yield
         finally:

@@ -2,16 +2,22 @@
 
 ``claude``, ``status`` and ``stop`` are the Claude Code launcher (:mod:`glmbridge_server.launcher`).
 
-Exit codes of ``serve``: 0 after a clean shutdown, 1 when the address cannot be bound, 2 for
-usage and configuration errors, including a non-loopback address without an auth token.
+The server runs in the foreground until Ctrl-C (or SIGTERM): open answers then end at once
+with an error (an error event in a stream), and it exits 0 without a traceback.
+
+Exit codes of ``serve``: 0 after a clean shutdown (Ctrl-C or SIGTERM), 1 when the address cannot
+be bound, 2 for usage and configuration errors, including a non-loopback address without an
+auth token.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -97,10 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glmbridge-server",
         description="Serve the Anthropic Messages API on top of Z.ai GLM models.",
-        epilog="Subcommands: serve (default); claude [--yolo] [--port N] [claude args...] "
-        "(start Claude Code on glmbridge); codex [--port N] [codex args...] (start Codex CLI "
-        "on glmbridge); gemini [--port N] [gemini args...] (start gemini-cli on glmbridge); "
-        "status, stop [--port N] (the background server). "
+        epilog="The server runs in the foreground until Ctrl-C. "
+        "Subcommands: serve (default); claude [--mock] [--yolo] [--port N] [claude args...] "
+        "(start Claude Code on glmbridge); codex [--mock] [--port N] [codex args...] (start "
+        "Codex CLI on glmbridge); gemini [--mock] [--port N] [gemini args...] (start gemini-cli "
+        "on glmbridge); status, stop [--port N] (the background server); each takes --help. "
         "Configuration: see docs/configuration.md; security: docs/security.md.",
     )
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
@@ -110,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--mock",
         action="store_true",
         default=None,
-        help="answer from the built-in GLM simulator (no key needed)",
+        help="answer from the built-in GLM simulator (no key needed); steer it with "
+        "[[sim:SCENARIO]] in a prompt, e.g. [[sim:tool]], [[sim:error:1302]] (docs/simulator.md)",
     )
     parser.add_argument("--log-level", help="debug, info (default), warning, error")
     parser.add_argument("--log-format", help="text (default) or json")
@@ -142,7 +150,10 @@ def _announce(settings: Settings, url: str) -> None:
     if settings.mock:
         print(
             "MOCK MODE: answers come from the built-in GLM simulator "
-            f"({url}/_mock); no API key is used and nothing leaves this machine",
+            f"({url}/_mock); no API key is used and nothing leaves this machine.\n"
+            "  Drive it from a prompt: ask it to run `ls` or to use a tool by name, or write "
+            "[[sim:tool]], [[sim:thinking]], [[sim:error:1302]], [[sim:slow]] ... "
+            "(docs/simulator.md)",
             file=err,
         )
     else:
@@ -164,8 +175,12 @@ def _announce(settings: Settings, url: str) -> None:
             file=err,
         )
     token = "$GLMBRIDGE_AUTH_TOKEN" if settings.auth_token else "glmbridge"
-    print(f"use it: glmbridge-server claude --port {url.rpartition(':')[2]}", file=err)
-    print(f"    or: ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN={token} claude", file=err)
+    mock = " --mock" if settings.mock else ""
+    print(f"use it: glmbridge-server claude --port {url.rpartition(':')[2]}{mock}", file=err)
+    manual = " ".join(f"{k}={v}" for k, v in _manual_env(settings).items())
+    print(f"    or: ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN={token} {manual} claude",
+          file=err)  # fmt: skip
+    print("running in the foreground; Ctrl-C stops it", file=err)
     err.flush()
 
 
@@ -178,6 +193,17 @@ def settle_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def _manual_env(settings: Settings) -> dict[str, str]:
+    """What the launcher would give Claude Code for models and context, for a manual start."""
+    from glmbridge_server.launcher import context_window, model_env
+    from glmbridge_server.routes.config import effective_models
+    from glmbridge_server.settings import route_table
+
+    table = route_table(settings.models, settings.upstreams)
+    models = effective_models(table)
+    return model_env(models, context_window(models, (), {}, table))
 
 
 def serve(settings: Settings) -> int:
@@ -217,8 +243,41 @@ def serve(settings: Settings) -> int:
     )
     _announce(settings, url)
     settle_heap()
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn handles SIGINT/SIGTERM itself (a graceful shutdown), then re-raises the signal
+    # to the handler it found: Ctrl-C's KeyboardInterrupt, and our _Stopped for SIGTERM, are
+    # that normal end, so the exit status is 0 either way.
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        with contextlib.suppress(KeyboardInterrupt, _Stopped):
+            _server_class()(config).run(sockets=[sock])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived (after uvicorn's own shutdown, or before it started)."""
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise _Stopped
+
+
+def _server_class() -> type[Any]:
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from glmbridge_server.app import begin_shutdown
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, telling the app when it starts to stop (open answers end)."""
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if isinstance(self.config.app, Starlette):
+                begin_shutdown(self.config.app)
+            await super().shutdown(sockets)
+
+    return Server
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -234,7 +293,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "status": launcher.main_status,
             "stop": launcher.main_stop,
         }[args[0]]
-        return command(args[1:])
+        try:
+            return command(args[1:])
+        except KeyboardInterrupt:  # Ctrl-C while the launcher waits for a server
+            print(file=sys.stderr)
+            return 0
     if args and args[0] == "serve":
         args = args[1:]
     parser = build_parser()

@@ -1,16 +1,20 @@
 """``glmbridge-server claude``, ``status`` and ``stop``: Claude Code on GLM in one command.
 
-``claude [--yolo] [--port N] [--] [claude args…]`` finds a glmbridge on the port (it asks
-``/health`` and checks ``"service": "glmbridge"``, so another program on the port is never
-mistaken for it) or starts one in the background, then replaces itself with ``claude``
+``claude [--mock] [--yolo] [--port N] [--] [claude args…]`` finds a glmbridge on the port (it
+asks ``/health`` and checks ``"service": "glmbridge"``, so another program on the port is
+never mistaken for it) or starts one in the background, then replaces itself with ``claude``
 (``execve``: no shell, arguments passed through verbatim) with the environment pointing
 Claude Code at the bridge.
 
-A background server writes its output to ``<state dir>/server-<port>.log`` and its pid to
-``server-<port>.pid``; the state dir is ``$GLMBRIDGE_STATE_DIR``, else
-``$XDG_STATE_HOME/glmbridge``, else ``~/.local/state/glmbridge``. ``status`` and ``stop``
-use that pid file, and ``stop`` only signals a pid that the server on the port confirms
-as its own.
+A running server is reused only when it serves what this environment asks for: the mock
+for ``--mock`` (or ``GLMBRIDGE_MOCK``), else the same upstream with the same number of
+keys (an environment without keys reuses a server that has some). Otherwise a server the
+launcher started is restarted with this environment, and any other one is refused with the
+commands to run; a mock or keyless server is never used silently in place of GLM.
+
+A background server keeps a pid and a log file (:mod:`glmbridge_server.background`);
+``status`` and ``stop`` use that pid file, and ``stop`` only signals a pid that the server
+on the port confirms as its own.
 
 Exit codes: ``claude`` exits with Claude Code's status (it becomes Claude Code); 127 when
 ``claude`` is not installed; 1 when the port belongs to another program or the server
@@ -20,197 +24,51 @@ cannot be started or used; 2 for usage errors. ``status``: 0 running, 3 not runn
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx2
 
-from glmbridge_server.settings import Settings, SettingsError, load_settings, route_table
+from glmbridge import ir
+from glmbridge.routing import RouteTable, model_info, normalize_model_name, resolve_route
+from glmbridge_server.background import (
+    LauncherError,
+    Mode,
+    Target,
+    looks_like_our_server,
+    probe,
+    process_alive,
+    read_pid_file,
+    start_background,
+    state_dir,
+    terminate,
+)
+from glmbridge_server.settings import SettingsError, keys_fingerprint, load_settings, route_table
 
 __all__ = [
     "claude_argv",
     "claude_env",
+    "context_window",
     "main_claude",
     "main_codex",
     "main_gemini",
     "main_status",
     "main_stop",
+    "model_env",
+    "process_alive",
     "state_dir",
 ]
 
 API_TIMEOUT_MS = "3000000"  # 50 minutes: GLM may think for a long time before answering
 PLACEHOLDER_TOKEN = "glmbridge"  # Claude Code wants some token even when the bridge has none
-_START_TIMEOUT = 30.0
-_STOP_TIMEOUT = 10.0
 
 
-class LauncherError(Exception):
-    """A problem to report to the user, with the exit status to use."""
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def state_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Where background servers keep their pid and log files."""
-    env = os.environ if environ is None else environ
-    if env.get("GLMBRIDGE_STATE_DIR"):
-        return Path(env["GLMBRIDGE_STATE_DIR"]).expanduser()
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base).expanduser() / "glmbridge"
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """The server the launcher talks to."""
-
-    settings: Settings
-    port: int
-
-    @property
-    def host(self) -> str:
-        """Where to connect: the bound address, or loopback for a wildcard bind."""
-        host = self.settings.host.strip("[]")
-        return "127.0.0.1" if self.settings.is_wildcard else host
-
-    @property
-    def url(self) -> str:
-        """The base URL clients use."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    @property
-    def pid_file(self) -> Path:
-        """The pid file of a background server on this port."""
-        return state_dir() / f"server-{self.port}.pid"
-
-    @property
-    def log_file(self) -> Path:
-        """The log file of a background server on this port."""
-        return state_dir() / f"server-{self.port}.log"
-
-    def headers(self) -> dict[str, str]:
-        """Request headers carrying the auth token, if there is one."""
-        token = self.settings.auth_token
-        return {"x-api-key": token} if token else {}
-
-
-def probe(target: Target, timeout: float = 2.0) -> dict[str, Any] | None:
-    """``/health`` of the glmbridge on the port; ``None`` when nothing listens there.
-
-    Raises:
-        LauncherError: something else answers on the port.
-    """
-    try:
-        response = httpx2.get(f"{target.url}/health", timeout=timeout, trust_env=False)
-    except httpx2.ConnectError:
-        return None
-    except httpx2.HTTPError as exc:
-        raise _foreign(
-            target, f"its /health did not answer properly ({type(exc).__name__})"
-        ) from None
-    try:
-        health = response.json()
-    except ValueError:
-        health = None
-    if response.status_code != 200 or not isinstance(health, dict):
-        raise _foreign(target, f"its /health answered HTTP {response.status_code}")
-    if health.get("service") != "glmbridge":
-        raise _foreign(target, "its /health does not identify it as glmbridge")
-    return health
-
-
-def _foreign(target: Target, why: str) -> LauncherError:
-    return LauncherError(
-        f"glmbridge-server: port {target.port} is used by another program ({why}); "
-        "stop it or choose another port with --port N"
-    )
-
-
-def _read_pid_file(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("pid"), int) else None
-
-
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` is a running process (a zombie counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no procfs: trust kill(0)
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def _looks_like_our_server(pid: int) -> bool:
-    """Whether ``pid``'s command line is ``… -m glmbridge_server serve …`` (Linux only)."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"glmbridge_server" in argv and b"serve" in argv
-
-
-def start_background(target: Target) -> dict[str, Any]:
-    """Start ``python -m glmbridge_server serve --port N`` detached; wait for ``/health``."""
-    folder = state_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(target.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "ab") as log:
-        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} started by the launcher\n".encode())
-        log.flush()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "glmbridge_server", "serve", "--port", str(target.port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # not killed with the terminal's process group
-            close_fds=True,
-        )
-    info = {"pid": process.pid, "port": target.port, "log": str(target.log_file)}
-    target.pid_file.write_text(json.dumps(info), encoding="utf-8")
-    deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline:
-        health = probe(target, timeout=1.0)
-        if health is not None:
-            return health  # ours, or one another launcher started a moment earlier
-        if process.poll() is not None:
-            target.pid_file.unlink(missing_ok=True)
-            raise LauncherError(
-                f"glmbridge-server: the background server exited ({process.returncode}); "
-                f"last lines of {target.log_file}:\n{_tail(target.log_file)}"
-            )
-        time.sleep(0.1)
-    raise LauncherError(f"glmbridge-server: the server did not answer within {_START_TIMEOUT} s")
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def fetch_models(target: Target) -> dict[str, str]:
-    """The running server's effective model map (``GET /config``)."""
+def fetch_config(target: Target) -> dict[str, Any]:
+    """The running server's configuration view (``GET /config``, secrets redacted)."""
     response = httpx2.get(
         f"{target.url}/config", headers=target.headers(), timeout=5.0, trust_env=False
     )
@@ -221,29 +79,105 @@ def fetch_models(target: Target) -> dict[str, str]:
         )
     if response.status_code != 200:
         raise LauncherError(f"glmbridge-server: GET /config answered {response.status_code}")
-    models = response.json().get("effective_models")
+    config = response.json()
+    if not isinstance(config, dict):
+        raise LauncherError("glmbridge-server: GET /config is not a JSON object")
+    return config
+
+
+def fetch_models(target: Target) -> dict[str, str]:
+    """The running server's effective model map (from ``GET /config``)."""
+    models = fetch_config(target).get("effective_models")
     if not isinstance(models, dict):
         raise LauncherError("glmbridge-server: GET /config has no effective_models")
     return {str(k): str(v) for k, v in models.items()}
 
 
 def claude_env(
-    base: Mapping[str, str], url: str, token: str | None, models: Mapping[str, str]
+    base: Mapping[str, str],
+    url: str,
+    token: str | None,
+    models: Mapping[str, str],
+    context_window: int | None = None,
 ) -> dict[str, str]:
-    """Claude Code's environment: the caller's, pointed at the bridge."""
+    """Claude Code's environment: the caller's, pointed at the bridge.
+
+    With ``context_window`` (see :func:`context_window`), Claude Code is told the GLM
+    model's real window: ``CLAUDE_CODE_MAX_CONTEXT_TOKENS`` is the window Claude Code
+    2.1 assumes for a model id that is not ``claude-*`` (200K otherwise), and
+    ``CLAUDE_CODE_DISABLE_1M_CONTEXT`` stops it from treating its default ``opus[1m]`` as a
+    1M window (it would auto-compact about 5x too late on a 200K model). Values the caller
+    set already are kept.
+    """
     env = dict(base)
     # A real Anthropic key must not be sent to the bridge (nor clash with the token).
     env.pop("ANTHROPIC_API_KEY", None)
+    slots = model_env(models)
     env.update(
         ANTHROPIC_BASE_URL=url,
         ANTHROPIC_AUTH_TOKEN=token or PLACEHOLDER_TOKEN,
-        ANTHROPIC_DEFAULT_OPUS_MODEL=models["opus"],
-        ANTHROPIC_DEFAULT_SONNET_MODEL=models["sonnet"],
-        ANTHROPIC_DEFAULT_HAIKU_MODEL=models["haiku"],
         API_TIMEOUT_MS=API_TIMEOUT_MS,
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        **slots,
     )
+    if context_window is not None:
+        for name, value in model_env(models, context_window).items():
+            env.setdefault(name, value)  # the caller's own context settings win
     return env
+
+
+_SLOTS = ("opus", "sonnet", "haiku")
+
+
+def model_env(models: Mapping[str, str], window: int | None = None) -> dict[str, str]:
+    """The model (and, with ``window``, context) variables Claude Code needs on GLM.
+
+    Claude Code applies ``CLAUDE_CODE_MAX_CONTEXT_TOKENS`` only to model ids that are not
+    ``claude-*``, so the slots name the GLM models themselves (see :func:`claude_env`).
+    """
+    env = {
+        "ANTHROPIC_DEFAULT_OPUS_MODEL": models["opus"],
+        "ANTHROPIC_DEFAULT_SONNET_MODEL": models["sonnet"],
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": models["haiku"],
+    }
+    if window is not None:
+        env.update(CLAUDE_CODE_DISABLE_1M_CONTEXT="1", CLAUDE_CODE_MAX_CONTEXT_TOKENS=str(window))
+    return env
+
+
+def context_window(
+    models: Mapping[str, str], args: Sequence[str], environ: Mapping[str, str], table: RouteTable
+) -> int:
+    """The real window of the GLM model Claude Code will converse with.
+
+    That is the model of ``--model`` in ``args`` (else ``ANTHROPIC_MODEL``): a slot alias
+    (``opus``, ``sonnet``, ``haiku``, with or without ``[1m]``) means the model the bridge
+    maps it to (``models``, from ``GET /config``), any other name the model the bridge
+    routes it to. Without one, Claude Code starts on ``opus`` and ``/model`` offers
+    ``sonnet``: the smaller of those two windows, since a window overstated makes the
+    conversation overflow before it compacts, and one understated only compacts early.
+    Haiku's side requests (titles, summaries) are small and are not counted.
+    """
+    chosen = _model_arg(args) or environ.get("ANTHROPIC_MODEL")
+    name = normalize_model_name(chosen) if chosen else ""
+    if name in _SLOTS:
+        ids = [models[name]]
+    elif name and name not in ("default", "opusplan", "best"):
+        ids = [resolve_route(ir.Request(model=name, messages=[]), table).model]
+    else:
+        ids = [models["opus"], models["sonnet"]]
+    return min(model_info(model_id, table).context_window for model_id in ids)
+
+
+def _model_arg(args: Sequence[str]) -> str | None:
+    """The value of the last ``--model X`` / ``--model=X`` in Claude Code's arguments."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--model" and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--model="):
+            found = arg.partition("=")[2]
+    return found
 
 
 def claude_argv(args: Sequence[str], *, yolo: bool) -> list[str]:
@@ -252,18 +186,34 @@ def claude_argv(args: Sequence[str], *, yolo: bool) -> list[str]:
     return ["claude", *([flag] if yolo and flag not in args else []), *args]
 
 
-def _parse(args: Sequence[str], *, passthrough: bool) -> tuple[bool, str | None, list[str]]:
-    """Leading launcher options → ``(yolo, port, rest)``; parsing stops at the first other word."""
-    yolo, port, i = False, None, 0
+@dataclass(slots=True)
+class _Options:
+    yolo: bool = False
+    mock: bool = False
+    help: bool = False
+    port: str | None = None
+
+
+def _parse(args: Sequence[str], *, passthrough: bool) -> tuple[_Options, list[str]]:
+    """Leading launcher options → ``(options, rest)``; parsing stops at the first other word.
+
+    ``--help`` is the launcher's only when it comes before any client argument.
+    """
+    opts, i = _Options(), 0
     while i < len(args):
         arg = args[i]
         if arg == "--yolo" and passthrough:
-            yolo = True
+            opts.yolo = True
+        elif arg == "--mock" and passthrough:
+            opts.mock = True
+        elif arg in ("-h", "--help"):
+            opts.help = True
+            return opts, []
         elif arg == "--port" and i + 1 < len(args):
             i += 1
-            port = args[i]
+            opts.port = args[i]
         elif arg.startswith("--port="):
-            port = arg.partition("=")[2]
+            opts.port = arg.partition("=")[2]
         elif arg == "--" and passthrough:
             i += 1
             break
@@ -272,14 +222,46 @@ def _parse(args: Sequence[str], *, passthrough: bool) -> tuple[bool, str | None,
         else:
             raise LauncherError(f"glmbridge-server: unexpected argument {arg!r}", 2)
         i += 1
-    return yolo, port, list(args[i:])
+    return opts, list(args[i:])
 
 
-def _target(port: str | None) -> Target:
+_USAGE = {
+    "claude": "glmbridge-server claude [--mock] [--yolo] [--port N] [--] [claude args...]\n\n"
+    "Start Claude Code on glmbridge: reuse the glmbridge on the port if it serves what this\n"
+    "environment asks for, else start one in the background (log and pid file in\n"
+    "$GLMBRIDGE_STATE_DIR, default ~/.local/state/glmbridge), then run claude.\n\n"
+    "  --mock     answer from the built-in GLM simulator (no API key; see docs/simulator.md)\n"
+    "  --yolo     pass --dangerously-skip-permissions to claude\n"
+    "  --port N   the server's port (default 4567, or GLMBRIDGE_PORT)\n"
+    "Every other argument goes to claude verbatim (claude's own help: claude -- --help).",
+    "codex": "glmbridge-server codex [--mock] [--port N] [--] [codex args...]\n\n"
+    "Start Codex CLI on glmbridge (a background server if needed; see `claude --help`).",
+    "gemini": "glmbridge-server gemini [--mock] [--port N] [--] [gemini args...]\n\n"
+    "Start gemini-cli on glmbridge (a background server if needed; see `claude --help`).",
+    "status": "glmbridge-server status [--port N]\n\n"
+    "Show the glmbridge on the port: pid, mode (mock or GLM), upstream, number of API keys\n"
+    "(never the keys), whether the launcher started it, and its log file.\n"
+    "Exit status: 0 running, 3 not running, 1 another program on the port.",
+    "stop": "glmbridge-server stop [--port N]\n\n"
+    "Stop the background glmbridge the launcher started on the port (SIGTERM: open\n"
+    "streams end with an error event). A server started by hand is stopped where it runs.\n"
+    "Exit status: 0 stopped or nothing to stop, 1 refused.",
+}
+
+
+def _usage(command: str) -> int:
+    print(f"usage: {_USAGE[command]}")
+    return 0
+
+
+def _target(port: str | None, *, mock: bool = False) -> Target:
     if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
         raise LauncherError(f"glmbridge-server: --port must be 1-65535, not {port!r}", 2)
+    cli: dict[str, object] = {"port": port} if port else {}
+    if mock:
+        cli["mock"] = True
     try:
-        settings = load_settings({"port": port} if port else {})
+        settings = load_settings(cli)
     except SettingsError as exc:
         raise LauncherError(f"glmbridge-server: configuration error: {exc}", 2) from None
     if settings.port == 0:
@@ -302,17 +284,85 @@ def _client(name: str, install: str) -> str:
     return executable
 
 
-def _bridge(target: Target) -> tuple[dict[str, Any], str]:
-    """The running bridge's health (started in the background if needed), and how."""
+def _bridge(target: Target, command: str) -> tuple[dict[str, Any], str]:
+    """The bridge to use (reused, restarted or started in the background), and how.
+
+    Raises:
+        LauncherError: the running server is not what the environment asks for and the
+            launcher did not start it, or there is nothing to start (no key, no mock).
+    """
+    wanted = Mode.of_settings(target.settings)
     health = probe(target)
     if health is not None:
-        return health, "using the running glmbridge"
-    return start_background(target), f"started glmbridge in the background (log: {target.log_file})"
+        running = Mode.of_health(health)
+        why = _difference(target, running, wanted)
+        if why is None:
+            return health, "using the running glmbridge"
+        pid = health.get("pid")
+        info = read_pid_file(target.pid_file)
+        if not (wanted.mock or wanted.keys) or info is None or info["pid"] != pid:
+            raise _mismatch(target, command, running, wanted, f"(pid {pid}) {why}")
+        print(f"glmbridge: the glmbridge on port {target.port} {why}: restarting it",
+              file=sys.stderr)  # fmt: skip
+        terminate(int(info["pid"]))
+        target.pid_file.unlink(missing_ok=True)
+    elif not (wanted.mock or wanted.keys):
+        raise LauncherError(
+            "glmbridge-server: no API key configured. Set ZAI_API_KEY (comma-separated for a "
+            f"key pool), or try the built-in simulator: glmbridge-server {command} --mock"
+        )
+    how = "restarted" if health is not None else "started"
+    health = start_background(target)
+    return health, f"{how} glmbridge in the background (log: {target.log_file})"
+
+
+def _difference(target: Target, running: Mode, wanted: Mode) -> str | None:
+    """How the running server differs from what the environment asks for (``None``: no
+    difference). Same mode, upstream and key count, but other keys, is a difference too
+    (the keys were rotated): ``GET /config`` gives their fingerprint, never the keys."""
+    if not running.serves(wanted):
+        return f"serves {running.describe()}, but this environment asks for {wanted.describe()}"
+    if wanted.keys:
+        theirs = fetch_config(target).get("api_keys")
+        fingerprint = theirs.get("fingerprint") if isinstance(theirs, dict) else None
+        if fingerprint != keys_fingerprint(target.settings.api_keys):
+            return (
+                f"serves {running.describe()}, but other keys than this environment's "
+                "(ZAI_API_KEY changed?)"
+            )
+    return None
+
+
+def _mismatch(
+    target: Target, command: str, running: Mode, wanted: Mode, why: str
+) -> LauncherError:
+    """The refusal to use a server that is not what the environment asks for."""
+    port = f" --port {target.port}" if target.port != 4567 else ""
+    head = f"glmbridge-server: the glmbridge on port {target.port} {why}"
+    if not (wanted.mock or wanted.keys):
+        mock = "keep using the mock" if running.mock else "try the built-in simulator"
+        return LauncherError(
+            f"{head}; this environment has no API key. Set ZAI_API_KEY to use GLM, or "
+            f"{mock}: glmbridge-server {command}{port} --mock"
+        )
+    return LauncherError(
+        f"{head}, and the launcher did not start it. Stop it where it runs (Ctrl-C in its "
+        f"terminal), then run glmbridge-server {command}{port}"
+        f"{' --mock' if wanted.mock else ''}; or use another port: "
+        f"glmbridge-server {command} --port {target.port + 1}"
+    )
 
 
 def _become(executable: str, argv: list[str], env: dict[str, str], how: str, target: Target,
             health: dict[str, Any]) -> int:  # fmt: skip
     print(f"glmbridge: {how} at {target.url} (pid {health.get('pid')})", file=sys.stderr)
+    print(f"glmbridge: serving {Mode.of_health(health).describe()}", file=sys.stderr)
+    if health.get("mock"):
+        print(
+            "glmbridge: MOCK MODE: no API key is used; steer the simulated model with "
+            "[[sim:...]] in a prompt (docs/simulator.md), or ask it to `use <tool>`",
+            file=sys.stderr,
+        )
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(executable, argv, env)
@@ -322,14 +372,19 @@ def _become(executable: str, argv: list[str], env: dict[str, str], how: str, tar
 def main_claude(args: Sequence[str]) -> int:
     """``glmbridge-server claude``: returns only on failure (on success it *is* Claude Code)."""
     try:
-        yolo, port, rest = _parse(args, passthrough=True)
-        target = _target(port)
+        opts, rest = _parse(args, passthrough=True)
+        if opts.help:
+            return _usage("claude")
+        target = _target(opts.port, mock=opts.mock)
         executable = _client("claude", "@anthropic-ai/claude-code")
-        health, how = _bridge(target)
-        env = claude_env(os.environ, target.url, target.settings.auth_token, fetch_models(target))
+        health, how = _bridge(target, "claude")
+        models = fetch_models(target)
+        table = route_table(target.settings.models, target.settings.upstreams)
+        window = context_window(models, rest, os.environ, table)
+        env = claude_env(os.environ, target.url, target.settings.auth_token, models, window)
     except LauncherError as exc:
         return _report(exc)
-    return _become(executable, claude_argv(rest, yolo=yolo), env, how, target, health)
+    return _become(executable, claude_argv(rest, yolo=opts.yolo), env, how, target, health)
 
 
 def main_codex(args: Sequence[str]) -> int:
@@ -342,10 +397,12 @@ def main_codex(args: Sequence[str]) -> int:
     from glmbridge_server.codex import codex_argv, codex_env
 
     try:
-        _, port, rest = _parse(args, passthrough=True)
-        target = _target(port)
+        opts, rest = _parse(args, passthrough=True)
+        if opts.help:
+            return _usage("codex")
+        target = _target(opts.port, mock=opts.mock)
         executable = _client("codex", "@openai/codex")
-        health, how = _bridge(target)
+        health, how = _bridge(target, "codex")
         table = route_table(target.settings.models, target.settings.upstreams)
         argv = codex_argv(rest, target.url, table.default_model)
         env = codex_env(os.environ, target.settings.auth_token)
@@ -362,10 +419,12 @@ def main_gemini(args: Sequence[str]) -> int:
     from glmbridge_server.gemini_cli import gemini_env
 
     try:
-        _, port, rest = _parse(args, passthrough=True)
-        target = _target(port)
+        opts, rest = _parse(args, passthrough=True)
+        if opts.help:
+            return _usage("gemini")
+        target = _target(opts.port, mock=opts.mock)
         executable = _client("gemini", "@google/gemini-cli")
-        health, how = _bridge(target)
+        health, how = _bridge(target, "gemini")
         table = route_table(target.settings.models, target.settings.upstreams)
         env = gemini_env(os.environ, target.url, target.settings.auth_token, table,
                          state_dir())  # fmt: skip
@@ -377,22 +436,16 @@ def main_gemini(args: Sequence[str]) -> int:
 def main_status(args: Sequence[str]) -> int:
     """``glmbridge-server status [--port N]``."""
     try:
-        _, port, _ = _parse(args, passthrough=False)
-        target = _target(port)
-        info = _read_pid_file(target.pid_file)
+        opts, _ = _parse(args, passthrough=False)
+        if opts.help:
+            return _usage("status")
+        target = _target(opts.port)
+        info = read_pid_file(target.pid_file)
         health = probe(target)
     except LauncherError as exc:
         return _report(exc)
     if health is not None:
-        pid = health.get("pid")
-        ours = info is not None and info["pid"] == pid
-        origin = "started by the launcher" if ours else "not started by the launcher"
-        print(
-            f"glmbridge {health.get('version')} is running at {target.url} (pid {pid}, {origin}); "
-            f"upstream {health.get('upstream')}, {health.get('keys')} key(s), "
-            f"{health.get('keys_healthy')} healthy"
-            + (f"; log: {info.get('log')}" if ours and info else "")
-        )
+        _print_status(target, health, info)
         return 0
     if info is not None and not process_alive(info["pid"]):
         target.pid_file.unlink(missing_ok=True)
@@ -402,12 +455,36 @@ def main_status(args: Sequence[str]) -> int:
     return 3
 
 
+def _print_status(target: Target, health: dict[str, Any], info: dict[str, Any] | None) -> None:
+    """The running server, in a few lines: mode, upstream, keys (a count), origin, log."""
+    pid = health.get("pid")
+    ours = info is not None and info["pid"] == pid
+    running = Mode.of_health(health)
+    origin = "started by the launcher" if ours else "not started by the launcher"
+    print(f"glmbridge {health.get('version')} is running at {target.url} (pid {pid}, {origin})")
+    if running.mock:
+        print("mode: mock (answers come from the built-in GLM simulator; no API key is used)")
+    else:
+        print(f"mode: {health.get('mode', 'keys')}")
+        print(f"upstream: {running.name} ({running.upstream})")
+        print(f"API keys: {running.keys}, {health.get('keys_healthy')} healthy")
+    if ours and info:
+        print(f"log: {info.get('log')}")
+    wanted = Mode.of_settings(target.settings)
+    if not running.serves(wanted):
+        then = "restart it" if ours else "refuse it"
+        print(f"note: this environment asks for {wanted.describe()}; "
+              f"`glmbridge-server claude` would {then}")  # fmt: skip
+
+
 def main_stop(args: Sequence[str]) -> int:
     """``glmbridge-server stop [--port N]``: stop the background server the launcher started."""
     try:
-        _, port, _ = _parse(args, passthrough=False)
-        target = _target(port)
-        info = _read_pid_file(target.pid_file)
+        opts, _ = _parse(args, passthrough=False)
+        if opts.help:
+            return _usage("stop")
+        target = _target(opts.port)
+        info = read_pid_file(target.pid_file)
         if info is None or not process_alive(info["pid"]):
             target.pid_file.unlink(missing_ok=True)
             health = probe(target)
@@ -423,7 +500,7 @@ def main_stop(args: Sequence[str]) -> int:
             health = probe(target)
         except LauncherError:
             health = None
-        if not (health and health.get("pid") == pid) and not _looks_like_our_server(pid):
+        if not (health and health.get("pid") == pid) and not looks_like_our_server(pid):
             target.pid_file.unlink(missing_ok=True)
             raise LauncherError(
                 f"glmbridge-server: pid {pid} is not the glmbridge on port {target.port}; "
@@ -431,18 +508,9 @@ def main_stop(args: Sequence[str]) -> int:
             )
     except LauncherError as exc:
         return _report(exc)
-    _terminate(pid)
+    terminate(pid)
     target.pid_file.unlink(missing_ok=True)
     print(f"stopped glmbridge (pid {pid}) on port {target.port}")
     return 0
 
 
-def _terminate(pid: int) -> None:
-    """SIGTERM (graceful: running streams get a few seconds), then SIGKILL if needed."""
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + _STOP_TIMEOUT
-    while time.monotonic() < deadline:
-        if not process_alive(pid):
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)

@@ -25,6 +25,9 @@ Streamed (:class:`StreamRelay`, an ASGI response that owns the whole exchange):
   rest of the upstream body read, for at most ``_DRAIN_SECONDS`` and ``_DRAIN_BYTES``,
   so that its connection can go back to the pool (a TLS handshake per turn otherwise).
 * **The client leaving** cancels everything, the upstream request included.
+* **The server stopping** (``app.state.stopping``, set on Ctrl-C or SIGTERM) ends every
+  open answer at once with an ``overloaded`` error: an error event in a started stream, a
+  native error status before it; the upstream request is cancelled.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from glmbridge.errors import (
+    ErrorKind,
     GlmbridgeError,
     UpstreamError,
     UpstreamProtocolError,
@@ -62,6 +66,7 @@ logger = logging.getLogger("glmbridge.server")
 
 _SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 _FIRST_OUTPUT = "timed out waiting for the upstream's first output (first_output_timeout)"
+_STOPPING = "glmbridge is shutting down; this answer was cut short (retry once it is back)"
 # After the answer: how long and how much of the upstream's epilogue (the chunked-body
 # terminator, normally already in flight) is read to keep its connection reusable.
 _DRAIN_SECONDS = 1.0
@@ -133,6 +138,17 @@ class _Call:
     def timeout(self) -> UpstreamTimeoutError:
         return UpstreamTimeoutError(_FIRST_OUTPUT, retryable=False)
 
+    async def wait_stopping(self) -> None:
+        """Return when the server starts to shut down (never, outside a lifespan)."""
+        stopping: anyio.Event | None = getattr(self.request.app.state, "stopping", None)
+        await (stopping.wait() if stopping is not None else anyio.sleep_forever())
+
+
+def _shutting_down() -> UpstreamError:
+    # Not the upstream's failure, but the same for the client: the answer could not be
+    # completed here, and retrying (elsewhere, or once the server is back) may work.
+    return UpstreamError(_STOPPING, kind=ErrorKind.OVERLOADED, status_hint=503, retryable=True)
+
 
 async def answer(request: Request, exchange: Exchange) -> Response:
     """Answer ``exchange``: a :class:`StreamRelay`, or the complete non-streamed body.
@@ -143,7 +159,7 @@ async def answer(request: Request, exchange: Exchange) -> Response:
     call = _Call(request, exchange)
     if exchange.stream:
         return StreamRelay(call)
-    return await _unless_disconnected(request, lambda: _complete(call))
+    return await _unless_disconnected(request, lambda: _complete(call), call.wait_stopping)
 
 
 async def _complete(call: _Call) -> Response:
@@ -167,15 +183,24 @@ async def _complete(call: _Call) -> Response:
 
 
 async def _unless_disconnected(
-    request: Request, work: Callable[[], Awaitable[Response]]
+    request: Request,
+    work: Callable[[], Awaitable[Response]],
+    stopping: Callable[[], Awaitable[None]],
 ) -> Response:
-    """Run ``work``, cancelling it (and its upstream call) the moment the client leaves.
+    """Run ``work``, cancelling it (and its upstream call) the moment the client leaves, or
+    with an ``overloaded`` error when the server starts to shut down.
 
     The body has been read, so the next ASGI message can only be ``http.disconnect``.
     """
     result: Response | None = None
     error: GlmbridgeError | None = None
     async with anyio.create_task_group() as tg:
+
+        async def stop() -> None:
+            nonlocal error
+            await stopping()
+            error = _shutting_down()
+            tg.cancel_scope.cancel()
 
         async def watch() -> None:
             while (await request.receive())["type"] != "http.disconnect":
@@ -192,6 +217,7 @@ async def _unless_disconnected(
             tg.cancel_scope.cancel()
 
         tg.start_soon(watch)
+        tg.start_soon(stop)
         tg.start_soon(run)
     if error is not None:
         raise error
@@ -256,7 +282,11 @@ class StreamRelay(Response):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
                 tg.start_soon(self._keep_alive)
-                await self._run()
+                with anyio.CancelScope() as work:
+                    tg.start_soon(self._watch_stopping, work)
+                    await self._run()
+                if work.cancel_called:
+                    await self._fail(_shutting_down())
                 self._done = True
                 if self._committed:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -462,6 +492,12 @@ class StreamRelay(Response):
     def _stream_closed(self) -> bool:
         stream = self._stream
         return stream is not None and stream.finished
+
+    async def _watch_stopping(self, work: anyio.CancelScope) -> None:
+        await self._call.wait_stopping()
+        if not (self._done or self._stream_closed()):
+            logger.info("server shutting down: ending an open stream with an error event")
+            work.cancel()
 
     async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
         while (await receive())["type"] != "http.disconnect":

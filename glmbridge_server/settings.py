@@ -12,6 +12,7 @@ the key and the source it came from (never the value of a secret).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import os
@@ -268,6 +269,18 @@ def _to_origins(value: object) -> tuple[str, ...]:
         if origin not in origins:
             origins.append(origin)
     return tuple(origins)
+
+
+def keys_fingerprint(keys: tuple[str, ...]) -> str | None:
+    """A short one-way fingerprint of a key set (order-insensitive), ``None`` for no keys.
+
+    It tells two key sets apart (the launcher uses it to notice a server still holding old
+    keys) and reveals nothing about them: 64 bits of a SHA-256 of high-entropy secrets.
+    """
+    if not keys:
+        return None
+    data = "\n".join(sorted(keys)).encode()
+    return hashlib.sha256(b"glmbridge-keys\0" + data).hexdigest()[:16]
 
 
 def redact_url(url: str) -> str:

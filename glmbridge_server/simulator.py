@@ -474,8 +474,10 @@ async def _chat(request: Request) -> Any:
     rid = body["request_id"] if isinstance(body.get("request_id"), str) else _new_id()
     if streaming:
         return _SSEStream(st, _chunks(ans, rid, int(time.time()), model), script.delay)
-    if script.delay > 0:
-        await anyio.sleep(script.delay * len(ans.pieces))
+    delay = script.delay * len(ans.pieces)
+    if delay > 0 and not await _wait_unless_disconnected(request, delay):
+        st.cancelled += 1  # the caller gave up (or the server is stopping): stop "generating"
+        return Response(status_code=499)
     data = _body(ans, rid, int(time.time()), model)
     if ans.cut:
         return _PartialBody(data)

@@ -15,15 +15,18 @@ from starlette.routing import Route
 from glmbridge._version import __version__
 from glmbridge_server.metrics import CONTENT_TYPE
 from glmbridge_server.routes import runtime
+from glmbridge_server.settings import Settings, redact_url
 
 __all__ = ["routes"]
 
 
 async def health(request: Request) -> Response:
-    """Liveness plus a secret-free summary: upstream label, key count, mode, version, pid.
+    """Liveness plus a secret-free summary: mode, upstream, key count, version, pid.
 
     The pid lets ``glmbridge-server stop`` check that the process it is about to signal is
-    the server answering on the port.
+    the server answering on the port; the mode, upstream URL (without user info or query)
+    and key count let ``glmbridge-server claude`` see whether this server is the one the
+    caller's environment asks for.
     """
     settings = runtime(request).settings
     keys = request.app.state.key_pool
@@ -32,13 +35,22 @@ async def health(request: Request) -> Response:
             "status": "ok",
             "service": "glmbridge",
             "version": __version__,
+            "mode": server_mode(settings),
             "upstream": settings.upstream_name,
+            "upstream_url": None if settings.mock else redact_url(settings.upstream_base_url),
             "keys": len(keys),
             "keys_healthy": keys.healthy_count(),
             "mock": settings.mock,
             "pid": os.getpid(),
         }
     )
+
+
+def server_mode(settings: Settings) -> str:
+    """``"mock"`` (the built-in simulator), ``"keys"`` (GLM with API keys) or ``"keyless"``."""
+    if settings.mock:
+        return "mock"
+    return "keys" if settings.api_keys else "keyless"
 
 
 async def root(request: Request) -> Response:

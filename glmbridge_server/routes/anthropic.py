@@ -26,7 +26,7 @@ from glmbridge.errors import (
 )
 from glmbridge.exchange import Exchange
 from glmbridge.protocols import anthropic
-from glmbridge.routing import RouteTable, resolve_route
+from glmbridge.routing import ModelSpec, RouteTable, model_info, resolve_route
 from glmbridge_server import relay
 from glmbridge_server.codex import codex_catalog
 from glmbridge_server.routes import (
@@ -168,38 +168,43 @@ _CLAUDE_MODELS: tuple[tuple[str, str, str], ...] = (
 _GLM_RELEASED = "2025-07-28"
 
 
-def build_model_catalog(table: RouteTable) -> dict[str, dict[str, str]]:
+def build_model_catalog(table: RouteTable) -> dict[str, dict[str, Any]]:
     """Anthropic ``ModelInfo`` objects for the claude aliases and the GLM models, by id.
 
     A claude alias's display name says which GLM model it is routed to, so a model picker
-    shows the truth.
+    shows the truth; ``max_input_tokens`` and ``max_tokens`` are that GLM model's real
+    window and output cap (GLM shares the window between input and output, so the input
+    limit is the whole window, as in the Gemini door's ``inputTokenLimit``).
     """
-    catalog: dict[str, dict[str, str]] = {}
+    catalog: dict[str, dict[str, Any]] = {}
     for model_id, name, released in _CLAUDE_MODELS:
+        target = table.default_model
         try:
             target = resolve_route(ir.Request(model=model_id, messages=[]), table).model
             name = f"{name} (GLM: {target})"
         except GlmbridgeError:
             pass
-        catalog[model_id] = _model_info(model_id, name, released)
+        catalog[model_id] = _model_info(model_id, name, released, model_info(target, table))
     glm_ids = [*table.models, table.default_model, *(target for _, target in table.aliases)]
     for model_id in glm_ids:
-        spec = table.models.get(model_id)
-        name = (spec.display_name if spec else None) or model_id.upper()
-        catalog.setdefault(model_id, _model_info(model_id, name, _GLM_RELEASED))
+        spec = model_info(model_id, table)
+        name = spec.display_name or model_id.upper()
+        catalog.setdefault(model_id, _model_info(model_id, name, _GLM_RELEASED, spec))
     return catalog
 
 
-def _model_info(model_id: str, name: str, released: str) -> dict[str, str]:
+def _model_info(model_id: str, name: str, released: str, spec: ModelSpec) -> dict[str, Any]:
     return {
         "type": "model",
         "id": model_id,
         "display_name": name,
         "created_at": f"{released}T00:00:00Z",
+        "max_input_tokens": spec.context_window,
+        "max_tokens": spec.max_output,
     }
 
 
-def _page(catalog: dict[str, dict[str, str]], params: Any) -> dict[str, Any]:
+def _page(catalog: dict[str, dict[str, Any]], params: Any) -> dict[str, Any]:
     ids = list(catalog)
     limit_text = params.get("limit", "20")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:

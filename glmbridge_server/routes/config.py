@@ -28,7 +28,7 @@ from glmbridge.profiles import PROFILES
 from glmbridge.routing import RouteTable, resolve_route
 from glmbridge_server.routes import error_response, read_body, runtime
 from glmbridge_server.routes.anthropic import build_model_catalog
-from glmbridge_server.settings import Settings, convert_setting, route_table
+from glmbridge_server.settings import Settings, convert_setting, keys_fingerprint, route_table
 
 __all__ = ["ConfigUpdate", "apply_update", "effective_models", "routes"]
 
@@ -137,7 +137,11 @@ def config_view(request: Request) -> dict[str, Any]:
     current = runtime(request)
     keys = request.app.state.key_pool
     out = current.settings.redacted()
-    out["api_keys"] = {"count": len(keys), "healthy": keys.healthy_count()}
+    out["api_keys"] = {
+        "count": len(keys),
+        "healthy": keys.healthy_count(),
+        "fingerprint": keys_fingerprint(current.settings.api_keys),
+    }
     out["effective_models"] = effective_models(current.route_table)
     out["runtime_fields"] = list(RUNTIME_FIELDS)
     return out

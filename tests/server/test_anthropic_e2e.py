@@ -18,6 +18,7 @@ import pytest
 from starlette.applications import Starlette
 
 from glmbridge.grammar import validate_anthropic_stream
+from glmbridge.routing import model_info
 from glmbridge.sse import SSEDecoder
 from glmbridge_server.app import create_app
 from glmbridge_server.settings import Settings
@@ -188,7 +189,7 @@ def test_one_tool_call(
     assert message.stop_reason == "tool_use"
     calls = [b for b in message.content if b.type == "tool_use"]
     assert len(calls) == 1
-    assert calls[0].name == "get_weather" and calls[0].input == {"location": "example location"}
+    assert calls[0].name == "get_weather" and calls[0].input == {"location": "Paris"}
     assert calls[0].id
     assert bool(last_chat(sim).get("tool_stream")) is (tool_stream and streamed)
 
@@ -206,8 +207,8 @@ def test_two_parallel_tool_calls(
     message = _final(client, **kwargs) if streamed else client.messages.create(**kwargs)
     calls = [b for b in message.content if b.type == "tool_use"]
     assert [c.name for c in calls] == ["get_weather", "get_time"]
-    assert calls[0].input == {"location": "example location"}
-    assert calls[1].input == {"timezone": "example timezone"}
+    assert calls[0].input == {"location": "Paris"}
+    assert calls[1].input == {"timezone": "Europe/Paris"}
     assert calls[0].id != calls[1].id
     assert message.stop_reason == "tool_use"
 
@@ -530,6 +531,14 @@ def test_models_list_and_retrieve(client: anthropic.Anthropic) -> None:
     info = client.models.retrieve("claude-sonnet-4-5")
     assert info.type == "model" and "glm-4.7" in info.display_name
     assert info.created_at.year >= 2024
+    # The real window and output cap of the GLM model behind each id (not Claude's).
+    for model_id in ("claude-sonnet-4-5", "glm-4.7", "claude-haiku-4-5", "glm-5.3"):
+        raw = client.models.retrieve(model_id).model_dump()
+        spec = model_info(raw["display_name"].partition("GLM: ")[2].rstrip(")") or model_id)
+        assert (raw["max_input_tokens"], raw["max_tokens"]) == (
+            spec.context_window, spec.max_output), model_id  # fmt: skip
+    windows = {m.id: m.model_dump()["max_input_tokens"] for m in client.models.list()}
+    assert all(isinstance(w, int) and w > 0 for w in windows.values())
     with pytest.raises(anthropic.NotFoundError) as err:
         client.models.retrieve("no-such-model")
     assert err.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]

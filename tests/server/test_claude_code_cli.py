@@ -12,11 +12,13 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from glmbridge.routing import model_info
 from tests.server.conftest import RunningServer
 
 CLAUDE_CODE_VERSION = "2.1.197"
@@ -126,3 +128,34 @@ def test_claude_code_shows_a_non_retryable_upstream_error(
     assert code == 1
     assert result["is_error"] is True
     assert "prompt is too long" in result["result"].lower()
+
+
+def test_the_launcher_gives_claude_code_the_real_context_window(
+    claude_bin: Path, bridge: RunningServer, sim: RunningServer, tmp_path: Path
+) -> None:
+    # Left alone, Claude Code 2.1 starts on "opus[1m]" and counts a 1M window for a
+    # ~200K GLM model, so it would auto-compact about 5x too late. Through the launcher,
+    # its own /context shows the routed model's real window.
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "PATH": f"{claude_bin.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(home),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "LANG": "C.UTF-8",
+        "IS_SANDBOX": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "GLMBRIDGE_UPSTREAM": f"{sim.url}/api/coding/paas/v4",  # what `bridge` serves
+    }
+    port = bridge.url.rpartition(":")[2]
+    for args, model in (([], "glm-4.7"), (["--model", "haiku"], "glm-4.5-air")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "glmbridge_server", "claude", "--port", port,
+             "-p", "/context", *args],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        window = model_info(model).context_window
+        assert f"**Model:** {model}" in proc.stdout, proc.stdout[:500]
+        assert f"/ {window / 1000:.1f}k" in proc.stdout, proc.stdout[:500]

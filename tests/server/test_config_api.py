@@ -13,7 +13,7 @@ import pytest
 from starlette.applications import Starlette
 
 from glmbridge_server.app import create_app
-from glmbridge_server.settings import Settings
+from glmbridge_server.settings import Settings, keys_fingerprint
 from glmbridge_server.simulator import Script
 
 pytestmark = pytest.mark.e2e
@@ -71,7 +71,11 @@ def test_get_config_is_redacted(server: RunningServer) -> None:
         assert key[-4:] not in text and key[:12] not in text
     assert TOKEN not in text
     config = response.json()
+    fingerprint = config["api_keys"].pop("fingerprint")
     assert config["api_keys"] == {"count": 2, "healthy": 2}
+    # a one-way fingerprint of the key set (any order), not a piece of a key
+    assert fingerprint == keys_fingerprint(tuple(reversed(KEYS))) != keys_fingerprint(KEYS[:1])
+    assert len(fingerprint) == 16 and not any(fingerprint in key for key in KEYS)
     assert config["auth_token"] == "***"
     assert config["host"] == "127.0.0.1" and config["thinking"] == "auto"
     assert config["effective_models"]["opus"] == "glm-4.7"

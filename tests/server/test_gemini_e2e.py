@@ -329,7 +329,7 @@ def test_function_call(
     answer = Gemini(bridge.url, mode).answer(streamed, contents="weather? [[sim:tool]]",
                                              config=config)  # fmt: skip
     (call,) = answer.calls
-    assert call.name == "get_weather" and call.args == {"location": "example location"}
+    assert call.name == "get_weather" and call.args == {"location": "Paris"}
     assert call.id and call.id.startswith("call_")
     assert answer.text == "" and answer.finish_reason == types.FinishReason.STOP
     (tool,) = last_chat(sim)["tools"]
@@ -662,7 +662,7 @@ def test_stream_with_a_function_call(bridge: RunningServer, alt: bool) -> None:
     calls = [p["functionCall"] for c in chunks for p in c["candidates"][0]["content"]["parts"]
              if "functionCall" in p]  # fmt: skip
     (call,) = calls  # one whole call, args an object
-    assert call["name"] == "get_weather" and call["args"] == {"location": "example location"}
+    assert call["name"] == "get_weather" and call["args"] == {"location": "Paris"}
     assert call["id"].startswith("call_")
 
 
@@ -745,7 +745,7 @@ def test_snake_case_body_matches_camel_case(bridge: RunningServer, sim: RunningS
         answers.append(response.json()["candidates"])
         upstream.append(last_chat(sim))
     assert answers[0][0]["content"]["parts"][0]["functionCall"]["args"] == {
-        "location_name": "example location_name"}  # fmt: skip
+        "location_name": "Paris"}  # fmt: skip
     for candidates in answers:  # call ids are made per answer
         candidates[0]["content"]["parts"][0]["functionCall"].pop("id")
     assert answers[0] == answers[1]

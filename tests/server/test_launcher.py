@@ -21,9 +21,11 @@ import httpx2
 import pytest
 from starlette.applications import Starlette
 
+from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, RouteTable, model_info
 from glmbridge_server.app import create_app
-from glmbridge_server.launcher import claude_argv, claude_env, process_alive
+from glmbridge_server.launcher import claude_argv, claude_env, context_window, process_alive
 from glmbridge_server.settings import Settings
+from tests.server.conftest import SIM_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -80,6 +82,11 @@ def dump(home: Path) -> dict[str, Any]:
     return json.loads((home / "dump.json").read_text())
 
 
+def upstream_of(sim: RunningServer) -> str:
+    """The upstream of the ``bridge`` and ``guarded`` servers (the environment must match)."""
+    return f"{sim.url}/api/coding/paas/v4"
+
+
 def port_of(server: RunningServer) -> str:
     return server.url.rpartition(":")[2]
 
@@ -106,9 +113,11 @@ TRICKY_ARGS = [
 ]  # fmt: skip
 
 
-def test_environment_and_verbatim_arguments(guarded: RunningServer, home: Path) -> None:
+def test_environment_and_verbatim_arguments(
+    guarded: RunningServer, sim: RunningServer, home: Path
+) -> None:
     env = base_env(home, GLMBRIDGE_AUTH_TOKEN=TOKEN, ANTHROPIC_API_KEY="sk-ant-real-key",
-                   CLAUDE_EXIT="7")  # fmt: skip
+                   CLAUDE_EXIT="7", GLMBRIDGE_UPSTREAM=upstream_of(sim))  # fmt: skip
     result = run(home, "claude", "--port", port_of(guarded), *TRICKY_ARGS, env=env)
     assert result.returncode == 7, result.stderr  # the launcher became claude
     got = dump(home)
@@ -122,6 +131,10 @@ def test_environment_and_verbatim_arguments(guarded: RunningServer, home: Path) 
     assert e["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "glm-4.5-air"
     assert e["API_TIMEOUT_MS"] == "3000000"
     assert e["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    # Claude Code is told the real window of the model it talks to (--model opus: glm-4.6),
+    # and not to take its default opus[1m] as a 1M window.
+    assert e["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == str(model_info("glm-4.6").context_window)
+    assert e["CLAUDE_CODE_DISABLE_1M_CONTEXT"] == "1"
     assert "ANTHROPIC_API_KEY" not in e  # a real Anthropic key is never sent to the bridge
     assert e["HOME"] == str(home)  # the rest of the environment passes through
     assert "using the running glmbridge" in result.stderr
@@ -129,9 +142,10 @@ def test_environment_and_verbatim_arguments(guarded: RunningServer, home: Path) 
 
 
 def test_codex_gets_a_glmbridge_provider_and_verbatim_arguments(
-    guarded: RunningServer, home: Path
+    guarded: RunningServer, sim: RunningServer, home: Path
 ) -> None:
-    env = base_env(home, GLMBRIDGE_AUTH_TOKEN=TOKEN, CLAUDE_EXIT="3")
+    env = base_env(home, GLMBRIDGE_AUTH_TOKEN=TOKEN, CLAUDE_EXIT="3",
+                   GLMBRIDGE_UPSTREAM=upstream_of(sim))  # fmt: skip
     result = run(home, "codex", "--port", port_of(guarded), "--", *TRICKY_ARGS, env=env)
     assert result.returncode == 3, result.stderr  # the launcher became codex
     got = dump(home)
@@ -154,8 +168,11 @@ def test_codex_gets_a_glmbridge_provider_and_verbatim_arguments(
     assert {"slug", "context_window", "base_instructions"} <= set(catalog["models"][0])
 
 
-def test_gemini_gets_the_bridge_and_its_settings(guarded: RunningServer, home: Path) -> None:
-    env = base_env(home, GLMBRIDGE_AUTH_TOKEN=TOKEN, GOOGLE_API_KEY="real-google-key")
+def test_gemini_gets_the_bridge_and_its_settings(
+    guarded: RunningServer, sim: RunningServer, home: Path
+) -> None:
+    env = base_env(home, GLMBRIDGE_AUTH_TOKEN=TOKEN, GOOGLE_API_KEY="real-google-key",
+                   GLMBRIDGE_UPSTREAM=upstream_of(sim))  # fmt: skip
     result = run(home, "gemini", "--port", port_of(guarded), *TRICKY_ARGS, env=env)
     assert result.returncode == 0, result.stderr
     got = dump(home)
@@ -180,8 +197,8 @@ def test_codex_missing_exits_127(bridge: RunningServer, home: Path) -> None:
     assert "npm install -g @openai/codex" in result.stderr
 
 
-def test_yolo_and_double_dash(guarded: RunningServer, home: Path) -> None:
-    env = base_env(home, GLMBRIDGE_AUTH_TOKEN=TOKEN)
+def test_yolo_and_double_dash(guarded: RunningServer, sim: RunningServer, home: Path) -> None:
+    env = base_env(home, GLMBRIDGE_AUTH_TOKEN=TOKEN, GLMBRIDGE_UPSTREAM=upstream_of(sim))
     result = run(home, "claude", "--yolo", "--port", port_of(guarded), "--", "--yolo", env=env)
     assert result.returncode == 0, result.stderr
     assert dump(home)["argv"] == ["--dangerously-skip-permissions", "--yolo"]
@@ -190,15 +207,19 @@ def test_yolo_and_double_dash(guarded: RunningServer, home: Path) -> None:
     assert dump(home)["argv"] == ["--dangerously-skip-permissions"]  # not doubled
 
 
-def test_without_a_token_the_placeholder_is_used(bridge: RunningServer, home: Path) -> None:
-    result = run(home, "claude", "--port", port_of(bridge), "-p", "hi")
+def test_without_a_token_the_placeholder_is_used(
+    bridge: RunningServer, sim: RunningServer, home: Path
+) -> None:
+    env = base_env(home, GLMBRIDGE_UPSTREAM=upstream_of(sim))
+    result = run(home, "claude", "--port", port_of(bridge), "-p", "hi", env=env)
     assert result.returncode == 0, result.stderr
     assert dump(home)["env"]["ANTHROPIC_AUTH_TOKEN"] == "glmbridge"
     assert dump(home)["argv"] == ["-p", "hi"]
 
 
-def test_wrong_token_is_reported(guarded: RunningServer, home: Path) -> None:
-    result = run(home, "claude", "--port", port_of(guarded), env=base_env(home))
+def test_wrong_token_is_reported(guarded: RunningServer, sim: RunningServer, home: Path) -> None:
+    env = base_env(home, GLMBRIDGE_UPSTREAM=upstream_of(sim))
+    result = run(home, "claude", "--port", port_of(guarded), env=env)
     assert result.returncode == 1
     assert "requires an auth token" in result.stderr and "GLMBRIDGE_AUTH_TOKEN" in result.stderr
     assert not (home / "dump.json").exists()
@@ -340,7 +361,170 @@ def test_claude_env_and_argv_helpers() -> None:
     assert claude_argv(["-p", "x"], yolo=False) == ["claude", "-p", "x"]
 
 
+def test_context_window_is_the_routed_models_real_one() -> None:
+    def spec(model_id: str, window: int) -> ModelSpec:
+        return ModelSpec(id=model_id, context_window=window, max_output=1024)
+
+    table = RouteTable.from_mapping(
+        {"aliases": {"fancy": "glm-small"}},
+        base=RouteTable(
+            models={**DEFAULT_ROUTE_TABLE.models, "glm-small": spec("glm-small", 64_000),
+                    "glm-big": spec("glm-big", 1_000_000), "glm-mid": spec("glm-mid", 200_000)},
+            aliases=DEFAULT_ROUTE_TABLE.aliases,
+        ),
+    )  # fmt: skip
+    models = {"opus": "glm-big", "sonnet": "glm-mid", "haiku": "glm-small"}
+    assert context_window(models, [], {}, table) == 200_000  # the smaller of opus and sonnet
+    assert context_window(models, ["--model", "opus"], {}, table) == 1_000_000
+    assert context_window(models, ["--model=Opus[1m]"], {}, table) == 1_000_000
+    assert context_window(models, ["-p", "x", "--model", "haiku"], {}, table) == 64_000
+    assert context_window(models, ["--model", "glm-big"], {}, table) == 1_000_000
+    assert context_window(models, ["--model", "claude-fancy-9"], {}, table) == 64_000
+    assert context_window(models, [], {"ANTHROPIC_MODEL": "sonnet"}, table) == 200_000
+    assert context_window(models, ["--model", "opusplan"], {}, table) == 200_000
+    # an unknown GLM id gets the conservative window routing assumes
+    assert context_window(models, ["--model", "glm-99"], {}, table) == (
+        model_info("glm-99").context_window)  # fmt: skip
+    env = claude_env({"CLAUDE_CODE_MAX_CONTEXT_TOKENS": "5000"}, "http://h:1", None, models, 9)
+    assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "5000"  # the user's own value wins
+
+
 def test_bad_port_is_a_usage_error(home: Path) -> None:
     for args in (["claude", "--port", "x"], ["status", "--port", "99999"], ["stop", "--yolo"]):
         result = run(home, *args)
         assert result.returncode == 2, (args, result.stderr)
+
+
+# --- the running server must be what the environment asks for ---------------------------------
+
+
+def _health(port: int | str) -> dict[str, Any]:
+    return httpx2.get(f"http://127.0.0.1:{port}/health").json()  # type: ignore[no-any-return]
+
+
+def test_a_server_in_another_mode_is_restarted_never_silently_reused(
+    sim: RunningServer, home: Path
+) -> None:
+    port = free_port()
+    keyed = base_env(home, ZAI_API_KEY="k-one.secret,k-two.secret",
+                     GLMBRIDGE_UPSTREAM=upstream_of(sim))  # fmt: skip
+    pids: list[int] = []
+    try:
+        mock = run(home, "claude", "--mock", "--port", str(port), "-p", "hi")
+        assert mock.returncode == 0, mock.stderr
+        assert "the mock" in mock.stderr and "[[sim:" in mock.stderr  # says how to drive it
+        assert dump(home)["argv"] == ["-p", "hi"]  # --mock is the launcher's, not claude's
+        pids.append(_health(port)["pid"])
+        assert _health(port)["mode"] == "mock"
+
+        # Keys in the environment: the mock is not what it asks for, and the launcher
+        # started it, so it is restarted with the keys.
+        real = run(home, "claude", "--port", str(port), env=keyed)
+        assert real.returncode == 0, real.stderr
+        assert "serves the mock" in real.stderr and "restarting it" in real.stderr
+        health = _health(port)
+        pids.append(health["pid"])
+        assert pids[1] != pids[0] and not process_alive(pids[0])
+        assert (health["mode"], health["keys"], health["upstream_url"]) == (
+            "keys", 2, upstream_of(sim))
+
+        # A terminal without the keys reuses the keyed server (the keys live in it).
+        plain = run(home, "claude", "--port", str(port),
+                    env=base_env(home, GLMBRIDGE_UPSTREAM=upstream_of(sim)))  # fmt: skip
+        assert plain.returncode == 0 and "using the running glmbridge" in plain.stderr
+        assert _health(port)["pid"] == pids[1]
+
+        # The same number of other keys (ZAI_API_KEY rotated): restarted as well.
+        rotated = run(home, "claude", "--port", str(port),
+                      env={**keyed, "ZAI_API_KEY": "k-three.secret,k-four.secret"})  # fmt: skip
+        assert rotated.returncode == 0, rotated.stderr
+        assert "other keys" in rotated.stderr and "restarting it" in rotated.stderr
+        pids.append(_health(port)["pid"])
+        assert pids[-1] != pids[1]
+        same = run(home, "claude", "--port", str(port),
+                   env={**keyed, "ZAI_API_KEY": "k-four.secret,k-three.secret"})  # fmt: skip
+        assert same.returncode == 0 and "using the running glmbridge" in same.stderr
+
+        # One key instead of two is another mode too.
+        one = run(home, "claude", "--port", str(port),
+                  env={**keyed, "ZAI_API_KEY": "k-one.secret"})  # fmt: skip
+        assert one.returncode == 0 and "restarting it" in one.stderr
+        pids.append(_health(port)["pid"])
+        assert _health(port)["keys"] == 1
+
+        status = run(home, "status", "--port", str(port), env=keyed)
+        assert status.returncode == 0, status.stderr
+        assert "mode: keys" in status.stdout and "API keys: 1" in status.stdout
+        assert f"upstream: 127.0.0.1:{sim.url.rpartition(':')[2]}" in status.stdout
+        assert "note: this environment asks for" in status.stdout  # it has two keys
+        assert "secret" not in status.stdout + status.stderr  # a count, never a key
+
+        back = run(home, "claude", "--mock", "--port", str(port))
+        assert back.returncode == 0 and "restarting it" in back.stderr
+        pids.append(_health(port)["pid"])
+        assert _health(port)["mode"] == "mock"
+        status = run(home, "status", "--port", str(port))
+        assert "mode: mock" in status.stdout
+    finally:
+        run(home, "stop", "--port", str(port))
+        for pid in pids:
+            if process_alive(pid):
+                os.kill(pid, 9)
+
+
+def test_a_server_the_launcher_did_not_start_is_refused_with_the_command(
+    bridge: RunningServer, sim: RunningServer, home: Path
+) -> None:
+    port = port_of(bridge)
+    result = run(home, "claude", "--mock", "--port", port)
+    assert result.returncode == 1
+    assert "asks for the mock" in result.stderr and "did not start it" in result.stderr
+    assert f"glmbridge-server claude --port {port} --mock" in result.stderr
+    assert not (home / "dump.json").exists()
+    assert _health(port)["mode"] == "keys"  # untouched
+
+    other = run(home, "codex", "--port", port,
+                env=base_env(home, ZAI_API_KEY="k", GLMBRIDGE_UPSTREAM="zai"))  # fmt: skip
+    assert other.returncode == 1 and "zai (https://api.z.ai/api/paas/v4)" in other.stderr
+
+    # the same upstream and number of keys, but another key
+    rotated = run(home, "claude", "--port", port,
+                  env=base_env(home, ZAI_API_KEY="k-new", GLMBRIDGE_UPSTREAM=upstream_of(sim)))
+    assert rotated.returncode == 1, rotated.stderr
+    assert "other keys than this environment's" in rotated.stderr
+    assert "k-new" not in rotated.stderr and SIM_KEY not in rotated.stderr
+    assert not (home / "dump.json").exists()
+
+
+def test_a_keyless_environment_never_gets_the_mock_or_a_keyless_server(
+    start_server: Start, home: Path
+) -> None:
+    mock = start_server(create_app(Settings(mock=True)))
+    result = run(home, "claude", "--port", port_of(mock))
+    assert result.returncode == 1
+    assert "serves the mock" in result.stderr and "Set ZAI_API_KEY" in result.stderr
+    assert f"glmbridge-server claude --port {port_of(mock)} --mock" in result.stderr
+    assert not (home / "dump.json").exists()
+
+    keyless = start_server(create_app(Settings()))
+    result = run(home, "claude", "--port", port_of(keyless))
+    assert result.returncode == 1 and "with no API key" in result.stderr
+
+    nothing = str(free_port())
+    result = run(home, "claude", "--port", nothing)
+    assert result.returncode == 1
+    assert "no API key configured" in result.stderr
+    assert "glmbridge-server claude --mock" in result.stderr
+    assert not (home / "state" / "glmbridge" / f"server-{nothing}.pid").exists()
+
+
+def test_help_of_each_command(home: Path) -> None:
+    for command in ("claude", "codex", "gemini", "status", "stop"):
+        for flag in ("--help", "-h"):
+            result = run(home, command, flag)
+            assert result.returncode == 0, (command, result.stderr)
+            assert result.stdout.startswith(f"usage: glmbridge-server {command}")
+    assert "--mock" in run(home, "claude", "--help").stdout
+    assert not (home / "dump.json").exists()  # claude did not run
+    # after the launcher's options, --help belongs to claude
+    assert "claude -- --help" in run(home, "claude", "--help").stdout

@@ -292,7 +292,7 @@ def test_one_tool_call(
     )
     assert finish == "tool_calls"
     ((call_id, name, args),) = calls
-    assert call_id and name == "get_weather" and args == {"location": "example location"}
+    assert call_id and name == "get_weather" and args == {"location": "Paris"}
     assert "get_weather" in reasoning
     sent = last_chat(sim)
     assert sent["tools"][0]["function"]["name"] == "get_weather"
@@ -310,8 +310,8 @@ def test_two_parallel_tool_calls(
     )  # fmt: skip
     assert finish == "tool_calls"
     assert [(name, args) for _, name, args in calls] == [
-        ("get_weather", {"location": "example location"}),
-        ("get_time", {"timezone": "example timezone"}),
+        ("get_weather", {"location": "Paris"}),
+        ("get_time", {"timezone": "Europe/Paris"}),
     ]
     assert calls[0][0] != calls[1][0]
 
@@ -336,7 +336,7 @@ def test_tool_round_trip(bridge: RunningServer, sim: RunningServer, mode: str) -
     assistant = next(m for m in sent if m["role"] == "assistant")
     assert assistant["tool_calls"][0]["id"] == call.id
     assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {
-        "location": "example location"
+        "location": "Paris"
     }
     assert assistant["reasoning_content"].strip() == message.reasoning_content.strip()  # type: ignore[attr-defined]
     tool = next(m for m in sent if m["role"] == "tool")

@@ -314,7 +314,7 @@ def test_tool_stream_fragments_and_parallel_indices(client):
             calls[tc["index"]]["args"] += tc["function"]["arguments"]
     assert sorted(calls) == [0, 1]
     assert calls[0]["name"] == "Bash" and calls[1]["name"] == "get_weather"
-    assert json.loads(calls[1]["args"]) == {"city": "example city"}
+    assert json.loads(calls[1]["args"]) == {"city": "Paris"}
     assert sum(1 for (tc,), _ in frags if "id" not in tc) > 2
     assert events[-1]["choices"][0]["finish_reason"] == "tool_calls" and "usage" in events[-1]
 
@@ -322,7 +322,7 @@ def test_tool_stream_fragments_and_parallel_indices(client):
 def test_tool_stream_ignored_without_stream(client):
     body = user("[[sim:tool]]", tools=[WEATHER_TOOL], tool_stream=True)
     msg = post(client, body).json()["choices"][0]["message"]
-    assert json.loads(msg["tool_calls"][0]["function"]["arguments"]) == {"city": "example city"}
+    assert json.loads(msg["tool_calls"][0]["function"]["arguments"]) == {"city": "Paris"}
 
 
 @pytest.mark.parametrize(("scenario", "reason", "fragments"),

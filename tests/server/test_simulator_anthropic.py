@@ -284,7 +284,7 @@ def test_sdk_stream_tool_use_parallel(sdk: anthropic.Anthropic) -> None:
     assert final.stop_reason == "tool_use"
     assert [b.type for b in final.content] == ["tool_use", "tool_use"]
     assert final.content[0].name == "Bash"  # type: ignore[union-attr]
-    assert final.content[1].input == {"city": "example city"}  # type: ignore[union-attr]
+    assert final.content[1].input == {"city": "Paris"}  # type: ignore[union-attr]
     assert len(partial) > 2  # the input arrives as several input_json_delta fragments
 
 
