@@ -446,6 +446,8 @@ SCENARIOS: dict[str, str] = {
     "tool": "one call of the first offered function tool (get_weather if none)",
     "parallel_tools": "two calls in one answer (first two tools, or one tool twice)",
     "bash:<command>": "a call of the Bash-like tool with {command, description}",
+    "search[:<query>]": "a call of the offered web_search function (query: the argument, or "
+    "the user's text), then an answer quoting result [1]",
     "long:<n>": "a text answer streamed as exactly n content chunks",
     "slow[:<seconds>]": "the default answer, 20 text chunks, <seconds> (0.1) between chunks",
     "network_error": "3 text chunks, then finish_reason network_error",
@@ -492,6 +494,10 @@ def build_scenario(spec: str, ctx: Context) -> Script:
             reasoning=f"The user wants me to run `{arg}`. I will use the shell tool.",
             tool_calls=[_bash_call(arg, tools)],
         )
+    if name == "search":
+        if _search_tool(tools) is None:  # not offered: a model cannot call it
+            return Script(text=_echo(ctx))
+        return _search_call(arg.strip() or _search_query(ctx.user_text))
     if name == "long" and arg.isdigit() and int(arg) > 0:
         n = int(arg)
         return Script(text=_LOREM * (n * 8 // len(_LOREM) + 1), chunk_count=n)
@@ -520,8 +526,49 @@ def build_scenario(spec: str, ctx: Context) -> Script:
     raise ValueError(f"unknown simulator scenario {spec!r}; known: {', '.join(SCENARIOS)}")
 
 
+# Claude Code's WebSearch request: one user line (tests/fixtures/claude_code/web_search.json).
+_SEARCH_REQUEST = re.compile(r"^Perform a web search for the query:\s*(.+)$", re.DOTALL)
+_SEARCH_RESULTS = re.compile(r"^Web search results for ", re.MULTILINE)
+_FIRST_RESULT = re.compile(r"^\[(\d+)\] (.+)\nURL: (\S+)(?:\nPublished: .*)?\n(.+)$", re.MULTILINE)
+
+
+def _search_tool(tools: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((t for t in tools if _fn(t).get("name") == "web_search"), None)
+
+
+def _search_query(text: str) -> str:
+    match = _SEARCH_REQUEST.match(text.strip())
+    return (match.group(1) if match else text).strip()[:200] or "glmbridge"
+
+
+def _search_call(query: str) -> Script:
+    return Script(
+        reasoning=f"I should search the web for {query!r}.",
+        tool_calls=[ScriptToolCall(name="web_search", arguments={"query": query})],
+    )
+
+
+def _search_answer(results: str) -> Script:
+    """An answer built on the first result a search returned (cited as ``[n]``)."""
+    match = _FIRST_RESULT.search(results)
+    if match is None:
+        return Script(text="The web search found nothing useful, so I cannot say for sure.")
+    number, title, url, content = match.groups()
+    return Script(
+        reasoning="The search returned results; I will answer from the first one.",
+        text=f"According to {title} ({url}): {content} [{number}]",
+    )
+
+
 def default_script_for(ctx: Context) -> Script:
-    """The deterministic default answer: quote tool output, run a command, or echo."""
+    """The deterministic default answer: quote tool output (answer from search results),
+    run a command, search when asked to, or echo."""
+    if ctx.tool_results and _SEARCH_RESULTS.search(ctx.tool_results[-1]):
+        return _search_answer(ctx.tool_results[-1])
+    if not ctx.tool_results and _search_tool(ctx.tools) and _SEARCH_REQUEST.match(
+        ctx.user_text.strip()
+    ):
+        return _search_call(_search_query(ctx.user_text))
     if ctx.tool_results:
         output = "\n".join(ctx.tool_results)[:2000]
         return Script(

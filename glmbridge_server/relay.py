@@ -140,6 +140,11 @@ async def answer(request: Request, exchange: Exchange) -> Response:
     Raises:
         GlmbridgeError: the non-streamed call failed (the route renders it natively).
     """
+    from glmbridge_server import server_tools  # it imports this module
+
+    loop = server_tools.loop_for(request, exchange)
+    if loop is not None:  # web search: the gateway runs the tool loop
+        return await server_tools.answer(request, exchange, loop)
     call = _Call(request, exchange)
     if exchange.stream:
         return StreamRelay(call)

@@ -292,7 +292,8 @@ def _tools(req: ir.Request, dialect: Dialect) -> list[w.ToolDef]:
     for i, tool in enumerate(req.tools):
         if tool.server_type is not None:
             if tool.name == "web_search" or tool.server_type.startswith("web_search"):
-                logger.info("tools.%d: server tool web_search dropped (not emulated yet)", i)
+                # the gateway runs it (glmbridge.server_tools) unless web search is off
+                logger.debug("tools.%d: server tool web_search not sent upstream", i)
             else:
                 logger.warning("tools.%d: server tool %r dropped", i, tool.server_type)
             continue
