@@ -321,13 +321,14 @@ def _add_usage(a: ir.Usage, b: ir.Usage) -> ir.Usage:
 
 # --- citations --------------------------------------------------------------------------
 
-_MARKERS = re.compile(r"(?:\s?\[\d{1,3}\])+")
+_MARKERS = re.compile(r"(?:\s?\[\d{1,3}\])+[.,;:!?。，；]?")  # with its punctuation
 _NUMBER = re.compile(r"\d+")
 
 
 def cite(text: str, hits: Sequence[SearchHit]) -> list[ir.TextBlock]:
-    """``text`` split after each run of ``[n]`` markers; each piece that ends with markers
-    naming known results carries their ``web_search_result_location`` citations.
+    """``text`` split after each run of ``[n]`` markers (and the punctuation after them);
+    each piece that ends with markers naming known results carries their
+    ``web_search_result_location`` citations.
 
     The markers stay in the text, so a client that ignores citations still shows them.
     """

@@ -529,6 +529,7 @@ def build_scenario(spec: str, ctx: Context) -> Script:
 # Claude Code's WebSearch request: one user line (tests/fixtures/claude_code/web_search.json).
 _SEARCH_REQUEST = re.compile(r"^Perform a web search for the query:\s*(.+)$", re.DOTALL)
 _SEARCH_RESULTS = re.compile(r"^Web search results for ", re.MULTILINE)
+_LINK = re.compile(r'"title":"((?:[^"\\]|\\.)*)","url":"((?:[^"\\]|\\.)*)"')
 _FIRST_RESULT = re.compile(r"^\[(\d+)\] (.+)\nURL: (\S+)(?:\nPublished: .*)?\n(.+)$", re.MULTILINE)
 
 
@@ -549,14 +550,22 @@ def _search_call(query: str) -> Script:
 
 
 def _search_answer(results: str) -> Script:
-    """An answer built on the first result a search returned (cited as ``[n]``)."""
+    """An answer built on the first result a search returned: glmbridge's numbered results
+    (cited as ``[n]``), or Claude Code's WebSearch tool output (``Links: [{title, url}]``)."""
     match = _FIRST_RESULT.search(results)
-    if match is None:
+    if match is not None:
+        number, title, url, content = match.groups()
+        return Script(
+            reasoning="The search returned results; I will answer from the first one.",
+            text=f"According to {title} ({url}): {content} [{number}]",
+        )
+    link = _LINK.search(results)
+    if link is None:
         return Script(text="The web search found nothing useful, so I cannot say for sure.")
-    number, title, url, content = match.groups()
+    title, url = json.loads(f'"{link.group(1)}"'), json.loads(f'"{link.group(2)}"')
     return Script(
-        reasoning="The search returned results; I will answer from the first one.",
-        text=f"According to {title} ({url}): {content} [{number}]",
+        reasoning="The search returned links; I will answer from the first one.",
+        text=f"The top result is [{title}]({url}).",
     )
 
 
