@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-GLM cannot run Anthropic's server tools (``web_search_20250305`` and later versions): its
+GLM cannot run Anthropic's server tools (``web_search_*``, ``web_fetch_*``): its
 chat API knows nothing of them, and Z.ai's Anthropic endpoint does not document them. So
 the gateway runs them itself, whatever the front door (the loop works on the IR; the
 Anthropic door renders its blocks today, and the Responses ``web_search`` and Gemini
@@ -11,28 +11,33 @@ Anthropic door renders its blocks today, and the Responses ``web_search`` and Ge
     loop = ServerToolLoop.for_request(req)          # None: no server tool to run
     while True:
         resp = <model answer to loop.next_request()>   # driver: one upstream call
-        calls = loop.feed(resp)                        # searches the model asked for
+        calls = loop.feed(resp)                        # the calls the model made
         if not calls: break
         for call in calls:
-            blocks = loop.record(call, <driver: run the search> )  # hits or a failure
+            blocks = loop.record(call, <driver: search or fetch>)  # result or failure
             <stream blocks to the client>
     answer = loop.result()
 
-* Each round offers the model a ``web_search`` *function* (``query``) in place of the
-  server tool; the client's own tools stay. The first round keeps a client's forced
-  choice of the tool (Claude Code forces ``web_search``; GLM only takes ``auto``, so the
-  codec turns it into an instruction); later rounds are ``auto``.
+* Each round offers the model a ``web_search`` *function* (``query``) and/or a
+  ``web_fetch`` function (``url``) in place of the server tools; the client's own tools
+  stay. The first round keeps a client's forced choice of the tool (Claude Code forces
+  ``web_search``; GLM only takes ``auto``, so the codec turns it into an instruction);
+  later rounds are ``auto``.
 * A search call becomes a ``server_tool_use`` block (id ``srvtoolu_…``) and a
   ``web_search_tool_result`` block for the client, and a numbered tool result for the
-  model, who is asked to cite results as ``[n]``. The final text is split at those
-  markers into text blocks carrying ``web_search_result_location`` citations.
-* Bounds: ``max_uses`` searches (a further call gets a ``max_uses_exceeded`` result and
-  the function is no longer offered), and at most ``max_uses + 2`` rounds; the last round
-  offers no search at all. A failed or rate-limited search is a result too (an error
-  block, and a tool error for the model): it never fails the turn.
-* A round that also calls client tools ends the loop: its searches are run and shown,
+  model, who is asked to cite results as ``[n]``. A fetch becomes ``server_tool_use`` and
+  ``web_fetch_tool_result`` (an :class:`ir.UnknownBlock`: the IR has no such block, and the
+  Anthropic door passes it through verbatim), the page text going to the model. The final
+  text is split at the ``[n]`` markers into text blocks carrying
+  ``web_search_result_location`` citations.
+* Bounds: ``max_uses`` calls per tool (a further call gets a ``max_uses_exceeded`` result
+  and the function is no longer offered), and at most the sum of the ``max_uses`` plus 2
+  rounds; the last round offers neither function. A failed or rate-limited call is a
+  result too (an error block, and a tool error for the model): it never fails the turn.
+* A round that also calls client tools ends the loop: its server calls are run and shown,
   and the answer stops with ``tool_use`` for the client to run its tools.
-* ``usage`` adds up every round; ``web_search_requests`` counts the searches run.
+* ``usage`` adds up every round; ``web_search_requests`` / ``web_fetch_requests`` count the
+  searches and fetches run.
 """
 
 from __future__ import annotations
@@ -41,12 +46,21 @@ import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import msgspec
 
 from glmbridge import events as ev
 from glmbridge import ids, ir
+from glmbridge.webfetch import (
+    FetchedPage,
+    FetchFailure,
+    FetchOptions,
+    check_url,
+    fetch_error,
+    fetch_result,
+    page_for_model,
+)
 from glmbridge.websearch import (
     MAX_QUERY_CHARS,
     SearchFailure,
@@ -57,11 +71,13 @@ from glmbridge.websearch import (
 )
 
 __all__ = [
+    "FETCH_FUNCTION",
     "SEARCH_FUNCTION",
-    "SearchCall",
+    "ServerCall",
     "ServerToolLoop",
     "block_events",
     "cite",
+    "is_web_fetch",
     "is_web_search",
 ]
 
@@ -81,8 +97,26 @@ SEARCH_FUNCTION = ir.Tool(
         "required": ["query"],
     },
 )
+FETCH_FUNCTION_NAME = "web_fetch"
+FETCH_FUNCTION = ir.Tool(
+    name=FETCH_FUNCTION_NAME,
+    description=(
+        "Fetch a web page (http or https URL) and return its text. Use it for URLs the user "
+        "gave or that earlier results named; it cannot reach private or local addresses."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {"url": {"type": "string", "description": "The full URL to fetch"}},
+        "required": ["url"],
+    },
+)
+_FUNCTIONS = {SEARCH_FUNCTION_NAME: SEARCH_FUNCTION, FETCH_FUNCTION_NAME: FETCH_FUNCTION}
+_ARGUMENT = {SEARCH_FUNCTION_NAME: "query", FETCH_FUNCTION_NAME: "url"}
 _MAX_USES_DEFAULT = 5
 _CITED_CHARS = 150  # Anthropic's cited_text is at most 150 characters
+
+Failure: TypeAlias = SearchFailure | FetchFailure
+Outcome: TypeAlias = Sequence[SearchHit] | FetchedPage | SearchFailure | FetchFailure
 
 
 def is_web_search(tool: ir.Tool) -> bool:
@@ -90,14 +124,21 @@ def is_web_search(tool: ir.Tool) -> bool:
     return tool.server_type is not None and tool.server_type.startswith("web_search")
 
 
+def is_web_fetch(tool: ir.Tool) -> bool:
+    """Whether ``tool`` is a web fetch server tool (any version)."""
+    return tool.server_type is not None and tool.server_type.startswith("web_fetch")
+
+
 @dataclass(frozen=True, slots=True)
-class SearchCall:
-    """One search the model asked for: ``id`` is the client's ``srvtoolu_…`` id."""
+class ServerCall:
+    """One server tool call the model made: ``name`` is ``web_search`` or ``web_fetch``,
+    ``argument`` its query or URL, ``id`` the client's ``srvtoolu_…`` id."""
 
     id: str
-    query: str
+    name: str
+    argument: str
     call_id: str  # the model's own tool-call id
-    failure: SearchFailure | None = None  # refused before running (max uses, bad input)
+    failure: Failure | None = None  # refused before running (max uses, bad input)
 
 
 @dataclass(slots=True)
@@ -106,16 +147,30 @@ class _Round:
 
     assistant: list[ir.Block] = field(default_factory=list)
     results: list[ir.Block] = field(default_factory=list)
+    calls: int = 0
 
 
 class ServerToolLoop:
     """The state of one server-tool turn (see the module docstring)."""
 
-    def __init__(self, req: ir.Request, options: SearchOptions) -> None:
+    def __init__(
+        self,
+        req: ir.Request,
+        search: SearchOptions | None = None,
+        fetch: FetchOptions | None = None,
+    ) -> None:
         self.request = req
-        self.options = options
-        self.max_uses = options.max_uses or _MAX_USES_DEFAULT
-        self._client_tools = [t for t in req.tools if not is_web_search(t)]
+        self.options = search or SearchOptions()
+        self.fetch_options = fetch or FetchOptions()
+        self._max_uses: dict[str, int] = {}
+        if search is not None:
+            self._max_uses[SEARCH_FUNCTION_NAME] = search.max_uses or _MAX_USES_DEFAULT
+        if fetch is not None:
+            self._max_uses[FETCH_FUNCTION_NAME] = fetch.max_uses or _MAX_USES_DEFAULT
+        self._uses = dict.fromkeys(self._max_uses, 0)  # calls accepted, against max_uses
+        self._max_rounds = sum(self._max_uses.values()) + 1
+        ours = (is_web_search, is_web_fetch)
+        self._client_tools = [t for t in req.tools if not any(f(t) for f in ours)]
         self._history = list(req.messages)
         self._blocks: list[ir.Block] = []  # for the client, in order
         self._hits: list[SearchHit] = []  # numbered [1], [2] … across the turn
@@ -124,39 +179,53 @@ class ServerToolLoop:
         self._final: ir.Response | None = None
         self._usage = ir.Usage()
         self.searches = 0  # searches run (web_search_requests)
-        self._uses = 0  # calls accepted (run or failed), against max_uses
+        self.fetches = 0  # pages fetched (web_fetch_requests)
+
+    @property
+    def max_uses(self) -> int:
+        """The search limit of this turn."""
+        return self._max_uses.get(SEARCH_FUNCTION_NAME, 0)
 
     @classmethod
-    def for_request(cls, req: ir.Request) -> ServerToolLoop | None:
-        """The loop for ``req``, or ``None`` when it has no web search server tool.
+    def for_request(
+        cls, req: ir.Request, *, search: bool = True, fetch: bool = True
+    ) -> ServerToolLoop | None:
+        """The loop for ``req``, or ``None`` when it has no server tool the gateway runs
+        (``search``/``fetch``: whether it runs that kind).
 
         Raises:
-            ClientRequestError: the tool's settings are invalid (names the field).
+            ClientRequestError: a tool's settings are invalid (names the field).
         """
+        found_search: SearchOptions | None = None
+        found_fetch: FetchOptions | None = None
         for i, tool in enumerate(req.tools):
-            if is_web_search(tool):
-                return cls(req, SearchOptions.from_config(tool.config, f"tools.{i}"))
-        return None
+            if search and found_search is None and is_web_search(tool):
+                found_search = SearchOptions.from_config(tool.config, f"tools.{i}")
+            elif fetch and found_fetch is None and is_web_fetch(tool):
+                found_fetch = FetchOptions.from_config(tool.config, f"tools.{i}")
+        if found_search is None and found_fetch is None:
+            return None
+        return cls(req, found_search, found_fetch)
 
     @property
     def blocks(self) -> list[ir.Block]:
         """The blocks produced for the client so far."""
         return self._blocks
 
-    @property
-    def _can_search(self) -> bool:
-        return self._uses < self.max_uses and self._rounds < self.max_uses + 1
+    def _offered(self) -> list[ir.Tool]:
+        if self._rounds >= self._max_rounds:
+            return []
+        return [_FUNCTIONS[n] for n, most in self._max_uses.items() if self._uses[n] < most]
 
     def next_request(self) -> ir.Request:
         """The model request of the next round (not streamed: the gateway reads it whole)."""
         req = self.request
-        tools = list(self._client_tools)
-        if self._can_search:
-            tools.append(SEARCH_FUNCTION)
+        offered = self._offered()
+        tools = [*self._client_tools, *offered]
         choice = req.tool_choice
-        if choice is not None and (self._rounds > 0 or not self._can_search):
-            if choice.type == "tool" and choice.name == SEARCH_FUNCTION_NAME:
-                choice = None  # forced once: the model has searched (or cannot any more)
+        if choice is not None and (self._rounds > 0 or not offered):
+            if choice.type == "tool" and choice.name in _FUNCTIONS:
+                choice = None  # forced once: the model has called it (or cannot any more)
             elif choice.type == "any" and not self._client_tools:
                 choice = None
         if not tools:
@@ -165,99 +234,109 @@ class ServerToolLoop:
             req, messages=self._history, tools=tools, tool_choice=choice, stream=False
         )
 
-    def feed(self, resp: ir.Response) -> list[SearchCall]:
-        """Take one round's answer; return the searches to run (``[]``: the turn is done)."""
+    def feed(self, resp: ir.Response) -> list[ServerCall]:
+        """Take one round's answer; return the calls to run (``[]``: the turn is done)."""
         self._rounds += 1
         self._usage = _add_usage(self._usage, resp.usage)
-        searches = [
-            b for b in resp.content
-            if isinstance(b, ir.ToolUseBlock) and b.name == SEARCH_FUNCTION_NAME
-        ]  # fmt: skip
-        client_calls = any(
-            isinstance(b, ir.ToolUseBlock) and b.name != SEARCH_FUNCTION_NAME
-            for b in resp.content
-        )
-        if not searches:
+        ours = [b for b in resp.content if self._is_ours(b)]
+        if not ours:
             self._final = resp
             return []
-        rnd = self._round = _Round()
-        calls: list[SearchCall] = []
+        rnd = self._round = _Round(calls=len(ours))
+        calls: list[ServerCall] = []
+        client_calls: list[ir.Block] = []
         for block in resp.content:
-            if isinstance(block, ir.ToolUseBlock) and block.name == SEARCH_FUNCTION_NAME:
-                calls.append(self._call(block))
+            if isinstance(block, ir.ToolUseBlock):
                 rnd.assistant.append(block)
+                if self._is_ours(block):
+                    calls.append(self._call(block))
+                else:
+                    client_calls.append(block)
             elif isinstance(block, (ir.TextBlock, ir.ThinkingBlock, ir.RedactedThinkingBlock)):
                 rnd.assistant.append(block)
                 if not (isinstance(block, ir.TextBlock) and not block.text.strip()):
                     self._blocks.append(block)
-            elif isinstance(block, ir.ToolUseBlock):
-                rnd.assistant.append(block)
         if client_calls:  # the client runs its tools; the loop ends with them
-            tail = [b for b in resp.content if isinstance(b, ir.ToolUseBlock)
-                    and b.name != SEARCH_FUNCTION_NAME]  # fmt: skip
             self._final = msgspec.structs.replace(
-                resp, content=tail, stop_reason=ir.StopReason.TOOL_USE
+                resp, content=client_calls, stop_reason=ir.StopReason.TOOL_USE
             )
         return calls
 
-    def _call(self, block: ir.ToolUseBlock) -> SearchCall:
-        sid = "srvtoolu_" + ids.new_tool_use_id().removeprefix("toolu_")
-        query = block.input.get("query")
-        if not isinstance(query, str) or not query.strip():
-            failure = SearchFailure("invalid_tool_input", "the query must be a non-empty string")
-            return SearchCall(sid, str(query or ""), block.id, failure)
-        query = " ".join(query.split())
-        if len(query) > MAX_QUERY_CHARS:
-            failure = SearchFailure(
-                "query_too_long", f"the query is longer than {MAX_QUERY_CHARS} characters"
-            )
-            return SearchCall(sid, query, block.id, failure)
-        if self._uses >= self.max_uses:
-            failure = SearchFailure(
-                "max_uses_exceeded",
-                f"the search limit of this turn ({self.max_uses}) is reached; "
-                "answer with the results you have",
-            )
-            return SearchCall(sid, query, block.id, failure)
-        self._uses += 1
-        return SearchCall(sid, query, block.id)
+    def _is_ours(self, block: ir.Block) -> bool:
+        return isinstance(block, ir.ToolUseBlock) and block.name in self._max_uses
 
-    def record(
-        self, call: SearchCall, outcome: Sequence[SearchHit] | SearchFailure
-    ) -> list[ir.Block]:
-        """Take one search's outcome; return the client's two blocks for it."""
-        failure = call.failure or (outcome if isinstance(outcome, SearchFailure) else None)
+    def _call(self, block: ir.ToolUseBlock) -> ServerCall:
+        sid = "srvtoolu_" + ids.new_tool_use_id().removeprefix("toolu_")
+        name = block.name
+        value = block.input.get(_ARGUMENT[name])
+        argument = " ".join(value.split()) if isinstance(value, str) else ""
+        failure = (
+            _search_refusal(argument)
+            if name == SEARCH_FUNCTION_NAME
+            else check_url(argument, self.fetch_options)
+        )
+        if failure is None and self._uses[name] >= self._max_uses[name]:
+            failure = _exceeded(name, self._max_uses[name])
+        if failure is None:
+            self._uses[name] += 1
+        return ServerCall(sid, name, argument, block.id, failure)
+
+    def record(self, call: ServerCall, outcome: Outcome) -> list[ir.Block]:
+        """Take one call's outcome; return the client's two blocks for it."""
         if call.failure is None:
-            self.searches += 1
-        use = ir.ServerToolUseBlock(id=call.id, name=SEARCH_FUNCTION_NAME,
-                                    input={"query": call.query})  # fmt: skip
+            if call.name == SEARCH_FUNCTION_NAME:
+                self.searches += 1
+            else:
+                self.fetches += 1
+        failure = call.failure
+        if failure is None and isinstance(outcome, (SearchFailure, FetchFailure)):
+            failure = outcome
+        key = _ARGUMENT[call.name]
+        use = ir.ServerToolUseBlock(id=call.id, name=call.name, input={key: call.argument})
+        if call.name == SEARCH_FUNCTION_NAME:
+            result, text = self._search_result(call, outcome, failure)
+        else:
+            result, text = self._fetch_result(call, outcome, failure)
+        tool_result = ir.ToolResultBlock(
+            tool_use_id=call.call_id, content=[ir.TextBlock(text=text)],
+            is_error=failure is not None,
+        )  # fmt: skip
+        out: list[ir.Block] = [use, result]
+        self._blocks.extend(out)
+        rnd = self._round
+        if rnd is not None:
+            rnd.results.append(tool_result)
+            if len(rnd.results) == rnd.calls:
+                self._close_round()
+        return out
+
+    def _search_result(
+        self, call: ServerCall, outcome: Outcome, failure: Failure | None
+    ) -> tuple[ir.Block, str]:
         if failure is not None:
             content: Any = {"type": "web_search_tool_result_error",
                             "error_code": failure.error_code}  # fmt: skip
             text = f"Web search failed ({failure.error_code}): {failure.message}"
-            tool_result = ir.ToolResultBlock(
-                tool_use_id=call.call_id, content=[ir.TextBlock(text=text)], is_error=True
-            )
         else:
-            hits = list(outcome) if not isinstance(outcome, SearchFailure) else []
+            hits = list(outcome) if isinstance(outcome, Sequence) else []
             first = len(self._hits) + 1
             self._hits.extend(hits)
             content = result_content(hits)
-            text = hits_for_model(call.query, enumerate(hits, first))
-            tool_result = ir.ToolResultBlock(
-                tool_use_id=call.call_id, content=[ir.TextBlock(text=text)]
-            )
-        result = ir.WebSearchToolResultBlock(tool_use_id=call.id, content=content)
-        out: list[ir.Block] = [use, result]
-        self._blocks.extend(out)
-        if self._round is not None:
-            self._round.results.append(tool_result)
-            if len(self._round.results) == sum(
-                isinstance(b, ir.ToolUseBlock) and b.name == SEARCH_FUNCTION_NAME
-                for b in self._round.assistant
-            ):
-                self._close_round()
-        return out
+            text = hits_for_model(call.argument, enumerate(hits, first))
+        return ir.WebSearchToolResultBlock(tool_use_id=call.id, content=content), text
+
+    def _fetch_result(
+        self, call: ServerCall, outcome: Outcome, failure: Failure | None
+    ) -> tuple[ir.Block, str]:
+        if failure is not None or not isinstance(outcome, FetchedPage):
+            failure = failure or FetchFailure("unavailable", "no page")
+            content = fetch_error(failure)
+            text = f"Web fetch failed ({failure.error_code}): {failure.message}"
+        else:
+            content = fetch_result(outcome, self.fetch_options)
+            text = page_for_model(outcome, self.fetch_options)
+        raw = {"type": "web_fetch_tool_result", "tool_use_id": call.id, "content": content}
+        return ir.UnknownBlock(original_type="web_fetch_tool_result", raw=raw), text
 
     def _close_round(self) -> None:
         rnd = self._round
@@ -280,8 +359,8 @@ class ServerToolLoop:
         for block in self._final.content:
             if isinstance(block, ir.TextBlock) and self._hits:
                 out.extend(cite(block.text, self._hits))
-            elif isinstance(block, ir.ToolUseBlock) and block.name == SEARCH_FUNCTION_NAME:
-                continue  # a search call on the last round (cannot happen: not offered)
+            elif self._is_ours(block):
+                continue  # a call on the last round (cannot happen: none offered)
             else:
                 out.append(block)
         return out
@@ -301,7 +380,26 @@ class ServerToolLoop:
     @property
     def usage(self) -> ir.Usage:
         """Usage of every round so far, with the searches run."""
-        return msgspec.structs.replace(self._usage, web_search_requests=self.searches)
+        return msgspec.structs.replace(
+            self._usage, web_search_requests=self.searches, web_fetch_requests=self.fetches
+        )
+
+
+def _search_refusal(query: str) -> SearchFailure | None:
+    if not query:
+        return SearchFailure("invalid_tool_input", "the query must be a non-empty string")
+    if len(query) > MAX_QUERY_CHARS:
+        return SearchFailure(
+            "query_too_long", f"the query is longer than {MAX_QUERY_CHARS} characters"
+        )
+    return None
+
+
+def _exceeded(name: str, most: int) -> Failure:
+    message = f"the {name} limit of this turn ({most}) is reached; answer with what you have"
+    if name == SEARCH_FUNCTION_NAME:
+        return SearchFailure("max_uses_exceeded", message)
+    return FetchFailure("max_uses_exceeded", message)
 
 
 def _add_usage(a: ir.Usage, b: ir.Usage) -> ir.Usage:

@@ -1,5 +1,5 @@
 """The server's driver of :class:`glmbridge.server_tools.ServerToolLoop`: server tools
-(web search) run by the gateway, for any front door.
+(web search, web fetch) run by the gateway, for any front door.
 
 Theory of operation
 -------------------
@@ -36,13 +36,14 @@ from glmbridge import events as ev
 from glmbridge import ir
 from glmbridge.errors import GlmbridgeError, UpstreamError
 from glmbridge.exchange import Exchange
-from glmbridge.server_tools import SearchCall, ServerToolLoop, block_events
+from glmbridge.server_tools import Outcome, ServerCall, ServerToolLoop, block_events
 from glmbridge.upstream_errors import scrub
-from glmbridge.websearch import SearchFailure, SearchHit
+from glmbridge.websearch import SearchFailure
 from glmbridge_server import relay
 from glmbridge_server.routes import request_id, runtime
 from glmbridge_server.search_engine import ZaiSearchEngine, search_base_url
 from glmbridge_server.settings import MOCK_API_KEY, MOCK_MOUNT, Settings
+from glmbridge_server.web_fetcher import WebFetcher
 
 __all__ = ["ServerToolStream", "answer", "loop_for"]
 
@@ -52,15 +53,14 @@ _SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 
 
 def loop_for(request: Request, exchange: Exchange) -> ServerToolLoop | None:
-    """The server-tool loop this exchange needs, or ``None`` (no server tool, or web
-    search is ``off``).
+    """The server-tool loop this exchange needs, or ``None`` (no web search or web fetch
+    server tool, or only web search and it is ``off``).
 
     Raises:
         ClientRequestError: the tool's settings are invalid.
     """
-    if runtime(request).settings.web_search_engine == "off":
-        return None
-    return ServerToolLoop.for_request(exchange.request)
+    search = runtime(request).settings.web_search_engine != "off"
+    return ServerToolLoop.for_request(exchange.request, search=search)
 
 
 async def answer(request: Request, exchange: Exchange, loop: ServerToolLoop) -> Response:
@@ -99,6 +99,10 @@ class _Driver:
         self.settings: Settings = runtime(request).settings
         self.state: dict[str, Any] = request.scope.setdefault("state", {})
         self.engine = _engine(request, self.settings)
+        self.fetcher = WebFetcher(
+            allow_private=self.settings.web_fetch_allow_private,
+            max_bytes=self.settings.web_fetch_max_bytes,
+        )
         self.session = relay._Call(request, exchange).session
 
     async def round(self) -> ir.Response:
@@ -123,20 +127,22 @@ class _Driver:
                 raise err from None
 
     async def search(
-        self, calls: list[SearchCall], emit: Callable[[list[ir.Block]], Awaitable[None]]
+        self, calls: list[ServerCall], emit: Callable[[list[ir.Block]], Awaitable[None]]
     ) -> None:
-        """Run a round's searches concurrently; ``emit`` gets each one's client blocks,
-        in call order."""
-        outcomes: list[Sequence[SearchHit] | SearchFailure | None] = [None] * len(calls)
+        """Run a round's calls (searches, fetches) concurrently; ``emit`` gets each one's
+        client blocks, in call order."""
+        outcomes: list[Outcome | None] = [None] * len(calls)
         key = self._key()
 
-        async def run(i: int, call: SearchCall) -> None:
+        async def run(i: int, call: ServerCall) -> None:
             if call.failure is not None:
                 outcomes[i] = call.failure
+            elif call.name == "web_fetch":
+                outcomes[i] = await self.fetcher.fetch(call.argument, self.loop.fetch_options)
             elif key is None:
                 outcomes[i] = SearchFailure("unavailable", "no API key for web search")
             else:
-                outcomes[i] = await self.engine.search(call.query, self.loop.options, key=key)
+                outcomes[i] = await self.engine.search(call.argument, self.loop.options, key=key)
 
         async with anyio.create_task_group() as tg:
             for i, call in enumerate(calls):
@@ -165,9 +171,10 @@ class _Driver:
         if self.exchange.on_complete is not None:
             self.exchange.on_complete(resp)
         logger.info(
-            "request %s: %d web search(es) run by the gateway",
+            "request %s: %d web search(es), %d fetch(es) run by the gateway",
             request_id(self.request),
             self.loop.searches,
+            self.loop.fetches,
         )
 
 

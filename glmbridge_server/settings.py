@@ -84,6 +84,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     web_search_engine: str = "search-prime"
     web_search_url: str = ""
     web_search_cache_ttl: float = 600.0
+    web_fetch_allow_private: bool = False
+    web_fetch_max_bytes: int = 2 * 1024 * 1024
     mock: bool = False
 
     def __repr__(self) -> str:
@@ -354,6 +356,8 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "web_search_engine": _to_str,
     "web_search_url": lambda v: _to_upstream(v) if str(v).strip() else "",
     "web_search_cache_ttl": lambda v: _to_seconds(v, allow_zero=True),
+    "web_fetch_allow_private": _to_bool,
+    "web_fetch_max_bytes": _to_int(1024, 100 * 1024 * 1024),
     "mock": _to_bool,
 }
 

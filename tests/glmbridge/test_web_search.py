@@ -152,7 +152,7 @@ def test_a_search_round_then_a_cited_answer() -> None:
     assert first.tools == [SEARCH_FUNCTION] and not first.stream
     assert first.tool_choice == ir.ToolChoice(type="tool", name="web_search")  # forced once
     calls = loop.feed(_model(ir.TextBlock(text="Let me look."), _search("c1", " glm  news ")))
-    assert [c.query for c in calls] == ["glm news"]
+    assert [c.argument for c in calls] == ["glm news"]
     use, result = loop.record(calls[0], HITS)
     assert use == ir.ServerToolUseBlock(id=calls[0].id, name="web_search",
                                         input={"query": "glm news"})  # fmt: skip

@@ -291,9 +291,9 @@ def _tools(req: ir.Request, dialect: Dialect) -> list[w.ToolDef]:
     out: list[w.ToolDef] = []
     for i, tool in enumerate(req.tools):
         if tool.server_type is not None:
-            if tool.name == "web_search" or tool.server_type.startswith("web_search"):
+            if tool.server_type.startswith(("web_search", "web_fetch")):
                 # the gateway runs it (glmbridge.server_tools) unless web search is off
-                logger.debug("tools.%d: server tool web_search not sent upstream", i)
+                logger.debug("tools.%d: server tool %s not sent upstream", i, tool.name)
             else:
                 logger.warning("tools.%d: server tool %r dropped", i, tool.server_type)
             continue
