@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from glmbridge_server._sim_images import image_bytes, png_facts
+
 __all__ = [
     "ALWAYS_THINKS_EN",
     "ALWAYS_THINKS_ZH",
@@ -207,6 +209,8 @@ class Context:
     images: int = 0  # image/video/file parts in the last user message
     json_mode: bool = False  # response_format json_object
     json_schema: dict[str, Any] | None = None  # the schema a JSON-mode prompt asks for
+    # what a vision model sees in each inline image of the last user message (_sim_images)
+    seen: list[tuple[int, int, list[str]] | None] = field(default_factory=list)
 
 
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
@@ -269,8 +273,20 @@ def context_from_request(body: dict[str, Any]) -> tuple[Context, str]:
         else 0,
         json_mode=rf.get("type") == "json_object",
         json_schema=_asked_schema(msgs) if rf.get("type") == "json_object" else None,
+        seen=_seen(content),
     )
     return ctx, directive_text
+
+
+def _seen(content: Any) -> list[tuple[int, int, list[str]] | None]:
+    if not isinstance(content, list):
+        return []
+    out = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "image_url":
+            data = image_bytes(part)
+            out.append(png_facts(data) if data is not None else None)
+    return out
 
 
 # glmbridge carries a JSON schema to GLM as this instruction (GLM has json_object only); a
@@ -526,7 +542,8 @@ def build_scenario(spec: str, ctx: Context) -> Script:
     raise ValueError(f"unknown simulator scenario {spec!r}; known: {', '.join(SCENARIOS)}")
 
 
-# Claude Code's WebSearch request: one user line (tests/fixtures/claude_code/web_search.json).
+# Claude Code's WebSearch request: one user line
+# (tests/fixtures/claude_code/web_search_request.json).
 _SEARCH_REQUEST = re.compile(r"^Perform a web search for the query:\s*(.+)$", re.DOTALL)
 _SEARCH_RESULTS = re.compile(r"^Web search results for ", re.MULTILINE)
 _LINK = re.compile(r'"title":"((?:[^"\\]|\\.)*)","url":"((?:[^"\\]|\\.)*)"')
@@ -569,9 +586,24 @@ def _search_answer(results: str) -> Script:
     )
 
 
+def _describe(ctx: Context) -> Script:
+    """A vision model's description of the images it was shown (size and readable text)."""
+    parts = []
+    for n, facts in enumerate(ctx.seen or [None] * ctx.images, 1):
+        if facts is None:
+            parts.append(f"Image {n} is a picture with no readable text.")
+            continue
+        width, height, texts = facts
+        said = " ".join(f'"{t}"' for t in texts) or "none"
+        parts.append(f"Image {n} is a {width}x{height} PNG picture. Visible text: {said}.")
+    return Script(text=" ".join(parts))
+
+
 def default_script_for(ctx: Context) -> Script:
-    """The deterministic default answer: quote tool output (answer from search results),
-    run a command, search when asked to, or echo."""
+    """The deterministic default answer: describe images when asked, quote tool output
+    (answer from search results), run a command, search when asked to, or echo."""
+    if ctx.images and ctx.user_text.lower().startswith("describe this image"):
+        return _describe(ctx)
     if ctx.tool_results and _SEARCH_RESULTS.search(ctx.tool_results[-1]):
         return _search_answer(ctx.tool_results[-1])
     if not ctx.tool_results and _search_tool(ctx.tools) and _SEARCH_REQUEST.match(

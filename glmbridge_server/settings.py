@@ -86,6 +86,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     web_search_cache_ttl: float = 600.0
     web_fetch_allow_private: bool = False
     web_fetch_max_bytes: int = 2 * 1024 * 1024
+    describe_images: bool = True
     mock: bool = False
 
     def __repr__(self) -> str:
@@ -358,6 +359,7 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "web_search_cache_ttl": lambda v: _to_seconds(v, allow_zero=True),
     "web_fetch_allow_private": _to_bool,
     "web_fetch_max_bytes": _to_int(1024, 100 * 1024 * 1024),
+    "describe_images": _to_bool,
     "mock": _to_bool,
 }
 

@@ -39,8 +39,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def web_bridge(sim: RunningServer) -> Iterator[RunningServer]:
-    settings = make_bridge_settings(sim.url, web_search_url=f"{sim.url}/api/paas/v4")
-    server = run_in_thread(create_app(settings))
+    server = run_in_thread(create_app(make_bridge_settings(sim.url)))
     yield server
     server.stop()
 

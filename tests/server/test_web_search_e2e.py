@@ -2,7 +2,7 @@
 itself on the simulator's Web Search API (anthropic SDK → glmbridge → GLM simulator).
 
 Also the replay of Claude Code's real WebSearch and WebFetch side requests
-(tests/fixtures/claude_code/request_web_search.json, request_web_fetch.json).
+(tests/fixtures/claude_code/web_search_request.json, web_fetch_request.json).
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ ASK = "Perform a web search for the query: glmbridge release notes"
 
 @pytest.fixture(scope="module")
 def _search_bridge(sim: RunningServer) -> Iterator[RunningServer]:
-    settings = make_bridge_settings(sim.url, web_search_url=f"{sim.url}/api/paas/v4")
-    server = run_in_thread(create_app(settings))
+    server = run_in_thread(create_app(make_bridge_settings(sim.url)))
     yield server
     server.stop()
 
@@ -152,8 +151,8 @@ def test_claude_code_web_search_request_replayed(
 ) -> None:
     """Claude Code 2.1.197's recorded WebSearch request (forced server tool, thinking
     disabled, streamed) gets one search and a grammar-valid stream."""
-    body = json.loads((FIXTURES / "request_web_search.json").read_text())
-    headers = json.loads((FIXTURES / "headers_web_search.json").read_text())
+    body = json.loads((FIXTURES / "web_search_request.json").read_text())
+    headers = json.loads((FIXTURES / "web_search_headers.json").read_text())
     headers["authorization"] = "Bearer test-token"
     headers.pop("accept-encoding", None)
     assert body["tools"] == [SEARCH_TOOL] and body["stream"] is True
@@ -175,7 +174,7 @@ def test_claude_code_web_fetch_request_is_answered_with_text(
 ) -> None:
     """WebFetch's page-processing request (no tools, thinking disabled) is routed and its
     answer's first block is text."""
-    body = json.loads((FIXTURES / "request_web_fetch.json").read_text())
+    body = json.loads((FIXTURES / "web_fetch_request.json").read_text())
     assert body["tools"] == [] and body["thinking"] == {"type": "disabled"}
     response = httpx2.post(f"{bridge.url}/v1/messages?beta=true", json=body,
                            headers={"authorization": "Bearer t"}, timeout=30)  # fmt: skip
