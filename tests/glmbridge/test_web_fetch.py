@@ -194,3 +194,36 @@ def test_fetch_only_requests_offer_only_the_fetch_function() -> None:
     assert loop is not None and loop.next_request().tools == [FETCH_FUNCTION]
     off = ServerToolLoop.for_request(req, search=False)
     assert off is not None and off.next_request().tools == [FETCH_FUNCTION]
+
+
+def test_later_turns_give_glm_the_text_of_earlier_server_tool_results() -> None:
+    """A follow-up turn replays this gateway's search results (their text, read back from
+    encrypted_content) and fetched pages to GLM as assistant text."""
+    from glmbridge.exchange import Exchange
+    from glmbridge.websearch import SearchHit, hit_token
+
+    token = hit_token(SearchHit(url="https://a.com", title="A", content="alpha fact"))
+    assistant = [
+        {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search",
+         "input": {"query": "q"}},
+        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": [
+            {"type": "web_search_result", "url": "https://a.com", "title": "A",
+             "encrypted_content": token}]},
+        {"type": "server_tool_use", "id": "srvtoolu_2", "name": "web_fetch",
+         "input": {"url": "https://b.com"}},
+        {"type": "web_fetch_tool_result", "tool_use_id": "srvtoolu_2", "content": {
+            "type": "web_fetch_result", "url": "https://b.com", "content": {
+                "type": "document", "source": {"type": "text", "media_type": "text/plain",
+                                               "data": "page B"}}}},
+        {"type": "text", "text": "answer"},
+    ]  # fmt: skip
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [
+        {"role": "user", "content": "q"}, {"role": "assistant", "content": assistant},
+        {"role": "user", "content": "more"}]}  # fmt: skip
+    ex = Exchange.prepare(ac.DOOR, json.dumps(body).encode())
+    replayed = json.loads(ex.body)["messages"][1]
+    assert replayed == {
+        "role": "assistant",
+        "content": "Web search results:\n- A (https://a.com)\n  alpha fact\n\n"
+        "Fetched https://b.com:\npage B\n\nanswer",
+    }
