@@ -311,3 +311,32 @@ def test_stream_and_non_stream_agree_and_the_stream_is_grammar_valid(
     streamed = accumulate(events)
     assert streamed.content == resp.content
     assert streamed.usage.web_search_requests == resp.usage.web_search_requests
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=1, max_value=3), st.booleans(), st.booleans())
+def test_responses_door_renders_searches_as_web_search_call_items(
+    searches: int, fail: bool, thinking: bool
+) -> None:
+    """The Responses door streams a search turn as grammar-valid web_search_call items, and
+    the streamed response.output equals the non-streamed output."""
+    from glmbridge.protocols.responses import RESPONSES_DOOR, validate_responses_stream
+
+    loop = ServerToolLoop.for_request(_request(max_uses=3))
+    assert loop is not None
+    lead = [ir.ThinkingBlock(thinking="let me search")] if thinking else []
+    calls = loop.feed(_model(*lead, *(_search(f"c{i}", f"q{i}") for i in range(searches))))
+    for call in calls:
+        loop.record(call, SearchFailure("unavailable", "down") if fail else HITS)
+    loop.feed(_model(ir.TextBlock(text="Answer [1]."), stop=ir.StopReason.END_TURN))
+    resp = loop.result(message_id="msg_abc", model="gpt-5")
+    door = RESPONSES_DOOR.for_request(_request())
+    encoder = door.stream_encoder()
+    raw = b"".join(encoder.feed(e) for e in _stream_of(resp))
+    final = validate_responses_stream(raw)
+    plain = json.loads(door.encode_response(resp))
+    assert final["output"] == plain["output"]
+    items = [i for i in plain["output"] if i["type"] == "web_search_call"]
+    assert [i["action"]["query"] for i in items] == [f"q{i}" for i in range(searches)]
+    expected = [] if fail else [{"type": "url", "url": h.url} for h in HITS]
+    assert all(i["action"]["sources"] == expected for i in items)

@@ -254,3 +254,43 @@ def test_web_search_off_keeps_the_old_behaviour(
         msg = c.messages.create(**_kwargs())
     assert [b.type for b in msg.content] == ["text"]
     assert "tools" not in _chats(sim)[-1]
+
+
+# --- the OpenAI Responses door's hosted web_search tool ---------------------------------------
+
+
+def test_responses_web_search_tool_is_run_by_the_gateway(
+    search_bridge: RunningServer, sim: RunningServer
+) -> None:
+    import openai
+
+    from glmbridge.protocols.responses import validate_responses_stream
+
+    kwargs: dict[str, Any] = {
+        "model": "gpt-5-codex",
+        "input": ASK,
+        "tools": [{"type": "web_search", "filters": {"allowed_domains": ["docs.example.org"]}}],
+    }
+    with openai.OpenAI(base_url=f"{search_bridge.url}/v1", api_key="x", max_retries=0) as oai:
+        resp = oai.responses.create(**kwargs)
+        streamed = oai.responses.create(**kwargs, stream=True)
+        final = [e for e in streamed if e.type == "response.completed"][0].response
+    kinds = [item.type for item in resp.output if item.type != "reasoning"]
+    assert kinds == ["web_search_call", "message"]
+    call = next(item for item in resp.output if item.type == "web_search_call")
+    assert call.status == "completed"
+    assert call.action.type == "search" and call.action.query == "glmbridge release notes"
+    urls = [s.url for s in call.action.sources or []]
+    assert urls and all(u.startswith("https://docs.example.org/") for u in urls)
+    assert "Simulated page 1" in resp.output_text  # GLM answered from a result
+    assert sim.app.state.search_calls == 1  # the stream's search came from the cache
+    # the stream's items equal the non-streamed ones (ids aside)
+    def shape(items: list[Any]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in i.model_dump().items() if k != "id"} for i in items]
+
+    assert shape(final.output) == shape(resp.output)
+    body = {**kwargs, "stream": True}
+    raw = httpx2.post(f"{search_bridge.url}/v1/responses", json=body, timeout=30).content
+    done = validate_responses_stream(raw)
+    assert "web_search_call" in [i["type"] for i in done["output"]]
+    assert b"response.web_search_call.searching" in raw
