@@ -340,3 +340,30 @@ def test_responses_door_renders_searches_as_web_search_call_items(
     assert [i["action"]["query"] for i in items] == [f"q{i}" for i in range(searches)]
     expected = [] if fail else [{"type": "url", "url": h.url} for h in HITS]
     assert all(i["action"]["sources"] == expected for i in items)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=1, max_value=3), st.booleans())
+def test_gemini_door_renders_searches_as_grounding_metadata(searches: int, fail: bool) -> None:
+    """The Gemini door gives the searches' queries and pages as groundingMetadata, the same
+    in the stream's finish chunk as in the non-streamed candidate; the stream is valid."""
+    from glmbridge.protocols.gemini import GEMINI_DOOR
+    from glmbridge.protocols.gemini.grammar import validate_gemini_stream
+
+    loop = ServerToolLoop.for_request(_request(max_uses=3))
+    assert loop is not None
+    calls = loop.feed(_model(*(_search(f"c{i}", f"q{i}") for i in range(searches))))
+    for call in calls:
+        loop.record(call, SearchFailure("unavailable", "down") if fail else HITS)
+    loop.feed(_model(ir.TextBlock(text="Answer [1]."), stop=ir.StopReason.END_TURN))
+    resp = loop.result(message_id="msg_abc", model="gemini-2.5-pro")
+    door = GEMINI_DOOR.for_request(_request())
+    encoder = door.stream_encoder()
+    raw = b"".join(encoder.feed(e) for e in _stream_of(resp))
+    validate_gemini_stream(raw)
+    plain = json.loads(door.encode_response(resp))["candidates"][0]["groundingMetadata"]
+    last = json.loads(raw.strip().split(b"\n\n")[-1].removeprefix(b"data: "))
+    assert last["candidates"][0]["groundingMetadata"] == plain
+    assert plain["webSearchQueries"] == [f"q{i}" for i in range(searches)]
+    pages = [] if fail else [{"web": {"uri": h.url, "title": h.title}} for h in HITS] * searches
+    assert plain["groundingChunks"] == pages

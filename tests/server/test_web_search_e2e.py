@@ -294,3 +294,27 @@ def test_responses_web_search_tool_is_run_by_the_gateway(
     done = validate_responses_stream(raw)
     assert "web_search_call" in [i["type"] for i in done["output"]]
     assert b"response.web_search_call.searching" in raw
+
+
+def test_gemini_google_search_is_run_by_the_gateway(
+    search_bridge: RunningServer, sim: RunningServer
+) -> None:
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(base_url=search_bridge.url, timeout=30_000)
+    config = types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())])
+    with genai.Client(api_key="x", http_options=options) as client:
+        resp = client.models.generate_content(model="gemini-2.5-pro", contents=ASK,
+                                              config=config)  # fmt: skip
+        chunks = list(client.models.generate_content_stream(model="gemini-2.5-pro",
+                                                            contents=ASK, config=config))
+    grounding = resp.candidates[0].grounding_metadata
+    assert grounding.web_search_queries == ["glmbridge release notes"]
+    uris = [c.web.uri for c in grounding.grounding_chunks]
+    assert uris[0] == "https://example-1.com/glmbridge-release-notes/1" and len(uris) == 5
+    assert "Simulated page 1" in resp.text
+    streamed = [c.candidates[0].grounding_metadata for c in chunks
+                if c.candidates and c.candidates[0].grounding_metadata]  # fmt: skip
+    assert streamed and streamed[-1].web_search_queries == grounding.web_search_queries
+    assert sim.app.state.search_calls == 1  # the stream's search came from the cache
