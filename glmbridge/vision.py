@@ -145,12 +145,16 @@ class Description:
 
 
 def with_descriptions(
-    req: ir.Request, descriptions: Mapping[str, Description], *, reader: str
+    req: ir.Request, descriptions: Mapping[str, Description], *, reader: str,
+    only_described: bool = False,
 ) -> ir.Request:
     """``req`` with every image replaced by a text block: its description from
-    ``descriptions`` (by :func:`image_key`), or a placeholder. ``reader`` names the model
-    that will read it. Images are numbered in order of appearance."""
+    ``descriptions`` (by :func:`image_key`), or a placeholder (``only_described``: images
+    without an entry stay). ``reader`` names the model that will read it. Images are
+    numbered in order of appearance."""
     found = find_images(req)
+    if only_described:
+        found = [f for f in found if f.key in descriptions]
     if not found:
         return req
     numbers: dict[str, int] = {}

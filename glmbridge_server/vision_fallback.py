@@ -11,16 +11,17 @@ Two moments:
   gets an error before any output that says the model or the image cannot be used (not in
   the plan: 1311; unknown model: 1211; a rejected image or parameter: 1210/1214; 403/404):
   the images are described by the other vision models of the table, and the turn is
-  answered by the model the client asked for. The relay swaps the exchange (same message
-  id, same client stream).
+  answered by the model the client asked for. A model that sees and rejects a request
+  with images as invalid (1210/1214) gets the same treatment, on that model. The relay
+  swaps the exchange (same message id, same client stream).
 
 Describers are the table's ``vision_model`` then its other vision models (at most
 ``_MAX_DESCRIBERS``), minus one that just failed, each called once per image (non-streamed,
 through the relay's upstream client and key pool). Descriptions are cached per image content
 (``_CACHE_SIZE`` images), so a history image is described once, not every turn. An image
 that every describer rejects as invalid is cached as a placeholder: it no longer fails
-every later turn of the session. Describing costs vision-model calls that the client's
-``usage`` does not show.
+every later turn of the session, even on a model that sees. Describing costs vision-model
+calls that the client's ``usage`` does not show.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from starlette.requests import Request
 from glmbridge.errors import GlmbridgeError, UpstreamError
 from glmbridge.exchange import Exchange
 from glmbridge.profiles import PROFILES
-from glmbridge.routing import resolve_route
+from glmbridge.routing import Route, resolve_route
 from glmbridge.upstream_errors import scrub
 from glmbridge.vision import (
     Description,
@@ -58,6 +59,7 @@ _VISION_CODES = frozenset({"1210", "1211", "1214", "1220", "1311"})
 _VISION_STATUSES = frozenset({403, 404})
 #: An image every describer rejected with these is unusable: remembered as a placeholder.
 _BAD_IMAGE_CODES = frozenset({"1210", "1214"})
+_REJECTED = "the image was rejected"
 
 Fallback = Callable[[UpstreamError], Awaitable[Exchange | None]]
 
@@ -67,22 +69,40 @@ def _enabled(request: Request) -> bool:
 
 
 async def prepare(request: Request, exchange: Exchange) -> Exchange:
-    """``exchange``, or its text-only twin when the routed model cannot see its images."""
-    if exchange.route.spec.vision or not _enabled(request):
+    """``exchange``, or its twin with images as text: all of them when the routed model
+    cannot see, else those known to be rejected (a placeholder each)."""
+    if not _enabled(request):
         return exchange
-    if not find_images(exchange.request):
+    found = find_images(exchange.request)
+    if not found:
         return exchange
-    return await _degrade(request, exchange, exclude=frozenset(), reroute=False)
+    if not exchange.route.spec.vision:
+        return await _degrade(request, exchange, exclude=frozenset(), reroute=False)
+    cache = _cache(request)
+    rejected = {f.key: d for f in found if (d := cache.get(f.key)) and d.failure == _REJECTED}
+    if not rejected:
+        return exchange
+    return _twin(request, exchange, exchange.route, rejected, only_described=True)
 
 
 def fallback_for(request: Request, exchange: Exchange) -> Fallback | None:
-    """What to do when a vision-routed exchange fails before any output: describe its
-    images with another vision model and answer with the text model (``None``: the
-    exchange is not a vision route, or describing is off)."""
-    if exchange.route.reason != "vision" or not _enabled(request):
+    """What to do when an exchange with images fails before any output: on a vision route,
+    describe its images with another vision model and answer with the text model; on a
+    model that sees, only for a rejected image (1210/1214), the same on that model
+    (``None``: no images, or describing is off)."""
+    if not _enabled(request) or not exchange.route.spec.vision:
+        return None
+    vision_route = exchange.route.reason == "vision"
+    if not vision_route and not find_images(exchange.request):
         return None
 
     async def fall_back(err: UpstreamError) -> Exchange | None:
+        if not vision_route:
+            if err.code not in _BAD_IMAGE_CODES:
+                return None
+            logger.warning("%s rejected the request with images (%s); describing them",
+                           exchange.route.model, err.message)  # fmt: skip
+            return await _degrade(request, exchange, exclude=frozenset(), reroute=False)
         if err.code not in _VISION_CODES and err.status not in _VISION_STATUSES:
             return None
         logger.warning("vision model %s failed (%s); describing the images instead",
@@ -108,7 +128,20 @@ async def _degrade(
             msgspec.structs.replace(req, messages=[]), current.route_table,
             upstream=current.settings.upstream_profile,
         )  # fmt: skip
-    text_req = with_descriptions(req, descriptions, reader=route.model)
+    return _twin(request, exchange, route, descriptions)
+
+
+def _twin(
+    request: Request,
+    exchange: Exchange,
+    route: Route,
+    descriptions: dict[str, Description],
+    *,
+    only_described: bool = False,
+) -> Exchange:
+    """The exchange with its images replaced (same door, message id, callbacks)."""
+    text_req = with_descriptions(exchange.request, descriptions, reader=route.model,
+                                 only_described=only_described)  # fmt: skip
     estimator = request.app.state.token_estimator
     twin = Exchange(exchange.door, text_req, route,
                     input_estimate=estimator.request_tokens(text_req),
@@ -156,7 +189,7 @@ async def _description(
         isinstance(e, UpstreamError) and e.code in _BAD_IMAGE_CODES for e in failures
     )
     if bad:  # an image no model accepts: a placeholder from now on
-        return _remember(cache, found.key, Description(None, failure="the image was rejected"))
+        return _remember(cache, found.key, Description(None, failure=_REJECTED))
     why = "no vision model answered" if failures else "no vision model is configured"
     return Description(None, failure=why)
 

@@ -166,3 +166,22 @@ def test_describing_can_be_turned_off(start_server: Any, sim: RunningServer) -> 
         sdk.messages.create(model="claude-sonnet-4-5", max_tokens=256, messages=history)
     assert describes(sim) == []
     assert "image omitted" in texts_of(chats(sim)[-1])
+
+
+def test_a_corrupt_image_does_not_break_a_seeing_model_either(
+    client: anthropic.Anthropic, sim: RunningServer
+) -> None:
+    """glm-5.3-flash sees images; a corrupt one is 1210 there (cc-switch#5025: every later
+    turn failed): the turn is answered with a placeholder, and later turns too."""
+    bad = image(png("y", corrupt=True))
+    first = [{"role": "user", "content": [bad, {"type": "text", "text": "look"}]}]
+    msg = client.messages.create(model="glm-5.3-flash", max_tokens=256, messages=first)
+    assert msg.content[-1].type == "text"
+    assert chats(sim)[-1]["model"] == "glm-5.3-flash"
+    assert "could not be shown" in texts_of(chats(sim)[-1])
+    calls = len(chats(sim))
+    later = [*first, {"role": "assistant", "content": "I could not see it."},
+             {"role": "user", "content": "next"}]  # fmt: skip
+    client.messages.create(model="glm-5.3-flash", max_tokens=256, messages=later)
+    assert len(chats(sim)) == calls + 1  # straight to the model, the image a placeholder
+    assert "image_url" not in str(chats(sim)[-1]["messages"])
