@@ -318,3 +318,23 @@ def test_gemini_google_search_is_run_by_the_gateway(
                 if c.candidates and c.candidates[0].grounding_metadata]  # fmt: skip
     assert streamed and streamed[-1].web_search_queries == grounding.web_search_queries
     assert sim.app.state.search_calls == 1  # the stream's search came from the cache
+
+
+@pytest.mark.parametrize("upstream", ["zai-anthropic", "zai-coding"])
+def test_mock_mode_searches_through_either_upstream_protocol(
+    start_server: Any, upstream: str
+) -> None:
+    """--mock: the rounds go to the simulator's chat or Anthropic endpoint, the searches to
+    its Web Search API under /_mock."""
+    from glmbridge_server.settings import Settings
+
+    server = start_server(create_app(Settings(mock=True, upstream=upstream)))
+    with anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0) as c:
+        msg = c.messages.create(**_kwargs())
+        with c.messages.stream(**_kwargs()) as stream:
+            streamed = stream.get_final_message()
+    kinds = ["server_tool_use", "web_search_tool_result", "text"]
+    assert [b.type for b in msg.content] == [b.type for b in streamed.content] == kinds
+    assert msg.usage.server_tool_use is not None
+    assert msg.usage.server_tool_use.web_search_requests == 1
+    assert server.app.state.simulator.state.search_calls == 1  # the second one was cached
