@@ -10,8 +10,10 @@ searches of a round run concurrently on the :class:`~glmbridge_server.search_eng
 ZaiSearchEngine`. The client gets:
 
 * **non-streamed**: the whole answer once the loop is done;
-* **streamed** (:class:`ServerToolStream`): the door's start event at once, then each
-  round's blocks as soon as they exist (a search's ``server_tool_use`` block, whose
+* **streamed** (:class:`ServerToolStream`): the ``200`` and the door's start event with the
+  first blocks (or after ``commit_after`` seconds of silence, as the relay does; a round
+  that fails before that is a native error status), then each round's blocks as soon as
+  they exist (a search's ``server_tool_use`` block, whose
   ``input_json_delta`` Claude Code shows as "Searching: Q", and its
   ``web_search_tool_result``), the final text, and the end; keep-alives while the model
   or the search engine is silent. A failure before the end is the door's error event.
@@ -211,32 +213,32 @@ class ServerToolStream(Response):
         self.background = None
         self._driver = driver
         self._encoder = driver.exchange.door.stream_encoder()
+        ex = driver.exchange
+        start = ev.MessageStart(id=ex.message_id, model=ex.request.model,
+                                usage=ir.Usage(input_tokens=ex.input_estimate))  # fmt: skip
+        self._preamble = self._encoder.feed(start)  # sent with the commit
         self._send: Send | None = None
+        self._lock = anyio.Lock()  # the runner and the pinger share `send`
+        self._committed = False
+        self._ended = False  # the last event went out: no ping may follow
         self._index = 0
         self._last_send = time.monotonic()
-        self._sending = False
         self._done = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._send = send
-        kind = self._driver.exchange.door.stream_content_type.encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", kind), *_SSE_HEADERS]})  # fmt: skip
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
             tg.start_soon(self._keep_alive)
             await self._run()
             self._done = True
             tg.cancel_scope.cancel()
-        if not self._driver.state.get("disconnected"):
+        if self._committed and not self._driver.state.get("disconnected"):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _run(self) -> None:
         driver = self._driver
         ex = driver.exchange
-        start = ev.MessageStart(id=ex.message_id, model=ex.request.model,
-                                usage=ir.Usage(input_tokens=ex.input_estimate))  # fmt: skip
-        await self._emit(self._encoder.feed(start))
         try:
             while True:
                 resp = await driver.round()
@@ -250,13 +252,35 @@ class ServerToolStream(Response):
             await self._blocks(driver.loop.final_blocks())
             delta = ev.MessageDelta(stop_reason=answer.stop_reason or ir.StopReason.END_TURN,
                                     stop_sequence=answer.stop_sequence, usage=answer.usage)
-            await self._emit(self._encoder.feed(delta) + self._encoder.feed(ev.MessageStop()))
+            end = self._encoder.feed(delta) + self._encoder.feed(ev.MessageStop())
+            await self._emit(end, last=True)
             driver.done(answer)
         except GlmbridgeError as err:
-            logger.warning("server-tool turn failed after the response started: %s",
-                           err.message)  # fmt: skip
-            driver.state["error_type"] = err.kind.value
-            await self._emit(self._encoder.fail(err))
+            await self._fail(err)
+
+    async def _fail(self, err: GlmbridgeError) -> None:
+        """A failed round: a native error status if nothing was sent yet (SDKs retry on
+        it), else the door's error event."""
+        state = self._driver.state
+        state["error_type"] = err.kind.value
+        if isinstance(err, UpstreamError) and err.status is not None:
+            state["upstream_status"] = err.status
+        async with self._lock:
+            self._ended = True
+            if self._committed:
+                logger.warning("server-tool turn failed after the response started: %s",
+                               err.message)  # fmt: skip
+                await self._body(self._encoder.fail(err))
+                return
+            self._committed = True
+            status, headers, body = self._driver.exchange.error_response(
+                err, request_id=request_id(self._driver.request)
+            )
+            raw = [(b"content-type", b"application/json")]
+            raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+            assert self._send is not None
+            await self._send({"type": "http.response.start", "status": status, "headers": raw})
+            await self._body(body)
 
     async def _blocks(self, blocks: Sequence[ir.Block]) -> None:
         out = []
@@ -266,24 +290,46 @@ class ServerToolStream(Response):
             self._index += 1
         await self._emit(b"".join(out))
 
-    async def _emit(self, data: bytes) -> None:
+    async def _emit(self, data: bytes, *, last: bool = False) -> None:
+        """Send ``data``, committing the ``200`` and the door's start event first."""
+        async with self._lock:
+            if not self._committed:
+                await self._commit()
+            await self._body(data)
+            self._ended = self._ended or last
+
+    async def _commit(self) -> None:
+        self._committed = True
+        ex = self._driver.exchange
+        kind = ex.door.stream_content_type.encode()
+        assert self._send is not None
+        await self._send({"type": "http.response.start", "status": 200,
+                          "headers": [(b"content-type", kind), *_SSE_HEADERS]})  # fmt: skip
+        await self._body(self._preamble)
+
+    async def _body(self, data: bytes) -> None:
         if not data:
             return
         assert self._send is not None
-        self._sending = True
-        try:
-            await self._send({"type": "http.response.body", "body": data, "more_body": True})
-        finally:
-            self._sending = False
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
         self._last_send = time.monotonic()
 
     async def _keep_alive(self) -> None:
-        interval = self._driver.settings.ping_interval
-        while not self._done:
+        """Commit after ``commit_after`` seconds without output (the relay's rule: a client
+        is never left in silence), then ping while idle."""
+        settings = self._driver.settings
+        await anyio.sleep(settings.commit_after)
+        interval = settings.ping_interval
+        async with self._lock:
+            if not self._committed:
+                await self._commit()
+        while True:
             await anyio.sleep(max(0.0, self._last_send + interval - time.monotonic()))
-            if self._done or self._sending or time.monotonic() - self._last_send < interval:
-                continue
-            await self._emit(self._encoder.keepalive())
+            async with self._lock:
+                if self._ended:
+                    return
+                if time.monotonic() - self._last_send >= interval:
+                    await self._body(self._encoder.keepalive())
 
     async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
         while (await receive())["type"] != "http.disconnect":

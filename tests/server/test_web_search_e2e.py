@@ -19,7 +19,7 @@ import pytest
 from glmbridge.grammar import validate_anthropic_stream
 from glmbridge.websearch import hit_from_token
 from glmbridge_server.app import create_app
-from glmbridge_server.simulator import Script, ScriptToolCall
+from glmbridge_server.simulator import Script, ScriptError, ScriptToolCall
 from tests.server.conftest import RunningServer, make_bridge_settings, run_in_thread
 from tests.server.test_anthropic_e2e import sse_events
 
@@ -338,3 +338,33 @@ def test_mock_mode_searches_through_either_upstream_protocol(
     assert msg.usage.server_tool_use is not None
     assert msg.usage.server_tool_use.web_search_requests == 1
     assert server.app.state.simulator.state.search_calls == 1  # the second one was cached
+
+
+def test_a_round_failing_before_any_output_is_a_native_error_status(
+    search_bridge: RunningServer, sim: RunningServer
+) -> None:
+    """Nothing was sent yet: the client gets GLM's 429 as a status it can retry on."""
+    sim.app.state.script_queue.append(Script(error=ScriptError(status=429, code="1302")))
+    body = {**_kwargs(), "stream": True}
+    reply = httpx2.post(f"{search_bridge.url}/v1/messages", json=body, timeout=30)
+    assert reply.status_code == 429
+    assert reply.json()["error"]["type"] == "rate_limit_error"
+
+
+def test_a_slow_turn_commits_early_and_pings(start_server: Any, sim: RunningServer) -> None:
+    """The relay's rule: after commit_after seconds of silence the stream starts, pings
+    follow while the rounds run, and the stream stays grammar-valid."""
+    settings = make_bridge_settings(sim.url, commit_after=0.05, ping_interval=0.05)
+    server = start_server(create_app(settings))
+    sim.app.state.search_quota, sim.app.state.search_calls = None, 0
+    sim.app.state.latency = 0.3  # before every model answer
+    try:
+        body = {**_kwargs(), "stream": True}
+        reply = httpx2.post(f"{server.url}/v1/messages", json=body, timeout=30)
+    finally:
+        sim.app.state.latency = 0.0
+    assert reply.status_code == 200
+    validate_anthropic_stream(reply.content)
+    names = [name for name, _ in sse_events(reply.content)]
+    assert names[0] == "message_start" and "ping" in names
+    assert names.index("ping") < names.index("content_block_start")
