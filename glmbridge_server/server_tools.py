@@ -56,12 +56,18 @@ _SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 
 def loop_for(request: Request, exchange: Exchange) -> ServerToolLoop | None:
     """The server-tool loop this exchange needs, or ``None`` (no web search or web fetch
-    server tool, or only web search and it is ``off``).
+    server tool, or only web search and it is ``off``, or on the Responses door and
+    ``responses_web_search`` is not set).
 
     Raises:
         ClientRequestError: the tool's settings are invalid.
     """
-    search = runtime(request).settings.web_search_engine != "off"
+    settings = runtime(request).settings
+    search = settings.web_search_engine != "off"
+    if exchange.door.name == "responses" and not settings.responses_web_search:
+        # Codex offers web_search on every turn: running it would end token streaming
+        # there (rounds are read whole), so it is opt-in on this door.
+        search = False
     return ServerToolLoop.for_request(exchange.request, search=search)
 
 

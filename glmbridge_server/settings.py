@@ -87,6 +87,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     web_fetch_allow_private: bool = False
     web_fetch_max_bytes: int = 2 * 1024 * 1024
     describe_images: bool = True
+    responses_web_search: bool = False
     mock: bool = False
 
     def __repr__(self) -> str:
@@ -360,6 +361,7 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "web_fetch_allow_private": _to_bool,
     "web_fetch_max_bytes": _to_int(1024, 100 * 1024 * 1024),
     "describe_images": _to_bool,
+    "responses_web_search": _to_bool,
     "mock": _to_bool,
 }
 

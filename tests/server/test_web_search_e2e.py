@@ -260,11 +260,15 @@ def test_web_search_off_keeps_the_old_behaviour(
 
 
 def test_responses_web_search_tool_is_run_by_the_gateway(
-    search_bridge: RunningServer, sim: RunningServer
+    start_server: Any, sim: RunningServer
 ) -> None:
     import openai
 
     from glmbridge.protocols.responses import validate_responses_stream
+
+    settings = make_bridge_settings(sim.url, responses_web_search=True)
+    search_bridge = start_server(create_app(settings))
+    sim.app.state.search_quota, sim.app.state.search_calls = None, 0
 
     kwargs: dict[str, Any] = {
         "model": "gpt-5-codex",
@@ -294,6 +298,17 @@ def test_responses_web_search_tool_is_run_by_the_gateway(
     done = validate_responses_stream(raw)
     assert "web_search_call" in [i["type"] for i in done["output"]]
     assert b"response.web_search_call.searching" in raw
+
+
+def test_responses_web_search_is_opt_in(search_bridge: RunningServer, sim: RunningServer) -> None:
+    """Off by default: Codex offers web_search on every turn and keeps token streaming."""
+    import openai
+
+    with openai.OpenAI(base_url=f"{search_bridge.url}/v1", api_key="x", max_retries=0) as oai:
+        resp = oai.responses.create(model="gpt-5-codex", input="hello",
+                                    tools=[{"type": "web_search"}])  # fmt: skip
+    assert [i.type for i in resp.output if i.type != "reasoning"] == ["message"]
+    assert "tools" not in _chats(sim)[-1] and sim.app.state.search_calls == 0
 
 
 def test_gemini_google_search_is_run_by_the_gateway(
