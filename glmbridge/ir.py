@@ -302,6 +302,11 @@ class Usage(_IR, frozen=True):
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
     reasoning_tokens: int | None = None
+    web_search_requests: int = 0
+    """Searches the gateway ran for server tools (Anthropic
+    ``usage.server_tool_use.web_search_requests``)."""
+    web_fetch_requests: int = 0
+    """Pages the gateway fetched for server tools (``…web_fetch_requests``)."""
 
 
 class Response(_IR, frozen=True):

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from glmbridge_server._sim_images import image_bytes, is_corrupt
 from glmbridge_server._sim_scripts import ALWAYS_THINKS_EN, MODELS, ModelInfo, error_for_code
 
 _MAX_TOKENS_LIMIT = 131072
@@ -56,6 +57,9 @@ def _check_parts(parts: list[Any], where: str, info: ModelInfo) -> None:
             raise _GlmError("1214", f"{where}.content[{j}]")
         if not info.vision:  # text models take no media parts
             raise _GlmError("1214", f"{where}.content[{j}].type")
+        data = image_bytes(part) if kind == "image_url" else None
+        if data is not None and is_corrupt(data):  # an image GLM cannot decode (_sim_images)
+            raise _GlmError("1210")
         kinds.add(kind)
     if "file_url" in kinds and len(kinds) > 1:
         raise _GlmError("1214", f"{where}.content")  # file_url cannot mix with image/video

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from glmbridge_server._sim_images import image_bytes, png_facts
 from glmbridge_server._sim_values import example_for
 
 __all__ = [
@@ -209,6 +210,8 @@ class Context:
     images: int = 0  # image/video/file parts in the last user message
     json_mode: bool = False  # response_format json_object
     json_schema: dict[str, Any] | None = None  # the schema a JSON-mode prompt asks for
+    # what a vision model sees in each inline image of the last user message (_sim_images)
+    seen: list[tuple[int, int, list[str]] | None] = field(default_factory=list)
 
 
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
@@ -271,8 +274,20 @@ def context_from_request(body: dict[str, Any]) -> tuple[Context, str]:
         else 0,
         json_mode=rf.get("type") == "json_object",
         json_schema=_asked_schema(msgs) if rf.get("type") == "json_object" else None,
+        seen=_seen(content),
     )
     return ctx, directive_text
+
+
+def _seen(content: Any) -> list[tuple[int, int, list[str]] | None]:
+    if not isinstance(content, list):
+        return []
+    out = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "image_url":
+            data = image_bytes(part)
+            out.append(png_facts(data) if data is not None else None)
+    return out
 
 
 # glmbridge carries a JSON schema to GLM as this instruction (GLM has json_object only); a
@@ -455,6 +470,8 @@ SCENARIOS: dict[str, str] = {
     "tool": "one call of the first offered function tool (get_weather if none)",
     "parallel_tools": "two calls in one answer (first two tools, or one tool twice)",
     "bash:<command>": "a call of the Bash-like tool with {command, description}",
+    "search[:<query>]": "a call of the offered web_search function (query: the argument, or "
+    "the user's text), then an answer quoting result [1]",
     "long:<n>": "a text answer streamed as exactly n content chunks",
     "slow[:<seconds>]": "the default answer, 20 text chunks, <seconds> (0.1) between chunks",
     "network_error": "3 text chunks, then finish_reason network_error",
@@ -501,6 +518,10 @@ def build_scenario(spec: str, ctx: Context) -> Script:
             reasoning=f"The user wants me to run `{arg}`. I will use the shell tool.",
             tool_calls=[_bash_call(arg, tools)],
         )
+    if name == "search":
+        if _search_tool(tools) is None:  # not offered: a model cannot call it
+            return Script(text=_echo(ctx))
+        return _search_call(arg.strip() or _search_query(ctx.user_text))
     if name == "long" and arg.isdigit() and int(arg) > 0:
         n = int(arg)
         return Script(text=_LOREM * (n * 8 // len(_LOREM) + 1), chunk_count=n)
@@ -529,8 +550,74 @@ def build_scenario(spec: str, ctx: Context) -> Script:
     raise ValueError(f"unknown simulator scenario {spec!r}; known: {', '.join(SCENARIOS)}")
 
 
+# Claude Code's WebSearch request: one user line
+# (tests/fixtures/claude_code/web_search_request.json).
+_SEARCH_REQUEST = re.compile(r"^Perform a web search for the query:\s*(.+)$", re.DOTALL)
+_SEARCH_RESULTS = re.compile(r"^Web search results for ", re.MULTILINE)
+_LINK = re.compile(r'"title":"((?:[^"\\]|\\.)*)","url":"((?:[^"\\]|\\.)*)"')
+_FIRST_RESULT = re.compile(r"^\[(\d+)\] (.+)\nURL: (\S+)(?:\nPublished: .*)?\n(.+)$", re.MULTILINE)
+
+
+def _search_tool(tools: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((t for t in tools if _fn(t).get("name") == "web_search"), None)
+
+
+def _search_query(text: str) -> str:
+    match = _SEARCH_REQUEST.match(text.strip())
+    return (match.group(1) if match else text).strip()[:200] or "glmbridge"
+
+
+def _search_call(query: str) -> Script:
+    return Script(
+        reasoning=f"I should search the web for {query!r}.",
+        tool_calls=[ScriptToolCall(name="web_search", arguments={"query": query})],
+    )
+
+
+def _search_answer(results: str) -> Script:
+    """An answer built on the first result a search returned: glmbridge's numbered results
+    (cited as ``[n]``), or Claude Code's WebSearch tool output (``Links: [{title, url}]``)."""
+    match = _FIRST_RESULT.search(results)
+    if match is not None:
+        number, title, url, content = match.groups()
+        return Script(
+            reasoning="The search returned results; I will answer from the first one.",
+            text=f"According to {title} ({url}): {content} [{number}]",
+        )
+    link = _LINK.search(results)
+    if link is None:
+        return Script(text="The web search found nothing useful, so I cannot say for sure.")
+    title, url = json.loads(f'"{link.group(1)}"'), json.loads(f'"{link.group(2)}"')
+    return Script(
+        reasoning="The search returned links; I will answer from the first one.",
+        text=f"The top result is [{title}]({url}).",
+    )
+
+
+def _describe(ctx: Context) -> Script:
+    """A vision model's description of the images it was shown (size and readable text)."""
+    parts = []
+    for n, facts in enumerate(ctx.seen or [None] * ctx.images, 1):
+        if facts is None:
+            parts.append(f"Image {n} is a picture with no readable text.")
+            continue
+        width, height, texts = facts
+        said = " ".join(f'"{t}"' for t in texts) or "none"
+        parts.append(f"Image {n} is a {width}x{height} PNG picture. Visible text: {said}.")
+    return Script(text=" ".join(parts))
+
+
 def default_script_for(ctx: Context) -> Script:
-    """The deterministic default answer: quote tool output, run a command, or echo."""
+    """The deterministic default answer: describe images when asked, quote tool output
+    (answer from search results), run a command, search when asked to, or echo."""
+    if ctx.images and ctx.user_text.lower().startswith("describe this image"):
+        return _describe(ctx)
+    if ctx.tool_results and _SEARCH_RESULTS.search(ctx.tool_results[-1]):
+        return _search_answer(ctx.tool_results[-1])
+    if not ctx.tool_results and _search_tool(ctx.tools) and _SEARCH_REQUEST.match(
+        ctx.user_text.strip()
+    ):
+        return _search_call(_search_query(ctx.user_text))
     if ctx.tool_results:
         output = "\n".join(ctx.tool_results)[:2000]
         return Script(

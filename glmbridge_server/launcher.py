@@ -180,10 +180,20 @@ def _model_arg(args: Sequence[str]) -> str | None:
     return found
 
 
+# WebFetch first asks api.anthropic.com whether a domain is safe; behind the bridge (or
+# offline) that fails and WebFetch gives up ("Unable to verify if domain … is safe to
+# fetch"). This Claude Code setting skips the check; `--settings` adds it for this run only
+# (a user's own `--settings` wins: Claude Code takes one).
+CLAUDE_SETTINGS = '{"skipWebFetchPreflight":true}'
+
+
 def claude_argv(args: Sequence[str], *, yolo: bool) -> list[str]:
-    """``claude``'s argv: the user's arguments verbatim, ``--yolo`` made explicit."""
+    """``claude``'s argv: the user's arguments verbatim, ``--yolo`` made explicit, and
+    :data:`CLAUDE_SETTINGS` unless the user passes ``--settings``."""
     flag = "--dangerously-skip-permissions"
-    return ["claude", *([flag] if yolo and flag not in args else []), *args]
+    own = any(a == "--settings" or a.startswith("--settings=") for a in args)
+    settings = [] if own else ["--settings", CLAUDE_SETTINGS]
+    return ["claude", *([flag] if yolo and flag not in args else []), *settings, *args]
 
 
 @dataclass(slots=True)

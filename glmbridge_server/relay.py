@@ -100,6 +100,19 @@ class _Call:
         # Upstreams echo keys in errors, also inside a 200: the exchange scrubs them all.
         token = self.settings.auth_token
         exchange.secrets = (*self.settings.api_keys, *((token,) if token else ()))
+        # What replaces the exchange when its first call fails (a vision route whose model
+        # cannot be used: glmbridge_server.vision_fallback); used once.
+        self.fallback: Callable[[UpstreamError], Awaitable[Exchange | None]] | None = None
+
+    async def fall_back(self, err: UpstreamError) -> bool:
+        """Whether ``err`` was answered by switching to the fallback exchange."""
+        fallback, self.fallback = self.fallback, None
+        twin = await fallback(err) if fallback is not None else None
+        if twin is None:
+            return False
+        self.exchange = twin
+        self.url = upstream_url(self.request, twin)
+        return True
 
     async def send(self) -> UpstreamReply:
         """One upstream call (with the client's own retries); notes key and status."""
@@ -140,8 +153,13 @@ class _Call:
 
     async def wait_stopping(self) -> None:
         """Return when the server starts to shut down (never, outside a lifespan)."""
-        stopping: anyio.Event | None = getattr(self.request.app.state, "stopping", None)
-        await (stopping.wait() if stopping is not None else anyio.sleep_forever())
+        await wait_stopping(self.request)
+
+
+async def wait_stopping(request: Request) -> None:
+    """Return when the server starts to shut down (never, outside a lifespan)."""
+    stopping: anyio.Event | None = getattr(request.app.state, "stopping", None)
+    await (stopping.wait() if stopping is not None else anyio.sleep_forever())
 
 
 def _shutting_down() -> UpstreamError:
@@ -156,7 +174,14 @@ async def answer(request: Request, exchange: Exchange) -> Response:
     Raises:
         GlmbridgeError: the non-streamed call failed (the route renders it natively).
     """
+    from glmbridge_server import server_tools, vision_fallback  # they import this module
+
+    exchange = await vision_fallback.prepare(request, exchange)  # images for a blind model
+    loop = server_tools.loop_for(request, exchange)
+    if loop is not None:  # web search: the gateway runs the tool loop
+        return await server_tools.answer(request, exchange, loop)
     call = _Call(request, exchange)
+    call.fallback = vision_fallback.fallback_for(request, exchange)
     if exchange.stream:
         return StreamRelay(call)
     return await _unless_disconnected(request, lambda: _complete(call), call.wait_stopping)
@@ -167,7 +192,12 @@ async def _complete(call: _Call) -> Response:
         attempt = 0
         while True:
             attempt += 1
-            reply = await call.send()
+            try:
+                reply = await call.send()
+            except UpstreamError as err:
+                if await call.fall_back(err):
+                    continue
+                raise
             try:
                 body = call.exchange.complete(reply.response.content)
             except UpstreamError as err:
@@ -324,7 +354,12 @@ class StreamRelay(Response):
             attempt += 1
             stream = self._stream = call.exchange.open_stream(preamble_sent=self._sse)
             await self._early_commit()
-            reply = await call.send()
+            try:
+                reply = await call.send()
+            except UpstreamError as err:
+                if await call.fall_back(err):
+                    continue  # a new exchange, a new stream machine
+                raise
             self._upstream, self._chunks = reply.response, _chunks_of(reply.response)
             try:
                 await self._relay(stream, first_output)

@@ -88,6 +88,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     thinking: Literal["auto", "enabled", "disabled"] = "auto"
     count_tokens: Literal["auto", "upstream", "local"] = "auto"
     responses_store: int = 0
+    web_search_engine: str = "search-prime"
+    web_search_url: str = ""
+    web_search_cache_ttl: float = 600.0
+    web_fetch_allow_private: bool = False
+    web_fetch_max_bytes: int = 2 * 1024 * 1024
+    describe_images: bool = True
+    responses_web_search: bool = False
     mock: bool = False
 
     def __repr__(self) -> str:
@@ -378,6 +385,13 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "thinking": _to_choice("auto", "enabled", "disabled"),
     "count_tokens": _to_choice("auto", "upstream", "local"),
     "responses_store": _to_int(0, 1_000_000),
+    "web_search_engine": _to_str,
+    "web_search_url": lambda v: _to_upstream(v) if str(v).strip() else "",
+    "web_search_cache_ttl": lambda v: _to_seconds(v, allow_zero=True),
+    "web_fetch_allow_private": _to_bool,
+    "web_fetch_max_bytes": _to_int(1024, 100 * 1024 * 1024),
+    "describe_images": _to_bool,
+    "responses_web_search": _to_bool,
     "mock": _to_bool,
 }
 

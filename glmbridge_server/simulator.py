@@ -32,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from glmbridge_server import _sim_search
 from glmbridge_server._sim_rules import (
     _estimate,
     _GlmError,
@@ -557,6 +558,7 @@ def create_simulator_app(
     for prefix in PREFIXES:
         routes.append(Route(f"{prefix}/chat/completions", _chat, methods=["POST"]))
         routes.append(Route(f"{prefix}/tokenizer", _tokenizer, methods=["POST"]))
+        routes.append(Route(f"{prefix}/web_search", _sim_search.search, methods=["POST"]))
     from glmbridge_server._sim_anthropic import ANTHROPIC_ROUTES  # (it imports this module)
 
     app = Starlette(
@@ -570,4 +572,5 @@ def create_simulator_app(
     st.prefix_cache = collections.OrderedDict()
     st.cancelled = st.active_streams = 0
     st.thinking_signatures = True  # Anthropic mode: thinking blocks carry a hex signature
+    st.search_quota, st.search_calls = None, 0  # the Web Search API (_sim_search)
     return app

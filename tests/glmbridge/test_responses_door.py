@@ -114,12 +114,15 @@ def test_codex_request_decodes(name: str) -> None:
 
 @pytest.mark.parametrize("name", [n for n in CODEX_REQUESTS if fixture(n)["tools"]])
 def test_codex_tools(name: str) -> None:
-    """apply_patch is a freeform one-string tool, namespaces are flattened, web_search goes."""
+    """apply_patch is a freeform one-string tool, namespaces are flattened, web_search is
+    the gateway's server tool."""
     body = fixture(name)
     req = decode(body)
-    by_name = {t.name: t for t in req.tools}
+    by_name = {t.name: t for t in req.tools if t.server_type is None}
     sent = {t["type"]: t for t in body["tools"]}
     assert "web_search" in sent and not any("web_search" in n for n in by_name)
+    assert [(t.name, t.server_type) for t in req.tools if t.server_type] == [
+        ("web_search", "web_search")]  # fmt: skip
     functions = [t["name"] for t in body["tools"] if t["type"] == "function"]
     namespace = sent["namespace"]
     inner = [t["name"] for t in namespace["tools"]]
@@ -452,12 +455,19 @@ def test_tool_choice(
     assert req.echo["parallel_tool_calls"] is (parallel is not False)
 
 
-def test_hosted_and_unknown_tools_are_dropped() -> None:
+def test_hosted_and_unknown_tools_are_dropped_but_web_search_is_run() -> None:
     tools = [{"type": t} for t in ("web_search", "web_search_preview", "file_search",
                                    "code_interpreter", "image_generation", "mcp",
                                    "local_shell", "brand_new_tool")]  # fmt: skip
     req = request(tools=[*tools, TOOLS[0]])
-    assert [t.name for t in req.tools] == ["f"]
+    assert [t.name for t in req.tools if t.server_type is None] == ["f"]
+    # web search is the gateway's server tool (glmbridge.server_tools), its filters mapped
+    assert [t.server_type for t in req.tools if t.server_type] == [
+        "web_search", "web_search_preview"]  # fmt: skip
+    filtered = request(tools=[{"type": "web_search", "filters": {"allowed_domains": ["a.com"]},
+                               "user_location": {"type": "approximate", "country": "DE"}}])
+    assert filtered.tools[0].config == {
+        "allowed_domains": ["a.com"], "user_location": {"type": "approximate", "country": "DE"}}
 
 
 def test_settings_are_read_and_echoed() -> None:

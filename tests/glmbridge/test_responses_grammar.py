@@ -346,7 +346,7 @@ INVALID: list[tuple[str, list[Frame], str, str]] = [
     ("added status", edit(TEXT, 2, "item.status", "completed"), "item status", "an added item has status 'in_progress', got 'completed'"),
     ("done status", edit(TEXT, 8, "item.status", "in_progress"), "item status", "completed or incomplete, got 'in_progress'"),
     ("incomplete item in a completed response", stream(message(0, "msg_1", "a", status="incomplete")), "item status", "event 8 (response.completed): item status: item 0 is incomplete but the response is not"),
-    ("unknown item type", edit(TEXT, 2, "item.type", "web_search_call"), "item type", "item.type 'web_search_call' is not one of"),
+    ("unknown item type", edit(TEXT, 2, "item.type", "file_search_call"), "item type", "item.type 'file_search_call' is not one of"),
     ("item type not a string", edit(TEXT, 2, "item.type", ["message"]), "item type", "item.type ['message']"),
     ("unknown event type", [*TEXT[:9], ev("response.queued"), TEXT[9]], "unknown event type", "event 9 (response.queued): unknown event type"),
     ("response id prefix", [with_value(TEXT[0], "response.id", "msg_1")], "response object", "response.id must be a string starting 'resp_'"),

@@ -83,6 +83,7 @@ def make_bridge_settings(sim_url: str, **overrides: Any) -> Settings:
         "api_keys": (SIM_KEY,),
         "max_retries": 0,
         "ping_interval": 10.0,
+        "web_search_url": f"{sim_url}/api/paas/v4",  # server tools search the simulator
     }
     values.update(overrides)
     return Settings(**values)

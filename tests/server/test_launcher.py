@@ -23,7 +23,13 @@ from starlette.applications import Starlette
 
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, RouteTable, model_info
 from glmbridge_server.app import create_app
-from glmbridge_server.launcher import claude_argv, claude_env, context_window, process_alive
+from glmbridge_server.launcher import (
+    CLAUDE_SETTINGS,
+    claude_argv,
+    claude_env,
+    context_window,
+    process_alive,
+)
 from glmbridge_server.settings import Settings
 from tests.server.conftest import SIM_KEY
 
@@ -113,6 +119,9 @@ TRICKY_ARGS = [
 ]  # fmt: skip
 
 
+SKIP_PREFLIGHT = ["--settings", CLAUDE_SETTINGS]
+
+
 def test_environment_and_verbatim_arguments(
     guarded: RunningServer, sim: RunningServer, home: Path
 ) -> None:
@@ -121,7 +130,8 @@ def test_environment_and_verbatim_arguments(
     result = run(home, "claude", "--port", port_of(guarded), *TRICKY_ARGS, env=env)
     assert result.returncode == 7, result.stderr  # the launcher became claude
     got = dump(home)
-    assert got["argv"] == TRICKY_ARGS  # after the first claude argument nothing is parsed
+    # after the first claude argument nothing is parsed; WebFetch's preflight is skipped
+    assert got["argv"] == [*SKIP_PREFLIGHT, *TRICKY_ARGS]
     assert not (home / "pwned").exists()
     e = got["env"]
     assert e["ANTHROPIC_BASE_URL"] == guarded.url
@@ -201,10 +211,10 @@ def test_yolo_and_double_dash(guarded: RunningServer, sim: RunningServer, home: 
     env = base_env(home, GLMBRIDGE_AUTH_TOKEN=TOKEN, GLMBRIDGE_UPSTREAM=upstream_of(sim))
     result = run(home, "claude", "--yolo", "--port", port_of(guarded), "--", "--yolo", env=env)
     assert result.returncode == 0, result.stderr
-    assert dump(home)["argv"] == ["--dangerously-skip-permissions", "--yolo"]
+    assert dump(home)["argv"] == ["--dangerously-skip-permissions", *SKIP_PREFLIGHT, "--yolo"]
     run(home, "claude", f"--port={port_of(guarded)}", "--yolo", "--dangerously-skip-permissions",
         env=env)  # fmt: skip
-    assert dump(home)["argv"] == ["--dangerously-skip-permissions"]  # not doubled
+    assert dump(home)["argv"] == [*SKIP_PREFLIGHT, "--dangerously-skip-permissions"]  # once
 
 
 def test_without_a_token_the_placeholder_is_used(
@@ -214,7 +224,7 @@ def test_without_a_token_the_placeholder_is_used(
     result = run(home, "claude", "--port", port_of(bridge), "-p", "hi", env=env)
     assert result.returncode == 0, result.stderr
     assert dump(home)["env"]["ANTHROPIC_AUTH_TOKEN"] == "glmbridge"
-    assert dump(home)["argv"] == ["-p", "hi"]
+    assert dump(home)["argv"] == [*SKIP_PREFLIGHT, "-p", "hi"]
 
 
 def test_wrong_token_is_reported(guarded: RunningServer, sim: RunningServer, home: Path) -> None:
@@ -281,7 +291,7 @@ def test_auto_start_status_stop(home: Path) -> None:
         pid = json.loads(pid_file.read_text())["pid"]
         got = dump(home)
         assert got["env"]["ANTHROPIC_BASE_URL"] == f"http://127.0.0.1:{port}"
-        assert got["argv"] == ["-p", "hello"]
+        assert got["argv"] == [*SKIP_PREFLIGHT, "-p", "hello"]
         health = httpx2.get(f"http://127.0.0.1:{port}/health").json()
         assert health["service"] == "glmbridge" and health["pid"] == pid and health["mock"]
         assert (home / "state" / "glmbridge" / f"server-{port}.log").exists()
@@ -355,10 +365,15 @@ def test_claude_env_and_argv_helpers() -> None:
     assert claude_argv(["-p", "x"], yolo=True) == [
         "claude",
         "--dangerously-skip-permissions",
+        *SKIP_PREFLIGHT,
         "-p",
         "x",
     ]
-    assert claude_argv(["-p", "x"], yolo=False) == ["claude", "-p", "x"]
+    assert claude_argv(["-p", "x"], yolo=False) == ["claude", *SKIP_PREFLIGHT, "-p", "x"]
+    assert json.loads(CLAUDE_SETTINGS) == {"skipWebFetchPreflight": True}
+    # a user's own --settings wins (Claude Code takes one)
+    for own in (["--settings", "my.json"], ["--settings=my.json"]):
+        assert claude_argv(own, yolo=False) == ["claude", *own]
 
 
 def test_context_window_is_the_routed_models_real_one() -> None:
@@ -413,7 +428,7 @@ def test_a_server_in_another_mode_is_restarted_never_silently_reused(
         mock = run(home, "claude", "--mock", "--port", str(port), "-p", "hi")
         assert mock.returncode == 0, mock.stderr
         assert "the mock" in mock.stderr and "[[sim:" in mock.stderr  # says how to drive it
-        assert dump(home)["argv"] == ["-p", "hi"]  # --mock is the launcher's, not claude's
+        assert dump(home)["argv"] == [*SKIP_PREFLIGHT, "-p", "hi"]  # --mock is not claude's
         pids.append(_health(port)["pid"])
         assert _health(port)["mode"] == "mock"
 

@@ -208,7 +208,9 @@ def _unknown_block(raw: msgspec.Raw, exc: msgspec.ValidationError, path: str) ->
     obj = _DECODE_ANY.decode(raw)
     kind = obj.get("type") if isinstance(obj, dict) else None
     if isinstance(kind, str) and kind not in aw.BLOCK_TAGS:
-        logger.warning("kept content block of unknown type %.64r at %s", kind, path)
+        # web_fetch_tool_result: this gateway's own server-tool block (glmbridge.server_tools)
+        log = logger.debug if kind == "web_fetch_tool_result" else logger.warning
+        log("kept content block of unknown type %.64r at %s", kind, path)
         return ir.UnknownBlock(original_type=kind, raw=obj)
     raise _validation_error(exc, path) from None
 

@@ -61,6 +61,16 @@ def _usage_from_ir(u: ir.Usage, *, min_output: int = 0) -> aw.Usage:
         output_tokens=max(u.output_tokens, min_output),
         cache_creation_input_tokens=u.cache_creation_input_tokens,
         cache_read_input_tokens=u.cache_read_input_tokens,
+        server_tool_use=server_tool_usage(u),
+    )
+
+
+def server_tool_usage(u: ir.Usage) -> aw.ServerToolUsage | msgspec.UnsetType:
+    """``usage.server_tool_use`` when the gateway ran server tools, else absent."""
+    if not (u.web_search_requests or u.web_fetch_requests):
+        return msgspec.UNSET
+    return aw.ServerToolUsage(
+        web_search_requests=u.web_search_requests, web_fetch_requests=u.web_fetch_requests
     )
 
 

@@ -39,6 +39,7 @@ from glmbridge.protocols.anthropic.request import _block_to_ir
 from glmbridge.protocols.anthropic.response import (
     _content_from_ir,
     _usage_from_ir,
+    server_tool_usage,
     stop_reason_to_ir,
     usage_to_ir,
 )
@@ -266,6 +267,7 @@ class StreamEncoder:
                 input_tokens=u.input_tokens,
                 cache_creation_input_tokens=u.cache_creation_input_tokens,
                 cache_read_input_tokens=u.cache_read_input_tokens,
+                server_tool_use=server_tool_usage(u),
             ),
         )
         return b"event: message_delta\ndata: " + _ENCODE(body) + b"\n\n"

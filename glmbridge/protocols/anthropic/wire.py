@@ -344,6 +344,13 @@ ContentBlock: TypeAlias = (
 )
 
 
+class ServerToolUsage(_Out):
+    """``usage.server_tool_use``: the server tools the gateway ran."""
+
+    web_search_requests: int = 0
+    web_fetch_requests: int = 0
+
+
 class Usage(_Out):
     """Response usage; the three input fields are disjoint."""
 
@@ -351,6 +358,7 @@ class Usage(_Out):
     output_tokens: int
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    server_tool_use: ServerToolUsage | msgspec.UnsetType = msgspec.UNSET
 
 
 class Message(_Out, kw_only=True):
@@ -423,6 +431,7 @@ class MessageDeltaUsage(_Out):
     input_tokens: int
     cache_creation_input_tokens: int
     cache_read_input_tokens: int
+    server_tool_use: ServerToolUsage | msgspec.UnsetType = msgspec.UNSET
 
 
 class MessageDeltaEvent(_Out, tag_field="type", tag="message_delta"):

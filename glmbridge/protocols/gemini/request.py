@@ -15,7 +15,9 @@ Translation choices:
   has) answers the oldest unanswered call of the same name.
 * ``functionDeclarations``: ``parametersJsonSchema`` is used as is; ``parameters``
   (Gemini's OpenAPI subset: ``OBJECT``/``STRING``…, ``nullable``) is converted to JSON
-  Schema. ``googleSearch`` and the other hosted tools are dropped with a log line.
+  Schema. ``googleSearch`` (and ``googleSearchRetrieval``) becomes the gateway's web
+  search server tool (:mod:`glmbridge.server_tools`; answers carry ``groundingMetadata``);
+  the other hosted tools are dropped with a log line.
 * ``toolConfig.functionCallingConfig``: ``AUTO``/``VALIDATED`` → auto, ``ANY`` → any (one
   allowed name → that tool), ``NONE`` → none; ``allowedFunctionNames`` narrows the tools.
 * ``generationConfig``: ``candidateCount`` > 1 is a 400; ``responseMimeType:
@@ -48,6 +50,7 @@ _LEVELS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high"}
 _MODES = {"AUTO": "auto", "VALIDATED": "auto", "MODE_UNSPECIFIED": "auto", "ANY": "any",
           "NONE": "none"}  # fmt: skip
 _HOSTED = ("google_search", "google_search_retrieval", "code_execution", "url_context")
+_SEARCH = frozenset({"google_search", "google_search_retrieval"})
 
 
 def decode_request(body: bytes, *, model: str, stream: bool = False) -> ir.Request:
@@ -268,7 +271,11 @@ def _tools(tools: list[gw.Tool]) -> list[ir.Tool]:
     out: list[ir.Tool] = []
     for i, tool in enumerate(tools):
         for name in _HOSTED:
-            if getattr(tool, name) is not None:
+            if getattr(tool, name) is None:
+                continue
+            if name in _SEARCH:  # run by the gateway (glmbridge.server_tools)
+                out.append(ir.Tool(name="web_search", server_type=f"web_search_{name}"))
+            else:
                 logger.info("tools.%d: hosted tool %s dropped (GLM cannot run it here)", i, name)
         for decl in tool.function_declarations or ():
             schema = _parameters(decl)

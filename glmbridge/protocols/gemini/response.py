@@ -65,6 +65,26 @@ def parts_of(content: list[ir.Block], *, include_thoughts: bool) -> list[dict[st
     return parts
 
 
+def grounding_metadata(content: list[ir.Block]) -> dict[str, Any] | None:
+    """``groundingMetadata`` for the searches the gateway ran (``None`` when none): the
+    queries and the result pages."""
+    queries: list[str] = []
+    chunks: list[dict[str, Any]] = []
+    for block in content:
+        if isinstance(block, ir.ServerToolUseBlock) and block.name == "web_search":
+            query = block.input.get("query")
+            queries.append(query if isinstance(query, str) else "")
+        elif isinstance(block, ir.WebSearchToolResultBlock) and isinstance(block.content, list):
+            chunks += [
+                {"web": {"uri": r["url"], "title": r.get("title") or r["url"]}}
+                for r in block.content
+                if isinstance(r, dict) and isinstance(r.get("url"), str)
+            ]
+    if not queries:
+        return None
+    return {"webSearchQueries": queries, "groundingChunks": chunks}
+
+
 def response_from_ir(resp: ir.Response, *, include_thoughts: bool = False) -> bytes:
     """A ``GenerateContentResponse`` body (``resp.model``: the model the client named)."""
     candidate: dict[str, Any] = {
@@ -73,6 +93,9 @@ def response_from_ir(resp: ir.Response, *, include_thoughts: bool = False) -> by
         "finishReason": FINISH_REASONS.get(resp.stop_reason or ir.StopReason.END_TURN, "STOP"),
         "index": 0,
     }  # fmt: skip
+    grounding = grounding_metadata(resp.content)
+    if grounding is not None:
+        candidate["groundingMetadata"] = grounding
     body = {
         "candidates": [candidate],
         "usageMetadata": usage_metadata(resp.usage),

@@ -19,7 +19,9 @@ Mapping::
     tool block      -> nothing until its BlockStop, then one chunk with the whole
                        {"functionCall": {name, args, id}} (Gemini clients expect whole calls)
     MessageDelta    -> the final chunk: finishReason and usageMetadata (and one empty
-                       text part, so the chunk still has content)
+                       text part, so the chunk still has content); after searches the
+                       gateway ran (server_tool_use / web_search_tool_result blocks, no
+                       chunk of their own), also their ``groundingMetadata``
     StreamError     -> a bare ``{"error": {...}}`` line (the JS and Python SDKs raise it;
                        a ``data:`` error line would be ignored)
 
@@ -41,6 +43,7 @@ from glmbridge.protocols.gemini.errors import error_object
 from glmbridge.protocols.gemini.response import (
     FINISH_REASONS,
     function_call,
+    grounding_metadata,
     response_id,
     usage_metadata,
 )
@@ -76,6 +79,8 @@ class StreamEncoder:
         self._thought_tail = b""
         self._sse = framing == "sse"
         self._tool: ir.ToolUseBlock | None = None
+        self._searches: list[ir.Block] = []  # server-tool blocks, for groundingMetadata
+        self._search: ir.ServerToolUseBlock | None = None
         self._args: list[str] = []
         self._id = ""
         self._chunks = 0
@@ -92,12 +97,15 @@ class StreamEncoder:
             return b"data: " + chunk + b"\n\n"
         return (b"" if self._chunks == 1 else b",\r\n") + chunk
 
-    def _part_chunk(self, part: dict[str, Any], finish: dict[str, Any] | None = None) -> bytes:
+    def _part_chunk(self, part: dict[str, Any], finish: dict[str, Any] | None = None,
+                    grounding: dict[str, Any] | None = None) -> bytes:  # fmt: skip
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": [part]}, "index": 0}
         body: dict[str, Any] = {"candidates": [candidate]}
         if finish is not None:
             candidate["finishReason"] = finish["finishReason"]
             body["usageMetadata"] = finish["usageMetadata"]
+        if grounding is not None:
+            candidate["groundingMetadata"] = grounding
         body["modelVersion"] = self._model
         body["responseId"] = self._id
         return self._frame(_ENCODE.encode(body))
@@ -144,6 +152,10 @@ class StreamEncoder:
         if isinstance(event, ev.BlockStart):
             if isinstance(event.block, ir.ToolUseBlock):
                 self._tool, self._args = event.block, []
+            elif isinstance(event.block, ir.ServerToolUseBlock):
+                self._search, self._args = event.block, []
+            elif isinstance(event.block, ir.WebSearchToolResultBlock):
+                self._searches.append(event.block)
             return b""
         if isinstance(event, ev.BlockStop):
             return self._stop_tool()
@@ -152,7 +164,7 @@ class StreamEncoder:
                 "finishReason": FINISH_REASONS.get(event.stop_reason, "STOP"),
                 "usageMetadata": usage_metadata(event.usage),
             }
-            return self._part_chunk({"text": ""}, finish)
+            return self._part_chunk({"text": ""}, finish, grounding_metadata(self._searches))
         if isinstance(event, ev.MessageStop):
             self._done = True
             return b"]" if self._framing == "array" else b""
@@ -161,6 +173,13 @@ class StreamEncoder:
         return b""  # SignatureDelta, Ping
 
     def _stop_tool(self) -> bytes:
+        search, self._search = self._search, None
+        if search is not None:  # a search the gateway ran: its query, for groundingMetadata
+            args, _ = parse_arguments("".join(self._args) or "{}")
+            self._args = []
+            self._searches.append(ir.ServerToolUseBlock(id=search.id, name=search.name,
+                                                        input=args))  # fmt: skip
+            return b""
         tool, self._tool = self._tool, None
         if tool is None:
             return b""

@@ -42,6 +42,7 @@ from glmbridge import ir
 from glmbridge.errors import ClientRequestError
 from glmbridge.protocols.openai import wire as w
 from glmbridge.protocols.openai.wire import GLM, ChatCompletionRequest, Dialect
+from glmbridge.websearch import hit_from_token
 
 if TYPE_CHECKING:
     from glmbridge.routing import ModelSpec
@@ -200,6 +201,11 @@ class _History:
                 texts.append(_web_search_text(block))
             elif isinstance(block, ir.ServerToolUseBlock):
                 logger.debug("%s.content.%d: server_tool_use dropped", path, j)
+            elif (
+                isinstance(block, ir.UnknownBlock)
+                and block.original_type == "web_fetch_tool_result"
+            ):
+                texts.append(_web_fetch_text(block))
             else:
                 logger.warning("%s.content.%d: dropped %s block", path, j, type(block).__name__)
         reasoning = "".join(thinking) if self.ctx.dialect.reasoning_content_history else ""
@@ -264,7 +270,23 @@ def _web_search_text(block: ir.WebSearchToolResultBlock) -> str:
         for item in block.content:
             if isinstance(item, dict) and item.get("url"):
                 lines.append(f"- {item.get('title') or item['url']} ({item['url']})")
+                # this gateway's own results carry their text (glmbridge.websearch)
+                hit = hit_from_token(item.get("encrypted_content"))
+                if hit is not None and hit.content:
+                    lines.append(f"  {hit.content}")
     return "\n".join(lines) + "\n\n"
+
+
+def _web_fetch_text(block: ir.UnknownBlock) -> str:
+    """A ``web_fetch_tool_result`` of an earlier turn: the page text GLM read then."""
+    content = block.raw.get("content")
+    if not isinstance(content, dict):
+        return "Web fetch failed.\n\n"
+    doc = content.get("content")
+    source = doc.get("source") if isinstance(doc, dict) else None
+    if not isinstance(source, dict) or not isinstance(source.get("data"), str):
+        return "Web fetch failed.\n\n"
+    return f"Fetched {content.get('url')}:\n{source['data']}\n\n"
 
 
 def _messages(req: ir.Request, ctx: _Ctx, system_extra: str) -> list[w.ChatMessage]:
@@ -291,8 +313,9 @@ def _tools(req: ir.Request, dialect: Dialect) -> list[w.ToolDef]:
     out: list[w.ToolDef] = []
     for i, tool in enumerate(req.tools):
         if tool.server_type is not None:
-            if tool.name == "web_search" or tool.server_type.startswith("web_search"):
-                logger.info("tools.%d: server tool web_search dropped (not emulated yet)", i)
+            if tool.server_type.startswith(("web_search", "web_fetch")):
+                # the gateway runs it (glmbridge.server_tools) unless web search is off
+                logger.debug("tools.%d: server tool %s not sent upstream", i, tool.name)
             else:
                 logger.warning("tools.%d: server tool %r dropped", i, tool.server_type)
             continue

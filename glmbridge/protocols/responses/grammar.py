@@ -107,6 +107,15 @@ _ITEM_FLOWS: dict[str, tuple[str, tuple[str, ...]]] = {
         "ctc_",
         ("response.custom_tool_call_input.delta*", "response.custom_tool_call_input.done"),
     ),
+    # a search the gateway ran (glmbridge.server_tools)
+    "web_search_call": (
+        "ws_",
+        (
+            "response.web_search_call.in_progress",
+            "response.web_search_call.searching",
+            "response.web_search_call.completed",
+        ),
+    ),
 }
 
 
@@ -150,6 +159,7 @@ _ADDED_FIELDS: dict[str, dict[str, Any]] = {
     "reasoning": {"summary": []},
     "function_call": {"arguments": ""},
     "custom_tool_call": {"input": ""},
+    "web_search_call": {},
 }
 _CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
 # part event -> (its index field, the part type).
@@ -386,6 +396,8 @@ def _done_fields(item: _Item) -> dict[str, Any]:
         return {"role": "assistant", "content": [item.part]}
     if item.type == "reasoning":
         return {"summary": [{"type": "summary_text", "text": item.text}]}
+    if item.type == "web_search_call":
+        return {}  # its action (query, sources) is checked by _search_done
     key = "arguments" if item.type == "function_call" else "input"
     return {key: item.text, "call_id": item.added["call_id"], "name": item.added["name"]}
 
@@ -407,10 +419,25 @@ def _item_done(m: _Machine, body: dict[str, Any]) -> None:
     encrypted = final.get("encrypted_content")
     if item.type == "reasoning" and not (encrypted is None or isinstance(encrypted, str)):
         m.fail("item shape", "encrypted_content must be a string")
+    if item.type == "web_search_call":
+        _search_done(m, final)
     if status == "incomplete":
         m.incomplete_items.append(item.index)
     m.items.append(final)
     m.open = None
+
+
+def _search_event(m: _Machine, body: dict[str, Any]) -> None:
+    """response.web_search_call.in_progress / searching / completed."""
+    m.inner(body)
+
+
+def _search_done(m: _Machine, final: dict[str, Any]) -> None:
+    action = final.get("action")
+    if not isinstance(action, dict) or action.get("type") != "search" or not isinstance(
+        action.get("query"), str
+    ):
+        m.fail("item shape", "a done web_search_call has action {type: search, query}")
 
 
 def _terminal(m: _Machine, body: dict[str, Any]) -> None:
@@ -453,6 +480,7 @@ _RULES: dict[str, Callable[[_Machine, dict[str, Any]], None]] = {
     **dict.fromkeys(_DELTA_EVENTS, _delta),
     **dict.fromkeys(_TEXT_DONE_EVENTS, _text_done),
     **dict.fromkeys(_TERMINAL_STATUS, _terminal),
+    **dict.fromkeys(_ITEM_FLOWS["web_search_call"][1], _search_event),
     "error": _error,
 }
 

@@ -25,6 +25,7 @@ __all__ = [
     "decode_reasoning",
     "encode_reasoning",
     "response_object",
+    "search_sources",
     "usage_object",
 ]
 
@@ -121,8 +122,26 @@ class Naming:
             item["namespace"], item["name"] = split
         return item
 
+    def search(self, index: int, query: str, sources: list[str] | None,
+               status: str) -> dict[str, Any]:  # fmt: skip
+        """A ``web_search_call`` item: a search the gateway ran (``sources``: the result
+        URLs, ``None`` while in progress)."""
+        action: dict[str, Any] = {"type": "search", "query": query}
+        if sources is not None:
+            action["sources"] = [{"type": "url", "url": url} for url in sources]
+        return {"id": self.item_id("ws", index), "type": "web_search_call",
+                "status": status, "action": action}  # fmt: skip
+
     def is_freeform(self, name: str) -> bool:
         return name in self.freeform
+
+
+def search_sources(block: ir.WebSearchToolResultBlock) -> list[str]:
+    """The result URLs of a search's result block (none for an error)."""
+    content = block.content
+    if not isinstance(content, list):
+        return []
+    return [r["url"] for r in content if isinstance(r, dict) and isinstance(r.get("url"), str)]
 
 
 def output_text(text: str) -> dict[str, Any]:

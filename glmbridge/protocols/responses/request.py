@@ -14,7 +14,9 @@ Translation choices:
 * ``custom`` tools (Codex's ``apply_patch``) are offered as functions with one string
   argument ``input``; ``namespace`` tools are flattened into functions named
   ``<namespace>__<tool>``, and calls are mapped back (see :mod:`.items`).
-* Hosted tools GLM cannot run (``web_search``, ``file_search``, ``code_interpreter``,
+* The hosted ``web_search`` tool becomes the gateway's web search server tool
+  (:mod:`glmbridge.server_tools` runs it; answers carry ``web_search_call`` items).
+  Other hosted tools GLM cannot run (``file_search``, ``code_interpreter``,
   ``image_generation``, ``computer_use``, ``mcp``, ``local_shell``) are dropped with
   a log line; so are item types with no GLM meaning (``web_search_call`` …).
 * ``reasoning.effort``: ``none`` disables thinking, any other level enables it
@@ -58,6 +60,7 @@ _DECODE_HEAD = msgspec.json.Decoder(rw.ToolHead)
 _DECODE_FUNCTION = msgspec.json.Decoder(rw.FunctionToolIn)
 _DECODE_CUSTOM = msgspec.json.Decoder(rw.CustomToolIn)
 _DECODE_NAMESPACE = msgspec.json.Decoder(rw.NamespaceToolIn)
+_DECODE_ANY = msgspec.json.Decoder()
 
 
 def decode_params(body: bytes) -> rw.ResponseCreateParams:
@@ -315,11 +318,27 @@ def _tools(
                 flat = f"{ns.name}{NAMESPACE_SEPARATOR}{tool.name}"
                 namespaced[flat] = [ns.name, tool.name]
                 tools.append(msgspec.structs.replace(tool, name=flat))
+        elif head.type.startswith("web_search"):  # run by the gateway (glmbridge.server_tools)
+            tools.append(_web_search(raw, head.type))
         elif head.type in _HOSTED_TOOLS:
             logger.info("%s: hosted tool %r dropped (GLM cannot run it here)", path, head.type)
         else:
             logger.warning("%s: tool type %.40r dropped (unknown)", path, head.type)
     return tools, freeform, namespaced
+
+
+def _web_search(raw: msgspec.Raw, kind: str) -> ir.Tool:
+    """The hosted ``web_search`` tool as the gateway's web search server tool: its
+    ``filters.allowed_domains`` and ``user_location`` map onto Anthropic's fields."""
+    obj = _DECODE_ANY.decode(raw)
+    config: dict[str, Any] = {}
+    filters = obj.get("filters") if isinstance(obj, dict) else None
+    if isinstance(filters, dict) and isinstance(filters.get("allowed_domains"), list):
+        config["allowed_domains"] = filters["allowed_domains"]
+    location = obj.get("user_location") if isinstance(obj, dict) else None
+    if isinstance(location, dict):
+        config["user_location"] = location
+    return ir.Tool(name="web_search", server_type=kind, config=config or None)
 
 
 def _function(raw: msgspec.Raw, path: str) -> ir.Tool:

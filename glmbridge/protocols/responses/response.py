@@ -12,6 +12,7 @@ from glmbridge.protocols.responses.items import (
     Naming,
     freeform_input,
     response_object,
+    search_sources,
     status_of,
 )
 
@@ -38,6 +39,16 @@ def output_items(
     items: list[dict[str, Any]] = []
     for block in resp.content:
         index = len(items)
+        if isinstance(block, ir.ServerToolUseBlock) and block.name == "web_search":
+            query = str(block.input.get("query", ""))
+            items.append(naming.search(index, query, [], item_status))
+            continue
+        if isinstance(block, ir.WebSearchToolResultBlock):  # the sources of the search before
+            if items and items[-1]["type"] == "web_search_call":
+                items[-1]["action"]["sources"] = [
+                    {"type": "url", "url": url} for url in search_sources(block)
+                ]
+            continue
         if isinstance(block, ir.ThinkingBlock):
             items.append(naming.reasoning(index, block.thinking, block.signature, item_status))
         elif isinstance(block, ir.TextBlock):

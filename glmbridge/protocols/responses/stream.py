@@ -48,6 +48,7 @@ from glmbridge.protocols.responses.items import (
     freeform_input,
     output_text,
     response_object,
+    search_sources,
     status_of,
 )
 from glmbridge.protocols.responses.response import response_id
@@ -65,7 +66,7 @@ class _Item:
 
     def __init__(self, kind: str, index: int, item_id: str, block: ir.Block,
                  held: bool = False) -> None:  # fmt: skip
-        self.kind = kind  # "message" | "reasoning" | "call"
+        self.kind = kind  # "message" | "reasoning" | "call" | "search"
         self.index = index
         self.item_id = item_id
         self.block = block
@@ -98,6 +99,7 @@ class StreamEncoder:
         self._signature: str | None = None
         self._in_progress = msgspec.Raw(b"{}")
         self._done = False
+        self._search: _Item | None = None  # a web search waiting for its result block
 
     # -- framing ---------------------------------------------------------------------------
 
@@ -201,6 +203,10 @@ class StreamEncoder:
         elif isinstance(block, ir.ToolUseBlock):
             added = naming.call(index, block, None, "in_progress")
             kind, extra, delta = "call", b"", "response.function_call_arguments.delta"
+        elif isinstance(block, ir.ServerToolUseBlock) and block.name == "web_search":
+            return self._start_search(index, block)
+        elif isinstance(block, ir.WebSearchToolResultBlock):
+            return self._finish_search(block)
         else:
             return b""  # not a block the chat upstreams produce
         held = isinstance(block, ir.ToolUseBlock) and naming.is_freeform(block.name)
@@ -219,11 +225,42 @@ class StreamEncoder:
                                {**where, "summary_index": 0, "part": part})  # fmt: skip
         return out
 
+    # A search the gateway ran is two IR blocks (server_tool_use, then its result) and one
+    # web_search_call item: the item opens with the first and ends with the second.
+
+    def _start_search(self, index: int, block: ir.ServerToolUseBlock) -> bytes:
+        naming = self._naming
+        assert naming is not None
+        added = naming.search(index, "", None, "in_progress")
+        self._open = _Item("search", index, added["id"], block, held=True)
+        where = {"item_id": added["id"], "output_index": index}
+        return (self._event("response.output_item.added", {"output_index": index, "item": added})
+                + self._event("response.web_search_call.in_progress", where)
+                + self._event("response.web_search_call.searching", where))  # fmt: skip
+
+    def _finish_search(self, block: ir.WebSearchToolResultBlock) -> bytes:
+        item, naming = self._search, self._naming
+        self._search = None
+        if item is None or naming is None:
+            return b""
+        args, _ = parse_arguments("".join(item.parts) or "{}")
+        query = args.get("query")
+        done = naming.search(item.index, query if isinstance(query, str) else "",
+                             search_sources(block), "completed")  # fmt: skip
+        self._output.append(done)
+        where = {"item_id": item.item_id, "output_index": item.index}
+        return (self._event("response.web_search_call.completed", where)
+                + self._event("response.output_item.done",
+                              {"output_index": item.index, "item": done}))  # fmt: skip
+
     def _stop_item(self, status: str = "completed") -> bytes:
         item, naming = self._open, self._naming
         if item is None or naming is None:
             return b""
         self._open = None
+        if item.kind == "search":  # completed by its result block
+            self._search = item
+            return b""
         text = "".join(item.parts)
         where = {"item_id": item.item_id, "output_index": item.index}
         if item.kind == "message":
