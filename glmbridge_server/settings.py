@@ -75,6 +75,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_retries: int = 2
     max_body_bytes: int = 50 * 1024 * 1024
     max_json_objects: int = 100_000
+    video_dirs: tuple[str, ...] = ()
+    video_max_bytes: int = 20 * 1024 * 1024
     max_connections: int = 1024
     max_header_bytes: int = 64 * 1024
     header_timeout: float = 10.0
@@ -253,6 +255,17 @@ def _to_list(value: object) -> list[str]:
     raise ValueError("must be a comma-separated string or a list of strings")
 
 
+def _to_dirs(value: object) -> tuple[str, ...]:
+    dirs: list[str] = []
+    for item in _to_list(value):
+        path = os.path.expanduser(item)
+        if not os.path.isabs(path):
+            raise ValueError(f"{item!r} is not an absolute directory path")
+        if path not in dirs:
+            dirs.append(path)
+    return tuple(dirs)
+
+
 def _to_hosts(value: object) -> tuple[str, ...]:
     hosts: list[str] = []
     for item in _to_list(value):
@@ -372,6 +385,8 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "max_retries": _to_int(0, 10),
     "max_body_bytes": _to_int(1024, 2**40),
     "max_json_objects": _to_int(100, 100_000_000),
+    "video_dirs": _to_dirs,
+    "video_max_bytes": _to_int(1024, 2**31),
     "max_connections": _to_int(8, 1_000_000),
     "max_header_bytes": _to_int(4096, 16 * 1024 * 1024),
     "header_timeout": _to_seconds,

@@ -23,6 +23,7 @@ from glmbridge.exchange import Exchange, FrontDoor
 from glmbridge.protocols import anthropic as anthropic_protocol
 from glmbridge.routing import RouteTable
 from glmbridge_server.settings import Settings
+from glmbridge_server.video_paths import attach_videos
 
 __all__ = [
     "Runtime",
@@ -105,10 +106,11 @@ async def read_model_body(request: Request) -> bytes:
     return body
 
 
-async def off_loop(body: bytes, work: Callable[[], T]) -> T:
+async def off_loop(body: bytes, work: Callable[[], T], *, force: bool = False) -> T:
     """``work()`` (decoding ``body``, converting it): in a worker thread when ``body`` is
-    large, so /health and every other stream keep being served meanwhile."""
-    if len(body) > OFF_LOOP_BYTES:
+    large (or ``force``: it may read files), so /health and every other stream keep being
+    served meanwhile."""
+    if force or len(body) > OFF_LOOP_BYTES:
         return await anyio.to_thread.run_sync(work)
     return work()
 
@@ -246,9 +248,12 @@ async def prepare(
     thinking = None if settings.thinking == "auto" else ir.Thinking(type=settings.thinking)
 
     def build() -> Exchange:
+        req = (decode or door.decode_request)(body)
+        if settings.video_dirs:  # opt-in: videos named by path in the turn (video_paths.py)
+            req = attach_videos(req, settings.video_dirs, settings.video_max_bytes)
         return Exchange.from_request(
             door,
-            (decode or door.decode_request)(body),
+            req,
             table=current.route_table,
             upstream=settings.upstream_profile,
             override=request.headers.get("x-glmbridge-model") or None,
@@ -256,7 +261,7 @@ async def prepare(
             estimator=request.app.state.token_estimator,
         )
 
-    exchange = await off_loop(body, build)
+    exchange = await off_loop(body, build, force=bool(settings.video_dirs))
     note_route(request, exchange)
     # Prompts are for debugging only: never above DEBUG.
     if logger.isEnabledFor(logging.DEBUG):
