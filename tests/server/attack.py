@@ -59,7 +59,16 @@ from tests.server.faults import (
     stream_plan,
 )
 
-__all__ = ["ATTACKS", "FAULT_PLANS", "Outcome", "Report", "Target", "fault_plans", "run_campaign"]
+__all__ = [
+    "ATTACKS",
+    "FAULT_PLANS",
+    "Outcome",
+    "Report",
+    "Target",
+    "fault_plans",
+    "read_until_closed",
+    "run_campaign",
+]
 
 
 @dataclass(frozen=True)
@@ -105,18 +114,26 @@ def _status_of(data: bytes) -> int | None:
     return None
 
 
+def read_until_closed(sock: socket.socket, limit: float = 5.0) -> tuple[bytes, float]:
+    """Everything the server sends until it closes (or ``limit`` passes); and how long."""
+    started = time.monotonic()
+    sock.settimeout(limit)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return data, time.monotonic() - started
+
+
 def _raw(target: Target, data: bytes, *, wait: float = 5.0) -> tuple[bytes, float]:
     """Send ``data`` on a fresh connection; everything received until close (or ``wait``)."""
     started = time.monotonic()
     with socket.create_connection(target.address, timeout=wait) as sock:
         with contextlib.suppress(OSError):
             sock.sendall(data)
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except (TimeoutError, ConnectionResetError):
-            pass
+        received, _ = read_until_closed(sock, wait)
     return received, time.monotonic() - started
 
 

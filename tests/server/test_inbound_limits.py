@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from glmbridge_server import inbound
 from glmbridge_server.app import create_app
 from glmbridge_server.settings import Settings, load_settings
+from tests.server.attack import read_until_closed
 
 pytestmark = pytest.mark.e2e
 
@@ -45,19 +46,6 @@ def _connect(url: str) -> socket.socket:
     return sock
 
 
-def _read_until_closed(sock: socket.socket, limit: float = 5.0) -> tuple[bytes, float]:
-    """Everything the server sends until it closes; and how long that took."""
-    started = time.monotonic()
-    sock.settimeout(limit)
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except (ConnectionResetError, TimeoutError):
-        pass
-    return data, time.monotonic() - started
-
-
 @pytest.fixture
 def sockets() -> Iterator[list[socket.socket]]:
     opened: list[socket.socket] = []
@@ -68,7 +56,7 @@ def sockets() -> Iterator[list[socket.socket]]:
 
 def test_a_silent_connection_is_closed_at_the_header_deadline(guarded: RunningServer) -> None:
     sock = _connect(guarded.url)
-    data, took = _read_until_closed(sock)
+    data, took = read_until_closed(sock)
     assert data == b""
     assert 0.3 < took < 2.0
 
@@ -86,7 +74,7 @@ def test_headers_dripped_byte_by_byte_get_408(guarded: RunningServer) -> None:
         time.sleep(0.05)
         if time.monotonic() - started > 1.5:
             break
-    data, _ = _read_until_closed(sock)
+    data, _ = read_until_closed(sock)
     assert data.startswith(b"HTTP/1.1 408 ")
     assert time.monotonic() - started < 3.0
     assert inbound.STATS["header_timeout"] > before
@@ -126,7 +114,7 @@ def test_an_oversized_header_gets_431(guarded: RunningServer) -> None:
     sock = _connect(guarded.url)
     with contextlib.suppress(OSError):
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 200_000)
-    data, took = _read_until_closed(sock)
+    data, took = read_until_closed(sock)
     assert data.startswith(b"HTTP/1.1 431 ")
     assert took < 2.0
 
@@ -138,7 +126,7 @@ def test_an_answer_before_the_body_closes_the_connection(guarded: RunningServer)
         b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: wrong\r\n"
         b"content-type: application/json\r\ncontent-length: 100000\r\n\r\n{"
     )
-    data, took = _read_until_closed(sock)
+    data, took = read_until_closed(sock)
     assert data.startswith(b"HTTP/1.1 401 ")
     assert took < 0.4  # not the body deadline
 
