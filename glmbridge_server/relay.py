@@ -162,7 +162,8 @@ async def wait_stopping(request: Request) -> None:
     await (stopping.wait() if stopping is not None else anyio.sleep_forever())
 
 
-def _shutting_down() -> UpstreamError:
+def shutting_down() -> UpstreamError:
+    """The error an answer ends with when the server stops before it is complete."""
     # Not the upstream's failure, but the same for the client: the answer could not be
     # completed here, and retrying (elsewhere, or once the server is back) may work.
     return UpstreamError(_STOPPING, kind=ErrorKind.OVERLOADED, status_hint=503, retryable=True)
@@ -229,7 +230,7 @@ async def _unless_disconnected(
         async def stop() -> None:
             nonlocal error
             await stopping()
-            error = _shutting_down()
+            error = shutting_down()
             tg.cancel_scope.cancel()
 
         async def watch() -> None:
@@ -316,7 +317,7 @@ class StreamRelay(Response):
                     tg.start_soon(self._watch_stopping, work)
                     await self._run()
                 if work.cancel_called:
-                    await self._fail(_shutting_down())
+                    await self._fail(shutting_down())
                 self._done = True
                 if self._committed:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})

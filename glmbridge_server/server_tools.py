@@ -238,7 +238,11 @@ class ServerToolStream(Response):
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
             tg.start_soon(self._keep_alive)
-            await self._run()
+            with anyio.CancelScope() as work:
+                tg.start_soon(self._watch_stopping, work)
+                await self._run()
+            if work.cancel_called:  # the server is stopping: end with the door's error
+                await self._fail(relay.shutting_down())
             self._done = True
             tg.cancel_scope.cancel()
         if self._committed and not self._driver.state.get("disconnected"):
@@ -338,6 +342,13 @@ class ServerToolStream(Response):
                     return
                 if time.monotonic() - self._last_send >= interval:
                     await self._body(self._encoder.keepalive())
+
+    async def _watch_stopping(self, work: anyio.CancelScope) -> None:
+        """Cancel the turn when the server starts to shut down (Ctrl-C, SIGTERM)."""
+        await relay.wait_stopping(self._driver.request)
+        if not self._done:
+            logger.info("server shutting down: ending an open server-tool stream")
+            work.cancel()
 
     async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
         while (await receive())["type"] != "http.disconnect":

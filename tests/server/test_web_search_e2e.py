@@ -383,3 +383,25 @@ def test_a_slow_turn_commits_early_and_pings(start_server: Any, sim: RunningServ
     names = [name for name, _ in sse_events(reply.content)]
     assert names[0] == "message_start" and "ping" in names
     assert names.index("ping") < names.index("content_block_start")
+
+
+def test_a_stopping_server_ends_an_open_search_stream_with_an_error_event(
+    start_server: Any, sim: RunningServer
+) -> None:
+    from glmbridge_server.app import begin_shutdown
+
+    server = start_server(create_app(make_bridge_settings(sim.url, commit_after=0.1)))
+    body = {**_kwargs(), "stream": True,
+            "messages": [{"role": "user", "content": f"{ASK} [[sim:slow:30]]"}]}  # fmt: skip
+    with (
+        httpx2.Client(timeout=10) as http,
+        http.stream("POST", f"{server.url}/v1/messages", json=body) as response,
+    ):
+        assert response.status_code == 200  # committed early: the first round is slow
+        loop = server.server.servers[0].get_loop()
+        loop.call_soon_threadsafe(begin_shutdown, server.app)
+        raw = response.read()
+    events = [e for e, _ in sse_events(raw)]
+    assert events[0] == "message_start"
+    assert events[-1] == "error"
+    assert b"overloaded_error" in raw
