@@ -4,10 +4,11 @@ It backs the server's ``--mock`` mode and the end-to-end tests. Behaviour per re
 a :class:`Script` (header ``x-sim-script``/``x-sim-scenario``, a ``[[sim:...]]`` directive in the
 last user message, ``app.state.script_queue``, or a deterministic default answer); see
 ``docs/simulator.md``. Wire quirks reproduced on purpose: no ``object`` field, ``id`` ==
-``request_id``, ``"role":"assistant"`` in every delta, usage only in the last chunk, a doubled
-``finish_reason`` around whole tool calls, mid-stream failures as finish reasons, string
-business codes in error bodies. The same app also serves Z.ai's Anthropic-compatible endpoint
-(``/api/anthropic/v1/messages``, same scripts): see :mod:`glmbridge_server._sim_anthropic`.
+``request_id``, ``"role":"assistant"`` in every text delta, usage only in the last chunk, one
+chunk per whole tool call each already carrying ``finish_reason``, mid-stream failures as
+finish reasons, string business codes in error bodies. The same app also serves Z.ai's
+Anthropic-compatible endpoint (``/api/anthropic/v1/messages``, same scripts): see
+:mod:`glmbridge_server._sim_anthropic`.
 
 Independent of ``glmbridge`` (it models the upstream, so it must not share the converters' bugs).
 """
@@ -209,7 +210,10 @@ def _answer(
             pieces.append(("tool_start", i))
             pieces += [("tool_args", (i, f)) for f in _split(a, size, None)]
     elif calls:
-        pieces.append(("tool_whole", None))
+        # Without tool_stream each call comes whole in its own chunk, which already carries
+        # finish_reason "tool_calls" (recorded from api.z.ai/api/coding/paas/v4, glm-4.5:
+        # charmbracelet/fantasy zai-glm-4.5/multi_tool_streaming.yaml; zai-fidelity 3.5).
+        pieces += [("tool_whole", i) for i in range(len(args))]
     finish = "length" if truncated else script.finish_reason or ("tool_calls" if calls else "stop")
     limit = script.fail_after_chunks
     if limit is not None and limit < len(pieces):
@@ -220,14 +224,14 @@ def _answer(
     if cut:
         pieces = pieces[: script.cut_after_chunks]
     # Calls that made it onto the wire (a failure may stop before or inside one).
-    seen = {p[1] for p in pieces if p[0] == "tool_start"}
-    n_calls = len(calls) if any(p[0] == "tool_whole" for p in pieces) else len(seen)
+    seen = {p[1] for p in pieces if p[0] in ("tool_start", "tool_whole")}
+    n_calls = len(seen)
     out_args = [""] * n_calls
     for kind, payload in pieces:
         if kind == "tool_args":
             out_args[payload[0]] += payload[1]
         elif kind == "tool_whole":
-            out_args = list(args)
+            out_args[payload] = args[payload]
     out_calls = [(ids[i], calls[i].name, out_args[i]) for i in range(n_calls)]
     chars = sum(len(p[1]) for p in pieces if p[0] in ("reasoning", "content"))
     chars += sum(len(a) + len(n) for _, n, a in out_calls)
@@ -323,14 +327,11 @@ def _chunks(ans: _Answer, rid: str, created: int, model: str) -> list[bytes]:
                     }
                 )
             )
-        else:  # whole calls in one chunk that already carries the finish_reason
+        else:  # one whole call per chunk, no role, finish already set (W45, see _answer)
             out.append(
                 event(
-                    {
-                        "role": "assistant",
-                        "tool_calls": [_call_json(i, c) for i, c in enumerate(ans.calls)],
-                    },
-                    b',"finish_reason":%s}]}\n\n' % _encode(ans.finish),
+                    {"tool_calls": [_call_json(val, ans.calls[val])]},
+                    b',"finish_reason":"tool_calls"}]}\n\n',
                 )
             )
     if not ans.cut:

@@ -297,6 +297,27 @@ def test_stream_whole_tool_call_doubles_finish_reason(client):
     assert "usage" in events[-1] and events[-2] is tool_event
 
 
+def test_golden_parallel_calls_one_chunk_each_with_early_finish(client):
+    # Recorded Coding Plan shape (zai-fidelity 3.5, W45): without tool_stream, each parallel
+    # call is a chunk of its own, without role, already carrying finish_reason tool_calls.
+    events = stream(client, user("[[sim:parallel_tools]]", tools=[BASH_TOOL, WEATHER_TOOL]))
+    tool_events = [e for e in events if "tool_calls" in e["choices"][0]["delta"]]
+    assert len(tool_events) == 2
+    for i, event in enumerate(tool_events):
+        choice = event["choices"][0]
+        assert choice["finish_reason"] == "tool_calls" and "usage" not in event
+        (call,) = choice["delta"]["tool_calls"]
+        assert set(choice["delta"]) == {"tool_calls"}  # no role on tool-call chunks
+        assert call["index"] == i and CALL_RE.match(call["id"])
+    assert [e["choices"][0]["delta"]["tool_calls"][0]["function"]["name"]
+            for e in tool_events] == ["Bash", "get_weather"]
+    assert events[-1]["choices"][0]["finish_reason"] == "tool_calls" and "usage" in events[-1]
+    # the non-stream answer holds the same calls
+    msg = post(client, user("[[sim:parallel_tools]]", tools=[BASH_TOOL, WEATHER_TOOL]))
+    names = [c["function"]["name"] for c in msg.json()["choices"][0]["message"]["tool_calls"]]
+    assert names == ["Bash", "get_weather"]
+
+
 def test_tool_stream_fragments_and_parallel_indices(client):
     body = user("[[sim:parallel_tools]]", tools=[BASH_TOOL, WEATHER_TOOL], tool_stream=True)
     events = stream(client, body)
