@@ -59,6 +59,7 @@ from glmbridge import ids, ir
 from glmbridge.accumulate import Accumulator
 from glmbridge.errors import ErrorKind, GlmbridgeError, StreamStateError, UpstreamError
 from glmbridge.profiles import UpstreamProfile
+from glmbridge.reasoning_gate import ReasoningDropper, drop_reasoning, wants_reasoning
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, Route, RouteTable, resolve_route
 from glmbridge.sse import SSEDecoder
 from glmbridge.tokens import TokenEstimator, estimate_request_tokens
@@ -186,6 +187,9 @@ class Exchange:
         from glmbridge.protocols import upstream_codec  # the registry imports this module
 
         self.door = door.for_request(request)
+        self.show_reasoning = wants_reasoning(request)
+        """Whether the client asked for reasoning (:mod:`glmbridge.reasoning_gate`):
+        decided on the request as sent, before :func:`adapt_request`."""
         self.request = adapt_request(request, route.spec)
         self.route = route
         self.codec: UpstreamCodec = upstream_codec(route.upstream)
@@ -292,6 +296,8 @@ class Exchange:
             raise scrub(err, self.secrets) from None
         if resp.id != self.message_id:  # one id scheme whatever the upstream uses
             resp = msgspec.structs.replace(resp, id=self.message_id)
+        if not self.show_reasoning:
+            resp = drop_reasoning(resp)
         self.usage = resp.usage
         out = self.door.encode_response(resp)
         if self.on_complete is not None:
@@ -312,6 +318,7 @@ class Exchange:
             message_id=self.message_id,
             input_tokens_estimate=self.input_estimate,
             preamble_sent=preamble_sent,
+            show_reasoning=self.show_reasoning,
         )
         stream.secrets = self.secrets
         if self.on_complete is not None:
@@ -395,6 +402,7 @@ class ExchangeStream:
         message_id: str | None = None,
         input_tokens_estimate: int = 0,
         preamble_sent: bool = False,
+        show_reasoning: bool = True,
     ) -> ExchangeStream:
         """A stream machine from ``codec``'s stream to ``door``'s.
 
@@ -404,11 +412,14 @@ class ExchangeStream:
             input_tokens_estimate: the start event's input tokens (and the fallback
                 where the upstream reports none).
             preamble_sent: see :meth:`Exchange.open_stream`.
+            show_reasoning: pass thinking blocks on (else they are dropped).
         """
         message_id = message_id or ids.new_message_id()
-        decoder = codec.stream_decoder(
+        decoder: UpstreamStreamDecoder = codec.stream_decoder(
             model=model, message_id=message_id, input_tokens_estimate=input_tokens_estimate
         )
+        if not show_reasoning:
+            decoder = ReasoningDropper(decoder)
         usage = ir.Usage(input_tokens=input_tokens_estimate)
         start = ev.MessageStart(id=message_id, model=model, usage=usage)
         return cls(
@@ -543,10 +554,15 @@ class ExchangeStream:
             raise StreamStateError(f"can't feed a stream in state {self._state.value}")
 
     def _encode(self, events: list[ev.Event]) -> bytes:
+        if not self.content_started:
+            if events:
+                events = self._before_content(events)
+            decoder = self._decoder
+            if isinstance(decoder, ReasoningDropper) and decoder.dropped:
+                self.content_started = True  # the upstream is answering; the client sees later
+                self._head = None
         if not events:
             return b""
-        if not self.content_started:
-            events = self._before_content(events)
         parts = []
         encode = self._encoder.feed
         if self._accumulator is not None:

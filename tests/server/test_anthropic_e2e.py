@@ -141,6 +141,29 @@ def test_thinking_and_text(client: anthropic.Anthropic) -> None:
         assert text_of(message).startswith("You said: think first")
 
 
+@pytest.mark.parametrize(
+    ("model", "thinking"),
+    [(SONNET, None), (SONNET, {"type": "disabled"}), ("glm-5.3", {"type": "disabled"})],
+)
+def test_no_thinking_blocks_the_client_did_not_ask_for(
+    client: anthropic.Anthropic, sim: RunningServer, model: str, thinking: Any
+) -> None:
+    # Claude Code's WebFetch sends thinking disabled and reads only content[0]; GLM reasons
+    # anyway (GLM-5.3 cannot stop): the answer carries no thinking block (issue 11).
+    kwargs: dict[str, Any] = {"model": model, "max_tokens": 4096,
+                              "messages": user("summarise [[sim:thinking]]")}  # fmt: skip
+    if thinking is not None:
+        kwargs["thinking"] = thinking
+    for message in (client.messages.create(**kwargs), _final(client, **kwargs)):
+        assert [b.type for b in message.content] == ["text"]
+        assert message.content[0].text.startswith("You said: summarise")
+        if thinking is None or model == "glm-5.3":  # GLM reasoned: it is still counted
+            assert message.usage.output_tokens > len(message.content[0].text) // 4 + 5
+    sent = last_chat(sim)
+    if model == "glm-5.3":  # never "disabled" to an always-thinking model (it answers 1210)
+        assert "thinking" not in sent or sent["thinking"]["type"] == "enabled"
+
+
 def _final(client: anthropic.Anthropic, **kwargs: Any) -> Any:
     with client.messages.stream(**kwargs) as stream:
         return stream.get_final_message()
