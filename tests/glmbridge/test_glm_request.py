@@ -17,8 +17,9 @@ import pytest
 
 from glmbridge import ir
 from glmbridge.errors import ClientRequestError
+from glmbridge.exchange import adapt_request
 from glmbridge.protocols import openai as oa
-from glmbridge.routing import ModelSpec
+from glmbridge.routing import DEFAULT_MODELS, ModelSpec
 
 TEXT = ModelSpec(id="glm-4.6", context_window=200_000, max_output=131_072, tool_stream=True)
 VISION = ModelSpec(
@@ -147,7 +148,9 @@ CASES: list[tuple[str, dict[str, Any], Any, oa.Dialect, dict[str, Any]]] = [
             "messages": [
                 *HI_WIRE,
                 {"role": "assistant", "content": "Hello", "reasoning_content": "t1t2"},
-            ]
+            ],
+            # replayed reasoning is kept on the pay-as-you-go endpoints too (zai-fidelity 2.2)
+            "thinking": {"type": "enabled", "clear_thinking": False},
         },
     ),
     (
@@ -900,3 +903,64 @@ def test_long_user_id_is_sent_as_a_stable_digest() -> None:
     assert 6 <= len(first) <= 128
     assert first == again != other
     assert "d" * 64 not in first
+
+
+# --- thinking and effort adapted to the routed model (issue 11) -------------------------------
+
+GLM53 = DEFAULT_MODELS["glm-5.3"]
+GLM52 = DEFAULT_MODELS["glm-5.2"]
+
+
+def adapted(req: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    """The wire body after the exchange's protocol-independent adaptation."""
+    req = {"model": "claude-opus-4-5", **req}
+    ir_req = adapt_request(msgspec.json.decode(json.dumps(req).encode(), type=ir.Request), spec)
+    return json.loads(oa.encode_request(oa.request_from_ir(ir_req, model=spec.id, spec=spec)))
+
+
+@pytest.mark.parametrize(
+    ("spec", "effort", "sent"),
+    [
+        (GLM53, "low", "low"),
+        (GLM53, "medium", "high"),  # 5.3 accepts only low/high/max (THINK53)
+        (GLM53, "high", "high"),
+        (GLM53, "max", "max"),
+        (GLM53, "xhigh", "max"),
+        (GLM52, "medium", "medium"),
+        (GLM52, "xhigh", "xhigh"),
+        (TEXT, "high", None),  # glm-4.6: no reasoning_effort ("GLM-5.2 and above")
+        (GLM53, None, None),
+    ],
+)
+def test_effort_becomes_reasoning_effort_where_supported(
+    spec: ModelSpec, effort: str | None, sent: str | None
+) -> None:
+    body = adapted({"messages": HI, "effort": effort}, spec)
+    assert body.get("reasoning_effort") == sent
+
+
+def test_thinking_disabled_is_never_sent_to_an_always_thinking_model() -> None:
+    # GLM-5.3 answers 400/1210 "this model always thinks" (farion1231/cc-switch#6737): the
+    # lowest effort is asked instead, unless the client chose one.
+    body = adapted({"messages": HI, "thinking": {"type": "disabled"}}, GLM53)
+    assert "thinking" not in body and body["reasoning_effort"] == "low"
+    body = adapted({"messages": HI, "thinking": {"type": "disabled"},
+                    "effort": "high"}, GLM53)  # fmt: skip
+    assert "thinking" not in body and body["reasoning_effort"] == "high"
+    # a model that can stop thinking gets disabled, and no effort
+    body = adapted({"messages": HI, "thinking": {"type": "disabled"},
+                    "effort": "high"}, GLM52)  # fmt: skip
+    assert body["thinking"] == {"type": "disabled"} and "reasoning_effort" not in body
+
+
+def test_clear_thinking_false_only_when_reasoning_is_replayed() -> None:
+    history = [*HI, assistant({"type": "thinking", "thinking": "t", "signature": "s"},
+                              text("x")), user(text("more"))]  # fmt: skip
+    enabled = {"type": "enabled", "budget_tokens": 2048}
+    assert convert({"messages": history, "thinking": enabled})["thinking"] == {
+        "type": "enabled", "clear_thinking": False}  # fmt: skip
+    assert convert({"messages": HI, "thinking": enabled})["thinking"] == {"type": "enabled"}
+    # thinking off: nothing to keep, disabled is sent as is
+    assert convert({"messages": history, "thinking": {"type": "disabled"}})["thinking"] == {
+        "type": "disabled"}  # fmt: skip
+    assert "thinking" not in convert({"messages": history}, NO_THINK)

@@ -46,7 +46,7 @@ from glmbridge.protocols.openai.wire import GLM, ChatCompletionRequest, Dialect
 if TYPE_CHECKING:
     from glmbridge.routing import ModelSpec
 
-__all__ = ["encode_request", "request_from_ir"]
+__all__ = ["encode_request", "reasoning_effort", "request_from_ir"]
 
 logger = logging.getLogger("glmbridge.protocols.openai")
 
@@ -385,10 +385,47 @@ def _limits(req: ir.Request, spec: ModelSpec, dialect: Dialect, body: dict[str, 
             logger.debug("user_id not sent: shorter than %d characters", lo)
 
 
-def _thinking(req: ir.Request, spec: ModelSpec, dialect: Dialect) -> w.ThinkingParam | None:
-    if req.thinking is None or not dialect.thinking_param or spec.thinking == "none":
+def _thinking(
+    req: ir.Request, spec: ModelSpec, dialect: Dialect, *, replays_reasoning: bool
+) -> w.ThinkingParam | None:
+    """GLM ``thinking``. When history replays reasoning, ``clear_thinking: false`` keeps it
+    (preserved thinking): GLM's default is ``true`` (drop it) on the pay-as-you-go
+    endpoints and ``false`` on the Coding Plan (zai-fidelity 2.2, TMODE)."""
+    if not dialect.thinking_param or spec.thinking == "none":
         return None
-    return w.ThinkingParam(type="disabled" if req.thinking.type == "disabled" else "enabled")
+    disabled = req.thinking is not None and req.thinking.type == "disabled"
+    if replays_reasoning and dialect.clear_thinking_param and not disabled:
+        return w.ThinkingParam(type="enabled", clear_thinking=False)
+    if req.thinking is None:
+        return None
+    return w.ThinkingParam(type="disabled" if disabled else "enabled")
+
+
+# GLM's reasoning_effort ladder, lowest first (OAS; THINK53).
+_EFFORT_LADDER = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+def reasoning_effort(effort: str | None, accepted: tuple[str, ...]) -> str | None:
+    """The ``reasoning_effort`` to send for the IR ``effort``, given the values the model
+    accepts (``ModelSpec.efforts``); ``None``: send none (the model's default, ``max``).
+
+    An accepted value is sent as is; another one rounds up to the next accepted level
+    (GLM-5.3 accepts only low/high/max, so ``medium`` -> ``high``, as GLM-5.2 maps it
+    itself), or down to the highest one if nothing is above it.
+    """
+    if effort is None or not accepted:
+        return None
+    if effort in accepted:
+        return effort
+    if effort not in _EFFORT_LADDER:
+        logger.debug("effort %r not sent: not a GLM level", effort)
+        return None
+    rank = _EFFORT_LADDER.index(effort)
+    ranked = sorted((_EFFORT_LADDER.index(a), a) for a in accepted if a in _EFFORT_LADDER)
+    above = [a for r, a in ranked if r > rank]
+    if above:
+        return above[0]
+    return ranked[-1][1] if ranked else None
 
 
 def _response_format(req: ir.Request, dialect: Dialect) -> tuple[w.ResponseFormat | None, str]:
@@ -429,9 +466,17 @@ def request_from_ir(
         system_extra = f"{system_extra}\n\n{choice_note}" if system_extra else choice_note
     _sampling(req, dialect, body)
     _limits(req, spec, dialect, body)
-    thinking = _thinking(req, spec, dialect)
+    messages = _messages(req, ctx, system_extra)
+    replays = any(
+        isinstance(m, w.AssistantMessage) and m.reasoning_content is not UNSET for m in messages
+    )
+    thinking = _thinking(req, spec, dialect, replays_reasoning=replays)
     if thinking is not None:
         body["thinking"] = thinking
+    disabled = req.thinking is not None and req.thinking.type == "disabled"
+    effort = reasoning_effort(req.effort, spec.efforts) if dialect.reasoning_effort_param else None
+    if effort is not None and not disabled:
+        body["reasoning_effort"] = effort
     if response_format is not None:
         body["response_format"] = response_format
     if req.stream:
@@ -440,4 +485,4 @@ def request_from_ir(
             body["stream_options"] = w.StreamOptions(include_usage=True)
         if "tools" in body and spec.tool_stream and dialect.tool_stream_param:
             body["tool_stream"] = True
-    return ChatCompletionRequest(model=model, messages=_messages(req, ctx, system_extra), **body)
+    return ChatCompletionRequest(model=model, messages=messages, **body)

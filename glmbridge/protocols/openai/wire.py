@@ -45,6 +45,11 @@ class Dialect(msgspec.Struct, frozen=True, kw_only=True):
     """Accepted ``tool_choice`` values among ``auto``/``none``/``required``/``function``."""
     thinking_param: bool
     """Send ``thinking: {type: enabled|disabled}`` (GLM)."""
+    clear_thinking_param: bool
+    """Send ``thinking.clear_thinking: false`` when history replays reasoning, so the
+    upstream keeps it (GLM: default ``true`` on the pay-as-you-go endpoints)."""
+    reasoning_effort_param: bool
+    """Send the effort as top-level ``reasoning_effort`` to models that list efforts."""
     reasoning_content_history: bool
     """Replay prior thinking as ``reasoning_content`` on assistant messages."""
     temperature_range: tuple[float, float]
@@ -77,6 +82,8 @@ GLM = Dialect(
     max_stop_sequences=1,
     tool_choice_values=frozenset({"auto"}),
     thinking_param=True,
+    clear_thinking_param=True,
+    reasoning_effort_param=True,
     reasoning_content_history=True,
     temperature_range=(0.0, 1.0),
     top_p_range=(0.01, 1.0),
@@ -100,6 +107,8 @@ OPENAI = Dialect(
     max_stop_sequences=4,
     tool_choice_values=frozenset({"auto", "none", "required", "function"}),
     thinking_param=False,
+    clear_thinking_param=False,
+    reasoning_effort_param=False,
     reasoning_content_history=False,
     temperature_range=(0.0, 2.0),
     top_p_range=(0.0, 1.0),
@@ -232,9 +241,10 @@ class NamedToolChoice(_Wire):
 
 
 class ThinkingParam(_Wire):
-    """GLM ``thinking: {type: enabled|disabled}``."""
+    """GLM ``thinking: {type: enabled|disabled, clear_thinking?}``."""
 
     type: Literal["enabled", "disabled"]
+    clear_thinking: bool | UnsetType = UNSET
 
 
 class StreamOptions(_Wire):
@@ -275,6 +285,7 @@ class ChatCompletionRequest(_Wire):
     parallel_tool_calls: bool | UnsetType = UNSET
     tool_stream: bool | UnsetType = UNSET
     thinking: ThinkingParam | UnsetType = UNSET
+    reasoning_effort: str | UnsetType = UNSET
     response_format: ResponseFormat | UnsetType = UNSET
     user_id: str | UnsetType = UNSET
     user: str | UnsetType = UNSET
