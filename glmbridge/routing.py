@@ -16,8 +16,9 @@ Order of decisions (first match wins):
 4. ``default_model``.
 
 Then, when ``route_media`` is on and the current user turn (the last user message,
-including images inside its ``tool_result`` blocks) holds an image or video that
-the chosen model cannot take, the route switches to ``vision_model``. Media in
+including images inside its ``tool_result`` blocks) holds an image, video or file
+document (PDF) that the chosen model cannot take, the route switches to a vision model
+the upstream serves (``vision_model`` first). Media in
 earlier turns do not switch models: they were answered already, and switching the
 whole conversation to a weaker vision model for history alone would cost quality.
 
@@ -61,7 +62,8 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
         id: the upstream model id (lowercase).
         context_window: input + output tokens the model accepts.
         max_output: the cap on ``max_tokens``.
-        vision: accepts images. video: accepts videos.
+        vision: accepts images. video: accepts videos. files: accepts file parts
+            (PDFs): "only for 5.3-Flash, 4.6V, 4.5V" (OAS).
         thinking: ``"always"`` (always reasons and rejects ``thinking: disabled``:
             GLM-5.3), ``"auto"`` (decides for itself whether to reason; can be
             disabled), ``"hybrid"`` (reasons whenever thinking is enabled; can be
@@ -78,6 +80,7 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
     max_output: int
     vision: bool = False
     video: bool = False
+    files: bool = False
     thinking: Literal["always", "auto", "hybrid", "forced", "none"] = "hybrid"
     tool_stream: bool = False
     efforts: tuple[str, ...] = ()
@@ -108,7 +111,7 @@ DEFAULT_MODELS: dict[str, ModelSpec] = {
     # is undocumented: 200K assumed; flashx assumed like flash.
     **_specs(
         ["glm-5.3-flash", "glm-5.3-flashx"], context_window=200 * _K, max_output=128 * _K,
-        thinking="always", vision=True, efforts=_EFFORTS_53,
+        thinking="always", vision=True, files=True, efforts=_EFFORTS_53,
     ),
     # 1M context (third-party docs, zai-fidelity 5.3).
     **_specs(
@@ -139,11 +142,12 @@ DEFAULT_MODELS: dict[str, ModelSpec] = {
     **_specs(["glm-4-32b-0414-128k"], context_window=128 * _K, max_output=16 * _K, thinking="none"),
     **_specs(
         ["glm-4.6v", "glm-4.6v-flash", "glm-4.6v-flashx"],
-        context_window=128 * _K, max_output=32 * _K, vision=True, video=True, thinking="auto",
+        context_window=128 * _K, max_output=32 * _K, vision=True, video=True, files=True,
+        thinking="auto",
     ),
     **_specs(
         ["glm-4.5v"], context_window=64 * _K, max_output=16 * _K, vision=True, video=True,
-        thinking="hybrid",
+        files=True, thinking="hybrid",
     ),
     # No longer in the OAS enum; context not documented: the 128K of the other vision models.
     **_specs(
@@ -339,9 +343,10 @@ def _spec_for(table: RouteTable, model_id: str) -> ModelSpec:
     return spec if spec is not None else _conservative_spec(model_id)
 
 
-def _current_turn_media(req: ir.Request) -> tuple[bool, bool]:
-    """(has image, has video) in the last user message, tool results included."""
-    image = video = False
+def _current_turn_media(req: ir.Request) -> tuple[bool, bool, bool]:
+    """(has image, has video, has a file document such as a PDF) in the last user
+    message, tool results included."""
+    image = video = files = False
     for message in reversed(req.messages):
         if message.role != "user":
             continue
@@ -350,8 +355,11 @@ def _current_turn_media(req: ir.Request) -> tuple[bool, bool]:
             for part in inner:
                 image = image or isinstance(part, ir.ImageBlock)
                 video = video or isinstance(part, ir.VideoBlock)
+                files = files or (
+                    isinstance(part, ir.DocumentBlock) and part.source.type != "text"
+                )
         break
-    return image, video
+    return image, video, files
 
 
 DEFAULT_ROUTE_TABLE = RouteTable(models=DEFAULT_MODELS, aliases=_DEFAULT_ALIASES)
@@ -410,9 +418,10 @@ def resolve_route(
         return msgspec.structs.replace(route, upstream=_profile_for(route, table, base))
     route = _route_by_name(table, normalize_model_name(req.model))
     if table.route_media:
-        image, video = _current_turn_media(req)
-        if (image and not route.spec.vision) or (video and not route.spec.video):
-            model = _vision_model(table, base, video=video)
+        image, video, files = _current_turn_media(req)
+        spec = route.spec
+        if (image and not spec.vision) or (video and not spec.video) or (files and not spec.files):
+            model = _vision_model(table, base, video=video, files=files)
             route = Route(model, _spec_for(table, model), "vision")
     profile = _profile_for(route, table, base)
     _check_served(route, table, profile)
@@ -436,11 +445,13 @@ def _profile_for(route: Route, table: RouteTable, profile: UpstreamProfile) -> U
     return profile
 
 
-def _vision_model(table: RouteTable, profile: UpstreamProfile, *, video: bool) -> str:
+def _vision_model(
+    table: RouteTable, profile: UpstreamProfile, *, video: bool, files: bool = False
+) -> str:
     """The vision model for a media turn: ``vision_model`` if the upstream that takes media
-    turns serves it (and, for a video, reads videos), else the first such model of the
-    table; an image-only model for a video when nothing better is served (the video
-    becomes a placeholder); ``vision_model`` when nothing is served at all."""
+    turns serves it (and reads the turn's videos and files), else the first such model of
+    the table; an image-only model when nothing better is served (a video becomes a
+    placeholder); ``vision_model`` when nothing is served at all."""
     candidates = [table.vision_model, *(m for m in table.models if m != table.vision_model)]
     capable = [m for m in candidates if _spec_for(table, m).vision]
     probe = Route("", _spec_for(table, table.vision_model), "vision")
@@ -449,9 +460,12 @@ def _vision_model(table: RouteTable, profile: UpstreamProfile, *, video: bool) -
         target = _profile_for(msgspec.structs.replace(probe, model=model), table, profile)
         return target.serves(model)
 
-    for need_video in (video, False):
+    for need_video, need_files in ((video, files), (False, files), (False, False)):
         for model in capable:
-            if (not need_video or _spec_for(table, model).video) and served(model):
+            spec = _spec_for(table, model)
+            if need_video and not spec.video or need_files and not spec.files:
+                continue
+            if served(model):
                 return model
     return table.vision_model
 

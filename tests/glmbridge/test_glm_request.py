@@ -23,7 +23,7 @@ from glmbridge.routing import DEFAULT_MODELS, ModelSpec
 
 TEXT = ModelSpec(id="glm-4.6", context_window=200_000, max_output=131_072, tool_stream=True)
 VISION = ModelSpec(
-    id="glm-4.6v", context_window=128_000, max_output=32_768, vision=True, video=True
+    id="glm-4.6v", context_window=128_000, max_output=32_768, vision=True, video=True, files=True
 )
 NO_THINK = ModelSpec(id="glm-4-32b", context_window=128_000, max_output=16_384, thinking="none")
 M = "glm-4.6"
@@ -215,7 +215,8 @@ CASES: list[tuple[str, dict[str, Any], Any, oa.Dialect, dict[str, Any]]] = [
                     "content": None,
                     "tool_calls": [call("c1", "f", "{}"), call("c2", "g", "{}")],
                 },
-                {"role": "tool", "tool_call_id": "c1", "content": ""},
+                # GLM rejects empty content (400/1213, zai-fidelity 2.16): a placeholder
+                {"role": "tool", "tool_call_id": "c1", "content": "(no output)"},
                 {"role": "tool", "tool_call_id": "c2", "content": "Error"},
             ]
         },
@@ -408,7 +409,7 @@ CASES: list[tuple[str, dict[str, Any], Any, oa.Dialect, dict[str, Any]]] = [
                     "content": [
                         {"type": "video_url", "video_url": {"url": "https://x/v.mp4"}},
                         {"type": "text", "text": "Notes\n\nabc"},
-                        {"type": "file_url", "file_url": {"url": "https://x/doc.pdf"}},
+                        {"type": "file", "file": {"file_url": "https://x/doc.pdf"}},
                         {"type": "text", "text": "Search result: T\nSource: https://s\n\nsnippet"},
                     ],
                 }
@@ -458,11 +459,11 @@ CASES: list[tuple[str, dict[str, Any], Any, oa.Dialect, dict[str, Any]]] = [
         {"messages": HI_WIRE},
     ),
     (
-        "max_tokens_clamped_and_first_stop_kept",
-        {"messages": HI, "max_tokens": 64_000, "stop_sequences": ["A", "B"]},
+        "max_tokens_clamped_and_four_stops_kept",  # OAS stop maxItems 4 (zai-fidelity 2.6)
+        {"messages": HI, "max_tokens": 64_000, "stop_sequences": ["A", "B", "C", "D", "E"]},
         NO_THINK,
         oa.GLM,
-        {"messages": HI_WIRE, "max_tokens": 16_384, "stop": ["A"]},
+        {"messages": HI_WIRE, "max_tokens": 16_384, "stop": ["A", "B", "C", "D"]},
     ),
     (
         "max_tokens_at_least_one_openai_field",
@@ -794,8 +795,9 @@ def test_pdf_with_vision_base64_becomes_data_url_file_part() -> None:
             )
         ]
     }
+    # the unified file part with file_data (OAS; zai-fidelity 2.15), not legacy file_url
     assert convert(req, VISION)["messages"][0]["content"] == [
-        {"type": "file_url", "file_url": {"url": "data:application/pdf;base64,JVBERi0="}}
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0="}}
     ]
 
 
@@ -964,3 +966,31 @@ def test_clear_thinking_false_only_when_reasoning_is_replayed() -> None:
     assert convert({"messages": history, "thinking": {"type": "disabled"}})["thinking"] == {
         "type": "disabled"}  # fmt: skip
     assert "thinking" not in convert({"messages": history}, NO_THINK)
+
+
+def test_no_empty_content_is_ever_sent() -> None:
+    # GLM-5 answers 400/1213 for content "" (earendil-works/pi#3309); the coding endpoint
+    # rejects an empty text part (zed-industries/zed#38153).
+    body = convert({"messages": [
+        user(text(""), text("  "), {"type": "document",
+                                    "source": {"type": "text", "data": ""}}, text("q")),
+        assistant({"type": "thinking", "thinking": "only thought", "signature": "s"}),
+        user(text("again")),
+        assistant(text(""), tool_use("c1", "f", {})),
+        user(tool_result("c1", text(" \n"))),
+    ]})  # fmt: skip
+    for message in body["messages"]:
+        content = message.get("content")
+        assert content is None or (isinstance(content, str) and content.strip()) or (
+            isinstance(content, list) and all(p.get("text", "x").strip() for p in content)
+        ), message
+    assert body["messages"][0] == {"role": "user", "content": "q"}
+    assert body["messages"][-1] == {"role": "tool", "tool_call_id": "c1", "content": "(no output)"}
+
+
+def test_pdf_by_url_and_by_file_id_use_the_file_part() -> None:
+    doc = {"type": "document", "title": "spec.pdf",
+           "source": {"type": "file", "file_id": "file-123"}}  # fmt: skip
+    assert convert({"messages": [user(doc)]}, VISION)["messages"][0]["content"] == [
+        {"type": "file", "file": {"file_id": "file-123", "filename": "spec.pdf"}}
+    ]

@@ -262,3 +262,12 @@ def test_unknown_and_configured_models_are_not_checked() -> None:
     assert resolve_route(req("glm-9"), upstream=coding).model == "glm-9"
     table = RouteTable.from_mapping({"models": {"my-model": {"context_window": 1, "max_output": 1}}})
     assert resolve_route(req("my-model"), table, upstream=coding).model == "my-model"
+
+
+def test_a_pdf_in_the_current_turn_goes_to_a_model_with_file_input() -> None:
+    pdf = ir.DocumentBlock(source=ir.MediaSource(type="base64", media_type="application/pdf",
+                                                 data="JVBERi0="))  # fmt: skip
+    route = resolve_route(req("claude-sonnet-4-5", user(tool_result(pdf))))
+    assert (route.model, route.reason) == ("glm-5.3-flash", "vision") and route.spec.files
+    text_doc = ir.DocumentBlock(source=ir.MediaSource(type="text", data="notes"))
+    assert resolve_route(req("claude-sonnet-4-5", user(text_doc))).model == "glm-4.7"

@@ -52,6 +52,7 @@ logger = logging.getLogger("glmbridge.protocols.openai")
 
 _ENCODE_REQUEST = msgspec.json.Encoder(decimal_format="number")
 NO_RESULT = "(no result)"
+EMPTY_RESULT = "(no output)"
 ERROR_PREFIX = "Error: "
 _NO_VISION = "[{what} omitted: the selected model cannot read {what}s]"
 _TOOL_MEDIA_NOTE = "[{what} returned by this tool follows in the next message]"
@@ -101,12 +102,24 @@ def _document_part(block: ir.DocumentBlock, ctx: _Ctx, path: str) -> w.ContentPa
     if src.type == "text":
         text = src.data or ""
         return w.TextPart(text=f"{block.title}\n\n{text}" if block.title else text)
-    if ctx.spec.vision and ctx.dialect.file_url_parts:
-        # GLM documents file_url with URLs only; base64 goes as a data URL (unverified).
-        return w.FilePart(file_url=w.URLRef(url=_media_url(src, ctx, path, bare=False)))
+    if ctx.spec.files and ctx.dialect.file_parts:
+        # The unified file part (OAS): base64 as a data URL in file_data, a URL in file_url,
+        # an uploaded file by id; the legacy file_url part is "not recommended" (2.15).
+        ref = _file_ref(block, ctx, path)
+        return w.FilePart(file=ref)
     raise ClientRequestError(
         "PDF/file documents need a model with file support; this route has none", path=path
     )
+
+
+def _file_ref(block: ir.DocumentBlock, ctx: _Ctx, path: str) -> w.FileRef:
+    src = block.source
+    name = block.title or UNSET
+    if src.type == "file" and src.file_id:
+        return w.FileRef(file_id=src.file_id, filename=name)
+    if src.type == "url" and src.url:
+        return w.FileRef(file_url=src.url, filename=name)
+    return w.FileRef(file_data=_media_url(src, ctx, path, bare=False), filename=name)
 
 
 def _content_part(block: ir.Block, ctx: _Ctx, path: str) -> w.ContentPart | None:
@@ -139,6 +152,12 @@ def _content_part(block: ir.Block, ctx: _Ctx, path: str) -> w.ContentPart | None
 
 
 _MEDIA_NAMES: dict[type, str] = {w.ImagePart: "image", w.VideoPart: "video", w.FilePart: "file"}
+
+
+def _is_empty_text(part: w.ContentPart) -> bool:
+    """GLM rejects an empty text part ("messages[4].content[1].text:不能为空",
+    zed-industries/zed#38153): such parts are dropped."""
+    return isinstance(part, w.TextPart) and (not part.text or part.text.isspace())
 
 
 def _user_content(parts: list[w.ContentPart]) -> str | list[w.ContentPart]:
@@ -203,11 +222,12 @@ class _History:
             else:
                 logger.warning("%s.content.%d: dropped %s block", path, j, type(block).__name__)
         reasoning = "".join(thinking) if self.ctx.dialect.reasoning_content_history else ""
-        if not texts and not calls and not reasoning:
-            logger.debug("%s: empty assistant turn dropped", path)
+        if not texts and not calls:
+            # Nothing to say but (maybe) reasoning: GLM rejects empty content (1213).
+            logger.debug("%s: assistant turn without text or calls dropped", path)
             return
         # Joined with "": GLM produced them as one string, so the replay matches its cache.
-        content = "".join(texts) if texts else (None if calls else "")
+        content = "".join(texts) if texts else None
         self.out.append(
             w.AssistantMessage(
                 content=content,
@@ -226,7 +246,7 @@ class _History:
                 self._tool_result(block, bpath, parts, media)
             else:
                 part = _content_part(block, self.ctx, bpath)
-                if part is not None:
+                if part is not None and not _is_empty_text(part):
                     parts.append(part)
         self.close_pending()
         if media or parts:
@@ -247,9 +267,12 @@ class _History:
             elif part is not None:
                 texts.append(_TOOL_MEDIA_NOTE.format(what=_MEDIA_NAMES[type(part)]))
                 media.append(part)
-        text = "\n\n".join(texts)
+        text = "\n\n".join(t for t in texts if t and not t.isspace())
         if block.is_error:
             text = ERROR_PREFIX + text if text else ERROR_PREFIX.rstrip(": ")
+        elif not text:
+            # GLM rejects empty content: 400/1213 (earendil-works/pi#3309, zai-fidelity 2.16).
+            text = EMPTY_RESULT
         if block.tool_use_id in self.pending:
             del self.pending[block.tool_use_id]
             self.out.append(w.ToolMessage(tool_call_id=block.tool_use_id, content=text))

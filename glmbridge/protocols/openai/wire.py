@@ -40,7 +40,7 @@ class Dialect(msgspec.Struct, frozen=True, kw_only=True):
     bare_base64_images: bool
     """Send base64 images as bare base64 in ``image_url.url`` (GLM), not as a data URL."""
     max_stop_sequences: int | None
-    """How many ``stop`` entries the upstream accepts (GLM: 1); ``None`` = no limit."""
+    """How many ``stop`` entries the upstream accepts (GLM: 4); ``None`` = no limit."""
     tool_choice_values: frozenset[str]
     """Accepted ``tool_choice`` values among ``auto``/``none``/``required``/``function``."""
     thinking_param: bool
@@ -70,8 +70,8 @@ class Dialect(msgspec.Struct, frozen=True, kw_only=True):
     """Upstream supports ``response_format: {type: json_schema}``."""
     video_parts: bool
     """Upstream accepts ``video_url`` content parts."""
-    file_url_parts: bool
-    """Upstream accepts ``file_url`` content parts (PDF …) for vision models."""
+    file_parts: bool
+    """Upstream accepts ``file`` content parts (PDF …) for models with file input."""
     max_completion_tokens: bool
     """Send the output cap as ``max_completion_tokens`` instead of ``max_tokens``."""
 
@@ -79,7 +79,7 @@ class Dialect(msgspec.Struct, frozen=True, kw_only=True):
 GLM = Dialect(
     name="glm",
     bare_base64_images=True,
-    max_stop_sequences=1,
+    max_stop_sequences=4,  # OAS maxItems 4 (the description still says one; zai-fidelity 2.6)
     tool_choice_values=frozenset({"auto"}),
     thinking_param=True,
     clear_thinking_param=True,
@@ -96,7 +96,7 @@ GLM = Dialect(
     user_id_length=(6, 128),
     json_schema_response_format=False,
     video_parts=True,
-    file_url_parts=True,
+    file_parts=True,
     max_completion_tokens=False,
 )
 """Z.ai / Zhipu GLM (``/api/paas/v4`` and ``/api/coding/paas/v4``), wire-specs A.4–A.6."""
@@ -121,7 +121,7 @@ OPENAI = Dialect(
     user_id_length=(1, 64),
     json_schema_response_format=True,
     video_parts=False,
-    file_url_parts=False,
+    file_parts=False,
     max_completion_tokens=True,
 )
 """Plain OpenAI Chat Completions, wire-specs C."""
@@ -158,10 +158,20 @@ class VideoPart(_Wire, tag_field="type", tag="video_url"):
     video_url: URLRef
 
 
-class FilePart(_Wire, tag_field="type", tag="file_url"):
-    """A file such as a PDF (GLM vision models)."""
+class FileRef(_Wire):
+    """``file`` of a file part: exactly one of ``file_id``, ``file_url``, ``file_data``
+    (``data:<MIME>;base64,…``), and an optional ``filename`` (OAS)."""
 
-    file_url: URLRef
+    file_id: str | UnsetType = UNSET
+    file_url: str | UnsetType = UNSET
+    file_data: str | UnsetType = UNSET
+    filename: str | UnsetType = UNSET
+
+
+class FilePart(_Wire, tag_field="type", tag="file"):
+    """A file such as a PDF (GLM models with file input)."""
+
+    file: FileRef
 
 
 ContentPart: TypeAlias = TextPart | ImagePart | VideoPart | FilePart
