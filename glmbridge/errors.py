@@ -126,6 +126,7 @@ class UpstreamError(GlmbridgeError):
         code: the upstream business code (GLM's ``"1302"``), if any.
         retry_after: seconds the upstream asked us to wait, if it said.
         retryable: whether a retry (before the first byte) may succeed.
+        plan: the model is outside the key's plan (a client error; no key is at fault).
     """
 
     def __init__(
@@ -144,6 +145,7 @@ class UpstreamError(GlmbridgeError):
         self.code = code
         self.retry_after = retry_after
         self.retryable = retryable
+        self.plan = False
 
 
 class UpstreamTimeoutError(UpstreamError):

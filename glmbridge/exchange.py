@@ -63,7 +63,7 @@ from glmbridge.reasoning_gate import ReasoningDropper, drop_reasoning, wants_rea
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, Route, RouteTable, resolve_route
 from glmbridge.sse import SSEDecoder
 from glmbridge.tokens import TokenEstimator, estimate_request_tokens
-from glmbridge.upstream_errors import scrub
+from glmbridge.upstream_errors import plan_error, scrub
 
 __all__ = [
     "DoorStreamEncoder",
@@ -279,7 +279,16 @@ class Exchange:
         self, status: int, body: bytes, *, retry_after: float | None = None
     ) -> UpstreamError:
         """The error behind a non-200 upstream answer (scrubbed of ``secrets``)."""
-        return scrub(self.codec.decode_error(status, body, retry_after=retry_after), self.secrets)
+        err = self.codec.decode_error(status, body, retry_after=retry_after)
+        return scrub(self.classify(err), self.secrets)
+
+    def classify(self, err: UpstreamError) -> UpstreamError:
+        """``err`` as "model not in your plan" when the routed profile is a plan endpoint
+        and that is what it means (:func:`glmbridge.upstream_errors.plan_error`)."""
+        profile = self.route.upstream
+        in_plan = profile.serves(self.route.model) if profile.plan else None
+        title = profile.title or profile.name
+        return plan_error(err, model=self.route.model, plan=title, in_plan=in_plan)
 
     def complete(self, body: bytes) -> bytes:
         """The client's body for a non-streamed ``200`` upstream answer.
@@ -293,7 +302,7 @@ class Exchange:
                 body, model=self.request.model, input_estimate=self.input_estimate
             )
         except UpstreamError as err:  # an error object sent with 200
-            raise scrub(err, self.secrets) from None
+            raise scrub(self.classify(err), self.secrets) from None
         if resp.id != self.message_id:  # one id scheme whatever the upstream uses
             resp = msgspec.structs.replace(resp, id=self.message_id)
         if not self.show_reasoning:
@@ -321,6 +330,7 @@ class Exchange:
             show_reasoning=self.show_reasoning,
         )
         stream.secrets = self.secrets
+        stream.classify = self.classify
         if self.on_complete is not None:
             stream.collect(self.on_complete)
         return stream
@@ -391,6 +401,8 @@ class ExchangeStream:
         self._accumulator: Accumulator | None = None
         self._on_complete: Callable[[ir.Response], None] | None = None
         self.secrets: tuple[str, ...] = ()  # scrubbed from every upstream error
+        self.classify: Callable[[UpstreamError], UpstreamError] = lambda err: err
+        """Reinterprets an upstream error before the client sees it (plan errors)."""
 
     @classmethod
     def between(
@@ -547,7 +559,7 @@ class ExchangeStream:
             return
         body = bytes(head).strip()
         if body.startswith(b"{") and b'"error"' in body:
-            raise scrub(self._decode_error(200, body), self.secrets)
+            raise scrub(self.classify(self._decode_error(200, body)), self.secrets)
 
     def _check(self) -> None:
         if self._state is not _State.STREAMING:
@@ -617,11 +629,8 @@ class ExchangeStream:
                 self.content_started = True
                 return events
             if isinstance(event, ev.StreamError):
-                raise scrub(
-                    self._decoder.error
-                    or UpstreamError(
-                        event.message, kind=event.kind, retryable=event.kind in _RETRYABLE_KINDS
-                    ),
-                    self.secrets,
+                err = self._decoder.error or UpstreamError(
+                    event.message, kind=event.kind, retryable=event.kind in _RETRYABLE_KINDS
                 )
+                raise scrub(self.classify(err), self.secrets)
         return events

@@ -45,6 +45,9 @@ class UpstreamProfile(msgspec.Struct, frozen=True, kw_only=True):
         models: globs of the model ids served (``("*",)``: any). The router never
             sends a model of its table to a profile that does not list it.
         title: what the profile is, for messages (``"GLM Coding Plan"``).
+        plan: a subscription-plan endpoint (the Coding Plan): ``models`` are what the
+            plan includes, and an upstream "not in your plan" answer is reported as such
+            (:func:`glmbridge.upstream_errors.plan_error`).
         tokenizer: the base has GLM's ``/tokenizer`` endpoint.
         media_profile: another profile that serves turns with images or video.
     """
@@ -57,6 +60,7 @@ class UpstreamProfile(msgspec.Struct, frozen=True, kw_only=True):
     auth_scheme: str = "Bearer "
     models: tuple[str, ...] = ("*",)
     title: str = ""
+    plan: bool = False
     tokenizer: bool = False
     media_profile: str | None = None
 
@@ -96,7 +100,10 @@ PAYG_MODELS = (
 
 
 def _chat(name: str, url: str, title: str, models: tuple[str, ...]) -> UpstreamProfile:
-    return UpstreamProfile(name=name, base_url=url, tokenizer=True, title=title, models=models)
+    return UpstreamProfile(
+        name=name, base_url=url, tokenizer=True, title=title, models=models,
+        plan=models is CODING_PLAN_MODELS,
+    )  # fmt: skip
 
 
 def _anthropic(name: str, url: str, media_profile: str | None = None) -> UpstreamProfile:
@@ -163,4 +170,10 @@ def profile_for(name_or_url: str, *, protocol: Protocol | None = None) -> Upstre
         else:
             # Asked once; a 404/405 answer marks it absent (the server remembers).
             profile = UpstreamProfile(name=host, base_url=name_or_url.rstrip("/"), tokenizer=True)
+            if "/coding/" in parts.path:
+                # A Coding Plan path (a proxy of it, the simulator, --mock): the plan's models.
+                profile = msgspec.structs.replace(
+                    profile, models=CODING_PLAN_MODELS, plan=True,
+                    title=f"GLM Coding Plan (via {host})",
+                )  # fmt: skip
     return profile

@@ -447,11 +447,16 @@ async def _wait_unless_disconnected(request: Request, seconds: float) -> bool:
     return not gone
 
 
-async def _chat(request: Request) -> Any:
+async def _chat_coding(request: Request) -> Any:
+    """The Coding Plan endpoint: only its plan's models (``_sim_rules._model``)."""
+    return await _chat(request, coding=True)
+
+
+async def _chat(request: Request, *, coding: bool = False) -> Any:
     st = request.app.state
     try:
         body = await _read_json(request)
-        model, info = _model(body)
+        model, info = _model(body, coding=coding)
         _validate(body, info)
         prompt = _estimate(body)
         if prompt.tokens + prompt.image + prompt.video > info.context:
@@ -525,12 +530,18 @@ async def _sim_requests(request: Request) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    code, message = (
-        ("1222", "The API does not exist.")
-        if status in (404, 405)
-        else ("500", "Internal error, please try again later.")
-    )
-    return _error_response(status, code, message)
+    if status in (404, 405):
+        # An unknown path is a plain Spring-style body, no business code:
+        # {"timestamp":…,"status":404,"error":"Not Found","path":"/v4/v1/messages"}
+        # (Wei-Shaw/sub2api#5892, 2026-08; zai-fidelity 4.11).
+        body = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime()),
+            "status": status,
+            "error": "Not Found" if status == 404 else "Method Not Allowed",
+            "path": request.url.path,
+        }
+        return Response(_encode(body), status_code=status, media_type="application/json")
+    return _error_response(status, "500", "Internal error, please try again later.")
 
 
 def create_simulator_app(
@@ -554,7 +565,8 @@ def create_simulator_app(
         Route("/_sim/requests", _sim_requests, methods=["GET", "DELETE"]),
     ]
     for prefix in PREFIXES:
-        routes.append(Route(f"{prefix}/chat/completions", _chat, methods=["POST"]))
+        chat = _chat_coding if "/coding/" in prefix else _chat
+        routes.append(Route(f"{prefix}/chat/completions", chat, methods=["POST"]))
         routes.append(Route(f"{prefix}/tokenizer", _tokenizer, methods=["POST"]))
     from glmbridge_server._sim_anthropic import ANTHROPIC_ROUTES  # (it imports this module)
 

@@ -789,3 +789,25 @@ def test_recorded_claude_code_tool_run(bridge: RunningServer, sim: RunningServer
             final = stream.get_final_message()
     assert "hello-from-tool" in text_of(final)
     assert any(m["role"] == "tool" for m in last_chat(sim)["messages"])
+
+
+# --- the model is not in the plan (issue 11) --------------------------------------------------
+
+
+def test_a_model_outside_the_plan_is_a_clear_error_and_cools_no_key(
+    client: anthropic.Anthropic, sim: RunningServer
+) -> None:
+    # refused by routing before it reaches the Coding Plan (glm-4.6v is a 404 there)
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        client.messages.create(model="glm-4.6v", max_tokens=64, messages=user("hi"))
+    assert "glm-4.6v" in refused.value.message and "Coding Plan" in refused.value.message
+    # an unknown model: the plan endpoint's 1214 "modelCode: does not exist" (codex-router#244)
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        client.messages.create(model="glm-9", max_tokens=64, messages=user("hi"))
+    assert "glm-9" in missing.value.message and "Coding Plan" in missing.value.message
+    # 1311 "plan does not include the model" (hermes-agent#51476): 403, never "quota"
+    with pytest.raises(anthropic.PermissionDeniedError) as gated:
+        client.messages.create(model=SONNET, max_tokens=64, messages=user("[[sim:error:1311]]"))
+    assert "glm-4.7" in gated.value.message and "quota" not in gated.value.message
+    # the only key was not cooled down: the next request is served
+    assert client.messages.create(model=SONNET, max_tokens=1024, messages=user("ok")).content

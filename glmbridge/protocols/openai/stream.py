@@ -51,8 +51,9 @@ JSON (``finish_reason: length``) gets a repair suffix, so the concatenated
 block closes earlier, as soon as its JSON is complete), so text that follows a
 provisional finish continues its block, as the non-stream answer joins it. The
 ``MessageDelta`` is held until then too: usage and more calls may still come.
-``network_error`` (aborted generation) and ``{"error": ...}`` chunks close the open
-block and emit ``StreamError``; later payloads are ignored.
+``network_error`` and ``abort`` (aborted generation: ``upstream_errors.FINISH_ERRORS``)
+and ``{"error": ...}`` chunks close the open block and emit ``StreamError``; later
+payloads are ignored.
 
 **Truncation.** If the upstream stops without a ``finish_reason`` (connection cut,
 or ``[DONE]`` with no finish), the open block is closed and a
@@ -82,7 +83,7 @@ from glmbridge.errors import (
     UpstreamProtocolError,
 )
 from glmbridge.protocols.openai import wire as w
-from glmbridge.upstream_errors import error_from_parts
+from glmbridge.upstream_errors import FINISH_ERRORS, error_from_parts
 
 __all__ = ["StreamDecoder"]
 
@@ -304,8 +305,9 @@ class StreamDecoder:
 
     def _on_finish(self, reason: str, out: list[ev.Event]) -> None:
         self._finish = reason
-        if reason == w.NETWORK_ERROR:
-            self._fail(UpstreamError(w.NETWORK_ERROR_MESSAGE, status=200, retryable=True), out)
+        failure = FINISH_ERRORS.get(reason)
+        if failure is not None:  # network_error, abort: the generation was aborted
+            self._fail(UpstreamError(failure, status=200, retryable=True), out)
             return
         self._state = _State.FINISHED  # answered; blocks stay open for what may follow
 

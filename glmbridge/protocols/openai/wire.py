@@ -24,6 +24,7 @@ from msgspec import UNSET, UnsetType
 
 from glmbridge import ir
 from glmbridge._tool_args import exact_float
+from glmbridge.upstream_errors import FINISH_ERRORS
 
 __all__ = ["GLM", "OPENAI", "ChatCompletionRequest", "Dialect"]
 
@@ -402,7 +403,7 @@ FINISH_REASONS: dict[str, ir.StopReason] = {
     "model_context_window_exceeded": ir.StopReason.MODEL_CONTEXT_WINDOW_EXCEEDED,
 }
 NETWORK_ERROR = "network_error"
-NETWORK_ERROR_MESSAGE = "upstream aborted the generation (finish_reason network_error)"
+NETWORK_ERROR_MESSAGE = FINISH_ERRORS[NETWORK_ERROR]
 
 
 def stop_reason(finish_reason: str | None, *, has_tool_use: bool) -> ir.StopReason:
