@@ -127,6 +127,8 @@ class UpstreamError(GlmbridgeError):
         retry_after: seconds the upstream asked us to wait, if it said.
         retryable: whether a retry (before the first byte) may succeed.
         plan: the model is outside the key's plan (a client error; no key is at fault).
+        spares_key: the failure says nothing about the key: it is never cooled for it
+            (plan errors, the tokenizer's answers).
     """
 
     def __init__(
@@ -146,6 +148,7 @@ class UpstreamError(GlmbridgeError):
         self.retry_after = retry_after
         self.retryable = retryable
         self.plan = False
+        self.spares_key = False
 
 
 class UpstreamTimeoutError(UpstreamError):

@@ -218,7 +218,7 @@ def is_key_failure(err: UpstreamError) -> bool:
     of the same plan would answer the same, so cooling them all would only lock the user
     out of the models the plan does include.
     """
-    if err.plan:
+    if err.plan or err.spares_key:
         return False
     return err.status in (401, 403) or err.code in AUTH_CODES or err.code in QUOTA_CODES
 
@@ -281,5 +281,5 @@ def plan_error(
         retryable=False,
         status_hint=404 if missing else 403,
     )
-    out.plan = True
+    out.plan = out.spares_key = True
     return out

@@ -488,10 +488,17 @@ async def _chat(request: Request, *, coding: bool = False) -> Any:
     return Response(data, media_type="application/json")
 
 
+# The tokenizer's model enum and message roles (docs.z.ai OpenAPI TokenizerRequest;
+# zai-fidelity 1.5): anything else is rejected.
+_TOKENIZER_MODELS = frozenset({"glm-4.6", "glm-4.6v", "glm-4.5"})
+
+
 async def _tokenizer(request: Request) -> Response:
     try:
         body = await _read_json(request)
-        _, info = _model(body)
+        name, _ = _model(body)
+        if name not in _TOKENIZER_MODELS:
+            raise _GlmError("1214", "model")
         msgs = body.get("messages")
         if (
             not isinstance(msgs, list)
@@ -499,6 +506,8 @@ async def _tokenizer(request: Request) -> Response:
             or not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in msgs)
         ):
             raise _GlmError("1213", "messages")
+        if any(m["role"] not in ("user", "system", "assistant") for m in msgs):
+            raise _GlmError("1214", "messages.role")
         p = _estimate(body)
     except _GlmError as exc:
         return _error_response(exc.status, exc.code, exc.message)

@@ -994,3 +994,26 @@ def test_pdf_by_url_and_by_file_id_use_the_file_part() -> None:
     assert convert({"messages": [user(doc)]}, VISION)["messages"][0]["content"] == [
         {"type": "file", "file": {"file_id": "file-123", "filename": "spec.pdf"}}
     ]
+
+
+def test_tokenizer_request_fits_the_documented_tokenizer() -> None:
+    # model enum glm-4.6 / glm-4.6v / glm-4.5, roles user/system/assistant (OAS; zai-fidelity 1.5)
+    from glmbridge.protocols.openai.tokenizer import TOKENIZER_MODELS, tokenizer_body, tokenizer_url
+
+    history = [user(text("run it")), assistant(tool_use("c1", "Bash", {"command": "ls"})),
+               user(tool_result("c1", text("a.py")))]  # fmt: skip
+    chat = oa.encode_request(oa.request_from_ir(
+        msgspec.json.decode(json.dumps({"model": "x", "messages": history}).encode(),
+                            type=ir.Request), model="glm-5.3", spec=TEXT))  # fmt: skip
+    body = json.loads(tokenizer_body(chat))
+    assert body["model"] in TOKENIZER_MODELS and body["model"] == "glm-4.6"
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    assert "Bash" in body["messages"][1]["content"] and body["messages"][2]["content"] == "a.py"
+    seen = json.dumps({"model": "x", "messages": [user(image(), text("?"))]}).encode()
+    vision = oa.encode_request(oa.request_from_ir(
+        msgspec.json.decode(seen, type=ir.Request), model="glm-4.6v", spec=VISION))  # fmt: skip
+    assert json.loads(tokenizer_body(vision))["model"] == "glm-4.6v"
+    assert tokenizer_url("https://api.z.ai/api/coding/paas/v4") == (
+        "https://api.z.ai/api/paas/v4/tokenizer")  # fmt: skip
+    assert tokenizer_url("https://open.bigmodel.cn/api/paas/v4/") == (
+        "https://open.bigmodel.cn/api/paas/v4/tokenizer")  # fmt: skip

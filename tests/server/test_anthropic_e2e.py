@@ -513,6 +513,8 @@ def test_count_tokens_uses_the_upstream_tokenizer(
     assert 0 < short.input_tokens < long.input_tokens
     tokenizer_body = sim.app.state.requests[-1]
     assert set(tokenizer_body) <= {"model", "messages", "tools"} and "tools" in tokenizer_body
+    # a model the tokenizer accepts (OAS enum), whatever the routed chat model (glm-4.7)
+    assert tokenizer_body["model"] == "glm-4.6"
 
 
 def test_count_tokens_falls_back_to_the_local_estimate(
@@ -533,7 +535,34 @@ def test_count_tokens_falls_back_to_the_local_estimate(
         a = sdk.messages.count_tokens(model=SONNET, messages=user("hi"))
         b = sdk.messages.count_tokens(model=SONNET, messages=user("a much longer message " * 50))
     assert 0 < a.input_tokens < b.input_tokens
-    assert calls == ["/api/coding/paas/v4/tokenizer"]  # a 404 is remembered
+    assert calls == ["/api/paas/v4/tokenizer"]  # the documented path; a 404 is remembered
+
+
+@pytest.mark.parametrize("status", [401, 429, 500])
+def test_a_failing_tokenizer_is_remembered_and_cools_no_key(
+    start_server: Start, bridge_settings: MakeSettings, status: int
+) -> None:
+    calls: list[str] = []
+
+    def upstream(request: httpx2.Request) -> httpx2.Response:
+        calls.append(request.url.path)
+        if request.url.path.endswith("/tokenizer"):  # a Coding Plan key there: 1113 (or worse)
+            code = {401: "1002", 429: "1113", 500: "500"}[status]
+            return httpx2.Response(status, json={"error": {"code": code, "message": "no"}})
+        return httpx2.Response(200, json={"choices": [{"index": 0, "finish_reason": "stop",
+                               "message": {"role": "assistant", "content": "hi"}}]})  # fmt: skip
+
+    server = start_server(
+        create_app(bridge_settings("http://glm.invalid"),  # -> .../api/coding/paas/v4
+                   transport=httpx2.MockTransport(upstream))  # fmt: skip
+    )
+    with anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0) as sdk:
+        counts = [sdk.messages.count_tokens(model=SONNET, messages=user("hi" * n)).input_tokens
+                  for n in (1, 50, 100)]  # fmt: skip
+        # the one key was not cooled down: chat still works
+        assert sdk.messages.create(model=SONNET, max_tokens=64, messages=user("hi")).content
+    assert 0 < counts[0] < counts[1] < counts[2]  # the local estimate
+    assert calls.count("/api/paas/v4/tokenizer") == 1  # remembered: asked once
 
 
 def test_models_list_and_retrieve(client: anthropic.Anthropic) -> None:

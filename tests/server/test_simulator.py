@@ -92,7 +92,8 @@ def error_of(r) -> tuple[int, str]:
 @pytest.mark.parametrize("prefix", ["", "/v4", "/paas/v4", "/api/paas/v4", "/api/coding/paas/v4"])
 def test_all_base_paths_serve_chat_and_tokenizer(client, prefix):
     assert post(client, user("hi"), url=f"{prefix}/chat/completions").status_code == 200
-    assert post(client, user("hi"), url=f"{prefix}/tokenizer").status_code == 200
+    assert post(client, {**user("hi"), "model": "glm-4.6"},
+                url=f"{prefix}/tokenizer").status_code == 200  # fmt: skip
 
 
 def test_health_and_unknown_path(client):
@@ -492,7 +493,8 @@ def test_prompt_cache_reports_seen_prefix(client):
 # ---------------------------------------------------------------------------- tokenizer, log
 
 def test_tokenizer(client):
-    data = post(client, user("hello " * 100), url="/api/paas/v4/tokenizer").json()
+    data = post(client, {**user("hello " * 100), "model": "glm-4.6"},
+                url="/api/paas/v4/tokenizer").json()  # fmt: skip
     assert set(data) == {"id", "created", "request_id", "usage"}
     assert data["id"] == data["request_id"]
     u = data["usage"]
@@ -503,6 +505,11 @@ def test_tokenizer(client):
     u = post(client, vision, url="/tokenizer").json()["usage"]
     assert u["image_tokens"] > 0 and u["total_tokens"] == u["prompt_tokens"] + u["image_tokens"]
     assert error_of(post(client, {"model": "nope", "messages": []}, url="/tokenizer"))[1] == "1211"
+    # golden: only the documented tokenizer models and roles (OAS TokenizerRequest)
+    assert error_of(post(client, user("x"), url="/tokenizer")) == (400, "1214")  # glm-4.7
+    tool = {"model": "glm-4.6", "messages": [{"role": "tool", "content": "x",
+                                              "tool_call_id": "c"}]}  # fmt: skip
+    assert error_of(post(client, tool, url="/tokenizer")) == (400, "1214")
     assert error_of(client.post("/tokenizer", json=user("x")))[1] == "1001"
 
 
