@@ -840,3 +840,16 @@ def test_a_model_outside_the_plan_is_a_clear_error_and_cools_no_key(
     assert "glm-4.7" in gated.value.message and "quota" not in gated.value.message
     # the only key was not cooled down: the next request is served
     assert client.messages.create(model=SONNET, max_tokens=1024, messages=user("ok")).content
+
+
+@pytest.mark.parametrize(("effort", "sent"), [("low", "low"), ("medium", "high"), (None, None)])
+def test_effort_reaches_glm_as_reasoning_effort(
+    client: anthropic.Anthropic, sim: RunningServer, effort: str | None, sent: str | None
+) -> None:
+    # output_config.effort -> GLM reasoning_effort, rounded to what glm-5.3 accepts (THINK53)
+    extra = {"output_config": {"effort": effort}} if effort else {}
+    message = client.messages.create(model="claude-opus-4-5", max_tokens=1024,
+                                     messages=user("hi"), extra_body=extra)  # fmt: skip
+    assert message.content
+    chat = last_chat(sim)
+    assert chat["model"] == "glm-5.3" and chat.get("reasoning_effort") == sent

@@ -604,3 +604,11 @@ def test_scripted_tool_calls_with_unicode_arguments(
         )  # fmt: skip
         _, _, calls, finish = chat.answer(streamed, tools=[WEATHER], messages=user("x"))
         assert calls == [("call_fixed", "get_weather", args)] and finish == "tool_calls"
+
+
+def test_reasoning_effort_reaches_glm_5_3(bridge: RunningServer, sim: RunningServer) -> None:
+    chat = Chat(bridge.url, "sync")
+    content, reasoning, _, _ = chat.answer(False, messages=user("hi [[sim:thinking]]"),
+                                           model="glm-5.3", reasoning_effort="minimal")  # fmt: skip
+    assert content and reasoning  # asked for: shown
+    assert last_chat(sim)["reasoning_effort"] == "low"  # minimal -> low, a level 5.3 accepts
