@@ -157,14 +157,15 @@ DEFAULT_MODELS: dict[str, ModelSpec] = {
 }  # fmt: skip
 """The built-in GLM model table (wire-specs A.3)."""
 
-# Claude names -> GLM (docs/routing.md says why): Opus is the strongest model the Coding Plan
-# serves (glm-5.3, aaif-goose/goose#11667); Sonnet stays on glm-4.7, Z.ai's own default for
-# every Claude alias (DEVPACK overview; zai-org/feedback#182), served on every plan at the
-# lower credit rate; Haiku (and Claude Code's hard-coded claude-haiku-* summariser) goes to
-# glm-4.5-air, Z.ai's Haiku default, fast and honouring thinking-off. Other claude-* ids
-# (dated, claude-3-*, claude-instant) fall to default_model.
+# Claude names -> GLM (docs/routing.md says why): Opus and Sonnet go to glm-4.7, Z.ai's own
+# default for every Claude alias (DEVPACK overview; zai-org/feedback#182) and the newest model
+# that every plan is documented to include (DEVPACK FAQ: "GLM-4.7, GLM-4.6, GLM-4.5 and
+# GLM-4.5-Air"); newer ones are gated by plan tier (glm-5 was 1302 below Max:
+# kaitranntt/ccs#536), so a default of glm-5.3 would fail every request on such plans.
+# Haiku (and Claude Code's hard-coded claude-haiku-* summariser) goes to glm-4.5-air, Z.ai's
+# Haiku default, fast and honouring thinking-off. Other claude-* ids fall to default_model.
 _DEFAULT_ALIASES: list[tuple[str, str]] = [
-    ("*opus*", "glm-5.3"),
+    ("*opus*", "glm-4.7"),
     ("*sonnet*", "glm-4.7"),
     ("*haiku*", "glm-4.5-air"),
     # gemini-cli's small side requests (routing, next-speaker checks) use flash-lite; its
@@ -363,8 +364,8 @@ def _current_turn_media(req: ir.Request) -> tuple[bool, bool, bool]:
 
 
 DEFAULT_ROUTE_TABLE = RouteTable(models=DEFAULT_MODELS, aliases=_DEFAULT_ALIASES)
-"""The built-in routing: Opus to GLM-5.3, Sonnet and the rest to GLM-4.7, Haiku to
-GLM-4.5-Air, media to GLM-5.3-Flash (the Coding Plan's only vision model)."""
+"""The built-in routing: Claude names to GLM-4.7 / GLM-4.5-Air, media to GLM-5.3-Flash (the
+Coding Plan's only vision model)."""
 
 
 def _route_by_name(table: RouteTable, name: str) -> Route:

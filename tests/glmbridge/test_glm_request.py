@@ -14,12 +14,15 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from glmbridge import ir
 from glmbridge.errors import ClientRequestError
 from glmbridge.exchange import adapt_request
 from glmbridge.protocols import openai as oa
 from glmbridge.routing import DEFAULT_MODELS, ModelSpec
+from tests.strategies import ir_requests
 
 TEXT = ModelSpec(id="glm-4.6", context_window=200_000, max_output=131_072, tool_stream=True)
 VISION = ModelSpec(
@@ -1017,3 +1020,28 @@ def test_tokenizer_request_fits_the_documented_tokenizer() -> None:
         "https://api.z.ai/api/paas/v4/tokenizer")  # fmt: skip
     assert tokenizer_url("https://open.bigmodel.cn/api/paas/v4/") == (
         "https://open.bigmodel.cn/api/paas/v4/tokenizer")  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(req=ir_requests, model=st.sampled_from(sorted(DEFAULT_MODELS)))
+def test_no_request_we_build_has_empty_content(req: ir.Request, model: str) -> None:
+    # GLM rejects empty content (1213) and empty text parts (zai-fidelity 2.16); and the
+    # request fits the model: no tool_stream, efforts or thinking-off it does not take.
+    spec = DEFAULT_MODELS[model]
+    try:
+        body = json.loads(oa.encode_request(oa.request_from_ir(adapt_request(req, spec),
+                                                               model=model, spec=spec)))
+    except ClientRequestError:
+        return  # e.g. a PDF for a model without file input: a clear 400, nothing sent
+    for message in body["messages"]:
+        content = message.get("content")
+        if isinstance(content, str):
+            assert content.strip(), message
+        elif isinstance(content, list):
+            assert content and all(p["text"].strip() for p in content if p["type"] == "text")
+        else:
+            assert content is None and message["role"] == "assistant" and message["tool_calls"]
+    assert "tool_stream" not in body or spec.tool_stream
+    assert "reasoning_effort" not in body or body["reasoning_effort"] in spec.efforts
+    assert not (spec.thinking == "always" and body.get("thinking", {}).get("type") == "disabled")
+    assert len(body.get("stop", [])) <= 4

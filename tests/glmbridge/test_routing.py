@@ -43,7 +43,7 @@ def tool_result(*content: ir.ContentBlock) -> ir.ToolResultBlock:
 
 # (case, request, override, expected model, expected reason)
 CASES: list[tuple[str, ir.Request, str | None, str, str]] = [
-    ("opus dated", req("claude-opus-4-5-20251101"), None, "glm-5.3", "alias:*opus*"),
+    ("opus dated", req("claude-opus-4-5-20251101"), None, "glm-4.7", "alias:*opus*"),
     ("sonnet", req("claude-sonnet-4-5"), None, "glm-4.7", "alias:*sonnet*"),
     ("sonnet 1m suffix", req("claude-sonnet-4-5[1m]"), None, "glm-4.7", "alias:*sonnet*"),
     ("haiku latest", req("claude-3-5-haiku-latest"), None, "glm-4.5-air", "alias:*haiku*"),
@@ -55,7 +55,7 @@ CASES: list[tuple[str, ir.Request, str | None, str, str]] = [
     ("image in current turn", req("claude-sonnet-4-5", user(ir.TextBlock(text="see"), IMAGE)), None, "glm-5.3-flash", "vision"),
     ("video in current turn", req("claude-sonnet-4-5", user(VIDEO)), None, "glm-5.3-flash", "vision"),
     ("image in tool_result", req("claude-opus-4-5", user(), assistant(), user(tool_result(IMAGE))), None, "glm-5.3-flash", "vision"),
-    ("image only earlier", req("claude-opus-4-5", user(IMAGE), assistant(), user()), None, "glm-5.3", "alias:*opus*"),
+    ("image only earlier", req("claude-opus-4-5", user(IMAGE), assistant(), user()), None, "glm-4.7", "alias:*opus*"),
     ("prefill after image turn", req("claude-opus-4-5", user(IMAGE), assistant("{")), None, "glm-5.3-flash", "vision"),
     ("vision model keeps itself", req("glm-5.3-flash", user(IMAGE)), None, "glm-5.3-flash", "passthrough"),
     ("explicit glm text model + image", req("glm-4.6", user(IMAGE)), None, "glm-5.3-flash", "vision"),
@@ -207,9 +207,9 @@ def test_routing_is_pure() -> None:
 
 
 def test_model_info_resolves_client_names() -> None:
-    assert model_info("claude-opus-4-5-20251101[1m]").id == "glm-5.3"
-    assert model_info("claude-opus-4-5").context_window == 1_000_000
+    assert model_info("claude-opus-4-5-20251101[1m]").id == "glm-4.7"
     assert model_info("claude-sonnet-4-5").context_window == 204_800
+    assert model_info("glm-5.3[1m]").context_window == 1_000_000
     haiku = model_info("claude-haiku-4-5-20251001")  # Claude Code's hard-coded summariser
     assert (haiku.id, haiku.context_window, haiku.max_output) == ("glm-4.5-air", 131072, 98304)
     assert model_info("GLM-5.2").max_output == 131072

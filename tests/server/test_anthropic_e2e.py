@@ -848,7 +848,7 @@ def test_effort_reaches_glm_as_reasoning_effort(
 ) -> None:
     # output_config.effort -> GLM reasoning_effort, rounded to what glm-5.3 accepts (THINK53)
     extra = {"output_config": {"effort": effort}} if effort else {}
-    message = client.messages.create(model="claude-opus-4-5", max_tokens=1024,
+    message = client.messages.create(model="glm-5.3", max_tokens=1024,
                                      messages=user("hi"), extra_body=extra)  # fmt: skip
     assert message.content
     chat = last_chat(sim)

@@ -74,7 +74,7 @@ def test_get_config_is_redacted(server: RunningServer) -> None:
     assert config["api_keys"] == {"count": 2, "healthy": 2}
     assert config["auth_token"] == "***"
     assert config["host"] == "127.0.0.1" and config["thinking"] == "auto"
-    assert config["effective_models"]["opus"] == "glm-5.3"
+    assert config["effective_models"]["opus"] == "glm-4.7"
     assert set(config["effective_models"]) == {"opus", "sonnet", "haiku", "default", "vision"}
     assert "models" in config["runtime_fields"] and "api_keys" not in config["runtime_fields"]
 
@@ -92,7 +92,7 @@ def test_post_changes_the_opus_mapping_for_the_next_request(
     server: RunningServer, sim: RunningServer
 ) -> None:
     assert ask(server, "claude-opus-4-5").status_code == 200
-    assert last_chat(sim)["model"] == "glm-5.3"
+    assert last_chat(sim)["model"] == "glm-4.7"
     response = post_config(server, {"models": {"opus": "glm-4.6"}})
     assert response.status_code == 200, response.text
     assert response.json()["models"] == {"opus": "glm-4.6"}
@@ -108,7 +108,7 @@ def test_post_changes_the_opus_mapping_for_the_next_request(
     post_config(server, {"models": {"opus": None}})
     assert get_config(server)["models"] == {"haiku": "glm-4.5"}
     assert ask(server, "claude-opus-4-5").status_code == 200
-    assert last_chat(sim)["model"] == "glm-5.3"  # the built-in opus target again
+    assert last_chat(sim)["model"] == "glm-4.7"
 
 
 def test_post_changes_the_default_thinking_mode(server: RunningServer, sim: RunningServer) -> None:
