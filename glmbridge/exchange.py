@@ -60,7 +60,14 @@ from glmbridge.accumulate import Accumulator
 from glmbridge.errors import ErrorKind, GlmbridgeError, StreamStateError, UpstreamError
 from glmbridge.profiles import UpstreamProfile
 from glmbridge.reasoning_gate import ReasoningDropper, drop_reasoning, wants_reasoning
-from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, Route, RouteTable, resolve_route
+from glmbridge.routing import (
+    DEFAULT_ROUTE_TABLE,
+    ModelSpec,
+    Route,
+    RouteTable,
+    accepted_effort,
+    resolve_route,
+)
 from glmbridge.sse import SSEDecoder
 from glmbridge.tokens import TokenEstimator, estimate_request_tokens
 from glmbridge.upstream_errors import plan_error, scrub
@@ -154,12 +161,17 @@ def adapt_request(req: ir.Request, spec: ModelSpec) -> ir.Request:
     ``thinking: disabled`` is never sent to a model that cannot stop thinking (GLM-5.3
     answers 1210 "this model always thinks": farion1231/cc-switch#6737); it is dropped
     and, unless the client chose an effort, the lowest effort is asked instead (the
-    fix cc-switch PR#6739 ships).
+    fix cc-switch PR#6739 ships). An effort the model does not accept is rounded to
+    one it does (:func:`glmbridge.routing.accepted_effort`: GLM-5.3 ``medium`` ->
+    ``high``), also for Z.ai's Anthropic endpoint.
     """
     thinking = req.thinking
     if thinking is not None and thinking.type == "disabled" and spec.thinking == "always":
         logger.debug("thinking disabled dropped: %s always thinks", spec.id)
-        return msgspec.structs.replace(req, thinking=None, effort=req.effort or "low")
+        req = msgspec.structs.replace(req, thinking=None, effort=req.effort or "low")
+    if req.effort is not None and spec.efforts and req.effort not in spec.efforts:
+        # a level the model rejects ("anything else errors" on GLM-5.3: OAS) is rounded
+        req = msgspec.structs.replace(req, effort=accepted_effort(req.effort, spec))
     return req
 
 

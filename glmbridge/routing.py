@@ -47,9 +47,12 @@ __all__ = [
     "ModelSpec",
     "Route",
     "RouteTable",
+    "TOKENIZER_MODELS",
+    "accepted_effort",
     "model_info",
     "normalize_model_name",
     "resolve_route",
+    "tokenizer_model",
 ]
 
 _K = 1024  # Z.ai sizes are binary: the max_tokens cap "128K" is 131072
@@ -376,6 +379,44 @@ def _route_by_name(table: RouteTable, name: str) -> Route:
         if fnmatchcase(name, glob):
             return Route(target, _spec_for(table, target), f"alias:{glob}")
     return Route(table.default_model, _spec_for(table, table.default_model), "default")
+
+
+# GLM's reasoning_effort ladder, lowest first (OAS; THINK53).
+_EFFORT_LADDER = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+def accepted_effort(effort: str | None, spec: ModelSpec) -> str | None:
+    """The effort level to send for the IR ``effort``, given the values the model accepts
+    (``spec.efforts``, GLM's ``reasoning_effort``); ``None``: send none (the model's
+    default, ``max``).
+
+    An accepted value is sent as is; another one rounds up to the next accepted level
+    (GLM-5.3 accepts only low/high/max, so ``medium`` -> ``high``, as GLM-5.2 maps it
+    itself), or down to the highest one if nothing is above it.
+    """
+    accepted = spec.efforts
+    if effort is None or not accepted:
+        return None
+    if effort in accepted:
+        return effort
+    if effort not in _EFFORT_LADDER:
+        return None
+    rank = _EFFORT_LADDER.index(effort)
+    ranked = sorted((_EFFORT_LADDER.index(a), a) for a in accepted if a in _EFFORT_LADDER)
+    above = [a for r, a in ranked if r > rank]
+    if above:
+        return above[0]
+    return ranked[-1][1] if ranked else None
+
+
+TOKENIZER_MODELS = ("glm-4.6", "glm-4.6v", "glm-4.5")
+"""The ``model`` values GLM's tokenizer API accepts (OAS ``TokenizerRequest`` enum)."""
+
+
+def tokenizer_model(*, vision: bool) -> str:
+    """The model to name in a tokenizer request: ``glm-4.6v`` for media, else ``glm-4.6``
+    (the text tokenizer of the GLM-4.6+ family)."""
+    return TOKENIZER_MODELS[1] if vision else TOKENIZER_MODELS[0]
 
 
 def model_info(name: str, table: RouteTable = DEFAULT_ROUTE_TABLE) -> ModelSpec:

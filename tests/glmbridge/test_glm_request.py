@@ -1045,3 +1045,11 @@ def test_no_request_we_build_has_empty_content(req: ir.Request, model: str) -> N
     assert "reasoning_effort" not in body or body["reasoning_effort"] in spec.efforts
     assert not (spec.thinking == "always" and body.get("thinking", {}).get("type") == "disabled")
     assert len(body.get("stop", [])) <= 4
+
+
+def test_effort_is_rounded_for_every_upstream() -> None:
+    # adapt_request runs for Z.ai's Anthropic endpoint too (output_config.effort there)
+    req = ir.Request(model="m", messages=[], effort="medium")
+    assert adapt_request(req, GLM53).effort == "high"
+    assert adapt_request(req, GLM52).effort == "medium"
+    assert adapt_request(req, TEXT).effort == "medium"  # no efforts listed: left as asked

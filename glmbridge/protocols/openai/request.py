@@ -42,11 +42,12 @@ from glmbridge import ir
 from glmbridge.errors import ClientRequestError
 from glmbridge.protocols.openai import wire as w
 from glmbridge.protocols.openai.wire import GLM, ChatCompletionRequest, Dialect
+from glmbridge.routing import accepted_effort
 
 if TYPE_CHECKING:
     from glmbridge.routing import ModelSpec
 
-__all__ = ["encode_request", "reasoning_effort", "request_from_ir"]
+__all__ = ["encode_request", "request_from_ir"]
 
 logger = logging.getLogger("glmbridge.protocols.openai")
 
@@ -424,33 +425,6 @@ def _thinking(
     return w.ThinkingParam(type="disabled" if disabled else "enabled")
 
 
-# GLM's reasoning_effort ladder, lowest first (OAS; THINK53).
-_EFFORT_LADDER = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
-
-
-def reasoning_effort(effort: str | None, accepted: tuple[str, ...]) -> str | None:
-    """The ``reasoning_effort`` to send for the IR ``effort``, given the values the model
-    accepts (``ModelSpec.efforts``); ``None``: send none (the model's default, ``max``).
-
-    An accepted value is sent as is; another one rounds up to the next accepted level
-    (GLM-5.3 accepts only low/high/max, so ``medium`` -> ``high``, as GLM-5.2 maps it
-    itself), or down to the highest one if nothing is above it.
-    """
-    if effort is None or not accepted:
-        return None
-    if effort in accepted:
-        return effort
-    if effort not in _EFFORT_LADDER:
-        logger.debug("effort %r not sent: not a GLM level", effort)
-        return None
-    rank = _EFFORT_LADDER.index(effort)
-    ranked = sorted((_EFFORT_LADDER.index(a), a) for a in accepted if a in _EFFORT_LADDER)
-    above = [a for r, a in ranked if r > rank]
-    if above:
-        return above[0]
-    return ranked[-1][1] if ranked else None
-
-
 def _response_format(req: ir.Request, dialect: Dialect) -> tuple[w.ResponseFormat | None, str]:
     """Return the wire response_format and any text to append to the system prompt."""
     fmt = req.response_format
@@ -497,7 +471,7 @@ def request_from_ir(
     if thinking is not None:
         body["thinking"] = thinking
     disabled = req.thinking is not None and req.thinking.type == "disabled"
-    effort = reasoning_effort(req.effort, spec.efforts) if dialect.reasoning_effort_param else None
+    effort = accepted_effort(req.effort, spec) if dialect.reasoning_effort_param else None
     if effort is not None and not disabled:
         body["reasoning_effort"] = effort
     if response_format is not None:

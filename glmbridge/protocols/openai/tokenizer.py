@@ -18,12 +18,10 @@ from typing import Any
 
 import msgspec
 
+from glmbridge.routing import TOKENIZER_MODELS, tokenizer_model
+
 __all__ = ["TOKENIZER_MODELS", "tokenizer_body", "tokenizer_url"]
 
-TOKENIZER_MODELS = ("glm-4.6", "glm-4.6v", "glm-4.5")
-"""The ``model`` values the tokenizer accepts (OAS enum)."""
-
-_TEXT_MODEL, _VISION_MODEL = "glm-4.6", "glm-4.6v"
 _MEDIA = frozenset({"image_url", "video_url", "file_url", "file"})
 
 
@@ -66,7 +64,7 @@ def tokenizer_body(chat_body: bytes) -> bytes:
             isinstance(content, list) and content
         ):
             messages.append({"role": role, "content": content})
-    body: dict[str, Any] = {"model": _VISION_MODEL if vision else _TEXT_MODEL, "messages": messages}
+    body: dict[str, Any] = {"model": tokenizer_model(vision=vision), "messages": messages}
     if wire.get("tools"):
         body["tools"] = wire["tools"]
     return msgspec.json.encode(body)
