@@ -10,7 +10,8 @@ sockets and has no ``async``. Its pieces:
   dialect; Z.ai's Anthropic-compatible endpoint is the Anthropic one).
 * :class:`Exchange` / :class:`ExchangeStream` — one front door composed with one
   upstream codec for one request: prepare, complete, and stream (any chunking).
-* :func:`resolve_route` — which GLM model and upstream profile serve a request.
+* :func:`resolve_route` — which GLM model and upstream profile serve a request;
+  :func:`model_info` — the capabilities (context window, max output …) behind a model name.
 * :func:`validate_anthropic_stream` — the stream grammar validator.
 """
 
@@ -34,7 +35,14 @@ from glmbridge.exchange import Exchange, ExchangeStream, FrontDoor, UpstreamCode
 from glmbridge.grammar import StreamGrammarError, validate_anthropic_stream
 from glmbridge.ir import Message, Request, Response, StopReason, Usage
 from glmbridge.profiles import PROFILES, UpstreamProfile
-from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, Route, RouteTable, resolve_route
+from glmbridge.routing import (
+    DEFAULT_ROUTE_TABLE,
+    ModelSpec,
+    Route,
+    RouteTable,
+    model_info,
+    resolve_route,
+)
 from glmbridge.sse import ServerSentEvent, SSEDecoder
 from glmbridge.tokens import TokenEstimator, estimate_request_tokens, estimate_text_tokens
 
@@ -73,6 +81,7 @@ __all__ = [
     "estimate_text_tokens",
     "events",
     "ir",
+    "model_info",
     "resolve_route",
     "validate_anthropic_stream",
 ]

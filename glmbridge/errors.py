@@ -126,6 +126,9 @@ class UpstreamError(GlmbridgeError):
         code: the upstream business code (GLM's ``"1302"``), if any.
         retry_after: seconds the upstream asked us to wait, if it said.
         retryable: whether a retry (before the first byte) may succeed.
+        plan: the model is outside the key's plan (a client error; no key is at fault).
+        spares_key: the failure says nothing about the key: it is never cooled for it
+            (plan errors, the tokenizer's answers).
     """
 
     def __init__(
@@ -144,6 +147,8 @@ class UpstreamError(GlmbridgeError):
         self.code = code
         self.retry_after = retry_after
         self.retryable = retryable
+        self.plan = False
+        self.spares_key = False
 
 
 class UpstreamTimeoutError(UpstreamError):

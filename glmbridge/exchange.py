@@ -59,10 +59,18 @@ from glmbridge import ids, ir
 from glmbridge.accumulate import Accumulator
 from glmbridge.errors import ErrorKind, GlmbridgeError, StreamStateError, UpstreamError
 from glmbridge.profiles import UpstreamProfile
-from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, Route, RouteTable, resolve_route
+from glmbridge.reasoning_gate import ReasoningDropper, drop_reasoning, wants_reasoning
+from glmbridge.routing import (
+    DEFAULT_ROUTE_TABLE,
+    ModelSpec,
+    Route,
+    RouteTable,
+    accepted_effort,
+    resolve_route,
+)
 from glmbridge.sse import SSEDecoder
 from glmbridge.tokens import TokenEstimator, estimate_request_tokens
-from glmbridge.upstream_errors import scrub
+from glmbridge.upstream_errors import plan_error, scrub
 
 __all__ = [
     "DoorStreamEncoder",
@@ -153,12 +161,17 @@ def adapt_request(req: ir.Request, spec: ModelSpec) -> ir.Request:
     ``thinking: disabled`` is never sent to a model that cannot stop thinking (GLM-5.3
     answers 1210 "this model always thinks": farion1231/cc-switch#6737); it is dropped
     and, unless the client chose an effort, the lowest effort is asked instead (the
-    fix cc-switch PR#6739 ships).
+    fix cc-switch PR#6739 ships). An effort the model does not accept is rounded to
+    one it does (:func:`glmbridge.routing.accepted_effort`: GLM-5.3 ``medium`` ->
+    ``high``), also for Z.ai's Anthropic endpoint.
     """
     thinking = req.thinking
     if thinking is not None and thinking.type == "disabled" and spec.thinking == "always":
         logger.debug("thinking disabled dropped: %s always thinks", spec.id)
-        return msgspec.structs.replace(req, thinking=None, effort=req.effort or "low")
+        req = msgspec.structs.replace(req, thinking=None, effort=req.effort or "low")
+    if req.effort is not None and spec.efforts and req.effort not in spec.efforts:
+        # a level the model rejects ("anything else errors" on GLM-5.3: OAS) is rounded
+        req = msgspec.structs.replace(req, effort=accepted_effort(req.effort, spec))
     return req
 
 
@@ -186,6 +199,9 @@ class Exchange:
         from glmbridge.protocols import upstream_codec  # the registry imports this module
 
         self.door = door.for_request(request)
+        self.show_reasoning = wants_reasoning(request)
+        """Whether the client asked for reasoning (:mod:`glmbridge.reasoning_gate`):
+        decided on the request as sent, before :func:`adapt_request`."""
         self.request = adapt_request(request, route.spec)
         self.route = route
         self.codec: UpstreamCodec = upstream_codec(route.upstream)
@@ -275,7 +291,16 @@ class Exchange:
         self, status: int, body: bytes, *, retry_after: float | None = None
     ) -> UpstreamError:
         """The error behind a non-200 upstream answer (scrubbed of ``secrets``)."""
-        return scrub(self.codec.decode_error(status, body, retry_after=retry_after), self.secrets)
+        err = self.codec.decode_error(status, body, retry_after=retry_after)
+        return scrub(self.classify(err), self.secrets)
+
+    def classify(self, err: UpstreamError) -> UpstreamError:
+        """``err`` as "model not in your plan" when the routed profile is a plan endpoint
+        and that is what it means (:func:`glmbridge.upstream_errors.plan_error`)."""
+        profile = self.route.upstream
+        in_plan = profile.serves(self.route.model) if profile.plan else None
+        title = profile.title or profile.name
+        return plan_error(err, model=self.route.model, plan=title, in_plan=in_plan)
 
     def complete(self, body: bytes) -> bytes:
         """The client's body for a non-streamed ``200`` upstream answer.
@@ -289,9 +314,11 @@ class Exchange:
                 body, model=self.request.model, input_estimate=self.input_estimate
             )
         except UpstreamError as err:  # an error object sent with 200
-            raise scrub(err, self.secrets) from None
+            raise scrub(self.classify(err), self.secrets) from None
         if resp.id != self.message_id:  # one id scheme whatever the upstream uses
             resp = msgspec.structs.replace(resp, id=self.message_id)
+        if not self.show_reasoning:
+            resp = drop_reasoning(resp)
         self.usage = resp.usage
         out = self.door.encode_response(resp)
         if self.on_complete is not None:
@@ -312,8 +339,10 @@ class Exchange:
             message_id=self.message_id,
             input_tokens_estimate=self.input_estimate,
             preamble_sent=preamble_sent,
+            show_reasoning=self.show_reasoning,
         )
         stream.secrets = self.secrets
+        stream.classify = self.classify
         if self.on_complete is not None:
             stream.collect(self.on_complete)
         return stream
@@ -384,6 +413,8 @@ class ExchangeStream:
         self._accumulator: Accumulator | None = None
         self._on_complete: Callable[[ir.Response], None] | None = None
         self.secrets: tuple[str, ...] = ()  # scrubbed from every upstream error
+        self.classify: Callable[[UpstreamError], UpstreamError] = lambda err: err
+        """Reinterprets an upstream error before the client sees it (plan errors)."""
 
     @classmethod
     def between(
@@ -395,6 +426,7 @@ class ExchangeStream:
         message_id: str | None = None,
         input_tokens_estimate: int = 0,
         preamble_sent: bool = False,
+        show_reasoning: bool = True,
     ) -> ExchangeStream:
         """A stream machine from ``codec``'s stream to ``door``'s.
 
@@ -404,11 +436,14 @@ class ExchangeStream:
             input_tokens_estimate: the start event's input tokens (and the fallback
                 where the upstream reports none).
             preamble_sent: see :meth:`Exchange.open_stream`.
+            show_reasoning: pass thinking blocks on (else they are dropped).
         """
         message_id = message_id or ids.new_message_id()
-        decoder = codec.stream_decoder(
+        decoder: UpstreamStreamDecoder = codec.stream_decoder(
             model=model, message_id=message_id, input_tokens_estimate=input_tokens_estimate
         )
+        if not show_reasoning:
+            decoder = ReasoningDropper(decoder)
         usage = ir.Usage(input_tokens=input_tokens_estimate)
         start = ev.MessageStart(id=message_id, model=model, usage=usage)
         return cls(
@@ -536,17 +571,22 @@ class ExchangeStream:
             return
         body = bytes(head).strip()
         if body.startswith(b"{") and b'"error"' in body:
-            raise scrub(self._decode_error(200, body), self.secrets)
+            raise scrub(self.classify(self._decode_error(200, body)), self.secrets)
 
     def _check(self) -> None:
         if self._state is not _State.STREAMING:
             raise StreamStateError(f"can't feed a stream in state {self._state.value}")
 
     def _encode(self, events: list[ev.Event]) -> bytes:
+        if not self.content_started:
+            if events:
+                events = self._before_content(events)
+            decoder = self._decoder
+            if isinstance(decoder, ReasoningDropper) and decoder.dropped:
+                self.content_started = True  # the upstream is answering; the client sees later
+                self._head = None
         if not events:
             return b""
-        if not self.content_started:
-            events = self._before_content(events)
         parts = []
         encode = self._encoder.feed
         if self._accumulator is not None:
@@ -601,11 +641,8 @@ class ExchangeStream:
                 self.content_started = True
                 return events
             if isinstance(event, ev.StreamError):
-                raise scrub(
-                    self._decoder.error
-                    or UpstreamError(
-                        event.message, kind=event.kind, retryable=event.kind in _RETRYABLE_KINDS
-                    ),
-                    self.secrets,
+                err = self._decoder.error or UpstreamError(
+                    event.message, kind=event.kind, retryable=event.kind in _RETRYABLE_KINDS
                 )
+                raise scrub(self.classify(err), self.secrets)
         return events

@@ -16,8 +16,9 @@ Order of decisions (first match wins):
 4. ``default_model``.
 
 Then, when ``route_media`` is on and the current user turn (the last user message,
-including images inside its ``tool_result`` blocks) holds an image or video that
-the chosen model cannot take, the route switches to ``vision_model``. Media in
+including images inside its ``tool_result`` blocks) holds an image, video or file
+document (PDF) that the chosen model cannot take, the route switches to a vision model
+the upstream serves (``vision_model`` first). Media in
 earlier turns do not switch models: they were answered already, and switching the
 whole conversation to a weaker vision model for history alone would cost quality.
 
@@ -37,6 +38,7 @@ from typing import Any, Literal
 import msgspec
 
 from glmbridge import ir
+from glmbridge.errors import ClientRequestError
 from glmbridge.profiles import DEFAULT_PROFILE, PROFILES, UpstreamProfile
 
 __all__ = [
@@ -45,9 +47,12 @@ __all__ = [
     "ModelSpec",
     "Route",
     "RouteTable",
+    "TOKENIZER_MODELS",
+    "accepted_effort",
     "model_info",
     "normalize_model_name",
     "resolve_route",
+    "tokenizer_model",
 ]
 
 _K = 1024  # Z.ai sizes are binary: the max_tokens cap "128K" is 131072
@@ -60,11 +65,16 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
         id: the upstream model id (lowercase).
         context_window: input + output tokens the model accepts.
         max_output: the cap on ``max_tokens``.
-        vision: accepts images. video: accepts videos.
+        vision: accepts images. video: accepts videos. files: accepts file parts
+            (PDFs): "only for 5.3-Flash, 4.6V, 4.5V" (OAS).
         thinking: ``"always"`` (always reasons and rejects ``thinking: disabled``:
-            GLM-5.3), ``"forced"`` (always reasons when thinking is enabled),
-            ``"hybrid"`` (the model decides), or ``"none"`` (no thinking parameter).
+            GLM-5.3), ``"auto"`` (decides for itself whether to reason; can be
+            disabled), ``"hybrid"`` (reasons whenever thinking is enabled; can be
+            disabled), or ``"none"`` (no thinking parameter). ``"forced"`` is the
+            former name of ``"hybrid"``, still accepted in configurations.
         tool_stream: supports GLM's ``tool_stream`` (incremental tool arguments).
+        efforts: the ``reasoning_effort`` values the model accepts (empty: it has no
+            such parameter, the effort is not sent).
         display_name: a human-readable name for model listings.
     """
 
@@ -73,8 +83,10 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
     max_output: int
     vision: bool = False
     video: bool = False
-    thinking: Literal["always", "forced", "hybrid", "none"] = "hybrid"
+    files: bool = False
+    thinking: Literal["always", "auto", "hybrid", "forced", "none"] = "hybrid"
     tool_stream: bool = False
+    efforts: tuple[str, ...] = ()
     display_name: str | None = None
 
 
@@ -82,45 +94,79 @@ def _specs(ids: Iterable[str], **caps: Any) -> dict[str, ModelSpec]:
     return {i: ModelSpec(id=i, display_name=i.upper(), **caps) for i in ids}
 
 
-# wire-specs A.3. "200K"/"128K" contexts follow the same binary convention as outputs.
+# The late-2026 table (zai-fidelity, docs/routing.md cites each row). "200K"/"128K" follow the
+# binary convention of the max_tokens caps. Thinking modes (THINK53): "always" = GLM-5.3 and
+# 5.3-Flash ("can only be enabled"); "auto" = decides for itself (5.2, 5.1, 5, 5-Turbo,
+# 5V-Turbo, 4.6, 4.5); "hybrid" = thinks whenever enabled (THINK53's "forced": 4.7, 4.5V).
+# tool_stream: "only supported by the GLM-5.3, GLM-5.2, GLM-5.1, GLM-5, GLM-4.7, and GLM-4.6
+# series", and the vision request schema has no such field (OAS): never to vision models.
+# efforts: reasoning_effort is "supported by GLM-5.2 and above"; 5.3 / 5.3-Flash accept only
+# low, high and max (OAS, THINK53).
+_EFFORTS_53 = ("low", "high", "max")
+_EFFORTS_52 = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 DEFAULT_MODELS: dict[str, ModelSpec] = {
-    # GLM-5.3: "can only be enabled; an error will occur if thinking.type is set to
-    # disabled" (zai-fidelity 2.1, THINK53); 1M context, 131,072 output (zai-fidelity 5.3);
-    # glm-5.3-flash "also accepts image input" (zai-fidelity 1.3).
+    # 1M context, 131,072 output (zai-fidelity 5.3: docs.z.ai/guides/llm/glm-5.3).
     **_specs(
         ["glm-5.3"], context_window=1_000_000, max_output=128 * _K, thinking="always",
+        tool_stream=True, efforts=_EFFORTS_53,
+    ),
+    # Vision ("also accepts image input", zai-fidelity 1.3; OAS vision enum); the context
+    # is undocumented: 200K assumed; flashx assumed like flash.
+    **_specs(
+        ["glm-5.3-flash", "glm-5.3-flashx"], context_window=200 * _K, max_output=128 * _K,
+        thinking="always", vision=True, files=True, efforts=_EFFORTS_53,
+    ),
+    # 1M context (third-party docs, zai-fidelity 5.3).
+    **_specs(
+        ["glm-5.2"], context_window=1_000_000, max_output=128 * _K, thinking="auto",
+        tool_stream=True, efforts=_EFFORTS_52,
+    ),
+    **_specs(
+        ["glm-5.1", "glm-5"], context_window=200 * _K, max_output=128 * _K, thinking="auto",
+        tool_stream=True,
+    ),
+    # 202,752 tokens (NousResearch/hermes-agent#1877, zai-fidelity 5.3).
+    **_specs(
+        ["glm-5-turbo"], context_window=202_752, max_output=128 * _K, thinking="auto",
         tool_stream=True,
     ),
     **_specs(
-        ["glm-5.3-flash"], context_window=200 * _K, max_output=128 * _K, thinking="always",
-        tool_stream=True, vision=True,
+        ["glm-4.7", "glm-4.7-flash", "glm-4.7-flashx"],
+        context_window=200 * _K, max_output=128 * _K, thinking="hybrid", tool_stream=True,
     ),
     **_specs(
-        ["glm-5.1", "glm-5", "glm-5-turbo", "glm-4.7", "glm-4.7-flash", "glm-4.7-flashx"],
-        context_window=200 * _K, max_output=128 * _K, thinking="forced", tool_stream=True,
+        ["glm-4.6"], context_window=200 * _K, max_output=128 * _K, thinking="auto",
+        tool_stream=True,
     ),
-    **_specs(["glm-4.6"], context_window=200 * _K, max_output=128 * _K, tool_stream=True),
     **_specs(
         ["glm-4.5", "glm-4.5-air", "glm-4.5-x", "glm-4.5-airx", "glm-4.5-flash"],
-        context_window=128 * _K, max_output=96 * _K,
+        context_window=128 * _K, max_output=96 * _K, thinking="auto",
     ),
     **_specs(["glm-4-32b-0414-128k"], context_window=128 * _K, max_output=16 * _K, thinking="none"),
     **_specs(
         ["glm-4.6v", "glm-4.6v-flash", "glm-4.6v-flashx"],
-        context_window=128 * _K, max_output=32 * _K, vision=True, video=True, tool_stream=True,
+        context_window=128 * _K, max_output=32 * _K, vision=True, video=True, files=True,
+        thinking="auto",
     ),
     **_specs(
         ["glm-4.5v"], context_window=64 * _K, max_output=16 * _K, vision=True, video=True,
-        thinking="forced",
+        files=True, thinking="hybrid",
     ),
-    # Context not documented: assume the conservative 128K of the other vision models.
+    # No longer in the OAS enum; context not documented: the 128K of the other vision models.
     **_specs(
         ["glm-5v-turbo"], context_window=128 * _K, max_output=128 * _K, vision=True, video=True,
-        thinking="forced", tool_stream=True,
+        thinking="auto",
     ),
 }  # fmt: skip
 """The built-in GLM model table (wire-specs A.3)."""
 
+# Claude names -> GLM (docs/routing.md says why): Opus and Sonnet go to glm-4.7, Z.ai's own
+# default for every Claude alias (DEVPACK overview; zai-org/feedback#182) and the newest model
+# that every plan is documented to include (DEVPACK FAQ: "GLM-4.7, GLM-4.6, GLM-4.5 and
+# GLM-4.5-Air"); newer ones are gated by plan tier (glm-5 was 1302 below Max:
+# kaitranntt/ccs#536), so a default of glm-5.3 would fail every request on such plans.
+# Haiku (and Claude Code's hard-coded claude-haiku-* summariser) goes to glm-4.5-air, Z.ai's
+# Haiku default, fast and honouring thinking-off. Other claude-* ids fall to default_model.
 _DEFAULT_ALIASES: list[tuple[str, str]] = [
     ("*opus*", "glm-4.7"),
     ("*sonnet*", "glm-4.7"),
@@ -144,8 +190,9 @@ class RouteTable(msgspec.Struct, frozen=True):
         models: model id -> capabilities.
         aliases: ordered ``(glob, model id)`` rules matched on the lowercased name.
         default_model: the model for names nothing else matches.
-        vision_model: the model used when the current turn has media the chosen
-            model cannot read.
+        vision_model: the preferred model when the current turn has media the chosen
+            model cannot read; if the upstream does not serve it (or it has no video
+            input for a video), the first capable model of ``models`` it serves.
         route_media: whether media switch the model at all.
         upstreams: model id (or glob) -> profile name, pinning those models to a
             profile whatever the server's upstream (``{"glm-4.5-air": "zai-coding"}``).
@@ -154,7 +201,7 @@ class RouteTable(msgspec.Struct, frozen=True):
     models: dict[str, ModelSpec]
     aliases: list[tuple[str, str]]
     default_model: str = "glm-4.7"
-    vision_model: str = "glm-4.6v"
+    vision_model: str = "glm-5.3-flash"
     route_media: bool = True
     upstreams: dict[str, str] = {}
 
@@ -300,17 +347,10 @@ def _spec_for(table: RouteTable, model_id: str) -> ModelSpec:
     return spec if spec is not None else _conservative_spec(model_id)
 
 
-def model_info(model_id: str, table: RouteTable | None = None) -> ModelSpec:
-    """The capabilities of an upstream model id (``glm-4.7``, ``GLM-5.3[1m]``): its row in
-    ``table`` (the built-in table by default), or the conservative spec routing assumes for
-    a model the table does not know."""
-    table = DEFAULT_ROUTE_TABLE if table is None else table
-    return _spec_for(table, normalize_model_name(model_id))
-
-
-def _current_turn_media(req: ir.Request) -> tuple[bool, bool]:
-    """(has image, has video) in the last user message, tool results included."""
-    image = video = False
+def _current_turn_media(req: ir.Request) -> tuple[bool, bool, bool]:
+    """(has image, has video, has a file document such as a PDF) in the last user
+    message, tool results included."""
+    image = video = files = False
     for message in reversed(req.messages):
         if message.role != "user":
             continue
@@ -319,12 +359,16 @@ def _current_turn_media(req: ir.Request) -> tuple[bool, bool]:
             for part in inner:
                 image = image or isinstance(part, ir.ImageBlock)
                 video = video or isinstance(part, ir.VideoBlock)
+                files = files or (
+                    isinstance(part, ir.DocumentBlock) and part.source.type != "text"
+                )
         break
-    return image, video
+    return image, video, files
 
 
 DEFAULT_ROUTE_TABLE = RouteTable(models=DEFAULT_MODELS, aliases=_DEFAULT_ALIASES)
-"""The built-in routing: Claude names to GLM-4.7 / GLM-4.5-Air, media to GLM-4.6V."""
+"""The built-in routing: Claude names to GLM-4.7 / GLM-4.5-Air, media to GLM-5.3-Flash (the
+Coding Plan's only vision model)."""
 
 
 def _route_by_name(table: RouteTable, name: str) -> Route:
@@ -335,6 +379,56 @@ def _route_by_name(table: RouteTable, name: str) -> Route:
         if fnmatchcase(name, glob):
             return Route(target, _spec_for(table, target), f"alias:{glob}")
     return Route(table.default_model, _spec_for(table, table.default_model), "default")
+
+
+# GLM's reasoning_effort ladder, lowest first (OAS; THINK53).
+_EFFORT_LADDER = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+def accepted_effort(effort: str | None, spec: ModelSpec) -> str | None:
+    """The effort level to send for the IR ``effort``, given the values the model accepts
+    (``spec.efforts``, GLM's ``reasoning_effort``); ``None``: send none (the model's
+    default, ``max``).
+
+    An accepted value is sent as is; another one rounds up to the next accepted level
+    (GLM-5.3 accepts only low/high/max, so ``medium`` -> ``high``, as GLM-5.2 maps it
+    itself), or down to the highest one if nothing is above it.
+    """
+    accepted = spec.efforts
+    if effort is None or not accepted:
+        return None
+    if effort in accepted:
+        return effort
+    if effort not in _EFFORT_LADDER:
+        return None
+    rank = _EFFORT_LADDER.index(effort)
+    ranked = sorted((_EFFORT_LADDER.index(a), a) for a in accepted if a in _EFFORT_LADDER)
+    above = [a for r, a in ranked if r > rank]
+    if above:
+        return above[0]
+    return ranked[-1][1] if ranked else None
+
+
+TOKENIZER_MODELS = ("glm-4.6", "glm-4.6v", "glm-4.5")
+"""The ``model`` values GLM's tokenizer API accepts (OAS ``TokenizerRequest`` enum)."""
+
+
+def tokenizer_model(*, vision: bool) -> str:
+    """The model to name in a tokenizer request: ``glm-4.6v`` for media, else ``glm-4.6``
+    (the text tokenizer of the GLM-4.6+ family)."""
+    return TOKENIZER_MODELS[1] if vision else TOKENIZER_MODELS[0]
+
+
+def model_info(name: str, table: RouteTable = DEFAULT_ROUTE_TABLE) -> ModelSpec:
+    """The capabilities of the GLM model that serves requests for ``name``.
+
+    ``name`` is what a client asks for (``claude-sonnet-4-5[1m]``, ``opus``, ``GLM-5.3``):
+    it is resolved as :func:`resolve_route` does without a request (pass-through, aliases,
+    default; no media switch, no override). Read ``context_window`` and ``max_output``
+    from the result (a launcher sets a client's context window from it). An unknown
+    ``glm-*`` id gets the conservative spec.
+    """
+    return _route_by_name(table, normalize_model_name(name)).spec
 
 
 def resolve_route(
@@ -350,28 +444,87 @@ def resolve_route(
         req: the request; its ``model`` is the client's name, its last user turn is
             checked for media.
         table: the routing data.
-        override: a model id that wins outright (no media check): an explicit
+        override: a model id that wins outright (no media or plan check): an explicit
             choice is honoured even if the model cannot read the images.
         upstream: the server's profile (default: the Coding Plan's chat API).
+
+    Raises:
+        ClientRequestError: the route names a model of the table that the upstream
+            profile does not serve (a model outside the Coding Plan); the message names
+            the model, the profile and what it serves.
     """
+    base = upstream or PROFILES[DEFAULT_PROFILE]
     if override is not None:
         model = normalize_model_name(override)
         route = Route(model, _spec_for(table, model), "override")
-    else:
-        route = _route_by_name(table, normalize_model_name(req.model))
-        if table.route_media:
-            image, video = _current_turn_media(req)
-            if (image and not route.spec.vision) or (video and not route.spec.video):
-                route = Route(table.vision_model, _spec_for(table, table.vision_model), "vision")
-    profile = _profile_for(route, table, upstream or PROFILES[DEFAULT_PROFILE])
+        return msgspec.structs.replace(route, upstream=_profile_for(route, table, base))
+    route = _route_by_name(table, normalize_model_name(req.model))
+    if table.route_media:
+        image, video, files = _current_turn_media(req)
+        spec = route.spec
+        if (image and not spec.vision) or (video and not spec.video) or (files and not spec.files):
+            model = _vision_model(table, base, video=video, files=files)
+            route = Route(model, _spec_for(table, model), "vision")
+    profile = _profile_for(route, table, base)
+    _check_served(route, table, profile)
     return msgspec.structs.replace(route, upstream=profile)
 
 
-def _profile_for(route: Route, table: RouteTable, profile: UpstreamProfile) -> UpstreamProfile:
+def _pinned(model: str, table: RouteTable) -> str | None:
     for glob, name in table.upstreams.items():
-        if fnmatchcase(route.model, glob):
-            return PROFILES[name]
+        if fnmatchcase(model, glob):
+            return name
+    return None
+
+
+def _profile_for(route: Route, table: RouteTable, profile: UpstreamProfile) -> UpstreamProfile:
+    pin = _pinned(route.model, table)
+    if pin is not None:
+        return PROFILES[pin]
     via = profile.media_profile
     if via is not None and (route.reason == "vision" or not profile.serves(route.model)):
         return PROFILES[via]
     return profile
+
+
+def _vision_model(
+    table: RouteTable, profile: UpstreamProfile, *, video: bool, files: bool = False
+) -> str:
+    """The vision model for a media turn: ``vision_model`` if the upstream that takes media
+    turns serves it (and reads the turn's videos and files), else the first such model of
+    the table; an image-only model when nothing better is served (a video becomes a
+    placeholder); ``vision_model`` when nothing is served at all."""
+    candidates = [table.vision_model, *(m for m in table.models if m != table.vision_model)]
+    capable = [m for m in candidates if _spec_for(table, m).vision]
+    probe = Route("", _spec_for(table, table.vision_model), "vision")
+
+    def served(model: str) -> bool:
+        target = _profile_for(msgspec.structs.replace(probe, model=model), table, profile)
+        return target.serves(model)
+
+    for need_video, need_files in ((video, files), (False, files), (False, False)):
+        for model in capable:
+            spec = _spec_for(table, model)
+            if need_video and not spec.video or need_files and not spec.files:
+                continue
+            if served(model):
+                return model
+    return table.vision_model
+
+
+def _check_served(route: Route, table: RouteTable, profile: UpstreamProfile) -> None:
+    """Never send a model of the table to a profile known not to serve it (the Coding
+    Plan answers 404, 400/1210, 400/1214 or 429/1113: zai-fidelity 1.3). Only the built-in
+    models are checked: unknown ids and models a configuration adds go through (the
+    upstream decides); a pin in ``upstreams`` is an explicit choice."""
+    if route.model not in DEFAULT_MODELS or profile.serves(route.model):
+        return
+    if _pinned(route.model, table) is not None:
+        return
+    served = [m for m in table.models if profile.serves(m)]
+    raise ClientRequestError(
+        f"model {route.model!r} is not served by the {profile.name} upstream "
+        f"({profile.title or profile.name}); it serves {', '.join(served) or 'none of ours'}. "
+        "Choose one of those, or map this name to one in the [models] configuration",
+        path="model",
+    )

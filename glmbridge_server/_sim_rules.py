@@ -14,7 +14,13 @@ from typing import Any
 import msgspec
 
 from glmbridge_server._sim_images import image_bytes, is_corrupt
-from glmbridge_server._sim_scripts import ALWAYS_THINKS_EN, MODELS, ModelInfo, error_for_code
+from glmbridge_server._sim_scripts import (
+    ALWAYS_THINKS_EN,
+    CODING_PLAN_MODELS,
+    MODELS,
+    ModelInfo,
+    error_for_code,
+)
 
 _MAX_TOKENS_LIMIT = 131072
 _IMAGE_TOKENS, _VIDEO_TOKENS = 1024, 4096
@@ -31,11 +37,21 @@ class _GlmError(Exception):
         self.status, self.code, self.message = err.status, code, message or err.message
 
 
-def _model(body: dict[str, Any]) -> tuple[str, ModelInfo]:
+# Coding endpoint answers for models it does not serve (see CODING_PLAN_MODELS).
+_NO_MODEL_CODE = "modelCode: does not exist"
+
+
+def _model(body: dict[str, Any], *, coding: bool = False) -> tuple[str, ModelInfo]:
+    """The requested model; ``coding``: the Coding Plan endpoint, which serves its plan's
+    models only (1214 for an unknown model, 429/1113 for one outside the plan)."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _GlmError("1213", "model")
     name = model.lower()  # GLM accepts upper-case ids and echoes lowercase
+    if coding and name not in CODING_PLAN_MODELS:
+        if name in MODELS:  # zai-org/feedback#789 (2026-09-22): outside the plan -> 429/1113
+            raise _GlmError("1113")
+        raise _GlmError("1214", message=_NO_MODEL_CODE)  # duolahypercho/codex-router#244
     if name not in MODELS:
         raise _GlmError("1211")
     return name, MODELS[name]
@@ -50,8 +66,10 @@ def _check_parts(parts: list[Any], where: str, info: ModelInfo) -> None:
     for j, part in enumerate(parts):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text" and isinstance(part.get("text"), str):
+            if not part["text"].strip():  # "messages[4].content[1].text:不能为空" (zed#38153)
+                raise _GlmError("1214", message=f"{where}.content[{j}].text:不能为空")
             continue
-        if kind not in ("image_url", "video_url", "file_url") or not isinstance(
+        if kind not in ("image_url", "video_url", "file_url", "file") or not isinstance(
             part.get(kind), dict
         ):
             raise _GlmError("1214", f"{where}.content[{j}]")
@@ -60,9 +78,23 @@ def _check_parts(parts: list[Any], where: str, info: ModelInfo) -> None:
         data = image_bytes(part) if kind == "image_url" else None
         if data is not None and is_corrupt(data):  # an image GLM cannot decode (_sim_images)
             raise _GlmError("1210")
-        kinds.add(kind)
-    if "file_url" in kinds and len(kinds) > 1:
-        raise _GlmError("1214", f"{where}.content")  # file_url cannot mix with image/video
+        if kind == "file":
+            _check_file(part["file"], f"{where}.content[{j}].file")
+        kinds.add("file" if kind == "file_url" else kind)
+    if "file" in kinds and len(kinds) > 1:
+        raise _GlmError("1214", f"{where}.content")  # files cannot mix with image/video
+
+
+def _check_file(ref: dict[str, Any], where: str) -> None:
+    """The unified file part (OAS): exactly one of file_id / file_url / file_data, and
+    file_data is a ``data:<MIME>;base64,`` URL."""
+    given = [k for k in ("file_id", "file_url", "file_data") if k in ref]
+    if len(given) != 1 or not isinstance(ref[given[0]], str) or not ref[given[0]]:
+        raise _GlmError("1214", where)
+    if given[0] == "file_data" and not (
+        ref["file_data"].startswith("data:") and ";base64," in ref["file_data"]
+    ):
+        raise _GlmError("1214", f"{where}.file_data")
 
 
 def _validate(body: dict[str, Any], info: ModelInfo) -> None:
@@ -78,6 +110,10 @@ def _validate(body: dict[str, Any], info: ModelInfo) -> None:
             raise _GlmError("1214", f"{where}.role")
         roles.append(role)
         content = m.get("content")
+        if isinstance(content, str) and not content.strip() and role != "assistant":
+            # GLM-5: 400/1213 "未正常接收到prompt参数" for content "" (user or tool),
+            # curl-verified (earendil-works/pi#3309, #3311; zai-fidelity 2.16).
+            raise _GlmError("1213", message="未正常接收到prompt参数")
         if role == "tool":
             if not isinstance(content, str) or not isinstance(m.get("tool_call_id"), str):
                 raise _GlmError("1214", where)
@@ -108,7 +144,8 @@ def _validate(body: dict[str, Any], info: ModelInfo) -> None:
         stop is not None
         and not isinstance(stop, str)
         and (
-            not isinstance(stop, list) or len(stop) > 1 or not all(isinstance(s, str) for s in stop)
+            # OAS: maxItems 4 (the description still says one word; zai-fidelity 2.6)
+            not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) for s in stop)
         )
     ):
         raise _GlmError("1214", "stop")
@@ -141,6 +178,10 @@ def _validate(body: dict[str, Any], info: ModelInfo) -> None:
         # glm-5.3 cannot stop thinking: the PAYG OpenAI-style endpoint answers 400/1210 with
         # this text (theopenco/llmgateway#3605, NousResearch/hermes-agent#85890).
         raise _GlmError("1210", message=ALWAYS_THINKS_EN)
+    effort = body.get("reasoning_effort")
+    if effort is not None and info.efforts and effort not in info.efforts:
+        # GLM-5.3 accepts only max/high/low, "anything else errors" (OAS, THINK53).
+        raise _GlmError("1214", "reasoning_effort")
     rf = body.get("response_format")
     if rf is not None and (
         not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object")

@@ -24,6 +24,7 @@ __all__ = [
     "ALWAYS_THINKS_EN",
     "ALWAYS_THINKS_ZH",
     "ERROR_CODES",
+    "CODING_PLAN_MODELS",
     "MODELS",
     "SCENARIOS",
     "Context",
@@ -100,34 +101,57 @@ class ModelInfo(NamedTuple):
     max_output: int
     context: int
     vision: bool
-    thinking: str  # "always" (cannot be disabled) | "forced" | "hybrid" | "none"
+    thinking: str  # "always" (cannot be disabled) | "auto" | "hybrid" | "none"
+    efforts: tuple[str, ...] = ()  # accepted reasoning_effort values (empty: ignored)
 
 
 _K = 1024
+# Thinking labels (THINK53): "always" cannot be disabled (5.3, 5.3-flash), "auto" decides for
+# itself, "hybrid" thinks whenever enabled, "none" has no thinking parameter. The simulator
+# reasons unless thinking is disabled or the model has none.
 MODELS: dict[str, ModelInfo] = {
     **{
-        m: ModelInfo(128 * _K, 200 * _K, False, "forced")
-        for m in ("glm-5.1", "glm-5", "glm-5-turbo", "glm-4.7", "glm-4.7-flash", "glm-4.7-flashx")
+        m: ModelInfo(128 * _K, 200 * _K, False, "auto")
+        for m in ("glm-5.1", "glm-5", "glm-4.6")
     },
-    "glm-4.6": ModelInfo(128 * _K, 200 * _K, False, "hybrid"),
+    "glm-5-turbo": ModelInfo(128 * _K, 202_752, False, "auto"),  # hermes-agent#1877
     **{
-        m: ModelInfo(96 * _K, 128 * _K, False, "hybrid")
+        m: ModelInfo(128 * _K, 200 * _K, False, "hybrid")
+        for m in ("glm-4.7", "glm-4.7-flash", "glm-4.7-flashx")
+    },
+    **{
+        m: ModelInfo(96 * _K, 128 * _K, False, "auto")
         for m in ("glm-4.5", "glm-4.5-air", "glm-4.5-x", "glm-4.5-airx", "glm-4.5-flash")
     },
     "glm-4-32b-0414-128k": ModelInfo(16 * _K, 128 * _K, False, "none"),
     **{
-        m: ModelInfo(32 * _K, 128 * _K, True, "hybrid")
+        m: ModelInfo(32 * _K, 128 * _K, True, "auto")
         for m in ("glm-4.6v", "glm-4.6v-flash", "glm-4.6v-flashx")
     },
-    "glm-4.5v": ModelInfo(16 * _K, 64 * _K, True, "forced"),
-    "glm-5v-turbo": ModelInfo(128 * _K, 200 * _K, True, "forced"),
+    "glm-4.5v": ModelInfo(16 * _K, 64 * _K, True, "hybrid"),
+    "glm-5v-turbo": ModelInfo(128 * _K, 128 * _K, True, "auto"),
     "autoglm-phone-multilingual": ModelInfo(4 * _K, 128 * _K, True, "none"),
     # glm-5.3 always thinks: thinking.type "disabled" is a 400/1210 (farion1231/cc-switch#6737);
-    # the flash variant takes images (Prism-Shadow/agenthub PR#192, KiwiGaze/glm-for-copilot
+    # the flash variants take images (Prism-Shadow/agenthub PR#192, KiwiGaze/glm-for-copilot
     # PR#60). The flash context window is not documented in our sources; 200K is a guess.
-    "glm-5.3": ModelInfo(128 * _K, 1_000_000, False, "always"),
-    "glm-5.3-flash": ModelInfo(128 * _K, 200 * _K, True, "always"),
-}
+    # reasoning_effort: 5.3 / 5.3-Flash accept only low, high, max; 5.2 seven levels (OAS).
+    "glm-5.3": ModelInfo(128 * _K, 1_000_000, False, "always", ("low", "high", "max")),
+    "glm-5.3-flash": ModelInfo(128 * _K, 200 * _K, True, "always", ("low", "high", "max")),
+    "glm-5.3-flashx": ModelInfo(128 * _K, 200 * _K, True, "always", ("low", "high", "max")),
+    "glm-5.2": ModelInfo(
+        128 * _K, 1_000_000, False, "auto",
+        ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
+    ),
+}  # fmt: skip
+
+#: What the Coding Plan endpoint (``/api/coding/paas/v4``) serves, Aug 2026 (Pro):
+#: aaif-goose/goose#11667. Other models answer as recorded: an unknown model is 400/1214
+#: "modelCode: does not exist" (duolahypercho/codex-router#244, goose#11667); a real model
+#: outside the plan 429/1113 (GLM-4.6V-FlashX: zai-org/feedback#789).
+CODING_PLAN_MODELS = frozenset({
+    "glm-5.3", "glm-5.3-flash", "glm-5.2", "glm-5.1", "glm-5-turbo", "glm-5", "glm-4.7",
+    "glm-4.6", "glm-4.5", "glm-4.5-air",
+})  # fmt: skip
 
 #: The 1210 message for ``thinking.type: "disabled"`` on an always-thinking model:
 #: Anthropic endpoint, CN and intl hosts (farion1231/cc-switch#6737) ...

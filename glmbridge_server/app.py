@@ -227,7 +227,7 @@ def create_app(
     app.state.route_table = table
     app.state.simulator = simulator
     app.state.metrics = Metrics(table.models)
-    app.state.tokenizer_unavailable = set()
+    app.state.tokenizer_unavailable = {}  # tokenizer URL -> monotonic time to ask again
     # Claude Code resends the same prompt, tools and history every turn: remember them.
     app.state.token_estimator = TokenEstimator()
     store = settings.responses_store

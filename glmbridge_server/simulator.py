@@ -4,10 +4,11 @@ It backs the server's ``--mock`` mode and the end-to-end tests. Behaviour per re
 a :class:`Script` (header ``x-sim-script``/``x-sim-scenario``, a ``[[sim:...]]`` directive in the
 last user message, ``app.state.script_queue``, or a deterministic default answer); see
 ``docs/simulator.md``. Wire quirks reproduced on purpose: no ``object`` field, ``id`` ==
-``request_id``, ``"role":"assistant"`` in every delta, usage only in the last chunk, a doubled
-``finish_reason`` around whole tool calls, mid-stream failures as finish reasons, string
-business codes in error bodies. The same app also serves Z.ai's Anthropic-compatible endpoint
-(``/api/anthropic/v1/messages``, same scripts): see :mod:`glmbridge_server._sim_anthropic`.
+``request_id``, ``"role":"assistant"`` in every text delta, usage only in the last chunk, one
+chunk per whole tool call each already carrying ``finish_reason``, mid-stream failures as
+finish reasons, string business codes in error bodies. The same app also serves Z.ai's
+Anthropic-compatible endpoint (``/api/anthropic/v1/messages``, same scripts): see
+:mod:`glmbridge_server._sim_anthropic`.
 
 Independent of ``glmbridge`` (it models the upstream, so it must not share the converters' bugs).
 """
@@ -210,7 +211,10 @@ def _answer(
             pieces.append(("tool_start", i))
             pieces += [("tool_args", (i, f)) for f in _split(a, size, None)]
     elif calls:
-        pieces.append(("tool_whole", None))
+        # Without tool_stream each call comes whole in its own chunk, which already carries
+        # finish_reason "tool_calls" (recorded from api.z.ai/api/coding/paas/v4, glm-4.5:
+        # charmbracelet/fantasy zai-glm-4.5/multi_tool_streaming.yaml; zai-fidelity 3.5).
+        pieces += [("tool_whole", i) for i in range(len(args))]
     finish = "length" if truncated else script.finish_reason or ("tool_calls" if calls else "stop")
     limit = script.fail_after_chunks
     if limit is not None and limit < len(pieces):
@@ -221,14 +225,14 @@ def _answer(
     if cut:
         pieces = pieces[: script.cut_after_chunks]
     # Calls that made it onto the wire (a failure may stop before or inside one).
-    seen = {p[1] for p in pieces if p[0] == "tool_start"}
-    n_calls = len(calls) if any(p[0] == "tool_whole" for p in pieces) else len(seen)
+    seen = {p[1] for p in pieces if p[0] in ("tool_start", "tool_whole")}
+    n_calls = len(seen)
     out_args = [""] * n_calls
     for kind, payload in pieces:
         if kind == "tool_args":
             out_args[payload[0]] += payload[1]
         elif kind == "tool_whole":
-            out_args = list(args)
+            out_args[payload] = args[payload]
     out_calls = [(ids[i], calls[i].name, out_args[i]) for i in range(n_calls)]
     chars = sum(len(p[1]) for p in pieces if p[0] in ("reasoning", "content"))
     chars += sum(len(a) + len(n) for _, n, a in out_calls)
@@ -324,14 +328,11 @@ def _chunks(ans: _Answer, rid: str, created: int, model: str) -> list[bytes]:
                     }
                 )
             )
-        else:  # whole calls in one chunk that already carries the finish_reason
+        else:  # one whole call per chunk, no role, finish already set (W45, see _answer)
             out.append(
                 event(
-                    {
-                        "role": "assistant",
-                        "tool_calls": [_call_json(i, c) for i, c in enumerate(ans.calls)],
-                    },
-                    b',"finish_reason":%s}]}\n\n' % _encode(ans.finish),
+                    {"tool_calls": [_call_json(val, ans.calls[val])]},
+                    b',"finish_reason":"tool_calls"}]}\n\n',
                 )
             )
     if not ans.cut:
@@ -447,11 +448,16 @@ async def _wait_unless_disconnected(request: Request, seconds: float) -> bool:
     return not gone
 
 
-async def _chat(request: Request) -> Any:
+async def _chat_coding(request: Request) -> Any:
+    """The Coding Plan endpoint: only its plan's models (``_sim_rules._model``)."""
+    return await _chat(request, coding=True)
+
+
+async def _chat(request: Request, *, coding: bool = False) -> Any:
     st = request.app.state
     try:
         body = await _read_json(request)
-        model, info = _model(body)
+        model, info = _model(body, coding=coding)
         _validate(body, info)
         prompt = _estimate(body)
         if prompt.tokens + prompt.image + prompt.video > info.context:
@@ -485,10 +491,17 @@ async def _chat(request: Request) -> Any:
     return Response(data, media_type="application/json")
 
 
+# The tokenizer's model enum and message roles (docs.z.ai OpenAPI TokenizerRequest;
+# zai-fidelity 1.5): anything else is rejected.
+_TOKENIZER_MODELS = frozenset({"glm-4.6", "glm-4.6v", "glm-4.5"})
+
+
 async def _tokenizer(request: Request) -> Response:
     try:
         body = await _read_json(request)
-        _, info = _model(body)
+        name, _ = _model(body)
+        if name not in _TOKENIZER_MODELS:
+            raise _GlmError("1214", "model")
         msgs = body.get("messages")
         if (
             not isinstance(msgs, list)
@@ -496,6 +509,8 @@ async def _tokenizer(request: Request) -> Response:
             or not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in msgs)
         ):
             raise _GlmError("1213", "messages")
+        if any(m["role"] not in ("user", "system", "assistant") for m in msgs):
+            raise _GlmError("1214", "messages.role")
         p = _estimate(body)
     except _GlmError as exc:
         return _error_response(exc.status, exc.code, exc.message)
@@ -527,12 +542,18 @@ async def _sim_requests(request: Request) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    code, message = (
-        ("1222", "The API does not exist.")
-        if status in (404, 405)
-        else ("500", "Internal error, please try again later.")
-    )
-    return _error_response(status, code, message)
+    if status in (404, 405):
+        # An unknown path is a plain Spring-style body, no business code:
+        # {"timestamp":…,"status":404,"error":"Not Found","path":"/v4/v1/messages"}
+        # (Wei-Shaw/sub2api#5892, 2026-08; zai-fidelity 4.11).
+        body = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime()),
+            "status": status,
+            "error": "Not Found" if status == 404 else "Method Not Allowed",
+            "path": request.url.path,
+        }
+        return Response(_encode(body), status_code=status, media_type="application/json")
+    return _error_response(status, "500", "Internal error, please try again later.")
 
 
 def create_simulator_app(
@@ -556,7 +577,8 @@ def create_simulator_app(
         Route("/_sim/requests", _sim_requests, methods=["GET", "DELETE"]),
     ]
     for prefix in PREFIXES:
-        routes.append(Route(f"{prefix}/chat/completions", _chat, methods=["POST"]))
+        chat = _chat_coding if "/coding/" in prefix else _chat
+        routes.append(Route(f"{prefix}/chat/completions", chat, methods=["POST"]))
         routes.append(Route(f"{prefix}/tokenizer", _tokenizer, methods=["POST"]))
         routes.append(Route(f"{prefix}/web_search", _sim_search.search, methods=["POST"]))
     from glmbridge_server._sim_anthropic import ANTHROPIC_ROUTES  # (it imports this module)

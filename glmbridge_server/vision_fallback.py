@@ -108,19 +108,31 @@ def fallback_for(request: Request, exchange: Exchange) -> Fallback | None:
         logger.warning("vision model %s failed (%s); describing the images instead",
                        exchange.route.model, err.message)  # fmt: skip
         failed = frozenset({exchange.route.model})
-        return await _degrade(request, exchange, exclude=failed, reroute=True)
+        return await _degrade(request, exchange, exclude=failed, reroute=True, prior=err)
 
     return fall_back
 
 
 async def _degrade(
-    request: Request, exchange: Exchange, *, exclude: frozenset[str], reroute: bool
+    request: Request,
+    exchange: Exchange,
+    *,
+    exclude: frozenset[str],
+    reroute: bool,
+    prior: UpstreamError | None = None,
 ) -> Exchange:
     req = exchange.request
+    images = find_images(req)
+    # The failed call's error speaks for its image when there was only one (a 1210 on a
+    # corrupt image counts as that describer's verdict, even with no other describer).
+    if len({found.key for found in images}) != 1:
+        prior = None
     descriptions: dict[str, Description] = {}
-    for found in find_images(req):
+    for found in images:
         if found.key not in descriptions:
-            descriptions[found.key] = await _description(request, exchange, found, exclude)
+            descriptions[found.key] = await _description(
+                request, exchange, found, exclude, prior
+            )
     current = runtime(request)
     route = exchange.route
     if reroute:  # the client's model, as routed without the images
@@ -164,7 +176,11 @@ def _cache(request: Request) -> collections.OrderedDict[str, Description]:
 
 
 async def _description(
-    request: Request, exchange: Exchange, found: FoundImage, exclude: frozenset[str]
+    request: Request,
+    exchange: Exchange,
+    found: FoundImage,
+    exclude: frozenset[str],
+    prior: UpstreamError | None = None,
 ) -> Description:
     cache = _cache(request)
     known = cache.get(found.key)
@@ -173,9 +189,13 @@ async def _description(
         return known
     current = runtime(request)
     table = current.route_table
+    profile = current.settings.upstream_profile
+    serving = PROFILES[profile.media_profile] if profile.media_profile else profile
     candidates = [table.vision_model, *(m for m, s in table.models.items() if s.vision)]
-    models = [m for m in dict.fromkeys(candidates) if m not in exclude][:_MAX_DESCRIBERS]
-    failures: list[UpstreamError | GlmbridgeError] = []
+    # Only models the upstream serves: on the Coding Plan another vision model is a 400.
+    models = [m for m in dict.fromkeys(candidates) if m not in exclude and serving.serves(m)]
+    models = models[:_MAX_DESCRIBERS]
+    failures: list[UpstreamError | GlmbridgeError] = [prior] if prior is not None else []
     for model in models:
         try:
             text = await _describe(request, exchange, found, model)

@@ -165,6 +165,7 @@ def glm_streams(draw: st.DrawFn, *, interleave: bool | None = None) -> GlmStream
 
     tool_deltas: list[dict[str, Any]] = []
     finish_carrier: dict[str, Any] | None = None  # whole mode: the finish is on this chunk too
+    early_finish: list[dict[str, Any]] = []  # per-call chunks that carry the finish too
     if calls and not tool_stream:
         entries = [
             {"id": cid, "index": i, "type": "function", "function": {"name": name, "arguments": a}}
@@ -174,6 +175,10 @@ def glm_streams(draw: st.DrawFn, *, interleave: bool | None = None) -> GlmStream
             tool_deltas.append(_delta(content="", tool_calls=entries))
         else:
             tool_deltas += [_delta(tool_calls=[e]) for e in entries]
+            if draw(st.booleans()):
+                # The Coding Plan puts the finish on *every* per-call chunk (zai-fidelity
+                # 3.5, recorded W45); GLM-4.6V only on the final chunk (W46V).
+                early_finish = tool_deltas[:-1]
         finish_carrier = tool_deltas[-1]
     elif calls:
         per_tool: list[list[dict[str, Any]]] = []
@@ -216,8 +221,10 @@ def glm_streams(draw: st.DrawFn, *, interleave: bool | None = None) -> GlmStream
     # Without tool_stream, GLM already puts finish_reason on the (last) tool-call chunk
     # and repeats it on the final usage chunk (A.9).
     carrier = finish_carrier if deltas and deltas[-1] is finish_carrier else None
+    carriers = [carrier, *early_finish] if carrier is not None else []
     chunks = [
-        chunk(d, finish if d is carrier and finish not in ABNORMAL_FINISHES else None)
+        chunk(d, finish if any(d is c for c in carriers) and finish not in ABNORMAL_FINISHES
+              else None)  # fmt: skip
         for d in deltas
     ]
 

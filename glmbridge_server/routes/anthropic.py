@@ -8,6 +8,8 @@ for the Anthropic door and the configured upstream profile, and hand it to
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 import httpx2
@@ -26,7 +28,9 @@ from glmbridge.errors import (
 )
 from glmbridge.exchange import Exchange
 from glmbridge.protocols import anthropic
+from glmbridge.protocols.openai.tokenizer import tokenizer_body, tokenizer_url
 from glmbridge.routing import ModelSpec, RouteTable, model_info, resolve_route
+from glmbridge.upstream_errors import scrub
 from glmbridge_server import relay
 from glmbridge_server.codex import codex_catalog
 from glmbridge_server.routes import (
@@ -47,6 +51,7 @@ __all__ = ["build_model_catalog", "routes"]
 logger = logging.getLogger("glmbridge.server")
 
 _TOKENIZER_TIMEOUT = httpx2.Timeout(5.0, read=15.0)
+_TOKENIZER_RETRY_AFTER = 600.0  # seconds a failing tokenizer is not asked again
 _DOOR = anthropic.DOOR
 
 
@@ -96,28 +101,38 @@ async def count_tokens(request: Request) -> Response:
 
 
 async def _upstream_token_count(request: Request, exchange: Exchange) -> int | None:
-    """Ask ``{base}/tokenizer``; ``None`` means "use the local estimate"."""
+    """Ask GLM's tokenizer; ``None`` means "use the local estimate".
+
+    The documented path and a model it accepts (``glmbridge.protocols.openai.tokenizer``);
+    a failure is remembered (a 404/405 for good, anything else for
+    ``_TOKENIZER_RETRY_AFTER``), so ``count_tokens`` does not pay a failing round trip each
+    time, and it never cools a key: the tokenizer's answer says nothing about the key's
+    use for chat (a Coding-Plan key on the general path gets 1113 there).
+    """
     state = request.app.state
     settings = runtime(request).settings
     profile = exchange.route.upstream
     mode = settings.count_tokens
-    base = relay.upstream_url(request, exchange).removesuffix(exchange.codec.path)
+    url = tokenizer_url(relay.upstream_url(request, exchange).removesuffix(exchange.codec.path))
     if not profile.tokenizer or mode == "local":
         return None
-    if mode == "auto" and (base in state.tokenizer_unavailable):
+    unavailable: dict[str, float] = state.tokenizer_unavailable
+    if mode == "auto" and unavailable.get(url, 0.0) > time.monotonic():
         return None
     if mode == "auto" and not settings.mock and len(state.upstream.keys) == 0:
         return None
-    wire = msgspec.json.decode(exchange.body)
-    body = {k: wire[k] for k in ("model", "messages", "tools") if k in wire}
+
+    def decode_error(status: int, data: bytes, retry: float | None) -> UpstreamError:
+        err = exchange.codec.decode_error(status, data, retry_after=retry)
+        err.spares_key = True  # never cool a key for the tokenizer's sake
+        return scrub(err, exchange.secrets)
+
     try:
         reply = await state.upstream.send(
-            base + "/tokenizer",
-            msgspec.json.encode(body),
+            url,
+            tokenizer_body(exchange.body),
             headers=lambda key: {**profile.auth_headers(key), "content-type": "application/json"},
-            decode_error=lambda status, data, retry: exchange.decode_error(
-                status, data, retry_after=retry
-            ),
+            decode_error=decode_error,
             stream=False,
             session_id=None,
             max_retries=0,
@@ -136,8 +151,9 @@ async def _upstream_token_count(request: Request, exchange: Exchange) -> int | N
         failure = exc
     if mode == "upstream":
         raise failure
-    if isinstance(failure, UpstreamError) and failure.status in (404, 405):
-        state.tokenizer_unavailable.add(base)  # this upstream has no tokenizer: stop asking
+    gone = isinstance(failure, UpstreamError) and failure.status in (404, 405)
+    # no tokenizer there: stop asking; another failure: ask again after a while
+    unavailable[url] = math.inf if gone else time.monotonic() + _TOKENIZER_RETRY_AFTER
     logger.info("tokenizer unavailable (%s); using the local estimate", failure.message)
     return None
 

@@ -368,7 +368,8 @@ def test_request_normalisation() -> None:
     req = msgspec.structs.replace(req, messages=messages)
     wire = json.loads(ac.AnthropicUpstream().encode_request(req, route))
     assert wire["model"] == "glm-5.2"  # the [1m] suffix is Claude Code's, not a model id
-    assert wire["max_tokens"] == route.spec.max_output
+    # no max_tokens: Claude Code's default budget, within the model's cap (glm-5.2: 128K)
+    assert wire["max_tokens"] == min(32_000, route.spec.max_output) == 32_000
     assert "system" not in wire
     assert wire["messages"] == [
         {"role": "user", "content": "hi"},
@@ -419,7 +420,8 @@ def test_zai_auto_sends_media_turns_through_the_chat_api() -> None:
     image = ir.Request(model=MODEL, messages=_user(ir.TextBlock(text="look"), IMAGE))
     assert resolve_route(text, upstream=auto).upstream is auto
     routed = resolve_route(image, upstream=auto)
-    assert routed.upstream is PROFILES["zai-coding"] and routed.model == "glm-4.6v"
+    # the Coding Plan's only vision model (glm-4.6v is a 404 there: zai-fidelity 1.3)
+    assert routed.upstream is PROFILES["zai-coding"] and routed.model == "glm-5.3-flash"
 
 
 def test_a_route_can_pin_a_model_to_a_profile() -> None:

@@ -294,12 +294,13 @@ def _image_parts(out: dict[str, Any]) -> list[dict[str, Any]]:
 def test_image_in_tool_result_routes_to_vision_and_reaches_glm(
     source: dict[str, Any], url: str
 ) -> None:
-    """An image inside a tool_result switches to glm-4.6v and arrives as an image_url part."""
+    """An image inside a tool_result switches to the Coding Plan's vision model (glm-5.3-flash,
+    zai-fidelity 1.3) and arrives as an image_url part."""
     doc = _with_tool_result_content(
         [{"type": "text", "text": "screenshot taken"}, {"type": "image", "source": source}]
     )
     route, _, out = convert(compact(doc))
-    assert (route.model, route.reason) == ("glm-4.6v", "vision")
+    assert (route.model, route.reason) == ("glm-5.3-flash", "vision")
     assert route.spec.vision
     (part,) = _image_parts(out)
     assert part == {"type": "image_url", "image_url": {"url": url}}
@@ -311,8 +312,9 @@ def test_image_in_tool_result_routes_to_vision_and_reaches_glm(
     assert tool["content"].startswith("screenshot taken")
     follow = messages[messages.index(tool) + 1]
     assert follow["role"] == "user" and follow["content"][0] == part
-    # glm-4.6v caps output at 32K: Claude Code's 64000 is clamped
-    assert out["max_tokens"] == route.spec.max_output == 32 * 1024 < doc["max_tokens"]
+    # glm-5.3-flash caps output at 128K: Claude Code's 64000 is kept
+    assert out["max_tokens"] == doc["max_tokens"] < route.spec.max_output
+    assert "tool_stream" not in out  # the vision request schema has no tool_stream (OAS)
     assert len(out["tools"]) == 24
 
 

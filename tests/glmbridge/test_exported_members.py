@@ -39,6 +39,7 @@ EXPECTED = {
     "estimate_text_tokens",
     "events",
     "ir",
+    "model_info",
     "resolve_route",
     "validate_anthropic_stream",
 }

@@ -148,7 +148,7 @@ def test_main_turn() -> None:
 def test_thinking_per_model_family() -> None:
     """Gemini 2.5 sends a budget, custom names only includeThoughts."""
     pro = decode_recorded("text-pro-1.json")
-    assert (pro.thinking, pro.effort) == (ir.Thinking(type="enabled", budget_tokens=8192), None)
+    assert (pro.thinking, pro.effort) == (ir.Thinking(type="enabled", budget_tokens=8192), "medium")
     glm = decode_recorded("text-glm-1.json")
     assert (glm.thinking, glm.effort, glm.echo) == (
         ir.Thinking(type="enabled"),
@@ -527,7 +527,7 @@ THINKING: list[tuple[dict[str, Any] | None, ir.Thinking | None, str | None, bool
     ({"thinkingBudget": 0}, ir.Thinking(type="disabled"), None, False),
     ({"thinkingBudget": 0, "includeThoughts": True}, ir.Thinking(type="disabled"), None, True),
     ({"thinkingBudget": 8192, "includeThoughts": True},
-     ir.Thinking(type="enabled", budget_tokens=8192), None, True),
+     ir.Thinking(type="enabled", budget_tokens=8192), "medium", True),  # budget -> effort
     ({"thinkingBudget": -1}, ir.Thinking(type="enabled"), None, False),  # dynamic
 ]  # fmt: skip
 

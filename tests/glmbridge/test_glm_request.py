@@ -14,15 +14,19 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from glmbridge import ir
 from glmbridge.errors import ClientRequestError
+from glmbridge.exchange import adapt_request
 from glmbridge.protocols import openai as oa
-from glmbridge.routing import ModelSpec
+from glmbridge.routing import DEFAULT_MODELS, ModelSpec
+from tests.strategies import ir_requests
 
 TEXT = ModelSpec(id="glm-4.6", context_window=200_000, max_output=131_072, tool_stream=True)
 VISION = ModelSpec(
-    id="glm-4.6v", context_window=128_000, max_output=32_768, vision=True, video=True
+    id="glm-4.6v", context_window=128_000, max_output=32_768, vision=True, video=True, files=True
 )
 NO_THINK = ModelSpec(id="glm-4-32b", context_window=128_000, max_output=16_384, thinking="none")
 M = "glm-4.6"
@@ -147,7 +151,9 @@ CASES: list[tuple[str, dict[str, Any], Any, oa.Dialect, dict[str, Any]]] = [
             "messages": [
                 *HI_WIRE,
                 {"role": "assistant", "content": "Hello", "reasoning_content": "t1t2"},
-            ]
+            ],
+            # replayed reasoning is kept on the pay-as-you-go endpoints too (zai-fidelity 2.2)
+            "thinking": {"type": "enabled", "clear_thinking": False},
         },
     ),
     (
@@ -212,7 +218,8 @@ CASES: list[tuple[str, dict[str, Any], Any, oa.Dialect, dict[str, Any]]] = [
                     "content": None,
                     "tool_calls": [call("c1", "f", "{}"), call("c2", "g", "{}")],
                 },
-                {"role": "tool", "tool_call_id": "c1", "content": ""},
+                # GLM rejects empty content (400/1213, zai-fidelity 2.16): a placeholder
+                {"role": "tool", "tool_call_id": "c1", "content": "(no output)"},
                 {"role": "tool", "tool_call_id": "c2", "content": "Error"},
             ]
         },
@@ -405,7 +412,7 @@ CASES: list[tuple[str, dict[str, Any], Any, oa.Dialect, dict[str, Any]]] = [
                     "content": [
                         {"type": "video_url", "video_url": {"url": "https://x/v.mp4"}},
                         {"type": "text", "text": "Notes\n\nabc"},
-                        {"type": "file_url", "file_url": {"url": "https://x/doc.pdf"}},
+                        {"type": "file", "file": {"file_url": "https://x/doc.pdf"}},
                         {"type": "text", "text": "Search result: T\nSource: https://s\n\nsnippet"},
                     ],
                 }
@@ -455,11 +462,11 @@ CASES: list[tuple[str, dict[str, Any], Any, oa.Dialect, dict[str, Any]]] = [
         {"messages": HI_WIRE},
     ),
     (
-        "max_tokens_clamped_and_first_stop_kept",
-        {"messages": HI, "max_tokens": 64_000, "stop_sequences": ["A", "B"]},
+        "max_tokens_clamped_and_four_stops_kept",  # OAS stop maxItems 4 (zai-fidelity 2.6)
+        {"messages": HI, "max_tokens": 64_000, "stop_sequences": ["A", "B", "C", "D", "E"]},
         NO_THINK,
         oa.GLM,
-        {"messages": HI_WIRE, "max_tokens": 16_384, "stop": ["A"]},
+        {"messages": HI_WIRE, "max_tokens": 16_384, "stop": ["A", "B", "C", "D"]},
     ),
     (
         "max_tokens_at_least_one_openai_field",
@@ -791,8 +798,9 @@ def test_pdf_with_vision_base64_becomes_data_url_file_part() -> None:
             )
         ]
     }
+    # the unified file part with file_data (OAS; zai-fidelity 2.15), not legacy file_url
     assert convert(req, VISION)["messages"][0]["content"] == [
-        {"type": "file_url", "file_url": {"url": "data:application/pdf;base64,JVBERi0="}}
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0="}}
     ]
 
 
@@ -900,3 +908,148 @@ def test_long_user_id_is_sent_as_a_stable_digest() -> None:
     assert 6 <= len(first) <= 128
     assert first == again != other
     assert "d" * 64 not in first
+
+
+# --- thinking and effort adapted to the routed model (issue 11) -------------------------------
+
+GLM53 = DEFAULT_MODELS["glm-5.3"]
+GLM52 = DEFAULT_MODELS["glm-5.2"]
+
+
+def adapted(req: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    """The wire body after the exchange's protocol-independent adaptation."""
+    req = {"model": "claude-opus-4-5", **req}
+    ir_req = adapt_request(msgspec.json.decode(json.dumps(req).encode(), type=ir.Request), spec)
+    return json.loads(oa.encode_request(oa.request_from_ir(ir_req, model=spec.id, spec=spec)))
+
+
+@pytest.mark.parametrize(
+    ("spec", "effort", "sent"),
+    [
+        (GLM53, "low", "low"),
+        (GLM53, "medium", "high"),  # 5.3 accepts only low/high/max (THINK53)
+        (GLM53, "high", "high"),
+        (GLM53, "max", "max"),
+        (GLM53, "xhigh", "max"),
+        (GLM52, "medium", "medium"),
+        (GLM52, "xhigh", "xhigh"),
+        (TEXT, "high", None),  # glm-4.6: no reasoning_effort ("GLM-5.2 and above")
+        (GLM53, None, None),
+    ],
+)
+def test_effort_becomes_reasoning_effort_where_supported(
+    spec: ModelSpec, effort: str | None, sent: str | None
+) -> None:
+    body = adapted({"messages": HI, "effort": effort}, spec)
+    assert body.get("reasoning_effort") == sent
+
+
+def test_thinking_disabled_is_never_sent_to_an_always_thinking_model() -> None:
+    # GLM-5.3 answers 400/1210 "this model always thinks" (farion1231/cc-switch#6737): the
+    # lowest effort is asked instead, unless the client chose one.
+    body = adapted({"messages": HI, "thinking": {"type": "disabled"}}, GLM53)
+    assert "thinking" not in body and body["reasoning_effort"] == "low"
+    body = adapted({"messages": HI, "thinking": {"type": "disabled"},
+                    "effort": "high"}, GLM53)  # fmt: skip
+    assert "thinking" not in body and body["reasoning_effort"] == "high"
+    # a model that can stop thinking gets disabled, and no effort
+    body = adapted({"messages": HI, "thinking": {"type": "disabled"},
+                    "effort": "high"}, GLM52)  # fmt: skip
+    assert body["thinking"] == {"type": "disabled"} and "reasoning_effort" not in body
+
+
+def test_clear_thinking_false_only_when_reasoning_is_replayed() -> None:
+    history = [*HI, assistant({"type": "thinking", "thinking": "t", "signature": "s"},
+                              text("x")), user(text("more"))]  # fmt: skip
+    enabled = {"type": "enabled", "budget_tokens": 2048}
+    assert convert({"messages": history, "thinking": enabled})["thinking"] == {
+        "type": "enabled", "clear_thinking": False}  # fmt: skip
+    assert convert({"messages": HI, "thinking": enabled})["thinking"] == {"type": "enabled"}
+    # thinking off: nothing to keep, disabled is sent as is
+    assert convert({"messages": history, "thinking": {"type": "disabled"}})["thinking"] == {
+        "type": "disabled"}  # fmt: skip
+    assert "thinking" not in convert({"messages": history}, NO_THINK)
+
+
+def test_no_empty_content_is_ever_sent() -> None:
+    # GLM-5 answers 400/1213 for content "" (earendil-works/pi#3309); the coding endpoint
+    # rejects an empty text part (zed-industries/zed#38153).
+    body = convert({"messages": [
+        user(text(""), text("  "), {"type": "document",
+                                    "source": {"type": "text", "data": ""}}, text("q")),
+        assistant({"type": "thinking", "thinking": "only thought", "signature": "s"}),
+        user(text("again")),
+        assistant(text(""), tool_use("c1", "f", {})),
+        user(tool_result("c1", text(" \n"))),
+    ]})  # fmt: skip
+    for message in body["messages"]:
+        content = message.get("content")
+        assert content is None or (isinstance(content, str) and content.strip()) or (
+            isinstance(content, list) and all(p.get("text", "x").strip() for p in content)
+        ), message
+    assert body["messages"][0] == {"role": "user", "content": "q"}
+    assert body["messages"][-1] == {"role": "tool", "tool_call_id": "c1", "content": "(no output)"}
+
+
+def test_pdf_by_url_and_by_file_id_use_the_file_part() -> None:
+    doc = {"type": "document", "title": "spec.pdf",
+           "source": {"type": "file", "file_id": "file-123"}}  # fmt: skip
+    assert convert({"messages": [user(doc)]}, VISION)["messages"][0]["content"] == [
+        {"type": "file", "file": {"file_id": "file-123", "filename": "spec.pdf"}}
+    ]
+
+
+def test_tokenizer_request_fits_the_documented_tokenizer() -> None:
+    # model enum glm-4.6 / glm-4.6v / glm-4.5, roles user/system/assistant (OAS; zai-fidelity 1.5)
+    from glmbridge.protocols.openai.tokenizer import TOKENIZER_MODELS, tokenizer_body, tokenizer_url
+
+    history = [user(text("run it")), assistant(tool_use("c1", "Bash", {"command": "ls"})),
+               user(tool_result("c1", text("a.py")))]  # fmt: skip
+    chat = oa.encode_request(oa.request_from_ir(
+        msgspec.json.decode(json.dumps({"model": "x", "messages": history}).encode(),
+                            type=ir.Request), model="glm-5.3", spec=TEXT))  # fmt: skip
+    body = json.loads(tokenizer_body(chat))
+    assert body["model"] in TOKENIZER_MODELS and body["model"] == "glm-4.6"
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    assert "Bash" in body["messages"][1]["content"] and body["messages"][2]["content"] == "a.py"
+    seen = json.dumps({"model": "x", "messages": [user(image(), text("?"))]}).encode()
+    vision = oa.encode_request(oa.request_from_ir(
+        msgspec.json.decode(seen, type=ir.Request), model="glm-4.6v", spec=VISION))  # fmt: skip
+    assert json.loads(tokenizer_body(vision))["model"] == "glm-4.6v"
+    assert tokenizer_url("https://api.z.ai/api/coding/paas/v4") == (
+        "https://api.z.ai/api/paas/v4/tokenizer")  # fmt: skip
+    assert tokenizer_url("https://open.bigmodel.cn/api/paas/v4/") == (
+        "https://open.bigmodel.cn/api/paas/v4/tokenizer")  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(req=ir_requests, model=st.sampled_from(sorted(DEFAULT_MODELS)))
+def test_no_request_we_build_has_empty_content(req: ir.Request, model: str) -> None:
+    # GLM rejects empty content (1213) and empty text parts (zai-fidelity 2.16); and the
+    # request fits the model: no tool_stream, efforts or thinking-off it does not take.
+    spec = DEFAULT_MODELS[model]
+    try:
+        body = json.loads(oa.encode_request(oa.request_from_ir(adapt_request(req, spec),
+                                                               model=model, spec=spec)))
+    except ClientRequestError:
+        return  # e.g. a PDF for a model without file input: a clear 400, nothing sent
+    for message in body["messages"]:
+        content = message.get("content")
+        if isinstance(content, str):
+            assert content.strip(), message
+        elif isinstance(content, list):
+            assert content and all(p["text"].strip() for p in content if p["type"] == "text")
+        else:
+            assert content is None and message["role"] == "assistant" and message["tool_calls"]
+    assert "tool_stream" not in body or spec.tool_stream
+    assert "reasoning_effort" not in body or body["reasoning_effort"] in spec.efforts
+    assert not (spec.thinking == "always" and body.get("thinking", {}).get("type") == "disabled")
+    assert len(body.get("stop", [])) <= 4
+
+
+def test_effort_is_rounded_for_every_upstream() -> None:
+    # adapt_request runs for Z.ai's Anthropic endpoint too (output_config.effort there)
+    req = ir.Request(model="m", messages=[], effort="medium")
+    assert adapt_request(req, GLM53).effort == "high"
+    assert adapt_request(req, GLM52).effort == "medium"
+    assert adapt_request(req, TEXT).effort == "medium"  # no efforts listed: left as asked

@@ -200,6 +200,7 @@ CANONICAL = [
     "tool_call_whole",
     "tool_stream_late_id",
     "parallel_whole",
+    "parallel_per_call_finish",
     "parallel_tool_stream",
     "sensitive",
     "length_cuts_tool",
@@ -278,16 +279,51 @@ def test_message_delta_waits_for_done() -> None:
     dec = oa.StreamDecoder(model="m", message_id="msg_x")
     first = dec.feed(_chunk({"content": "hi"}, "stop"))
     assert not any(isinstance(e, ev.MessageDelta) for e in first)
-    assert isinstance(first[-1], ev.BlockStop)  # blocks close at the finish chunk
+    assert isinstance(first[-1], ev.TextDelta) and dec.answered  # the finish is provisional
     rest = dec.feed(json.dumps({"choices": [], "usage": {"prompt_tokens": 9}})) + dec.feed("[DONE]")
-    assert [type(e) for e in rest] == [ev.MessageDelta, ev.MessageStop]
+    assert [type(e) for e in rest] == [ev.BlockStop, ev.MessageDelta, ev.MessageStop]
     assert dec.flush() == []
 
 
 def test_finish_without_done_is_completed_by_flush() -> None:
     dec = oa.StreamDecoder(model="m", message_id="msg_x")
     dec.feed(_chunk({"content": "hi"}, "stop"))
-    assert [type(e) for e in dec.flush()] == [ev.MessageDelta, ev.MessageStop]
+    assert [type(e) for e in dec.flush()] == [ev.BlockStop, ev.MessageDelta, ev.MessageStop]
+
+
+def _w45_call(index: int, name: str) -> dict[str, Any]:
+    return {"id": f"call_{name}", "index": index, "type": "function",
+            "function": {"name": name, "arguments": '{"a": 2, "b": 3}'}}  # fmt: skip
+
+
+def test_every_parallel_call_is_kept_when_each_chunk_carries_the_finish() -> None:
+    # The recorded Coding Plan shape (zai-fidelity 3.5, W45): one chunk per call, each
+    # already carrying finish_reason "tool_calls", then a final finish + usage chunk.
+    payloads = [
+        _chunk({"content": "\n"}),
+        _chunk({"tool_calls": [_w45_call(0, "add")]}, "tool_calls"),
+        _chunk({"tool_calls": [_w45_call(1, "multiply")]}, "tool_calls"),
+        _chunk({"content": ""}, "tool_calls", usage={"prompt_tokens": 282, "completion_tokens": 9}),
+        "[DONE]",
+    ]
+    events = run(payloads)
+    check_grammar(events)
+    folded = fold(events)
+    assert [(b["name"], b["input"]) for b in folded["content"]] == [
+        ("add", {"a": 2, "b": 3}),
+        ("multiply", {"a": 2, "b": 3}),
+    ]
+    assert folded["stop_reason"] == ir.StopReason.TOOL_USE
+    resp = oa.response_to_ir(merge_to_response(payloads), model="claude-sonnet-4-5")
+    assert normalize(folded["content"]) == normalize(resp.content)
+
+
+def test_the_last_finish_reason_counts() -> None:
+    payloads = [_chunk({"content": "a"}, "tool_calls"), _chunk({"content": "b"}, "stop")]
+    events = run([*payloads, "[DONE]"])
+    folded = fold(events)
+    assert folded["content"] == [{"type": "text", "text": "ab"}]
+    assert folded["stop_reason"] == ir.StopReason.END_TURN
 
 
 def test_empty_stream_flush_reports_truncation() -> None:

@@ -9,11 +9,14 @@ from typing import Any
 import pytest
 
 from glmbridge import ir
+from glmbridge.errors import ClientRequestError
+from glmbridge.profiles import PROFILES
 from glmbridge.routing import (
     DEFAULT_MODELS,
     DEFAULT_ROUTE_TABLE,
     ModelSpec,
     RouteTable,
+    model_info,
     normalize_model_name,
     resolve_route,
 )
@@ -49,13 +52,13 @@ CASES: list[tuple[str, ir.Request, str | None, str, str]] = [
     ("unknown glm", req("glm-9"), None, "glm-9", "passthrough"),
     ("unknown name", req("gpt-4o"), None, "glm-4.7", "default"),
     ("empty name", req(""), None, "glm-4.7", "default"),
-    ("image in current turn", req("claude-sonnet-4-5", user(ir.TextBlock(text="see"), IMAGE)), None, "glm-4.6v", "vision"),
-    ("video in current turn", req("claude-sonnet-4-5", user(VIDEO)), None, "glm-4.6v", "vision"),
-    ("image in tool_result", req("claude-opus-4-5", user(), assistant(), user(tool_result(IMAGE))), None, "glm-4.6v", "vision"),
+    ("image in current turn", req("claude-sonnet-4-5", user(ir.TextBlock(text="see"), IMAGE)), None, "glm-5.3-flash", "vision"),
+    ("video in current turn", req("claude-sonnet-4-5", user(VIDEO)), None, "glm-5.3-flash", "vision"),
+    ("image in tool_result", req("claude-opus-4-5", user(), assistant(), user(tool_result(IMAGE))), None, "glm-5.3-flash", "vision"),
     ("image only earlier", req("claude-opus-4-5", user(IMAGE), assistant(), user()), None, "glm-4.7", "alias:*opus*"),
-    ("prefill after image turn", req("claude-opus-4-5", user(IMAGE), assistant("{")), None, "glm-4.6v", "vision"),
-    ("vision model keeps itself", req("glm-4.5v", user(IMAGE)), None, "glm-4.5v", "passthrough"),
-    ("explicit glm text model + image", req("glm-4.6", user(IMAGE)), None, "glm-4.6v", "vision"),
+    ("prefill after image turn", req("claude-opus-4-5", user(IMAGE), assistant("{")), None, "glm-5.3-flash", "vision"),
+    ("vision model keeps itself", req("glm-5.3-flash", user(IMAGE)), None, "glm-5.3-flash", "passthrough"),
+    ("explicit glm text model + image", req("glm-4.6", user(IMAGE)), None, "glm-5.3-flash", "vision"),
     ("override wins", req("claude-3-5-haiku-latest"), "GLM-5.1", "glm-5.1", "override"),
     ("override wins over media", req("claude-sonnet-4-5", user(IMAGE)), "glm-4.7", "glm-4.7", "override"),
 ]  # fmt: skip
@@ -85,13 +88,17 @@ def test_media_routing_can_be_disabled() -> None:
 @pytest.mark.parametrize(
     ("model", "ctx", "out", "vision", "thinking", "tool_stream"),
     [
-        ("glm-5.1", 204800, 131072, False, "forced", True),
-        ("glm-4.7", 204800, 131072, False, "forced", True),
-        ("glm-4.6", 204800, 131072, False, "hybrid", True),
-        ("glm-4.5-air", 131072, 98304, False, "hybrid", False),
+        ("glm-5.3", 1_000_000, 131072, False, "always", True),
+        ("glm-5.3-flash", 204800, 131072, True, "always", False),
+        ("glm-5.2", 1_000_000, 131072, False, "auto", True),
+        ("glm-5.1", 204800, 131072, False, "auto", True),
+        ("glm-5-turbo", 202752, 131072, False, "auto", True),
+        ("glm-4.7", 204800, 131072, False, "hybrid", True),
+        ("glm-4.6", 204800, 131072, False, "auto", True),
+        ("glm-4.5-air", 131072, 98304, False, "auto", False),
         ("glm-4-32b-0414-128k", 131072, 16384, False, "none", False),
-        ("glm-4.6v", 131072, 32768, True, "hybrid", True),
-        ("glm-4.5v", 65536, 16384, True, "forced", False),
+        ("glm-4.6v", 131072, 32768, True, "auto", False),
+        ("glm-4.5v", 65536, 16384, True, "hybrid", False),
     ],
 )
 def test_default_model_table(
@@ -108,7 +115,7 @@ def test_default_table_lists_every_documented_model() -> None:
         "glm-5.1", "glm-5", "glm-5-turbo", "glm-4.7", "glm-4.7-flash", "glm-4.7-flashx",
         "glm-4.6", "glm-4.5", "glm-4.5-air", "glm-4.5-x", "glm-4.5-airx", "glm-4.5-flash",
         "glm-4-32b-0414-128k", "glm-4.6v", "glm-4.6v-flash", "glm-4.6v-flashx", "glm-4.5v",
-        "glm-5v-turbo", "glm-5.3", "glm-5.3-flash",
+        "glm-5v-turbo", "glm-5.3", "glm-5.3-flash", "glm-5.3-flashx", "glm-5.2",
     }  # fmt: skip
     assert all(spec.id == key for key, spec in DEFAULT_MODELS.items())
     assert all(spec.vision for spec in DEFAULT_MODELS.values() if spec.video)
@@ -141,7 +148,7 @@ def test_config_merge_alias_override_and_extra_model() -> None:
     assert resolve_route(req("claude-sonnet-4"), table).model == "glm-4.7"
     assert resolve_route(req("mystery"), table).model == "glm-4.6"
     assert table.models["glm-4.7"].max_output == 65536
-    assert table.models["glm-4.7"].thinking == "forced"  # other fields kept
+    assert table.models["glm-4.7"].thinking == "hybrid"  # other fields kept
     # The built-in table is untouched.
     assert DEFAULT_ROUTE_TABLE.models["glm-4.7"].max_output == 131072
     assert "my-model" not in DEFAULT_MODELS
@@ -151,8 +158,8 @@ def test_config_merge_alias_override_and_extra_model() -> None:
 
 
 def test_config_aliases_as_list_of_pairs() -> None:
-    table = RouteTable.from_mapping({"aliases": [["*", "glm-4.5-flash"]]})
-    assert resolve_route(req("claude-opus-4-5"), table).model == "glm-4.5-flash"
+    table = RouteTable.from_mapping({"aliases": [["*", "glm-4.5"]]})
+    assert resolve_route(req("claude-opus-4-5"), table).model == "glm-4.5"
 
 
 @pytest.mark.parametrize(
@@ -194,3 +201,73 @@ def test_routing_is_pure() -> None:
     request_ = req("claude-sonnet-4-5", user(IMAGE))
     assert resolve_route(request_) == resolve_route(request_)
     assert request_.model == "claude-sonnet-4-5"
+
+
+# --- models per upstream profile (issue 11) ----------------------------------------------------
+
+
+def test_model_info_resolves_client_names() -> None:
+    assert model_info("claude-opus-4-5-20251101[1m]").id == "glm-4.7"
+    assert model_info("claude-sonnet-4-5").context_window == 204_800
+    assert model_info("glm-5.3[1m]").context_window == 1_000_000
+    haiku = model_info("claude-haiku-4-5-20251001")  # Claude Code's hard-coded summariser
+    assert (haiku.id, haiku.context_window, haiku.max_output) == ("glm-4.5-air", 131072, 98304)
+    assert model_info("GLM-5.2").max_output == 131072
+    assert model_info("glm-9").context_window == 131072  # unknown: conservative
+    assert model_info("claude-3-opus-20240229", RouteTable.from_mapping(
+        {"aliases": {"opus": "glm-4.6"}})).id == "glm-4.6"  # fmt: skip
+
+
+def test_every_default_target_is_served_by_the_coding_plan() -> None:
+    coding = PROFILES["zai-coding"]
+    targets = {t for _, t in DEFAULT_ROUTE_TABLE.aliases}
+    targets |= {DEFAULT_ROUTE_TABLE.default_model, DEFAULT_ROUTE_TABLE.vision_model}
+    assert all(coding.serves(t) for t in targets), targets
+
+
+@pytest.mark.parametrize("profile", ["zai-coding", "bigmodel-coding", "zai-auto"])
+@pytest.mark.parametrize("media", [IMAGE, VIDEO])
+def test_media_on_the_coding_plan_go_to_a_vision_model_it_serves(
+    profile: str, media: ir.Block
+) -> None:
+    route = resolve_route(req("claude-sonnet-4-5", user(media)), upstream=PROFILES[profile])
+    assert route.model == "glm-5.3-flash" and route.reason == "vision"
+    assert route.upstream.serves(route.model) and route.upstream.protocol == "openai"
+
+
+def test_video_on_pay_as_you_go_goes_to_a_video_model() -> None:
+    zai = PROFILES["zai"]
+    assert resolve_route(req("claude-sonnet-4-5", user(IMAGE)), upstream=zai).model == (
+        "glm-5.3-flash")  # fmt: skip
+    assert resolve_route(req("claude-sonnet-4-5", user(VIDEO)), upstream=zai).model == "glm-4.6v"
+    assert resolve_route(req("glm-4.5v", user(IMAGE)), upstream=zai).model == "glm-4.5v"
+
+
+@pytest.mark.parametrize("model", ["glm-4.6v", "glm-4.7-flashx", "glm-4.5v", "glm-4.5-flash"])
+def test_a_model_outside_the_coding_plan_is_a_clear_client_error(model: str) -> None:
+    with pytest.raises(ClientRequestError) as info:
+        resolve_route(req(model), upstream=PROFILES["zai-coding"])
+    message = str(info.value)
+    assert info.value.path == "model"
+    assert model in message and "zai-coding" in message and "GLM Coding Plan" in message
+    assert "glm-5.3" in message  # what it serves instead
+    # served elsewhere: pay-as-you-go, or pinned by the configuration
+    assert resolve_route(req(model), upstream=PROFILES["zai"]).model == model
+    pinned = RouteTable.from_mapping({"upstreams": {model: "zai"}})
+    assert resolve_route(req(model), pinned, upstream=PROFILES["zai-coding"]).upstream.name == "zai"
+
+
+def test_unknown_and_configured_models_are_not_checked() -> None:
+    coding = PROFILES["zai-coding"]
+    assert resolve_route(req("glm-9"), upstream=coding).model == "glm-9"
+    table = RouteTable.from_mapping({"models": {"my-model": {"context_window": 1, "max_output": 1}}})
+    assert resolve_route(req("my-model"), table, upstream=coding).model == "my-model"
+
+
+def test_a_pdf_in_the_current_turn_goes_to_a_model_with_file_input() -> None:
+    pdf = ir.DocumentBlock(source=ir.MediaSource(type="base64", media_type="application/pdf",
+                                                 data="JVBERi0="))  # fmt: skip
+    route = resolve_route(req("claude-sonnet-4-5", user(tool_result(pdf))))
+    assert (route.model, route.reason) == ("glm-5.3-flash", "vision") and route.spec.files
+    text_doc = ir.DocumentBlock(source=ir.MediaSource(type="text", data="notes"))
+    assert resolve_route(req("claude-sonnet-4-5", user(text_doc))).model == "glm-4.7"

@@ -302,7 +302,8 @@ def test_closing_the_stream_closes_the_upstream(
 ) -> None:
     started = time.monotonic()
     with client.messages.stream(  # 20 chunks 0.5 s apart: 10 s if read to the end
-        model=SONNET, max_tokens=256, messages=user("[[sim:slow:0.5]] bye")
+        model=SONNET, max_tokens=2048, messages=user("[[sim:slow:0.5]] bye"),
+        thinking={"type": "enabled", "budget_tokens": 1024},  # the reasoning is the first delta
     ) as stream:
         for event in stream:
             if event.type == "content_block_delta":
@@ -594,10 +595,15 @@ def test_openai_responses_over_the_transport(oai: openai.OpenAI, tee: _Tee) -> N
     done = oai.responses.create(model="glm-4.7", input="hello", reasoning={"summary": "auto"})
     assert done.status == "completed" and done.output_text == "You said: hello"
     assert [item.type for item in done.output] == ["reasoning", "message"]
-    events = list(oai.responses.create(model="glm-4.7", input="hello", stream=True))
+    events = list(oai.responses.create(model="glm-4.7", input="hello", stream=True,
+                                       reasoning={"summary": "auto"}))  # fmt: skip
     assert events[-1].type == "response.completed"
     final = validate_responses_stream(tee.last_body())
     assert [item["type"] for item in final["output"]] == ["reasoning", "message"]
+    # GLM reasons anyway; without a reasoning request the answer carries none (issue 11)
+    plain = oai.responses.create(model="glm-4.7", input="hello")
+    assert [item.type for item in plain.output] == ["message"]
+    assert plain.usage is not None and plain.usage.output_tokens > 0
 
 
 def test_openai_errors_over_the_transport(oai: openai.OpenAI) -> None:

@@ -142,6 +142,29 @@ def test_thinking_and_text(client: anthropic.Anthropic) -> None:
         assert text_of(message).startswith("You said: think first")
 
 
+@pytest.mark.parametrize(
+    ("model", "thinking"),
+    [(SONNET, None), (SONNET, {"type": "disabled"}), ("glm-5.3", {"type": "disabled"})],
+)
+def test_no_thinking_blocks_the_client_did_not_ask_for(
+    client: anthropic.Anthropic, sim: RunningServer, model: str, thinking: Any
+) -> None:
+    # Claude Code's WebFetch sends thinking disabled and reads only content[0]; GLM reasons
+    # anyway (GLM-5.3 cannot stop): the answer carries no thinking block (issue 11).
+    kwargs: dict[str, Any] = {"model": model, "max_tokens": 4096,
+                              "messages": user("summarise [[sim:thinking]]")}  # fmt: skip
+    if thinking is not None:
+        kwargs["thinking"] = thinking
+    for message in (client.messages.create(**kwargs), _final(client, **kwargs)):
+        assert [b.type for b in message.content] == ["text"]
+        assert message.content[0].text.startswith("You said: summarise")
+        if thinking is None or model == "glm-5.3":  # GLM reasoned: it is still counted
+            assert message.usage.output_tokens > len(message.content[0].text) // 4 + 5
+    sent = last_chat(sim)
+    if model == "glm-5.3":  # never "disabled" to an always-thinking model (it answers 1210)
+        assert "thinking" not in sent or sent["thinking"]["type"] == "enabled"
+
+
 def _final(client: anthropic.Anthropic, **kwargs: Any) -> Any:
     with client.messages.stream(**kwargs) as stream:
         return stream.get_final_message()
@@ -491,6 +514,8 @@ def test_count_tokens_uses_the_upstream_tokenizer(
     assert 0 < short.input_tokens < long.input_tokens
     tokenizer_body = sim.app.state.requests[-1]
     assert set(tokenizer_body) <= {"model", "messages", "tools"} and "tools" in tokenizer_body
+    # a model the tokenizer accepts (OAS enum), whatever the routed chat model (glm-4.7)
+    assert tokenizer_body["model"] == "glm-4.6"
 
 
 def test_count_tokens_falls_back_to_the_local_estimate(
@@ -511,7 +536,34 @@ def test_count_tokens_falls_back_to_the_local_estimate(
         a = sdk.messages.count_tokens(model=SONNET, messages=user("hi"))
         b = sdk.messages.count_tokens(model=SONNET, messages=user("a much longer message " * 50))
     assert 0 < a.input_tokens < b.input_tokens
-    assert calls == ["/api/coding/paas/v4/tokenizer"]  # a 404 is remembered
+    assert calls == ["/api/paas/v4/tokenizer"]  # the documented path; a 404 is remembered
+
+
+@pytest.mark.parametrize("status", [401, 429, 500])
+def test_a_failing_tokenizer_is_remembered_and_cools_no_key(
+    start_server: Start, bridge_settings: MakeSettings, status: int
+) -> None:
+    calls: list[str] = []
+
+    def upstream(request: httpx2.Request) -> httpx2.Response:
+        calls.append(request.url.path)
+        if request.url.path.endswith("/tokenizer"):  # a Coding Plan key there: 1113 (or worse)
+            code = {401: "1002", 429: "1113", 500: "500"}[status]
+            return httpx2.Response(status, json={"error": {"code": code, "message": "no"}})
+        return httpx2.Response(200, json={"choices": [{"index": 0, "finish_reason": "stop",
+                               "message": {"role": "assistant", "content": "hi"}}]})  # fmt: skip
+
+    server = start_server(
+        create_app(bridge_settings("http://glm.invalid"),  # -> .../api/coding/paas/v4
+                   transport=httpx2.MockTransport(upstream))  # fmt: skip
+    )
+    with anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0) as sdk:
+        counts = [sdk.messages.count_tokens(model=SONNET, messages=user("hi" * n)).input_tokens
+                  for n in (1, 50, 100)]  # fmt: skip
+        # the one key was not cooled down: chat still works
+        assert sdk.messages.create(model=SONNET, max_tokens=64, messages=user("hi")).content
+    assert 0 < counts[0] < counts[1] < counts[2]  # the local estimate
+    assert calls.count("/api/paas/v4/tokenizer") == 1  # remembered: asked once
 
 
 def test_models_list_and_retrieve(client: anthropic.Anthropic) -> None:
@@ -775,3 +827,38 @@ def test_recorded_claude_code_tool_run(bridge: RunningServer, sim: RunningServer
             final = stream.get_final_message()
     assert "hello-from-tool" in text_of(final)
     assert any(m["role"] == "tool" for m in last_chat(sim)["messages"])
+
+
+# --- the model is not in the plan (issue 11) --------------------------------------------------
+
+
+def test_a_model_outside_the_plan_is_a_clear_error_and_cools_no_key(
+    client: anthropic.Anthropic, sim: RunningServer
+) -> None:
+    # refused by routing before it reaches the Coding Plan (glm-4.6v is a 404 there)
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        client.messages.create(model="glm-4.6v", max_tokens=64, messages=user("hi"))
+    assert "glm-4.6v" in refused.value.message and "Coding Plan" in refused.value.message
+    # an unknown model: the plan endpoint's 1214 "modelCode: does not exist" (codex-router#244)
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        client.messages.create(model="glm-9", max_tokens=64, messages=user("hi"))
+    assert "glm-9" in missing.value.message and "Coding Plan" in missing.value.message
+    # 1311 "plan does not include the model" (hermes-agent#51476): 403, never "quota"
+    with pytest.raises(anthropic.PermissionDeniedError) as gated:
+        client.messages.create(model=SONNET, max_tokens=64, messages=user("[[sim:error:1311]]"))
+    assert "glm-4.7" in gated.value.message and "quota" not in gated.value.message
+    # the only key was not cooled down: the next request is served
+    assert client.messages.create(model=SONNET, max_tokens=1024, messages=user("ok")).content
+
+
+@pytest.mark.parametrize(("effort", "sent"), [("low", "low"), ("medium", "high"), (None, None)])
+def test_effort_reaches_glm_as_reasoning_effort(
+    client: anthropic.Anthropic, sim: RunningServer, effort: str | None, sent: str | None
+) -> None:
+    # output_config.effort -> GLM reasoning_effort, rounded to what glm-5.3 accepts (THINK53)
+    extra = {"output_config": {"effort": effort}} if effort else {}
+    message = client.messages.create(model="glm-5.3", max_tokens=1024,
+                                     messages=user("hi"), extra_body=extra)  # fmt: skip
+    assert message.content
+    chat = last_chat(sim)
+    assert chat["model"] == "glm-5.3" and chat.get("reasoning_effort") == sent

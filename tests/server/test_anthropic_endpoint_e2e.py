@@ -172,7 +172,8 @@ def test_zai_auto_sends_an_image_turn_through_the_chat_api() -> None:
             )
             client.messages.create(model=SONNET, max_tokens=64, messages=user("and text?"))
         chat, anth = [r for r in requests if isinstance(r, dict) and "messages" in r]
-        assert chat["model"] == "glm-4.6v" and "max_tokens" in chat
+        # the Coding Plan's only vision model (zai-fidelity 1.3), not glm-4.6v (404 there)
+        assert chat["model"] == "glm-5.3-flash" and "max_tokens" in chat
         assert isinstance(chat["messages"][-1]["content"], list)  # OpenAI-style parts
         assert anth["model"] == "glm-4.7" and anth["messages"][-1]["content"] == "and text?"
     finally:

@@ -232,9 +232,19 @@ def test_stream_with_include_usage(bridge: RunningServer, mode: str) -> None:
 @pytest.mark.parametrize("streamed", [False, True])
 def test_reasoning_content(bridge: RunningServer, mode: str, streamed: bool) -> None:
     chat = Chat(bridge.url, mode)
-    content, reasoning, _, finish = chat.answer(streamed, messages=user("think [[sim:thinking]]"))
+    content, reasoning, _, finish = chat.answer(
+        streamed, messages=user("think [[sim:thinking]]"), reasoning_effort="high"
+    )
     assert reasoning.strip().startswith("Let me think about this step by step.")
     assert content.startswith("You said: think") and finish == "stop"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_no_reasoning_content_unless_asked(bridge: RunningServer, streamed: bool) -> None:
+    # GLM reasons anyway; a client that did not ask for reasoning gets none (issue 11).
+    chat = Chat(bridge.url, "sync")
+    content, reasoning, _, finish = chat.answer(streamed, messages=user("think [[sim:thinking]]"))
+    assert reasoning == "" and content.startswith("You said: think") and finish == "stop"
 
 
 def test_reasoning_effort_none_turns_thinking_off(
@@ -288,7 +298,8 @@ def test_one_tool_call(
     bridge: RunningServer, sim: RunningServer, mode: str, model: str, streamed: bool
 ) -> None:
     _, reasoning, calls, finish = Chat(bridge.url, mode).answer(
-        streamed, model=model, tools=[WEATHER], messages=user("weather? [[sim:tool]]")
+        streamed, model=model, tools=[WEATHER], messages=user("weather? [[sim:tool]]"),
+        reasoning_effort="medium",
     )
     assert finish == "tool_calls"
     ((call_id, name, args),) = calls
@@ -320,7 +331,7 @@ def test_two_parallel_tool_calls(
 def test_tool_round_trip(bridge: RunningServer, sim: RunningServer, mode: str) -> None:
     chat = Chat(bridge.url, mode)
     history: list[Any] = user("weather in Paris? [[sim:tool]]")
-    first = chat.create(tools=[WEATHER], messages=history)
+    first = chat.create(tools=[WEATHER], messages=history, reasoning_effort="high")
     message = first.choices[0].message
     assert first.choices[0].finish_reason == "tool_calls" and message.tool_calls
     call = message.tool_calls[0]
@@ -387,7 +398,8 @@ def test_raw_stream_is_grammatical(bridge: RunningServer, include_usage: bool) -
     response = post_raw(
         bridge.url,
         {"stream": True, "stream_options": {"include_usage": include_usage},
-         "tools": [WEATHER, CLOCK], "messages": user("both [[sim:parallel_tools]]")},
+         "tools": [WEATHER, CLOCK], "messages": user("both [[sim:parallel_tools]]"),
+         "reasoning_effort": "high"},
     )  # fmt: skip
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -592,3 +604,11 @@ def test_scripted_tool_calls_with_unicode_arguments(
         )  # fmt: skip
         _, _, calls, finish = chat.answer(streamed, tools=[WEATHER], messages=user("x"))
         assert calls == [("call_fixed", "get_weather", args)] and finish == "tool_calls"
+
+
+def test_reasoning_effort_reaches_glm_5_3(bridge: RunningServer, sim: RunningServer) -> None:
+    chat = Chat(bridge.url, "sync")
+    content, reasoning, _, _ = chat.answer(False, messages=user("hi [[sim:thinking]]"),
+                                           model="glm-5.3", reasoning_effort="minimal")  # fmt: skip
+    assert content and reasoning  # asked for: shown
+    assert last_chat(sim)["reasoning_effort"] == "low"  # minimal -> low, a level 5.3 accepts

@@ -44,10 +44,12 @@ def test_a_stored_conversation_continues(
     server = start_server(create_app(bridge_settings(sim.url, responses_store=2)))
     client = sdk(server)
     if stream:
-        with client.responses.stream(model="glm-4.7", input="my name is Ada") as events:
+        with client.responses.stream(model="glm-4.7", input="my name is Ada",
+                                     reasoning={"summary": "auto"}) as events:  # fmt: skip
             first = events.get_final_response()
     else:
-        first = client.responses.create(model="glm-4.7", input="my name is Ada")
+        first = client.responses.create(model="glm-4.7", input="my name is Ada",
+                                        reasoning={"summary": "auto"})  # fmt: skip
     second = client.responses.create(
         model="glm-4.7", input="what is my name?", previous_response_id=first.id
     )

@@ -30,7 +30,7 @@ Start = Callable[[Starlette], RunningServer]
 MakeSettings = Callable[..., Settings]
 TOKEN = "tok-3f9a1c7e5b2d4a60"
 SONNET = "claude-sonnet-4-5"
-MESSAGE = {"model": SONNET, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+MESSAGE = {"model": SONNET, "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.fixture

@@ -92,13 +92,18 @@ def error_of(r) -> tuple[int, str]:
 @pytest.mark.parametrize("prefix", ["", "/v4", "/paas/v4", "/api/paas/v4", "/api/coding/paas/v4"])
 def test_all_base_paths_serve_chat_and_tokenizer(client, prefix):
     assert post(client, user("hi"), url=f"{prefix}/chat/completions").status_code == 200
-    assert post(client, user("hi"), url=f"{prefix}/tokenizer").status_code == 200
+    assert post(client, {**user("hi"), "model": "glm-4.6"},
+                url=f"{prefix}/tokenizer").status_code == 200  # fmt: skip
 
 
 def test_health_and_unknown_path(client):
     assert client.get("/health").json() == {"status": "ok"}
     r = client.post("/api/paas/v4/nope", headers=AUTH)
-    assert error_of(r) == (404, "1222")
+    # golden: the plain Spring-style 404 body, no business code (Wei-Shaw/sub2api#5892)
+    assert r.status_code == 404
+    body = r.json()
+    assert set(body) == {"timestamp", "status", "error", "path"}
+    assert (body["status"], body["error"], body["path"]) == (404, "Not Found", "/api/paas/v4/nope")
 
 
 @pytest.mark.parametrize(("headers", "expected"), [
@@ -119,7 +124,7 @@ def test_auth_errors(client, headers, expected):
     ({"model": "glm-4.7"}, "1213"),
     ({"model": "glm-4.7", "messages": []}, "1213"),
     ({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}, "1211"),
-    (user("x", stop=["a", "b"]), "1214"),
+    (user("x", stop=["a", "b", "c", "d", "e"]), "1214"),  # OAS: maxItems 4
     (user("x", tool_choice="required"), "1214"),
     (user("x", tool_choice={"type": "function", "function": {"name": "f"}}), "1214"),
     (user("x", max_tokens=131073), "1214"),
@@ -297,6 +302,27 @@ def test_stream_whole_tool_call_doubles_finish_reason(client):
     assert "usage" in events[-1] and events[-2] is tool_event
 
 
+def test_golden_parallel_calls_one_chunk_each_with_early_finish(client):
+    # Recorded Coding Plan shape (zai-fidelity 3.5, W45): without tool_stream, each parallel
+    # call is a chunk of its own, without role, already carrying finish_reason tool_calls.
+    events = stream(client, user("[[sim:parallel_tools]]", tools=[BASH_TOOL, WEATHER_TOOL]))
+    tool_events = [e for e in events if "tool_calls" in e["choices"][0]["delta"]]
+    assert len(tool_events) == 2
+    for i, event in enumerate(tool_events):
+        choice = event["choices"][0]
+        assert choice["finish_reason"] == "tool_calls" and "usage" not in event
+        (call,) = choice["delta"]["tool_calls"]
+        assert set(choice["delta"]) == {"tool_calls"}  # no role on tool-call chunks
+        assert call["index"] == i and CALL_RE.match(call["id"])
+    assert [e["choices"][0]["delta"]["tool_calls"][0]["function"]["name"]
+            for e in tool_events] == ["Bash", "get_weather"]
+    assert events[-1]["choices"][0]["finish_reason"] == "tool_calls" and "usage" in events[-1]
+    # the non-stream answer holds the same calls
+    msg = post(client, user("[[sim:parallel_tools]]", tools=[BASH_TOOL, WEATHER_TOOL]))
+    names = [c["function"]["name"] for c in msg.json()["choices"][0]["message"]["tool_calls"]]
+    assert names == ["Bash", "get_weather"]
+
+
 def test_tool_stream_fragments_and_parallel_indices(client):
     body = user("[[sim:parallel_tools]]", tools=[BASH_TOOL, WEATHER_TOOL], tool_stream=True)
     events = stream(client, body)
@@ -467,7 +493,8 @@ def test_prompt_cache_reports_seen_prefix(client):
 # ---------------------------------------------------------------------------- tokenizer, log
 
 def test_tokenizer(client):
-    data = post(client, user("hello " * 100), url="/api/paas/v4/tokenizer").json()
+    data = post(client, {**user("hello " * 100), "model": "glm-4.6"},
+                url="/api/paas/v4/tokenizer").json()  # fmt: skip
     assert set(data) == {"id", "created", "request_id", "usage"}
     assert data["id"] == data["request_id"]
     u = data["usage"]
@@ -478,6 +505,11 @@ def test_tokenizer(client):
     u = post(client, vision, url="/tokenizer").json()["usage"]
     assert u["image_tokens"] > 0 and u["total_tokens"] == u["prompt_tokens"] + u["image_tokens"]
     assert error_of(post(client, {"model": "nope", "messages": []}, url="/tokenizer"))[1] == "1211"
+    # golden: only the documented tokenizer models and roles (OAS TokenizerRequest)
+    assert error_of(post(client, user("x"), url="/tokenizer")) == (400, "1214")  # glm-4.7
+    tool = {"model": "glm-4.6", "messages": [{"role": "tool", "content": "x",
+                                              "tool_call_id": "c"}]}  # fmt: skip
+    assert error_of(post(client, tool, url="/tokenizer")) == (400, "1214")
     assert error_of(client.post("/tokenizer", json=user("x")))[1] == "1001"
 
 
@@ -572,3 +604,66 @@ def test_queued_scripts_are_validated_and_may_nest_dicts(client, app):
     assert call["function"] == {"name": "Bash", "arguments": '{"command":'}
     app.state.script_queue.append(Script(chunk_size="big"))  # type: ignore[arg-type]
     assert error_of(post(client, user("hi")))[0] == 400
+
+
+# --- recorded shapes of the real API (issue 11; zai-fidelity) ---------------------------------
+
+CODING = "/api/coding/paas/v4/chat/completions"
+
+
+@pytest.mark.parametrize("content", ["", "  "])
+@pytest.mark.parametrize("role", ["user", "tool"])
+def test_golden_empty_content_is_1213(client, role, content):
+    # GLM-5: 400/1213 for content "" (earendil-works/pi#3309, #3311, curl-verified)
+    messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
+    if role == "tool":
+        messages = [{"role": "user", "content": "run"},
+                    {"role": "assistant", "content": None, "tool_calls": [
+                        {"id": "c1", "type": "function",
+                         "function": {"name": "Bash", "arguments": "{}"}}]},
+                    {"role": "tool", "tool_call_id": "c1", "content": content}]
+    assert error_of(post(client, {"model": "glm-5", "messages": messages})) == (400, "1213")
+
+
+def test_golden_empty_text_part_is_rejected(client):
+    # "messages[0].content[1].text:不能为空" on the coding endpoint (zed-industries/zed#38153)
+    parts = [{"type": "image_url", "image_url": {"url": "https://x/a.png"}},
+             {"type": "text", "text": ""}]
+    r = post(client, {"model": "glm-5.3-flash", "messages": [{"role": "user", "content": parts}]},
+             url=CODING)
+    assert error_of(r) == (400, "1214") and "不能为空" in r.json()["error"]["message"]
+
+
+def test_golden_thinking_off_on_glm_5_3_is_1210(client):
+    # farion1231/cc-switch#6737; theopenco/llmgateway#3605
+    r = post(client, {**user("x"), "model": "glm-5.3", "thinking": {"type": "disabled"}})
+    assert error_of(r) == (400, "1210") and "cannot be disabled" in r.json()["error"]["message"]
+    assert post(client, {**user("x"), "model": "glm-5.3", "thinking": {"type": "enabled"},
+                         "reasoning_effort": "low"}).status_code == 200  # fmt: skip
+    # 5.3 accepts only low/high/max (OAS)
+    r = post(client, {**user("x"), "model": "glm-5.3", "reasoning_effort": "medium"})
+    assert error_of(r) == (400, "1214")
+
+
+def test_golden_coding_endpoint_serves_its_plan_only(client):
+    # unknown model: 400/1214 "modelCode: does not exist" (duolahypercho/codex-router#244)
+    r = post(client, {**user("x"), "model": "glm-9"}, url=CODING)
+    assert error_of(r) == (400, "1214") and "does not exist" in r.json()["error"]["message"]
+    # a real model outside the plan: 429/1113 (zai-org/feedback#789)
+    for model in ("glm-4.6v", "glm-4.6v-flashx", "glm-4.7-flashx"):
+        assert error_of(post(client, {**user("x"), "model": model}, url=CODING)) == (429, "1113")
+    # the plan's models (aaif-goose/goose#11667) are served there; the rest on pay-as-you-go
+    for model in ("glm-5.3", "glm-5.3-flash", "glm-5.2", "glm-5-turbo", "glm-4.5-air"):
+        assert post(client, {**user("x"), "model": model}, url=CODING).status_code == 200
+    assert post(client, {**user("x"), "model": "glm-4.6v"}, url=URL).status_code == 200
+    # pay-as-you-go: an unknown model is 1211
+    assert error_of(post(client, {**user("x"), "model": "glm-9"}, url=URL)) == (400, "1211")
+
+
+def test_golden_file_part(client):
+    pdf = {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0="}}
+    body = {"model": "glm-4.6v", "messages": [{"role": "user", "content": [pdf]}]}
+    assert post(client, body).status_code == 200
+    bad = {"type": "file", "file": {"file_data": "JVBERi0="}}  # not a data URL
+    body = {"model": "glm-4.6v", "messages": [{"role": "user", "content": [bad]}]}
+    assert error_of(post(client, body)) == (400, "1214")

@@ -75,11 +75,11 @@ def test_a_history_image_is_described_once_for_the_text_model(
     msg = client.messages.create(model="claude-sonnet-4-5", max_tokens=256, messages=history)
     assert msg.content[-1].type == "text"
     (ask,) = describes(sim)
-    assert ask["model"] == "glm-4.6v"  # the table's vision model
+    assert ask["model"] == "glm-5.3-flash"  # the vision model the Coding Plan serves
     main = chats(sim)[-1]
     assert main["model"] == "glm-4.7"  # the turn stayed on the text model
     seen = texts_of(main)
-    assert "glm-4.7 cannot see images, so glm-4.6v described it" in seen
+    assert "glm-4.7 cannot see images, so glm-5.3-flash described it" in seen
     assert 'Visible text: "Total: 42"' in seen and "<image_description>" in seen
     assert "image_url" not in str(main["messages"])
     # the next turn reuses the description: no second vision call
@@ -88,20 +88,24 @@ def test_a_history_image_is_described_once_for_the_text_model(
 
 
 def test_when_the_vision_model_fails_another_describes_and_the_text_model_answers(
-    client: anthropic.Anthropic, sim: RunningServer
+    start_server: Any, sim: RunningServer
 ) -> None:
-    # the vision route (glm-4.6v) is not in the plan: 1311
+    # Pay-as-you-go serves several vision models (the Coding Plan only glm-5.3-flash); the
+    # vision route's model refuses: 1311.
+    settings = make_bridge_settings(sim.url, upstream=f"{sim.url}/api/paas/v4")
+    server = start_server(create_app(settings))
     sim.app.state.script_queue.append(
         Script(error=ScriptError(status=403, code="1311", message="not in your plan"))
     )
     turn = [{"role": "user", "content": [image(png("Error: disk full")),
                                          {"type": "text", "text": "what failed?"}]}]  # fmt: skip
-    msg = client.messages.create(model="claude-sonnet-4-5", max_tokens=256, messages=turn)
+    with anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0) as client:
+        msg = client.messages.create(model="claude-sonnet-4-5", max_tokens=256, messages=turn)
     assert msg.content[-1].type == "text"
     bodies = chats(sim)
-    assert bodies[0]["model"] == "glm-4.6v"  # the failed vision call
+    failed = bodies[0]["model"]  # the failed vision call
     (ask,) = describes(sim)
-    assert ask["model"] != "glm-4.6v"  # another vision model described it
+    assert ask["model"] != failed  # another vision model described it
     assert bodies[-1]["model"] == "glm-4.7"
     assert 'Visible text: "Error: disk full"' in texts_of(bodies[-1])
 

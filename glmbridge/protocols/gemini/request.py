@@ -23,7 +23,8 @@ Translation choices:
 * ``generationConfig``: ``candidateCount`` > 1 is a 400; ``responseMimeType:
   application/json`` with ``responseSchema`` / ``responseJsonSchema`` is JSON mode with
   the schema; ``thinkingConfig``: ``thinkingBudget: 0`` disables thinking, another
-  budget enables it, ``thinkingLevel`` MINIMAL/LOW/MEDIUM/HIGH is the effort, and
+  budget enables it (and, without a level, sets the effort: ≤2K low, ≤8K medium, ≤24K
+  high, more max), ``thinkingLevel`` MINIMAL/LOW/MEDIUM/HIGH is the effort, and
   ``includeThoughts`` decides whether the answer shows thought parts (``echo``).
 * ``safetySettings``, ``cachedContent``, penalties and ``seed`` are ignored (logged).
 """
@@ -319,6 +320,18 @@ def _tool_choice(
     return tools, ir.ToolChoice(type=mode)  # type: ignore[arg-type]
 
 
+# thinkingBudget -> effort when no thinkingLevel is given (GLM has no token budget, only
+# reasoning_effort): up to 2K low, 8K medium (gemini-cli's default budget), 24K high, more max.
+_BUDGET_EFFORTS = ((2048, "low"), (8192, "medium"), (24576, "high"))
+
+
+def _budget_effort(budget: int) -> str:
+    for limit, effort in _BUDGET_EFFORTS:
+        if budget <= limit:
+            return effort
+    return "max"
+
+
 def _thinking(
     config: gw.ThinkingConfig | None,
 ) -> tuple[ir.Thinking | None, str | None, bool]:
@@ -337,6 +350,7 @@ def _thinking(
     if budget == 0:
         return ir.Thinking(type="disabled"), effort, include
     if budget is not None and budget > 0:
+        effort = effort or _budget_effort(budget)
         return ir.Thinking(type="enabled", budget_tokens=budget), effort, include
     if budget is not None and budget < 0:  # -1: dynamic thinking, on without a budget
         return ir.Thinking(type="enabled"), effort, include

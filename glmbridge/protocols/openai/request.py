@@ -42,6 +42,7 @@ from glmbridge import ir
 from glmbridge.errors import ClientRequestError
 from glmbridge.protocols.openai import wire as w
 from glmbridge.protocols.openai.wire import GLM, ChatCompletionRequest, Dialect
+from glmbridge.routing import accepted_effort
 from glmbridge.websearch import hit_from_token
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ logger = logging.getLogger("glmbridge.protocols.openai")
 
 _ENCODE_REQUEST = msgspec.json.Encoder(decimal_format="number")
 NO_RESULT = "(no result)"
+EMPTY_RESULT = "(no output)"
 ERROR_PREFIX = "Error: "
 _NO_VISION = "[{what} omitted: the selected model cannot read {what}s]"
 _TOOL_MEDIA_NOTE = "[{what} returned by this tool follows in the next message]"
@@ -102,12 +104,24 @@ def _document_part(block: ir.DocumentBlock, ctx: _Ctx, path: str) -> w.ContentPa
     if src.type == "text":
         text = src.data or ""
         return w.TextPart(text=f"{block.title}\n\n{text}" if block.title else text)
-    if ctx.spec.vision and ctx.dialect.file_url_parts:
-        # GLM documents file_url with URLs only; base64 goes as a data URL (unverified).
-        return w.FilePart(file_url=w.URLRef(url=_media_url(src, ctx, path, bare=False)))
+    if ctx.spec.files and ctx.dialect.file_parts:
+        # The unified file part (OAS): base64 as a data URL in file_data, a URL in file_url,
+        # an uploaded file by id; the legacy file_url part is "not recommended" (2.15).
+        ref = _file_ref(block, ctx, path)
+        return w.FilePart(file=ref)
     raise ClientRequestError(
         "PDF/file documents need a model with file support; this route has none", path=path
     )
+
+
+def _file_ref(block: ir.DocumentBlock, ctx: _Ctx, path: str) -> w.FileRef:
+    src = block.source
+    name = block.title or UNSET
+    if src.type == "file" and src.file_id:
+        return w.FileRef(file_id=src.file_id, filename=name)
+    if src.type == "url" and src.url:
+        return w.FileRef(file_url=src.url, filename=name)
+    return w.FileRef(file_data=_media_url(src, ctx, path, bare=False), filename=name)
 
 
 def _content_part(block: ir.Block, ctx: _Ctx, path: str) -> w.ContentPart | None:
@@ -140,6 +154,12 @@ def _content_part(block: ir.Block, ctx: _Ctx, path: str) -> w.ContentPart | None
 
 
 _MEDIA_NAMES: dict[type, str] = {w.ImagePart: "image", w.VideoPart: "video", w.FilePart: "file"}
+
+
+def _is_empty_text(part: w.ContentPart) -> bool:
+    """GLM rejects an empty text part ("messages[4].content[1].text:不能为空",
+    zed-industries/zed#38153): such parts are dropped."""
+    return isinstance(part, w.TextPart) and (not part.text or part.text.isspace())
 
 
 def _user_content(parts: list[w.ContentPart]) -> str | list[w.ContentPart]:
@@ -209,11 +229,12 @@ class _History:
             else:
                 logger.warning("%s.content.%d: dropped %s block", path, j, type(block).__name__)
         reasoning = "".join(thinking) if self.ctx.dialect.reasoning_content_history else ""
-        if not texts and not calls and not reasoning:
-            logger.debug("%s: empty assistant turn dropped", path)
+        if not texts and not calls:
+            # Nothing to say but (maybe) reasoning: GLM rejects empty content (1213).
+            logger.debug("%s: assistant turn without text or calls dropped", path)
             return
         # Joined with "": GLM produced them as one string, so the replay matches its cache.
-        content = "".join(texts) if texts else (None if calls else "")
+        content = "".join(texts) if texts else None
         self.out.append(
             w.AssistantMessage(
                 content=content,
@@ -232,7 +253,7 @@ class _History:
                 self._tool_result(block, bpath, parts, media)
             else:
                 part = _content_part(block, self.ctx, bpath)
-                if part is not None:
+                if part is not None and not _is_empty_text(part):
                     parts.append(part)
         self.close_pending()
         if media or parts:
@@ -253,9 +274,12 @@ class _History:
             elif part is not None:
                 texts.append(_TOOL_MEDIA_NOTE.format(what=_MEDIA_NAMES[type(part)]))
                 media.append(part)
-        text = "\n\n".join(texts)
+        text = "\n\n".join(t for t in texts if t and not t.isspace())
         if block.is_error:
             text = ERROR_PREFIX + text if text else ERROR_PREFIX.rstrip(": ")
+        elif not text:
+            # GLM rejects empty content: 400/1213 (earendil-works/pi#3309, zai-fidelity 2.16).
+            text = EMPTY_RESULT
         if block.tool_use_id in self.pending:
             del self.pending[block.tool_use_id]
             self.out.append(w.ToolMessage(tool_call_id=block.tool_use_id, content=text))
@@ -408,10 +432,20 @@ def _limits(req: ir.Request, spec: ModelSpec, dialect: Dialect, body: dict[str, 
             logger.debug("user_id not sent: shorter than %d characters", lo)
 
 
-def _thinking(req: ir.Request, spec: ModelSpec, dialect: Dialect) -> w.ThinkingParam | None:
-    if req.thinking is None or not dialect.thinking_param or spec.thinking == "none":
+def _thinking(
+    req: ir.Request, spec: ModelSpec, dialect: Dialect, *, replays_reasoning: bool
+) -> w.ThinkingParam | None:
+    """GLM ``thinking``. When history replays reasoning, ``clear_thinking: false`` keeps it
+    (preserved thinking): GLM's default is ``true`` (drop it) on the pay-as-you-go
+    endpoints and ``false`` on the Coding Plan (zai-fidelity 2.2, TMODE)."""
+    if not dialect.thinking_param or spec.thinking == "none":
         return None
-    return w.ThinkingParam(type="disabled" if req.thinking.type == "disabled" else "enabled")
+    disabled = req.thinking is not None and req.thinking.type == "disabled"
+    if replays_reasoning and dialect.clear_thinking_param and not disabled:
+        return w.ThinkingParam(type="enabled", clear_thinking=False)
+    if req.thinking is None:
+        return None
+    return w.ThinkingParam(type="disabled" if disabled else "enabled")
 
 
 def _response_format(req: ir.Request, dialect: Dialect) -> tuple[w.ResponseFormat | None, str]:
@@ -452,9 +486,17 @@ def request_from_ir(
         system_extra = f"{system_extra}\n\n{choice_note}" if system_extra else choice_note
     _sampling(req, dialect, body)
     _limits(req, spec, dialect, body)
-    thinking = _thinking(req, spec, dialect)
+    messages = _messages(req, ctx, system_extra)
+    replays = any(
+        isinstance(m, w.AssistantMessage) and m.reasoning_content is not UNSET for m in messages
+    )
+    thinking = _thinking(req, spec, dialect, replays_reasoning=replays)
     if thinking is not None:
         body["thinking"] = thinking
+    disabled = req.thinking is not None and req.thinking.type == "disabled"
+    effort = accepted_effort(req.effort, spec) if dialect.reasoning_effort_param else None
+    if effort is not None and not disabled:
+        body["reasoning_effort"] = effort
     if response_format is not None:
         body["response_format"] = response_format
     if req.stream:
@@ -463,4 +505,4 @@ def request_from_ir(
             body["stream_options"] = w.StreamOptions(include_usage=True)
         if "tools" in body and spec.tool_stream and dialect.tool_stream_param:
             body["tool_stream"] = True
-    return ChatCompletionRequest(model=model, messages=_messages(req, ctx, system_extra), **body)
+    return ChatCompletionRequest(model=model, messages=messages, **body)

@@ -11,7 +11,7 @@ from glmbridge._tool_args import parse_arguments
 from glmbridge.errors import UpstreamError, UpstreamProtocolError
 from glmbridge.protocols.openai import wire as w
 from glmbridge.protocols.openai.wire import GLM, Dialect
-from glmbridge.upstream_errors import error_from_parts
+from glmbridge.upstream_errors import FINISH_ERRORS, error_from_parts
 
 __all__ = ["response_to_ir"]
 
@@ -72,7 +72,7 @@ def response_to_ir(
     Raises:
         UpstreamProtocolError: the body is not a valid response.
         UpstreamError: the body is an in-band ``{"error": ...}``, or the generation
-            was aborted (``finish_reason: network_error``; retryable).
+            was aborted (``finish_reason`` ``network_error`` or ``abort``; retryable).
     """
     try:
         parsed = w.DECODE_COMPLETION.decode(body)
@@ -83,8 +83,9 @@ def response_to_ir(
     if not parsed.choices or parsed.choices[0].message is None:
         raise UpstreamProtocolError("upstream response has no choices[0].message")
     choice = parsed.choices[0]
-    if choice.finish_reason == w.NETWORK_ERROR:
-        raise UpstreamError(w.NETWORK_ERROR_MESSAGE, status=200, retryable=True)
+    failure = FINISH_ERRORS.get(choice.finish_reason or "")
+    if failure is not None:  # network_error, abort: the generation was aborted
+        raise UpstreamError(failure, status=200, retryable=True)
     blocks = _message_blocks(choice.message)  # type: ignore[arg-type]
     has_tool = any(isinstance(b, ir.ToolUseBlock) for b in blocks)
     return ir.Response(

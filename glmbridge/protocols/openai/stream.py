@@ -7,12 +7,17 @@ chunk ``{"choices": [{"delta": {...}, "finish_reason": ...}], "usage": ...}``, a
 in-band ``{"error": {...}}``, or the sentinel ``[DONE]``. Accepted upstream grammar
 (GLM, wire-specs A.9; plain OpenAI, C.5)::
 
-    chunk*  ( finish chunk  (repeated finish chunk | usage-only chunk)* )?  [DONE]?
+    chunk*  ( finish chunk  (chunk | finish chunk | usage-only chunk)* )?  [DONE]?
 
 Only ``choices[0]`` is read. ``object`` may be missing, ``role`` may repeat on every
-delta, ``finish_reason`` may appear twice (GLM without ``tool_stream`` puts it on the
-tool-call chunk and again on the usage chunk) — the first non-null one counts —
-and usage may come on the finish chunk or after it; the last usage seen counts.
+delta, and usage may come on the finish chunk or after it; the last usage seen counts.
+
+**The finish reason is provisional until the stream ends.** GLM without ``tool_stream``
+sends parallel tool calls one chunk per call, and on the Coding Plan endpoint *each*
+of those chunks already carries ``finish_reason: "tool_calls"``, repeated once more on
+the final usage chunk (zai-fidelity 3.5, recorded traffic W45: charmbracelet/fantasy
+``zai-glm-4.5/multi_tool_streaming.yaml``). So content after a finish reason is decoded
+like any other (every call is kept), and the last non-null finish reason counts.
 
 **Output.** Exactly the grammar of :mod:`glmbridge.events`: one ``MessageStart``
 (on the first payload, ``usage.input_tokens`` = the caller's estimate), then blocks
@@ -36,15 +41,19 @@ as the JSON object is complete. A tool block opens once its name is known (id an
 name may come after the first argument fragment); until then its arguments are
 buffered. Only one block is open at a time, so while a tool block with incomplete
 JSON is open, everything else (other indices, text, reasoning) waits in an ordered
-backlog and is replayed when it closes. At finish, the backlog is flushed: unnamed
+backlog and is replayed when it closes. At the end, the backlog is flushed: unnamed
 calls get ``tool_<index>`` and a generated id; a tool block closing with incomplete
 JSON (``finish_reason: length``) gets a repair suffix, so the concatenated
 ``partial_json`` is always a valid object (``"{}"`` if nothing usable arrived).
 
-**Usage and the end.** Blocks close when the first ``finish_reason`` arrives; the
-``MessageDelta`` is held until ``[DONE]`` or :meth:`flush`, because usage may come
-in a later chunk. ``network_error`` (aborted generation) and ``{"error": ...}``
-chunks close the open block and emit ``StreamError``; later payloads are ignored.
+**Usage and the end.** A ``finish_reason`` only marks the answer as given
+(:attr:`StreamDecoder.answered`); blocks close at ``[DONE]`` or :meth:`flush` (a tool
+block closes earlier, as soon as its JSON is complete), so text that follows a
+provisional finish continues its block, as the non-stream answer joins it. The
+``MessageDelta`` is held until then too: usage and more calls may still come.
+``network_error`` and ``abort`` (aborted generation: ``upstream_errors.FINISH_ERRORS``)
+and ``{"error": ...}`` chunks close the open block and emit ``StreamError``; later
+payloads are ignored.
 
 **Truncation.** If the upstream stops without a ``finish_reason`` (connection cut,
 or ``[DONE]`` with no finish), the open block is closed and a
@@ -74,7 +83,7 @@ from glmbridge.errors import (
     UpstreamProtocolError,
 )
 from glmbridge.protocols.openai import wire as w
-from glmbridge.upstream_errors import error_from_parts
+from glmbridge.upstream_errors import FINISH_ERRORS, error_from_parts
 
 __all__ = ["StreamDecoder"]
 
@@ -88,7 +97,7 @@ class _State(Enum):
 
     IDLE = "before the first payload"
     STREAMING = "streaming"
-    FINISHED = "after finish_reason"  # blocks closed; MessageDelta held for usage
+    FINISHED = "after finish_reason"  # provisional: more content may come; MessageDelta held
     DONE = "after [DONE]"
     FAILED = "after a StreamError"
     CLOSED = "after flush"
@@ -283,27 +292,29 @@ class StreamDecoder:
     def _on_choice(self, choice: w.RespChoice, out: list[ev.Event]) -> None:
         delta = choice.delta if choice.delta is not None else choice.message
         if delta is not None:
-            if self._state is _State.STREAMING:
-                if delta.reasoning_content:
-                    self._text(_Kind.THINKING, delta.reasoning_content, out)
-                if delta.content:
-                    self._text(_Kind.TEXT, delta.content, out)
-                if delta.tool_calls:
-                    for position, call in enumerate(delta.tool_calls):
-                        self._tool_delta(call, position, out)
-            elif delta.content or delta.reasoning_content or delta.tool_calls:
-                logger.warning("content after finish_reason ignored")
-        if choice.finish_reason and self._finish is None:
+            # Also after a finish reason: it is provisional (module docstring).
+            if delta.reasoning_content:
+                self._text(_Kind.THINKING, delta.reasoning_content, out)
+            if delta.content:
+                self._text(_Kind.TEXT, delta.content, out)
+            if delta.tool_calls:
+                for position, call in enumerate(delta.tool_calls):
+                    self._tool_delta(call, position, out)
+        if choice.finish_reason:
             self._on_finish(choice.finish_reason, out)
 
     def _on_finish(self, reason: str, out: list[ev.Event]) -> None:
         self._finish = reason
-        if reason == w.NETWORK_ERROR:
-            self._fail(UpstreamError(w.NETWORK_ERROR_MESSAGE, status=200, retryable=True), out)
+        failure = FINISH_ERRORS.get(reason)
+        if failure is not None:  # network_error, abort: the generation was aborted
+            self._fail(UpstreamError(failure, status=200, retryable=True), out)
             return
+        self._state = _State.FINISHED  # answered; blocks stay open for what may follow
+
+    def _settle(self, out: list[ev.Event]) -> None:
+        """Open every waiting call and close the open block (repairing its JSON)."""
         self._drain(out, force=True)
         self._close(out)
-        self._state = _State.FINISHED
 
     def _on_done(self, out: list[ev.Event]) -> None:
         if self._state is _State.FINISHED:
@@ -313,6 +324,7 @@ class StreamDecoder:
             self._truncated(out)
 
     def _end(self, out: list[ev.Event]) -> None:
+        self._settle(out)  # content that followed a provisional finish reason
         reason = w.stop_reason(self._finish, has_tool_use=self._tool_blocks > 0)
         usage = w.usage_to_ir(self._usage, input_estimate=self._estimate)
         out.append(ev.MessageDelta(stop_reason=reason, usage=usage))

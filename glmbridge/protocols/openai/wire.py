@@ -24,6 +24,7 @@ from msgspec import UNSET, UnsetType
 
 from glmbridge import ir
 from glmbridge._tool_args import exact_float
+from glmbridge.upstream_errors import FINISH_ERRORS
 
 __all__ = ["GLM", "OPENAI", "ChatCompletionRequest", "Dialect"]
 
@@ -40,11 +41,16 @@ class Dialect(msgspec.Struct, frozen=True, kw_only=True):
     bare_base64_images: bool
     """Send base64 images as bare base64 in ``image_url.url`` (GLM), not as a data URL."""
     max_stop_sequences: int | None
-    """How many ``stop`` entries the upstream accepts (GLM: 1); ``None`` = no limit."""
+    """How many ``stop`` entries the upstream accepts (GLM: 4); ``None`` = no limit."""
     tool_choice_values: frozenset[str]
     """Accepted ``tool_choice`` values among ``auto``/``none``/``required``/``function``."""
     thinking_param: bool
     """Send ``thinking: {type: enabled|disabled}`` (GLM)."""
+    clear_thinking_param: bool
+    """Send ``thinking.clear_thinking: false`` when history replays reasoning, so the
+    upstream keeps it (GLM: default ``true`` on the pay-as-you-go endpoints)."""
+    reasoning_effort_param: bool
+    """Send the effort as top-level ``reasoning_effort`` to models that list efforts."""
     reasoning_content_history: bool
     """Replay prior thinking as ``reasoning_content`` on assistant messages."""
     temperature_range: tuple[float, float]
@@ -65,8 +71,8 @@ class Dialect(msgspec.Struct, frozen=True, kw_only=True):
     """Upstream supports ``response_format: {type: json_schema}``."""
     video_parts: bool
     """Upstream accepts ``video_url`` content parts."""
-    file_url_parts: bool
-    """Upstream accepts ``file_url`` content parts (PDF …) for vision models."""
+    file_parts: bool
+    """Upstream accepts ``file`` content parts (PDF …) for models with file input."""
     max_completion_tokens: bool
     """Send the output cap as ``max_completion_tokens`` instead of ``max_tokens``."""
 
@@ -74,9 +80,11 @@ class Dialect(msgspec.Struct, frozen=True, kw_only=True):
 GLM = Dialect(
     name="glm",
     bare_base64_images=True,
-    max_stop_sequences=1,
+    max_stop_sequences=4,  # OAS maxItems 4 (the description still says one; zai-fidelity 2.6)
     tool_choice_values=frozenset({"auto"}),
     thinking_param=True,
+    clear_thinking_param=True,
+    reasoning_effort_param=True,
     reasoning_content_history=True,
     temperature_range=(0.0, 1.0),
     top_p_range=(0.01, 1.0),
@@ -89,7 +97,7 @@ GLM = Dialect(
     user_id_length=(6, 128),
     json_schema_response_format=False,
     video_parts=True,
-    file_url_parts=True,
+    file_parts=True,
     max_completion_tokens=False,
 )
 """Z.ai / Zhipu GLM (``/api/paas/v4`` and ``/api/coding/paas/v4``), wire-specs A.4–A.6."""
@@ -100,6 +108,8 @@ OPENAI = Dialect(
     max_stop_sequences=4,
     tool_choice_values=frozenset({"auto", "none", "required", "function"}),
     thinking_param=False,
+    clear_thinking_param=False,
+    reasoning_effort_param=False,
     reasoning_content_history=False,
     temperature_range=(0.0, 2.0),
     top_p_range=(0.0, 1.0),
@@ -112,7 +122,7 @@ OPENAI = Dialect(
     user_id_length=(1, 64),
     json_schema_response_format=True,
     video_parts=False,
-    file_url_parts=False,
+    file_parts=False,
     max_completion_tokens=True,
 )
 """Plain OpenAI Chat Completions, wire-specs C."""
@@ -151,10 +161,20 @@ class VideoPart(_Wire, tag_field="type", tag="video_url"):
     video_url: URLRef
 
 
-class FilePart(_Wire, tag_field="type", tag="file_url"):
-    """A file such as a PDF (GLM vision models)."""
+class FileRef(_Wire):
+    """``file`` of a file part: exactly one of ``file_id``, ``file_url``, ``file_data``
+    (``data:<MIME>;base64,…``), and an optional ``filename`` (OAS)."""
 
-    file_url: URLRef
+    file_id: str | UnsetType = UNSET
+    file_url: str | UnsetType = UNSET
+    file_data: str | UnsetType = UNSET
+    filename: str | UnsetType = UNSET
+
+
+class FilePart(_Wire, tag_field="type", tag="file"):
+    """A file such as a PDF (GLM models with file input)."""
+
+    file: FileRef
 
 
 ContentPart: TypeAlias = TextPart | ImagePart | VideoPart | FilePart
@@ -234,9 +254,10 @@ class NamedToolChoice(_Wire):
 
 
 class ThinkingParam(_Wire):
-    """GLM ``thinking: {type: enabled|disabled}``."""
+    """GLM ``thinking: {type: enabled|disabled, clear_thinking?}``."""
 
     type: Literal["enabled", "disabled"]
+    clear_thinking: bool | UnsetType = UNSET
 
 
 class StreamOptions(_Wire):
@@ -277,6 +298,7 @@ class ChatCompletionRequest(_Wire):
     parallel_tool_calls: bool | UnsetType = UNSET
     tool_stream: bool | UnsetType = UNSET
     thinking: ThinkingParam | UnsetType = UNSET
+    reasoning_effort: str | UnsetType = UNSET
     response_format: ResponseFormat | UnsetType = UNSET
     user_id: str | UnsetType = UNSET
     user: str | UnsetType = UNSET
@@ -383,7 +405,7 @@ FINISH_REASONS: dict[str, ir.StopReason] = {
     "model_context_window_exceeded": ir.StopReason.MODEL_CONTEXT_WINDOW_EXCEEDED,
 }
 NETWORK_ERROR = "network_error"
-NETWORK_ERROR_MESSAGE = "upstream aborted the generation (finish_reason network_error)"
+NETWORK_ERROR_MESSAGE = FINISH_ERRORS[NETWORK_ERROR]
 
 
 def stop_reason(finish_reason: str | None, *, has_tool_use: bool) -> ir.StopReason:
