@@ -51,6 +51,7 @@ __all__ = [
     "accepted_effort",
     "model_info",
     "normalize_model_name",
+    "offered",
     "resolve_route",
     "tokenizer_model",
 ]
@@ -510,6 +511,22 @@ def _vision_model(
             if served(model):
                 return model
     return table.vision_model
+
+
+def offered(table: RouteTable, profile: UpstreamProfile) -> RouteTable:
+    """``table`` with only the models a model list should offer on ``profile``: a built-in
+    model the profile is known not to serve is left out (picking it would be the 400 of
+    :func:`resolve_route`); models a configuration adds and pinned ones stay."""
+    keep = {
+        model_id: spec
+        for model_id, spec in table.models.items()
+        if model_id not in DEFAULT_MODELS
+        or profile.serves(model_id)
+        or _pinned(model_id, table) is not None
+    }
+    if len(keep) == len(table.models):
+        return table
+    return msgspec.structs.replace(table, models=keep)
 
 
 def _check_served(route: Route, table: RouteTable, profile: UpstreamProfile) -> None:

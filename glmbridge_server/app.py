@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError
 from glmbridge.ids import new_request_id
+from glmbridge.routing import offered
 from glmbridge.tokens import TokenEstimator
 from glmbridge_server.keypool import KeyPool
 from glmbridge_server.metrics import Metrics
@@ -232,5 +233,7 @@ def create_app(
     app.state.token_estimator = TokenEstimator()
     store = settings.responses_store
     app.state.responses_store = ResponseStore(store) if store > 0 else None
-    app.state.model_catalog = anthropic_routes.build_model_catalog(table)
+    app.state.model_catalog = anthropic_routes.build_model_catalog(
+        offered(table, settings.upstream_profile)
+    )
     return app

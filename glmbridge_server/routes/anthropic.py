@@ -29,7 +29,7 @@ from glmbridge.errors import (
 from glmbridge.exchange import Exchange
 from glmbridge.protocols import anthropic
 from glmbridge.protocols.openai.tokenizer import tokenizer_body, tokenizer_url
-from glmbridge.routing import ModelSpec, RouteTable, model_info, resolve_route
+from glmbridge.routing import ModelSpec, RouteTable, model_info, offered, resolve_route
 from glmbridge.upstream_errors import scrub
 from glmbridge_server import relay
 from glmbridge_server.codex import codex_catalog
@@ -251,7 +251,9 @@ async def models_index(request: Request) -> Response:
     """``GET /v1/models``: Anthropic's paginated list for Anthropic clients (see
     :func:`~glmbridge_server.routes.anthropic_client`), else OpenAI's list."""
     if "client_version" in request.query_params:  # Codex CLI (model_catalog_url)
-        return JSONResponse(codex_catalog(runtime(request).route_table))
+        current = runtime(request)
+        table = offered(current.route_table, current.settings.upstream_profile)
+        return JSONResponse(codex_catalog(table))
     if gemini_client(request):  # google-genai on /v1 (its api_version "v1")
         return await gemini_routes.models_index(request)
     if not anthropic_client(request):

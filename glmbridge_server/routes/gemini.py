@@ -18,7 +18,7 @@ from starlette.routing import Route
 from glmbridge import ir
 from glmbridge.errors import ClientRequestError, ErrorKind, GlmbridgeError
 from glmbridge.protocols import gemini
-from glmbridge.routing import RouteTable, resolve_route
+from glmbridge.routing import RouteTable, offered, resolve_route
 from glmbridge_server import relay
 from glmbridge_server.routes import error_response, off_loop, prepare, read_model_body, runtime
 
@@ -88,15 +88,17 @@ def model_catalog(table: RouteTable) -> dict[str, dict[str, Any]]:
 
 async def models_index(request: Request) -> Response:
     """``GET /v1beta/models`` (one page: the catalog is small)."""
-    catalog = model_catalog(runtime(request).route_table)
+    current = runtime(request)
+    catalog = model_catalog(offered(current.route_table, current.settings.upstream_profile))
     return JSONResponse({"models": list(catalog.values())})
 
 
 async def models_show(request: Request) -> Response:
     """``GET /v1beta/models/{model}``; a Gemini name shows the GLM model it routes to."""
     name = request.path_params["rest"].removeprefix("models/")
-    table = runtime(request).route_table
-    catalog = model_catalog(table)
+    current = runtime(request)
+    table = current.route_table
+    catalog = model_catalog(offered(table, current.settings.upstream_profile))
     info = catalog.get(name)
     if info is None:
         target = resolve_route(ir.Request(model=name, messages=[]), table).model
