@@ -36,6 +36,7 @@ from glmbridge_server.routes import anthropic as anthropic_routes
 from glmbridge_server.routes import config as config_routes
 from glmbridge_server.routes import gemini as gemini_routes
 from glmbridge_server.routes import openai as openai_routes
+from glmbridge_server.scheduler import Scheduler
 from glmbridge_server.security import SecurityMiddleware, protocol_for_path
 from glmbridge_server.settings import MOCK_MOUNT, Settings, route_table
 from glmbridge_server.upstream import UpstreamClient
@@ -132,6 +133,8 @@ def _log_access(scope: Scope, state: dict[str, Any], status: int, elapsed: float
         "upstream_status",
         "upstream_attempts",
         "key_index",
+        "priority",
+        "queue_wait_ms",
         "error_type",
     ):
         if state.get(name) is not None:
@@ -176,12 +179,22 @@ def create_app(
     """
     settings = settings or Settings()
     key_pool = KeyPool(settings.api_keys)
+    scheduler = Scheduler(
+        key_pool,
+        settings.slot_limits(),
+        aging=settings.queue_aging,
+        learning=settings.slot_learning,
+    )
     table = route_table(settings.models, settings.upstreams)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         upstream = UpstreamClient(
-            settings, key_pool, transport=transport, metrics=app.state.metrics
+            settings,
+            key_pool,
+            transport=transport,
+            metrics=app.state.metrics,
+            scheduler=scheduler,
         )
         app.state.upstream = upstream
         try:
@@ -210,6 +223,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.key_pool = key_pool
+    app.state.scheduler = scheduler
     app.state.route_table = table
     app.state.simulator = simulator
     app.state.metrics = Metrics()

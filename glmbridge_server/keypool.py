@@ -66,6 +66,14 @@ class KeyPool:
         """Whether key ``index`` is cooling down now."""
         return self._cool_until[index] > self._clock()
 
+    def cooling_remaining(self, index: int) -> float:
+        """Seconds until key ``index`` is back in rotation (0 when healthy)."""
+        return max(0.0, self._cool_until[index] - self._clock())
+
+    def lease(self, index: int) -> KeyLease:
+        """The lease for key ``index`` (the scheduler picks the index)."""
+        return KeyLease(index, self._keys[index])
+
     def ranking(self, session_id: str | None) -> list[int]:
         """Key indices in this session's order of preference (round robin without a session)."""
         n = len(self._keys)

@@ -50,9 +50,11 @@ from glmbridge.errors import (
     UpstreamTimeoutError,
 )
 from glmbridge.exchange import Exchange, ExchangeStream
+from glmbridge.priority import PRIORITY_HEADER, classify
 from glmbridge.transport.boundary import map_upstream_errors
 from glmbridge_server.keypool import session_id_from
 from glmbridge_server.routes import request_id, runtime
+from glmbridge_server.scheduler import QueueTimeout, Ticket
 from glmbridge_server.settings import MOCK_MOUNT, Settings
 from glmbridge_server.upstream import UpstreamClient, UpstreamReply, backoff_delay
 
@@ -92,6 +94,15 @@ class _Call:
             request.headers.get("x-claude-code-session-id"), exchange.request.user_id
         )
         self.deadline = time.monotonic() + self.settings.first_output_timeout
+        headers = request.headers
+        priority, rule = classify(
+            exchange.request,
+            header=headers.get(PRIORITY_HEADER),
+            claude_code="x-claude-code-session-id" in headers,
+        )
+        self.ticket = Ticket(priority)
+        self.state["priority"] = priority.name.lower()
+        logger.debug("request %s is %s (%s)", request_id(request), priority.name.lower(), rule)
         # Upstreams echo keys in errors, also inside a 200: the exchange scrubs them all.
         token = self.settings.auth_token
         exchange.secrets = (*self.settings.api_keys, *((token,) if token else ()))
@@ -99,21 +110,43 @@ class _Call:
     async def send(self) -> UpstreamReply:
         """One upstream call (with the client's own retries); notes key and status."""
         ex = self.exchange
-        reply = await self.upstream.send(
-            self.url,
-            ex.body,
-            headers=ex.headers,
-            decode_error=lambda status, body, retry: ex.decode_error(
-                status, body, retry_after=retry
-            ),
-            stream=ex.stream,
-            session_id=self.session,
-            settings=self.settings,
-        )
         state = self.state
+        try:
+            reply = await self.upstream.send(
+                self.url,
+                ex.body,
+                headers=ex.headers,
+                decode_error=lambda status, body, retry: ex.decode_error(
+                    status, body, retry_after=retry
+                ),
+                stream=ex.stream,
+                session_id=self.session,
+                settings=self.settings,
+                ticket=self.ticket,
+            )
+        except QueueTimeout:
+            state["queue_timeout"] = True
+            state["queue_wait_ms"] = round(self.ticket.waited * 1000, 1)
+            raise
         state.update(key_index=reply.key_index, upstream_status=reply.response.status_code)
         state["upstream_attempts"] = state.get("upstream_attempts", 0) + reply.attempts
+        if self.ticket.waited:
+            state["queue_wait_ms"] = round(self.ticket.waited * 1000, 1)
         return reply
+
+    def pause_clock_while_queued(self, scope: anyio.CancelScope) -> None:
+        """Stop ``scope``'s first-output deadline while the request waits for a slot."""
+        left = 0.0
+
+        def queued() -> None:
+            nonlocal left
+            left = scope.deadline - anyio.current_time()
+            scope.deadline = math.inf
+
+        def granted(waited: float) -> None:
+            scope.deadline = anyio.current_time() + left
+
+        self.ticket.on_queue, self.ticket.on_grant = queued, granted
 
     async def retry_in_band(self, err: UpstreamError, attempt: int) -> bool:
         """Whether to retry an error the upstream reported in-band before any content."""
@@ -148,6 +181,7 @@ async def answer(request: Request, exchange: Exchange) -> Response:
 
 async def _complete(call: _Call) -> Response:
     with anyio.move_on_after(max(0.0, call.deadline - time.monotonic())) as scope:
+        call.pause_clock_while_queued(scope)
         attempt = 0
         while True:
             attempt += 1
@@ -248,6 +282,7 @@ class StreamRelay(Response):
         self._upstream: httpx2.Response | None = None
         self._chunks: AsyncIterator[bytes] | None = None
         self._leftover: tuple[httpx2.Response, AsyncIterator[bytes]] | None = None
+        self._release: Callable[[], None] = _no_release  # the leftover's key slot
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._send = send
@@ -268,6 +303,7 @@ class StreamRelay(Response):
             await _close_quietly(self._upstream, self._chunks)
             if self._leftover is not None:
                 await _close_quietly(*self._leftover)
+            self._release()
             stream = self._stream
             if stream is not None and stream.usage is not None:
                 state["usage"] = stream.usage
@@ -289,6 +325,7 @@ class StreamRelay(Response):
 
     async def _attempts(self, first_output: anyio.CancelScope) -> None:
         call = self._call
+        call.pause_clock_while_queued(first_output)
         attempt = 0
         while True:
             attempt += 1
@@ -296,11 +333,13 @@ class StreamRelay(Response):
             await self._early_commit()
             reply = await call.send()
             self._upstream, self._chunks = reply.response, _chunks_of(reply.response)
+            release = reply.release  # the key slot: held until the upstream's answer is read
             try:
                 await self._relay(stream, first_output)
                 if stream.finished:  # read the epilogue later, once the client is served
                     self._leftover = (reply.response, self._chunks)
                     self._upstream = self._chunks = None
+                    self._release, release = release, _no_release
                 return
             except UpstreamError as err:
                 if stream.content_started or not await call.retry_in_band(err, attempt):
@@ -308,6 +347,7 @@ class StreamRelay(Response):
             finally:
                 await _close_quietly(self._upstream, self._chunks)
                 self._upstream = self._chunks = None
+                release()
 
     async def _relay(self, stream: ExchangeStream, first_output: anyio.CancelScope) -> None:
         assert self._chunks is not None
@@ -380,6 +420,8 @@ class StreamRelay(Response):
             logger.debug("upstream epilogue not read: %s", err.message)
         finally:
             await _close_quietly(response, chunks)
+            self._release()
+            self._release = _no_release
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -469,6 +511,10 @@ class StreamRelay(Response):
         if not self._done:
             self._call.state["disconnected"] = True
             scope.cancel()
+
+
+def _no_release() -> None:
+    return None
 
 
 def _loop_deadline(deadline: float) -> float:

@@ -76,6 +76,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ping_interval: float = 10.0
     auth_cooldown: float = 300.0
     quota_cooldown: float = 60.0
+    plan: Literal["auto", "lite", "pro", "max", "payg", "unlimited"] = "auto"
+    key_slots: tuple[int, ...] = ()
+    max_queue_wait: float = 120.0
+    queue_aging: float = 30.0
+    slot_learning: float = 300.0
     models: dict[str, str] = {}
     upstreams: dict[str, str] = {}
     thinking: Literal["auto", "enabled", "disabled"] = "auto"
@@ -113,6 +118,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.mock:
             return "mock"
         return self.upstream_profile.name
+
+    @property
+    def effective_plan(self) -> str:
+        """``plan``, with ``auto`` resolved from the upstream: a Coding Plan or Anthropic
+        profile is ``pro``, Z.ai's general endpoint ``payg``, a custom URL ``unlimited``."""
+        if self.plan != "auto":
+            return self.plan
+        if self.upstream not in PROFILES:
+            return "unlimited"
+        return "payg" if self.upstream in ("zai", "bigmodel") else "pro"
+
+    def slot_limits(self) -> list[int]:
+        """Upstream slots per key: ``key_slots`` (one value for every key, or one per key
+        in order; keys beyond the list get the plan's default), else the plan's default."""
+        from glmbridge_server.scheduler import PLAN_SLOTS
+
+        default = PLAN_SLOTS[self.effective_plan]
+        given = self.key_slots
+        if len(given) == 1:
+            return [given[0]] * len(self.api_keys)
+        return [given[i] if i < len(given) else default for i in range(len(self.api_keys))]
 
     @property
     def is_loopback(self) -> bool:
@@ -217,6 +243,14 @@ def _to_keys(value: object) -> tuple[str, ...]:
         if key not in keys:
             keys.append(key)
     return tuple(keys)
+
+
+def _to_slots(value: object) -> tuple[int, ...]:
+    items = value if isinstance(value, list | tuple) else [value]
+    if isinstance(value, str):
+        items = [part for part in value.split(",") if part.strip()]
+    convert = _to_int(1, 10_000)
+    return tuple(convert(item) for item in items)
 
 
 def _to_secret(value: object) -> str:
@@ -343,6 +377,11 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "ping_interval": _to_seconds,
     "auth_cooldown": lambda v: _to_seconds(v, allow_zero=True),
     "quota_cooldown": lambda v: _to_seconds(v, allow_zero=True),
+    "plan": _to_choice("auto", "lite", "pro", "max", "payg", "unlimited"),
+    "key_slots": _to_slots,
+    "max_queue_wait": lambda v: _to_seconds(v, allow_zero=True),
+    "queue_aging": _to_seconds,
+    "slot_learning": lambda v: _to_seconds(v, allow_zero=True),
     "models": _to_models,
     "upstreams": _to_upstreams,
     "thinking": _to_choice("auto", "enabled", "disabled"),

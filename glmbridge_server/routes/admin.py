@@ -49,7 +49,8 @@ async def root(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     """``GET /metrics``: Prometheus text exposition."""
     keys = request.app.state.key_pool
-    body = request.app.state.metrics.render(len(keys), keys.healthy_count())
+    state = request.app.state
+    body = state.metrics.render(len(keys), keys.healthy_count(), state.scheduler)
     return Response(body, media_type=CONTENT_TYPE)
 
 
