@@ -13,7 +13,8 @@ a stream until its last byte. Settings and counters live on ``app.state``:
 - ``concurrency``: slots per key for every key (``None``: unlimited);
   ``key_concurrency``: per-key overrides;
 - ``spent_keys``: key -> ``(code, reset)``; ``reset`` an aware datetime;
-- ``in_flight`` / ``peak_in_flight`` (Counters by key) and ``rejected_1302`` for tests.
+- ``in_flight`` / ``peak_in_flight`` (Counters by key), ``rejected_1302`` and
+  ``rejected_quota`` for tests.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def init_limits(state: Any) -> None:
     state.spent_keys = {}
     state.in_flight = collections.Counter()
     state.peak_in_flight = collections.Counter()
-    state.rejected_1302 = 0
+    state.rejected_1302 = state.rejected_quota = 0
 
 
 def reset_limits(state: Any) -> None:
@@ -55,7 +56,7 @@ def reset_limits(state: Any) -> None:
     state.key_concurrency = {}
     state.spent_keys = {}
     state.peak_in_flight.clear()
-    state.rejected_1302 = 0
+    state.rejected_1302 = state.rejected_quota = 0
 
 
 def quota_message(code: str, reset: datetime, *, chinese: bool = False) -> str:
@@ -91,6 +92,7 @@ class KeyLimits:
         if spent is not None:
             code, reset = spent
             text = quota_message(code, reset, chinese=anthropic and code in _QUOTA_TEXT_CN)
+            st.rejected_quota += 1
             await _reject(scope, send, anthropic, code, text)
             return
         limit = st.key_concurrency.get(key, st.concurrency)

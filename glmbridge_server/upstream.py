@@ -36,6 +36,7 @@ from glmbridge.errors import (
     ErrorKind,
     UpstreamError,
 )
+from glmbridge.quota import parse_quota_reset
 from glmbridge.transport.boundary import (
     MAX_ERROR_BODY,
     aread_capped,
@@ -264,6 +265,8 @@ class UpstreamClient:
     ) -> tuple[KeyLease | None, Slot | None]:
         """The key for the next attempt, with a slot on it when the call is scheduled."""
         scheduler = self.scheduler
+        if not settings.mock:
+            self._check_spent(tried)
         if ticket is None or scheduler is None or settings.mock or len(self.keys) == 0:
             return self._lease(settings, session_id, tried), None
         if settings is not self._limits_from:
@@ -302,7 +305,15 @@ class UpstreamClient:
     def _cool_down(self, settings: Settings, lease: KeyLease, err: UpstreamError) -> None:
         quota = err.code in QUOTA_CODES
         seconds = settings.quota_cooldown if quota else settings.auth_cooldown
-        self.keys.cool_down(lease.index, seconds)
+        window = parse_quota_reset(err.code, err.message)
+        if window is not None:  # a spent 5-hour/weekly window: rest until it resets
+            seconds = max(seconds, window.seconds_left())
+            err.message = f"{err.message}; key #{lease.index}: {window.describe()}"
+            err.args = (err.message,)
+        self.keys.cool_down(lease.index, seconds, window)
+        if window is not None:
+            # Every key may be spent now: the client may come back at the first reset.
+            err.retry_after = self._first_recovery(seconds)
         if self.metrics is not None:
             self.metrics.cooldown(lease.index, "quota" if quota else "auth")
         logger.warning(
@@ -311,6 +322,27 @@ class UpstreamClient:
             seconds,
             err.status,
             f" (code {err.code})" if err.code else "",
+        )
+
+    def _first_recovery(self, fallback: float) -> float:
+        left = [self.keys.cooling_remaining(i) for i in range(len(self.keys))]
+        return min((s for s in left if s > 0), default=fallback)
+
+    def _check_spent(self, tried: set[int]) -> None:
+        """Fail at once when every remaining key waits for a spent quota window: the
+        upstream would only repeat its 1308/1310 (the key is not asked again until then)."""
+        spent = self.keys.all_spent(tried) if len(self.keys) else None
+        if spent is None:
+            return
+        left = spent.seconds_left()
+        raise UpstreamError(
+            f"[{spent.code}] every API key's quota is spent: {spent.describe()}",
+            kind=ErrorKind.RATE_LIMIT,
+            status=429,
+            code=spent.code,
+            retry_after=max(1.0, left),
+            retryable=False,
+            status_hint=429,
         )
 
     async def _attempt(
