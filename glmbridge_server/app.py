@@ -135,6 +135,7 @@ def _log_access(scope: Scope, state: dict[str, Any], status: int, elapsed: float
         "key_index",
         "priority",
         "queue_wait_ms",
+        "fallback",
         "error_type",
     ):
         if state.get(name) is not None:

@@ -50,7 +50,9 @@ from glmbridge.errors import (
     UpstreamTimeoutError,
 )
 from glmbridge.exchange import Exchange, ExchangeStream
+from glmbridge.fallback import chain, qualifies
 from glmbridge.priority import PRIORITY_HEADER, classify
+from glmbridge.routing import Route
 from glmbridge.transport.boundary import map_upstream_errors
 from glmbridge_server.keypool import session_id_from
 from glmbridge_server.routes import request_id, runtime
@@ -101,6 +103,8 @@ class _Call:
             claude_code="x-claude-code-session-id" in headers,
         )
         self.ticket = Ticket(priority)
+        self.first_route = exchange.route
+        self._fallbacks: list[Route] | None = None
         self.state["priority"] = priority.name.lower()
         logger.debug("request %s is %s (%s)", request_id(request), priority.name.lower(), rule)
         # Upstreams echo keys in errors, also inside a 200: the exchange scrubs them all.
@@ -166,6 +170,46 @@ class _Call:
     def timeout(self) -> UpstreamTimeoutError:
         return UpstreamTimeoutError(_FIRST_OUTPUT, retryable=False)
 
+    def fall_back(self, err: GlmbridgeError) -> bool:
+        """Switch to the next route of the fallback chain if ``err`` qualifies (only ever
+        called before the client got a byte); ``False``: no (more) fallback."""
+        if not qualifies(err):
+            return False
+        ex = self.exchange
+        if self._fallbacks is None:
+            self._fallbacks = chain(
+                ex.request, ex.route, runtime(self.request).route_table, self.settings.fallbacks
+            )
+        if not self._fallbacks:
+            return False
+        route = self._fallbacks.pop(0)
+        new = Exchange(ex.door, ex.request, route, input_estimate=ex.input_estimate,
+                       message_id=ex.message_id)  # fmt: skip
+        new.secrets, new.on_complete = ex.secrets, ex.on_complete
+        logger.warning("falling back from %s (%s) to %s (%s) after: %s", ex.route.model,
+                       ex.route.upstream.name, route.model, route.upstream.name,
+                       err.message)  # fmt: skip
+        self.exchange, self.url = new, upstream_url(self.request, new)
+        first = self.first_route
+        self.state.update(
+            routed_model=route.model,
+            upstream=route.upstream.name,
+            fallback=f"{first.model}@{first.upstream.name}",
+        )
+        return True
+
+    def served_headers(self) -> list[tuple[bytes, bytes]]:
+        """Which model and profile answered, and what it fell back from (if it did)."""
+        route, first = self.exchange.route, self.first_route
+        out = [
+            (b"x-glmbridge-served-model", route.model.encode()),
+            (b"x-glmbridge-served-upstream", route.upstream.name.encode()),
+        ]
+        if route is not first:
+            origin = f"{first.model}@{first.upstream.name}"
+            out.append((b"x-glmbridge-fallback-from", origin.encode()))
+        return out
+
 
 async def answer(request: Request, exchange: Exchange) -> Response:
     """Answer ``exchange``: a :class:`StreamRelay`, or the complete non-streamed body.
@@ -185,17 +229,28 @@ async def _complete(call: _Call) -> Response:
         attempt = 0
         while True:
             attempt += 1
-            reply = await call.send()
+            try:
+                reply = await call.send()  # retried inside; then the fallback chain
+            except UpstreamError as err:
+                if not call.fall_back(err):
+                    raise
+                attempt = 0
+                continue
             try:
                 body = call.exchange.complete(reply.response.content)
-            except UpstreamError as err:
+            except UpstreamError as err:  # in-band: retried here, then the fallback chain
                 if await call.retry_in_band(err, attempt):
                     continue
-                raise
+                if not call.fall_back(err):
+                    raise
+                attempt = 0
+                continue
             if call.exchange.usage is not None:
                 call.state["usage"] = call.exchange.usage
             logger.debug("request %s answer: %s", request_id(call.request), preview(body))
-            return Response(body, media_type="application/json")
+            response = Response(body, media_type="application/json")
+            response.raw_headers.extend(call.served_headers())
+            return response
     assert scope.cancelled_caught
     raise call.timeout()
 
@@ -331,7 +386,13 @@ class StreamRelay(Response):
             attempt += 1
             stream = self._stream = call.exchange.open_stream(preamble_sent=self._sse)
             await self._early_commit()
-            reply = await call.send()
+            try:
+                reply = await call.send()
+            except UpstreamError as err:
+                if self._committed or not call.fall_back(err):  # never after the first byte
+                    raise
+                attempt = 0
+                continue
             self._upstream, self._chunks = reply.response, _chunks_of(reply.response)
             release = reply.release  # the key slot: held until the upstream's answer is read
             try:
@@ -342,8 +403,13 @@ class StreamRelay(Response):
                     self._release, release = release, _no_release
                 return
             except UpstreamError as err:
-                if stream.content_started or not await call.retry_in_band(err, attempt):
+                if stream.content_started:
                     raise
+                if await call.retry_in_band(err, attempt):
+                    continue
+                if self._committed or not call.fall_back(err):
+                    raise
+                attempt = 0
             finally:
                 await _close_quietly(self._upstream, self._chunks)
                 self._upstream = self._chunks = None
@@ -430,7 +496,7 @@ class StreamRelay(Response):
             self._committed = self._sse = True
             assert self._send is not None
             kind = self._call.exchange.door.stream_content_type.encode()
-            headers = [(b"content-type", kind), *_SSE_HEADERS]
+            headers = [(b"content-type", kind), *_SSE_HEADERS, *self._call.served_headers()]
             start = {"type": "http.response.start", "status": 200, "headers": headers}
             await self._send(start)
 

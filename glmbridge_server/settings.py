@@ -83,6 +83,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     slot_learning: float = 300.0
     models: dict[str, str] = {}
     upstreams: dict[str, str] = {}
+    fallbacks: dict[str, tuple[str, ...]] = {}
     thinking: Literal["auto", "enabled", "disabled"] = "auto"
     count_tokens: Literal["auto", "upstream", "local"] = "auto"
     responses_store: int = 0
@@ -337,6 +338,38 @@ def _to_upstreams(value: object) -> dict[str, str]:
     return out
 
 
+def _to_fallbacks(value: object) -> dict[str, tuple[str, ...]]:
+    """``{"glm-5.3": ["glm-5.2", "glm-4.7"], "zai-coding": "zai"}`` (TOML; a string value is
+    comma-separated) or ``glm-5.3=glm-5.2>glm-4.7,zai-coding=zai`` (environment)."""
+    table: dict[Any, object]
+    if isinstance(value, str):
+        table = {}
+        for item in filter(None, (p.strip() for p in value.split(","))):
+            name, sep, targets = item.partition("=")
+            if not sep:
+                raise ValueError("must look like model=fallback>fallback,profile=profile")
+            table[name.strip()] = targets.split(">")
+    elif isinstance(value, dict):
+        table = value
+    else:
+        raise ValueError("must be a table of model or profile = list of fallbacks")
+    out: dict[str, tuple[str, ...]] = {}
+    for name, raw in table.items():
+        items: object = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple) or not all(isinstance(t, str) for t in items):
+            raise ValueError(f"entry {name!r} must be a list of model ids or profile names")
+        chain = tuple(str(t).strip() for t in items if str(t).strip())
+        key = str(name).strip()
+        if not key or not chain:
+            raise ValueError(f"entry {name!r} needs at least one fallback")
+        if key in PROFILES:
+            unknown = [t for t in chain if t not in PROFILES]
+            if unknown:
+                raise ValueError(f"entry {key!r}: {unknown[0]!r} is not a profile name")
+        out[key] = chain
+    return out
+
+
 def route_table(models: Mapping[str, str], upstreams: Mapping[str, str] = {}) -> RouteTable:
     """The routing table for a ``[models]`` map and an ``[upstreams]`` map.
 
@@ -384,6 +417,7 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "slot_learning": lambda v: _to_seconds(v, allow_zero=True),
     "models": _to_models,
     "upstreams": _to_upstreams,
+    "fallbacks": _to_fallbacks,
     "thinking": _to_choice("auto", "enabled", "disabled"),
     "count_tokens": _to_choice("auto", "upstream", "local"),
     "responses_store": _to_int(0, 1_000_000),
