@@ -14,8 +14,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError
 from glmbridge.ids import new_request_id
+from glmbridge.pricing import is_peak
 from glmbridge.tokens import TokenEstimator
 from glmbridge_server.keypool import KeyPool
 from glmbridge_server.metrics import Metrics
@@ -40,6 +44,7 @@ from glmbridge_server.scheduler import Scheduler
 from glmbridge_server.security import SecurityMiddleware, protocol_for_path
 from glmbridge_server.settings import MOCK_MOUNT, Settings, route_table
 from glmbridge_server.upstream import UpstreamClient
+from glmbridge_server.usage_store import UsageRow, UsageStore, key_id
 
 __all__ = ["create_app"]
 
@@ -108,6 +113,7 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             metrics.observe_request(scope["path"], state["protocol"], status, elapsed, state)
             _log_access(scope, state, status, elapsed)
+            _record_usage(app, scope, state, status, elapsed)
             metrics.in_progress.dec()  # last: "0 in progress" means everything is recorded
 
 
@@ -155,6 +161,44 @@ def _log_access(scope: Scope, state: dict[str, Any], status: int, elapsed: float
     )
 
 
+def _record_usage(
+    app: Any, scope: Scope, state: dict[str, Any], status: int, elapsed: float
+) -> None:
+    """One usage row per model request (not token counts, not the simulator's own)."""
+    store: UsageStore | None = app.state.usage_store
+    path: str = scope["path"]
+    if state.get("routed_model") is None or path.endswith("/count_tokens"):
+        return
+    if 200 <= status < 300:  # for the statusline: what answered last
+        app.state.last_served = {"model": state["routed_model"], "upstream": state.get("upstream")}
+    if store is None:
+        return
+    usage = state.get("usage")
+    index = state.get("key_index")
+    ids = app.state.key_ids
+    now = time.time()
+    ttft = state.get("ttft")
+    store.record(UsageRow(
+        ts=now,
+        client=str(state.get("protocol")),
+        route=path,
+        key_id=ids[index] if isinstance(index, int) and index < len(ids) else None,
+        model=state.get("routed_model"),
+        client_model=state.get("client_model"),
+        upstream=state.get("upstream"),
+        input_tokens=usage.input_tokens if usage else 0,
+        cached_tokens=usage.cache_read_input_tokens if usage else 0,
+        output_tokens=usage.output_tokens if usage else 0,
+        latency_ms=round(elapsed * 1000, 1),
+        ttft_ms=round(ttft * 1000, 1) if ttft is not None else None,
+        status=status,
+        fallback=state.get("fallback"),
+        priority=state.get("priority"),
+        queue_wait_ms=state.get("queue_wait_ms"),
+        peak=is_peak(datetime.fromtimestamp(now, UTC)),
+    ))  # fmt: skip
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
     """Routing errors (404, 405) in the error shape of the path's protocol."""
     assert isinstance(exc, HTTPException)
@@ -198,10 +242,17 @@ def create_app(
             scheduler=scheduler,
         )
         app.state.upstream = upstream
+        usage_db = settings.usage_db  # the writer thread lives as long as the app serves
+        usage_store = None
+        if usage_db is not None:
+            usage_store = UsageStore(usage_db, retention_days=settings.usage_retention_days)
+        app.state.usage_store = usage_store
         try:
             yield
         finally:
             await upstream.aclose()
+            if usage_store is not None:
+                await anyio.to_thread.run_sync(usage_store.close)
 
     routes: list[BaseRoute] = [
         *admin.routes,
@@ -225,6 +276,9 @@ def create_app(
     app.state.settings = settings
     app.state.key_pool = key_pool
     app.state.scheduler = scheduler
+    app.state.usage_store = None  # opened by the lifespan
+    app.state.last_served = None
+    app.state.key_ids = [key_id(k) for k in settings.api_keys]
     app.state.route_table = table
     app.state.simulator = simulator
     app.state.metrics = Metrics()

@@ -1,6 +1,8 @@
 """``glmbridge-server``: run the server (``serve``, the default), or the launcher.
 
-``claude``, ``status`` and ``stop`` are the Claude Code launcher (:mod:`glmbridge_server.launcher`).
+``claude``, ``status`` and ``stop`` are the Claude Code launcher (:mod:`glmbridge_server.launcher`);
+``usage`` prints the recorded usage and ``statusline`` is Claude Code's status line command
+(:mod:`glmbridge_server.statusline`).
 
 Exit codes of ``serve``: 0 after a clean shutdown, 1 when the address cannot be bound, 2 for
 usage and configuration errors, including a non-loopback address without an auth token.
@@ -14,10 +16,12 @@ import logging
 import socket
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from glmbridge._version import __version__
-from glmbridge_server.settings import Settings, SettingsError, load_settings
+# Only the standard library at import time: `glmbridge-server statusline` must answer
+# within ~50 ms, and the glmbridge package takes longer than that to import.
+if TYPE_CHECKING:
+    from glmbridge_server.settings import Settings
 
 __all__ = ["build_parser", "configure_logging", "main"]
 
@@ -101,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", help="debug, info (default), warning, error")
     parser.add_argument("--log-format", help="text (default) or json")
+    from glmbridge._version import __version__
+
     parser.add_argument("--version", action="version", version=f"glmbridge {__version__}")
     return parser
 
@@ -124,6 +130,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _announce(settings: Settings, url: str) -> None:
+    from glmbridge._version import __version__
+
     err = sys.stderr
     print(f"glmbridge {__version__} listening on {url}", file=err)
     if settings.mock:
@@ -194,9 +202,55 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+def usage(argv: Sequence[str]) -> int:
+    """``glmbridge-server usage``: usage summaries per day, model or key, with credits."""
+    import time
+
+    from glmbridge_server.settings import SettingsError, load_settings
+    from glmbridge_server.usage_report import format_table, summarize
+    from glmbridge_server.usage_store import open_readonly
+
+    parser = argparse.ArgumentParser(
+        prog="glmbridge-server usage",
+        description="Usage recorded by the server (requests, tokens, Coding Plan credits).",
+    )
+    parser.add_argument("--by", choices=("day", "model", "key"), default="day")
+    parser.add_argument("--days", type=int, default=7, help="how far back (default 7)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--config", help="the server's TOML config (for data_dir)")
+    try:
+        ns = parser.parse_args(argv)
+        settings = load_settings({"config": ns.config})
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except SettingsError as exc:
+        print(f"glmbridge-server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    path = settings.usage_db
+    if path is None:
+        print("glmbridge-server: usage is not recorded (usage_store = false)", file=sys.stderr)
+        return 2
+    if not path.exists():
+        print(f"no usage recorded yet ({path})")
+        return 0
+    conn = open_readonly(path)
+    try:
+        rows = summarize(conn, by=ns.by, since=time.time() - ns.days * 86_400)
+    finally:
+        conn.close()
+    print(json.dumps(rows, indent=2) if ns.json else format_table(rows, ns.by))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``glmbridge-server`` and ``python -m glmbridge_server``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "statusline":
+        from glmbridge_server import statusline
+
+        return statusline.main(args[1:])
+    if args and args[0] == "usage":
+        return usage(args[1:])
     if args and args[0] in ("claude", "codex", "gemini", "status", "stop"):
         from glmbridge_server import launcher
 
@@ -210,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args[1:])
     if args and args[0] == "serve":
         args = args[1:]
+    from glmbridge_server.settings import SettingsError, load_settings
+
     parser = build_parser()
     try:
         ns = parser.parse_args(args)

@@ -87,6 +87,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     thinking: Literal["auto", "enabled", "disabled"] = "auto"
     count_tokens: Literal["auto", "upstream", "local"] = "auto"
     responses_store: int = 0
+    usage_store: bool = True
+    data_dir: str = ""
+    usage_retention_days: int = 90
     mock: bool = False
 
     def __repr__(self) -> str:
@@ -140,6 +143,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if len(given) == 1:
             return [given[0]] * len(self.api_keys)
         return [given[i] if i < len(given) else default for i in range(len(self.api_keys))]
+
+    @property
+    def usage_db(self) -> Path | None:
+        """The usage database file, or ``None`` when usage is not recorded (``--mock``
+        traffic is not usage)."""
+        if not self.usage_store or self.mock:
+            return None
+        from glmbridge_server.usage_store import default_data_dir
+
+        base = Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+        return base / "usage.sqlite3"
 
     @property
     def is_loopback(self) -> bool:
@@ -421,6 +435,9 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "thinking": _to_choice("auto", "enabled", "disabled"),
     "count_tokens": _to_choice("auto", "upstream", "local"),
     "responses_store": _to_int(0, 1_000_000),
+    "usage_store": _to_bool,
+    "data_dir": _to_str,
+    "usage_retention_days": _to_int(1, 36_500),
     "mock": _to_bool,
 }
 

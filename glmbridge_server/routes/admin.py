@@ -7,7 +7,11 @@ this is glmbridge and whether it is healthy, and nothing secret (key counts, nev
 from __future__ import annotations
 
 import os
+import sqlite3
+from pathlib import Path
+from typing import Any
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -15,6 +19,8 @@ from starlette.routing import Route
 from glmbridge._version import __version__
 from glmbridge_server.metrics import CONTENT_TYPE
 from glmbridge_server.routes import runtime
+from glmbridge_server.usage_report import window_usage
+from glmbridge_server.usage_store import open_readonly
 
 __all__ = ["routes"]
 
@@ -54,6 +60,51 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE)
 
 
+async def status(request: Request) -> Response:
+    """``GET /status``: slots, the queue, quota windows and usage today, as JSON (no key
+    material: keys are indices and short hashes). Read by ``glmbridge-server statusline``."""
+    state = request.app.state
+    settings = runtime(request).settings
+    scheduler = state.scheduler
+    pool = state.key_pool
+    slots = scheduler.status()
+    keys = [
+        {**health, **slots[i], "key_id": state.key_ids[i]}
+        for i, health in enumerate(pool.status())
+    ]
+    out: dict[str, Any] = {
+        "service": "glmbridge",
+        "version": __version__,
+        "upstream": settings.upstream_name,
+        "plan": settings.effective_plan,
+        "keys": keys,
+        "slots": {"in_use": sum(k["in_use"] for k in slots),
+                  "limit": sum(k["limit"] for k in slots)},  # fmt: skip
+        "queue": {p.name.lower(): n for p, n in scheduler.queue_lengths().items()},
+        "scheduled": {"granted": scheduler.granted, "queued": scheduler.queued,
+                      "timed_out": scheduler.timeouts},  # fmt: skip
+        "last_served": state.last_served,
+        "usage": None,
+    }
+    store = state.usage_store
+    if store is not None:
+        try:
+            out["usage"] = await anyio.to_thread.run_sync(
+                _usage_now, store.path, settings.effective_plan
+            )
+        except (sqlite3.Error, OSError) as exc:
+            out["usage"] = {"error": f"usage store unreadable: {type(exc).__name__}"}
+    return JSONResponse(out)
+
+
+def _usage_now(path: Path, plan: str) -> dict[str, Any]:
+    conn = open_readonly(path)
+    try:
+        return window_usage(conn, plan)
+    finally:
+        conn.close()
+
+
 async def event_logging(request: Request) -> Response:
     """Claude Code posts telemetry batches here; accept and drop them (never forwarded)."""
     return JSONResponse({})
@@ -63,5 +114,6 @@ routes = [
     Route("/", root, methods=["GET", "HEAD"]),
     Route("/health", health, methods=["GET", "HEAD"]),
     Route("/metrics", metrics, methods=["GET"]),
+    Route("/status", status, methods=["GET"]),
     Route("/api/event_logging/batch", event_logging, methods=["POST"]),
 ]
