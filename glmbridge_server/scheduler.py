@@ -265,9 +265,17 @@ class Scheduler:
         if self._waiters:
             self._dispatch()
 
+    def _free(self) -> int:
+        return sum(max(0, self.limit(i) - used) for i, used in enumerate(self._in_use))
+
     def _dispatch(self) -> None:
         """Hand free slots to waiters, best score first."""
+        free = self._free()
+        if free == 0:
+            return
         for waiter in sorted(self._waiters, key=lambda w: (w.score, w.seq)):
+            if free == 0:
+                return
             if waiter.slot is not None:
                 continue
             try:
@@ -279,6 +287,7 @@ class Scheduler:
             waiter.slot = self._take(index)
             self._waiters.remove(waiter)
             waiter.event.set()
+            free -= 1
 
     def _timeout(self, waiter: _Waiter, waited: float) -> QueueTimeout:
         self.timeouts += 1
