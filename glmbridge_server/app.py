@@ -247,9 +247,23 @@ def create_app(
         if usage_db is not None:
             usage_store = UsageStore(usage_db, retention_days=settings.usage_retention_days)
         app.state.usage_store = usage_store
+        remote = None
+        if settings.redis_url and len(key_pool):
+            from glmbridge_server.redis_state import RedisState
+
+            remote = RedisState(settings.redis_url, app.state.key_ids)
+        scheduler.remote = remote
         try:
-            yield
+            async with anyio.create_task_group() as tg:
+                if remote is not None:
+                    tg.start_soon(remote.run, key_pool)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
         finally:
+            if remote is not None:
+                await remote.aclose()
             await upstream.aclose()
             if usage_store is not None:
                 await anyio.to_thread.run_sync(usage_store.close)

@@ -140,15 +140,17 @@ class _Call:
 
     def pause_clock_while_queued(self, scope: anyio.CancelScope) -> None:
         """Stop ``scope``'s first-output deadline while the request waits for a slot."""
-        left = 0.0
+        left: float | None = None  # the clock's remaining time while it is paused
 
         def queued() -> None:
             nonlocal left
-            left = scope.deadline - anyio.current_time()
-            scope.deadline = math.inf
+            if left is None:
+                left, scope.deadline = scope.deadline - anyio.current_time(), math.inf
 
         def granted(waited: float) -> None:
-            scope.deadline = anyio.current_time() + left
+            nonlocal left
+            if left is not None:
+                scope.deadline, left = anyio.current_time() + left, None
 
         self.ticket.on_queue, self.ticket.on_grant = queued, granted
 

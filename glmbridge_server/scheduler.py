@@ -35,12 +35,16 @@ import math
 import time
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 
 from glmbridge.errors import ErrorKind, UpstreamError
 from glmbridge.priority import Priority
 from glmbridge_server.keypool import KeyLease, KeyPool
+
+if TYPE_CHECKING:
+    from glmbridge_server.redis_state import RedisState
 
 __all__ = ["PLAN_SLOTS", "QueueTimeout", "Scheduler", "Slot", "Ticket", "UNLIMITED"]
 
@@ -52,6 +56,8 @@ UNLIMITED = 1_000_000
 PLAN_SLOTS = {"lite": 1, "pro": 2, "max": 3, "payg": 10, "unlimited": UNLIMITED}
 # The waiters re-check at least this often (cooldowns and learned limits expire by time).
 _RECHECK = 1.0
+# How often a request asks Redis again while other instances hold the key's slots.
+_REMOTE_POLL = 0.05
 # Weight of the newest sample in the moving average of slot hold times.
 _EWMA = 0.2
 
@@ -73,6 +79,7 @@ class Ticket:
     on_queue: Callable[[], None] | None = None
     on_grant: Callable[[float], None] | None = None
     waited: float = 0.0
+    since: float | None = None  # first time in the queue: retries keep their seniority
 
 
 @dataclass(slots=True, eq=False)
@@ -83,12 +90,16 @@ class Slot:
     scheduler: Scheduler
     taken_at: float
     released: bool = False
+    remote: str | None = None  # the Redis lease, with a shared state backend
 
     def release(self) -> None:
         """Give the slot back (once) and hand it to the best waiting request."""
         if not self.released:
             self.released = True
             self.scheduler._release(self)
+            backend = self.scheduler.remote
+            if self.remote is not None and backend is not None:
+                backend.release(self.remote)
 
 
 @dataclass(slots=True, eq=False)
@@ -134,6 +145,7 @@ class Scheduler:
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()
         self._hold = 10.0  # moving average of slot hold times (seconds), for retry-after
+        self.remote: RedisState | None = None  # slots shared with other instances
         self.granted = 0  # slots handed out (for /status)
         self.queued = 0  # requests that had to wait
         self.timeouts = 0  # requests that gave up waiting
@@ -213,19 +225,49 @@ class Scheduler:
     async def acquire(
         self, ticket: Ticket, exclude: Container[int] = (), *, max_wait: float
     ) -> Slot:
-        """A slot for ``ticket``: at once, or after waiting in the queue.
+        """A slot for ``ticket``: at once, or after waiting in the queue; with a shared
+        backend (Redis), also a lease that other instances respect.
 
         Raises:
             QueueTimeout: no slot within ``max_wait`` seconds.
             LookupError: every key is excluded.
         """
+        remote = self.remote
+        if remote is None:
+            return await self._acquire_local(ticket, exclude, max_wait)
+        deadline = anyio.current_time() + max_wait
+        started = anyio.current_time()
+        while True:
+            left = max(0.0, deadline - anyio.current_time())
+            slot = await self._acquire_local(ticket, exclude, left)
+            index = slot.lease.index
+            lease = await remote.take(index, self.limit(index))
+            if lease is not None:
+                slot.remote = lease
+                if ticket.on_grant is not None:
+                    ticket.on_grant(0.0)
+                return slot
+            slot.release()  # other instances hold this key's slots: wait and ask again
+            if ticket.on_queue is not None:
+                ticket.on_queue()
+            if anyio.current_time() + _REMOTE_POLL > deadline:
+                waited = anyio.current_time() - started
+                raise self._timeout(self._clock() + ticket.priority * self.aging, waited)
+            await anyio.sleep(_REMOTE_POLL)
+
+    async def _acquire_local(
+        self, ticket: Ticket, exclude: Container[int], max_wait: float
+    ) -> Slot:
         slot = self.try_acquire(ticket, exclude)
         if slot is not None:
             return slot
         now = self._clock()
-        waiter = _Waiter(ticket, exclude, now + ticket.priority * self.aging, next(self._seq), now)
+        if ticket.since is None:
+            ticket.since = now
+        score = ticket.since + ticket.priority * self.aging
+        waiter = _Waiter(ticket, exclude, score, next(self._seq), now)
         if max_wait <= 0:
-            raise self._timeout(waiter, 0.0)
+            raise self._timeout(score, 0.0)
         self._waiters.append(waiter)
         self.queued += 1
         if ticket.on_queue is not None:
@@ -252,7 +294,7 @@ class Scheduler:
         waited = anyio.current_time() - started
         ticket.waited += waited
         if waiter.slot is None:
-            raise self._timeout(waiter, waited)
+            raise self._timeout(waiter.score, waited)
         if ticket.on_grant is not None:
             ticket.on_grant(waited)
         return waiter.slot
@@ -289,10 +331,10 @@ class Scheduler:
             waiter.event.set()
             free -= 1
 
-    def _timeout(self, waiter: _Waiter, waited: float) -> QueueTimeout:
+    def _timeout(self, score: float, waited: float) -> QueueTimeout:
         self.timeouts += 1
         slots = sum(min(self.limit(i), 1000) for i in range(len(self._in_use)))
-        ahead = sum(1 for w in self._waiters if w.score <= waiter.score)
+        ahead = sum(1 for w in self._waiters if w.score < score)
         retry = min(60.0, max(1.0, self._hold * (ahead + 1) / max(1, slots)))
         return QueueTimeout(
             f"every upstream slot is busy ({sum(self._in_use)} in flight on "

@@ -42,7 +42,7 @@ MOCK_MOUNT = "/_mock"
 MOCK_API_KEY = "mock-key.not-a-secret"
 
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-_SECRET_FIELDS = frozenset({"api_keys", "auth_token"})
+_SECRET_FIELDS = frozenset({"api_keys", "auth_token", "redis_url"})
 
 
 class SettingsError(Exception):
@@ -81,6 +81,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_queue_wait: float = 120.0
     queue_aging: float = 30.0
     slot_learning: float = 300.0
+    redis_url: str = ""
     models: dict[str, str] = {}
     upstreams: dict[str, str] = {}
     fallbacks: dict[str, tuple[str, ...]] = {}
@@ -104,6 +105,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         out["api_keys"] = f"<{len(self.api_keys)} key(s)>"
         out["auth_token"] = "***" if self.auth_token else None
         out["upstream"] = redact_url(self.upstream)
+        out["redis_url"] = redact_url(self.redis_url) if self.redis_url else ""
         return out
 
     @property
@@ -268,6 +270,13 @@ def _to_slots(value: object) -> tuple[int, ...]:
     return tuple(convert(item) for item in items)
 
 
+def _to_redis_url(value: object) -> str:
+    text = _to_str(value)
+    if urlsplit(text).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return text
+
+
 def _to_secret(value: object) -> str:
     text = _to_str(value)
     if any(ch.isspace() or ord(ch) < 32 for ch in text):
@@ -429,6 +438,7 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "max_queue_wait": lambda v: _to_seconds(v, allow_zero=True),
     "queue_aging": _to_seconds,
     "slot_learning": lambda v: _to_seconds(v, allow_zero=True),
+    "redis_url": _to_redis_url,
     "models": _to_models,
     "upstreams": _to_upstreams,
     "fallbacks": _to_fallbacks,

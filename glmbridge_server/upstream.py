@@ -311,6 +311,9 @@ class UpstreamClient:
             err.message = f"{err.message}; key #{lease.index}: {window.describe()}"
             err.args = (err.message,)
         self.keys.cool_down(lease.index, seconds, window)
+        remote = self.scheduler.remote if self.scheduler is not None else None
+        if remote is not None:  # the other instances rest the key too
+            remote.share_cooldown(lease.index, seconds, window)
         if window is not None:
             # Every key may be spent now: the client may come back at the first reset.
             err.retry_after = self._first_recovery(seconds)
