@@ -87,6 +87,9 @@ class RedisState:
         self._client: Any = aioredis.Redis.from_url(
             url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True
         )
+        # EVALSHA (the script text is sent once, then only its hash)
+        self._take_script = self._client.register_script(_TAKE)
+        self._renew_script = self._client.register_script(_RENEW)
         self._key_ids = list(key_ids)
         self._ttl_ms = int(ttl * 1000)
         self._held: dict[str, str] = {}  # lease id -> slot set
@@ -123,7 +126,7 @@ class RedisState:
         lease = os.urandom(8).hex()
         slots = self._slots(index)
         try:
-            ok = await self._client.eval(_TAKE, 1, slots, limit, lease, self._ttl_ms)
+            ok = await self._take_script(keys=[slots], args=[limit, lease, self._ttl_ms])
         except Exception as exc:  # redis.RedisError, OSError, timeouts: degrade, never fail
             self._failed(exc)
             return LOCAL_LEASE
@@ -205,8 +208,8 @@ class RedisState:
                 if self._held:
                     leases = list(self._held.items())
                     keys = [slots for _, slots in leases]
-                    args = [self._ttl_ms, *(lease for lease, _ in leases)]
-                    await self._client.eval(_RENEW, len(keys), *keys, *args)
+                    args: list[str | int] = [self._ttl_ms, *(lease for lease, _ in leases)]
+                    await self._renew_script(keys=keys, args=args)
                 await self._pull_cooldowns(pool)
             except Exception as exc:
                 self._failed(exc)
