@@ -23,7 +23,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
-__all__ = ["BEIJING", "QUOTA_WINDOW_CODES", "QuotaReset", "parse_quota_reset"]
+__all__ = [
+    "BEIJING",
+    "QUOTA_WINDOW_CODES",
+    "QuotaReset",
+    "QuotaWindow",
+    "parse_quota_limits",
+    "parse_quota_reset",
+]
 
 #: Z.ai's clock: the reset times in its messages are naive times in UTC+8.
 BEIJING = timezone(timedelta(hours=8), "UTC+8")
@@ -136,3 +143,72 @@ def parse_quota_reset(
     if resets_at - (now or datetime.now(UTC)) > _MAX_AHEAD:
         return None
     return QuotaReset(code, _window(code, message), resets_at)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaWindow:
+    """One window from Z.ai's quota endpoint (``/api/monitor/usage/quota/limit``).
+
+    Attributes:
+        kind: ``TOKENS_LIMIT``, ``CREDIT_LIMIT`` or ``TIME_LIMIT`` (the MCP tools).
+        window: ``5-hour``, ``weekly``, ``monthly`` or ``<n>-<unit>``.
+        used_percent: how much of it is used (0-100), if the endpoint said.
+        resets_at: when it resets (UTC), if the endpoint said.
+    """
+
+    kind: str
+    window: str
+    used_percent: float | None
+    resets_at: datetime | None
+
+
+# unit codes seen in the endpoint's answers: 3 hours (number 5: the 5-hour window),
+# 5 months (TIME_LIMIT, the MCP window), 6 weeks (user-demand.md §0; AIMeter, CodexBar).
+_UNITS = {1: "minute", 2: "day", 3: "hour", 4: "day", 5: "month", 6: "week"}
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def parse_quota_limits(payload: object) -> list[QuotaWindow] | None:
+    """The windows in a quota-endpoint answer, read tolerantly; ``None`` when the envelope
+    says it failed (it answers HTTP 200 even for a bad key: caidaoli/ccLoad PR#117).
+
+    Shape: ``{"success": true, "code": 200, "data": {"limits": [{"type": "TOKENS_LIMIT",
+    "unit": 3, "number": 5, "percentage": 25, "nextResetTime": <ms>, "usage": …,
+    "currentValue": …, "remaining": …}], "level": "pro"}}``; Lite plans send null counts
+    (nesquena/hermes-webui PR#7203), unknown fields and types are skipped.
+    """
+    if not isinstance(payload, dict):
+        return None
+    if payload.get("success") is False or payload.get("code") not in (None, 200, "200"):
+        return None
+    data = payload.get("data")
+    limits = data.get("limits") if isinstance(data, dict) else None
+    if not isinstance(limits, list):
+        return None
+    out: list[QuotaWindow] = []
+    for item in limits:
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            continue
+        unit = _UNITS.get(item.get("unit"))  # type: ignore[arg-type]
+        number = _number(item.get("number"))
+        if unit == "week" or (unit == "day" and number == 7):
+            window = "weekly"
+        elif unit == "month" and number in (None, 1.0):
+            window = "monthly"
+        elif unit and number:
+            window = f"{number:g}-{unit}"
+        else:
+            window = "unknown"
+        percent = _number(item.get("percentage"))
+        total, current = _number(item.get("usage")), _number(item.get("currentValue"))
+        if percent is None and total and current is not None:
+            percent = 100.0 * current / total
+        reset_ms = _number(item.get("nextResetTime"))
+        resets = datetime.fromtimestamp(reset_ms / 1000, UTC) if reset_ms else None
+        out.append(QuotaWindow(item["type"], window, percent, resets))
+    return out

@@ -13,6 +13,7 @@ a stream until its last byte. Settings and counters live on ``app.state``:
 - ``concurrency``: slots per key for every key (``None``: unlimited);
   ``key_concurrency``: per-key overrides;
 - ``spent_keys``: key -> ``(code, reset)``; ``reset`` an aware datetime;
+- ``quota_limits``: key -> the ``limits`` its ``/api/monitor/usage/quota/limit`` shows;
 - ``in_flight`` / ``peak_in_flight`` (Counters by key), ``rejected_1302`` and
   ``rejected_quota`` for tests.
 """
@@ -26,7 +27,7 @@ from typing import Any
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["KeyLimits", "init_limits", "quota_message", "reset_limits"]
+__all__ = ["QUOTA_LIMIT_PATH", "KeyLimits", "init_limits", "quota_message", "reset_limits"]
 
 BEIJING = timezone(timedelta(hours=8))
 # Texts (English, chat endpoint) with the reset time; see the module docstring.
@@ -38,6 +39,7 @@ _QUOTA_TEXT = {
 _QUOTA_TEXT_CN = {"1308": "已达到 5 小时的使用上限。您的限额将在 {reset} 重置。"}
 _CONCURRENCY_TEXT = "Rate limit reached for requests"  # kaitranntt/ccs#536
 _PATHS = ("/chat/completions", "/v1/messages")
+QUOTA_LIMIT_PATH = "/api/monitor/usage/quota/limit"
 
 
 def init_limits(state: Any) -> None:
@@ -48,6 +50,8 @@ def init_limits(state: Any) -> None:
     state.in_flight = collections.Counter()
     state.peak_in_flight = collections.Counter()
     state.rejected_1302 = state.rejected_quota = 0
+    state.quota_limits = {}
+    state.quota_polls = 0
 
 
 def reset_limits(state: Any) -> None:
@@ -57,6 +61,8 @@ def reset_limits(state: Any) -> None:
     state.spent_keys = {}
     state.peak_in_flight.clear()
     state.rejected_1302 = state.rejected_quota = 0
+    state.quota_limits = {}
+    state.quota_polls = 0
 
 
 def quota_message(code: str, reset: datetime, *, chinese: bool = False) -> str:
@@ -82,6 +88,9 @@ class KeyLimits:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
+        if scope["type"] == "http" and path == QUOTA_LIMIT_PATH:
+            await _quota_limits(scope, send)
+            return
         if scope["type"] != "http" or scope["method"] != "POST" or not path.endswith(_PATHS):
             await self.app(scope, receive, send)
             return
@@ -120,6 +129,26 @@ class KeyLimits:
             await self.app(scope, receive, send_counted)
         finally:
             done()
+
+
+async def _quota_limits(scope: Scope, send: Send) -> None:
+    """Z.ai console's quota endpoint: HTTP 200 whatever happens; the envelope says whether
+    the key was good (caidaoli/ccLoad PR#117). ``app.state.quota_limits``: key -> the
+    ``limits`` list; a key not in it gets an empty 0 % answer, a missing key a failure."""
+    st = scope["app"].state
+    headers: dict[bytes, bytes] = dict(scope.get("headers") or ())
+    key = headers.get(b"authorization", b"").decode("latin-1").removeprefix("Bearer ").strip()
+    body: dict[str, Any]
+    if not key:
+        body = {"code": 1001, "msg": "token missing", "success": False}
+    else:
+        limits = st.quota_limits.get(key, [])
+        body = {"code": 200, "msg": "Operation successful", "success": True,
+                "data": {"limits": limits, "level": "pro"}}  # fmt: skip
+    st.quota_polls += 1
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": msgspec.json.encode(body)})
 
 
 async def _reject(scope: Scope, send: Send, anthropic: bool, code: str, text: str) -> None:

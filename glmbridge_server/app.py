@@ -257,6 +257,12 @@ def create_app(
             async with anyio.create_task_group() as tg:
                 if remote is not None:
                     tg.start_soon(remote.run, key_pool)
+                if settings.quota_poll > 0 and len(key_pool) and not settings.mock:
+                    from glmbridge_server.quota_poller import poll_quotas
+
+                    tg.start_soon(
+                        poll_quotas, app.state, settings, key_pool, scheduler, upstream.http
+                    )
                 try:
                     yield
                 finally:
@@ -292,6 +298,7 @@ def create_app(
     app.state.scheduler = scheduler
     app.state.usage_store = None  # opened by the lifespan
     app.state.last_served = None
+    app.state.quota_windows = {}  # key index -> windows, from the optional quota poller
     app.state.key_ids = [key_id(k) for k in settings.api_keys]
     app.state.route_table = table
     app.state.simulator = simulator

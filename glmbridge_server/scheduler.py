@@ -146,6 +146,8 @@ class Scheduler:
         self._seq = itertools.count()
         self._hold = 10.0  # moving average of slot hold times (seconds), for retry-after
         self.remote: RedisState | None = None  # slots shared with other instances
+        #: Keys whose quota window is nearly spent: background calls do not use them.
+        self.near_exhaustion: set[int] = set()
         self.granted = 0  # slots handed out (for /status)
         self.queued = 0  # requests that had to wait
         self.timeouts = 0  # requests that gave up waiting
@@ -182,9 +184,13 @@ class Scheduler:
 
     # -- taking and giving back ---------------------------------------------------------
 
-    def _pick(self, session: str | None, exclude: Container[int]) -> int | None:
+    def _pick(self, session: str | None, exclude: Container[int], priority: Priority) -> int | None:
         """The key with a free slot for this session, or ``None`` (all full)."""
         candidates = [i for i in self.pool.ranking(session) if i not in exclude]
+        if priority is Priority.BACKGROUND and self.near_exhaustion:
+            candidates = [i for i in candidates if i not in self.near_exhaustion]
+            if not candidates:
+                return None  # held back until a window resets (or max_queue_wait)
         if not candidates:
             raise LookupError("no key left")
         healthy = [i for i in candidates if not self.pool.is_cooling(i)]
@@ -206,7 +212,7 @@ class Scheduler:
         Raises:
             LookupError: every key is excluded.
         """
-        index = self._pick(ticket.session, exclude)
+        index = self._pick(ticket.session, exclude, ticket.priority)
         if index is None:
             return None
         if self._waiters and not self._beats_waiters(ticket, index):
@@ -321,7 +327,7 @@ class Scheduler:
             if waiter.slot is not None:
                 continue
             try:
-                index = self._pick(waiter.ticket.session, waiter.exclude)
+                index = self._pick(waiter.ticket.session, waiter.exclude, waiter.ticket.priority)
             except LookupError:
                 continue
             if index is None:

@@ -82,6 +82,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     queue_aging: float = 30.0
     slot_learning: float = 300.0
     redis_url: str = ""
+    quota_poll: float = 0.0
+    background_throttle: float = 90.0
     models: dict[str, str] = {}
     upstreams: dict[str, str] = {}
     fallbacks: dict[str, tuple[str, ...]] = {}
@@ -270,6 +272,13 @@ def _to_slots(value: object) -> tuple[int, ...]:
     return tuple(convert(item) for item in items)
 
 
+def _to_percent(value: object) -> float:
+    number = _to_seconds(value, allow_zero=True)
+    if number > 100:
+        raise ValueError("must be a percentage between 0 and 100")
+    return number
+
+
 def _to_redis_url(value: object) -> str:
     text = _to_str(value)
     if urlsplit(text).scheme not in ("redis", "rediss", "unix"):
@@ -439,6 +448,8 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "queue_aging": _to_seconds,
     "slot_learning": lambda v: _to_seconds(v, allow_zero=True),
     "redis_url": _to_redis_url,
+    "quota_poll": lambda v: _to_seconds(v, allow_zero=True),
+    "background_throttle": _to_percent,
     "models": _to_models,
     "upstreams": _to_upstreams,
     "fallbacks": _to_fallbacks,

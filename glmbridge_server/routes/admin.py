@@ -69,7 +69,13 @@ async def status(request: Request) -> Response:
     pool = state.key_pool
     slots = scheduler.status()
     keys = [
-        {**health, **slots[i], "key_id": state.key_ids[i]}
+        {
+            **health,
+            **slots[i],
+            "key_id": state.key_ids[i],
+            "windows": state.quota_windows.get(i),
+            "near_exhaustion": i in scheduler.near_exhaustion,
+        }
         for i, health in enumerate(pool.status())
     ]
     out: dict[str, Any] = {
@@ -78,11 +84,16 @@ async def status(request: Request) -> Response:
         "upstream": settings.upstream_name,
         "plan": settings.effective_plan,
         "keys": keys,
-        "slots": {"in_use": sum(k["in_use"] for k in slots),
-                  "limit": sum(k["limit"] for k in slots)},  # fmt: skip
+        "slots": {
+            "in_use": sum(k["in_use"] for k in slots),
+            "limit": sum(k["limit"] for k in slots),
+        },  # fmt: skip
         "queue": {p.name.lower(): n for p, n in scheduler.queue_lengths().items()},
-        "scheduled": {"granted": scheduler.granted, "queued": scheduler.queued,
-                      "timed_out": scheduler.timeouts},  # fmt: skip
+        "scheduled": {
+            "granted": scheduler.granted,
+            "queued": scheduler.queued,
+            "timed_out": scheduler.timeouts,
+        },  # fmt: skip
         "last_served": state.last_served,
         "usage": None,
     }

@@ -76,3 +76,27 @@ def test_any_beijing_time_round_trips(when: datetime, noise: str, code: str) -> 
     reset = parse_quota_reset(code, message, now=when.replace(tzinfo=UTC))
     assert reset is not None
     assert reset.resets_at == when.replace(tzinfo=BEIJING)
+
+
+def test_quota_endpoint_answers_are_read_tolerantly() -> None:
+    from glmbridge.quota import parse_quota_limits
+
+    ok = {"code": 200, "msg": "Operation successful", "success": True, "data": {"limits": [
+        {"type": "TOKENS_LIMIT", "unit": 3, "number": 5, "percentage": 25,
+         "nextResetTime": 1_788_000_000_000},
+        {"type": "TOKENS_LIMIT", "unit": 6, "number": 1, "percentage": None},  # Lite: nulls
+        {"type": "TIME_LIMIT", "unit": 5, "number": 1, "usage": 4000, "currentValue": 100},
+        {"type": 7}, "garbage",
+    ], "level": "max"}}  # fmt: skip
+    windows = parse_quota_limits(ok)
+    assert windows is not None
+    assert [(w.kind, w.window, w.used_percent) for w in windows] == [
+        ("TOKENS_LIMIT", "5-hour", 25.0),
+        ("TOKENS_LIMIT", "weekly", None),
+        ("TIME_LIMIT", "monthly", 2.5),
+    ]
+    assert windows[0].resets_at == datetime.fromtimestamp(1_788_000_000, UTC)
+    # HTTP 200 with a failed envelope (a bad key), or no data: not usable
+    assert parse_quota_limits({"code": 1001, "msg": "token expired", "success": False}) is None
+    assert parse_quota_limits({"success": True, "data": None}) is None
+    assert parse_quota_limits([1, 2]) is None

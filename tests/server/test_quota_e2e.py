@@ -3,6 +3,7 @@ retry-after and the window's name and reset time (anthropic SDK against a real b
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,7 @@ Start = Callable[[Starlette], RunningServer]
 
 def _ask(url: str, stream: bool = False) -> str:
     with anthropic.Anthropic(base_url=url, api_key="x", max_retries=0) as sdk:
-        kwargs = {"model": "claude-sonnet-4-5", "max_tokens": 100,
+        kwargs = {"model": "claude-sonnet-4-5", "max_tokens": 1000,
                   "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
         if stream:
             with sdk.messages.stream(**kwargs) as s:  # type: ignore[arg-type]
@@ -69,3 +70,43 @@ def test_a_spent_key_fails_over_and_stays_out(
     assert sim.app.state.rejected_quota == 1
     health = httpx2.get(f"{bridge.url}/health").json()
     assert health["keys_healthy"] == 1
+
+
+def test_polled_quota_holds_background_calls_back(
+    sim: RunningServer, start_server: Start, bridge_settings: Callable[..., Settings],
+    sim_key: str,
+) -> None:  # fmt: skip
+    reset_ms = int((datetime.now(UTC) + timedelta(hours=1)).timestamp() * 1000)
+    sim.app.state.quota_limits = {sim_key: [
+        {"type": "TOKENS_LIMIT", "unit": 3, "number": 5, "percentage": 95,
+         "nextResetTime": reset_ms},
+        {"type": "TIME_LIMIT", "unit": 5, "number": 1, "usage": 100, "currentValue": 100},
+    ]}  # fmt: skip
+    settings = bridge_settings(sim.url, quota_poll=0.1, max_queue_wait=0.3)
+    bridge = start_server(create_app(settings))
+    deadline = time.monotonic() + 5
+    while True:
+        key = httpx2.get(f"{bridge.url}/status").json()["keys"][0]
+        if key["near_exhaustion"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert key["near_exhaustion"]
+    assert key["windows"][0] == {
+        "kind": "TOKENS_LIMIT", "window": "5-hour", "used_percent": 95.0,
+        "resets_at": datetime.fromtimestamp(reset_ms / 1000, UTC).isoformat(),
+    }  # fmt: skip
+    with (
+        anthropic.Anthropic(base_url=bridge.url, api_key="x", max_retries=0) as sdk,
+        pytest.raises(anthropic.RateLimitError),
+    ):
+        sdk.messages.create(model="claude-haiku-4-5", max_tokens=100,
+                            messages=[{"role": "user", "content": "title"}])  # fmt: skip
+    assert _ask(bridge.url)  # the interactive turn still goes through
+    sim.app.state.quota_limits = {}  # the window reset: background flows again
+    deadline = time.monotonic() + 5
+    while httpx2.get(f"{bridge.url}/status").json()["keys"][0]["near_exhaustion"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with anthropic.Anthropic(base_url=bridge.url, api_key="x", max_retries=0) as sdk:
+        sdk.messages.create(model="claude-haiku-4-5", max_tokens=100,
+                            messages=[{"role": "user", "content": "title"}])  # fmt: skip
