@@ -25,7 +25,11 @@ the upstream's answer is finished (a stream: when its last byte is read).
   ``commit_after``, then keep-alives) and stops its first-output clock while it waits.
 
 Everything runs on one event loop: the state is plain lists and the waiting is an
-``anyio.Event`` per waiter; the uncontended path takes a slot without awaiting.
+``anyio.Event`` per waiter; the uncontended path takes a slot without awaiting. With a
+shared backend (``redis_url``: :mod:`glmbridge_server.redis_state`) a local slot must also
+win a Redis lease on the key; when other instances hold them all, the request gives the
+local slot back and asks again every ``_REMOTE_POLL`` seconds, within ``max_queue_wait``.
+Keys in ``near_exhaustion`` (the optional quota poller) are not offered to background calls.
 """
 
 from __future__ import annotations
@@ -108,7 +112,6 @@ class _Waiter:
     exclude: Container[int]
     score: float
     seq: int
-    enqueued: float
     event: anyio.Event = field(default_factory=anyio.Event)
     slot: Slot | None = None
 
@@ -271,7 +274,7 @@ class Scheduler:
         if ticket.since is None:
             ticket.since = now
         score = ticket.since + ticket.priority * self.aging
-        waiter = _Waiter(ticket, exclude, score, next(self._seq), now)
+        waiter = _Waiter(ticket, exclude, score, next(self._seq))
         if max_wait <= 0:
             raise self._timeout(score, 0.0)
         self._waiters.append(waiter)
