@@ -96,11 +96,11 @@ def test_main_turn_overtakes_queued_background_calls(
     sim.app.state.concurrency = 1
     bridge = _bridge(start_server, bridge_settings, sim)
     results = _in_threads(
-        lambda: _ask(bridge.url, _slow("busy", 0.8)),
+        lambda: _ask(bridge.url, _slow("busy", 1.5)),
         lambda: _ask(bridge.url, _slow("title-1", 0.1), model="claude-haiku-4-5"),
         lambda: _ask(bridge.url, _slow("title-2", 0.1), model="claude-haiku-4-5"),
         lambda: _ask(bridge.url, _slow("main turn", 0.1)),
-        stagger=0.1,
+        stagger=0.2,
     )
     assert not [r for r in results if isinstance(r, Exception)]
     order = [t.split(" [[")[0] for t in _user_texts(sim)]
@@ -114,10 +114,10 @@ def test_an_explicit_priority_header_is_honoured(
     bridge = _bridge(start_server, bridge_settings, sim)
     bg = {"x-glmbridge-priority": "background"}
     _in_threads(
-        lambda: _ask(bridge.url, _slow("busy", 0.6)),
+        lambda: _ask(bridge.url, _slow("busy", 1.2)),
         lambda: _ask(bridge.url, "late background", headers=bg),
         lambda: _ask(bridge.url, "interactive"),
-        stagger=0.1,
+        stagger=0.2,
     )
     order = [t.split(" [[")[0] for t in _user_texts(sim)]
     assert order == ["busy", "interactive", "late background"]
@@ -194,3 +194,16 @@ def test_a_1302_teaches_the_key_its_real_limit(
     assert sim.app.state.rejected_1302 >= 1
     metrics = httpx.get(f"{bridge.url}/metrics").text
     assert 'glmbridge_key_slot_limit{key_index="0"} 1.0' in metrics
+
+
+def test_slots_change_at_runtime_through_post_config(
+    sim: RunningServer, start_server: Start, bridge_settings: Callable[..., Settings],
+) -> None:  # fmt: skip
+    bridge = _bridge(start_server, bridge_settings, sim)
+    r = httpx.post(f"{bridge.url}/config", json={"key_slots": [2], "max_queue_wait": 5})
+    assert r.status_code == 200, r.text
+    assert _ask(bridge.url, _slow("after", 0.05)) == "answer to after"
+    metrics = httpx.get(f"{bridge.url}/metrics").text
+    assert 'glmbridge_key_slot_limit{key_index="0"} 2.0' in metrics
+    bad = httpx.post(f"{bridge.url}/config", json={"key_slots": [0]})
+    assert bad.status_code == 400 and "key_slots" in bad.text
