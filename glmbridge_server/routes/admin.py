@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,13 +100,25 @@ async def status(request: Request) -> Response:
     }
     store = state.usage_store
     if store is not None:
-        try:
-            out["usage"] = await anyio.to_thread.run_sync(
-                _usage_now, store.path, settings.effective_plan
-            )
-        except (sqlite3.Error, OSError) as exc:
-            out["usage"] = {"error": f"usage store unreadable: {type(exc).__name__}"}
+        out["usage"] = await _cached_usage(state, store.path, settings.effective_plan)
     return JSONResponse(out)
+
+
+_USAGE_TTL = 2.0  # seconds: the statusline asks after every message
+
+
+async def _cached_usage(state: Any, path: Path, plan: str) -> dict[str, Any]:
+    """Usage from the store, computed at most every ``_USAGE_TTL`` seconds (off the loop)."""
+    cached = getattr(state, "usage_cache", None)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < _USAGE_TTL:
+        return cached[1]  # type: ignore[no-any-return]
+    try:
+        usage = await anyio.to_thread.run_sync(_usage_now, path, plan)
+    except (sqlite3.Error, OSError) as exc:
+        return {"error": f"usage store unreadable: {type(exc).__name__}"}
+    state.usage_cache = (now, usage)
+    return usage
 
 
 def _usage_now(path: Path, plan: str) -> dict[str, Any]:
