@@ -67,9 +67,11 @@ HTTP_STATUSES: dict[int, tuple[ErrorKind, bool]] = {
     434: (ErrorKind.PERMISSION, False),
     435: (ErrorKind.REQUEST_TOO_LARGE, False),
     500: (ErrorKind.API_ERROR, True),
-    502: (ErrorKind.API_ERROR, True),
+    # A gateway in front of GLM that is down, busy or timing out: the client's native
+    # "overloaded, try again" is what it means and what clients back off on.
+    502: (ErrorKind.OVERLOADED, True),
     503: (ErrorKind.OVERLOADED, True),
-    504: (ErrorKind.API_ERROR, True),
+    504: (ErrorKind.OVERLOADED, True),
     529: (ErrorKind.OVERLOADED, True),
 }
 _MAX_MESSAGE = 500

@@ -302,7 +302,7 @@ def create_app(
     app.state.key_ids = [key_id(k) for k in settings.api_keys]
     app.state.route_table = table
     app.state.simulator = simulator
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(table.models)
     app.state.tokenizer_unavailable = set()
     # Claude Code resends the same prompt, tools and history every turn: remember them.
     app.state.token_estimator = TokenEstimator()

@@ -11,6 +11,7 @@ usage and configuration errors, including a non-loopback address without an auth
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import socket
@@ -46,6 +47,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+# Every C0 control character but tab, and DEL, escaped: a client value with "\n" in it (a
+# model name, a header) cannot forge a log line of its own.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9} | {10: "\\n", 13: "\\r"}
+
+
+class TextFormatter(logging.Formatter):
+    """The text log format: one line per record (tracebacks follow on their own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).translate(_ESCAPES)
+
+
 class RedactingFormatter(logging.Formatter):
     """Wraps a formatter and blanks out secrets (keys, the auth token) in every line.
 
@@ -73,7 +86,7 @@ def configure_logging(level: str, fmt: str, secrets: Sequence[str] = ()) -> None
     if fmt == "json":
         inner = JsonFormatter()
     else:
-        inner = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        inner = TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     handler.setFormatter(RedactingFormatter(inner, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -164,11 +177,23 @@ def _announce(settings: Settings, url: str) -> None:
     err.flush()
 
 
+def settle_heap() -> None:
+    """Move everything alive after start-up out of the cyclic collector's reach.
+
+    A large request allocates enough objects to trigger full collections, and each one
+    walks every tracked object of the process with the interpreter held: with the imported
+    modules frozen, those pauses stay proportional to the request (issue 13, item 3).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def serve(settings: Settings) -> int:
     """Run the server until interrupted."""
     import uvicorn
 
     from glmbridge_server.app import create_app
+    from glmbridge_server.inbound import uvicorn_options
     from glmbridge_server.security import bind_refusal
 
     refusal = bind_refusal(settings)
@@ -188,6 +213,7 @@ def serve(settings: Settings) -> int:
     app = create_app(settings)
     config = uvicorn.Config(
         app,
+        **uvicorn_options(settings),
         log_config=None,
         access_log=False,  # glmbridge logs one richer line per request itself
         server_header=False,
@@ -198,6 +224,7 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=5,
     )
     _announce(settings, url)
+    settle_heap()
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 

@@ -7,10 +7,14 @@ routes are path templates, models are the routed GLM ids, keys are indices, neve
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from glmbridge_server import inbound
 
 if TYPE_CHECKING:
     from glmbridge_server.scheduler import Scheduler
@@ -49,12 +53,36 @@ def route_label(path: str) -> str:
     return "other"
 
 
-class Metrics:
-    """The server's counters, gauges and histograms, in a private registry."""
+class _InboundCollector:
+    """Connections the inbound guard closed or refused, by reason (process-wide)."""
 
-    def __init__(self) -> None:
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "glmbridge_inbound_closed",
+            "Inbound connections closed or refused by the connection limits, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in sorted(inbound.STATS.items()):
+            family.add_metric([reason], count)
+        yield family
+
+
+class Metrics:
+    """The server's counters, gauges and histograms, in a private registry.
+
+    ``models`` are the model ids that may appear as a label; any other routed model is
+    counted as ``other``, so a client cannot grow ``/metrics`` by inventing names.
+    """
+
+    def __init__(self, models: Iterable[str] = ()) -> None:
+        self.models = frozenset(models)
         self.registry = CollectorRegistry()
         reg = self.registry
+        reg.register(_InboundCollector())
+        self.connections = Gauge(
+            "glmbridge_inbound_connections", "Inbound connections open now.", registry=reg
+        )
+        self.connections.set_function(inbound.open_connections)
         self.requests = Counter(
             "glmbridge_requests",
             "HTTP requests answered, by route, inbound protocol and status.",
@@ -152,7 +180,7 @@ class Metrics:
             self.queue_wait.labels(priority).observe(state["queue_wait_ms"] / 1000)
         if priority is not None and state.get("queue_timeout"):
             self.queue_timeouts.labels(priority).inc()
-        model = str(state.get("routed_model") or "none")
+        model = self.model_label(state.get("routed_model"))
         if state.get("ttft") is not None:
             self.ttft.labels(model).observe(state["ttft"])
         usage = state.get("usage")
@@ -161,6 +189,12 @@ class Metrics:
             self.tokens.labels("input", model).inc(usage.input_tokens + cached)
             self.tokens.labels("output", model).inc(usage.output_tokens)
             self.tokens.labels("cached", model).inc(cached)
+
+    def model_label(self, model: object) -> str:
+        """A bounded label for a routed model: a known id, ``none`` or ``other``."""
+        if not model:
+            return "none"
+        return model if isinstance(model, str) and model in self.models else "other"
 
     def render(self, keys: int, keys_healthy: int, scheduler: Scheduler | None = None) -> bytes:
         """The exposition text, with the key, slot and queue gauges read now."""

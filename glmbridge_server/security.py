@@ -23,6 +23,7 @@ OpenAI or Gemini), so each SDK shows a proper error.
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -109,12 +110,21 @@ def native_error(
     return anthropic.encode_error(err, request_id=request_id)[1]
 
 
+# RFC 9110 Host: uri-host [":" port], where uri-host is an IP-literal ("[" IPv6 "]"), an
+# IPv4 address or a registered name. Anything else ("[::1]evil.com", "localhost:1@evil.com")
+# is malformed, not a name to match leniently.
+_HOST = re.compile(
+    r"(?:\[(?P<literal>[0-9a-f:.]+)\]|(?P<name>[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?\.?))"
+    r"(?::[0-9]{1,5})?"
+)
+
+
 def _host_name(value: str) -> str:
-    """``Host`` header value → lower-case host without port or brackets."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        return value[1 : value.find("]")] if "]" in value else value
-    return value.rpartition(":")[0] if value.count(":") == 1 else value
+    """``Host`` header value → lower-case host without port or brackets; "" if malformed."""
+    match = _HOST.fullmatch(value.strip().lower())
+    if match is None:
+        return ""
+    return match["literal"] or match["name"]
 
 
 def host_allowed(settings: Settings, host_header: str) -> bool:
@@ -166,6 +176,7 @@ class SecurityMiddleware:
         current: Runtime = state.get("runtime") or snapshot(scope["app"])
         settings = current.settings
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        hosts = sum(1 for k, _ in scope["headers"] if k == b"host")
         path: str = scope["path"]
         protocol = protocol_for_request(path, headers, scope.get("query_string", b""))
         state["protocol"] = protocol
@@ -181,6 +192,9 @@ class SecurityMiddleware:
             await send({"type": "http.response.start", "status": status, "headers": raw})
             await send({"type": "http.response.body", "body": body})
 
+        if hosts > 1:
+            await refuse(ErrorKind.INVALID_REQUEST, 400, "more than one Host header")
+            return
         if not host_allowed(settings, headers.get("host", "")):
             host = headers.get("host", "")[:100]
             await refuse(

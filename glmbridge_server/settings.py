@@ -73,6 +73,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     commit_after: float = 5.0
     max_retries: int = 2
     max_body_bytes: int = 50 * 1024 * 1024
+    max_json_objects: int = 100_000
+    max_connections: int = 1024
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keepalive_timeout: float = 15.0
     ping_interval: float = 10.0
     auth_cooldown: float = 300.0
     quota_cooldown: float = 60.0
@@ -237,6 +243,11 @@ def _to_upstream(value: object) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         names = ", ".join(PROFILES)
         raise ValueError(f"must be a profile name ({names}) or an http(s) base URL")
+    if "@" in parts.netloc:
+        # user:pass@ would be sent as Basic auth in place of the Bearer key, and shown in logs.
+        raise ValueError(
+            "must not contain credentials (user:password@); set the API key with ZAI_API_KEY"
+        )
     base = text.rstrip("/")
     # Forgive a full endpoint URL: the base is what the server appends paths to.
     return base.removesuffix("/chat/completions")
@@ -439,6 +450,12 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "commit_after": lambda v: _to_seconds(v, allow_zero=True),
     "max_retries": _to_int(0, 10),
     "max_body_bytes": _to_int(1024, 2**40),
+    "max_json_objects": _to_int(100, 100_000_000),
+    "max_connections": _to_int(8, 1_000_000),
+    "max_header_bytes": _to_int(4096, 16 * 1024 * 1024),
+    "header_timeout": _to_seconds,
+    "body_timeout": _to_seconds,
+    "keepalive_timeout": _to_seconds,
     "ping_interval": _to_seconds,
     "auth_cooldown": lambda v: _to_seconds(v, allow_zero=True),
     "quota_cooldown": lambda v: _to_seconds(v, allow_zero=True),
@@ -535,6 +552,8 @@ def _convert(layers: list[_Layer]) -> dict[str, Any]:
         try:
             values[field] = _CONVERTERS[field](raw)
         except ValueError as exc:
+            if field == "upstream" and isinstance(raw, str):
+                raw = redact_url(raw)  # user:password@ must not reach the terminal either
             shown = "" if field in _SECRET_FIELDS else f" = {raw!r}"
             raise SettingsError(f"invalid {field}{shown} from {source}: {exc}") from None
     return values

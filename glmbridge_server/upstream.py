@@ -109,6 +109,12 @@ def _should_retry(err: UpstreamError) -> bool:
     return err.status == 429 and err.code in THROTTLE_CODES
 
 
+def _web_page(response: httpx2.Response) -> str | None:
+    """The content type of an HTML answer (never GLM's), else None."""
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind if kind in ("text/html", "application/xhtml+xml") else None
+
+
 def _is_loopback_url(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost":
@@ -367,15 +373,25 @@ class UpstreamClient:
         )
         with map_upstream_errors():
             response = await self.http.send(request, stream=True)
+            page = _web_page(response)
             try:
-                if response.status_code == 200:
+                if response.status_code == 200 and page is None:
                     if not stream:
                         await response.aread()
                     return response
                 err_body = await aread_capped(response.aiter_bytes(), MAX_ERROR_BODY)
             finally:
-                if not stream or response.status_code != 200:
+                if not stream or response.status_code != 200 or page is not None:
                     await response.aclose()
+        if page is not None and response.status_code == 200:
+            # A proxy, captive portal or login page answered: retrying reaches it again.
+            raise UpstreamError(
+                f"the upstream answered HTTP 200 with a web page ({page}) instead of "
+                f"{'an event stream' if stream else 'JSON'}: is a proxy or login page in the "
+                "way of the upstream URL?",
+                kind=ErrorKind.API_ERROR,
+                status_hint=502,
+            )
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         err = decode_error(response.status_code, err_body, retry_after)
         raise scrub_key(err, key)

@@ -11,8 +11,9 @@ import logging
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -74,6 +75,44 @@ def request_id(request: Request) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
+T = TypeVar("T")
+
+#: Bodies larger than this are decoded in a worker thread (small ones are faster inline).
+OFF_LOOP_BYTES = 256 * 1024
+
+
+def check_object_count(body: bytes, limit: int) -> None:
+    """Refuse (413) a body with more than ``limit`` JSON objects before decoding it.
+
+    Decoding holds the interpreter for time proportional to the number of objects (a million
+    one-line messages take seconds), which no worker thread can hide. ``{`` is counted,
+    braces inside strings included, so the limit is an upper bound that real conversations,
+    whose size the model's context bounds, stay far below.
+    """
+    if len(body) > limit and body.count(b"{") > limit:
+        raise ClientRequestError(
+            f"request body has more than {limit} JSON objects (max_json_objects); "
+            "compact or shorten the conversation",
+            kind=ErrorKind.REQUEST_TOO_LARGE,
+        )
+
+
+async def read_model_body(request: Request) -> bytes:
+    """The body of a model request, within ``max_body_bytes`` and ``max_json_objects``."""
+    settings = runtime(request).settings
+    body = await read_body(request, settings.max_body_bytes)
+    check_object_count(body, settings.max_json_objects)
+    return body
+
+
+async def off_loop(body: bytes, work: Callable[[], T]) -> T:
+    """``work()`` (decoding ``body``, converting it): in a worker thread when ``body`` is
+    large, so /health and every other stream keep being served meanwhile."""
+    if len(body) > OFF_LOOP_BYTES:
+        return await anyio.to_thread.run_sync(work)
+    return work()
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """Read the request body, refusing (413) as soon as it exceeds ``limit`` bytes.
 
@@ -98,7 +137,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
-    return decompress(body, encoding, limit, too_large)
+    # In a worker thread: inflating up to the limit (a bomb's worth) takes the loop's time.
+    return await anyio.to_thread.run_sync(decompress, body, encoding, limit, too_large)
 
 
 def decompress(body: bytes, encoding: str, limit: int, too_large: ClientRequestError) -> bytes:
@@ -202,17 +242,21 @@ async def prepare(
     """
     current = runtime(request)
     settings = current.settings
-    body = await read_body(request, settings.max_body_bytes)
+    body = await read_model_body(request)
     thinking = None if settings.thinking == "auto" else ir.Thinking(type=settings.thinking)
-    exchange = Exchange.from_request(
-        door,
-        (decode or door.decode_request)(body),
-        table=current.route_table,
-        upstream=settings.upstream_profile,
-        override=request.headers.get("x-glmbridge-model") or None,
-        thinking=thinking,
-        estimator=request.app.state.token_estimator,
-    )
+
+    def build() -> Exchange:
+        return Exchange.from_request(
+            door,
+            (decode or door.decode_request)(body),
+            table=current.route_table,
+            upstream=settings.upstream_profile,
+            override=request.headers.get("x-glmbridge-model") or None,
+            thinking=thinking,
+            estimator=request.app.state.token_estimator,
+        )
+
+    exchange = await off_loop(body, build)
     note_route(request, exchange)
     # Prompts are for debugging only: never above DEBUG.
     if logger.isEnabledFor(logging.DEBUG):

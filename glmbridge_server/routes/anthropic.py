@@ -34,8 +34,9 @@ from glmbridge_server.routes import (
     error_response,
     gemini_client,
     note_route,
+    off_loop,
     prepare,
-    read_body,
+    read_model_body,
     runtime,
 )
 from glmbridge_server.routes import gemini as gemini_routes
@@ -52,16 +53,20 @@ _DOOR = anthropic.DOOR
 async def _count_exchange(request: Request) -> Exchange:
     current = runtime(request)
     settings = current.settings
-    body = await read_body(request, settings.max_body_bytes)
-    req = anthropic.decode_count_tokens_request(body)
-    route = resolve_route(
-        req,
-        current.route_table,
-        override=request.headers.get("x-glmbridge-model") or None,
-        upstream=settings.upstream_profile,
-    )
-    estimate = request.app.state.token_estimator.request_tokens(req)
-    exchange = Exchange(_DOOR, req, route, input_estimate=estimate)
+    body = await read_model_body(request)
+
+    def build() -> Exchange:
+        req = anthropic.decode_count_tokens_request(body)
+        route = resolve_route(
+            req,
+            current.route_table,
+            override=request.headers.get("x-glmbridge-model") or None,
+            upstream=settings.upstream_profile,
+        )
+        estimate = request.app.state.token_estimator.request_tokens(req)
+        return Exchange(_DOOR, req, route, input_estimate=estimate)
+
+    exchange = await off_loop(body, build)
     note_route(request, exchange)
     return exchange
 

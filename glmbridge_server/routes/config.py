@@ -175,6 +175,7 @@ async def post_config(request: Request) -> Response:
     catalog = build_model_catalog(table)
     # The swap: three assignments with no await in between are atomic for the event loop.
     app.state.settings, app.state.route_table, app.state.model_catalog = new, table, catalog
+    app.state.metrics.models = frozenset(table.models)
     if new.log_level != runtime(request).settings.log_level:
         logging.getLogger("glmbridge").setLevel(new.log_level.upper())
     changed = sorted(f for f in RUNTIME_FIELDS if getattr(update, f) is not _UNSET)

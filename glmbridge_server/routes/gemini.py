@@ -20,7 +20,7 @@ from glmbridge.errors import ClientRequestError, ErrorKind, GlmbridgeError
 from glmbridge.protocols import gemini
 from glmbridge.routing import RouteTable, resolve_route
 from glmbridge_server import relay
-from glmbridge_server.routes import error_response, prepare, read_body, runtime
+from glmbridge_server.routes import error_response, off_loop, prepare, read_model_body, runtime
 
 __all__ = ["model_catalog", "routes"]
 
@@ -57,9 +57,11 @@ async def model_method(request: Request) -> Response:
 
 async def _count_tokens(request: Request, model: str) -> Response:
     """A local estimate (``{"totalTokens": n}``), for any upstream."""
-    body = await read_body(request, runtime(request).settings.max_body_bytes)
-    req = gemini.decode_request(body, model=model)
-    count = request.app.state.token_estimator.request_tokens(req)
+    body = await read_model_body(request)
+    estimator = request.app.state.token_estimator
+    count = await off_loop(
+        body, lambda: estimator.request_tokens(gemini.decode_request(body, model=model))
+    )
     return JSONResponse({"totalTokens": count})
 
 

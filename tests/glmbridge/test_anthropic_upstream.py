@@ -323,7 +323,7 @@ def test_in_band_error_after_content_is_an_error_event() -> None:
             None,
             True,
         ),
-        (502, b"<html>bad gateway</html>", ErrorKind.API_ERROR, None, True),
+        (502, b"<html>bad gateway</html>", ErrorKind.OVERLOADED, None, True),
     ],
 )
 def test_error_bodies_map_like_the_chat_path(

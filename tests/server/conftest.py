@@ -21,8 +21,10 @@ from starlette.applications import Starlette
 from glmbridge_server._sim_limits import reset_limits
 from glmbridge_server.app import create_app
 from glmbridge_server.cli import _bind
+from glmbridge_server.inbound import uvicorn_options
 from glmbridge_server.settings import Settings
 from glmbridge_server.simulator import create_simulator_app
+from tests.server.faults import FaultServer
 
 SIM_KEY = "sim-key-0001.secret"
 
@@ -46,8 +48,12 @@ def run_in_thread(app: Starlette) -> RunningServer:
     """Start ``app`` on 127.0.0.1 with an OS-chosen port; return once it accepts connections."""
     sock = _bind("127.0.0.1", 0)  # the server's own listener (TCP_NODELAY on connections)
     port = sock.getsockname()[1]
+    settings = getattr(app.state, "settings", None)
+    # A bridge runs with the inbound limits `glmbridge-server` sets (glmbridge_server.inbound).
+    limits = uvicorn_options(settings) if isinstance(settings, Settings) else {}
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2
+        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2,
+        **limits,
     )
     server = uvicorn.Server(config)
     # The main thread owns signals; a server thread must not install handlers.
@@ -140,3 +146,49 @@ def bridge_settings() -> Callable[..., Settings]:
 def sim_key() -> str:
     """The key the session bridge uses (the simulator accepts any key but two)."""
     return SIM_KEY
+
+
+# --- a fault-injection upstream (tests/server/faults.py) shared by a test module --------------
+
+
+@pytest.fixture(scope="module")
+def _shared() -> Iterator[tuple[FaultServer, dict[tuple[Any, ...], RunningServer]]]:
+    """One fault server and the bridges in front of it (one per distinct settings) for the
+    whole module: starting a uvicorn per test would cost more than most tests take."""
+    up = FaultServer().start()
+    bridges: dict[tuple[Any, ...], RunningServer] = {}
+    yield up, bridges
+    up.stop()  # releases hanging connections first
+    for server in bridges.values():
+        server.stop()
+
+
+@pytest.fixture
+def upstream(
+    _shared: tuple[FaultServer, dict[tuple[Any, ...], RunningServer]],
+) -> Callable[..., FaultServer]:
+    """``upstream(*plans)``: the module's fault server, following ``plans`` from now on."""
+    return _shared[0].reset
+
+
+@pytest.fixture
+def bridge_for(
+    _shared: tuple[FaultServer, dict[tuple[Any, ...], RunningServer]],
+) -> Callable[..., str]:
+    """``bridge_for(upstream, **settings)``: the URL of a bridge in front of ``upstream``
+    (shared by every test with the same settings).
+
+    Defaults: a long idle timeout (30 s), so a test that finishes quickly proves the relay
+    did not wait for it; no retries; pings rare.
+    """
+    bridges = _shared[1]
+
+    def make(up: FaultServer, **overrides: Any) -> str:
+        values: dict[str, Any] = {"idle_timeout": 30.0, "first_output_timeout": 10.0}
+        values.update(overrides)
+        key = (up.url, *sorted(values.items()))
+        if key not in bridges:
+            bridges[key] = run_in_thread(create_app(make_bridge_settings(up.url, **values)))
+        return str(bridges[key].url)
+
+    return make

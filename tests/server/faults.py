@@ -35,6 +35,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -254,8 +255,11 @@ class FaultServer:
         connections: every accepted connection.
     """
 
-    def __init__(self, *plans: Plan) -> None:
+    def __init__(self, *plans: Plan, cycle: bool = False) -> None:
         self.plans: list[Plan] = list(plans) or [stream_plan(*answer())]
+        #: Connection n follows plan n modulo the plans, instead of the last one after the end.
+        self.cycle = cycle
+        self.chooser: Callable[[RecordedRequest], Plan] | None = None
         self.requests: list[RecordedRequest] = []
         self.connections: list[ConnectionRecord] = []
         self._lock = threading.Lock()
@@ -300,11 +304,19 @@ class FaultServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def reset(self, *plans: Plan) -> FaultServer:
+    def reset(
+        self,
+        *plans: Plan,
+        cycle: bool = False,
+        chooser: Callable[[RecordedRequest], Plan] | None = None,
+    ) -> FaultServer:
         """Follow ``plans`` from the next connection on (it becomes connection 0) and forget
-        the recorded requests; connections already open keep their plans."""
+        the recorded requests; connections already open keep their plans. ``chooser``, when
+        given, picks each connection's plan from its request instead."""
         with self._lock:
             self.plans = list(plans) or [stream_plan(*answer())]
+            self.cycle = cycle
+            self.chooser = chooser
             self.requests = []
             self.connections = []
         return self
@@ -347,7 +359,8 @@ class FaultServer:
                 return
             with self._lock:
                 index = len(self.connections)
-                plan = self.plans[min(index, len(self.plans) - 1)]
+                count = len(self.plans)
+                plan = self.plans[index % count if self.cycle else min(index, count - 1)]
                 record = ConnectionRecord(index, plan, time.monotonic())
                 self.connections.append(record)
                 self._socks.add(sock)
@@ -374,6 +387,9 @@ class FaultServer:
             with self._lock:
                 record.request = request
                 requests.append(request)
+                chooser = self.chooser
+            if chooser is not None:
+                plan = record.plan = chooser(request)
             if plan.status is not None:
                 sock.sendall(_head(plan))
             for part in plan.parts:

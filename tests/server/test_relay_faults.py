@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,6 @@ import pytest
 from glmbridge import validate_anthropic_stream
 from glmbridge.sse import SSEDecoder
 from glmbridge_server.app import create_app
-from tests.server.conftest import make_bridge_settings, run_in_thread
 from tests.server.faults import (
     DONE,
     GARBAGE,
@@ -53,49 +52,6 @@ BODY: dict[str, Any] = {"model": SONNET, "max_tokens": 64, "messages": MESSAGES}
 
 
 # --- fixtures and helpers ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def _shared() -> Iterator[tuple[FaultServer, dict[tuple[Any, ...], RunningServer]]]:
-    """One fault server and the bridges in front of it (one per distinct settings) for the
-    whole module: starting a uvicorn per test would cost more than most tests take."""
-    up = FaultServer().start()
-    bridges: dict[tuple[Any, ...], RunningServer] = {}
-    yield up, bridges
-    up.stop()  # releases hanging connections first
-    for server in bridges.values():
-        server.stop()
-
-
-@pytest.fixture
-def upstream(
-    _shared: tuple[FaultServer, dict[tuple[Any, ...], RunningServer]],
-) -> Callable[..., FaultServer]:
-    """``upstream(*plans)``: the module's fault server, following ``plans`` from now on."""
-    return _shared[0].reset
-
-
-@pytest.fixture
-def bridge_for(
-    _shared: tuple[FaultServer, dict[tuple[Any, ...], RunningServer]],
-) -> Callable[..., str]:
-    """``bridge_for(upstream, **settings)``: the URL of a bridge in front of ``upstream``
-    (shared by every test with the same settings).
-
-    Defaults: a long idle timeout (30 s), so a test that finishes quickly proves the relay
-    did not wait for it; no retries; pings rare.
-    """
-    bridges = _shared[1]
-
-    def make(up: FaultServer, **overrides: Any) -> str:
-        values: dict[str, Any] = {"idle_timeout": 30.0, "first_output_timeout": 10.0}
-        values.update(overrides)
-        key = (up.url, *sorted(values.items()))
-        if key not in bridges:
-            bridges[key] = run_in_thread(create_app(make_bridge_settings(up.url, **values)))
-        return str(bridges[key].url)
-
-    return make
 
 
 def sdk(url: str, timeout: float = 8.0) -> anthropic.Anthropic:
@@ -571,7 +527,6 @@ def test_streamed_answers_keep_the_upstream_connection_reusable(
 ) -> None:
     """The relay stops at the final event, then reads the upstream's epilogue once the client
     is served, so the next turn reuses the connection (no new TCP/TLS handshake)."""
-    from glmbridge_server.app import create_app
 
     counter = _ConnectionCounter()
     server = start_server(create_app(bridge_settings(sim.url), transport=counter))

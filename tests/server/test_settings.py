@@ -65,10 +65,14 @@ def test_relay_timeouts(tmp_path: Path) -> None:
 
 
 def test_upstream_name_never_contains_credentials(tmp_path: Path) -> None:
-    s = load_settings(
-        environ={"GLMBRIDGE_UPSTREAM": "https://user:pw@gw.example:8443/v4"}, cwd=tmp_path
-    )
+    s = load_settings(environ={"GLMBRIDGE_UPSTREAM": "https://gw.example:8443/v4"}, cwd=tmp_path)
     assert s.upstream_name == "gw.example:8443"
+    # user:password@ is refused outright (issue 13): it would replace the Bearer key.
+    with pytest.raises(SettingsError, match="credentials") as info:
+        load_settings(
+            environ={"GLMBRIDGE_UPSTREAM": "https://user:pw@gw.example:8443/v4"}, cwd=tmp_path
+        )
+    assert "pw@" not in str(info.value)
 
 
 def test_precedence_cli_over_env_over_file_over_dotenv(tmp_path: Path) -> None:

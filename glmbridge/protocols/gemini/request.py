@@ -142,7 +142,9 @@ class _Calls:
 
 def _contents(contents: list[gw.Content]) -> list[ir.Message]:
     calls = _Calls()
-    out: list[ir.Message] = []
+    # gemini-cli sends consecutive same-role contents (its router call): they make one turn.
+    # Blocks gather per run of one role, so a long run stays linear.
+    runs: list[tuple[ir.Role, list[ir.Block]]] = []
     for i, content in enumerate(contents):
         path = f"contents.{i}"
         role = (content.role or "user").lower()
@@ -166,12 +168,11 @@ def _contents(contents: list[gw.Content]) -> list[ir.Message]:
                 if block is not None:
                     blocks.append(block)
         role_ir: ir.Role = "assistant" if model else "user"
-        if blocks and out and out[-1].role == role_ir:
-            # gemini-cli sends consecutive same-role contents (its router call): one turn.
-            out[-1] = ir.Message(role=role_ir, content=[*out[-1].content, *blocks])
+        if blocks and runs and runs[-1][0] == role_ir:
+            runs[-1][1].extend(blocks)
         elif blocks:
-            out.append(ir.Message(role=role_ir, content=blocks))
-    return out
+            runs.append((role_ir, blocks))
+    return [ir.Message(role=role, content=blocks) for role, blocks in runs]
 
 
 def _result(resp: gw.FunctionResponse, call_id: str) -> ir.ToolResultBlock:
