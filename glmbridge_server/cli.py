@@ -101,10 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glmbridge-server",
         description="Serve the Anthropic Messages API on top of Z.ai GLM models.",
-        epilog="Subcommands: serve (default); claude [--yolo] [--port N] [claude args...] "
-        "(start Claude Code on glmbridge); codex [--port N] [codex args...] (start Codex CLI "
-        "on glmbridge); gemini [--port N] [gemini args...] (start gemini-cli on glmbridge); "
-        "status, stop [--port N] (the background server). "
+        epilog="Subcommands: serve (default); claude [--yolo] [--statusline] [--port N] "
+        "[claude args...] (start Claude Code on glmbridge); codex [--port N] [codex args...] "
+        "(start Codex CLI on glmbridge); gemini [--port N] [gemini args...] "
+        "(start gemini-cli on glmbridge); "
+        "status, stop [--port N] (the background server); usage (recorded usage); "
+        "statusline (Claude Code's status line). "
         "Configuration: see docs/configuration.md; security: docs/security.md.",
     )
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")

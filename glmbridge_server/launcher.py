@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -246,10 +247,33 @@ def claude_env(
     return env
 
 
-def claude_argv(args: Sequence[str], *, yolo: bool) -> list[str]:
-    """``claude``'s argv: the user's arguments verbatim, ``--yolo`` made explicit."""
+def claude_argv(args: Sequence[str], *, yolo: bool, statusline: bool = False) -> list[str]:
+    """``claude``'s argv: the user's arguments verbatim, ``--yolo`` made explicit, and with
+    ``statusline`` the gateway's status line (``glmbridge-server statusline``, which finds
+    the bridge and its token in Claude Code's environment) through ``--settings``."""
     flag = "--dangerously-skip-permissions"
-    return ["claude", *([flag] if yolo and flag not in args else []), *args]
+    extra = [flag] if yolo and flag not in args else []
+    if statusline:
+        command = f"{shlex.quote(sys.executable)} -m glmbridge_server statusline"
+        settings = {"statusLine": {"type": "command", "command": command}}
+        extra += ["--settings", json.dumps(settings)]
+    return ["claude", *extra, *args]
+
+
+def take_flag(args: Sequence[str], flag: str) -> tuple[bool, list[str]]:
+    """Remove a launcher ``flag`` given among the leading launcher options."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == flag:
+            return True, [*args[:i], *args[i + 1 :]]
+        if arg == "--port":
+            i += 2
+            continue
+        if arg == "--" or not arg.startswith("--"):
+            break
+        i += 1
+    return False, list(args)
 
 
 def _parse(args: Sequence[str], *, passthrough: bool) -> tuple[bool, str | None, list[str]]:
@@ -322,6 +346,7 @@ def _become(executable: str, argv: list[str], env: dict[str, str], how: str, tar
 def main_claude(args: Sequence[str]) -> int:
     """``glmbridge-server claude``: returns only on failure (on success it *is* Claude Code)."""
     try:
+        statusline, args = take_flag(args, "--statusline")
         yolo, port, rest = _parse(args, passthrough=True)
         target = _target(port)
         executable = _client("claude", "@anthropic-ai/claude-code")
@@ -329,7 +354,8 @@ def main_claude(args: Sequence[str]) -> int:
         env = claude_env(os.environ, target.url, target.settings.auth_token, fetch_models(target))
     except LauncherError as exc:
         return _report(exc)
-    return _become(executable, claude_argv(rest, yolo=yolo), env, how, target, health)
+    argv = claude_argv(rest, yolo=yolo, statusline=statusline)
+    return _become(executable, argv, env, how, target, health)
 
 
 def main_codex(args: Sequence[str]) -> int:

@@ -344,3 +344,21 @@ def test_bad_port_is_a_usage_error(home: Path) -> None:
     for args in (["claude", "--port", "x"], ["status", "--port", "99999"], ["stop", "--yolo"]):
         result = run(home, *args)
         assert result.returncode == 2, (args, result.stderr)
+
+
+def test_claude_argv_with_the_statusline() -> None:
+    import json as _json
+    import sys as _sys
+
+    from glmbridge_server.launcher import take_flag
+
+    assert take_flag(["--yolo", "--statusline", "-p", "x"], "--statusline") == (
+        True, ["--yolo", "-p", "x"])  # fmt: skip
+    flagged = take_flag(["--port", "5000", "--statusline"], "--statusline")
+    assert flagged == (True, ["--port", "5000"])
+    # after the first claude argument it belongs to claude
+    assert take_flag(["-p", "--statusline"], "--statusline") == (False, ["-p", "--statusline"])
+    argv = claude_argv(["-p", "x"], yolo=False, statusline=True)
+    assert argv[:2] == ["claude", "--settings"] and argv[3:] == ["-p", "x"]
+    command = _json.loads(argv[2])["statusLine"]["command"]
+    assert command.endswith("-m glmbridge_server statusline") and _sys.executable in command
