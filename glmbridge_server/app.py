@@ -263,6 +263,12 @@ def create_app(
                     tg.start_soon(
                         poll_quotas, app.state, settings, key_pool, scheduler, upstream.http
                     )
+                elif usage_db is not None and settings.plan in ("lite", "pro", "max"):
+                    from glmbridge_server.quota_poller import estimate_quotas
+
+                    tg.start_soon(
+                        estimate_quotas, settings, scheduler, usage_db, app.state.key_ids
+                    )
                 try:
                     yield
                 finally:

@@ -29,7 +29,8 @@ Everything runs on one event loop: the state is plain lists and the waiting is a
 shared backend (``redis_url``: :mod:`glmbridge_server.redis_state`) a local slot must also
 win a Redis lease on the key; when other instances hold them all, the request gives the
 local slot back and asks again every ``_REMOTE_POLL`` seconds, within ``max_queue_wait``.
-Keys in ``near_exhaustion`` (the optional quota poller) are not offered to background calls.
+Keys in ``near_exhaustion`` (the optional quota poller, the local credit estimate) are not
+offered to background calls.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ class Scheduler:
         self.remote: RedisState | None = None  # slots shared with other instances
         #: Keys whose quota window is nearly spent: background calls do not use them.
         self.near_exhaustion: set[int] = set()
+        self._held_back: dict[str, set[int]] = {}
         self.granted = 0  # slots handed out (for /status)
         self.queued = 0  # requests that had to wait
         self.timeouts = 0  # requests that gave up waiting
@@ -354,6 +356,14 @@ class Scheduler:
             retryable=True,
             status_hint=429,
         )
+
+    def hold_back(self, source: str, keys: set[int]) -> None:
+        """Keys whose quota window ``source`` (the poller, the local estimate) says is
+        nearly spent; background calls avoid the union of all sources' keys."""
+        self._held_back[source] = set(keys)
+        self.near_exhaustion = set().union(*self._held_back.values())
+        if self._waiters:
+            self._dispatch()
 
     # -- state ------------------------------------------------------------------------------
 

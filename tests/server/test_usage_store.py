@@ -134,3 +134,30 @@ def test_statusline_formats() -> None:
     status["keys"] = [{"quota": None}]
     status["usage"] = {"windows": {"5h": {"used_percent": 23.4}}}
     assert " · 5h 23% · " in statusline.format_line({}, status)
+
+
+def test_local_credit_estimate_holds_background_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anyio
+
+    from glmbridge_server import quota_poller
+    from glmbridge_server.keypool import KeyPool
+    from glmbridge_server.scheduler import Scheduler
+
+    db = tmp_path / "usage.sqlite3"
+    store = UsageStore(db)
+    # Lite: 2,000 credits per 5 h; 4,000,000 GLM-4.7 input tokens at peak = 1,840 (92 %)
+    store.record(_row(key_id="kid-a", input_tokens=4_000_000, output_tokens=0))
+    store.record(_row(key_id="kid-b", input_tokens=1_000_000, output_tokens=0))  # 23 %
+    store.close()
+    monkeypatch.setattr(quota_poller, "_ESTIMATE_EVERY", 0.01)
+    settings = Settings(plan="lite", api_keys=("a", "b"))
+    scheduler = Scheduler(KeyPool(["a", "b"]), [1, 1])
+
+    async def main() -> None:
+        with anyio.move_on_after(1.0):
+            await quota_poller.estimate_quotas(settings, scheduler, db, ["kid-a", "kid-b"])
+
+    anyio.run(main)
+    assert scheduler.near_exhaustion == {0}
