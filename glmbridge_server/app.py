@@ -161,6 +161,11 @@ def _log_access(scope: Scope, state: dict[str, Any], status: int, elapsed: float
     )
 
 
+def _bounded(text: object) -> str | None:
+    """Client-chosen names (models pass through) are stored at most 200 characters long."""
+    return text[:200] if isinstance(text, str) else None
+
+
 def _record_usage(
     app: Any, scope: Scope, state: dict[str, Any], status: int, elapsed: float
 ) -> None:
@@ -183,8 +188,8 @@ def _record_usage(
         client=str(state.get("protocol")),
         route=path,
         key_id=ids[index] if isinstance(index, int) and index < len(ids) else None,
-        model=state.get("routed_model"),
-        client_model=state.get("client_model"),
+        model=_bounded(state.get("routed_model")),
+        client_model=_bounded(state.get("client_model")),
         upstream=state.get("upstream"),
         input_tokens=usage.input_tokens if usage else 0,
         cached_tokens=usage.cache_read_input_tokens if usage else 0,

@@ -35,7 +35,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx2
@@ -204,12 +204,12 @@ class _Call:
         """Which model and profile answered, and what it fell back from (if it did)."""
         route, first = self.exchange.route, self.first_route
         out = [
-            (b"x-glmbridge-served-model", route.model.encode()),
-            (b"x-glmbridge-served-upstream", route.upstream.name.encode()),
+            (b"x-glmbridge-served-model", _header_value(route.model)),
+            (b"x-glmbridge-served-upstream", _header_value(route.upstream.name)),
         ]
         if route is not first:
             origin = f"{first.model}@{first.upstream.name}"
-            out.append((b"x-glmbridge-fallback-from", origin.encode()))
+            out.append((b"x-glmbridge-fallback-from", _header_value(origin)))
         return out
 
 
@@ -579,6 +579,12 @@ class StreamRelay(Response):
         if not self._done:
             self._call.state["disconnected"] = True
             scope.cancel()
+
+
+def _header_value(text: str) -> bytes:
+    """A header-safe value: model names pass through from clients (``glm-*``,
+    ``x-glmbridge-model``), so control characters, non-ASCII and length are not theirs."""
+    return quote(text[:200], safe="!#$&'()*+,-./:;<=>?@[]^_`{|}~").encode("ascii")
 
 
 def _no_release() -> None:

@@ -67,7 +67,8 @@ def format_line(info: dict[str, Any], status: dict[str, Any] | None) -> str:
     queued = sum((status.get("queue") or {}).values())
     if queued:
         parts.append(f"queue {queued}")
-    return " · ".join(parts)
+    # one line whatever the names hold (model names come from clients)
+    return "".join(c if c.isprintable() else "?" for c in " · ".join(parts))[:300]
 
 
 def _fetch(url: str) -> dict[str, Any] | None:

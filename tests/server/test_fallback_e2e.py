@@ -122,3 +122,13 @@ def test_profile_fallback_in_mock_mode(start_server: Start) -> None:
         raw = sdk.messages.with_raw_response.create(**BODY)  # type: ignore[arg-type]
     assert raw.headers["x-glmbridge-served-upstream"] == "zai"
     assert raw.headers["x-glmbridge-fallback-from"] == "glm-4.6@zai-coding"
+
+
+def test_served_headers_are_header_safe_whatever_the_model_name() -> None:
+    from glmbridge_server.relay import _header_value
+
+    value = _header_value("glm-ü\x07\r\nx-evil: 1" + "z" * 500)
+    assert value.isascii() and b"\r" not in value and b"\n" not in value
+    assert all(32 < c < 127 for c in value) and len(value) <= 600
+    assert _header_value("glm-4.7") == b"glm-4.7"
+    assert _header_value("glm-4.7@zai-coding") == b"glm-4.7@zai-coding"
