@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from glmbridge._version import __version__
-
 if TYPE_CHECKING:
+    from glmbridge._version import __version__
     from glmbridge_server.app import create_app
 
 __all__ = ["__version__", "create_app"]
@@ -19,6 +18,10 @@ __all__ = ["__version__", "create_app"]
 def __getattr__(name: str) -> Any:
     # Imported lazily so `python -m glmbridge_server --help` and the settings module do not
     # pay for Starlette and the converters.
+    if name == "__version__":  # lazily: `glmbridge-server statusline` imports only the stdlib
+        from glmbridge._version import __version__
+
+        return __version__
     if name == "create_app":
         from glmbridge_server.app import create_app
 

@@ -19,9 +19,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import httpx2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -33,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError
 from glmbridge.ids import new_request_id
+from glmbridge.pricing import is_peak
 from glmbridge.routing import offered
 from glmbridge.tokens import TokenEstimator
 from glmbridge_server.keypool import KeyPool
@@ -43,9 +46,11 @@ from glmbridge_server.routes import anthropic as anthropic_routes
 from glmbridge_server.routes import config as config_routes
 from glmbridge_server.routes import gemini as gemini_routes
 from glmbridge_server.routes import openai as openai_routes
+from glmbridge_server.scheduler import Scheduler
 from glmbridge_server.security import SecurityMiddleware, protocol_for_path
 from glmbridge_server.settings import MOCK_MOUNT, Settings, route_table
 from glmbridge_server.upstream import UpstreamClient
+from glmbridge_server.usage_store import UsageRow, UsageStore, key_id
 
 __all__ = ["begin_shutdown", "create_app"]
 
@@ -114,6 +119,7 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             metrics.observe_request(scope["path"], state["protocol"], status, elapsed, state)
             _log_access(scope, state, status, elapsed)
+            _record_usage(app, scope, state, status, elapsed)
             metrics.in_progress.dec()  # last: "0 in progress" means everything is recorded
 
 
@@ -139,6 +145,9 @@ def _log_access(scope: Scope, state: dict[str, Any], status: int, elapsed: float
         "upstream_status",
         "upstream_attempts",
         "key_index",
+        "priority",
+        "queue_wait_ms",
+        "fallback",
         "error_type",
     ):
         if state.get(name) is not None:
@@ -156,6 +165,49 @@ def _log_access(scope: Scope, state: dict[str, Any], status: int, elapsed: float
     access_log.log(
         level, "%s %s %s %s", scope["method"], path, status, text, extra={"fields": fields}
     )
+
+
+def _bounded(text: object) -> str | None:
+    """Client-chosen names (models pass through) are stored at most 200 characters long."""
+    return text[:200] if isinstance(text, str) else None
+
+
+def _record_usage(
+    app: Any, scope: Scope, state: dict[str, Any], status: int, elapsed: float
+) -> None:
+    """One usage row per model request (not token counts, not the simulator's own)."""
+    store: UsageStore | None = app.state.usage_store
+    path: str = scope["path"]
+    if state.get("routed_model") is None or path.endswith("/count_tokens"):
+        return
+    if 200 <= status < 300:  # for the statusline: what answered last
+        app.state.last_served = {"model": state["routed_model"], "upstream": state.get("upstream")}
+    if store is None:
+        return
+    usage = state.get("usage")
+    index = state.get("key_index")
+    ids = app.state.key_ids
+    now = time.time()
+    ttft = state.get("ttft")
+    store.record(UsageRow(
+        ts=now,
+        client=str(state.get("protocol")),
+        route=path,
+        key_id=ids[index] if isinstance(index, int) and index < len(ids) else None,
+        model=_bounded(state.get("routed_model")),
+        client_model=_bounded(state.get("client_model")),
+        upstream=state.get("upstream"),
+        input_tokens=usage.input_tokens if usage else 0,
+        cached_tokens=usage.cache_read_input_tokens if usage else 0,
+        output_tokens=usage.output_tokens if usage else 0,
+        latency_ms=round(elapsed * 1000, 1),
+        ttft_ms=round(ttft * 1000, 1) if ttft is not None else None,
+        status=status,
+        fallback=state.get("fallback"),
+        priority=state.get("priority"),
+        queue_wait_ms=state.get("queue_wait_ms"),
+        peak=is_peak(datetime.fromtimestamp(now, UTC)),
+    ))  # fmt: skip
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -190,19 +242,62 @@ def create_app(
     """
     settings = settings or Settings()
     key_pool = KeyPool(settings.api_keys)
+    scheduler = Scheduler(
+        key_pool,
+        settings.slot_limits(),
+        aging=settings.queue_aging,
+        learning=settings.slot_learning,
+    )
     table = route_table(settings.models, settings.upstreams)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         upstream = UpstreamClient(
-            settings, key_pool, transport=transport, metrics=app.state.metrics
+            settings,
+            key_pool,
+            transport=transport,
+            metrics=app.state.metrics,
+            scheduler=scheduler,
         )
         app.state.upstream = upstream
         app.state.stopping = anyio.Event()
+        usage_db = settings.usage_db  # the writer thread lives as long as the app serves
+        usage_store = None
+        if usage_db is not None:
+            usage_store = UsageStore(usage_db, retention_days=settings.usage_retention_days)
+        app.state.usage_store = usage_store
+        remote = None
+        if settings.redis_url and len(key_pool):
+            from glmbridge_server.redis_state import RedisState
+
+            remote = RedisState(settings.redis_url, app.state.key_ids)
+        scheduler.remote = remote
         try:
-            yield
+            async with anyio.create_task_group() as tg:
+                if remote is not None:
+                    tg.start_soon(remote.run, key_pool)
+                if settings.quota_poll > 0 and len(key_pool) and not settings.mock:
+                    from glmbridge_server.quota_poller import poll_quotas
+
+                    tg.start_soon(
+                        poll_quotas, app.state, settings, key_pool, scheduler, upstream.http
+                    )
+                elif usage_db is not None and settings.plan in ("lite", "pro", "max"):
+                    from glmbridge_server.quota_poller import estimate_quotas
+
+                    tg.start_soon(
+                        estimate_quotas, settings, scheduler, usage_db, app.state.key_ids
+                    )
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
         finally:
+            if remote is not None:
+                await remote.aclose()
             await upstream.aclose()
+            if usage_store is not None:
+                await anyio.to_thread.run_sync(usage_store.close)
 
     routes: list[BaseRoute] = [
         *admin.routes,
@@ -225,6 +320,11 @@ def create_app(
     )
     app.state.settings = settings
     app.state.key_pool = key_pool
+    app.state.scheduler = scheduler
+    app.state.usage_store = None  # opened by the lifespan
+    app.state.last_served = None
+    app.state.quota_windows = {}  # key index -> windows, from the optional quota poller
+    app.state.key_ids = [key_id(k) for k in settings.api_keys]
     app.state.route_table = table
     app.state.simulator = simulator
     app.state.metrics = Metrics(table.models)

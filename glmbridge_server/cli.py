@@ -1,6 +1,8 @@
 """``glmbridge-server``: run the server (``serve``, the default), or the launcher.
 
-``claude``, ``status`` and ``stop`` are the Claude Code launcher (:mod:`glmbridge_server.launcher`).
+``claude``, ``status`` and ``stop`` are the Claude Code launcher (:mod:`glmbridge_server.launcher`);
+``usage`` prints the recorded usage and ``statusline`` is Claude Code's status line command
+(:mod:`glmbridge_server.statusline`).
 
 The server runs in the foreground until Ctrl-C (or SIGTERM): open answers then end at once
 with an error (an error event in a stream), and it exits 0 without a traceback.
@@ -21,10 +23,12 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from glmbridge._version import __version__
-from glmbridge_server.settings import Settings, SettingsError, load_settings
+# Only the standard library at import time: `glmbridge-server statusline` must answer
+# within ~50 ms, and the glmbridge package takes longer than that to import.
+if TYPE_CHECKING:
+    from glmbridge_server.settings import Settings
 
 __all__ = ["build_parser", "configure_logging", "main"]
 
@@ -104,10 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="glmbridge-server",
         description="Serve the Anthropic Messages API on top of Z.ai GLM models.",
         epilog="The server runs in the foreground until Ctrl-C. "
-        "Subcommands: serve (default); claude [--mock] [--yolo] [--port N] [claude args...] "
-        "(start Claude Code on glmbridge); codex [--mock] [--port N] [codex args...] (start "
-        "Codex CLI on glmbridge); gemini [--mock] [--port N] [gemini args...] (start gemini-cli "
-        "on glmbridge); status, stop [--port N] (the background server); each takes --help. "
+        "Subcommands: serve (default); claude [--mock] [--yolo] [--statusline] [--port N] "
+        "[claude args...] (start Claude Code on glmbridge); codex [--mock] [--port N] "
+        "[codex args...] (start Codex CLI on glmbridge); gemini [--mock] [--port N] "
+        "[gemini args...] (start gemini-cli on glmbridge); status, stop [--port N] (the "
+        "background server); each takes --help; usage (recorded usage); statusline (Claude "
+        "Code's status line). "
         "Configuration: see docs/configuration.md; security: docs/security.md.",
     )
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
@@ -122,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", help="debug, info (default), warning, error")
     parser.add_argument("--log-format", help="text (default) or json")
+    from glmbridge._version import __version__
+
     parser.add_argument("--version", action="version", version=f"glmbridge {__version__}")
     return parser
 
@@ -145,6 +153,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _announce(settings: Settings, url: str) -> None:
+    from glmbridge._version import __version__
+
     err = sys.stderr
     print(f"glmbridge {__version__} listening on {url}", file=err)
     if settings.mock:
@@ -278,11 +288,55 @@ def _server_class() -> type[Any]:
             await super().shutdown(sockets)
 
     return Server
+def usage(argv: Sequence[str]) -> int:
+    """``glmbridge-server usage``: usage summaries per day, model or key, with credits."""
+    import time
+
+    from glmbridge_server.settings import SettingsError, load_settings
+    from glmbridge_server.usage_report import format_table, summarize
+    from glmbridge_server.usage_store import open_readonly
+
+    parser = argparse.ArgumentParser(
+        prog="glmbridge-server usage",
+        description="Usage recorded by the server (requests, tokens, Coding Plan credits).",
+    )
+    parser.add_argument("--by", choices=("day", "model", "key"), default="day")
+    parser.add_argument("--days", type=int, default=7, help="how far back (default 7)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--config", help="the server's TOML config (for data_dir)")
+    try:
+        ns = parser.parse_args(argv)
+        settings = load_settings({"config": ns.config})
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except SettingsError as exc:
+        print(f"glmbridge-server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    path = settings.usage_db
+    if path is None:
+        print("glmbridge-server: usage is not recorded (usage_store = false)", file=sys.stderr)
+        return 2
+    if not path.exists():
+        print(f"no usage recorded yet ({path})")
+        return 0
+    conn = open_readonly(path)
+    try:
+        rows = summarize(conn, by=ns.by, since=time.time() - ns.days * 86_400)
+    finally:
+        conn.close()
+    print(json.dumps(rows, indent=2) if ns.json else format_table(rows, ns.by))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``glmbridge-server`` and ``python -m glmbridge_server``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "statusline":
+        from glmbridge_server import statusline
+
+        return statusline.main(args[1:])
+    if args and args[0] == "usage":
+        return usage(args[1:])
     if args and args[0] in ("claude", "codex", "gemini", "status", "stop"):
         from glmbridge_server import launcher
 
@@ -300,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
     if args and args[0] == "serve":
         args = args[1:]
+    from glmbridge_server.settings import SettingsError, load_settings
+
     parser = build_parser()
     try:
         ns = parser.parse_args(args)

@@ -8,7 +8,9 @@ without a session id go round robin.
 
 A key that the upstream rejects (401/403) or that ran out of quota (codes 1113,
 1308–1310) cools down for a while; callers then fail over to the next key in the
-session's ranking. Keys are identified by their index in logs and errors, never by value.
+session's ranking. A spent 5-hour or weekly window (1308/1310) cools its key until the
+window resets (:mod:`glmbridge.quota`), and the pool remembers which window it was.
+Keys are identified by their index in logs and errors, never by value.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import re
 import time
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
+
+from glmbridge.quota import QuotaReset
 
 __all__ = ["KeyLease", "KeyPool", "session_id_from"]
 
@@ -49,6 +53,7 @@ class KeyPool:
         self._keys = tuple(keys)
         self._clock = clock
         self._cool_until = [0.0] * len(self._keys)
+        self._quota: list[QuotaReset | None] = [None] * len(self._keys)
         self._round_robin = itertools.count()
 
     def __len__(self) -> int:
@@ -65,6 +70,14 @@ class KeyPool:
     def is_cooling(self, index: int) -> bool:
         """Whether key ``index`` is cooling down now."""
         return self._cool_until[index] > self._clock()
+
+    def cooling_remaining(self, index: int) -> float:
+        """Seconds until key ``index`` is back in rotation (0 when healthy)."""
+        return max(0.0, self._cool_until[index] - self._clock())
+
+    def lease(self, index: int) -> KeyLease:
+        """The lease for key ``index`` (the scheduler picks the index)."""
+        return KeyLease(index, self._keys[index])
 
     def ranking(self, session_id: str | None) -> list[int]:
         """Key indices in this session's order of preference (round robin without a session)."""
@@ -97,17 +110,46 @@ class KeyPool:
         index = healthy[0] if healthy else min(candidates, key=lambda i: self._cool_until[i])
         return KeyLease(index, self._keys[index])
 
-    def cool_down(self, index: int, seconds: float) -> None:
-        """Take key ``index`` out of rotation for ``seconds`` (extends, never shortens)."""
+    def cool_down(self, index: int, seconds: float, quota: QuotaReset | None = None) -> None:
+        """Take key ``index`` out of rotation for ``seconds`` (extends, never shortens);
+        ``quota`` is the spent window that caused it, if known."""
         self._cool_until[index] = max(self._cool_until[index], self._clock() + seconds)
+        if quota is not None:
+            self._quota[index] = quota
+
+    def quota(self, index: int) -> QuotaReset | None:
+        """The spent window key ``index`` is cooling for, if any (``None`` once it reset)."""
+        spent = self._quota[index]
+        if spent is not None and not self.is_cooling(index):
+            self._quota[index] = spent = None
+        return spent
+
+    def all_spent(self, exclude: Container[int] = ()) -> QuotaReset | None:
+        """The window that resets first when every key not in ``exclude`` is cooling for a
+        spent quota window (a request now would certainly fail), else ``None``."""
+        spent = [self.quota(i) for i in range(len(self._keys)) if i not in exclude]
+        if not spent or any(q is None for q in spent):
+            return None
+        return min((q for q in spent if q is not None), key=lambda q: q.resets_at)
 
     def status(self) -> list[dict[str, object]]:
-        """Per-key health, without the keys: ``[{index, healthy, cooldown_remaining}]``."""
+        """Per-key health, without the keys: ``[{index, healthy, cooldown_remaining,
+        quota}]``; ``quota`` names a spent window and its reset (ISO 8601, UTC)."""
         now = self._clock()
-        return [
-            {"index": i, "healthy": until <= now, "cooldown_remaining": max(0.0, until - now)}
-            for i, until in enumerate(self._cool_until)
-        ]
+        out: list[dict[str, object]] = []
+        for i, until in enumerate(self._cool_until):
+            spent = self.quota(i)
+            out.append({
+                "index": i,
+                "healthy": until <= now,
+                "cooldown_remaining": max(0.0, until - now),
+                "quota": None if spent is None else {
+                    "code": spent.code,
+                    "window": spent.window,
+                    "resets_at": spent.resets_at.isoformat(),
+                },
+            })  # fmt: skip
+        return out
 
 
 def session_id_from(header: str | None, user_id: str | None) -> str | None:

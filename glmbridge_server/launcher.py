@@ -24,7 +24,9 @@ cannot be started or used; 2 for usage errors. ``status``: 0 running, 3 not runn
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -187,13 +189,38 @@ def _model_arg(args: Sequence[str]) -> str | None:
 CLAUDE_SETTINGS = '{"skipWebFetchPreflight":true}'
 
 
-def claude_argv(args: Sequence[str], *, yolo: bool) -> list[str]:
-    """``claude``'s argv: the user's arguments verbatim, ``--yolo`` made explicit, and
-    :data:`CLAUDE_SETTINGS` unless the user passes ``--settings``."""
+def claude_argv(args: Sequence[str], *, yolo: bool, statusline: bool = False) -> list[str]:
+    """``claude``'s argv: the user's arguments verbatim, ``--yolo`` made explicit, and one
+    ``--settings`` with :data:`CLAUDE_SETTINGS` (and, with ``statusline``, the gateway's
+    status line: ``glmbridge-server statusline``, which finds the bridge and its token in
+    Claude Code's environment), unless the user passes ``--settings``: Claude Code takes
+    only one."""
     flag = "--dangerously-skip-permissions"
+    extra = [flag] if yolo and flag not in args else []
     own = any(a == "--settings" or a.startswith("--settings=") for a in args)
-    settings = [] if own else ["--settings", CLAUDE_SETTINGS]
-    return ["claude", *([flag] if yolo and flag not in args else []), *settings, *args]
+    if not own:
+        settings: dict[str, Any] = json.loads(CLAUDE_SETTINGS)
+        if statusline:
+            command = f"{shlex.quote(sys.executable)} -m glmbridge_server statusline"
+            settings["statusLine"] = {"type": "command", "command": command}
+        extra += ["--settings", json.dumps(settings, separators=(",", ":"))]
+    return ["claude", *extra, *args]
+
+
+def take_flag(args: Sequence[str], flag: str) -> tuple[bool, list[str]]:
+    """Remove a launcher ``flag`` given among the leading launcher options."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == flag:
+            return True, [*args[:i], *args[i + 1 :]]
+        if arg == "--port":
+            i += 2
+            continue
+        if arg == "--" or not arg.startswith("--"):
+            break
+        i += 1
+    return False, list(args)
 
 
 @dataclass(slots=True)
@@ -236,12 +263,14 @@ def _parse(args: Sequence[str], *, passthrough: bool) -> tuple[_Options, list[st
 
 
 _USAGE = {
-    "claude": "glmbridge-server claude [--mock] [--yolo] [--port N] [--] [claude args...]\n\n"
+    "claude": "glmbridge-server claude [--mock] [--yolo] [--statusline] [--port N] [--] "
+    "[claude args...]\n\n"
     "Start Claude Code on glmbridge: reuse the glmbridge on the port if it serves what this\n"
     "environment asks for, else start one in the background (log and pid file in\n"
     "$GLMBRIDGE_STATE_DIR, default ~/.local/state/glmbridge), then run claude.\n\n"
     "  --mock     answer from the built-in GLM simulator (no API key; see docs/simulator.md)\n"
     "  --yolo     pass --dangerously-skip-permissions to claude\n"
+    "  --statusline  show the gateway's status line in Claude Code (model, queue, quota)\n"
     "  --port N   the server's port (default 4567, or GLMBRIDGE_PORT)\n"
     "Every other argument goes to claude verbatim (claude's own help: claude -- --help).",
     "codex": "glmbridge-server codex [--mock] [--port N] [--] [codex args...]\n\n"
@@ -382,6 +411,7 @@ def _become(executable: str, argv: list[str], env: dict[str, str], how: str, tar
 def main_claude(args: Sequence[str]) -> int:
     """``glmbridge-server claude``: returns only on failure (on success it *is* Claude Code)."""
     try:
+        statusline, args = take_flag(args, "--statusline")
         opts, rest = _parse(args, passthrough=True)
         if opts.help:
             return _usage("claude")
@@ -394,7 +424,8 @@ def main_claude(args: Sequence[str]) -> int:
         env = claude_env(os.environ, target.url, target.settings.auth_token, models, window)
     except LauncherError as exc:
         return _report(exc)
-    return _become(executable, claude_argv(rest, yolo=opts.yolo), env, how, target, health)
+    argv = claude_argv(rest, yolo=opts.yolo, statusline=statusline)
+    return _become(executable, argv, env, how, target, health)
 
 
 def main_codex(args: Sequence[str]) -> int:

@@ -8,13 +8,16 @@ routes are path templates, models are the routed GLM ids, keys are indices, neve
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from glmbridge_server import inbound
+
+if TYPE_CHECKING:
+    from glmbridge_server.scheduler import Scheduler
 
 __all__ = ["CONTENT_TYPE", "Metrics", "route_label"]
 
@@ -129,6 +132,31 @@ class Metrics:
         self.in_progress = Gauge(
             "glmbridge_requests_in_progress", "Requests being handled now.", registry=reg
         )
+        self.slots_in_use = Gauge(
+            "glmbridge_key_slots_in_use", "Upstream requests in flight, by key index.",
+            ["key_index"], registry=reg,
+        )  # fmt: skip
+        self.slot_limit = Gauge(
+            "glmbridge_key_slot_limit",
+            "Effective upstream slots per key (configured, or learned from 1302).",
+            ["key_index"],
+            registry=reg,
+        )
+        self.queue_length = Gauge(
+            "glmbridge_queue_length", "Requests waiting for a slot, by priority class.",
+            ["priority"], registry=reg,
+        )  # fmt: skip
+        self.queue_wait = Histogram(
+            "glmbridge_queue_wait_seconds",
+            "Time requests waited for an upstream slot (only those that waited).",
+            ["priority"],
+            buckets=_TTFT_BUCKETS,
+            registry=reg,
+        )
+        self.queue_timeouts = Counter(
+            "glmbridge_queue_timeouts", "Requests that gave up after max_queue_wait.",
+            ["priority"], registry=reg,
+        )  # fmt: skip
 
     def retry(self, reason: str) -> None:
         """Count one retried upstream call."""
@@ -147,6 +175,11 @@ class Metrics:
         self.latency.labels(route, protocol).observe(elapsed)
         if state.get("error_type"):
             self.errors.labels(state["error_type"]).inc()
+        priority = state.get("priority")
+        if priority is not None and state.get("queue_wait_ms") is not None:
+            self.queue_wait.labels(priority).observe(state["queue_wait_ms"] / 1000)
+        if priority is not None and state.get("queue_timeout"):
+            self.queue_timeouts.labels(priority).inc()
         model = self.model_label(state.get("routed_model"))
         if state.get("ttft") is not None:
             self.ttft.labels(model).observe(state["ttft"])
@@ -163,8 +196,15 @@ class Metrics:
             return "none"
         return model if isinstance(model, str) and model in self.models else "other"
 
-    def render(self, keys: int, keys_healthy: int) -> bytes:
-        """The exposition text, with the key gauges read now."""
+    def render(self, keys: int, keys_healthy: int, scheduler: Scheduler | None = None) -> bytes:
+        """The exposition text, with the key, slot and queue gauges read now."""
         self.keys.set(keys)
         self.keys_healthy.set(keys_healthy)
+        if scheduler is not None:
+            for key in scheduler.status():
+                label = str(key["index"])
+                self.slots_in_use.labels(label).set(key["in_use"])
+                self.slot_limit.labels(label).set(key["limit"])
+            for priority, count in scheduler.queue_lengths().items():
+                self.queue_length.labels(priority.name.lower()).set(count)
         return generate_latest(self.registry)

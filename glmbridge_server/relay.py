@@ -38,7 +38,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx2
@@ -54,9 +54,13 @@ from glmbridge.errors import (
     UpstreamTimeoutError,
 )
 from glmbridge.exchange import Exchange, ExchangeStream
+from glmbridge.fallback import chain, qualifies
+from glmbridge.priority import PRIORITY_HEADER, classify
+from glmbridge.routing import Route
 from glmbridge.transport.boundary import map_upstream_errors
 from glmbridge_server.keypool import session_id_from
 from glmbridge_server.routes import request_id, runtime
+from glmbridge_server.scheduler import QueueTimeout, Ticket
 from glmbridge_server.settings import MOCK_MOUNT, Settings
 from glmbridge_server.upstream import UpstreamClient, UpstreamReply, backoff_delay
 
@@ -97,6 +101,17 @@ class _Call:
             request.headers.get("x-claude-code-session-id"), exchange.request.user_id
         )
         self.deadline = time.monotonic() + self.settings.first_output_timeout
+        headers = request.headers
+        priority, rule = classify(
+            exchange.request,
+            header=headers.get(PRIORITY_HEADER),
+            claude_code="x-claude-code-session-id" in headers,
+        )
+        self.ticket = Ticket(priority)
+        self.first_route = exchange.route
+        self._fallbacks: list[Route] | None = None
+        self.state["priority"] = priority.name.lower()
+        logger.debug("request %s is %s (%s)", request_id(request), priority.name.lower(), rule)
         # Upstreams echo keys in errors, also inside a 200: the exchange scrubs them all.
         token = self.settings.auth_token
         exchange.secrets = (*self.settings.api_keys, *((token,) if token else ()))
@@ -104,34 +119,61 @@ class _Call:
         # cannot be used: glmbridge_server.vision_fallback); used once.
         self.fallback: Callable[[UpstreamError], Awaitable[Exchange | None]] | None = None
 
-    async def fall_back(self, err: UpstreamError) -> bool:
-        """Whether ``err`` was answered by switching to the fallback exchange."""
+    async def fall_back(self, err: GlmbridgeError) -> bool:
+        """Whether ``err`` (before the client got a byte) was answered by switching to
+        another exchange: the vision fallback first (once), else the next route of the
+        fallback chain."""
         fallback, self.fallback = self.fallback, None
-        twin = await fallback(err) if fallback is not None else None
-        if twin is None:
-            return False
-        self.exchange = twin
-        self.url = upstream_url(self.request, twin)
-        return True
+        if fallback is not None and isinstance(err, UpstreamError):
+            twin = await fallback(err)
+            if twin is not None:
+                self.exchange = twin
+                self.url = upstream_url(self.request, twin)
+                return True
+        return self._next_route(err)
 
     async def send(self) -> UpstreamReply:
         """One upstream call (with the client's own retries); notes key and status."""
         ex = self.exchange
-        reply = await self.upstream.send(
-            self.url,
-            ex.body,
-            headers=ex.headers,
-            decode_error=lambda status, body, retry: ex.decode_error(
-                status, body, retry_after=retry
-            ),
-            stream=ex.stream,
-            session_id=self.session,
-            settings=self.settings,
-        )
         state = self.state
+        try:
+            reply = await self.upstream.send(
+                self.url,
+                ex.body,
+                headers=ex.headers,
+                decode_error=lambda status, body, retry: ex.decode_error(
+                    status, body, retry_after=retry
+                ),
+                stream=ex.stream,
+                session_id=self.session,
+                settings=self.settings,
+                ticket=self.ticket,
+            )
+        except QueueTimeout:
+            state["queue_timeout"] = True
+            state["queue_wait_ms"] = round(self.ticket.waited * 1000, 1)
+            raise
         state.update(key_index=reply.key_index, upstream_status=reply.response.status_code)
         state["upstream_attempts"] = state.get("upstream_attempts", 0) + reply.attempts
+        if self.ticket.waited:
+            state["queue_wait_ms"] = round(self.ticket.waited * 1000, 1)
         return reply
+
+    def pause_clock_while_queued(self, scope: anyio.CancelScope) -> None:
+        """Stop ``scope``'s first-output deadline while the request waits for a slot."""
+        left: float | None = None  # the clock's remaining time while it is paused
+
+        def queued() -> None:
+            nonlocal left
+            if left is None:
+                left, scope.deadline = scope.deadline - anyio.current_time(), math.inf
+
+        def granted(waited: float) -> None:
+            nonlocal left
+            if left is not None:
+                scope.deadline, left = anyio.current_time() + left, None
+
+        self.ticket.on_queue, self.ticket.on_grant = queued, granted
 
     async def retry_in_band(self, err: UpstreamError, attempt: int) -> bool:
         """Whether to retry an error the upstream reported in-band before any content."""
@@ -150,6 +192,46 @@ class _Call:
 
     def timeout(self) -> UpstreamTimeoutError:
         return UpstreamTimeoutError(_FIRST_OUTPUT, retryable=False)
+
+    def _next_route(self, err: GlmbridgeError) -> bool:
+        """Switch to the next route of the fallback chain if ``err`` qualifies (only ever
+        called before the client got a byte); ``False``: no (more) fallback."""
+        if not qualifies(err):
+            return False
+        ex = self.exchange
+        if self._fallbacks is None:
+            self._fallbacks = chain(
+                ex.request, ex.route, runtime(self.request).route_table, self.settings.fallbacks
+            )
+        if not self._fallbacks:
+            return False
+        route = self._fallbacks.pop(0)
+        new = Exchange(ex.door, ex.request, route, input_estimate=ex.input_estimate,
+                       message_id=ex.message_id)  # fmt: skip
+        new.secrets, new.on_complete = ex.secrets, ex.on_complete
+        logger.warning("falling back from %s (%s) to %s (%s) after: %s", ex.route.model,
+                       ex.route.upstream.name, route.model, route.upstream.name,
+                       err.message)  # fmt: skip
+        self.exchange, self.url = new, upstream_url(self.request, new)
+        first = self.first_route
+        self.state.update(
+            routed_model=route.model,
+            upstream=route.upstream.name,
+            fallback=f"{first.model}@{first.upstream.name}",
+        )
+        return True
+
+    def served_headers(self) -> list[tuple[bytes, bytes]]:
+        """Which model and profile answered, and what it fell back from (if it did)."""
+        route, first = self.exchange.route, self.first_route
+        out = [
+            (b"x-glmbridge-served-model", _header_value(route.model)),
+            (b"x-glmbridge-served-upstream", _header_value(route.upstream.name)),
+        ]
+        if route is not first:
+            origin = f"{first.model}@{first.upstream.name}"
+            out.append((b"x-glmbridge-fallback-from", _header_value(origin)))
+        return out
 
     async def wait_stopping(self) -> None:
         """Return when the server starts to shut down (never, outside a lifespan)."""
@@ -190,25 +272,32 @@ async def answer(request: Request, exchange: Exchange) -> Response:
 
 async def _complete(call: _Call) -> Response:
     with anyio.move_on_after(max(0.0, call.deadline - time.monotonic())) as scope:
+        call.pause_clock_while_queued(scope)
         attempt = 0
         while True:
             attempt += 1
             try:
-                reply = await call.send()
+                reply = await call.send()  # retried inside; then the fallbacks
             except UpstreamError as err:
-                if await call.fall_back(err):
-                    continue
-                raise
+                if not await call.fall_back(err):
+                    raise
+                attempt = 0
+                continue
             try:
                 body = call.exchange.complete(reply.response.content)
-            except UpstreamError as err:
+            except UpstreamError as err:  # in-band: retried here, then the fallback chain
                 if await call.retry_in_band(err, attempt):
                     continue
-                raise
+                if not await call.fall_back(err):
+                    raise
+                attempt = 0
+                continue
             if call.exchange.usage is not None:
                 call.state["usage"] = call.exchange.usage
             logger.debug("request %s answer: %s", request_id(call.request), preview(body))
-            return Response(body, media_type="application/json")
+            response = Response(body, media_type="application/json")
+            response.raw_headers.extend(call.served_headers())
+            return response
     assert scope.cancelled_caught
     raise call.timeout()
 
@@ -305,6 +394,7 @@ class StreamRelay(Response):
         self._upstream: httpx2.Response | None = None
         self._chunks: AsyncIterator[bytes] | None = None
         self._leftover: tuple[httpx2.Response, AsyncIterator[bytes]] | None = None
+        self._release: Callable[[], None] = _no_release  # the leftover's key slot
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._send = send
@@ -329,6 +419,7 @@ class StreamRelay(Response):
             await _close_quietly(self._upstream, self._chunks)
             if self._leftover is not None:
                 await _close_quietly(*self._leftover)
+            self._release()
             stream = self._stream
             if stream is not None and stream.usage is not None:
                 state["usage"] = stream.usage
@@ -350,6 +441,7 @@ class StreamRelay(Response):
 
     async def _attempts(self, first_output: anyio.CancelScope) -> None:
         call = self._call
+        call.pause_clock_while_queued(first_output)
         attempt = 0
         while True:
             attempt += 1
@@ -358,22 +450,31 @@ class StreamRelay(Response):
             try:
                 reply = await call.send()
             except UpstreamError as err:
-                if await call.fall_back(err):
-                    continue  # a new exchange, a new stream machine
-                raise
+                if self._committed or not await call.fall_back(err):  # never after a byte
+                    raise
+                attempt = 0
+                continue  # a new exchange, a new stream machine
             self._upstream, self._chunks = reply.response, _chunks_of(reply.response)
+            release = reply.release  # the key slot: held until the upstream's answer is read
             try:
                 await self._relay(stream, first_output)
                 if stream.finished:  # read the epilogue later, once the client is served
                     self._leftover = (reply.response, self._chunks)
                     self._upstream = self._chunks = None
+                    self._release, release = release, _no_release
                 return
             except UpstreamError as err:
-                if stream.content_started or not await call.retry_in_band(err, attempt):
+                if stream.content_started:
                     raise
+                if await call.retry_in_band(err, attempt):
+                    continue
+                if self._committed or not await call.fall_back(err):
+                    raise
+                attempt = 0
             finally:
                 await _close_quietly(self._upstream, self._chunks)
                 self._upstream = self._chunks = None
+                release()
 
     async def _relay(self, stream: ExchangeStream, first_output: anyio.CancelScope) -> None:
         assert self._chunks is not None
@@ -446,6 +547,8 @@ class StreamRelay(Response):
             logger.debug("upstream epilogue not read: %s", err.message)
         finally:
             await _close_quietly(response, chunks)
+            self._release()
+            self._release = _no_release
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -454,7 +557,7 @@ class StreamRelay(Response):
             self._committed = self._sse = True
             assert self._send is not None
             kind = self._call.exchange.door.stream_content_type.encode()
-            headers = [(b"content-type", kind), *_SSE_HEADERS]
+            headers = [(b"content-type", kind), *_SSE_HEADERS, *self._call.served_headers()]
             start = {"type": "http.response.start", "status": 200, "headers": headers}
             await self._send(start)
 
@@ -541,6 +644,16 @@ class StreamRelay(Response):
         if not self._done:
             self._call.state["disconnected"] = True
             scope.cancel()
+
+
+def _header_value(text: str) -> bytes:
+    """A header-safe value: model names pass through from clients (``glm-*``,
+    ``x-glmbridge-model``), so control characters, non-ASCII and length are not theirs."""
+    return quote(text[:200], safe="!#$&'()*+,-./:;<=>?@[]^_`{|}~").encode("ascii")
+
+
+def _no_release() -> None:
+    return None
 
 
 def _loop_deadline(deadline: float) -> float:

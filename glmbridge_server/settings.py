@@ -43,7 +43,7 @@ MOCK_MOUNT = "/_mock"
 MOCK_API_KEY = "mock-key.not-a-secret"
 
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-_SECRET_FIELDS = frozenset({"api_keys", "auth_token"})
+_SECRET_FIELDS = frozenset({"api_keys", "auth_token", "redis_url"})
 
 
 class SettingsError(Exception):
@@ -85,8 +85,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ping_interval: float = 10.0
     auth_cooldown: float = 300.0
     quota_cooldown: float = 60.0
+    plan: Literal["auto", "lite", "pro", "max", "payg", "unlimited"] = "auto"
+    key_slots: tuple[int, ...] = ()
+    max_queue_wait: float = 120.0
+    queue_aging: float = 30.0
+    slot_learning: float = 300.0
+    redis_url: str = ""
+    quota_poll: float = 0.0
+    background_throttle: float = 90.0
     models: dict[str, str] = {}
     upstreams: dict[str, str] = {}
+    fallbacks: dict[str, tuple[str, ...]] = {}
     thinking: Literal["auto", "enabled", "disabled"] = "auto"
     count_tokens: Literal["auto", "upstream", "local"] = "auto"
     responses_store: int = 0
@@ -97,6 +106,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     web_fetch_max_bytes: int = 2 * 1024 * 1024
     describe_images: bool = True
     responses_web_search: bool = False
+    usage_store: bool = True
+    data_dir: str = ""
+    usage_retention_days: int = 90
     mock: bool = False
 
     def __repr__(self) -> str:
@@ -111,6 +123,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         out["api_keys"] = f"<{len(self.api_keys)} key(s)>"
         out["auth_token"] = "***" if self.auth_token else None
         out["upstream"] = redact_url(self.upstream)
+        out["redis_url"] = redact_url(self.redis_url) if self.redis_url else ""
         return out
 
     @property
@@ -129,6 +142,38 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.mock:
             return "mock"
         return self.upstream_profile.name
+
+    @property
+    def effective_plan(self) -> str:
+        """``plan``, with ``auto`` resolved from the upstream: a Coding Plan or Anthropic
+        profile is ``pro``, Z.ai's general endpoint ``payg``, a custom URL ``unlimited``."""
+        if self.plan != "auto":
+            return self.plan
+        if self.upstream not in PROFILES:
+            return "unlimited"
+        return "payg" if self.upstream in ("zai", "bigmodel") else "pro"
+
+    def slot_limits(self) -> list[int]:
+        """Upstream slots per key: ``key_slots`` (one value for every key, or one per key
+        in order; keys beyond the list get the plan's default), else the plan's default."""
+        from glmbridge_server.scheduler import PLAN_SLOTS
+
+        default = PLAN_SLOTS[self.effective_plan]
+        given = self.key_slots
+        if len(given) == 1:
+            return [given[0]] * len(self.api_keys)
+        return [given[i] if i < len(given) else default for i in range(len(self.api_keys))]
+
+    @property
+    def usage_db(self) -> Path | None:
+        """The usage database file, or ``None`` when usage is not recorded (``--mock``
+        traffic is not usage)."""
+        if not self.usage_store or self.mock:
+            return None
+        from glmbridge_server.usage_store import default_data_dir
+
+        base = Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+        return base / "usage.sqlite3"
 
     @property
     def is_loopback(self) -> bool:
@@ -240,6 +285,28 @@ def _to_keys(value: object) -> tuple[str, ...]:
     return tuple(keys)
 
 
+def _to_slots(value: object) -> tuple[int, ...]:
+    items = value if isinstance(value, list | tuple) else [value]
+    if isinstance(value, str):
+        items = [part for part in value.split(",") if part.strip()]
+    convert = _to_int(1, 10_000)
+    return tuple(convert(item) for item in items)
+
+
+def _to_percent(value: object) -> float:
+    number = _to_seconds(value, allow_zero=True)
+    if number > 100:
+        raise ValueError("must be a percentage between 0 and 100")
+    return number
+
+
+def _to_redis_url(value: object) -> str:
+    text = _to_str(value)
+    if urlsplit(text).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return text
+
+
 def _to_secret(value: object) -> str:
     text = _to_str(value)
     if any(ch.isspace() or ord(ch) < 32 for ch in text):
@@ -347,6 +414,38 @@ def _to_upstreams(value: object) -> dict[str, str]:
     return out
 
 
+def _to_fallbacks(value: object) -> dict[str, tuple[str, ...]]:
+    """``{"glm-5.3": ["glm-5.2", "glm-4.7"], "zai-coding": "zai"}`` (TOML; a string value is
+    comma-separated) or ``glm-5.3=glm-5.2>glm-4.7,zai-coding=zai`` (environment)."""
+    table: dict[Any, object]
+    if isinstance(value, str):
+        table = {}
+        for item in filter(None, (p.strip() for p in value.split(","))):
+            name, sep, targets = item.partition("=")
+            if not sep:
+                raise ValueError("must look like model=fallback>fallback,profile=profile")
+            table[name.strip()] = targets.split(">")
+    elif isinstance(value, dict):
+        table = value
+    else:
+        raise ValueError("must be a table of model or profile = list of fallbacks")
+    out: dict[str, tuple[str, ...]] = {}
+    for name, raw in table.items():
+        items: object = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple) or not all(isinstance(t, str) for t in items):
+            raise ValueError(f"entry {name!r} must be a list of model ids or profile names")
+        chain = tuple(str(t).strip() for t in items if str(t).strip())
+        key = str(name).strip()
+        if not key or not chain:
+            raise ValueError(f"entry {name!r} needs at least one fallback")
+        if key in PROFILES:
+            unknown = [t for t in chain if t not in PROFILES]
+            if unknown:
+                raise ValueError(f"entry {key!r}: {unknown[0]!r} is not a profile name")
+        out[key] = chain
+    return out
+
+
 def route_table(models: Mapping[str, str], upstreams: Mapping[str, str] = {}) -> RouteTable:
     """The routing table for a ``[models]`` map and an ``[upstreams]`` map.
 
@@ -395,8 +494,17 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "ping_interval": _to_seconds,
     "auth_cooldown": lambda v: _to_seconds(v, allow_zero=True),
     "quota_cooldown": lambda v: _to_seconds(v, allow_zero=True),
+    "plan": _to_choice("auto", "lite", "pro", "max", "payg", "unlimited"),
+    "key_slots": _to_slots,
+    "max_queue_wait": lambda v: _to_seconds(v, allow_zero=True),
+    "queue_aging": _to_seconds,
+    "slot_learning": lambda v: _to_seconds(v, allow_zero=True),
+    "redis_url": _to_redis_url,
+    "quota_poll": lambda v: _to_seconds(v, allow_zero=True),
+    "background_throttle": _to_percent,
     "models": _to_models,
     "upstreams": _to_upstreams,
+    "fallbacks": _to_fallbacks,
     "thinking": _to_choice("auto", "enabled", "disabled"),
     "count_tokens": _to_choice("auto", "upstream", "local"),
     "responses_store": _to_int(0, 1_000_000),
@@ -407,6 +515,9 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "web_fetch_max_bytes": _to_int(1024, 100 * 1024 * 1024),
     "describe_images": _to_bool,
     "responses_web_search": _to_bool,
+    "usage_store": _to_bool,
+    "data_dir": _to_str,
+    "usage_retention_days": _to_int(1, 36_500),
     "mock": _to_bool,
 }
 

@@ -28,12 +28,14 @@ import anyio.lowlevel
 import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from glmbridge_server import _sim_search
+from glmbridge_server._sim_limits import KeyLimits, init_limits
 from glmbridge_server._sim_rules import (
     _estimate,
     _GlmError,
@@ -570,7 +572,8 @@ def create_simulator_app(
     chat answer (time to first byte); requests with a key in ``invalid_keys`` get 401/1002, keys in
     ``quota_keys`` 429/1113. State for tests on ``app.state``: ``requests`` (last received bodies),
     ``script_queue`` (deque of :class:`Script`, popped FIFO), ``cancelled`` and ``active_streams``,
-    ``thinking_signatures`` (Anthropic mode: hex signatures on thinking blocks, ``False``: none).
+    ``thinking_signatures`` (Anthropic mode: hex signatures on thinking blocks, ``False``: none);
+    per-key concurrency and spent quota windows: :mod:`glmbridge_server._sim_limits`.
     """
     routes = [
         Route("/health", _health, methods=["GET"]),
@@ -584,9 +587,12 @@ def create_simulator_app(
     from glmbridge_server._sim_anthropic import ANTHROPIC_ROUTES  # (it imports this module)
 
     app = Starlette(
-        routes=routes + ANTHROPIC_ROUTES, exception_handlers={HTTPException: _http_error}
+        routes=routes + ANTHROPIC_ROUTES,
+        exception_handlers={HTTPException: _http_error},
+        middleware=[Middleware(KeyLimits)],  # 1302 / 1308 / 1310 per key (_sim_limits)
     )
     st = app.state
+    init_limits(st)
     st.default_script, st.latency = default_script, latency
     st.invalid_keys, st.quota_keys = set(invalid_keys), set(quota_keys)
     st.requests, st.max_recorded_requests = [], max(1, max_recorded_requests)

@@ -36,6 +36,7 @@ from glmbridge.errors import (
     ErrorKind,
     UpstreamError,
 )
+from glmbridge.quota import parse_quota_reset
 from glmbridge.transport.boundary import (
     MAX_ERROR_BODY,
     aread_capped,
@@ -45,6 +46,7 @@ from glmbridge.transport.boundary import (
 )
 from glmbridge.upstream_errors import QUOTA_CODES, THROTTLE_CODES, is_key_failure
 from glmbridge_server.keypool import KeyLease, KeyPool
+from glmbridge_server.scheduler import Scheduler, Slot, Ticket
 from glmbridge_server.settings import MOCK_API_KEY, Settings
 
 if TYPE_CHECKING:
@@ -71,6 +73,10 @@ HeaderFactory = Callable[[str], dict[str, str]]
 ErrorDecoder = Callable[[int, bytes, float | None], UpstreamError]
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass(slots=True)
 class UpstreamReply:
     """A successful (``200``) upstream response.
@@ -82,6 +88,8 @@ class UpstreamReply:
     response: httpx2.Response
     key_index: int | None
     attempts: int
+    #: Gives the attempt's key slot back; the caller runs it once the stream is read.
+    release: Callable[[], None] = _nothing
 
 
 def backoff_delay(attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
@@ -127,6 +135,7 @@ class UpstreamClient:
         sleep: the coroutine used to wait between retries (tests patch it).
         rng: the jitter source.
         metrics: where retries and key cooldowns are counted, if anywhere.
+        scheduler: the key slots and their queue (calls with a ``ticket`` use it).
 
     ``settings`` only fixes what the shared ``httpx2`` client needs (timeouts, proxy
     policy); each :meth:`send` may pass the request's own settings snapshot, so a runtime
@@ -143,10 +152,13 @@ class UpstreamClient:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.keys = keys
+        self.scheduler = scheduler
+        self._limits_from: Settings | None = None
         self.sleep = sleep
         self.rng = rng or random.Random()
         timeout = httpx2.Timeout(
@@ -185,12 +197,16 @@ class UpstreamClient:
         max_retries: int | None = None,
         timeout: httpx2.Timeout | None = None,
         settings: Settings | None = None,
+        ticket: Ticket | None = None,
     ) -> UpstreamReply:
         """POST ``body`` to ``url`` and return the first ``200`` response.
 
         Args:
             headers: the request headers for a key (an exchange's ``headers``).
             decode_error: what a non-200 answer means (an exchange's ``decode_error``).
+            ticket: schedule every attempt through the key slots (see
+                :mod:`glmbridge_server.scheduler`); a streamed reply then holds its slot
+                until ``reply.release()``. Without one, no slot is taken (tokenizer calls).
 
         Raises:
             UpstreamError: the final failure (kind, status and business code set), including
@@ -199,25 +215,24 @@ class UpstreamClient:
         settings = settings or self.settings
         retries = settings.max_retries if max_retries is None else max_retries
         tried_keys: set[int] = set()
-        lease = self._lease(settings, session_id, tried_keys)
         attempt = 0
         while True:
             attempt += 1
+            lease, slot = await self._take(settings, session_id, tried_keys, ticket)
             try:
                 response = await self._attempt(
                     url, body, lease, settings, headers, decode_error, stream, timeout
                 )
-                return UpstreamReply(response, lease.index if lease else None, attempt)
             except UpstreamError as err:
+                if slot is not None:
+                    if err.code == "1302":
+                        self._learn(slot)
+                    slot.release()
                 if lease is not None and is_key_failure(err):
                     self._cool_down(settings, lease, err)
                     tried_keys.add(lease.index)
-                    next_lease = self._lease(settings, session_id, tried_keys)
-                    if next_lease is not None:
-                        logger.warning(
-                            "failing over from key #%d to key #%d", lease.index, next_lease.index
-                        )
-                        lease = next_lease
+                    if len(tried_keys) < len(self.keys):
+                        logger.warning("failing over from key #%d", lease.index)
                         continue
                     raise
                 if attempt > retries or not _should_retry(err):
@@ -234,6 +249,49 @@ class UpstreamClient:
                 if self.metrics is not None:
                     self.metrics.retry(str(err.status or type(err).__name__))
                 await self.sleep(delay)
+                continue
+            except BaseException:
+                if slot is not None:
+                    slot.release()
+                raise
+            reply = UpstreamReply(response, lease.index if lease else None, attempt)
+            if slot is not None:
+                if stream:  # held until the caller has read the stream
+                    reply.release = slot.release
+                else:
+                    slot.release()
+            return reply
+
+    async def _take(
+        self,
+        settings: Settings,
+        session_id: str | None,
+        tried: set[int],
+        ticket: Ticket | None,
+    ) -> tuple[KeyLease | None, Slot | None]:
+        """The key for the next attempt, with a slot on it when the call is scheduled."""
+        scheduler = self.scheduler
+        if not settings.mock:
+            self._check_spent(tried)
+        if ticket is None or scheduler is None or settings.mock or len(self.keys) == 0:
+            return self._lease(settings, session_id, tried), None
+        if settings is not self._limits_from:
+            scheduler.configure(
+                settings.slot_limits(),
+                aging=settings.queue_aging,
+                learning=settings.slot_learning,
+            )
+            self._limits_from = settings
+        ticket.session = session_id
+        slot = await scheduler.acquire(ticket, tried, max_wait=settings.max_queue_wait)
+        return slot.lease, slot
+
+    def _learn(self, slot: Slot) -> None:
+        assert self.scheduler is not None
+        index = slot.lease.index
+        limit = self.scheduler.throttled(index)
+        logger.warning("key #%d answered 1302 (too many requests in flight): "
+                       "limit lowered to %d slot(s) for a while", index, limit)  # fmt: skip
 
     def _lease(
         self, settings: Settings, session_id: str | None, tried: set[int]
@@ -253,7 +311,18 @@ class UpstreamClient:
     def _cool_down(self, settings: Settings, lease: KeyLease, err: UpstreamError) -> None:
         quota = err.code in QUOTA_CODES
         seconds = settings.quota_cooldown if quota else settings.auth_cooldown
-        self.keys.cool_down(lease.index, seconds)
+        window = parse_quota_reset(err.code, err.message)
+        if window is not None:  # a spent 5-hour/weekly window: rest until it resets
+            seconds = max(seconds, window.seconds_left())
+            err.message = f"{err.message}; key #{lease.index}: {window.describe()}"
+            err.args = (err.message,)
+        self.keys.cool_down(lease.index, seconds, window)
+        remote = self.scheduler.remote if self.scheduler is not None else None
+        if remote is not None:  # the other instances rest the key too
+            remote.share_cooldown(lease.index, seconds, window)
+        if window is not None:
+            # Every key may be spent now: the client may come back at the first reset.
+            err.retry_after = self._first_recovery(seconds)
         if self.metrics is not None:
             self.metrics.cooldown(lease.index, "quota" if quota else "auth")
         logger.warning(
@@ -262,6 +331,27 @@ class UpstreamClient:
             seconds,
             err.status,
             f" (code {err.code})" if err.code else "",
+        )
+
+    def _first_recovery(self, fallback: float) -> float:
+        left = [self.keys.cooling_remaining(i) for i in range(len(self.keys))]
+        return min((s for s in left if s > 0), default=fallback)
+
+    def _check_spent(self, tried: set[int]) -> None:
+        """Fail at once when every remaining key waits for a spent quota window: the
+        upstream would only repeat its 1308/1310 (the key is not asked again until then)."""
+        spent = self.keys.all_spent(tried) if len(self.keys) else None
+        if spent is None:
+            return
+        left = spent.seconds_left()
+        raise UpstreamError(
+            f"[{spent.code}] every API key's quota is spent: {spent.describe()}",
+            kind=ErrorKind.RATE_LIMIT,
+            status=429,
+            code=spent.code,
+            retry_after=max(1.0, left),
+            retryable=False,
+            status_hint=429,
         )
 
     async def _attempt(

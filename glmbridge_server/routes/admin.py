@@ -7,7 +7,12 @@ this is glmbridge and whether it is healthy, and nothing secret (key counts, nev
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -16,6 +21,8 @@ from glmbridge._version import __version__
 from glmbridge_server.metrics import CONTENT_TYPE
 from glmbridge_server.routes import runtime
 from glmbridge_server.settings import Settings, redact_url
+from glmbridge_server.usage_report import window_usage
+from glmbridge_server.usage_store import open_readonly
 
 __all__ = ["routes"]
 
@@ -61,8 +68,77 @@ async def root(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     """``GET /metrics``: Prometheus text exposition."""
     keys = request.app.state.key_pool
-    body = request.app.state.metrics.render(len(keys), keys.healthy_count())
+    state = request.app.state
+    body = state.metrics.render(len(keys), keys.healthy_count(), state.scheduler)
     return Response(body, media_type=CONTENT_TYPE)
+
+
+async def status(request: Request) -> Response:
+    """``GET /status``: slots, the queue, quota windows and usage today, as JSON (no key
+    material: keys are indices and short hashes). Read by ``glmbridge-server statusline``."""
+    state = request.app.state
+    settings = runtime(request).settings
+    scheduler = state.scheduler
+    pool = state.key_pool
+    slots = scheduler.status()
+    keys = [
+        {
+            **health,
+            **slots[i],
+            "key_id": state.key_ids[i],
+            "windows": state.quota_windows.get(i),
+            "near_exhaustion": i in scheduler.near_exhaustion,
+        }
+        for i, health in enumerate(pool.status())
+    ]
+    out: dict[str, Any] = {
+        "service": "glmbridge",
+        "version": __version__,
+        "upstream": settings.upstream_name,
+        "plan": settings.effective_plan,
+        "keys": keys,
+        "slots": {
+            "in_use": sum(k["in_use"] for k in slots),
+            "limit": sum(k["limit"] for k in slots),
+        },  # fmt: skip
+        "queue": {p.name.lower(): n for p, n in scheduler.queue_lengths().items()},
+        "scheduled": {
+            "granted": scheduler.granted,
+            "queued": scheduler.queued,
+            "timed_out": scheduler.timeouts,
+        },  # fmt: skip
+        "last_served": state.last_served,
+        "usage": None,
+    }
+    store = state.usage_store
+    if store is not None:
+        out["usage"] = await _cached_usage(state, store.path, settings.effective_plan)
+    return JSONResponse(out)
+
+
+_USAGE_TTL = 2.0  # seconds: the statusline asks after every message
+
+
+async def _cached_usage(state: Any, path: Path, plan: str) -> dict[str, Any]:
+    """Usage from the store, computed at most every ``_USAGE_TTL`` seconds (off the loop)."""
+    cached = getattr(state, "usage_cache", None)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < _USAGE_TTL:
+        return cached[1]  # type: ignore[no-any-return]
+    try:
+        usage = await anyio.to_thread.run_sync(_usage_now, path, plan)
+    except (sqlite3.Error, OSError) as exc:
+        return {"error": f"usage store unreadable: {type(exc).__name__}"}
+    state.usage_cache = (now, usage)
+    return usage
+
+
+def _usage_now(path: Path, plan: str) -> dict[str, Any]:
+    conn = open_readonly(path)
+    try:
+        return window_usage(conn, plan)
+    finally:
+        conn.close()
 
 
 async def event_logging(request: Request) -> Response:
@@ -74,5 +150,6 @@ routes = [
     Route("/", root, methods=["GET", "HEAD"]),
     Route("/health", health, methods=["GET", "HEAD"]),
     Route("/metrics", metrics, methods=["GET"]),
+    Route("/status", status, methods=["GET"]),
     Route("/api/event_logging/batch", event_logging, methods=["POST"]),
 ]

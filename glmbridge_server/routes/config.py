@@ -61,6 +61,12 @@ class ConfigUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     quota_cooldown: Seconds | msgspec.UnsetType = _UNSET
     count_tokens: Literal["auto", "upstream", "local"] | msgspec.UnsetType = _UNSET
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=2**40)] | msgspec.UnsetType = _UNSET
+    # traffic control (docs/traffic-control.md): the scheduler picks these up at once
+    plan: Literal["auto", "lite", "pro", "max", "payg", "unlimited"] | msgspec.UnsetType = _UNSET
+    key_slots: list[Annotated[int, msgspec.Meta(ge=1, le=10_000)]] | msgspec.UnsetType = _UNSET
+    max_queue_wait: Seconds | msgspec.UnsetType = _UNSET
+    queue_aging: Annotated[float, msgspec.Meta(gt=0, le=86400)] | msgspec.UnsetType = _UNSET
+    slot_learning: Seconds | msgspec.UnsetType = _UNSET
 
 
 RUNTIME_FIELDS: tuple[str, ...] = ConfigUpdate.__struct_fields__
@@ -119,6 +125,8 @@ def apply_update(settings: Settings, update: ConfigUpdate) -> Settings:
             else:
                 merged[alias] = target
         changes["models"] = merged
+    if "key_slots" in changes:
+        changes["key_slots"] = tuple(changes["key_slots"])
     if "upstream" in changes and changes["upstream"] not in PROFILES:
         names = ", ".join(PROFILES)
         raise ClientRequestError(

@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from glmbridge_server._sim_limits import reset_limits
 from glmbridge_server.app import create_app
 from glmbridge_server.cli import _bind
 from glmbridge_server.inbound import uvicorn_options
@@ -74,6 +75,7 @@ def reset_simulator(app: Starlette) -> None:
     st.script_queue.clear()
     st.cancelled = 0
     st.prefix_cache.clear()
+    reset_limits(st)
 
 
 def make_bridge_settings(sim_url: str, **overrides: Any) -> Settings:

@@ -543,3 +543,23 @@ def test_help_of_each_command(home: Path) -> None:
     assert not (home / "dump.json").exists()  # claude did not run
     # after the launcher's options, --help belongs to claude
     assert "claude -- --help" in run(home, "claude", "--help").stdout
+
+
+def test_claude_argv_with_the_statusline() -> None:
+    import json as _json
+    import sys as _sys
+
+    from glmbridge_server.launcher import take_flag
+
+    assert take_flag(["--yolo", "--statusline", "-p", "x"], "--statusline") == (
+        True, ["--yolo", "-p", "x"])  # fmt: skip
+    flagged = take_flag(["--port", "5000", "--statusline"], "--statusline")
+    assert flagged == (True, ["--port", "5000"])
+    # after the first claude argument it belongs to claude
+    assert take_flag(["-p", "--statusline"], "--statusline") == (False, ["-p", "--statusline"])
+    argv = claude_argv(["-p", "x"], yolo=False, statusline=True)
+    assert argv[:2] == ["claude", "--settings"] and argv[3:] == ["-p", "x"]
+    settings = _json.loads(argv[2])
+    assert settings["skipWebFetchPreflight"] is True  # one --settings carries both
+    command = settings["statusLine"]["command"]
+    assert command.endswith("-m glmbridge_server statusline") and _sys.executable in command
