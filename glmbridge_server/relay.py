@@ -639,11 +639,19 @@ class StreamRelay(Response):
             work.cancel()
 
     async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        if not self._done:
-            self._call.state["disconnected"] = True
-            scope.cancel()
+        await watch_disconnect(receive, scope, lambda: self._done, self._call.state)
+
+
+async def watch_disconnect(
+    receive: Receive, scope: anyio.CancelScope, done: Callable[[], bool], state: dict[str, Any]
+) -> None:
+    """Cancel ``scope`` when the client leaves before ``done()``, noting it in ``state``
+    (the body has been read: the next ASGI message can only be ``http.disconnect``)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    if not done():
+        state["disconnected"] = True
+        scope.cancel()
 
 
 def _header_value(text: str) -> bytes:

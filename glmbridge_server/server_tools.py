@@ -351,8 +351,4 @@ class ServerToolStream(Response):
             work.cancel()
 
     async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        if not self._done:
-            self._driver.state["disconnected"] = True
-            scope.cancel()
+        await relay.watch_disconnect(receive, scope, lambda: self._done, self._driver.state)
