@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from glmbridge_server._sim_images import image_bytes, png_facts
-from glmbridge_server._sim_values import example_for
+from glmbridge_server.simulator.images import image_bytes, png_facts
+from glmbridge_server.simulator.values import example_for
 
 __all__ = [
     "ALWAYS_THINKS_EN",
@@ -432,7 +432,7 @@ _PLAIN = frozenset({"type", "description", "title", "default", "examples", "minL
 
 def _example_call(tool: dict[str, Any] | None, variant: int) -> ScriptToolCall:
     """A call of ``tool`` with arguments valid for its parameter schema, plausible for a demo
-    (:func:`~glmbridge_server._sim_values.example_for`); ``variant`` > 0 makes a second call
+    (:func:`~glmbridge_server.simulator.values.example_for`); ``variant`` > 0 makes a second call
     of the same tool differ where its schema allows."""
     if tool is None:
         cities = ("Paris", "Beijing", "Tokyo")

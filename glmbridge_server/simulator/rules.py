@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
-from glmbridge_server._sim_images import image_bytes, is_corrupt
-from glmbridge_server._sim_scripts import (
+from glmbridge_server.simulator.images import image_bytes, is_corrupt
+from glmbridge_server.simulator.scripts import (
     ALWAYS_THINKS_EN,
     CODING_PLAN_MODELS,
     MODELS,

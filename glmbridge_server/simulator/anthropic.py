@@ -23,20 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from glmbridge_server._sim_rules import _estimate, _GlmError, _prompt_cache
-from glmbridge_server._sim_scripts import (
-    ALWAYS_THINKS_ZH,
-    MODELS,
-    OVERLOADED_MESSAGE,
-    Context,
-    ModelInfo,
-    Script,
-    ScriptError,
-    context_from_request,
-    default_script_for,
-    error_for_code,
-)
-from glmbridge_server.simulator import (
+from glmbridge_server.simulator.chat import (
     _Answer,
     _answer,
     _bearer,
@@ -47,6 +34,19 @@ from glmbridge_server.simulator import (
     _select,
     _SSEStream,
     _wait_unless_disconnected,
+)
+from glmbridge_server.simulator.rules import _estimate, _GlmError, _prompt_cache
+from glmbridge_server.simulator.scripts import (
+    ALWAYS_THINKS_ZH,
+    MODELS,
+    OVERLOADED_MESSAGE,
+    Context,
+    ModelInfo,
+    Script,
+    ScriptError,
+    context_from_request,
+    default_script_for,
+    error_for_code,
 )
 
 __all__ = ["ANTHROPIC_ROUTES", "MESSAGES_PATH"]

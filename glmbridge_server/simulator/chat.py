@@ -8,7 +8,7 @@ last user message, ``app.state.script_queue``, or a deterministic default answer
 chunk per whole tool call each already carrying ``finish_reason``, mid-stream failures as
 finish reasons, string business codes in error bodies. The same app also serves Z.ai's
 Anthropic-compatible endpoint (``/api/anthropic/v1/messages``, same scripts): see
-:mod:`glmbridge_server._sim_anthropic`.
+:mod:`glmbridge_server.simulator.anthropic`.
 
 Independent of ``glmbridge`` (it models the upstream, so it must not share the converters' bugs).
 """
@@ -34,9 +34,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from glmbridge_server import _sim_search
-from glmbridge_server._sim_limits import KeyLimits, init_limits
-from glmbridge_server._sim_rules import (
+from glmbridge_server.simulator import search as _sim_search
+from glmbridge_server.simulator.limits import KeyLimits, init_limits
+from glmbridge_server.simulator.rules import (
     _estimate,
     _GlmError,
     _model,
@@ -44,7 +44,7 @@ from glmbridge_server._sim_rules import (
     _prompt_cache,
     _validate,
 )
-from glmbridge_server._sim_scripts import (
+from glmbridge_server.simulator.scripts import (
     MODELS,
     SCENARIOS,
     Context,
@@ -573,7 +573,7 @@ def create_simulator_app(
     ``quota_keys`` 429/1113. State for tests on ``app.state``: ``requests`` (last received bodies),
     ``script_queue`` (deque of :class:`Script`, popped FIFO), ``cancelled`` and ``active_streams``,
     ``thinking_signatures`` (Anthropic mode: hex signatures on thinking blocks, ``False``: none);
-    per-key concurrency and spent quota windows: :mod:`glmbridge_server._sim_limits`.
+    per-key concurrency and spent quota windows: :mod:`glmbridge_server.simulator.limits`.
     """
     routes = [
         Route("/health", _health, methods=["GET"]),
@@ -584,7 +584,7 @@ def create_simulator_app(
         routes.append(Route(f"{prefix}/chat/completions", chat, methods=["POST"]))
         routes.append(Route(f"{prefix}/tokenizer", _tokenizer, methods=["POST"]))
         routes.append(Route(f"{prefix}/web_search", _sim_search.search, methods=["POST"]))
-    from glmbridge_server._sim_anthropic import ANTHROPIC_ROUTES  # (it imports this module)
+    from glmbridge_server.simulator.anthropic import ANTHROPIC_ROUTES  # (it imports this module)
 
     app = Starlette(
         routes=routes + ANTHROPIC_ROUTES,
