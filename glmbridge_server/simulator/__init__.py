@@ -1,11 +1,13 @@
 """The built-in GLM simulator: Z.ai's chat, Anthropic-endpoint, tokenizer and Web Search APIs.
 
-It backs the server's ``--mock`` mode and the end-to-end tests (``docs/simulator.md``).
-Independent of ``glmbridge``: it models the upstream, so it must not share the converters' bugs.
+It backs the server's ``--mock`` mode (mounted by :func:`mount`) and the end-to-end tests
+(``docs/simulator.md``). Independent of ``glmbridge``: it models the upstream, so it must not
+share the converters' bugs. Only :mod:`~.app` imports Starlette.
 """
 
-from glmbridge_server.simulator.chat import MODELS, SCENARIOS, create_simulator_app
-from glmbridge_server.simulator.scripts import Script, ScriptError, ScriptToolCall
+from glmbridge_server.simulator.app import create_simulator_app, mount
+from glmbridge_server.simulator.catalog import MODELS
+from glmbridge_server.simulator.scripts import SCENARIOS, Script, ScriptError, ScriptToolCall
 
 __all__ = [
     "MODELS",
@@ -14,4 +16,5 @@ __all__ = [
     "ScriptError",
     "ScriptToolCall",
     "create_simulator_app",
+    "mount",
 ]
