@@ -1,8 +1,8 @@
 """``glmbridge-server``: run the server (``serve``, the default), or the launcher.
 
-``claude``, ``status`` and ``stop`` are the Claude Code launcher (:mod:`glmbridge_server.launcher`);
-``usage`` prints the recorded usage and ``statusline`` is Claude Code's status line command
-(:mod:`glmbridge_server.statusline`).
+``claude``, ``codex``, ``gemini``, ``status`` and ``stop`` are the launcher
+(:mod:`glmbridge_server.launch`); ``usage`` prints the recorded usage and ``statusline`` is
+Claude Code's status line command (:mod:`glmbridge_server.launch.statusline`).
 
 The server runs in the foreground until Ctrl-C (or SIGTERM): open answers then end at once
 with an error (an error event in a stream), and it exits 0 without a traceback.
@@ -207,7 +207,7 @@ def settle_heap() -> None:
 
 def _manual_env(settings: Settings) -> dict[str, str]:
     """What the launcher would give Claude Code for models and context, for a manual start."""
-    from glmbridge_server.launcher import context_window, model_env
+    from glmbridge_server.launch.launcher import context_window, model_env
     from glmbridge_server.routes.config import effective_models
     from glmbridge_server.settings import route_table
 
@@ -332,13 +332,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``glmbridge-server`` and ``python -m glmbridge_server``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "statusline":
-        from glmbridge_server import statusline
+        from glmbridge_server.launch import statusline
 
         return statusline.main(args[1:])
     if args and args[0] == "usage":
         return usage(args[1:])
     if args and args[0] in ("claude", "codex", "gemini", "status", "stop"):
-        from glmbridge_server import launcher
+        from glmbridge_server.launch import launcher
 
         command = {
             "claude": launcher.main_claude,

@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, RouteTable, model_info
 from glmbridge_server.app import create_app
-from glmbridge_server.launcher import (
+from glmbridge_server.launch.launcher import (
     CLAUDE_SETTINGS,
     claude_argv,
     claude_env,
@@ -549,7 +549,7 @@ def test_claude_argv_with_the_statusline() -> None:
     import json as _json
     import sys as _sys
 
-    from glmbridge_server.launcher import take_flag
+    from glmbridge_server.launch.launcher import take_flag
 
     assert take_flag(["--yolo", "--statusline", "-p", "x"], "--statusline") == (
         True, ["--yolo", "-p", "x"])  # fmt: skip

@@ -12,7 +12,7 @@ keys (an environment without keys reuses a server that has some). Otherwise a se
 launcher started is restarted with this environment, and any other one is refused with the
 commands to run; a mock or keyless server is never used silently in place of GLM.
 
-A background server keeps a pid and a log file (:mod:`glmbridge_server.background`);
+A background server keeps a pid and a log file (:mod:`glmbridge_server.launch.background`);
 ``status`` and ``stop`` use that pid file, and ``stop`` only signals a pid that the server
 on the port confirms as its own.
 
@@ -37,7 +37,7 @@ import httpx2
 
 from glmbridge import ir
 from glmbridge.routing import RouteTable, model_info, normalize_model_name, resolve_route
-from glmbridge_server.background import (
+from glmbridge_server.launch.background import (
     LauncherError,
     Mode,
     Target,
@@ -432,10 +432,10 @@ def main_codex(args: Sequence[str]) -> int:
     """``glmbridge-server codex``: returns only on failure (on success it *is* Codex CLI).
 
     Codex gets a ``glmbridge`` provider through ``-c`` overrides (see
-    :mod:`glmbridge_server.codex`); ``--yolo`` is not translated (Codex's own flag is
+    :mod:`glmbridge_server.launch.codex`); ``--yolo`` is not translated (Codex's own flag is
     ``--dangerously-bypass-approvals-and-sandbox``).
     """
-    from glmbridge_server.codex import codex_argv, codex_env
+    from glmbridge_server.launch.codex import codex_argv, codex_env
 
     try:
         opts, rest = _parse(args, passthrough=True)
@@ -455,9 +455,9 @@ def main_codex(args: Sequence[str]) -> int:
 def main_gemini(args: Sequence[str]) -> int:
     """``glmbridge-server gemini``: returns only on failure (on success it *is* gemini-cli).
 
-    See :mod:`glmbridge_server.gemini_cli` for the environment and settings it gets.
+    See :mod:`glmbridge_server.launch.gemini_cli` for the environment and settings it gets.
     """
-    from glmbridge_server.gemini_cli import gemini_env
+    from glmbridge_server.launch.gemini_cli import gemini_env
 
     try:
         opts, rest = _parse(args, passthrough=True)

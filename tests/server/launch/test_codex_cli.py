@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from glmbridge_server.codex import codex_argv
+from glmbridge_server.launch.codex import codex_argv
 from tests.server.conftest import RunningServer
 
 CODEX_VERSION = "0.171.0"
