@@ -207,7 +207,7 @@ def settle_heap() -> None:
 
 def _manual_env(settings: Settings) -> dict[str, str]:
     """What the launcher would give Claude Code for models and context, for a manual start."""
-    from glmbridge_server.launch.launcher import context_window, model_env
+    from glmbridge_server.launch.claude import context_window, model_env
     from glmbridge_server.routes.config import effective_models
     from glmbridge_server.settings import route_table
 
@@ -288,6 +288,8 @@ def _server_class() -> type[Any]:
             await super().shutdown(sockets)
 
     return Server
+
+
 def usage(argv: Sequence[str]) -> int:
     """``glmbridge-server usage``: usage summaries per day, model or key, with credits."""
     import time
@@ -338,14 +340,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] == "usage":
         return usage(args[1:])
     if args and args[0] in ("claude", "codex", "gemini", "status", "stop"):
-        from glmbridge_server.launch import launcher
+        from glmbridge_server.launch import control, launcher
 
         command = {
             "claude": launcher.main_claude,
             "codex": launcher.main_codex,
             "gemini": launcher.main_gemini,
-            "status": launcher.main_status,
-            "stop": launcher.main_stop,
+            "status": control.main_status,
+            "stop": control.main_stop,
         }[args[0]]
         try:
             return command(args[1:])

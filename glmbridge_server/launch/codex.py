@@ -23,8 +23,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from glmbridge.routing import ModelSpec, RouteTable
+from glmbridge_server.launch.client import Client, Run
 
-__all__ = ["BASE_INSTRUCTIONS", "codex_argv", "codex_catalog", "codex_env", "config_toml"]
+__all__ = ["BASE_INSTRUCTIONS", "CODEX", "codex_argv", "codex_catalog", "codex_env", "config_toml"]
 
 PROVIDER = "glmbridge"
 KEY_VARIABLE = "GLMBRIDGE_API_KEY"
@@ -122,3 +123,23 @@ def codex_env(environ: Mapping[str, str], token: str | None) -> dict[str, str]:
     env = dict(environ)
     env[KEY_VARIABLE] = token or "glmbridge"
     return env
+
+
+def _argv(run: Run) -> list[str]:
+    return codex_argv(run.args, run.target.url, run.table.default_model)
+
+
+def _env(run: Run) -> dict[str, str]:
+    return codex_env(run.environ, run.token)
+
+
+CODEX = Client(
+    command="codex",
+    package="@openai/codex",
+    usage="glmbridge-server codex [--mock] [--port N] [--] [codex args...]\n\n"
+    "Start Codex CLI on glmbridge (a background server if needed; see `claude --help`).",
+    # --yolo is taken but not translated: Codex's own flag is
+    # --dangerously-bypass-approvals-and-sandbox.
+    argv=_argv,
+    env=_env,
+)

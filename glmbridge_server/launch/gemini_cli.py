@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from glmbridge.routing import RouteTable
+from glmbridge_server.launch.client import Client, Run
 
-__all__ = ["ASSUMED_WINDOW", "gemini_env", "system_settings"]
+__all__ = ["ASSUMED_WINDOW", "GEMINI", "gemini_env", "system_settings"]
 
 ASSUMED_WINDOW = 1_048_576
 """The context window gemini-cli assumes for every model."""
@@ -51,3 +52,17 @@ def gemini_env(environ: Mapping[str, str], base_url: str, token: str | None,
         path.write_text(json.dumps(system_settings(table), indent=2) + "\n")
         env["GEMINI_CLI_SYSTEM_SETTINGS_PATH"] = str(path)
     return env
+
+
+def _env(run: Run) -> dict[str, str]:
+    return gemini_env(run.environ, run.target.url, run.token, run.table, run.state)
+
+
+GEMINI = Client(
+    command="gemini",
+    package="@google/gemini-cli",
+    usage="glmbridge-server gemini [--mock] [--port N] [--] [gemini args...]\n\n"
+    "Start gemini-cli on glmbridge (a background server if needed; see `claude --help`).",
+    argv=lambda run: ["gemini", *run.args],
+    env=_env,
+)
