@@ -7,7 +7,9 @@ context window, a long ``API_TIMEOUT_MS``, and ``CLAUDE_CODE_DISABLE_NONESSENTIA
 (no self-update, no telemetry); ``ANTHROPIC_API_KEY`` is removed. Command line: one
 ``--settings`` (the WebFetch preflight skipped; with ``--statusline`` the gateway's status
 line), ``--yolo`` as ``--dangerously-skip-permissions``, then the user's arguments. No file
-is written.
+is written. In a terminal the launcher waits for Claude Code and then prints the line that
+resumes the conversation through the bridge: Claude Code's own hint, ``claude --resume
+<id>``, would bypass it.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import json
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from glmbridge import ir
 from glmbridge.routing import RouteTable, model_info, normalize_model_name, resolve_route
 from glmbridge_server.launch.background import fetch_models
-from glmbridge_server.launch.client import Client, Run
+from glmbridge_server.launch.client import Client, Run, command_line
 
 __all__ = [
     "CLAUDE",
@@ -30,6 +33,7 @@ __all__ = [
     "claude_env",
     "context_window",
     "model_env",
+    "resume_line",
 ]
 
 API_TIMEOUT_MS = "3000000"  # 50 minutes: GLM may think for a long time before answering
@@ -158,6 +162,39 @@ def _argv(run: Run) -> list[str]:
     return claude_argv(run.args, yolo="--yolo" in run.flags, statusline="--statusline" in run.flags)
 
 
+def _projects(environ: Mapping[str, str]) -> Path:
+    """Where Claude Code keeps its conversations (one folder per working directory)."""
+    config = environ.get("CLAUDE_CONFIG_DIR")
+    base = Path(config).expanduser() if config else Path(environ.get("HOME", "~")) / ".claude"
+    return base.expanduser() / "projects"
+
+
+def _session_since(projects: Path, cwd: Path, since: float) -> str | None:
+    """The id of the conversation Claude Code saved for ``cwd`` since ``since``, if any.
+
+    Claude Code names the folder after the directory with every character but ASCII
+    letters and digits replaced by ``-`` (a long name is cut, with a hash appended).
+    """
+    slug = "".join(c if c.isascii() and c.isalnum() else "-" for c in str(cwd))
+    try:
+        folders = [p for p in projects.iterdir() if p.name == slug or
+                   (len(slug) > 200 and p.name.startswith(slug[:200]))]  # fmt: skip
+        files = [f for d in folders for f in d.glob("*.jsonl")]
+        recent = [(f.stat().st_mtime, f.stem) for f in files if f.stat().st_mtime >= since]
+    except OSError:
+        return None
+    return max(recent)[1] if recent else None
+
+
+def resume_line(run: Run) -> list[str]:
+    """After Claude Code exits: the command that resumes its conversation through the bridge."""
+    session = _session_since(_projects(run.environ), run.cwd, run.started)
+    if session is None:
+        return []
+    again = command_line(run, ["--resume", session], rest=False)
+    return [f"resume this conversation through glmbridge with: {again}"]
+
+
 CLAUDE = Client(
     command="claude",
     package="@anthropic-ai/claude-code",
@@ -170,8 +207,11 @@ CLAUDE = Client(
     "  --yolo     pass --dangerously-skip-permissions to claude\n"
     "  --statusline  show the gateway's status line in Claude Code (model, queue, quota)\n"
     "  --port N   the server's port (default 4567, or GLMBRIDGE_PORT)\n"
-    "Every other argument goes to claude verbatim (claude's own help: claude -- --help).",
+    "Every other argument goes to claude verbatim (claude's own help: claude -- --help).\n"
+    "In a terminal the launcher waits for claude, then prints the command that resumes the\n"
+    "conversation through glmbridge (claude's own `claude --resume` hint would bypass it).",
     argv=_argv,
     env=_env,
     flags=("--yolo", "--statusline"),
+    after=resume_line,
 )

@@ -10,14 +10,19 @@ foresee (a consent the client asks for, which the user gives with one flag).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+import shlex
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from glmbridge.routing import RouteTable
 from glmbridge_server.launch.background import Target
 
-__all__ = ["Client", "Run", "no_hints"]
+DEFAULT_PORT = 4567
+
+__all__ = ["Client", "Run", "command_line", "no_hints", "read_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +45,33 @@ class Run:
     """The launcher flags given (``--yolo``, ``--statusline``)."""
     started: float = 0.0
     """When the launch began (``time.time()``)."""
+    command: str = ""
+    """The launcher's subcommand (``claude``, ``codex``, ``gemini``)."""
 
     @property
     def token(self) -> str | None:
         """The bridge's auth token, if it has one."""
         return self.target.settings.auth_token
+
+
+def command_line(run: Run, args: Sequence[str], *, rest: bool = True) -> str:
+    """The launcher command that runs this client again with ``args`` (shell-quoted), with
+    this run's ``--port`` and ``--mock``; ``rest``: ``--`` before ``args``."""
+    words = ["glmbridge-server", run.command]
+    if run.target.port != DEFAULT_PORT:
+        words += ["--port", str(run.target.port)]
+    if run.target.settings.mock:
+        words.append("--mock")
+    return shlex.join([*words, *(["--"] if rest else []), *args])
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A client's JSON settings file as a dict (``{}`` when missing or unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def no_hints(run: Run) -> list[str]:

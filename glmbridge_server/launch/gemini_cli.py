@@ -15,11 +15,14 @@ real window.
 from __future__ import annotations
 
 import json
+import os
+import stat
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from glmbridge.routing import RouteTable
-from glmbridge_server.launch.client import Client, Run
+from glmbridge_server.launch.client import Client, Run, command_line, read_json
 
 __all__ = ["ASSUMED_WINDOW", "GEMINI", "gemini_env", "system_settings"]
 
@@ -48,7 +51,7 @@ def gemini_env(environ: Mapping[str, str], base_url: str, token: str | None,
     env.pop("GOOGLE_API_KEY", None)  # a real Google key is never sent to the bridge
     if "GEMINI_CLI_SYSTEM_SETTINGS_PATH" not in env:
         state.mkdir(parents=True, exist_ok=True)
-        path = state / "gemini-cli-settings.json"
+        path = state / SETTINGS_FILE
         path.write_text(json.dumps(system_settings(table), indent=2) + "\n")
         env["GEMINI_CLI_SYSTEM_SETTINGS_PATH"] = str(path)
     return env
@@ -58,6 +61,95 @@ def _env(run: Run) -> dict[str, str]:
     return gemini_env(run.environ, run.target.url, run.token, run.table, run.state)
 
 
+SETTINGS_FILE = "gemini-cli-settings.json"
+_ROOT_STATE = "/root/.local/state/glmbridge"  # root's default, outside any shared folder
+
+
+def settings_refusal(path: Path) -> str | None:
+    """Why gemini-cli (0.61) would skip a system settings file at ``path`` (``None``: it
+    reads it): the file and every folder above it must be owned by root and writable by
+    no one else (its ``isFileAndDirectorySecureSync``)."""
+    for place in (*reversed(path.parents), path):
+        try:
+            info = place.stat()
+        except OSError:
+            return None  # not there yet: gemini-cli checks what exists
+        if info.st_uid != 0:
+            return f"{place} is not owned by root"
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return f"{place} is writable by others"
+    return None
+
+
+def _gemini_home(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("GEMINI_CLI_HOME") or environ.get("HOME") or "~").expanduser()
+
+
+def _headless(run: Run) -> bool:
+    """Whether gemini-cli will run headless (its ``isHeadlessMode``: a prompt flag, a
+    stdin or stdout that is not a terminal, or CI)."""
+    prompt = any(a in ("-p", "--prompt") or a.startswith("--prompt=") for a in run.args)
+    ci = run.environ.get("CI") == "true" or run.environ.get("GITHUB_ACTIONS") == "true"
+    return prompt or ci or not (sys.stdin.isatty() and sys.stdout.isatty())
+
+
+def _trusted(run: Run) -> bool:
+    """Whether gemini-cli trusts the folder (its ``checkPathTrust``, rules from
+    ``trustedFolders.json``; the most specific rule wins)."""
+    env = run.environ
+    if "--skip-trust" in run.args or env.get("GEMINI_CLI_TRUST_WORKSPACE") == "true":
+        return True
+    user = read_json(_gemini_home(env) / ".gemini" / "settings.json")
+    if ((user.get("security") or {}).get("folderTrust") or {}).get("enabled") is False:
+        return True
+    path = env.get("GEMINI_CLI_TRUSTED_FOLDERS_PATH")
+    rules = read_json(Path(path) if path else _gemini_home(env) / ".gemini" / "trustedFolders.json")
+    best: tuple[int, bool] = (-1, False)
+    for folder, level in rules.items():
+        root = Path(folder).parent if level == "TRUST_PARENT" else Path(folder)
+        if (run.cwd == root or root in run.cwd.parents) and len(root.parts) > best[0]:
+            best = (len(root.parts), level in ("TRUST_FOLDER", "TRUST_PARENT"))
+    return best[1]
+
+
+def _auth_selected(environ: Mapping[str, str]) -> bool:
+    user = read_json(_gemini_home(environ) / ".gemini" / "settings.json")
+    auth = (user.get("security") or {}).get("auth") or {}
+    return isinstance(auth, dict) and auth.get("selectedType") == "gemini-api-key"
+
+
+def gemini_hints(run: Run) -> list[str]:
+    """gemini-cli's refusals the launcher foresees, each with the line that fixes it.
+
+    Headless (``-p``) in a folder it does not trust: exit 55, fixed with ``--skip-trust``
+    (consent for this run). The launcher's settings file skipped because its folder is
+    not root's alone (every user but root, or a state directory under ``/tmp``): gemini-cli
+    then picks the "gateway" auth it refuses ("Invalid auth method selected", exit 41),
+    unless the user's own settings select the API-key auth.
+    """
+    hints = []
+    if _headless(run) and not _trusted(run):
+        hints.append(
+            "gemini-cli runs headless only in a folder it trusts (else exit 55); to trust "
+            f"this one for this run: {command_line(run, ['--skip-trust', *run.args])}"
+        )
+    own = run.environ.get("GEMINI_CLI_SYSTEM_SETTINGS_PATH")
+    why = None if own else settings_refusal(run.state / SETTINGS_FILE)
+    if why is not None and not _auth_selected(run.environ):
+        hints.append(
+            f"gemini-cli ignores glmbridge's settings file ({why}) and would refuse the "
+            "bridge's auth (Invalid auth method selected). "
+            + (
+                "Select the API-key auth once in ~/.gemini/settings.json: "
+                '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
+                if os.geteuid() != 0
+                else "Keep glmbridge's state in a folder only root can write: "
+                f"export GLMBRIDGE_STATE_DIR={_ROOT_STATE}"
+            )
+        )
+    return hints
+
+
 GEMINI = Client(
     command="gemini",
     package="@google/gemini-cli",
@@ -65,4 +157,5 @@ GEMINI = Client(
     "Start gemini-cli on glmbridge (a background server if needed; see `claude --help`).",
     argv=lambda run: ["gemini", *run.args],
     env=_env,
+    hints=gemini_hints,
 )

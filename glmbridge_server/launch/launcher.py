@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -208,8 +209,8 @@ def _mismatch(target: Target, command: str, running: Mode, wanted: Mode, why: st
     )
 
 
-def _become(executable: str, argv: list[str], env: dict[str, str], how: str, target: Target,
-            health: dict[str, Any]) -> int:  # fmt: skip
+def _announce(how: str, target: Target, health: dict[str, Any], hints: Sequence[str]) -> None:
+    """What the launcher did, and the hints of the client's table, on stderr."""
     print(f"glmbridge: {how} at {target.url} (pid {health.get('pid')})", file=sys.stderr)
     print(f"glmbridge: serving {Mode.of_health(health).describe()}", file=sys.stderr)
     if health.get("mock"):
@@ -218,14 +219,42 @@ def _become(executable: str, argv: list[str], env: dict[str, str], how: str, tar
             "[[sim:...]] in a prompt (docs/simulator.md), or ask it to `use <tool>`",
             file=sys.stderr,
         )
+    for line in hints:
+        print(f"glmbridge: {line}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(executable, argv, env)
-    return 1  # not reached
+
+
+def _follow(executable: str, argv: list[str], env: dict[str, str]) -> int:
+    """Run the client as a child in this terminal and wait for it; its exit status.
+
+    Like a shell running a foreground job: Ctrl-C and Ctrl-\\ go to the client (the
+    terminal sends them to the whole process group), SIGTERM is passed on, and when the
+    client stops (Ctrl-Z) the launcher stops too, so the shell's ``fg`` resumes both.
+    """
+    pid = os.posix_spawn(executable, argv, env)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGQUIT)}
+    previous[signal.SIGTERM] = signal.signal(
+        signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM)
+    )
+    try:
+        while True:
+            _, status = os.waitpid(pid, os.WUNTRACED)
+            if os.WIFSTOPPED(status):
+                os.kill(os.getpid(), signal.SIGSTOP)
+                os.kill(pid, signal.SIGCONT)
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            return code if code >= 0 else 128 - code  # killed by a signal: 128 + its number
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def launch(client: Client, args: Sequence[str]) -> int:
-    """``glmbridge-server <client>``: returns only on failure (on success it *is* the client)."""
+    """``glmbridge-server <client>``: returns only on failure or, when the client has lines
+    for after its exit and runs in a terminal, with its exit status (otherwise the launcher
+    *is* the client)."""
     try:
         opts, rest = parse(args, client.flags)
         if opts.help:
@@ -235,11 +264,18 @@ def launch(client: Client, args: Sequence[str]) -> int:
         health, how = _bridge(target, client.command)
         table = route_table(target.settings.models, target.settings.upstreams)
         run = Run(tuple(rest), target, table, os.environ, Path.cwd(), state_dir(),
-                  frozenset(opts.flags), time.time())  # fmt: skip
+                  frozenset(opts.flags), time.time(), client.command)  # fmt: skip
         argv, env = client.argv(run), client.env(run)
+        hints = client.hints(run)
     except LauncherError as exc:
         return report(exc)
-    return _become(executable, argv, env, how, target, health)
+    _announce(how, target, health, hints)
+    if client.after is None or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        os.execve(executable, argv, env)
+    status = _follow(executable, argv, env)
+    for line in client.after(run):
+        print(f"glmbridge: {line}", file=sys.stderr)
+    return status
 
 
 def main_claude(args: Sequence[str]) -> int:

@@ -67,6 +67,8 @@ def base_env(home: Path, **extra: str) -> dict[str, str]:
         "XDG_STATE_HOME": str(home / "state"),
         "CLAUDE_DUMP": str(home / "dump.json"),
     }
+    if "PYTHONPATH" in os.environ:  # the tree under test, when it is not the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     env.update(extra)
     return env
 
