@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import gc
 import json
 import logging
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from glmbridge_server.settings import Settings
 
-__all__ = ["build_parser", "configure_logging", "main"]
+__all__ = ["build_parser", "configure_logging", "key_warnings", "main", "missing_extra"]
 
 _STD_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -106,8 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``serve`` command line (also used without the ``serve`` word)."""
     parser = argparse.ArgumentParser(
         prog="glmbridge-server",
-        description="Serve the Anthropic Messages API on top of Z.ai GLM models.",
-        epilog="The server runs in the foreground until Ctrl-C. "
+        description="Serve Z.ai's GLM models to Anthropic Messages, OpenAI Chat and Responses, "
+        "and Gemini API clients (Claude Code, Codex CLI, gemini-cli, the SDKs).",
+        epilog="API keys: ZAI_API_KEY (comma-separated for a key pool); the default upstream "
+        "is Z.ai's GLM Coding Plan (Pro: 2 requests at a time per key); a pay-as-you-go key "
+        "needs GLMBRIDGE_UPSTREAM=zai, a Lite or Max plan GLMBRIDGE_PLAN=lite or max. "
+        "The server runs in the foreground until Ctrl-C. "
         "Subcommands: serve (default); claude [--mock] [--yolo] [--statusline] [--port N] "
         "[claude args...] (start Claude Code on glmbridge); codex [--mock] [--port N] "
         "[codex args...] (start Codex CLI on glmbridge); gemini [--mock] [--port N] "
@@ -178,6 +183,8 @@ def _announce(settings: Settings, url: str) -> None:
                 "Set ZAI_API_KEY (or run with --mock).",
                 file=err,
             )
+        for line in key_warnings(settings.api_keys):
+            print(line, file=err)
     if not settings.is_loopback:
         print(
             f"note: listening on {settings.host}, reachable from other machines; every "
@@ -192,6 +199,49 @@ def _announce(settings: Settings, url: str) -> None:
           file=err)  # fmt: skip
     print("running in the foreground; Ctrl-C stops it", file=err)
     err.flush()
+
+
+# The modules each optional feature needs, and the extra that installs them. uvloop is not
+# here: uvicorn uses it when present and asyncio otherwise; zstandard is checked per request
+# (a zstd body without it is a 415).
+_SERVER_MODULES = ("starlette", "uvicorn", "httpx2", "anyio", "prometheus_client", "httptools")
+
+
+def missing_extra(settings: Settings) -> str | None:
+    """The configuration error for a setting whose optional dependency is not installed
+    (``None``: everything the settings need imports)."""
+    import importlib
+
+    needs = [(m, "server", "the server") for m in _SERVER_MODULES]
+    if settings.redis_url:
+        needs.append(("redis", "redis", "redis_url"))
+    for module, extra, what in needs:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return (
+                f"{what} needs the {module} package, which is not installed: "
+                f"pip install 'glmbridge[{extra}]'"
+            )
+    return None
+
+
+# What other providers' keys start with; a Z.ai key is "<32 hex digits>.<16 characters>".
+_FOREIGN_KEYS = (("sk-ant-", "an Anthropic"), ("sk-", "an OpenAI-style"), ("AIza", "a Google"))
+
+
+def key_warnings(keys: Sequence[str]) -> list[str]:
+    """A warning for each key that cannot be a Z.ai key (never the key itself)."""
+    out = []
+    for n, key in enumerate(keys, start=1):
+        kind = next((k for prefix, k in _FOREIGN_KEYS if key.startswith(prefix)), None)
+        if kind is not None:
+            which = f"key {n} of {len(keys)}" if len(keys) > 1 else "the key"
+            out.append(
+                f"warning: ZAI_API_KEY: {which} looks like {kind} key, not a Z.ai one "
+                "(Z.ai will answer 401); get one at https://z.ai/manage-apikey/apikey-list"
+            )
+    return out
 
 
 def settle_heap() -> None:
@@ -216,6 +266,26 @@ def _manual_env(settings: Settings) -> dict[str, str]:
     return model_env(models, context_window(models, (), {}, table))
 
 
+def _port_holder(settings: Settings) -> str:
+    """Who holds the port, and what to do: a glmbridge (its ``/health``) or another program."""
+    from glmbridge_server.launch.background import LauncherError, Mode, Target, probe
+
+    other = f"--port {settings.port + 1}" if settings.port < 65535 else "--port N"
+    target = Target(settings, settings.port)
+    try:
+        health = probe(target, timeout=1.0)
+    except LauncherError:
+        health = None
+    if health is None:
+        return f"another program holds the port; choose another: glmbridge-server {other}"
+    mode = Mode.of_health(health).describe()
+    return (
+        f"a glmbridge already runs there (pid {health.get('pid')}, serving {mode}): use it as "
+        f"it is, stop it (glmbridge-server stop --port {settings.port}, or Ctrl-C where it "
+        f"runs), or choose another port: glmbridge-server {other}"
+    )
+
+
 def serve(settings: Settings) -> int:
     """Run the server until interrupted."""
     import uvicorn
@@ -233,6 +303,8 @@ def serve(settings: Settings) -> int:
     except OSError as exc:
         where = f"{settings.host}:{settings.port}"
         print(f"glmbridge-server: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
+        if exc.errno == errno.EADDRINUSE:
+            print(f"glmbridge-server: {_port_holder(settings)}", file=sys.stderr)
         return 1
     secrets = [*settings.api_keys, *([settings.auth_token] if settings.auth_token else [])]
     configure_logging(settings.log_level, settings.log_format, secrets)
@@ -368,5 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(cli)
     except SettingsError as exc:
         print(f"glmbridge-server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    missing = missing_extra(settings)
+    if missing is not None:
+        print(f"glmbridge-server: configuration error: {missing}", file=sys.stderr)
         return 2
     return serve(settings)
