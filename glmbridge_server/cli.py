@@ -195,7 +195,9 @@ def _announce(settings: Settings, url: str) -> None:
     mock = " --mock" if settings.mock else ""
     print(f"use it: glmbridge-server claude --port {url.rpartition(':')[2]}{mock}", file=err)
     manual = " ".join(f"{k}={v}" for k, v in _manual_env(settings).items())
-    print(f"    or: ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN={token} {manual} claude",
+    # no self-update (a global npm install) and no telemetry while on the bridge
+    quiet = "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1"
+    print(f"    or: ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN={token} {quiet} {manual} claude",
           file=err)  # fmt: skip
     print("running in the foreground; Ctrl-C stops it", file=err)
     err.flush()

@@ -97,6 +97,8 @@ def test_the_banner_warns_about_an_anthropic_key(tmp_path: Path) -> None:
     banner = "".join(lines)
     assert "warning: ZAI_API_KEY: the key looks like an Anthropic key" in banner
     assert "secretsecret" not in banner
+    # the manual Claude Code line keeps Claude Code from updating itself (issue 23, item 10)
+    assert "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1" in banner
 
 
 def test_help_names_every_api_and_the_key(tmp_path: Path) -> None:
