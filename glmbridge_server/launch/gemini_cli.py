@@ -9,7 +9,9 @@ writes a small settings file to glmbridge's state directory and points
 ``GEMINI_CLI_SYSTEM_SETTINGS_PATH`` at it (system settings win over the user's own, and
 the user's ``~/.gemini/settings.json`` is never touched): the auth type, and a
 ``model.compressionThreshold`` that starts compression at 70 % of the routed model's
-real window.
+real window. gemini-cli reads that file only when it and every folder above it are root's
+alone (:func:`settings_refusal`); when it will not, and for a headless run in a folder
+gemini-cli does not trust, the launcher prints the line that fixes it (:func:`gemini_hints`).
 """
 
 from __future__ import annotations
