@@ -24,6 +24,7 @@ or used; 2 for usage errors.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -234,21 +235,25 @@ def _follow(executable: str, argv: list[str], env: dict[str, str]) -> int:
     """
     pid = os.posix_spawn(executable, argv, env)
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGQUIT)}
-    previous[signal.SIGTERM] = signal.signal(
-        signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM)
-    )
+    previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, lambda *_: _signal(pid))
     try:
         while True:
             _, status = os.waitpid(pid, os.WUNTRACED)
             if os.WIFSTOPPED(status):
                 os.kill(os.getpid(), signal.SIGSTOP)
-                os.kill(pid, signal.SIGCONT)
+                _signal(pid, signal.SIGCONT)
                 continue
             code = os.waitstatus_to_exitcode(status)
             return code if code >= 0 else 128 - code  # killed by a signal: 128 + its number
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _signal(pid: int, signum: int = signal.SIGTERM) -> None:
+    """Pass a signal on to the client (gone already: nothing to do)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
 
 
 def launch(client: Client, args: Sequence[str]) -> int:

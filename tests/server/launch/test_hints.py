@@ -12,8 +12,11 @@ import os
 import pty
 import select
 import shlex
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -192,3 +195,50 @@ def test_claude_in_a_terminal_without_a_new_session_prints_no_resume_line(
     assert status == 0, out
     assert "resume this conversation" not in out
     assert dump(home)["argv"][-1] == "--version"
+
+
+JOB = f"""#!{sys.executable}
+import os, pathlib, signal, sys, time
+os.kill(os.getpid(), signal.SIGSTOP)  # what a TUI does for Ctrl-Z in raw mode
+pathlib.Path("resumed").write_text("yes")
+if os.environ.get("WAIT_FOR_TERM"):
+    time.sleep(30)
+sys.exit(5)
+"""
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_in_a_terminal_the_launcher_behaves_like_a_shell_job(
+    served: RunningServer, sim: RunningServer, home: Path
+) -> None:
+    """Claude Code stopping itself (Ctrl-Z) stops the launcher too, so the shell sees the job
+    stopped and ``fg`` (SIGCONT) resumes both; SIGTERM to the launcher reaches Claude Code."""
+    (home / "bin" / "claude").write_text(JOB)
+    leader, follower = pty.openpty()
+    for wait in ("", "1"):
+        (home / "resumed").unlink(missing_ok=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "glmbridge_server", "claude", "--port", port_of(served)],
+            cwd=home, env=env_for(home, sim, WAIT_FOR_TERM=wait),
+            stdin=follower, stdout=follower, stderr=follower,
+        )  # fmt: skip
+        _wait_for(lambda p=proc.pid: _state(p) == "T")  # the launcher stopped with its client
+        os.kill(proc.pid, signal.SIGCONT)  # the shell's fg
+        _wait_for(lambda: (home / "resumed").exists())
+        if wait:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+        else:
+            assert proc.wait(timeout=20) == 5
+    os.close(follower)
+    os.close(leader)
