@@ -86,6 +86,13 @@ def fix_line(stderr: str, marker: str) -> list[str]:
     return words[1:]
 
 
+def choose_api_key_auth(home: Path) -> None:
+    """What the launcher's line asks a user who is not root to do once."""
+    (home / ".gemini").mkdir(exist_ok=True)
+    auth = '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
+    (home / ".gemini" / "settings.json").write_text(auth)
+
+
 @pytest.mark.codex_cli
 def test_codex_exec_in_a_fresh_folder(
     codex_bin: Path, served: RunningServer, sim: RunningServer, fresh: Path
@@ -114,9 +121,7 @@ def test_gemini_prompt_in_a_fresh_folder(
     again = fix_line(refused.stderr, "for this run: ")
     if os.geteuid() != 0:  # the settings file is never root's: the user chooses the auth
         assert "selectedType" in refused.stderr
-        (fresh / ".gemini").mkdir(exist_ok=True)
-        auth = '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
-        (fresh / ".gemini" / "settings.json").write_text(auth)
+        choose_api_key_auth(fresh)
     ran = launch(fresh, env, *again)
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "You said:" in ran.stdout
@@ -137,9 +142,7 @@ def test_gemini_with_its_settings_file_under_a_shared_folder(
         assert "export GLMBRIDGE_STATE_DIR=" in line
         env["GLMBRIDGE_STATE_DIR"] = str(fresh / "state")  # a folder only root can write
     else:
-        (fresh / ".gemini").mkdir(exist_ok=True)
-        auth = '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
-        (fresh / ".gemini" / "settings.json").write_text(auth)
+        choose_api_key_auth(fresh)
     ran = launch(fresh, env, *args)
     assert ran.returncode == 0, ran.stderr[-2000:]
 
