@@ -6,7 +6,10 @@ is never mistaken for it) or starts one in the background, then replaces itself 
 client (``execve``: no shell, arguments passed through verbatim) with the environment
 pointing the client at the bridge. What differs between the clients is a small table each
 (:class:`~glmbridge_server.launch.client.Client`: :mod:`~glmbridge_server.launch.claude`,
-:mod:`~glmbridge_server.launch.codex`, :mod:`~glmbridge_server.launch.gemini_cli`).
+:mod:`~glmbridge_server.launch.codex`, :mod:`~glmbridge_server.launch.gemini_cli`),
+including the one-line fixes printed before a client's own refusal that the launcher can
+foresee, and, for Claude Code in a terminal, the line printed after it exits (the launcher
+then runs it as a child instead of becoming it).
 
 A running server is reused only when it serves what this environment asks for: the mock
 for ``--mock`` (or ``GLMBRIDGE_MOCK``), else the same upstream with the same number of
@@ -17,9 +20,9 @@ commands to run; a mock or keyless server is never used silently in place of GLM
 A background server keeps a pid and a log file (:mod:`glmbridge_server.launch.background`);
 ``status`` and ``stop`` (:mod:`glmbridge_server.launch.control`) use that pid file.
 
-Exit codes: the client's status (the launcher becomes the client); 127 when the client is
-not installed; 1 when the port belongs to another program or the server cannot be started
-or used; 2 for usage errors.
+Exit codes: the client's status (the launcher becomes or waits for the client); 127 when
+the client is not installed; 1 when the port belongs to another program or the server
+cannot be started or used; 2 for usage errors.
 """
 
 from __future__ import annotations
