@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from glmbridge_server.settings import Settings
 
-__all__ = ["build_parser", "configure_logging", "key_warnings", "main", "missing_extra"]
+__all__ = ["build_parser", "configure_logging", "main", "missing_extra"]
 
 _STD_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -183,6 +183,8 @@ def _announce(settings: Settings, url: str) -> None:
                 "Set ZAI_API_KEY (or run with --mock).",
                 file=err,
             )
+        from glmbridge_server.settings import key_warnings
+
         for line in key_warnings(settings.api_keys):
             print(line, file=err)
     if not settings.is_loopback:
@@ -226,24 +228,6 @@ def missing_extra(settings: Settings) -> str | None:
                 f"pip install 'glmbridge[{extra}]'"
             )
     return None
-
-
-# What other providers' keys start with; a Z.ai key is "<32 hex digits>.<16 characters>".
-_FOREIGN_KEYS = (("sk-ant-", "an Anthropic"), ("sk-", "an OpenAI-style"), ("AIza", "a Google"))
-
-
-def key_warnings(keys: Sequence[str]) -> list[str]:
-    """A warning for each key that cannot be a Z.ai key (never the key itself)."""
-    out = []
-    for n, key in enumerate(keys, start=1):
-        kind = next((k for prefix, k in _FOREIGN_KEYS if key.startswith(prefix)), None)
-        if kind is not None:
-            which = f"key {n} of {len(keys)}" if len(keys) > 1 else "the key"
-            out.append(
-                f"warning: ZAI_API_KEY: {which} looks like {kind} key, not a Z.ai one "
-                "(Z.ai will answer 401); get one at https://z.ai/manage-apikey/apikey-list"
-            )
-    return out
 
 
 def settle_heap() -> None:

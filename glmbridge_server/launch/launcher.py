@@ -53,7 +53,13 @@ from glmbridge_server.launch.claude import CLAUDE
 from glmbridge_server.launch.client import Client, Run
 from glmbridge_server.launch.codex import CODEX
 from glmbridge_server.launch.gemini_cli import GEMINI
-from glmbridge_server.settings import SettingsError, keys_fingerprint, load_settings, route_table
+from glmbridge_server.settings import (
+    SettingsError,
+    key_warnings,
+    keys_fingerprint,
+    load_settings,
+    route_table,
+)
 
 __all__ = ["CLIENTS", "launch", "main_claude", "main_codex", "main_gemini", "parse", "report",
            "target_of", "usage"]  # fmt: skip
@@ -268,6 +274,8 @@ def launch(client: Client, args: Sequence[str]) -> int:
         if opts.help:
             return usage(client.usage)
         target = target_of(opts.port, mock=opts.mock)
+        for line in key_warnings(() if opts.mock else target.settings.api_keys):
+            print(f"glmbridge: {line}", file=sys.stderr)
         executable = _executable(client)
         health, how = _bridge(target, client.command)
         table = route_table(target.settings.models, target.settings.upstreams)

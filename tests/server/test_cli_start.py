@@ -20,8 +20,7 @@ import pytest
 from starlette.applications import Starlette
 
 from glmbridge_server.app import create_app
-from glmbridge_server.cli import key_warnings
-from glmbridge_server.settings import Settings
+from glmbridge_server.settings import Settings, key_warnings
 from tests.server.conftest import RunningServer
 
 pytestmark = pytest.mark.e2e
@@ -71,13 +70,13 @@ def test_the_server_packages_are_checked_too(tmp_path: Path) -> None:
 def test_keys_of_other_providers_are_warned_about_never_shown() -> None:
     zai = "0123456789abcdef0123456789abcdef.AbCdEfGhIjKlMnOp"
     anthropic_key = "sk-ant-api03-secretsecret"
-    warnings = key_warnings([zai, anthropic_key, "sk-proj-secret"])
+    warnings = key_warnings((zai, anthropic_key, "sk-proj-secret"))
     assert len(warnings) == 2
     assert "key 2 of 3 looks like an Anthropic key" in warnings[0]
     assert "key 3 of 3 looks like an OpenAI-style key" in warnings[1]
     assert all("secret" not in w for w in warnings)
     assert "https://z.ai/manage-apikey/apikey-list" in warnings[0]
-    assert key_warnings([zai]) == []
+    assert key_warnings((zai,)) == []
 
 
 def test_the_banner_warns_about_an_anthropic_key(tmp_path: Path) -> None:

@@ -78,6 +78,15 @@ def test_codex_exec_outside_a_git_repository_gets_the_consent_flag(
     assert not hints(interactive.stderr)  # "exec" is the value of -m here, not a subcommand
 
 
+def test_a_key_of_another_provider_is_warned_about_by_the_launcher(
+    served: RunningServer, sim: RunningServer, home: Path
+) -> None:
+    env = env_for(home, sim, ZAI_API_KEY="sk-ant-api03-not-for-zai")
+    result = run(home, "claude", "--port", port_of(served), "-p", "x", env=env)
+    assert "glmbridge: warning: ZAI_API_KEY: the key looks like an Anthropic key" in result.stderr
+    assert "not-for-zai" not in result.stderr
+
+
 def test_gemini_headless_in_an_untrusted_folder_gets_skip_trust(
     served: RunningServer, sim: RunningServer, home: Path
 ) -> None:
