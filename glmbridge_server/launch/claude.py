@@ -15,6 +15,7 @@ resumes the conversation through the bridge: Claude Code's own hint, ``claude --
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -195,6 +196,30 @@ def resume_line(run: Run) -> list[str]:
     return [f"resume this conversation through glmbridge with: {again}"]
 
 
+def _skips_permissions(run: Run) -> bool:
+    args = run.args
+    mode = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--permission-mode"]
+    mode += [a.partition("=")[2] for a in args if a.startswith("--permission-mode=")]
+    return (
+        "--yolo" in run.flags
+        or "--dangerously-skip-permissions" in args
+        or ("bypassPermissions" in mode)
+    )
+
+
+def root_hints(run: Run) -> list[str]:
+    """Claude Code (2.1) refuses to skip permissions as root unless told it runs in a
+    sandbox (``IS_SANDBOX=1``): the command with that consent, for a container or VM."""
+    sandboxed = run.environ.get("IS_SANDBOX") == "1" or run.environ.get("CLAUDE_CODE_BUBBLEWRAP")
+    if os.geteuid() != 0 or sandboxed or not _skips_permissions(run):
+        return []
+    again = command_line(run, run.args)
+    return [
+        "Claude Code refuses to skip permissions (--yolo) as root outside a sandbox; in a "
+        f"container or VM meant for it, consent with: IS_SANDBOX=1 {again}"
+    ]
+
+
 CLAUDE = Client(
     command="claude",
     package="@anthropic-ai/claude-code",
@@ -213,5 +238,6 @@ CLAUDE = Client(
     argv=_argv,
     env=_env,
     flags=("--yolo", "--statusline"),
+    hints=root_hints,
     after=resume_line,
 )

@@ -56,12 +56,13 @@ class Run:
 
 def command_line(run: Run, args: Sequence[str], *, rest: bool = True) -> str:
     """The launcher command that runs this client again with ``args`` (shell-quoted), with
-    this run's ``--port`` and ``--mock``; ``rest``: ``--`` before ``args``."""
+    this run's ``--port``, ``--mock`` and launcher flags; ``rest``: ``--`` before ``args``."""
     words = ["glmbridge-server", run.command]
     if run.target.port != DEFAULT_PORT:
         words += ["--port", str(run.target.port)]
     if run.target.settings.mock:
         words.append("--mock")
+    words += sorted(run.flags)
     return shlex.join([*words, *(["--"] if rest else []), *args])
 
 

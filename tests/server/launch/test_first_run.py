@@ -148,6 +148,26 @@ def test_gemini_with_its_settings_file_under_a_shared_folder(
 
 
 @pytest.mark.claude_cli
+def test_claude_yolo_in_a_fresh_folder(
+    claude_bin: Path, served: RunningServer, sim: RunningServer, fresh: Path
+) -> None:
+    """The README's ``glmbridge-server claude --yolo -p "hi"``: as root Claude Code refuses
+    to skip permissions outside a sandbox, and the launcher's line is its consent."""
+    (fresh / "bin" / "claude").symlink_to(claude_bin)
+    env = env_of(fresh, sim)
+    first = launch(fresh, env, "claude", "--port", port_of(served), "--yolo", "-p", "hi")
+    if os.geteuid() != 0:
+        assert first.returncode == 0, first.stderr[-2000:]
+        return
+    assert first.returncode == 1
+    assert "cannot be used with root/sudo privileges" in first.stderr  # Claude Code's rule
+    words = fix_line(first.stderr, "consent with: IS_SANDBOX=1 ")
+    ran = launch(fresh, dict(env, IS_SANDBOX="1"), *words)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "You said: hi" in ran.stdout
+
+
+@pytest.mark.claude_cli
 def test_claude_print_in_a_fresh_folder_and_its_resume_line(
     claude_bin: Path, served: RunningServer, sim: RunningServer, fresh: Path
 ) -> None:

@@ -78,6 +78,28 @@ def test_codex_exec_outside_a_git_repository_gets_the_consent_flag(
     assert not hints(interactive.stderr)  # "exec" is the value of -m here, not a subcommand
 
 
+def test_yolo_as_root_gets_claude_codes_sandbox_consent(
+    served: RunningServer, sim: RunningServer, home: Path
+) -> None:
+    port = port_of(served)
+    result = run(home, "claude", "--port", port, "--yolo", "-p", "hi", env=env_for(home, sim))
+    lines = [x for x in result.stderr.splitlines() if "consent with: " in x]
+    if os.geteuid() != 0:
+        assert not lines  # Claude Code's rule is about root only
+        return
+    (line,) = lines
+    assert shlex.split(line.partition("consent with: ")[2]) == [
+        "IS_SANDBOX=1", "glmbridge-server", "claude", "--port", port, "--yolo", "--", "-p", "hi"
+    ]  # fmt: skip
+    sandbox = env_for(home, sim, IS_SANDBOX="1")
+    assert "consent with" not in run(home, "claude", "--port", port, "--yolo", env=sandbox).stderr
+    assert "consent with" not in run(home, "claude", "--port", port, "-p", "hi",
+                                     env=env_for(home, sim)).stderr  # fmt: skip
+    own = run(home, "claude", "--port", port, "--permission-mode", "bypassPermissions",
+              env=env_for(home, sim))  # fmt: skip
+    assert "consent with" in own.stderr
+
+
 def test_a_key_of_another_provider_is_warned_about_by_the_launcher(
     served: RunningServer, sim: RunningServer, home: Path
 ) -> None:
