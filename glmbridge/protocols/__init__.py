@@ -7,12 +7,10 @@ one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glmbridge.profiles import UpstreamProfile
-
-if TYPE_CHECKING:
-    from glmbridge.exchange import UpstreamCodec
+from glmbridge.protocols.anthropic import AnthropicUpstream
+from glmbridge.protocols.openai import DIALECTS, ChatUpstream
+from glmbridge.roles import UpstreamCodec
 
 __all__ = ["upstream_codec"]
 
@@ -20,9 +18,5 @@ __all__ = ["upstream_codec"]
 def upstream_codec(profile: UpstreamProfile) -> UpstreamCodec:
     """The codec for ``profile``'s protocol and dialect (stateless and cheap to make)."""
     if profile.protocol == "anthropic":
-        from glmbridge.protocols.anthropic import AnthropicUpstream
-
         return AnthropicUpstream()
-    from glmbridge.protocols.openai import DIALECTS, ChatUpstream
-
     return ChatUpstream(DIALECTS[profile.dialect])

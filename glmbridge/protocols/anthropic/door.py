@@ -12,7 +12,7 @@ __all__ = ["DOOR", "AnthropicDoor"]
 
 
 class AnthropicDoor:
-    """Implements :class:`glmbridge.exchange.FrontDoor` for Anthropic Messages clients."""
+    """Implements :class:`glmbridge.roles.FrontDoor` for Anthropic Messages clients."""
 
     name = "anthropic"
     stream_content_type = "text/event-stream; charset=utf-8"

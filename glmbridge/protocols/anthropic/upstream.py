@@ -99,7 +99,7 @@ def for_upstream(req: ir.Request, route: Route) -> ir.Request:
 
 
 class AnthropicUpstream:
-    """Implements :class:`glmbridge.exchange.UpstreamCodec` for Anthropic-compatible upstreams."""
+    """Implements :class:`glmbridge.roles.UpstreamCodec` for Anthropic-compatible upstreams."""
 
     path = "/v1/messages?beta=true"
     # Optional on Z.ai (research notes: both absent and present work); sent as the SDKs do.

@@ -17,7 +17,7 @@ _ENCODE = msgspec.json.Encoder()
 
 
 class GeminiDoor:
-    """Implements :class:`glmbridge.exchange.FrontDoor` for Gemini API clients.
+    """Implements :class:`glmbridge.roles.FrontDoor` for Gemini API clients.
 
     The model is in the URL, not the body: the server decodes with
     :func:`~glmbridge.protocols.gemini.request.decode_request` (``model=``) and uses the

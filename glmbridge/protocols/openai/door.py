@@ -12,7 +12,7 @@ from glmbridge.protocols.openai.errors import encode_error, error_data, error_he
 __all__ = ["CHAT_DOOR", "ChatDoor"]
 
 class ChatDoor:
-    """Implements :class:`glmbridge.exchange.FrontDoor` for Chat Completions clients.
+    """Implements :class:`glmbridge.roles.FrontDoor` for Chat Completions clients.
 
     The shared instance :data:`CHAT_DOOR` decodes; :meth:`for_request` gives the door
     bound to one request, which renders its answer (``include_usage``, JSON mode, one

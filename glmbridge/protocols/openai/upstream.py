@@ -17,7 +17,7 @@ DIALECTS: dict[str, Dialect] = {"glm": GLM, "openai": OPENAI}
 
 
 class ChatUpstream:
-    """Implements :class:`glmbridge.exchange.UpstreamCodec` for OpenAI-style chat APIs.
+    """Implements :class:`glmbridge.roles.UpstreamCodec` for OpenAI-style chat APIs.
 
     Args:
         dialect: the upstream's quirks (``GLM`` for Z.ai and BigModel).

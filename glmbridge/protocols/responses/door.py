@@ -19,7 +19,7 @@ _ENCODE = msgspec.json.Encoder()
 
 
 class ResponsesDoor:
-    """Implements :class:`glmbridge.exchange.FrontDoor` for Responses clients (Codex CLI).
+    """Implements :class:`glmbridge.roles.FrontDoor` for Responses clients (Codex CLI).
 
     The shared instance :data:`RESPONSES_DOOR` decodes; :meth:`for_request` binds it to
     one request, whose settings the response object echoes.
