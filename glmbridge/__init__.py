@@ -32,9 +32,9 @@ from glmbridge.errors import (
     UpstreamTimeoutError,
 )
 from glmbridge.exchange import Exchange, ExchangeStream, FrontDoor, UpstreamCodec
-from glmbridge.grammar import StreamGrammarError, validate_anthropic_stream
 from glmbridge.ir import Message, Request, Response, StopReason, Usage
 from glmbridge.profiles import PROFILES, UpstreamProfile
+from glmbridge.protocols.anthropic.grammar import StreamGrammarError, validate_anthropic_stream
 from glmbridge.routing import (
     DEFAULT_ROUTE_TABLE,
     ModelSpec,

@@ -29,7 +29,7 @@ _GENERATED_TOOL_ID = re.compile(r"toolu_[0-9A-Za-z]{24}")
 SSE_CASES = sorted(p.stem for p in FIXTURES.glob("*.sse"))
 
 try:  # the library validator, when present; the in-test checks below always run
-    from glmbridge.grammar import validate_event_sequence as _library_validator
+    from glmbridge.protocols.anthropic.grammar import validate_event_sequence as _library_validator
 except ImportError:  # pragma: no cover - depends on the tree state
     _library_validator = None
 try:  # the library reducer, when present: it must agree with the in-test fold

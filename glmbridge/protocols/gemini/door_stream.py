@@ -39,14 +39,14 @@ from glmbridge import events as ev
 from glmbridge import ir
 from glmbridge._tool_args import parse_arguments
 from glmbridge.errors import ErrorKind, GlmbridgeError, StreamStateError, UpstreamError
-from glmbridge.protocols.gemini.errors import error_object
-from glmbridge.protocols.gemini.response import (
+from glmbridge.protocols.gemini.door_response import (
     FINISH_REASONS,
     function_call,
     grounding_metadata,
     response_id,
     usage_metadata,
 )
+from glmbridge.protocols.gemini.errors import error_object
 
 __all__ = ["Framing", "StreamEncoder"]
 

@@ -43,7 +43,8 @@ candidatesTokenCount + thoughtsTokenCount``, cached tokens part of the prompt). 
 error object carries an integer ``code`` in 400..599 (the JS SDK ignores others), a
 ``message`` and a ``google.rpc`` ``status`` name, and optional ``details``.
 
-Every violation raises :class:`~glmbridge.grammar.StreamGrammarError` naming the rule and
+Every violation raises
+:class:`~glmbridge.protocols.anthropic.grammar.StreamGrammarError` naming the rule and
 the 0-based position of the offending item (``event 5 (chunk): …``). Rule names
 (``StreamGrammarError.rule``): ``sse framing``, ``sse comment``, ``event line``, ``no
 [DONE]``, ``line terminator``, ``error framing``, ``array framing``, ``json body``,
@@ -63,7 +64,7 @@ import json
 from enum import Enum
 from typing import Any, Literal, NoReturn
 
-from glmbridge.grammar import StreamGrammarError, usage_counts
+from glmbridge.protocols.anthropic.grammar import StreamGrammarError, usage_counts
 
 __all__ = ["FINISH_REASONS", "RPC_STATUSES", "validate_gemini_stream"]
 

@@ -6,10 +6,12 @@ import time
 
 from glmbridge import ir
 from glmbridge.protocols.openai.door_request import decode_request
-from glmbridge.protocols.openai.door_response import StreamEncoder, response_from_ir
+from glmbridge.protocols.openai.door_response import response_from_ir
+from glmbridge.protocols.openai.door_stream import StreamEncoder
 from glmbridge.protocols.openai.errors import encode_error, error_data, error_headers
 
 __all__ = ["CHAT_DOOR", "ChatDoor"]
+
 
 class ChatDoor:
     """Implements :class:`glmbridge.roles.FrontDoor` for Chat Completions clients.
@@ -51,5 +53,6 @@ class ChatDoor:
     encode_error = staticmethod(encode_error)
     error_headers = staticmethod(error_headers)
     error_event = staticmethod(error_data)  # a ``data: {"error": ...}`` frame
+
 
 CHAT_DOOR = ChatDoor()

@@ -25,7 +25,7 @@ The per-step rules (chunk identity, the one choice, delta fields, tool-call delt
 finish reason, usage, error payload) are checked in the step methods. A stream that
 ends without ``[DONE]`` or an error payload is truncated.
 
-Every violation raises :class:`~glmbridge.grammar.StreamGrammarError` naming the
+Every violation raises :class:`~glmbridge.protocols.anthropic.grammar.StreamGrammarError` naming the
 rule and the 0-based position of the offending frame (``event 5 (chunk): …``). Rule
 names (``StreamGrammarError.rule``): ``sse framing``, ``event name`` (frames carry no
 ``event:`` line), ``json body``, ``event order``, ``chunk shape``, ``chunk identity``
@@ -50,7 +50,7 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from glmbridge.grammar import (
+from glmbridge.protocols.anthropic.grammar import (
     StreamGrammarError,
     is_json_object,
     sse_frames,

@@ -9,9 +9,9 @@ import msgspec
 from glmbridge import ir
 from glmbridge.errors import GlmbridgeError
 from glmbridge.protocols.openai.errors import encode_error, error_headers, openai_error
-from glmbridge.protocols.responses.request import decode_request
-from glmbridge.protocols.responses.response import response_from_ir
-from glmbridge.protocols.responses.stream import StreamEncoder
+from glmbridge.protocols.responses.door_request import decode_request
+from glmbridge.protocols.responses.door_response import response_from_ir
+from glmbridge.protocols.responses.door_stream import StreamEncoder
 
 __all__ = ["RESPONSES_DOOR", "ResponsesDoor"]
 
@@ -33,7 +33,7 @@ class ResponsesDoor:
         self._created = int(time.time())
 
     def decode_request(self, body: bytes) -> ir.Request:
-        """See :func:`glmbridge.protocols.responses.request.decode_request`."""
+        """See :func:`glmbridge.protocols.responses.door_request.decode_request`."""
         return decode_request(body)
 
     def for_request(self, req: ir.Request) -> ResponsesDoor:

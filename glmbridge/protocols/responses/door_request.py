@@ -260,9 +260,7 @@ def _part(part: rw.ContentPart, path: str) -> ir.ContentBlock:
                              path=f"{path}.type")  # fmt: skip
 
 
-def _output_content(
-    output: str | list[rw.ContentPart] | None, path: str
-) -> list[ir.ContentBlock]:
+def _output_content(output: str | list[rw.ContentPart] | None, path: str) -> list[ir.ContentBlock]:
     if output is None or isinstance(output, str):
         return [ir.TextBlock(text=output or "")]
     return [_part(p, f"{path}.{j}") for j, p in enumerate(output)]

@@ -43,6 +43,7 @@ from glmbridge import ids, ir
 from glmbridge._tool_args import parse_arguments
 from glmbridge.errors import ErrorKind, GlmbridgeError, StreamStateError, UpstreamError
 from glmbridge.protocols.openai.errors import openai_error
+from glmbridge.protocols.responses.door_response import response_id
 from glmbridge.protocols.responses.items import (
     Naming,
     freeform_input,
@@ -51,7 +52,6 @@ from glmbridge.protocols.responses.items import (
     search_sources,
     status_of,
 )
-from glmbridge.protocols.responses.response import response_id
 
 __all__ = ["StreamEncoder"]
 
@@ -150,7 +150,11 @@ class StreamEncoder:
         seq = self._seq
         self._seq = seq + 1
         return b"%s%d%s%s%s" % (
-            self._delta_head, seq, self._delta_mid, _ENCODE_STR(text), self._delta_tail
+            self._delta_head,
+            seq,
+            self._delta_mid,
+            _ENCODE_STR(text),
+            self._delta_tail,
         )
 
     def _feed_slow(self, event: ev.Event) -> bytes:
@@ -265,17 +269,22 @@ class StreamEncoder:
         where = {"item_id": item.item_id, "output_index": item.index}
         if item.kind == "message":
             part = output_text(text)
-            out = self._event("response.output_text.done",
-                              {**where, "content_index": 0, "text": text, "logprobs": []})
-            out += self._event("response.content_part.done",
-                               {**where, "content_index": 0, "part": part})
+            out = self._event(
+                "response.output_text.done",
+                {**where, "content_index": 0, "text": text, "logprobs": []},
+            )
+            out += self._event(
+                "response.content_part.done", {**where, "content_index": 0, "part": part}
+            )
             done = naming.message(item.index, text, status)
         elif item.kind == "reasoning":
             part = {"type": "summary_text", "text": text}
-            out = self._event("response.reasoning_summary_text.done",
-                              {**where, "summary_index": 0, "text": text})
-            out += self._event("response.reasoning_summary_part.done",
-                               {**where, "summary_index": 0, "part": part})
+            out = self._event(
+                "response.reasoning_summary_text.done", {**where, "summary_index": 0, "text": text}
+            )
+            out += self._event(
+                "response.reasoning_summary_part.done", {**where, "summary_index": 0, "part": part}
+            )
             done = naming.reasoning(item.index, text, self._signature, status)
         else:
             out, done = self._stop_call(item, text, where, status)
@@ -334,4 +343,3 @@ class StreamEncoder:
         error = {"code": obj["code"] or obj["type"], "message": message}
         body = self._response("failed", output=self._output, error=error)
         return out + self._event("response.failed", {"response": body})
-

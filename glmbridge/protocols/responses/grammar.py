@@ -29,7 +29,8 @@ The per-event rules (response objects, indices and ids, part shapes, text
 concatenations, tool JSON, item and response output equality, usage) are checked by
 the functions in ``_RULES``. A stream that ends without a terminal event is truncated.
 
-Every violation raises :class:`~glmbridge.grammar.StreamGrammarError` naming the rule
+Every violation raises
+:class:`~glmbridge.protocols.anthropic.grammar.StreamGrammarError` naming the rule
 and the 0-based position of the offending event (``event 5
 (response.output_text.delta): …``). Rule names (``StreamGrammarError.rule``):
 ``sse framing``, ``no [DONE]``, ``json body``, ``event name``, ``sequence number``,
@@ -54,7 +55,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from glmbridge.grammar import (
+from glmbridge.protocols.anthropic.grammar import (
     StreamGrammarError,
     is_json_object,
     sse_frames,
@@ -434,8 +435,10 @@ def _search_event(m: _Machine, body: dict[str, Any]) -> None:
 
 def _search_done(m: _Machine, final: dict[str, Any]) -> None:
     action = final.get("action")
-    if not isinstance(action, dict) or action.get("type") != "search" or not isinstance(
-        action.get("query"), str
+    if (
+        not isinstance(action, dict)
+        or action.get("type") != "search"
+        or not isinstance(action.get("query"), str)
     ):
         m.fail("item shape", "a done web_search_call has action {type: search, query}")
 
