@@ -28,22 +28,34 @@ indices are 0, 1, 2 … in start order, one block open at a time. The stream mus
 with ``message_stop`` or ``error``; anything else is a truncated stream.
 
 Every violation raises :class:`StreamGrammarError` naming the rule and the 0-based
-position of the offending event (``event 5 (content_block_delta): …``).
+position of the offending event (``event 5 (content_block_delta): …``). The machine's
+bookkeeping and the SSE framing are :mod:`glmbridge.protocols.stream_grammar`'s, shared
+with the other protocols' validators (which this module re-exports, for the callers of
+its old home ``glmbridge.grammar``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
-from typing import Any, NoReturn, Protocol
+from typing import Any
 
 import msgspec
 
 from glmbridge import events as ev
 from glmbridge import ir
 from glmbridge._tool_args import JSON_DECODER
-from glmbridge.errors import ErrorKind, GlmbridgeError, UpstreamProtocolError
-from glmbridge.sse import ServerSentEvent, SSEDecoder
+from glmbridge.protocols.stream_grammar import (
+    GrammarMachine,
+    StreamGrammarError,
+    count_at,
+    is_json_object,
+    sse_frames,
+    typed_frame,
+    usage_counts,
+    validate_frames,
+)
+from glmbridge.sse import ServerSentEvent
 
 __all__ = [
     "StreamGrammarError",
@@ -55,22 +67,6 @@ __all__ = [
     "validate_anthropic_stream",
     "validate_event_sequence",
 ]
-
-
-class StreamGrammarError(GlmbridgeError):
-    """A stream breaks the Anthropic event grammar.
-
-    Attributes:
-        rule: a short name of the broken rule (``"block index order"``).
-        position: the 0-based number of the offending event (``None``: end of stream).
-    """
-
-    kind = ErrorKind.API_ERROR
-
-    def __init__(self, message: str, *, rule: str = "", position: int | None = None) -> None:
-        super().__init__(message)
-        self.rule = rule
-        self.position = position
 
 
 class _State(Enum):
@@ -122,33 +118,27 @@ _NON_EMPTY_DELTAS = frozenset({"text_delta", "thinking_delta"})
 _STOP_REASONS = frozenset(reason.value for reason in ir.StopReason)
 
 
-class _Machine:
+class _Machine(GrammarMachine):
     """The grammar state machine shared by the wire and the IR validators."""
 
+    TRANSITIONS = _TRANSITIONS
+    FINAL_STATES = _FINAL_STATES
+    UNFINISHED = "not after message_stop or error"
+
     def __init__(self) -> None:
-        self.state = _S.BEFORE_START
-        self.position = -1
-        self.name = ""
+        super().__init__(_S.BEFORE_START)
         self.next_index = 0  # the index the next content_block_start must carry
         self.block_type = ""  # type of the open block
         self.json_parts: list[str] = []  # partial_json of the open tool block
 
-    def fail(self, rule: str, detail: str, *, at_end: bool = False) -> NoReturn:
-        where = "end of stream" if at_end else f"event {self.position} ({self.name})"
-        position = None if at_end else self.position
-        raise StreamGrammarError(f"{where}: {rule}: {detail}", rule=rule, position=position)
-
-    def advance(self, position: int, kind: str) -> None:
-        """Apply the transition table for an event of type ``kind``."""
+    def step(self, position: int, kind: str) -> None:
+        """Apply the transition table for the event ``position``, of type ``kind``."""
         self.position, self.name = position, kind
         if kind not in _KNOWN_TYPES:
             self.fail("unknown event type", f"{kind!r} is not an Anthropic stream event")
-        new = _TRANSITIONS.get((self.state, kind))
-        if new is None:
-            self.fail("event order", self._order_detail(kind))
-        self.state = new
+        self.advance(kind)
 
-    def _order_detail(self, kind: str) -> str:
+    def order_detail(self, kind: str) -> str:
         if self.state is _S.BEFORE_START:
             return f"the first event must be message_start, got {kind}"
         if kind == "message_start":
@@ -217,11 +207,6 @@ class _Machine:
         if not isinstance(stop_reason, str) or stop_reason not in _STOP_REASONS:
             self.fail("stop reason", f"delta.stop_reason {stop_reason!r} is not an Anthropic value")
 
-    def end(self) -> None:
-        if self.state not in _FINAL_STATES:
-            detail = f"ended {self.state.value}, not after message_stop or error"
-            self.fail("truncated stream", detail, at_end=True)
-
 
 # -- the wire (SSE + JSON) ------------------------------------------------------------
 
@@ -235,100 +220,14 @@ def validate_anthropic_stream(stream: bytes | Iterable[ServerSentEvent]) -> None
     Raises:
         StreamGrammarError: the first rule broken, with the event's position.
     """
-    machine = _Machine()
-    for position, frame in enumerate(sse_frames(stream)):
-        _wire_step(machine, position, frame)
-    machine.end()
-
-
-# -- shared by the validators of every protocol ------------------------------------------------
-
-
-class Failer(Protocol):
-    """A validator's state machine: ``fail`` raises :class:`StreamGrammarError`."""
-
-    def fail(self, rule: str, detail: str) -> NoReturn: ...
-
-
-def sse_frames(stream: bytes | Iterable[ServerSentEvent]) -> Iterable[ServerSentEvent]:
-    """Decoded frames: bytes go through :class:`SSEDecoder`; frames pass through."""
-    if not isinstance(stream, (bytes, bytearray, memoryview)):
-        return stream
-    decoder = SSEDecoder()
-    try:
-        return decoder.feed(bytes(stream)) + decoder.flush()
-    except UpstreamProtocolError as exc:
-        raise StreamGrammarError(f"sse framing: {exc.message}", rule="sse framing") from exc
-
-
-def typed_frame(
-    machine: Failer, frame: ServerSentEvent, protocol: str
-) -> tuple[str, dict[str, Any]]:
-    """``(type, body)`` of an ``event:``-named frame whose JSON ``type`` is that name
-    (Anthropic and Responses streams; neither has a ``[DONE]``)."""
-    if frame.data.strip() == "[DONE]":
-        machine.fail("no [DONE]", f"{protocol} streams have no [DONE] sentinel")
-    try:
-        body = msgspec.json.decode(frame.data)
-    except msgspec.DecodeError:
-        machine.fail("json body", "data is not valid JSON")
-    kind = body.get("type") if isinstance(body, dict) else None
-    if not isinstance(kind, str):
-        machine.fail("json body", "data must be a JSON object with a string type")
-    if frame.event != kind:
-        machine.fail("event name", f"event: {frame.event!r} differs from JSON type {kind!r}")
-    return kind, body
-
-
-def count_at(value: Any, path: str) -> int | None:
-    """The integer >= 0 at the dotted ``path`` in ``value``, or ``None`` when there is none."""
-    for key in path.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value if type(value) is int and value >= 0 else None
-
-
-def usage_counts(
-    machine: Failer,
-    usage: Any,
-    paths: Iterable[str],
-    *,
-    name: str = "usage",
-    optional: Iterable[str] = (),
-) -> dict[str, int]:
-    """The integers >= 0 at ``paths`` (and at ``optional`` ones, 0 when absent) in
-    ``usage``, or a ``usage`` rule violation naming the first missing or wrong one."""
-    counts: dict[str, int] = {}
-    optional = tuple(optional)
-    for path in (*paths, *optional):
-        count = count_at(usage, path)
-        if count is None and path in optional and not _present(usage, path):
-            count = 0
-        if count is None:
-            machine.fail("usage", f"{name}.{path} must be an integer >= 0")
-        counts[path] = count
-    return counts
-
-
-def _present(value: Any, path: str) -> bool:
-    *parents, last = path.split(".")
-    for key in parents:
-        value = value.get(key) if isinstance(value, dict) else None
-    return isinstance(value, dict) and last in value
-
-
-def is_json_object(text: str) -> bool:
-    """Whether ``text`` parses as a JSON object (tool arguments)."""
-    try:
-        return isinstance(JSON_DECODER.decode(text), dict)
-    except msgspec.DecodeError:
-        return False
+    validate_frames(_Machine(), stream, _wire_step)
 
 
 def _wire_step(machine: _Machine, position: int, frame: ServerSentEvent) -> None:
     """Check one SSE frame's framing, then feed it to the machine."""
     machine.position, machine.name = position, frame.event or "?"
     kind, body = typed_frame(machine, frame, "Anthropic")
-    machine.advance(position, kind)
+    machine.step(position, kind)
     _WIRE_RULES[kind](machine, body)
 
 
@@ -396,7 +295,7 @@ def validate_event_sequence(events: Iterable[ev.Event]) -> None:
         if kind is None:
             machine.position, machine.name = position, type(event).__name__
             machine.fail("unknown event type", f"{type(event).__name__} is not a stream event")
-        machine.advance(position, kind)
+        machine.step(position, kind)
         _ir_step(machine, event)
     machine.end()
 
