@@ -33,6 +33,7 @@ from glmbridge.sse import ServerSentEvent, SSEDecoder
 __all__ = [
     "GrammarMachine",
     "StreamGrammarError",
+    "chunk_transitions",
     "count_at",
     "is_json_object",
     "sse_frames",
@@ -79,6 +80,7 @@ class GrammarMachine:
         self.state = state
         self.position = position
         self.name = name
+        self.identity: tuple[Any, ...] | None = None  # what every chunk repeats (id, model)
 
     def fail(self, rule: str, detail: str, *, at_end: bool = False) -> NoReturn:
         """Raise :class:`StreamGrammarError` for the current event (or the end)."""
@@ -98,11 +100,41 @@ class GrammarMachine:
         """Why ``kind`` may not come now (no transition from the current state)."""
         return f"{kind} not allowed {describe(self.state)}"
 
+    def keep_identity(self, keys: tuple[str, ...], values: tuple[Any, ...]) -> None:
+        """The first chunk's identity (``values`` of ``keys``: id, model …) must hold on
+        every later chunk."""
+        if self.identity is None:
+            self.identity = values
+            return
+        for key, before, after in zip(keys, self.identity, values, strict=True):
+            if before != after:
+                self.fail("chunk identity", f"{key} changed from {before!r} to {after!r}")
+
+    def only_choice(self, items: list[Any], name: str, rule: str) -> dict[str, Any]:
+        """``items[0]`` (a one-item list: the caller checked), an object with index 0."""
+        item = items[0]
+        if not isinstance(item, dict):
+            self.fail(rule, f"{name}[0] must be an object")
+        index = item.get("index")
+        if type(index) is not int or index != 0:
+            self.fail(rule, f"{name}[0].index must be 0, got {index!r}")
+        return item
+
     def end(self) -> None:
         """The stream ended: it must be in a final state."""
         if self.state not in self.FINAL_STATES:
             detail = f"ended {describe(self.state)}, {self.UNFINISHED}"
             self.fail("truncated stream", detail, at_end=True)
+
+
+def chunk_transitions(before: Any, streaming: Any, finished: Any, errored: Any) -> dict[Any, Any]:
+    """``chunk* finish-chunk | chunk* error``: the table chat and Gemini chunk streams share
+    (a chunk whose candidate or choice has a finish reason is the ``finish chunk``)."""
+    return {
+        (state, step): after
+        for state in (before, streaming)
+        for step, after in (("chunk", streaming), ("finish chunk", finished), ("error", errored))
+    }
 
 
 def validate_frames(

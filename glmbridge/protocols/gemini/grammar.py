@@ -64,7 +64,7 @@ import json
 from enum import Enum
 from typing import Any, Literal, NoReturn
 
-from glmbridge.protocols.stream_grammar import GrammarMachine, usage_counts
+from glmbridge.protocols.stream_grammar import GrammarMachine, chunk_transitions, usage_counts
 
 __all__ = ["FINISH_REASONS", "RPC_STATUSES", "validate_gemini_stream"]
 
@@ -99,14 +99,9 @@ class _State(Enum):
 _S = _State
 
 # (state, step) -> next state. A missing pair is an ordering violation.
-_TRANSITIONS: dict[tuple[_State, str], _State] = {
-    (_S.BEFORE, "chunk"): _S.STREAMING,
-    (_S.STREAMING, "chunk"): _S.STREAMING,
-    (_S.BEFORE, "finish chunk"): _S.FINISHED,
-    (_S.STREAMING, "finish chunk"): _S.FINISHED,
-    (_S.BEFORE, "error"): _S.ERRORED,
-    (_S.STREAMING, "error"): _S.ERRORED,
-}
+_TRANSITIONS: dict[tuple[_State, str], _State] = chunk_transitions(
+    _S.BEFORE, _S.STREAMING, _S.FINISHED, _S.ERRORED
+)
 _FINAL_STATES = frozenset({_S.FINISHED, _S.ERRORED})
 
 _PART_KEYS = frozenset({"text", "thought", "functionCall"})
@@ -134,7 +129,6 @@ class _Machine(GrammarMachine):
     def __init__(self, include_thoughts: bool) -> None:
         super().__init__(_S.BEFORE, position=0, name="item")
         self.include_thoughts = include_thoughts
-        self.identity: tuple[str, str] | None = None  # (modelVersion, responseId)
         self.parts: list[dict[str, Any]] = []  # folded: adjacent texts of a kind joined
         self.call_ids: set[str] = set()
         self.finish_reason: str | None = None
@@ -205,25 +199,13 @@ class _Machine(GrammarMachine):
     def _candidate(self, candidates: Any) -> dict[str, Any]:
         if not isinstance(candidates, list) or len(candidates) != 1:
             self.fail("candidates", "candidates must be a list of exactly one candidate")
-        candidate = candidates[0]
-        if not isinstance(candidate, dict):
-            self.fail("candidates", "candidates[0] must be an object")
-        index = candidate.get("index")
-        if type(index) is not int or index != 0:
-            self.fail("candidates", f"candidates[0].index must be 0, got {index!r}")
-        return candidate
+        return self.only_choice(candidates, "candidates", "candidates")
 
     def _identity(self, body: dict[str, Any]) -> None:
         model, response_id = body.get("modelVersion"), body.get("responseId")
         if not isinstance(model, str) or not isinstance(response_id, str) or not response_id:
             self.fail("chunk identity", "modelVersion and a non-empty responseId are required")
-        if self.identity is None:
-            self.identity = (model, response_id)
-            return
-        for key, before, after in zip(("modelVersion", "responseId"), self.identity,
-                                      (model, response_id), strict=True):  # fmt: skip
-            if before != after:
-                self.fail("chunk identity", f"{key} changed from {before!r} to {after!r}")
+        self.keep_identity(("modelVersion", "responseId"), (model, response_id))
 
     def _content(self, content: Any) -> list[Any]:
         if not isinstance(content, dict):

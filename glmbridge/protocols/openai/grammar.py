@@ -53,6 +53,7 @@ import msgspec
 
 from glmbridge.protocols.stream_grammar import (
     GrammarMachine,
+    chunk_transitions,
     is_json_object,
     string_fields,
     usage_counts,
@@ -108,15 +109,10 @@ _S = _State
 
 # (state, step) -> next state. A missing pair is an ordering violation.
 _TRANSITIONS: dict[tuple[_State, str], _State] = {
-    (_S.BEFORE, "chunk"): _S.STREAMING,
-    (_S.STREAMING, "chunk"): _S.STREAMING,
-    (_S.BEFORE, "finish chunk"): _S.FINISHED,
-    (_S.STREAMING, "finish chunk"): _S.FINISHED,
+    **chunk_transitions(_S.BEFORE, _S.STREAMING, _S.FINISHED, _S.ERRORED),
     (_S.FINISHED, "usage chunk"): _S.USAGE,
     (_S.FINISHED, "[DONE]"): _S.DONE,
     (_S.USAGE, "[DONE]"): _S.DONE,
-    (_S.BEFORE, "error"): _S.ERRORED,
-    (_S.STREAMING, "error"): _S.ERRORED,
 }
 _FINAL_STATES = frozenset({_S.DONE, _S.ERRORED})
 
@@ -144,7 +140,6 @@ class _Machine(GrammarMachine):
     def __init__(self, include_usage: bool | None) -> None:
         super().__init__(_S.BEFORE)
         self.include_usage = include_usage
-        self.identity: tuple[str, int, str] | None = None  # (id, created, model)
         self.texts: dict[str, list[str]] = {field: [] for field in _TEXT_FIELDS.values()}
         self.calls: list[tuple[str, str, list[str]]] = []  # (id, name, argument parts)
         self.finish_reason: str | None = None
@@ -214,23 +209,12 @@ class _Machine(GrammarMachine):
             self.fail("chunk shape", "created must be an integer")
         if not isinstance(model, str):
             self.fail("chunk shape", "model must be a string")
-        if self.identity is None:
-            self.identity = (chunk_id, created, model)
-            return
-        new = (chunk_id, created, model)
-        for key, before, after in zip(("id", "created", "model"), self.identity, new, strict=True):
-            if before != after:
-                self.fail("chunk identity", f"{key} changed from {before!r} to {after!r}")
+        self.keep_identity(("id", "created", "model"), (chunk_id, created, model))
 
     def _choice(self, choices: list[Any]) -> dict[str, Any]:
         if len(choices) != 1:
             self.fail("choice shape", f"a chunk carries exactly one choice, got {len(choices)}")
-        choice = choices[0]
-        if not isinstance(choice, dict):
-            self.fail("choice shape", "choices[0] must be an object")
-        index = choice.get("index")
-        if type(index) is not int or index != 0:
-            self.fail("choice shape", f"choices[0].index must be 0, got {index!r}")
+        choice = self.only_choice(choices, "choices", "choice shape")
         if not isinstance(choice.get("delta"), dict):
             self.fail("choice shape", "choices[0].delta must be an object")
         if choice.get("logprobs") is not None:

@@ -229,7 +229,6 @@ class _Machine(GrammarMachine):
 
     def __init__(self) -> None:
         super().__init__(_BEFORE)
-        self.identity: tuple[str, str] | None = None  # (response id, model)
         self.items: list[dict[str, Any]] = []  # the output_item.done items
         self.item_ids: set[str] = set()
         self.incomplete_items: list[int] = []
