@@ -23,7 +23,7 @@ from glmbridge import ir
 from glmbridge.errors import ErrorKind, StreamStateError, UpstreamProtocolError
 from glmbridge.protocols import openai as oa
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "glm"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "glm"
 UPDATE = os.environ.get("GLMBRIDGE_UPDATE_GOLDENS") == "1"
 _GENERATED_TOOL_ID = re.compile(r"toolu_[0-9A-Za-z]{24}")
 SSE_CASES = sorted(p.stem for p in FIXTURES.glob("*.sse"))

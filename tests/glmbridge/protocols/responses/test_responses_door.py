@@ -32,7 +32,7 @@ from glmbridge.protocols.responses.items import decode_reasoning, encode_reasoni
 from glmbridge.sse import SSEDecoder
 from glmbridge.upstream_errors import error_from_parts
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "codex"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "codex"
 CODEX_REQUESTS = sorted(
     p.name
     for p in FIXTURES.glob("*.json")
