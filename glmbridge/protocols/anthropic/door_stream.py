@@ -44,8 +44,6 @@ _ENCODE = msgspec.json.Encoder(decimal_format="number").encode
 
 __all__ = ["PING", "StreamEncoder"]
 
-# --- stream encoder ------------------------------------------------------------------------
-#
 # Theory of operation
 # -------------------
 # Input: IR events in the grammar of ``glmbridge.events`` (MessageStart, then per block
