@@ -1,6 +1,11 @@
 """Deprecated alias of :mod:`glmbridge.protocols.openai.upstream_request`: import from there."""
 
+from typing import TYPE_CHECKING
+
 from glmbridge._moved import moved
 from glmbridge.protocols.openai import upstream_request as _upstream_request
+
+if TYPE_CHECKING:  # the moved names, typed, for type checkers
+    from glmbridge.protocols.openai.upstream_request import *  # noqa: F403
 
 __getattr__ = moved(__name__, _upstream_request)
