@@ -1,0 +1,354 @@
+"""The server's driver of :class:`glmbridge.server_tools.ServerToolLoop`: server tools
+(web search, web fetch) run by the gateway, for any front door.
+
+Theory of operation
+-------------------
+:func:`answer` takes an exchange whose request has a web search server tool. Every round
+of the loop is one non-streamed upstream call (with the relay's retries and key failover),
+because the gateway must read a whole round to know whether the model searches; the
+searches of a round run concurrently on the :class:`~glmbridge_server.tools.search_engine.
+ZaiSearchEngine`. The client gets:
+
+* **non-streamed**: the whole answer once the loop is done;
+* **streamed** (:class:`ServerToolStream`): the ``200`` and the door's start event with the
+  first blocks (or after ``commit_after`` seconds of silence, as the relay does; a round
+  that fails before that is a native error status), then each round's blocks as soon as
+  they exist (a search's ``server_tool_use`` block, whose
+  ``input_json_delta`` Claude Code shows as "Searching: Q", and its
+  ``web_search_tool_result``), the final text, and the end; keep-alives while the model
+  or the search engine is silent. A failure before the end is the door's error event.
+
+A search never fails the turn (see :mod:`glmbridge_server.tools.search_engine`); a failed
+upstream round does, as any upstream failure would.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from glmbridge import events as ev
+from glmbridge import ir
+from glmbridge.errors import GlmbridgeError, UpstreamError
+from glmbridge.exchange import Exchange
+from glmbridge.server_tools import Outcome, ServerCall, ServerToolLoop, block_events
+from glmbridge.upstream_errors import scrub
+from glmbridge.websearch import SearchFailure
+from glmbridge_server.call import relay
+from glmbridge_server.edge.routes import request_id, runtime
+from glmbridge_server.settings import MOCK_API_KEY, MOCK_MOUNT, Settings
+from glmbridge_server.tools.search_engine import ZaiSearchEngine, search_base_url
+from glmbridge_server.tools.web_fetcher import WebFetcher
+
+__all__ = ["ServerToolStream", "answer", "loop_for"]
+
+logger = logging.getLogger("glmbridge.server")
+
+_SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+
+
+def loop_for(request: Request, exchange: Exchange) -> ServerToolLoop | None:
+    """The server-tool loop this exchange needs, or ``None`` (no web search or web fetch
+    server tool, or only web search and it is ``off``, or on the Responses door and
+    ``responses_web_search`` is not set).
+
+    Raises:
+        ClientRequestError: the tool's settings are invalid.
+    """
+    settings = runtime(request).settings
+    search = settings.web_search_engine != "off"
+    if exchange.door.name == "responses" and not settings.responses_web_search:
+        # Codex offers web_search on every turn: running it would end token streaming
+        # there (rounds are read whole), so it is opt-in on this door.
+        search = False
+    return ServerToolLoop.for_request(exchange.request, search=search)
+
+
+async def answer(request: Request, exchange: Exchange, loop: ServerToolLoop) -> Response:
+    """Answer ``exchange`` by running ``loop`` (see the module docstring).
+
+    Raises:
+        GlmbridgeError: a non-streamed round failed (the route renders it natively).
+    """
+    driver = _Driver(request, exchange, loop)
+    if exchange.stream:
+        return ServerToolStream(driver)
+
+    async def complete() -> Response:
+        while True:
+            calls = loop.feed(await driver.round())
+            if not calls:
+                break
+            await driver.search(calls, _ignore)
+        return Response(driver.finish(), media_type="application/json")
+
+    # The relay's own helpers (private there: this module is the relay's sibling).
+    return await relay._unless_disconnected(
+        request, complete, lambda: relay.wait_stopping(request)
+    )
+
+
+async def _ignore(blocks: list[ir.Block]) -> None:
+    """A non-streamed answer sends no blocks before the end."""
+
+
+class _Driver:
+    """One loop's I/O: upstream rounds and searches."""
+
+    def __init__(self, request: Request, exchange: Exchange, loop: ServerToolLoop) -> None:
+        self.request = request
+        self.exchange = exchange
+        self.loop = loop
+        self.settings: Settings = runtime(request).settings
+        self.state: dict[str, Any] = request.scope.setdefault("state", {})
+        self.engine = _engine(request, self.settings)
+        self.fetcher = WebFetcher(
+            allow_private=self.settings.web_fetch_allow_private,
+            max_bytes=self.settings.web_fetch_max_bytes,
+        )
+        self.session = relay._Call(request, exchange).session
+
+    async def round(self) -> ir.Response:
+        """One upstream call for the loop's next request, decoded to IR."""
+        base = self.exchange
+        req = self.loop.next_request()
+        ex = Exchange(base.door, req, base.route, input_estimate=base.input_estimate,
+                      message_id=base.message_id)  # fmt: skip
+        call = relay._Call(self.request, ex)
+        attempt = 0
+        while True:
+            attempt += 1
+            reply = await call.send()
+            try:
+                return ex.codec.decode_response(
+                    reply.response.content, model=req.model, input_estimate=ex.input_estimate
+                )
+            except UpstreamError as err:
+                err = scrub(err, ex.secrets)
+                if await call.retry_in_band(err, attempt):
+                    continue
+                raise err from None
+
+    async def search(
+        self, calls: list[ServerCall], emit: Callable[[list[ir.Block]], Awaitable[None]]
+    ) -> None:
+        """Run a round's calls (searches, fetches) concurrently; ``emit`` gets each one's
+        client blocks, in call order."""
+        outcomes: list[Outcome | None] = [None] * len(calls)
+        key = self._key()
+
+        async def run(i: int, call: ServerCall) -> None:
+            if call.failure is not None:
+                outcomes[i] = call.failure
+            elif call.name == "web_fetch":
+                outcomes[i] = await self.fetcher.fetch(call.argument, self.loop.fetch_options)
+            elif key is None:
+                outcomes[i] = SearchFailure("unavailable", "no API key for web search")
+            else:
+                outcomes[i] = await self.engine.search(call.argument, self.loop.options, key=key)
+
+        async with anyio.create_task_group() as tg:
+            for i, call in enumerate(calls):
+                tg.start_soon(run, i, call)
+        for call, outcome in zip(calls, outcomes, strict=True):
+            assert outcome is not None
+            await emit(self.loop.record(call, outcome))
+
+    def _key(self) -> str | None:
+        if self.settings.mock:
+            return self.settings.auth_token or MOCK_API_KEY
+        lease = self.request.app.state.upstream.keys.select(self.session)
+        return lease.key if lease is not None else None
+
+    def finish(self) -> bytes:
+        """The non-streamed body of the finished loop."""
+        resp = self.loop.result(message_id=self.exchange.message_id,
+                                model=self.exchange.request.model)  # fmt: skip
+        self.done(resp)
+        return self.exchange.door.encode_response(resp)
+
+    def done(self, resp: ir.Response) -> None:
+        """Account for the finished answer (usage, the Responses store, the log)."""
+        self.state["usage"] = resp.usage
+        self.exchange.usage = resp.usage
+        if self.exchange.on_complete is not None:
+            self.exchange.on_complete(resp)
+        logger.info(
+            "request %s: %d web search(es), %d fetch(es) run by the gateway",
+            request_id(self.request),
+            self.loop.searches,
+            self.loop.fetches,
+        )
+
+
+def _engine(request: Request, settings: Settings) -> ZaiSearchEngine:
+    """The app's search engine for these settings (made once, remade when they change)."""
+    state = request.app.state
+    if settings.mock:
+        host, port = request.scope.get("server") or ("127.0.0.1", 80)
+        host = f"[{host}]" if ":" in host else host
+        base = f"http://{host}:{port}{MOCK_MOUNT}/api/paas/v4"
+    else:
+        base = settings.web_search_url or search_base_url(settings.upstream_base_url)
+    url = ZaiSearchEngine.endpoint(base)
+    engine: ZaiSearchEngine | None = getattr(state, "search_engine", None)
+    wanted = (url, settings.web_search_engine, settings.web_search_cache_ttl)
+    if engine is None or (engine.url, engine.engine, engine.ttl) != wanted:
+        token = settings.auth_token
+        engine = ZaiSearchEngine(
+            state.upstream.http,
+            url=url,
+            engine=settings.web_search_engine,
+            ttl=settings.web_search_cache_ttl,
+            secrets=(*settings.api_keys, *((token,) if token else ())),
+        )
+        state.search_engine = engine
+    return engine
+
+
+class ServerToolStream(Response):
+    """A streamed server-tool answer (see the module docstring)."""
+
+    def __init__(self, driver: _Driver) -> None:
+        self.status_code = 200
+        self.background = None
+        self._driver = driver
+        self._encoder = driver.exchange.door.stream_encoder()
+        ex = driver.exchange
+        start = ev.MessageStart(id=ex.message_id, model=ex.request.model,
+                                usage=ir.Usage(input_tokens=ex.input_estimate))  # fmt: skip
+        self._preamble = self._encoder.feed(start)  # sent with the commit
+        self._send: Send | None = None
+        self._lock = anyio.Lock()  # the runner and the pinger share `send`
+        self._committed = False
+        self._ended = False  # the last event went out: no ping may follow
+        self._index = 0
+        self._last_send = time.monotonic()
+        self._done = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._send = send
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
+            tg.start_soon(self._keep_alive)
+            with anyio.CancelScope() as work:
+                tg.start_soon(self._watch_stopping, work)
+                await self._run()
+            if work.cancel_called:  # the server is stopping: end with the door's error
+                await self._fail(relay.shutting_down())
+            self._done = True
+            tg.cancel_scope.cancel()
+        if self._committed and not self._driver.state.get("disconnected"):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _run(self) -> None:
+        driver = self._driver
+        ex = driver.exchange
+        try:
+            while True:
+                resp = await driver.round()
+                calls = driver.loop.feed(resp)
+                if not calls:
+                    break
+                await self._blocks(driver.loop.blocks[self._index :])
+                await driver.search(calls, self._blocks)
+            await self._blocks(driver.loop.blocks[self._index :])
+            answer = driver.loop.result(message_id=ex.message_id, model=ex.request.model)
+            await self._blocks(driver.loop.final_blocks())
+            delta = ev.MessageDelta(stop_reason=answer.stop_reason or ir.StopReason.END_TURN,
+                                    stop_sequence=answer.stop_sequence, usage=answer.usage)
+            end = self._encoder.feed(delta) + self._encoder.feed(ev.MessageStop())
+            await self._emit(end, last=True)
+            driver.done(answer)
+        except GlmbridgeError as err:
+            await self._fail(err)
+
+    async def _fail(self, err: GlmbridgeError) -> None:
+        """A failed round: a native error status if nothing was sent yet (SDKs retry on
+        it), else the door's error event."""
+        state = self._driver.state
+        state["error_type"] = err.kind.value
+        if isinstance(err, UpstreamError) and err.status is not None:
+            state["upstream_status"] = err.status
+        async with self._lock:
+            self._ended = True
+            if self._committed:
+                logger.warning("server-tool turn failed after the response started: %s",
+                               err.message)  # fmt: skip
+                await self._body(self._encoder.fail(err))
+                return
+            self._committed = True
+            status, headers, body = self._driver.exchange.error_response(
+                err, request_id=request_id(self._driver.request)
+            )
+            raw = [(b"content-type", b"application/json")]
+            raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+            assert self._send is not None
+            await self._send({"type": "http.response.start", "status": status, "headers": raw})
+            await self._body(body)
+
+    async def _blocks(self, blocks: Sequence[ir.Block]) -> None:
+        out = []
+        for block in blocks:
+            for event in block_events(self._index, block):
+                out.append(self._encoder.feed(event))
+            self._index += 1
+        await self._emit(b"".join(out))
+
+    async def _emit(self, data: bytes, *, last: bool = False) -> None:
+        """Send ``data``, committing the ``200`` and the door's start event first."""
+        async with self._lock:
+            if not self._committed:
+                await self._commit()
+            await self._body(data)
+            self._ended = self._ended or last
+
+    async def _commit(self) -> None:
+        self._committed = True
+        ex = self._driver.exchange
+        kind = ex.door.stream_content_type.encode()
+        assert self._send is not None
+        await self._send({"type": "http.response.start", "status": 200,
+                          "headers": [(b"content-type", kind), *_SSE_HEADERS]})  # fmt: skip
+        await self._body(self._preamble)
+
+    async def _body(self, data: bytes) -> None:
+        if not data:
+            return
+        assert self._send is not None
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
+        self._last_send = time.monotonic()
+
+    async def _keep_alive(self) -> None:
+        """Commit after ``commit_after`` seconds without output (the relay's rule: a client
+        is never left in silence), then ping while idle."""
+        settings = self._driver.settings
+        await anyio.sleep(settings.commit_after)
+        interval = settings.ping_interval
+        async with self._lock:
+            if not self._committed:
+                await self._commit()
+        while True:
+            await anyio.sleep(max(0.0, self._last_send + interval - time.monotonic()))
+            async with self._lock:
+                if self._ended:
+                    return
+                if time.monotonic() - self._last_send >= interval:
+                    await self._body(self._encoder.keepalive())
+
+    async def _watch_stopping(self, work: anyio.CancelScope) -> None:
+        """Cancel the turn when the server starts to shut down (Ctrl-C, SIGTERM)."""
+        await relay.wait_stopping(self._driver.request)
+        if not self._done:
+            logger.info("server shutting down: ending an open server-tool stream")
+            work.cancel()
+
+    async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
+        await relay.watch_disconnect(receive, scope, lambda: self._done, self._driver.state)
