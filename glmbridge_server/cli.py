@@ -275,7 +275,6 @@ def _stopped(signum: int, frame: Any) -> None:
 
 def _server_class() -> type[Any]:
     import uvicorn
-    from starlette.applications import Starlette
 
     from glmbridge_server.edge.app import begin_shutdown
 
@@ -283,8 +282,7 @@ def _server_class() -> type[Any]:
         """uvicorn's server, telling the app when it starts to stop (open answers end)."""
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            if isinstance(self.config.app, Starlette):
-                begin_shutdown(self.config.app)
+            begin_shutdown(self.config.app)  # a no-op for an app that is not glmbridge's
             await super().shutdown(sockets)
 
     return Server

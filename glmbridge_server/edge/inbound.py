@@ -64,9 +64,9 @@ _FD_RESERVE = 32
 
 
 def _bare_response(status: int, reason: str) -> bytes:
-    return (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-    ).encode("ascii")
+    return (f"HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").encode(
+        "ascii"
+    )
 
 
 _TIMEOUT_408 = _bare_response(408, "Request Timeout")

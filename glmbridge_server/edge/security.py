@@ -27,13 +27,13 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
+from glmbridge.doors import protocol_for_path
 from glmbridge.errors import ClientRequestError, ErrorKind
 from glmbridge.protocols import anthropic
 from glmbridge.protocols.gemini import errors as gemini_errors
 from glmbridge.protocols.openai import errors as openai_errors
-from glmbridge_server.edge.routes import Runtime, snapshot
+from glmbridge_server.call.asgi import HttpMiddleware, Message, Receive, Scope, Send
+from glmbridge_server.edge.state import record_in
 from glmbridge_server.settings import Settings
 
 __all__ = [
@@ -46,9 +46,7 @@ __all__ = [
 ]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-_OPENAI_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
 _PREFLIGHT_METHODS = "GET, POST, OPTIONS"
-
 
 
 class BodyTooLarge(ClientRequestError):
@@ -71,19 +69,6 @@ def bind_refusal(settings: Settings) -> str | None:
         "Set GLMBRIDGE_AUTH_TOKEN (or auth_token in the config file), or bind 127.0.0.1. "
         "See docs/security.md."
     )
-
-
-def protocol_for_path(path: str) -> str:
-    """The inbound protocol a path belongs to: ``anthropic``, ``openai``, ``gemini``, ``admin``."""
-    if path.startswith(("/v1beta/", "/v1beta1/")) or path in ("/v1beta", "/v1beta1"):
-        return "gemini"
-    if path.startswith("/v1/models/") and ":" in path.rpartition("/")[2]:
-        return "gemini"  # the v1 alias of generateContent & co
-    if path.startswith(_OPENAI_PATHS):
-        return "openai"
-    if path.startswith("/v1/"):
-        return "anthropic"
-    return "admin"
 
 
 def protocol_for_request(path: str, headers: dict[str, str], query: bytes) -> str:
@@ -157,52 +142,56 @@ def _token_ok(settings: Settings, scope: Scope, headers: dict[str, str], gemini:
     return any(hmac.compare_digest(p.encode(), expected) for p in presented if p)
 
 
+_NO_TOKEN = (
+    "missing or invalid auth token: send the server's GLMBRIDGE_AUTH_TOKEN as "
+    "x-api-key or Authorization: Bearer"
+)
+
+
+def _host_refusal(settings: Settings, host: str, hosts: int) -> tuple[ErrorKind, int, str] | None:
+    """Why the ``Host`` header(s) are refused (DNS rebinding), or ``None``."""
+    if hosts > 1:
+        return ErrorKind.INVALID_REQUEST, 400, "more than one Host header"
+    if host_allowed(settings, host):
+        return None
+    message = (
+        f"Host {host[:100]!r} is not allowed (DNS-rebinding protection); "
+        "add it to allowed_hosts if you really reach the server under this name"
+    )
+    return ErrorKind.PERMISSION, 403, message
+
+
 def _open_path(method: str, path: str) -> bool:
     """Endpoints reachable without the token: liveness only, nothing sensitive."""
     return path == "/health" or (path == "/" and method in ("GET", "HEAD"))
 
 
-class SecurityMiddleware:
+class SecurityMiddleware(HttpMiddleware):
     """Applies the Host, Origin, token and body-size rules (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        state: dict[str, Any] = scope.setdefault("state", {})
-        current: Runtime = state.get("runtime") or snapshot(scope["app"])
-        settings = current.settings
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        record = record_in(scope)
+        settings = record.settings
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         hosts = sum(1 for k, _ in scope["headers"] if k == b"host")
         path: str = scope["path"]
         protocol = protocol_for_request(path, headers, scope.get("query_string", b""))
-        state["protocol"] = protocol
+        record.protocol = protocol
         method: str = scope["method"]
 
         async def refuse(kind: ErrorKind, status: int, message: str, **extra: str) -> None:
-            state["error_type"] = kind.value
+            record.error_type = kind.value
             body = native_error(
-                protocol, kind, message, request_id=state.get("request_id"), status=status
+                protocol, kind, message, request_id=record.request_id or None, status=status
             )
             raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
             raw += [(k.encode(), v.encode()) for k, v in extra.items()]
             await send({"type": "http.response.start", "status": status, "headers": raw})
             await send({"type": "http.response.body", "body": body})
 
-        if hosts > 1:
-            await refuse(ErrorKind.INVALID_REQUEST, 400, "more than one Host header")
-            return
-        if not host_allowed(settings, headers.get("host", "")):
-            host = headers.get("host", "")[:100]
-            await refuse(
-                ErrorKind.PERMISSION,
-                403,
-                f"Host {host!r} is not allowed (DNS-rebinding protection); "
-                "add it to allowed_hosts if you really reach the server under this name",
-            )
+        host_refusal = _host_refusal(settings, headers.get("host", ""), hosts)
+        if host_refusal is not None:
+            await refuse(*host_refusal)
             return
         origin = headers.get("origin")
         if origin is not None:
@@ -218,17 +207,11 @@ class SecurityMiddleware:
                 await _preflight(send, origin, headers)
                 return
             send = _with_cors(send, origin)
-        if not _open_path(method, path) and not _token_ok(
-            settings, scope, headers, protocol == "gemini"
-        ):
-            await refuse(
-                ErrorKind.AUTHENTICATION,
-                401,
-                "missing or invalid auth token: send the server's GLMBRIDGE_AUTH_TOKEN as "
-                "x-api-key or Authorization: Bearer"
-                + (" (or x-goog-api-key, ?key=)" if protocol == "gemini" else ""),
-                **{"www-authenticate": 'Bearer realm="glmbridge"'},
-            )
+        gemini = protocol == "gemini"
+        if not _open_path(method, path) and not _token_ok(settings, scope, headers, gemini):
+            hint = " (or x-goog-api-key, ?key=)" if gemini else ""
+            await refuse(ErrorKind.AUTHENTICATION, 401, _NO_TOKEN + hint,
+                         **{"www-authenticate": 'Bearer realm="glmbridge"'})  # fmt: skip
             return
         await self._limited(scope, receive, send, settings.max_body_bytes, headers, refuse)
 

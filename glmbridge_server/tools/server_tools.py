@@ -25,25 +25,21 @@ upstream round does, as any upstream failure would.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import anyio
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from glmbridge import events as ev
 from glmbridge import ir
-from glmbridge.errors import GlmbridgeError, UpstreamError
+from glmbridge.errors import GlmbridgeError
 from glmbridge.exchange import Exchange
 from glmbridge.server_tools import Outcome, ServerCall, ServerToolLoop, block_events
-from glmbridge.upstream_errors import scrub
 from glmbridge.websearch import SearchFailure
-from glmbridge_server.call import relay
-from glmbridge_server.edge.routes import request_id, runtime
-from glmbridge_server.settings import MOCK_API_KEY, MOCK_MOUNT, Settings
+from glmbridge_server.call.asgi import Answer, Receive, WholeAnswer
+from glmbridge_server.call.driver import Call, as_ir, mock_base, unless_disconnected
+from glmbridge_server.call.record import CallRecord
+from glmbridge_server.call.stream import StreamingAnswer, stream_headers
+from glmbridge_server.settings import MOCK_API_KEY, Settings
 from glmbridge_server.tools.search_engine import ZaiSearchEngine, search_base_url
 from glmbridge_server.tools.web_fetcher import WebFetcher
 
@@ -51,10 +47,8 @@ __all__ = ["ServerToolStream", "answer", "loop_for"]
 
 logger = logging.getLogger("glmbridge.server")
 
-_SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 
-
-def loop_for(request: Request, exchange: Exchange) -> ServerToolLoop | None:
+def loop_for(record: CallRecord, exchange: Exchange) -> ServerToolLoop | None:
     """The server-tool loop this exchange needs, or ``None`` (no web search or web fetch
     server tool, or only web search and it is ``off``, or on the Responses door and
     ``responses_web_search`` is not set).
@@ -62,7 +56,7 @@ def loop_for(request: Request, exchange: Exchange) -> ServerToolLoop | None:
     Raises:
         ClientRequestError: the tool's settings are invalid.
     """
-    settings = runtime(request).settings
+    settings = record.settings
     search = settings.web_search_engine != "off"
     if exchange.door.name == "responses" and not settings.responses_web_search:
         # Codex offers web_search on every turn: running it would end token streaming
@@ -71,28 +65,27 @@ def loop_for(request: Request, exchange: Exchange) -> ServerToolLoop | None:
     return ServerToolLoop.for_request(exchange.request, search=search)
 
 
-async def answer(request: Request, exchange: Exchange, loop: ServerToolLoop) -> Response:
+async def answer(
+    record: CallRecord, exchange: Exchange, loop: ServerToolLoop, receive: Receive
+) -> Answer:
     """Answer ``exchange`` by running ``loop`` (see the module docstring).
 
     Raises:
         GlmbridgeError: a non-streamed round failed (the route renders it natively).
     """
-    driver = _Driver(request, exchange, loop)
+    driver = _Driver(record, exchange, loop)
     if exchange.stream:
         return ServerToolStream(driver)
 
-    async def complete() -> Response:
+    async def complete() -> Answer:
         while True:
             calls = loop.feed(await driver.round())
             if not calls:
                 break
             await driver.search(calls, _ignore)
-        return Response(driver.finish(), media_type="application/json")
+        return WholeAnswer(driver.finish())
 
-    # The relay's own helpers (private there: this module is the relay's sibling).
-    return await relay._unless_disconnected(
-        request, complete, lambda: relay.wait_stopping(request)
-    )
+    return await unless_disconnected(record, receive, complete)
 
 
 async def _ignore(blocks: list[ir.Block]) -> None:
@@ -102,39 +95,24 @@ async def _ignore(blocks: list[ir.Block]) -> None:
 class _Driver:
     """One loop's I/O: upstream rounds and searches."""
 
-    def __init__(self, request: Request, exchange: Exchange, loop: ServerToolLoop) -> None:
-        self.request = request
+    def __init__(self, record: CallRecord, exchange: Exchange, loop: ServerToolLoop) -> None:
+        self.record = record
         self.exchange = exchange
         self.loop = loop
-        self.settings: Settings = runtime(request).settings
-        self.state: dict[str, Any] = request.scope.setdefault("state", {})
-        self.engine = _engine(request, self.settings)
+        self.settings: Settings = record.settings
+        self.engine = _engine(record, self.settings)
         self.fetcher = WebFetcher(
             allow_private=self.settings.web_fetch_allow_private,
             max_bytes=self.settings.web_fetch_max_bytes,
         )
-        self.session = relay._Call(request, exchange).session
+        self.session = Call(record, exchange).session
 
     async def round(self) -> ir.Response:
         """One upstream call for the loop's next request, decoded to IR."""
         base = self.exchange
-        req = self.loop.next_request()
-        ex = Exchange(base.door, req, base.route, input_estimate=base.input_estimate,
-                      message_id=base.message_id)  # fmt: skip
-        call = relay._Call(self.request, ex)
-        attempt = 0
-        while True:
-            attempt += 1
-            reply = await call.send()
-            try:
-                return ex.codec.decode_response(
-                    reply.response.content, model=req.model, input_estimate=ex.input_estimate
-                )
-            except UpstreamError as err:
-                err = scrub(err, ex.secrets)
-                if await call.retry_in_band(err, attempt):
-                    continue
-                raise err from None
+        ex = Exchange(base.door, self.loop.next_request(), base.route,
+                      input_estimate=base.input_estimate, message_id=base.message_id)  # fmt: skip
+        return await Call(self.record, ex).decoded(as_ir)
 
     async def search(
         self, calls: list[ServerCall], emit: Callable[[list[ir.Block]], Awaitable[None]]
@@ -164,7 +142,7 @@ class _Driver:
     def _key(self) -> str | None:
         if self.settings.mock:
             return self.settings.auth_token or MOCK_API_KEY
-        lease = self.request.app.state.upstream.keys.select(self.session)
+        lease = self.record.app.client().keys.select(self.session)
         return lease.key if lease is not None else None
 
     def finish(self) -> bytes:
@@ -176,34 +154,32 @@ class _Driver:
 
     def done(self, resp: ir.Response) -> None:
         """Account for the finished answer (usage, the Responses store, the log)."""
-        self.state["usage"] = resp.usage
+        self.record.usage = resp.usage
         self.exchange.usage = resp.usage
         if self.exchange.on_complete is not None:
             self.exchange.on_complete(resp)
         logger.info(
             "request %s: %d web search(es), %d fetch(es) run by the gateway",
-            request_id(self.request),
+            self.record.request_id,
             self.loop.searches,
             self.loop.fetches,
         )
 
 
-def _engine(request: Request, settings: Settings) -> ZaiSearchEngine:
+def _engine(record: CallRecord, settings: Settings) -> ZaiSearchEngine:
     """The app's search engine for these settings (made once, remade when they change)."""
-    state = request.app.state
+    state = record.app
     if settings.mock:
-        host, port = request.scope.get("server") or ("127.0.0.1", 80)
-        host = f"[{host}]" if ":" in host else host
-        base = f"http://{host}:{port}{MOCK_MOUNT}/api/paas/v4"
+        base = f"{mock_base(record)}/api/paas/v4"
     else:
         base = settings.web_search_url or search_base_url(settings.upstream_base_url)
     url = ZaiSearchEngine.endpoint(base)
-    engine: ZaiSearchEngine | None = getattr(state, "search_engine", None)
+    engine = state.search_engine
     wanted = (url, settings.web_search_engine, settings.web_search_cache_ttl)
     if engine is None or (engine.url, engine.engine, engine.ttl) != wanted:
         token = settings.auth_token
         engine = ZaiSearchEngine(
-            state.upstream.http,
+            state.client().http,
             url=url,
             engine=settings.web_search_engine,
             ttl=settings.web_search_cache_ttl,
@@ -213,40 +189,22 @@ def _engine(request: Request, settings: Settings) -> ZaiSearchEngine:
     return engine
 
 
-class ServerToolStream(Response):
+class ServerToolStream(StreamingAnswer):
     """A streamed server-tool answer (see the module docstring)."""
 
     def __init__(self, driver: _Driver) -> None:
-        self.status_code = 200
-        self.background = None
+        super().__init__(driver.record)
         self._driver = driver
         self._encoder = driver.exchange.door.stream_encoder()
         ex = driver.exchange
         start = ev.MessageStart(id=ex.message_id, model=ex.request.model,
                                 usage=ir.Usage(input_tokens=ex.input_estimate))  # fmt: skip
         self._preamble = self._encoder.feed(start)  # sent with the commit
-        self._send: Send | None = None
-        self._lock = anyio.Lock()  # the runner and the pinger share `send`
-        self._committed = False
         self._ended = False  # the last event went out: no ping may follow
         self._index = 0
-        self._last_send = time.monotonic()
-        self._done = False
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._send = send
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
-            tg.start_soon(self._keep_alive)
-            with anyio.CancelScope() as work:
-                tg.start_soon(self._watch_stopping, work)
-                await self._run()
-            if work.cancel_called:  # the server is stopping: end with the door's error
-                await self._fail(relay.shutting_down())
-            self._done = True
-            tg.cancel_scope.cancel()
-        if self._committed and not self._driver.state.get("disconnected"):
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+    def _finished(self) -> bool:
+        return self._done or self._ended
 
     async def _run(self) -> None:
         driver = self._driver
@@ -262,8 +220,11 @@ class ServerToolStream(Response):
             await self._blocks(driver.loop.blocks[self._index :])
             answer = driver.loop.result(message_id=ex.message_id, model=ex.request.model)
             await self._blocks(driver.loop.final_blocks())
-            delta = ev.MessageDelta(stop_reason=answer.stop_reason or ir.StopReason.END_TURN,
-                                    stop_sequence=answer.stop_sequence, usage=answer.usage)
+            delta = ev.MessageDelta(
+                stop_reason=answer.stop_reason or ir.StopReason.END_TURN,
+                stop_sequence=answer.stop_sequence,
+                usage=answer.usage,
+            )
             end = self._encoder.feed(delta) + self._encoder.feed(ev.MessageStop())
             await self._emit(end, last=True)
             driver.done(answer)
@@ -273,26 +234,14 @@ class ServerToolStream(Response):
     async def _fail(self, err: GlmbridgeError) -> None:
         """A failed round: a native error status if nothing was sent yet (SDKs retry on
         it), else the door's error event."""
-        state = self._driver.state
-        state["error_type"] = err.kind.value
-        if isinstance(err, UpstreamError) and err.status is not None:
-            state["upstream_status"] = err.status
-        async with self._lock:
-            self._ended = True
-            if self._committed:
-                logger.warning("server-tool turn failed after the response started: %s",
-                               err.message)  # fmt: skip
-                await self._body(self._encoder.fail(err))
-                return
-            self._committed = True
-            status, headers, body = self._driver.exchange.error_response(
-                err, request_id=request_id(self._driver.request)
-            )
-            raw = [(b"content-type", b"application/json")]
-            raw += [(k.encode(), v.encode()) for k, v in headers.items()]
-            assert self._send is not None
-            await self._send({"type": "http.response.start", "status": status, "headers": raw})
-            await self._body(body)
+        self._note_failure(err)
+        self._ended = True
+        if self._committed:
+            logger.warning("server-tool turn failed after the response started: %s",
+                           err.message)  # fmt: skip
+            await self._body(self._encoder.fail(err))
+            return
+        await self._start_error(self._driver.exchange, err)
 
     async def _blocks(self, blocks: Sequence[ir.Block]) -> None:
         out = []
@@ -304,51 +253,17 @@ class ServerToolStream(Response):
 
     async def _emit(self, data: bytes, *, last: bool = False) -> None:
         """Send ``data``, committing the ``200`` and the door's start event first."""
-        async with self._lock:
-            if not self._committed:
-                await self._commit()
+        if not self._committed:
+            await self._open(self._preamble + data)
+        else:
             await self._body(data)
-            self._ended = self._ended or last
+        self._ended = self._ended or last
 
-    async def _commit(self) -> None:
-        self._committed = True
-        ex = self._driver.exchange
-        kind = ex.door.stream_content_type.encode()
-        assert self._send is not None
-        await self._send({"type": "http.response.start", "status": 200,
-                          "headers": [(b"content-type", kind), *_SSE_HEADERS]})  # fmt: skip
-        await self._body(self._preamble)
+    def _stream_headers(self) -> list[tuple[bytes, bytes]]:
+        return stream_headers(self._driver.exchange, [])
 
-    async def _body(self, data: bytes) -> None:
-        if not data:
-            return
-        assert self._send is not None
-        await self._send({"type": "http.response.body", "body": data, "more_body": True})
-        self._last_send = time.monotonic()
+    def _preamble_now(self) -> bytes:
+        return self._preamble  # the relay's rule: a client is never left in silence
 
-    async def _keep_alive(self) -> None:
-        """Commit after ``commit_after`` seconds without output (the relay's rule: a client
-        is never left in silence), then ping while idle."""
-        settings = self._driver.settings
-        await anyio.sleep(settings.commit_after)
-        interval = settings.ping_interval
-        async with self._lock:
-            if not self._committed:
-                await self._commit()
-        while True:
-            await anyio.sleep(max(0.0, self._last_send + interval - time.monotonic()))
-            async with self._lock:
-                if self._ended:
-                    return
-                if time.monotonic() - self._last_send >= interval:
-                    await self._body(self._encoder.keepalive())
-
-    async def _watch_stopping(self, work: anyio.CancelScope) -> None:
-        """Cancel the turn when the server starts to shut down (Ctrl-C, SIGTERM)."""
-        await relay.wait_stopping(self._driver.request)
-        if not self._done:
-            logger.info("server shutting down: ending an open server-tool stream")
-            work.cancel()
-
-    async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
-        await relay.watch_disconnect(receive, scope, lambda: self._done, self._driver.state)
+    def _keepalive_frame(self) -> bytes:
+        return self._encoder.keepalive()

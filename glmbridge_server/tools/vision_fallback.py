@@ -16,8 +16,9 @@ Two moments:
   swaps the exchange (same message id, same client stream).
 
 Describers are the table's ``vision_model`` then its other vision models (at most
-``_MAX_DESCRIBERS``), minus one that just failed, each called once per image (non-streamed,
-through the relay's upstream client and key pool). Descriptions are cached per image content
+``_MAX_DESCRIBERS``), minus one that just failed, each called once per image through the
+one non-streamed driver (:meth:`~glmbridge_server.call.driver.Call.decoded`: the key pool,
+retries, plan errors classified). Descriptions are cached per image content
 (``_CACHE_SIZE`` images), so a history image is described once, not every turn. An image
 that every describer rejects as invalid is cached as a placeholder: it no longer fails
 every later turn of the session, even on a model that sees. Describing costs vision-model
@@ -28,16 +29,13 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Awaitable, Callable
 
 import msgspec
-from starlette.requests import Request
 
 from glmbridge.errors import GlmbridgeError, UpstreamError
 from glmbridge.exchange import Exchange
 from glmbridge.profiles import PROFILES
 from glmbridge.routing import Route, resolve_route
-from glmbridge.upstream_errors import scrub
 from glmbridge.vision import (
     Description,
     FoundImage,
@@ -46,7 +44,8 @@ from glmbridge.vision import (
     find_images,
     with_descriptions,
 )
-from glmbridge_server.edge.routes import runtime
+from glmbridge_server.call.driver import Call, Fallback, as_ir
+from glmbridge_server.call.record import CallRecord
 
 __all__ = ["Fallback", "fallback_for", "prepare"]
 
@@ -61,36 +60,34 @@ _VISION_STATUSES = frozenset({403, 404})
 _BAD_IMAGE_CODES = frozenset({"1210", "1214"})
 _REJECTED = "the image was rejected"
 
-Fallback = Callable[[UpstreamError], Awaitable[Exchange | None]]
+
+def _enabled(record: CallRecord) -> bool:
+    return bool(record.settings.describe_images)
 
 
-def _enabled(request: Request) -> bool:
-    return bool(runtime(request).settings.describe_images)
-
-
-async def prepare(request: Request, exchange: Exchange) -> Exchange:
+async def prepare(record: CallRecord, exchange: Exchange) -> Exchange:
     """``exchange``, or its twin with images as text: all of them when the routed model
     cannot see, else those known to be rejected (a placeholder each)."""
-    if not _enabled(request):
+    if not _enabled(record):
         return exchange
     found = find_images(exchange.request)
     if not found:
         return exchange
     if not exchange.route.spec.vision:
-        return await _degrade(request, exchange, exclude=frozenset(), reroute=False)
-    cache = _cache(request)
+        return await _degrade(record, exchange, exclude=frozenset(), reroute=False)
+    cache = _cache(record)
     rejected = {f.key: d for f in found if (d := cache.get(f.key)) and d.failure == _REJECTED}
     if not rejected:
         return exchange
-    return _twin(request, exchange, exchange.route, rejected, only_described=True)
+    return _twin(record, exchange, exchange.route, rejected, only_described=True)
 
 
-def fallback_for(request: Request, exchange: Exchange) -> Fallback | None:
+def fallback_for(record: CallRecord, exchange: Exchange) -> Fallback | None:
     """What to do when an exchange with images fails before any output: on a vision route,
     describe its images with another vision model and answer with the text model; on a
     model that sees, only for a rejected image (1210/1214), the same on that model
     (``None``: no images, or describing is off)."""
-    if not _enabled(request) or not exchange.route.spec.vision:
+    if not _enabled(record) or not exchange.route.spec.vision:
         return None
     vision_route = exchange.route.reason == "vision"
     if not vision_route and not find_images(exchange.request):
@@ -102,19 +99,19 @@ def fallback_for(request: Request, exchange: Exchange) -> Fallback | None:
                 return None
             logger.warning("%s rejected the request with images (%s); describing them",
                            exchange.route.model, err.message)  # fmt: skip
-            return await _degrade(request, exchange, exclude=frozenset(), reroute=False)
+            return await _degrade(record, exchange, exclude=frozenset(), reroute=False)
         if err.code not in _VISION_CODES and err.status not in _VISION_STATUSES:
             return None
         logger.warning("vision model %s failed (%s); describing the images instead",
                        exchange.route.model, err.message)  # fmt: skip
         failed = frozenset({exchange.route.model})
-        return await _degrade(request, exchange, exclude=failed, reroute=True, prior=err)
+        return await _degrade(record, exchange, exclude=failed, reroute=True, prior=err)
 
     return fall_back
 
 
 async def _degrade(
-    request: Request,
+    record: CallRecord,
     exchange: Exchange,
     *,
     exclude: frozenset[str],
@@ -130,21 +127,19 @@ async def _degrade(
     descriptions: dict[str, Description] = {}
     for found in images:
         if found.key not in descriptions:
-            descriptions[found.key] = await _description(
-                request, exchange, found, exclude, prior
-            )
-    current = runtime(request)
+            descriptions[found.key] = await _description(record, exchange, found, exclude, prior)
+    current = record.runtime
     route = exchange.route
     if reroute:  # the client's model, as routed without the images
         route = resolve_route(
             msgspec.structs.replace(req, messages=[]), current.route_table,
             upstream=current.settings.upstream_profile,
         )  # fmt: skip
-    return _twin(request, exchange, route, descriptions)
+    return _twin(record, exchange, route, descriptions)
 
 
 def _twin(
-    request: Request,
+    record: CallRecord,
     exchange: Exchange,
     route: Route,
     descriptions: dict[str, Description],
@@ -154,40 +149,37 @@ def _twin(
     """The exchange with its images replaced (same door, message id, callbacks)."""
     text_req = with_descriptions(exchange.request, descriptions, reader=route.model,
                                  only_described=only_described)  # fmt: skip
-    estimator = request.app.state.token_estimator
+    estimator = record.app.token_estimator
     twin = Exchange(exchange.door, text_req, route,
                     input_estimate=estimator.request_tokens(text_req),
                     message_id=exchange.message_id)  # fmt: skip
     twin.secrets = exchange.secrets
     twin.on_complete = exchange.on_complete
-    state = request.scope.setdefault("state", {})
-    state["routed_model"] = route.model
+    record.routed_model = route.model
     return twin
 
 
-def _cache(request: Request) -> collections.OrderedDict[str, Description]:
-    state = request.app.state
-    cache: collections.OrderedDict[str, Description] | None = getattr(
-        state, "image_descriptions", None
-    )
+def _cache(record: CallRecord) -> collections.OrderedDict[str, Description]:
+    app = record.app
+    cache = app.image_descriptions
     if cache is None:
-        cache = state.image_descriptions = collections.OrderedDict()
+        cache = app.image_descriptions = collections.OrderedDict()
     return cache
 
 
 async def _description(
-    request: Request,
+    record: CallRecord,
     exchange: Exchange,
     found: FoundImage,
     exclude: frozenset[str],
     prior: UpstreamError | None = None,
 ) -> Description:
-    cache = _cache(request)
+    cache = _cache(record)
     known = cache.get(found.key)
     if known is not None:
         cache.move_to_end(found.key)
         return known
-    current = runtime(request)
+    current = record.runtime
     table = current.route_table
     profile = current.settings.upstream_profile
     serving = PROFILES[profile.media_profile] if profile.media_profile else profile
@@ -198,7 +190,7 @@ async def _description(
     failures: list[UpstreamError | GlmbridgeError] = [prior] if prior is not None else []
     for model in models:
         try:
-            text = await _describe(request, exchange, found, model)
+            text = await _describe(record, exchange, found, model)
         except GlmbridgeError as err:
             logger.warning("describing an image with %s failed: %s", model, err.message)
             failures.append(err)
@@ -224,22 +216,13 @@ def _remember(
 
 
 async def _describe(
-    request: Request, exchange: Exchange, found: FoundImage, model: str
+    record: CallRecord, exchange: Exchange, found: FoundImage, model: str
 ) -> str | None:
     """One non-streamed call asking ``model`` to describe one image."""
-    from glmbridge_server.call import relay  # it imports this module
-
-    current = runtime(request)
+    current = record.runtime
     profile = current.settings.upstream_profile
     ask = describe_request(exchange.request, found, model)
     route = resolve_route(ask, current.route_table, upstream=profile)
     if profile.media_profile is not None:  # images go to the profile's media upstream
         route = msgspec.structs.replace(route, upstream=PROFILES[profile.media_profile])
-    ex = Exchange(exchange.door, ask, route)
-    call = relay._Call(request, ex)
-    reply = await call.send()
-    try:
-        resp = ex.codec.decode_response(reply.response.content, model=model, input_estimate=0)
-    except UpstreamError as err:  # an error object sent with 200
-        raise scrub(err, ex.secrets) from None
-    return description_of(resp)
+    return description_of(await Call(record, Exchange(exchange.door, ask, route)).decoded(as_ir))

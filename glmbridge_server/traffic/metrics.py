@@ -8,7 +8,7 @@ routes are path templates, models are the routed GLM ids, keys are indices, neve
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -17,6 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from glmbridge_server.edge import inbound
 
 if TYPE_CHECKING:
+    from glmbridge_server.call.record import CallRecord
     from glmbridge_server.traffic.scheduler import Scheduler
 
 __all__ = ["CONTENT_TYPE", "Metrics", "route_label"]
@@ -83,6 +84,12 @@ class Metrics:
             "glmbridge_inbound_connections", "Inbound connections open now.", registry=reg
         )
         self.connections.set_function(inbound.open_connections)
+        self._request_metrics(reg)
+        self._upstream_metrics(reg)
+        self._slot_metrics(reg)
+
+    def _request_metrics(self, reg: CollectorRegistry) -> None:
+        """What the clients asked and got: requests, errors, latency, first token, tokens."""
         self.requests = Counter(
             "glmbridge_requests",
             "HTTP requests answered, by route, inbound protocol and status.",
@@ -113,6 +120,12 @@ class Metrics:
             ["kind", "model"],
             registry=reg,
         )
+        self.in_progress = Gauge(
+            "glmbridge_requests_in_progress", "Requests being handled now.", registry=reg
+        )
+
+    def _upstream_metrics(self, reg: CollectorRegistry) -> None:
+        """The upstream side: retries, key cool-downs, keys."""
         self.retries = Counter(
             "glmbridge_upstream_retries",
             "Upstream calls retried, by the reason (upstream status or failure class).",
@@ -129,9 +142,9 @@ class Metrics:
         self.keys_healthy = Gauge(
             "glmbridge_keys_healthy", "API keys not cooling down now.", registry=reg
         )
-        self.in_progress = Gauge(
-            "glmbridge_requests_in_progress", "Requests being handled now.", registry=reg
-        )
+
+    def _slot_metrics(self, reg: CollectorRegistry) -> None:
+        """Traffic control: slots per key, the queue and its waits."""
         self.slots_in_use = Gauge(
             "glmbridge_key_slots_in_use", "Upstream requests in flight, by key index.",
             ["key_index"], registry=reg,
@@ -166,24 +179,24 @@ class Metrics:
         """Count one key cooldown."""
         self.cooldowns.labels(str(key_index), reason).inc()
 
-    def observe_request(
-        self, path: str, protocol: str, status: int, elapsed: float, state: dict[str, Any]
-    ) -> None:
-        """Record one finished request from its scope state (as the access log does)."""
-        route = route_label(path)
-        self.requests.labels(route, protocol, str(status)).inc()
+    def observe_request(self, record: CallRecord, elapsed: float) -> None:
+        """Record one finished request from its record (as the access log does)."""
+        route = route_label(record.path)
+        protocol = record.protocol
+        self.requests.labels(route, protocol, str(record.status)).inc()
         self.latency.labels(route, protocol).observe(elapsed)
-        if state.get("error_type"):
-            self.errors.labels(state["error_type"]).inc()
-        priority = state.get("priority")
-        if priority is not None and state.get("queue_wait_ms") is not None:
-            self.queue_wait.labels(priority).observe(state["queue_wait_ms"] / 1000)
-        if priority is not None and state.get("queue_timeout"):
+        if record.error_type:
+            self.errors.labels(record.error_type).inc()
+        priority = record.priority
+        if priority is not None and record.queue_wait_ms is not None:
+            self.queue_wait.labels(priority).observe(record.queue_wait_ms / 1000)
+        if priority is not None and record.queue_timeout:
             self.queue_timeouts.labels(priority).inc()
-        model = self.model_label(state.get("routed_model"))
-        if state.get("ttft") is not None:
-            self.ttft.labels(model).observe(state["ttft"])
-        usage = state.get("usage")
+        model = self.model_label(record.routed_model)
+        ttft = record.ttft
+        if ttft is not None:
+            self.ttft.labels(model).observe(ttft)
+        usage = record.usage
         if usage is not None:
             cached = usage.cache_read_input_tokens
             self.tokens.labels("input", model).inc(usage.input_tokens + cached)

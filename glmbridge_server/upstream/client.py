@@ -228,27 +228,8 @@ class UpstreamClient:
                     if err.code == "1302":
                         self._learn(slot)
                     slot.release()
-                if lease is not None and is_key_failure(err):
-                    self._cool_down(settings, lease, err)
-                    tried_keys.add(lease.index)
-                    if len(tried_keys) < len(self.keys):
-                        logger.warning("failing over from key #%d", lease.index)
-                        continue
+                if not await self._again(err, attempt, retries, settings, lease, tried_keys):
                     raise
-                if attempt > retries or not _should_retry(err):
-                    raise
-                delay = backoff_delay(attempt, self.rng, err.retry_after)
-                logger.warning(
-                    "upstream attempt %d failed (%s%s); retrying in %.2f s (key #%s)",
-                    attempt,
-                    err.status or type(err).__name__,
-                    f", code {err.code}" if err.code else "",
-                    delay,
-                    lease.index if lease else "-",
-                )
-                if self.metrics is not None:
-                    self.metrics.retry(str(err.status or type(err).__name__))
-                await self.sleep(delay)
                 continue
             except BaseException:
                 if slot is not None:
@@ -261,6 +242,40 @@ class UpstreamClient:
                 else:
                     slot.release()
             return reply
+
+    async def _again(
+        self,
+        err: UpstreamError,
+        attempt: int,
+        retries: int,
+        settings: Settings,
+        lease: KeyLease | None,
+        tried_keys: set[int],
+    ) -> bool:
+        """After a failed attempt: whether to try again (on another key at once, or on any
+        key after the backoff delay); ``False``: ``err`` is final."""
+        if lease is not None and is_key_failure(err):
+            self._cool_down(settings, lease, err)
+            tried_keys.add(lease.index)
+            if len(tried_keys) < len(self.keys):
+                logger.warning("failing over from key #%d", lease.index)
+                return True
+            return False
+        if attempt > retries or not _should_retry(err):
+            return False
+        delay = backoff_delay(attempt, self.rng, err.retry_after)
+        logger.warning(
+            "upstream attempt %d failed (%s%s); retrying in %.2f s (key #%s)",
+            attempt,
+            err.status or type(err).__name__,
+            f", code {err.code}" if err.code else "",
+            delay,
+            lease.index if lease else "-",
+        )
+        if self.metrics is not None:
+            self.metrics.retry(str(err.status or type(err).__name__))
+        await self.sleep(delay)
+        return True
 
     async def _take(
         self,

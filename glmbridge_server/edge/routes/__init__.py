@@ -1,183 +1,57 @@
 """HTTP routes, one module per front door, plus the helpers they share.
 
-The helpers here are deliberately few: the per-request configuration snapshot, reading a
-bounded request body, preparing an exchange for any front door, and rendering a glmbridge
-error in the shape of the path's protocol (Anthropic's for the admin endpoints).
+The helpers here are deliberately few: the call's record (built by the request-context
+middleware), preparing an exchange for any front door, and rendering a glmbridge error in the
+shape of the path's protocol (Anthropic's for the admin endpoints).
 """
 
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
 from glmbridge import ir
-from glmbridge.errors import ClientRequestError, ErrorKind, GlmbridgeError, UpstreamError
+from glmbridge.doors import door_for_protocol
+from glmbridge.errors import GlmbridgeError, UpstreamError
 from glmbridge.exchange import Exchange, FrontDoor
-from glmbridge.protocols import anthropic as anthropic_protocol
-from glmbridge.routing import RouteTable
-from glmbridge_server.settings import Settings
+from glmbridge_server.call import relay
+from glmbridge_server.call.asgi import Answer
+from glmbridge_server.call.record import CallRecord
+from glmbridge_server.edge.bodies import off_loop, read_model_body
+from glmbridge_server.edge.state import AppState, record_in
 from glmbridge_server.tools.video_paths import attach_videos
 
 __all__ = [
-    "Runtime",
     "anthropic_client",
+    "answer",
+    "app_state",
     "door_for",
-    "gemini_client",
     "error_response",
+    "gemini_client",
     "prepare",
-    "read_body",
-    "request_id",
-    "runtime",
-    "snapshot",
+    "record_of",
 ]
 
 logger = logging.getLogger("glmbridge.server")
 
 
-@dataclass(frozen=True, slots=True)
-class Runtime:
-    """The configuration one request runs with, taken once when it arrives.
-
-    ``POST /config`` replaces ``app.state.settings``/``route_table``/``model_catalog``
-    together; a request that is already running keeps the snapshot it started with.
-    """
-
-    settings: Settings
-    route_table: RouteTable
-    model_catalog: dict[str, dict[str, str]]
+def app_state(request: Request) -> AppState:
+    """The app's typed state."""
+    state: AppState = request.app.state
+    return state
 
 
-def snapshot(app: Any) -> Runtime:
-    """The app's current configuration as one immutable :class:`Runtime`."""
-    st = app.state
-    return Runtime(st.settings, st.route_table, st.model_catalog)
+async def answer(request: Request, exchange: Exchange) -> Answer:
+    """The call's answer to ``exchange`` (the relay drives it; see :func:`relay.answer`)."""
+    return await relay.answer(record_of(request), exchange, request.receive)
 
 
-def runtime(request: Request) -> Runtime:
-    """This request's configuration snapshot (taken by the request-context middleware)."""
-    state = request.scope.setdefault("state", {})
-    current: Runtime | None = state.get("runtime")
-    if current is None:
-        current = state["runtime"] = snapshot(request.app)
-    return current
-
-
-# Quota/billing codes: retrying soon cannot help, so tell SDKs not to.
-def request_id(request: Request) -> str | None:
-    """The ``req_…`` id the request-context middleware assigned to this request."""
-    rid = request.scope.get("state", {}).get("request_id")
-    return rid if isinstance(rid, str) else None
-
-
-T = TypeVar("T")
-
-#: Bodies larger than this are decoded in a worker thread (small ones are faster inline).
-OFF_LOOP_BYTES = 256 * 1024
-
-
-def check_object_count(body: bytes, limit: int) -> None:
-    """Refuse (413) a body with more than ``limit`` JSON objects before decoding it.
-
-    Decoding holds the interpreter for time proportional to the number of objects (a million
-    one-line messages take seconds), which no worker thread can hide. ``{`` is counted,
-    braces inside strings included, so the limit is an upper bound that real conversations,
-    whose size the model's context bounds, stay far below.
-    """
-    if len(body) > limit and body.count(b"{") > limit:
-        raise ClientRequestError(
-            f"request body has more than {limit} JSON objects (max_json_objects); "
-            "compact or shorten the conversation",
-            kind=ErrorKind.REQUEST_TOO_LARGE,
-        )
-
-
-async def read_model_body(request: Request) -> bytes:
-    """The body of a model request, within ``max_body_bytes`` and ``max_json_objects``."""
-    settings = runtime(request).settings
-    body = await read_body(request, settings.max_body_bytes)
-    check_object_count(body, settings.max_json_objects)
-    return body
-
-
-async def off_loop(body: bytes, work: Callable[[], T], *, force: bool = False) -> T:
-    """``work()`` (decoding ``body``, converting it): in a worker thread when ``body`` is
-    large (or ``force``: it may read files), so /health and every other stream keep being
-    served meanwhile."""
-    if force or len(body) > OFF_LOOP_BYTES:
-        return await anyio.to_thread.run_sync(work)
-    return work()
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the request body, refusing (413) as soon as it exceeds ``limit`` bytes.
-
-    A too-large ``Content-Length`` is refused before reading anything, and a chunked
-    body is refused at the first chunk past the limit, so memory stays bounded.
-    """
-    too_large = ClientRequestError(
-        f"request body exceeds the {limit}-byte limit (max_body_bytes)",
-        kind=ErrorKind.REQUEST_TOO_LARGE,
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        parts.append(chunk)
-    body = b"".join(parts)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    # In a worker thread: inflating up to the limit (a bomb's worth) takes the loop's time.
-    return await anyio.to_thread.run_sync(decompress, body, encoding, limit, too_large)
-
-
-def decompress(body: bytes, encoding: str, limit: int, too_large: ClientRequestError) -> bytes:
-    """A compressed request body (``gzip``, ``deflate``, ``zstd``), at most ``limit`` bytes
-    once decompressed (a small bomb never becomes a large body). Codex CLI compresses with
-    zstd for OpenAI's own provider; ``zstd`` needs the ``zstandard`` package."""
-    if encoding not in ("gzip", "x-gzip", "deflate", "zstd"):
-        raise ClientRequestError(
-            f"content-encoding {encoding[:20]!r} is not supported (use gzip, deflate or zstd)",
-            status_hint=415,
-        )
-    try:
-        if encoding == "zstd":
-            out = _unzstd(body, limit + 1)
-        else:
-            wbits = zlib.MAX_WBITS if encoding == "deflate" else 16 + zlib.MAX_WBITS
-            out = zlib.decompressobj(wbits).decompress(body, limit + 1)
-    except ClientRequestError:
-        raise
-    except Exception:  # zlib.error, zstandard.ZstdError …
-        raise ClientRequestError(f"body is not valid {encoding} data") from None
-    if len(out) > limit:
-        raise too_large
-    return out
-
-
-def _unzstd(body: bytes, max_size: int) -> bytes:
-    try:
-        import zstandard  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise ClientRequestError(
-            "content-encoding zstd needs the zstandard package on the server; "
-            "send the body uncompressed or gzip",
-            status_hint=415,
-        ) from None
-    with zstandard.ZstdDecompressor().stream_reader(body) as reader:
-        return bytes(reader.read(max_size))
+def record_of(request: Request) -> CallRecord:
+    """This request's record (the request-context middleware built it as it arrived)."""
+    return record_in(request.scope)
 
 
 def anthropic_client(request: Request) -> bool:
@@ -202,21 +76,11 @@ def gemini_client(request: Request) -> bool:
 def door_for(request: Request) -> FrontDoor:
     """The front door whose error shape a path's clients understand: the path's protocol,
     and for shared or unknown ``/v1/`` paths the client's headers."""
-    protocol = request.scope.get("state", {}).get("protocol")
-    if protocol is None:
-        from glmbridge_server.edge.security import protocol_for_path  # it imports this module
-
-        protocol = protocol_for_path(request.url.path)
+    protocol = record_of(request).protocol
     shared = protocol == "anthropic" and not request.url.path.startswith("/v1/messages")
-    if protocol == "openai" or (shared and not anthropic_client(request)):
-        from glmbridge.protocols.openai import CHAT_DOOR
-
-        return CHAT_DOOR
-    if protocol == "gemini":
-        from glmbridge.protocols.gemini import GEMINI_DOOR
-
-        return GEMINI_DOOR
-    return anthropic_protocol.DOOR
+    if shared and not anthropic_client(request):
+        protocol = "openai"
+    return door_for_protocol(protocol)
 
 
 def error_response(
@@ -225,12 +89,10 @@ def error_response(
     """An error body in ``door``'s shape (by default the path's protocol; Anthropic's for
     admin endpoints) with the right status and retry headers."""
     door = door or door_for(request)
-    status, body = door.encode_error(err, request_id=request_id(request))
+    record = record_of(request)
+    status, body = door.encode_error(err, request_id=record.request_id or None)
     headers = door.error_headers(err)
-    state = request.scope.setdefault("state", {})
-    state["error_type"] = err.kind.value
-    if isinstance(err, UpstreamError) and err.status is not None:
-        state["upstream_status"] = err.status
+    record.failed(err.kind.value, err.status if isinstance(err, UpstreamError) else None)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
@@ -242,9 +104,10 @@ async def prepare(
     the ``x-glmbridge-model`` override and the shared token estimator. ``decode`` replaces
     the door's own request decoding (the Responses store amends requests).
     """
-    current = runtime(request)
+    record = record_of(request)
+    current = record.runtime
     settings = current.settings
-    body = await read_model_body(request)
+    body = await read_model_body(request, settings)
     thinking = None if settings.thinking == "auto" else ir.Thinking(type=settings.thinking)
 
     def build() -> Exchange:
@@ -256,29 +119,23 @@ async def prepare(
             req,
             table=current.route_table,
             upstream=settings.upstream_profile,
-            override=request.headers.get("x-glmbridge-model") or None,
+            override=record.headers.model_override or None,
             thinking=thinking,
-            estimator=request.app.state.token_estimator,
+            estimator=record.app.token_estimator,
         )
 
     exchange = await off_loop(body, build, force=bool(settings.video_dirs))
-    note_route(request, exchange)
+    note_route(record, exchange)
     # Prompts are for debugging only: never above DEBUG.
     if logger.isEnabledFor(logging.DEBUG):
         text = body[:4096].decode("utf-8", "replace")
-        logger.debug("request %s body: %s", request_id(request), text)
+        logger.debug("request %s body: %s", record.request_id, text)
     return exchange
 
 
-def note_route(request: Request, exchange: Exchange) -> None:
+def note_route(record: CallRecord, exchange: Exchange) -> None:
     """Record the routing decision for the access log and metrics."""
-    req, route = exchange.request, exchange.route
-    state = request.scope.setdefault("state", {})
-    state.update(
-        client_model=req.model,
-        routed_model=route.model,
-        stream=req.stream,
-        upstream=route.upstream.name,
-    )
-    logger.debug("route %s -> %s via %s (%s)", req.model, route.model, route.upstream.name,
-                 route.reason)  # fmt: skip
+    record.route_noted(exchange)
+    route = exchange.route
+    logger.debug("route %s -> %s via %s (%s)", exchange.request.model, route.model,
+                 route.upstream.name, route.reason)  # fmt: skip

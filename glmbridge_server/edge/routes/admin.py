@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from glmbridge._version import __version__
-from glmbridge_server.edge.routes import runtime
+from glmbridge_server.edge.routes import app_state, record_of
 from glmbridge_server.settings import Settings, redact_url
 from glmbridge_server.traffic.metrics import CONTENT_TYPE
 from glmbridge_server.traffic.usage_report import window_usage
@@ -35,8 +35,8 @@ async def health(request: Request) -> Response:
     and key count let ``glmbridge-server claude`` see whether this server is the one the
     caller's environment asks for.
     """
-    settings = runtime(request).settings
-    keys = request.app.state.key_pool
+    settings = record_of(request).settings
+    keys = app_state(request).key_pool
     return JSONResponse(
         {
             "status": "ok",
@@ -67,8 +67,8 @@ async def root(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     """``GET /metrics``: Prometheus text exposition."""
-    keys = request.app.state.key_pool
-    state = request.app.state
+    keys = app_state(request).key_pool
+    state = app_state(request)
     body = state.metrics.render(len(keys), keys.healthy_count(), state.scheduler)
     return Response(body, media_type=CONTENT_TYPE)
 
@@ -76,8 +76,8 @@ async def metrics(request: Request) -> Response:
 async def status(request: Request) -> Response:
     """``GET /status``: slots, the queue, quota windows and usage today, as JSON (no key
     material: keys are indices and short hashes). Read by ``glmbridge-server statusline``."""
-    state = request.app.state
-    settings = runtime(request).settings
+    state = app_state(request)
+    settings = record_of(request).settings
     scheduler = state.scheduler
     pool = state.key_pool
     slots = scheduler.status()

@@ -31,17 +31,19 @@ from glmbridge.protocols import anthropic
 from glmbridge.protocols.openai.tokenizer import tokenizer_body, tokenizer_url
 from glmbridge.routing import ModelSpec, RouteTable, model_info, offered, resolve_route
 from glmbridge.upstream_errors import scrub
-from glmbridge_server.call import relay
+from glmbridge_server.call.asgi import Answer
+from glmbridge_server.call.driver import upstream_url
 from glmbridge_server.codex import codex_catalog
+from glmbridge_server.edge.bodies import off_loop, read_model_body
 from glmbridge_server.edge.routes import (
+    answer,
     anthropic_client,
+    app_state,
     error_response,
     gemini_client,
     note_route,
-    off_loop,
     prepare,
-    read_model_body,
-    runtime,
+    record_of,
 )
 from glmbridge_server.edge.routes import gemini as gemini_routes
 from glmbridge_server.edge.routes import openai as openai_routes
@@ -56,9 +58,10 @@ _DOOR = anthropic.DOOR
 
 
 async def _count_exchange(request: Request) -> Exchange:
-    current = runtime(request)
+    record = record_of(request)
+    current = record.runtime
     settings = current.settings
-    body = await read_model_body(request)
+    body = await read_model_body(request, settings)
 
     def build() -> Exchange:
         req = anthropic.decode_count_tokens_request(body)
@@ -68,18 +71,18 @@ async def _count_exchange(request: Request) -> Exchange:
             override=request.headers.get("x-glmbridge-model") or None,
             upstream=settings.upstream_profile,
         )
-        estimate = request.app.state.token_estimator.request_tokens(req)
+        estimate = app_state(request).token_estimator.request_tokens(req)
         return Exchange(_DOOR, req, route, input_estimate=estimate)
 
     exchange = await off_loop(body, build)
-    note_route(request, exchange)
+    note_route(record, exchange)
     return exchange
 
 
-async def messages(request: Request) -> Response:
+async def messages(request: Request) -> Response | Answer:
     """``POST /v1/messages`` (``?beta=true`` accepted and ignored)."""
     try:
-        return await relay.answer(request, await prepare(request, _DOOR))
+        return await answer(request, await prepare(request, _DOOR))
     except GlmbridgeError as err:
         return error_response(err, request)
 
@@ -109,17 +112,18 @@ async def _upstream_token_count(request: Request, exchange: Exchange) -> int | N
     time, and it never cools a key: the tokenizer's answer says nothing about the key's
     use for chat (a Coding-Plan key on the general path gets 1113 there).
     """
-    state = request.app.state
-    settings = runtime(request).settings
+    state = app_state(request)
+    record = record_of(request)
+    settings = record.settings
     profile = exchange.route.upstream
     mode = settings.count_tokens
-    url = tokenizer_url(relay.upstream_url(request, exchange).removesuffix(exchange.codec.path))
+    url = tokenizer_url(upstream_url(record, exchange).removesuffix(exchange.codec.path))
     if not profile.tokenizer or mode == "local":
         return None
     unavailable: dict[str, float] = state.tokenizer_unavailable
     if mode == "auto" and unavailable.get(url, 0.0) > time.monotonic():
         return None
-    if mode == "auto" and not settings.mock and len(state.upstream.keys) == 0:
+    if mode == "auto" and not settings.mock and len(state.client().keys) == 0:
         return None
 
     def decode_error(status: int, data: bytes, retry: float | None) -> UpstreamError:
@@ -128,7 +132,7 @@ async def _upstream_token_count(request: Request, exchange: Exchange) -> int | N
         return scrub(err, exchange.secrets)
 
     try:
-        reply = await state.upstream.send(
+        reply = await state.client().send(
             url,
             tokenizer_body(exchange.body),
             headers=lambda key: {**profile.auth_headers(key), "content-type": "application/json"},
@@ -251,15 +255,15 @@ async def models_index(request: Request) -> Response:
     """``GET /v1/models``: Anthropic's paginated list for Anthropic clients (see
     :func:`~glmbridge_server.edge.routes.anthropic_client`), else OpenAI's list."""
     if "client_version" in request.query_params:  # Codex CLI (model_catalog_url)
-        current = runtime(request)
+        current = record_of(request).runtime
         table = offered(current.route_table, current.settings.upstream_profile)
         return JSONResponse(codex_catalog(table))
     if gemini_client(request):  # google-genai on /v1 (its api_version "v1")
         return await gemini_routes.models_index(request)
     if not anthropic_client(request):
-        return openai_routes.model_list(runtime(request).model_catalog)
+        return openai_routes.model_list(record_of(request).runtime.model_catalog)
     try:
-        return JSONResponse(_page(runtime(request).model_catalog, request.query_params))
+        return JSONResponse(_page(record_of(request).runtime.model_catalog, request.query_params))
     except ClientRequestError as err:
         return error_response(err, request)
 
@@ -270,7 +274,7 @@ async def models_show(request: Request) -> Response:
         request.path_params["rest"] = request.path_params["model_id"]
         return await gemini_routes.models_show(request)
     model_id = request.path_params["model_id"]
-    info = runtime(request).model_catalog.get(model_id)
+    info = record_of(request).runtime.model_catalog.get(model_id)
     if info is None:
         err = ClientRequestError(f"model: {model_id!r} not found", kind=ErrorKind.NOT_FOUND)
         return error_response(err, request)

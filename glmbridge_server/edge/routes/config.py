@@ -26,7 +26,9 @@ from glmbridge import ir
 from glmbridge.errors import ClientRequestError, GlmbridgeError
 from glmbridge.profiles import PROFILES
 from glmbridge.routing import RouteTable, offered, resolve_route
-from glmbridge_server.edge.routes import error_response, read_body, runtime
+from glmbridge_server.call.record import snapshot
+from glmbridge_server.edge.bodies import read_body
+from glmbridge_server.edge.routes import app_state, error_response, record_of
 from glmbridge_server.edge.routes.anthropic import build_model_catalog
 from glmbridge_server.settings import Settings, convert_setting, keys_fingerprint, route_table
 
@@ -142,8 +144,8 @@ def apply_update(settings: Settings, update: ConfigUpdate) -> Settings:
 
 def config_view(request: Request) -> dict[str, Any]:
     """The effective configuration as JSON-ready data, secrets redacted."""
-    current = runtime(request)
-    keys = request.app.state.key_pool
+    current = record_of(request).runtime
+    keys = app_state(request).key_pool
     out = current.settings.redacted()
     out["api_keys"] = {
         "count": len(keys),
@@ -169,8 +171,8 @@ async def post_config(request: Request) -> Response:
                 "content-type: POST /config accepts only application/json", status_hint=415
             )
         update = _decode(await read_body(request, _MAX_CONFIG_BODY))
-        app = request.app
-        new = apply_update(app.state.settings, update)
+        state = app_state(request)
+        new = apply_update(state.settings, update)
         table = route_table(new.models, new.upstreams)
     except GlmbridgeError as err:
         return error_response(err, request)
@@ -178,13 +180,13 @@ async def post_config(request: Request) -> Response:
         return error_response(ClientRequestError(f"models: {exc}"), request)
     catalog = build_model_catalog(offered(table, new.upstream_profile))
     # The swap: three assignments with no await in between are atomic for the event loop.
-    app.state.settings, app.state.route_table, app.state.model_catalog = new, table, catalog
-    app.state.metrics.models = frozenset(table.models)
-    if new.log_level != runtime(request).settings.log_level:
+    state.settings, state.route_table, state.model_catalog = new, table, catalog
+    state.metrics.models = frozenset(table.models)
+    if new.log_level != record_of(request).settings.log_level:
         logging.getLogger("glmbridge").setLevel(new.log_level.upper())
     changed = sorted(f for f in RUNTIME_FIELDS if getattr(update, f) is not _UNSET)
     logger.info("configuration changed at runtime: %s", ", ".join(changed) or "nothing")
-    request.scope["state"]["runtime"] = None  # the answer shows the new configuration
+    record_of(request).runtime = snapshot(state)  # the answer shows the new one
     return JSONResponse(config_view(request))
 
 

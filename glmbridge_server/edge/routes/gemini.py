@@ -19,8 +19,9 @@ from glmbridge import ir
 from glmbridge.errors import ClientRequestError, ErrorKind, GlmbridgeError
 from glmbridge.protocols import gemini
 from glmbridge.routing import RouteTable, offered, resolve_route
-from glmbridge_server.call import relay
-from glmbridge_server.edge.routes import error_response, off_loop, prepare, read_model_body, runtime
+from glmbridge_server.call.asgi import Answer
+from glmbridge_server.edge.bodies import off_loop, read_model_body
+from glmbridge_server.edge.routes import answer, app_state, error_response, prepare, record_of
 
 __all__ = ["model_catalog", "routes"]
 
@@ -36,7 +37,7 @@ def _split(request: Request) -> tuple[str, str]:
     return model, action
 
 
-async def model_method(request: Request) -> Response:
+async def model_method(request: Request) -> Response | Answer:
     """``POST …/models/{model}:{generateContent|streamGenerateContent|countTokens}``."""
     door = gemini.GEMINI_DOOR
     try:
@@ -50,15 +51,15 @@ async def model_method(request: Request) -> Response:
         def decode(body: bytes) -> ir.Request:
             return gemini.decode_request(body, model=model, stream=stream)
 
-        return await relay.answer(request, await prepare(request, door, decode))
+        return await answer(request, await prepare(request, door, decode))
     except GlmbridgeError as err:
         return error_response(err, request, door)
 
 
 async def _count_tokens(request: Request, model: str) -> Response:
     """A local estimate (``{"totalTokens": n}``), for any upstream."""
-    body = await read_model_body(request)
-    estimator = request.app.state.token_estimator
+    body = await read_model_body(request, record_of(request).settings)
+    estimator = app_state(request).token_estimator
     count = await off_loop(
         body, lambda: estimator.request_tokens(gemini.decode_request(body, model=model))
     )
@@ -79,8 +80,11 @@ def model_catalog(table: RouteTable) -> dict[str, dict[str, Any]]:
             # (window - max_output is 0 for glm-5v-turbo, whose cap equals its window).
             "inputTokenLimit": spec.context_window,
             "outputTokenLimit": spec.max_output,
-            "supportedGenerationMethods": ["generateContent", "streamGenerateContent",
-                                           "countTokens"],  # fmt: skip
+            "supportedGenerationMethods": [
+                "generateContent",
+                "streamGenerateContent",
+                "countTokens",
+            ],  # fmt: skip
             "thinking": spec.thinking != "none",
         }
     return out
@@ -88,7 +92,7 @@ def model_catalog(table: RouteTable) -> dict[str, dict[str, Any]]:
 
 async def models_index(request: Request) -> Response:
     """``GET /v1beta/models`` (one page: the catalog is small)."""
-    current = runtime(request)
+    current = record_of(request).runtime
     catalog = model_catalog(offered(current.route_table, current.settings.upstream_profile))
     return JSONResponse({"models": list(catalog.values())})
 
@@ -96,7 +100,7 @@ async def models_index(request: Request) -> Response:
 async def models_show(request: Request) -> Response:
     """``GET /v1beta/models/{model}``; a Gemini name shows the GLM model it routes to."""
     name = request.path_params["rest"].removeprefix("models/")
-    current = runtime(request)
+    current = record_of(request).runtime
     table = current.route_table
     catalog = model_catalog(offered(table, current.settings.upstream_profile))
     info = catalog.get(name)
@@ -112,8 +116,12 @@ async def models_show(request: Request) -> Response:
 
 routes = [
     *(Route(f"/{v}/models", models_index, methods=["GET"]) for v in ("v1beta", "v1beta1")),
-    *(Route(f"/{v}/models/{{rest:path}}", models_show, methods=["GET"])
-      for v in ("v1beta", "v1beta1")),  # fmt: skip
-    *(Route(f"/{v}/models/{{rest:path}}", model_method, methods=["POST"])
-      for v in ("v1beta", "v1beta1", "v1")),  # fmt: skip
+    *(
+        Route(f"/{v}/models/{{rest:path}}", models_show, methods=["GET"])
+        for v in ("v1beta", "v1beta1")
+    ),  # fmt: skip
+    *(
+        Route(f"/{v}/models/{{rest:path}}", model_method, methods=["POST"])
+        for v in ("v1beta", "v1beta1", "v1")
+    ),  # fmt: skip
 ]

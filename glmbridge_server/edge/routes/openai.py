@@ -18,8 +18,8 @@ from starlette.routing import Route
 from glmbridge.errors import GlmbridgeError
 from glmbridge.protocols.openai import CHAT_DOOR
 from glmbridge.protocols.responses import RESPONSES_DOOR
-from glmbridge_server.call import relay
-from glmbridge_server.edge.routes import error_response, prepare
+from glmbridge_server.call.asgi import Answer
+from glmbridge_server.edge.routes import answer, app_state, error_response, prepare
 from glmbridge_server.tools.responses_store import ResponseStore
 
 __all__ = ["model_list", "model_object", "routes"]
@@ -27,23 +27,23 @@ __all__ = ["model_list", "model_object", "routes"]
 logger = logging.getLogger("glmbridge.server")
 
 
-async def chat_completions(request: Request) -> Response:
+async def chat_completions(request: Request) -> Response | Answer:
     """``POST /v1/chat/completions``."""
     try:
-        return await relay.answer(request, await prepare(request, CHAT_DOOR))
+        return await answer(request, await prepare(request, CHAT_DOOR))
     except GlmbridgeError as err:
         return error_response(err, request, CHAT_DOOR)
 
 
-async def responses(request: Request) -> Response:
+async def responses(request: Request) -> Response | Answer:
     """``POST /v1/responses`` (``previous_response_id`` needs ``responses_store``)."""
-    store: ResponseStore | None = request.app.state.responses_store
+    store: ResponseStore | None = app_state(request).responses_store
     try:
         if store is None:
-            return await relay.answer(request, await prepare(request, RESPONSES_DOOR))
+            return await answer(request, await prepare(request, RESPONSES_DOOR))
         exchange = await prepare(request, RESPONSES_DOOR, store.decode)
         store.keep(exchange)
-        return await relay.answer(request, exchange)
+        return await answer(request, exchange)
     except GlmbridgeError as err:
         return error_response(err, request, RESPONSES_DOOR)
 

@@ -125,7 +125,7 @@ def test_profile_fallback_in_mock_mode(start_server: Start) -> None:
 
 
 def test_served_headers_are_header_safe_whatever_the_model_name() -> None:
-    from glmbridge_server.call.relay import _header_value
+    from glmbridge_server.call.driver import _header_value
 
     value = _header_value("glm-ü\x07\r\nx-evil: 1" + "z" * 500)
     assert value.isascii() and b"\r" not in value and b"\n" not in value

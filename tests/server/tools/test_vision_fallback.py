@@ -60,8 +60,7 @@ def texts_of(body: dict[str, Any]) -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache(bridge: RunningServer) -> None:
-    if hasattr(bridge.app.state, "image_descriptions"):
-        del bridge.app.state.image_descriptions
+    bridge.app.state.image_descriptions = None  # the typed app state's empty cache
 
 
 def test_a_history_image_is_described_once_for_the_text_model(
@@ -112,9 +111,14 @@ def test_when_the_vision_model_fails_another_describes_and_the_text_model_answer
 
 def test_the_fallback_works_for_a_stream_too(bridge: RunningServer, sim: RunningServer) -> None:
     sim.app.state.script_queue.append(Script(error=ScriptError(status=400, code="1211")))
-    body = {"model": "claude-sonnet-4-5", "max_tokens": 256, "stream": True,
-            "messages": [{"role": "user", "content": [image(png("hello")),
-                                                      {"type": "text", "text": "read"}]}]}
+    body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 256,
+        "stream": True,
+        "messages": [
+            {"role": "user", "content": [image(png("hello")), {"type": "text", "text": "read"}]}
+        ],
+    }
     reply = httpx2.post(f"{bridge.url}/v1/messages", json=body, timeout=30)
     assert reply.status_code == 200
     validate_anthropic_stream(reply.content)

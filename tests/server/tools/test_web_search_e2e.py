@@ -42,8 +42,7 @@ def search_bridge(_search_bridge: RunningServer, bridge: RunningServer,
                   sim: RunningServer) -> RunningServer:  # fmt: skip
     """A bridge whose search engine is the simulator's; caches and quotas reset."""
     sim.app.state.search_quota, sim.app.state.search_calls = None, 0
-    if hasattr(_search_bridge.app.state, "search_engine"):
-        del _search_bridge.app.state.search_engine
+    _search_bridge.app.state.search_engine = None  # made again on first use
     return _search_bridge
 
 
@@ -99,8 +98,9 @@ def test_non_streamed_search_answer(sdk: anthropic.Anthropic, sim: RunningServer
     assert [t["function"]["name"] for t in chats[-2]["tools"]] == ["web_search"]
     assert chats[-2].get("stream") in (None, False)
     tool_msg = chats[-1]["messages"][-1]
-    assert tool_msg["role"] == "tool" and "[1] glmbridge release notes - result 1" in (
-        tool_msg["content"]
+    assert (
+        tool_msg["role"] == "tool"
+        and "[1] glmbridge release notes - result 1" in (tool_msg["content"])
     )
     assert sim.app.state.search_calls == 1
 
@@ -245,9 +245,7 @@ def test_max_uses_is_enforced(sdk: anthropic.Anthropic, sim: RunningServer) -> N
     assert "tools" not in _chats(sim)[-1]  # the last round offers no search
 
 
-def test_web_search_off_keeps_the_old_behaviour(
-    start_server: Any, sim: RunningServer
-) -> None:
+def test_web_search_off_keeps_the_old_behaviour(start_server: Any, sim: RunningServer) -> None:
     settings = make_bridge_settings(sim.url, web_search_engine="off")
     server = start_server(create_app(settings))
     with anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0) as c:
@@ -288,6 +286,7 @@ def test_responses_web_search_tool_is_run_by_the_gateway(
     assert urls and all(u.startswith("https://docs.example.org/") for u in urls)
     assert "Simulated page 1" in resp.output_text  # GLM answered from a result
     assert sim.app.state.search_calls == 1  # the stream's search came from the cache
+
     # the stream's items equal the non-streamed ones (ids aside)
     def shape(items: list[Any]) -> list[dict[str, Any]]:
         return [{k: v for k, v in i.model_dump().items() if k != "id"} for i in items]
@@ -322,8 +321,11 @@ def test_gemini_google_search_is_run_by_the_gateway(
     with genai.Client(api_key="x", http_options=options) as client:
         resp = client.models.generate_content(model="gemini-2.5-pro", contents=ASK,
                                               config=config)  # fmt: skip
-        chunks = list(client.models.generate_content_stream(model="gemini-2.5-pro",
-                                                            contents=ASK, config=config))
+        chunks = list(
+            client.models.generate_content_stream(
+                model="gemini-2.5-pro", contents=ASK, config=config
+            )
+        )
     grounding = resp.candidates[0].grounding_metadata
     assert grounding.web_search_queries == ["glmbridge release notes"]
     uris = [c.web.uri for c in grounding.grounding_chunks]
