@@ -9,19 +9,41 @@ assignments and one pass over the headers.
 
 from __future__ import annotations
 
+import collections
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+import anyio
 
 from glmbridge.exchange import Exchange
 from glmbridge.ir import Usage
 from glmbridge.routing import RouteTable
+from glmbridge.tokens import TokenEstimator
+from glmbridge.vision import Description
 from glmbridge_server.settings import Settings
+from glmbridge_server.tools.search_engine import ZaiSearchEngine
+from glmbridge_server.upstream.client import UpstreamClient
 
-if TYPE_CHECKING:  # the app's state names the services; the record only carries it
-    from glmbridge_server.edge.state import AppState
+__all__ = ["AppServices", "CallRecord", "ClientHeaders", "Runtime", "snapshot"]
 
-__all__ = ["CallRecord", "ClientHeaders", "Runtime", "snapshot"]
+
+class AppServices(Protocol):
+    """What a call uses of the app it runs in (the edge's ``AppState`` is one): the
+    configuration to snapshot, the upstream client, the shutdown signal and the shared
+    caches."""
+
+    settings: Settings
+    route_table: RouteTable
+    model_catalog: dict[str, dict[str, str]]
+    token_estimator: TokenEstimator
+    stopping: anyio.Event | None
+    search_engine: ZaiSearchEngine | None
+    image_descriptions: collections.OrderedDict[str, Description] | None
+
+    def client(self) -> UpstreamClient:
+        """The upstream client."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +59,7 @@ class Runtime:
     model_catalog: dict[str, dict[str, str]]
 
 
-def snapshot(state: AppState) -> Runtime:
+def snapshot(state: AppServices) -> Runtime:
     """The app's current configuration as one immutable :class:`Runtime`."""
     return Runtime(state.settings, state.route_table, state.model_catalog)
 
@@ -87,7 +109,7 @@ class CallRecord:
     #: ``anthropic``, ``openai``, ``gemini`` or ``admin`` (the path's, then the client's).
     protocol: str
     runtime: Runtime
-    app: AppState
+    app: AppServices
     headers: ClientHeaders
     #: ``(host, port)`` the request came in on (mock mode calls this very server).
     server: tuple[str, int] | None = None
@@ -95,6 +117,7 @@ class CallRecord:
     # -- the routing decision ------------------------------------------------------------
     #: The exchange being answered (after a fallback, the one that answers).
     exchange: Exchange | None = None
+    #: The model the client named, the model routed to, and the upstream profile's name.
     client_model: str | None = None
     routed_model: str | None = None
     upstream: str | None = None
@@ -102,24 +125,29 @@ class CallRecord:
     #: ``"<model>@<upstream>"`` the call fell back from, if it did.
     fallback: str | None = None
     # -- traffic ---------------------------------------------------------------------------
+    #: The priority class (``interactive``, ``subagent``, ``background``) and the slot wait.
     priority: str | None = None
     queue_wait_ms: float | None = None
     queue_timeout: bool = False
+    #: The key that answered (an index: keys are never logged) and the upstream's status.
     key_index: int | None = None
     upstream_status: int | None = None
+    #: Upstream attempts, retries and key failovers included.
     upstream_attempts: int | None = None
     # -- the outcome -----------------------------------------------------------------------
     first_byte: float | None = None
     first_output: float | None = None
     done: float | None = None
+    #: The HTTP status the client got (``0``: none yet), the token usage, the error kind.
     status: int = 0
     usage: Usage | None = None
     error_type: str | None = None
+    #: The client left before its answer was complete.
     disconnected: bool = False
 
     @classmethod
     def arriving(cls, scope: dict[str, Any] | Any, request_id: str, protocol: str,
-                 app: AppState) -> CallRecord:  # fmt: skip
+                 app: AppServices) -> CallRecord:  # fmt: skip
         """The record of a request that just arrived (``scope``: its ASGI scope)."""
         return cls(
             request_id,

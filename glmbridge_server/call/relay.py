@@ -1,9 +1,12 @@
-"""The server's one driver of :class:`glmbridge.exchange.Exchange`: every front door's
-answer goes through here, whatever upstream the route names.
+"""The server's one relay of an :class:`glmbridge.exchange.Exchange`: every front door's
+answer goes through here, whatever upstream the route names. It picks the driver: the vision
+fallback first (images for a blind model), the server-tool loop when the request has one,
+else the plain call below.
 
-Non-streamed: the upstream call (with :class:`~glmbridge_server.upstream.client.UpstreamClient`'s
-retries and key failover), in-band errors retried with the same budget, the client's body
-from :meth:`Exchange.complete`; the whole wait is bounded by ``first_output_timeout``.
+Non-streamed: :meth:`~glmbridge_server.call.driver.Call.decoded` (the upstream client's
+retries and key failover, in-band errors retried with the same budget) with
+:meth:`Exchange.complete` for the client's body, then the fallbacks; the whole wait is
+bounded by ``first_output_timeout``.
 
 Streamed (:class:`StreamRelay`, a :class:`~glmbridge_server.call.stream.StreamingAnswer`
 that owns the whole exchange):

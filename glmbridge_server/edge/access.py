@@ -1,5 +1,5 @@
-"""What a finished request leaves behind, read from its record: one access-log line and one
-usage row (the metrics read the same record: :meth:`Metrics.observe_request`)."""
+"""What a finished request leaves behind, read from its record: the request metrics, one
+access-log line and one usage row."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from glmbridge.pricing import is_peak
 from glmbridge_server.call.record import CallRecord
 from glmbridge_server.edge.state import AppState
 from glmbridge_server.settings import MOCK_MOUNT
+from glmbridge_server.traffic.metrics import Metrics, route_label
 from glmbridge_server.traffic.usage_store import UsageRow
 
-__all__ = ["log_access", "record_usage"]
+__all__ = ["log_access", "observe_request", "record_usage"]
 
 access_log = logging.getLogger("glmbridge.access")
 
@@ -32,6 +33,31 @@ _FIELDS = (
     "fallback",
     "error_type",
 )
+
+
+def observe_request(metrics: Metrics, record: CallRecord, elapsed: float) -> None:
+    """Count one finished request in ``metrics``."""
+    route = route_label(record.path)
+    protocol = record.protocol
+    metrics.requests.labels(route, protocol, str(record.status)).inc()
+    metrics.latency.labels(route, protocol).observe(elapsed)
+    if record.error_type:
+        metrics.errors.labels(record.error_type).inc()
+    priority = record.priority
+    if priority is not None and record.queue_wait_ms is not None:
+        metrics.queue_wait.labels(priority).observe(record.queue_wait_ms / 1000)
+    if priority is not None and record.queue_timeout:
+        metrics.queue_timeouts.labels(priority).inc()
+    model = metrics.model_label(record.routed_model)
+    ttft = record.ttft
+    if ttft is not None:
+        metrics.ttft.labels(model).observe(ttft)
+    usage = record.usage
+    if usage is not None:
+        cached = usage.cache_read_input_tokens
+        metrics.tokens.labels("input", model).inc(usage.input_tokens + cached)
+        metrics.tokens.labels("output", model).inc(usage.output_tokens)
+        metrics.tokens.labels("cached", model).inc(cached)
 
 
 def log_access(record: CallRecord, elapsed: float) -> None:

@@ -40,7 +40,7 @@ from glmbridge.routing import offered
 from glmbridge.tokens import TokenEstimator
 from glmbridge_server.call.asgi import HttpMiddleware, Message, Receive, Scope, Send
 from glmbridge_server.call.record import CallRecord
-from glmbridge_server.edge.access import log_access, record_usage
+from glmbridge_server.edge.access import log_access, observe_request, record_usage
 from glmbridge_server.edge.routes import admin, door_for, error_response
 from glmbridge_server.edge.routes import anthropic as anthropic_routes
 from glmbridge_server.edge.routes import config as config_routes
@@ -112,7 +112,7 @@ class RequestContextMiddleware(HttpMiddleware):
         finally:
             record.done = time.perf_counter()
             elapsed = record.done - record.received
-            metrics.observe_request(record, elapsed)
+            observe_request(metrics, record, elapsed)
             log_access(record, elapsed)
             record_usage(app_state, record, elapsed)
             metrics.in_progress.dec()  # last: "0 in progress" means everything is recorded

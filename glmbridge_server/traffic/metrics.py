@@ -17,7 +17,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from glmbridge_server.edge import inbound
 
 if TYPE_CHECKING:
-    from glmbridge_server.call.record import CallRecord
     from glmbridge_server.traffic.scheduler import Scheduler
 
 __all__ = ["CONTENT_TYPE", "Metrics", "route_label"]
@@ -178,30 +177,6 @@ class Metrics:
     def cooldown(self, key_index: int, reason: str) -> None:
         """Count one key cooldown."""
         self.cooldowns.labels(str(key_index), reason).inc()
-
-    def observe_request(self, record: CallRecord, elapsed: float) -> None:
-        """Record one finished request from its record (as the access log does)."""
-        route = route_label(record.path)
-        protocol = record.protocol
-        self.requests.labels(route, protocol, str(record.status)).inc()
-        self.latency.labels(route, protocol).observe(elapsed)
-        if record.error_type:
-            self.errors.labels(record.error_type).inc()
-        priority = record.priority
-        if priority is not None and record.queue_wait_ms is not None:
-            self.queue_wait.labels(priority).observe(record.queue_wait_ms / 1000)
-        if priority is not None and record.queue_timeout:
-            self.queue_timeouts.labels(priority).inc()
-        model = self.model_label(record.routed_model)
-        ttft = record.ttft
-        if ttft is not None:
-            self.ttft.labels(model).observe(ttft)
-        usage = record.usage
-        if usage is not None:
-            cached = usage.cache_read_input_tokens
-            self.tokens.labels("input", model).inc(usage.input_tokens + cached)
-            self.tokens.labels("output", model).inc(usage.output_tokens)
-            self.tokens.labels("cached", model).inc(cached)
 
     def model_label(self, model: object) -> str:
         """A bounded label for a routed model: a known id, ``none`` or ``other``."""
