@@ -61,6 +61,7 @@ def _start_server(upstream: FaultServer, port: int) -> subprocess.Popen[bytes]:
         "GLMBRIDGE_MAX_RETRIES": "1",
         "GLMBRIDGE_AUTH_COOLDOWN": "0",
         "GLMBRIDGE_QUOTA_COOLDOWN": "0",
+        "GLMBRIDGE_SLOT_LEARNING": "0",
         "GLMBRIDGE_LOG_LEVEL": "error",
     }
     server = subprocess.Popen(

@@ -180,6 +180,10 @@ async def post_config(request: Request) -> Response:
     # The swap: three assignments with no await in between are atomic for the event loop.
     app.state.settings, app.state.route_table, app.state.model_catalog = new, table, catalog
     app.state.metrics.models = frozenset(table.models)
+    # The slots change now, not at the next upstream call: /status shows the new limits.
+    app.state.scheduler.configure(
+        new.slot_limits(), aging=new.queue_aging, learning=new.slot_learning
+    )
     if new.log_level != runtime(request).settings.log_level:
         logging.getLogger("glmbridge").setLevel(new.log_level.upper())
     changed = sorted(f for f in RUNTIME_FIELDS if getattr(update, f) is not _UNSET)

@@ -69,7 +69,28 @@ def wrapped_ipv6(target: Target) -> list[Outcome]:
     return out
 
 
+# --- item 9: /status after POST /config ---------------------------------------------------------
+
+
+def status_after_config(target: Target) -> list[Outcome]:
+    """``POST /config`` new slot limits; ``/status`` must show them at once (then restore)."""
+    started = time.monotonic()
+    headers = target.headers()
+    with httpx2.Client(base_url=target.url, headers=headers, timeout=10) as http:
+        before = [k["limit"] for k in http.get("/status").json()["keys"]]
+        wanted = [min(10_000, n + 1) for n in before]
+        answer = http.post("/config", json={"key_slots": wanted})
+        keys = http.get("/status").json()["keys"]
+        http.post("/config", json={"key_slots": before})
+    # a limit learned from a 1302 (the fault phase sends some) rightly stays until it expires
+    shown = [k["limit"] for k in keys if not k["learned"]]
+    expected = [n for n, k in zip(wanted, keys, strict=True) if not k["learned"]]
+    problem = None if shown == expected else f"/status showed {shown}, not {expected}"
+    return [_outcome("status-after-config", started, problem, answer.status_code)]
+
+
 #: Each defect attack: a name and a function of the campaign's target giving its outcomes.
 DEFECTS: dict[str, Callable[[Target], list[Outcome]]] = {
     "wrapped-ipv6": wrapped_ipv6,
+    "status-after-config": status_after_config,
 }
