@@ -18,6 +18,7 @@ import httpx2
 
 from glmbridge.webfetch import FetchFailure, FetchOptions
 from glmbridge_server.web_fetcher import WebFetcher
+from tests.server.attack_traffic import redis_fairness, redis_hangups, retry_after_spread
 
 if TYPE_CHECKING:
     from tests.server.attack import Outcome, Target
@@ -93,4 +94,7 @@ def status_after_config(target: Target) -> list[Outcome]:
 DEFECTS: dict[str, Callable[[Target], list[Outcome]]] = {
     "wrapped-ipv6": wrapped_ipv6,
     "status-after-config": status_after_config,
+    "redis-hangups": redis_hangups,
+    "redis-fairness": redis_fairness,
+    "retry-after-spread": retry_after_spread,
 }
