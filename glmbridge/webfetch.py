@@ -13,7 +13,8 @@ For Anthropic's ``web_fetch_*`` server tool the gateway fetches pages itself (se
 * :func:`content_kind` — the content-type allow-list (HTML, plain text, Markdown, JSON, XML,
   CSV); anything else is ``unsupported_content_type``.
 * :func:`html_to_text` — readable text from HTML (title, headings, paragraphs, list items,
-  links' text; scripts, styles and other non-content dropped), stdlib parser only.
+  links' text; scripts, styles and other non-content dropped), in linear time and within a
+  CPU budget (:mod:`glmbridge.html_text`).
 * :func:`fetch_result` / :func:`fetch_error` — the ``web_fetch_tool_result`` content.
 """
 
@@ -21,13 +22,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
 
 from glmbridge.errors import ClientRequestError
+from glmbridge.html_text import HtmlTooComplex, html_to_text
 from glmbridge.websearch import SearchFailure, SearchOptions, domain_allowed
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "FetchFailure",
     "FetchOptions",
     "FetchedPage",
+    "HtmlTooComplex",
     "address_refusal",
     "check_url",
     "content_kind",
@@ -235,79 +237,6 @@ def charset_of(content_type: str | None) -> str:
     except LookupError:
         return "utf-8"
     return name
-
-
-# --- HTML -> text -------------------------------------------------------------------------
-
-_SKIP = frozenset({"script", "style", "noscript", "template", "svg", "canvas", "iframe",
-                   "object", "head", "button", "select", "form", "nav"})  # fmt: skip
-_BLOCK = frozenset({"p", "div", "section", "article", "main", "header", "footer", "aside",
-                    "br", "hr", "table", "tr", "ul", "ol", "dl", "dt", "dd", "pre",
-                    "blockquote", "figure", "figcaption", "details", "summary"})  # fmt: skip
-_VOID = frozenset({"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed",
-                   "source", "track", "wbr"})  # fmt: skip
-
-
-class _TextParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.title: list[str] = []
-        self._skip = 0
-        self._in_title = False
-        self._pre = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "title":
-            self._in_title = True
-        elif tag in _SKIP and tag not in _VOID:
-            self._skip += 1
-        elif self._skip:
-            return
-        elif tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
-            self.out.append("\n\n" + "#" * int(tag[1]) + " ")
-        elif tag == "li":
-            self.out.append("\n- ")
-        elif tag in ("td", "th"):
-            self.out.append(" | ")
-        elif tag == "pre":
-            self._pre += 1
-            self.out.append("\n\n")
-        elif tag in _BLOCK:
-            self.out.append("\n\n" if tag not in ("br", "tr") else "\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self._in_title = False
-        elif tag in _SKIP and tag not in _VOID:
-            self._skip = max(0, self._skip - 1)
-        elif self._skip:
-            return
-        elif tag == "pre":
-            self._pre = max(0, self._pre - 1)
-            self.out.append("\n\n")
-        elif tag in _BLOCK or tag in ("h1", "h2", "h3", "h4", "h5", "h6", "li"):
-            self.out.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title.append(data)
-        elif not self._skip:
-            self.out.append(data if self._pre else re.sub(r"\s+", " ", data))
-
-
-def html_to_text(html: str) -> tuple[str | None, str]:
-    """``(title, text)`` of an HTML document."""
-    parser = _TextParser()
-    parser.feed(html)
-    parser.close()
-    text = "".join(parser.out)
-    # a collapsed run of blanks leaves one space at a line start; deeper indents are <pre>
-    lines = [line.rstrip() for line in text.splitlines()]
-    lines = [line[1:] if line[:1] == " " and line[1:2] != " " else line for line in lines]
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-    title = " ".join("".join(parser.title).split()) or None
-    return title, text
 
 
 # --- result blocks ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import anyio
 import httpx2
 
-from glmbridge.webfetch import FetchFailure, FetchOptions
+from glmbridge.webfetch import FetchedPage, FetchFailure, FetchOptions
 from glmbridge_server.web_fetcher import WebFetcher
 from tests.server.attack_traffic import redis_fairness, redis_hangups, retry_after_spread
 
@@ -70,6 +70,63 @@ def wrapped_ipv6(target: Target) -> list[Outcome]:
     return out
 
 
+# --- item 2: hostile HTML ----------------------------------------------------------------------
+
+#: Pages on which the standard library's parser is quadratic, and their relatives, each at
+#: the 2 MiB page cap.
+HOSTILE_PAGES = {
+    "lt-a": "<a" * (1 << 20),
+    "lt-space": "< " * (1 << 20),
+    "nested": "<div>" * 200_000 + "x" + "</div>" * 200_000,
+    "unclosed-comment": "<!--" + "x" * (2 << 20),
+    "unclosed-attribute": '<a href="' + "<a " * 700_000,
+    "stray-quotes": "<a <a '" * 300_000 + ">",
+    "unclosed-script": "<script>" + "</scrip" * 300_000,
+    "tags": "<b>x</b>" * 260_000,
+}
+
+
+def hostile_html(target: Target) -> list[Outcome]:
+    """Each hostile page through web fetch while a ticker measures the event loop's worst
+    stall: the loop must stay responsive and each fetch end (a page or an error block)."""
+    out = []
+
+    async def one(page: str) -> tuple[object, float]:
+        def handle(request: httpx2.Request) -> httpx2.Response:
+            return httpx2.Response(200, text=page, headers={"content-type": "text/html"})
+
+        fetcher = WebFetcher(
+            transport=httpx2.MockTransport(handle), resolve=lambda h: ["93.184.216.34"],
+            max_bytes=4 << 20,
+        )  # fmt: skip
+        worst = 0.0
+        result: object = None
+
+        async def tick() -> None:
+            nonlocal worst
+            while True:
+                before = time.perf_counter()
+                await anyio.sleep(0.01)
+                worst = max(worst, time.perf_counter() - before - 0.01)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(tick)
+            result = await fetcher.fetch("https://hostile.test/", FetchOptions())
+            tg.cancel_scope.cancel()
+        return result, worst
+
+    for name, page in HOSTILE_PAGES.items():
+        started = time.monotonic()
+        result, worst = anyio.run(one, page)
+        problem = None
+        if not isinstance(result, (FetchedPage, FetchFailure)):
+            problem = f"no page and no error: {result!r}"
+        elif worst > 0.5:
+            problem = f"the event loop stalled {worst:.2f} s"
+        out.append(_outcome(f"html:{name}", started, problem, 200))
+    return out
+
+
 # --- item 9: /status after POST /config ---------------------------------------------------------
 
 
@@ -94,6 +151,7 @@ def status_after_config(target: Target) -> list[Outcome]:
 DEFECTS: dict[str, Callable[[Target], list[Outcome]]] = {
     "wrapped-ipv6": wrapped_ipv6,
     "status-after-config": status_after_config,
+    "hostile-html": hostile_html,
     "redis-hangups": redis_hangups,
     "redis-fairness": redis_fairness,
     "retry-after-spread": retry_after_spread,
