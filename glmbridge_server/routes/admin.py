@@ -69,8 +69,15 @@ async def metrics(request: Request) -> Response:
     """``GET /metrics``: Prometheus text exposition."""
     keys = request.app.state.key_pool
     state = request.app.state
-    body = state.metrics.render(len(keys), keys.healthy_count(), state.scheduler)
+    body = state.metrics.render(
+        len(keys), keys.healthy_count(), state.scheduler, usage_rows=_usage_rows(state)
+    )
     return Response(body, media_type=CONTENT_TYPE)
+
+
+def _usage_rows(state: Any) -> dict[str, int] | None:
+    store = getattr(state, "usage_store", None)
+    return None if store is None else store.stats()  # type: ignore[no-any-return]
 
 
 async def status(request: Request) -> Response:
@@ -109,9 +116,11 @@ async def status(request: Request) -> Response:
         },  # fmt: skip
         "last_served": state.last_served,
         "usage": None,
+        "usage_rows": None,
     }
     store = state.usage_store
     if store is not None:
+        out["usage_rows"] = store.stats()  # written, lost (exactly) and queued since start
         out["usage"] = await _cached_usage(state, store.path, settings.effective_plan)
     return JSONResponse(out)
 

@@ -9,6 +9,7 @@ of the bridge it hit, and returns :class:`~tests.server.attack.Outcome` records 
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -127,6 +128,42 @@ def hostile_html(target: Target) -> list[Outcome]:
     return out
 
 
+# --- item 4: usage rows the writer could not store ----------------------------------------------
+
+
+def usage_overflow(target: Target) -> list[Outcome]:
+    """20 answers reporting 2**63 or more tokens among 20 normal ones, on a bridge with a
+    usage store: every row written, none lost, as /status says."""
+    from glmbridge_server.app import create_app
+    from tests.server.conftest import make_bridge_settings, run_in_thread
+    from tests.server.faults import FaultServer, glm_completion, json_plan
+
+    started = time.monotonic()
+    huge = glm_completion("Hi")
+    huge["usage"] = {"prompt_tokens": 2**63, "completion_tokens": 2**64 - 1,
+                     "total_tokens": 2**64 - 1}  # fmt: skip
+    body = {"model": "glm-4.7", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}
+    with (
+        tempfile.TemporaryDirectory() as data,
+        FaultServer(json_plan(huge), json_plan(glm_completion("Hi")), cycle=True) as upstream,
+    ):
+        server = run_in_thread(create_app(make_bridge_settings(upstream.url, data_dir=data)))
+        try:
+            with httpx2.Client(base_url=server.url, timeout=10) as http:
+                statuses = [http.post("/v1/messages", json=body).status_code for _ in range(40)]
+                deadline = time.monotonic() + 5
+                while (rows := http.get("/status").json()["usage_rows"] or {}).get(
+                    "written", 0
+                ) + rows.get("lost", 0) < 40 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        finally:
+            server.stop()
+    problem = None
+    if statuses.count(200) != 40 or rows["written"] != 40 or rows["lost"]:
+        problem = f"statuses {sorted(set(statuses))}, usage rows {rows}"
+    return [_outcome("usage-overflow", started, problem, 200)]
+
+
 # --- item 9: /status after POST /config ---------------------------------------------------------
 
 
@@ -152,6 +189,7 @@ DEFECTS: dict[str, Callable[[Target], list[Outcome]]] = {
     "wrapped-ipv6": wrapped_ipv6,
     "status-after-config": status_after_config,
     "hostile-html": hostile_html,
+    "usage-overflow": usage_overflow,
     "redis-hangups": redis_hangups,
     "redis-fairness": redis_fairness,
     "retry-after-spread": retry_after_spread,
