@@ -49,6 +49,7 @@ from glmbridge_server.routes import openai as openai_routes
 from glmbridge_server.scheduler import Scheduler
 from glmbridge_server.security import SecurityMiddleware, protocol_for_path
 from glmbridge_server.settings import MOCK_MOUNT, Settings, route_table
+from glmbridge_server.supervisor import Supervisor
 from glmbridge_server.upstream import UpstreamClient
 from glmbridge_server.usage_store import UsageRow, UsageStore, key_id
 
@@ -273,21 +274,26 @@ def create_app(
             remote = RedisState(settings.redis_url, app.state.key_ids)
         scheduler.remote = remote
         try:
+            # Background loops run supervised: a failure restarts the loop, and never ends
+            # this task group (nor closes the shared clients below).
+            run = app.state.supervisor.run
             async with anyio.create_task_group() as tg:
                 if remote is not None:
-                    tg.start_soon(remote.run, key_pool)
+                    tg.start_soon(run, "redis", remote.run, key_pool)
                 if settings.quota_poll > 0 and len(key_pool) and not settings.mock:
                     from glmbridge_server.quota_poller import poll_quotas
 
                     tg.start_soon(
-                        poll_quotas, app.state, settings, key_pool, scheduler, upstream.http
-                    )
+                        run, "quota_poller", poll_quotas, app.state, settings, key_pool,
+                        scheduler, upstream.http,
+                    )  # fmt: skip
                 elif usage_db is not None and settings.plan in ("lite", "pro", "max"):
                     from glmbridge_server.quota_poller import estimate_quotas
 
                     tg.start_soon(
-                        estimate_quotas, settings, scheduler, usage_db, app.state.key_ids
-                    )
+                        run, "quota_estimate", estimate_quotas, settings, scheduler, usage_db,
+                        app.state.key_ids,
+                    )  # fmt: skip
                 try:
                     yield
                 finally:
@@ -323,6 +329,7 @@ def create_app(
     app.state.scheduler = scheduler
     app.state.usage_store = None  # opened by the lifespan
     app.state.last_served = None
+    app.state.supervisor = Supervisor()  # the lifespan's background loops (/health shows them)
     app.state.quota_windows = {}  # key index -> windows, from the optional quota poller
     app.state.key_ids = [key_id(k) for k in settings.api_keys]
     app.state.route_table = table

@@ -37,9 +37,12 @@ async def health(request: Request) -> Response:
     """
     settings = runtime(request).settings
     keys = request.app.state.key_pool
+    supervisor = request.app.state.supervisor
     return JSONResponse(
         {
-            "status": "ok",
+            # "degraded": a background task (Redis, the quota poller) failed or stopped
+            "status": "ok" if supervisor.healthy else "degraded",
+            "background": supervisor.status(),
             "service": "glmbridge",
             "version": __version__,
             "mode": server_mode(settings),

@@ -9,6 +9,7 @@ of the bridge it hit, and returns :class:`~tests.server.attack.Outcome` records 
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -128,6 +129,65 @@ def hostile_html(target: Target) -> list[Outcome]:
     return out
 
 
+# --- item 3: quota answers -----------------------------------------------------------------------
+
+#: Quota-endpoint answers with fields of every wrong type and range, one per poll.
+QUOTA_ANSWERS: tuple[bytes, ...] = (
+    json.dumps({"success": True, "code": 200, "data": {"limits": [
+        {"type": "TOKENS_LIMIT", "unit": [3], "number": 5, "percentage": 99}]}}).encode(),
+    json.dumps({"success": True, "code": 200, "data": {"limits": [
+        {"type": "TOKENS_LIMIT", "unit": 3, "number": 5, "nextResetTime": 1e20}]}}).encode(),
+    b'{"success": true, "code": 200, "data": {"limits": [{"type": "TOKENS_LIMIT", "unit": 3,'
+    b' "percentage": 1' + b"0" * 400 + b', "nextResetTime": -1' + b"0" * 30 + b"}]}}",
+    json.dumps({"success": True, "code": 200, "data": {"limits": [
+        {"type": {"a": 1}}, None, {"type": "X" * 100_000}, [], {"type": "T", "unit": {}}]}})
+    .encode(),
+    json.dumps({"success": True, "code": 200, "data": {"limits": {"not": "a list"}}}).encode(),
+    b"[" * 100_000,
+    b"<html>quota</html>",
+    b'{"success": true, "code": 200, "data": {"limits": [' + b'{"type": "T"},' * 40_000
+    + b"{}]}}",
+)  # fmt: skip
+
+
+def quota_answers(target: Target) -> list[Outcome]:
+    """A bridge polling a quota endpoint that answers :data:`QUOTA_ANSWERS` in turn, every
+    50 ms: model requests keep being served and /health keeps the poller running."""
+    from glmbridge_server.app import create_app
+    from tests.server.conftest import make_bridge_settings, run_in_thread
+    from tests.server.faults import FaultServer, Plan, RecordedRequest, glm_completion, json_plan
+
+    started = time.monotonic()
+    polls = 0
+
+    def choose(request: RecordedRequest) -> Plan:
+        nonlocal polls
+        if "quota" in request.path:
+            polls += 1
+            return json_plan(QUOTA_ANSWERS[polls % len(QUOTA_ANSWERS)])
+        return json_plan(glm_completion("Hi"))
+
+    body = {"model": "glm-4.7", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}
+    with FaultServer() as upstream:
+        upstream.reset(chooser=choose)
+        server = run_in_thread(create_app(make_bridge_settings(upstream.url, quota_poll=0.05)))
+        try:
+            with httpx2.Client(base_url=server.url, timeout=10) as http:
+                statuses = []
+                deadline = time.monotonic() + 10
+                while polls < 3 * len(QUOTA_ANSWERS) and time.monotonic() < deadline:
+                    statuses.append(http.post("/v1/messages", json=body).status_code)
+                    time.sleep(0.05)
+                health = http.get("/health").json()
+        finally:
+            server.stop()
+    problem = None
+    poller = health.get("background", {}).get("quota_poller", {})
+    if set(statuses) != {200} or health.get("status") != "ok" or poller.get("failures"):
+        problem = f"{polls} polls; statuses {sorted(set(statuses))}; /health {health}"
+    return [_outcome("quota-answers", started, problem, 200)]
+
+
 # --- item 4: usage rows the writer could not store ----------------------------------------------
 
 
@@ -190,6 +250,7 @@ DEFECTS: dict[str, Callable[[Target], list[Outcome]]] = {
     "status-after-config": status_after_config,
     "hostile-html": hostile_html,
     "usage-overflow": usage_overflow,
+    "quota-answers": quota_answers,
     "redis-hangups": redis_hangups,
     "redis-fairness": redis_fairness,
     "retry-after-spread": retry_after_spread,
