@@ -9,10 +9,16 @@ of the bridge it hit, and returns :class:`~tests.server.attack.Outcome` records 
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
+import os
+import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -224,6 +230,86 @@ def usage_overflow(target: Target) -> list[Outcome]:
     return [_outcome("usage-overflow", started, problem, 200)]
 
 
+# --- item 5: raced video paths -----------------------------------------------------------------
+
+VIDEO_INSIDE = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 8 + b"INSIDE" + b"\x00" * 58
+VIDEO_OUTSIDE = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 8 + b"SECRET" + b"\x00" * 58
+
+
+def race_video_paths(base: Path, attempts: int = 300) -> list[str]:
+    """Swap ``clip.mp4`` (and its directory) between a video inside ``video_dirs``, a
+    symlink to one outside, a symlink to an outside directory, and a FIFO, as fast as
+    possible, while the path is looked up ``attempts`` times. Returns what went wrong: an
+    outside file attached, or a lookup that hung."""
+    from glmbridge_server.video_paths import find_video
+
+    root, outside = base / "videos", base / "outside"
+    for folder in (root / "sub", outside):
+        folder.mkdir(parents=True)
+    (outside / "clip.mp4").write_bytes(VIDEO_OUTSIDE)
+    target = root / "sub" / "clip.mp4"
+    stop = threading.Event()
+
+    def swap() -> None:
+        spare = root / "spare"
+        n = 0
+        while not stop.is_set():
+            n += 1
+            tmp = root / f"swap-{n % 2}"
+            with contextlib.suppress(OSError):
+                if tmp.is_dir() and not tmp.is_symlink():
+                    shutil.rmtree(tmp)
+                else:
+                    tmp.unlink(missing_ok=True)
+                form = n % 4
+                if form == 0:  # the real thing
+                    tmp.write_bytes(VIDEO_INSIDE)
+                    os.replace(tmp, target)
+                elif form == 1:  # a symlink out
+                    tmp.symlink_to(outside / "clip.mp4")
+                    os.replace(tmp, target)
+                elif form == 2:  # a FIFO
+                    os.mkfifo(tmp)
+                    os.replace(tmp, target)
+                else:  # the directory itself becomes a symlink out, then comes back
+                    os.replace(root / "sub", spare)
+                    (root / "sub").symlink_to(outside)
+                    time.sleep(0.0005)
+                    (root / "sub").unlink()
+                    os.replace(spare, root / "sub")
+
+    problems: list[str] = []
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    try:
+        for _ in range(attempts):
+            found: list[object] = []
+            lookup = threading.Thread(
+                target=lambda out=found: out.append(find_video(str(target), [str(root)], 1 << 20)),
+                daemon=True,
+            )
+            lookup.start()
+            lookup.join(2.0)
+            if lookup.is_alive():
+                problems.append("a lookup hung (a FIFO?)")
+                break
+            video = found[0]
+            if video is not None and b"SECRET" in base64.b64decode(video.source.data):  # type: ignore[attr-defined]
+                problems.append("a file outside video_dirs was attached")
+    finally:
+        stop.set()
+        swapper.join(5)
+    return problems
+
+
+def video_races(target: Target) -> list[Outcome]:
+    """:func:`race_video_paths` in a temporary directory."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as base:
+        problems = race_video_paths(Path(base))
+    return [_outcome("video-races", started, "; ".join(sorted(set(problems))) or None, 200)]
+
+
 # --- item 9: /status after POST /config ---------------------------------------------------------
 
 
@@ -251,6 +337,7 @@ DEFECTS: dict[str, Callable[[Target], list[Outcome]]] = {
     "hostile-html": hostile_html,
     "usage-overflow": usage_overflow,
     "quota-answers": quota_answers,
+    "video-races": video_races,
     "redis-hangups": redis_hangups,
     "redis-fairness": redis_fairness,
     "retry-after-spread": retry_after_spread,
