@@ -496,18 +496,17 @@ def _run_defects(
     bound: float,
     defects: dict[str, Callable[[Target], list[Outcome]]],
 ) -> None:
-    """Phase ``defects``: every attack that once got through (issue 24), in parallel."""
-    with ThreadPoolExecutor(max(1, len(defects))) as pool:
-        futures = {name: pool.submit(_timed, job, target) for name, job in defects.items()}
-        for name, future in futures.items():
-            try:
-                took, outcomes = future.result(timeout=bound * 20)
-            except Exception as exc:
-                report.errors.append(f"defects: {name}: {type(exc).__name__}: {exc}")
-                continue
-            report.defect_seconds[name] = round(took, 1)
-            for outcome in outcomes:
-                report.add("defects", outcome, secrets, bound)
+    """Phase ``defects``: every attack that once got through (issue 24), one after the other
+    (several measure timing: order of service, event-loop stalls)."""
+    for name, job in defects.items():
+        try:
+            took, outcomes = _timed(job, target)
+        except Exception as exc:
+            report.errors.append(f"defects: {name}: {type(exc).__name__}: {exc}")
+            continue
+        report.defect_seconds[name] = round(took, 1)
+        for outcome in outcomes:
+            report.add("defects", outcome, secrets, bound)
 
 
 def run_campaign(
@@ -521,8 +520,8 @@ def run_campaign(
     defects: dict[str, Callable[[Target], list[Outcome]]] | None = None,
 ) -> Report:
     """Run both phases ``rounds`` times, then each of ``defects`` (default: every defect
-    attack of :mod:`tests.server.attack_defects`) once, in parallel; ``bound`` is the longest
-    any request may take."""
+    attack of :mod:`tests.server.attack_defects`) once; ``bound`` is the longest any request
+    may take."""
     report = Report()
     secrets = (target.key, target.token)
     chosen = attacks or ATTACKS
