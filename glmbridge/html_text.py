@@ -21,6 +21,7 @@ from __future__ import annotations
 import html as _html
 import re
 import time
+from collections.abc import Iterator
 
 __all__ = ["HtmlTooComplex", "html_to_text"]
 
@@ -46,11 +47,27 @@ _ATTRS = re.compile(r"""(?:[^>=]++|=\s*+"[^"]*+(?:"|\Z)|=\s*+'[^']*+(?:'|\Z)|=)*
 _BOGUS = re.compile(r"<(?:[!?]|/(?![A-Za-z]))[^>]*>?")  # doctype, <?…>, </…> without a name
 _RAW_END = {name: re.compile(rf"</{name}(?=[\s/>])", re.IGNORECASE) for name in _RAW}
 _SPACE = re.compile(r"\s+")
+_BLANK = re.compile(r"\s")
+_PIECE = 16_384
 _CHECK_EVERY = 256
 
 
 class HtmlTooComplex(Exception):
     """The page could not be converted within its CPU-time or wall-clock budget."""
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """``text`` in pieces of about :data:`_PIECE` characters, cut before a blank (never
+    inside an entity): a regular expression holds the GIL until it is done with its
+    string, and the event loop waits that long."""
+    start, size = 0, len(text)
+    while size - start > _PIECE:
+        blank = _BLANK.search(text, start + _PIECE)
+        if blank is None:
+            break
+        yield text[start : blank.start()]
+        start = blank.start()
+    yield text[start:]
 
 
 class _Text:
@@ -63,9 +80,17 @@ class _Text:
         self.pre = 0
 
     def data(self, text: str) -> None:
-        if text and not self.skip:
-            text = _html.unescape(text)
-            self.out.append(text if self.pre else _SPACE.sub(" ", text))
+        if not text or self.skip:
+            return
+        space = False  # the last piece ended with a collapsed blank
+        for piece in _pieces(text):
+            piece = _html.unescape(piece)
+            if not self.pre:
+                piece = _SPACE.sub(" ", piece)
+                if space and piece[:1] == " ":
+                    piece = piece[1:]
+                space = piece[-1:] == " "
+            self.out.append(piece)
 
     def start(self, tag: str) -> None:
         if tag in _SKIP and tag not in _VOID:
@@ -178,10 +203,17 @@ def html_to_text(
     """
     sink = _Text()
     _tokenize(html, sink, _Budget(cpu_seconds, wall_seconds))
-    text = "".join(sink.out)
-    # a collapsed run of blanks leaves one space at a line start; deeper indents are <pre>
-    lines = [line.rstrip() for line in text.splitlines()]
-    lines = [line[1:] if line[:1] == " " and line[1:2] != " " else line for line in lines]
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    # a collapsed run of blanks leaves one space at a line start; deeper indents are <pre>;
+    # at most one empty line in a row (line by line: see _pieces)
+    lines: list[str] = []
+    empty = 0
+    for line in "".join(sink.out).splitlines():
+        line = line.rstrip()
+        if line[:1] == " " and line[1:2] != " ":
+            line = line[1:]
+        empty = 0 if line else empty + 1
+        if empty < 2:
+            lines.append(line)
+    text = "\n".join(lines).strip()
     title = " ".join("".join(sink.title).split()) or None
     return title, text

@@ -161,12 +161,12 @@ class WebFetcher:
 
     async def _convert(self, html: str) -> tuple[str | None, str]:
         """HTML to text in a worker thread (the event loop keeps serving), within
-        ``convert_seconds`` of CPU time (twice that of wall-clock time on a busy machine);
-        a page that does not fit is refused."""
+        ``convert_seconds`` of CPU time (and five times that of wall-clock time, for a
+        machine so busy that the thread hardly runs); a page that does not fit is refused."""
         budget = self.convert_seconds
         try:
             return await anyio.to_thread.run_sync(
-                functools.partial(html_to_text, html, cpu_seconds=budget, wall_seconds=budget * 2)
+                functools.partial(html_to_text, html, cpu_seconds=budget, wall_seconds=budget * 5)
             )
         except HtmlTooComplex:
             why = f"the page could not be converted to text within {budget:g} s"
