@@ -181,7 +181,7 @@ def redis_fairness(target: Target) -> list[Outcome]:
     order = [int(text[1:]) for text in seen if text[:1] == "r" and text[1:].isdigit()]
     unfair = [(place, i) for place, i in enumerate(order) if abs(place - i) > 1]
     problem = f"served out of order: {order}" if unfair or len(order) != 16 else None
-    return [_outcome("redis-fairness", started, problem)]
+    return [_outcome("redis-fairness", started, problem, 200)]
 
 
 def retry_after_spread(target: Target) -> list[Outcome]:
