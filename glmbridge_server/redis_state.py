@@ -174,7 +174,9 @@ class RedisState:
         lease = os.urandom(8).hex()
         ticket = ticket or lease
         keys = [self._slots(index), self._queue(index), self._beats(index)]
-        args = [limit, lease, self._ttl_ms, ticket, repr(float(score)), int(HEARTBEAT * 1000)]
+        args: list[str | int] = [
+            limit, lease, self._ttl_ms, ticket, repr(float(score)), int(HEARTBEAT * 1000)
+        ]  # fmt: skip
         try:
             ok, ahead = await self._take_script(keys=keys, args=args)
         except Exception as exc:  # redis.RedisError, OSError, timeouts: degrade, never fail
