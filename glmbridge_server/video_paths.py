@@ -62,8 +62,10 @@ def _container_ok(head: bytes, kind: str) -> bool:
     return head[:4] == b"RIFF" and head[8:12] == b"AVI "
 
 
-_OPEN_FLAGS = (os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-               | getattr(os, "O_NOCTTY", 0))  # fmt: skip
+# (Windows has neither O_NOFOLLOW nor O_NONBLOCK: the descriptor checks below still hold.)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+for _flag in ("O_NOFOLLOW", "O_NONBLOCK", "O_CLOEXEC", "O_NOCTTY"):
+    _OPEN_FLAGS |= getattr(os, _flag, 0)
 
 
 def _descriptor_path(fd: int, expected: str) -> str | None:
