@@ -29,6 +29,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import anyio
 import anyio.to_thread
 import httpx2
+from anyio.lowlevel import RunVar
 
 from glmbridge._version import __version__
 from glmbridge.webfetch import (
@@ -49,6 +50,20 @@ logger = logging.getLogger("glmbridge.fetch")
 
 _MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+_CONVERTERS: RunVar[anyio.CapacityLimiter] = RunVar("glmbridge_html_converters")
+
+
+def _converters() -> anyio.CapacityLimiter:
+    """At most two pages are converted at once per event loop: each is CPU work that shares
+    the interpreter with the loop."""
+    try:
+        return _CONVERTERS.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(2)
+        _CONVERTERS.set(limiter)
+        return limiter
 
 
 class _Refused(Exception):
@@ -166,7 +181,8 @@ class WebFetcher:
         budget = self.convert_seconds
         try:
             return await anyio.to_thread.run_sync(
-                functools.partial(html_to_text, html, cpu_seconds=budget, wall_seconds=budget * 5)
+                functools.partial(html_to_text, html, cpu_seconds=budget, wall_seconds=budget * 5),
+                limiter=_converters(),
             )
         except HtmlTooComplex:
             why = f"the page could not be converted to text within {budget:g} s"
