@@ -94,7 +94,7 @@ class Ticket:
     on_grant: Callable[[float], None] | None = None
     waited: float = 0.0
     since: float | None = None  # first time in the queue: retries keep their seniority
-    arrived: float | None = None  # wall clock, first time in a queue shared through Redis
+    arrived: float | None = None  # wall clock at its first acquire (the shared queue's order)
     tag: str = field(default_factory=lambda: os.urandom(8).hex())  # its id in Redis
 
 
@@ -261,6 +261,8 @@ class Scheduler:
         if remote is None:
             return await self._acquire_local(ticket, exclude, max_wait)
         deadline = anyio.current_time() + max_wait
+        if ticket.arrived is None:
+            ticket.arrived = time.time()  # the instances' shared order: wall-clock arrival
         slot = await self._acquire_local(ticket, exclude, max_wait)
         try:  # from here on, whatever stops the wait gives the local slot back
             await self._acquire_remote(remote, slot, ticket, deadline)
@@ -273,12 +275,12 @@ class Scheduler:
         self, remote: RedisState, slot: Slot, ticket: Ticket, deadline: float
     ) -> None:
         """Wait in the key's shared queue (Redis) while holding the local slot; sets
-        ``slot.remote``. The wait counts in ``ticket.waited``."""
+        ``slot.remote``. The whole time on Redis counts in ``ticket.waited``."""
         index = slot.lease.index
-        if ticket.arrived is None:
-            ticket.arrived = time.time()  # the instances' shared order: wall-clock arrival
+        assert ticket.arrived is not None
         score = ticket.arrived + ticket.priority * self.aging
         started: float | None = None
+        asked = anyio.current_time()  # a wait in the shared queue counts from the first ask
         try:
             while True:
                 lease = await remote.take(index, self.limit(index), ticket=ticket.tag,
@@ -288,7 +290,7 @@ class Scheduler:
                     break
                 now = anyio.current_time()
                 if started is None:
-                    started = now
+                    started = asked
                     self.queued += 1
                     if ticket.on_queue is not None:
                         ticket.on_queue()
@@ -301,9 +303,8 @@ class Scheduler:
             if started is not None:  # it left the shared queue: other instances go on
                 remote.leave(index, ticket.tag)
             raise
-        finally:
-            if started is not None:
-                ticket.waited += anyio.current_time() - started
+        finally:  # the time on Redis counts, queued or not (a slow Redis is a wait too)
+            ticket.waited += anyio.current_time() - asked
         if started is not None and ticket.on_grant is not None:
             ticket.on_grant(anyio.current_time() - started)
 

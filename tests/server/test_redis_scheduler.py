@@ -231,8 +231,9 @@ def test_two_instances_share_a_key_first_come_first_served(redis: RedisServer) -
         schedulers = instances(redis.url, "fair")
         order, real, counted = await _served_order(schedulers, 24, hold=0.06, every=0.01)
         assert all(abs(place - i) <= 1 for place, i in enumerate(order)), order
-        for i in range(1, len(real)):  # all but the first waited, and it was counted
-            assert real[i] > 0.02 and abs(real[i] - counted[i]) < 0.02, (i, real[i], counted[i])
+        for i in range(len(real)):  # each wait, on Redis too, is counted
+            assert abs(real[i] - counted[i]) < 0.05, (i, real[i], counted[i])
+        assert sum(wait > 0.1 for wait in counted) > len(counted) / 2  # the queue was long
         assert await leftovers(schedulers) == []
         await close(schedulers)
 
@@ -265,7 +266,8 @@ def test_a_queue_timeout_retry_after_follows_the_drain_time_with_jitter() -> Non
         assert held is not None
         held.release()
         assert len(retries) == 20
-        assert min(retries) >= 1.0 and max(retries) <= 20 * 1.25 + 1
+        # at most: the mean hold (1.1 s after the priming above) x 21 in the queue, +25 %
+        assert min(retries) >= 1.0 and max(retries) <= 1.2 * 21 * 1.25
         assert sum(retries) / len(retries) > 5  # the drain time, not "1 s" for everyone
         assert len({round(r, 1) for r in retries}) > 10  # jitter: they come back spread out
 
