@@ -192,6 +192,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 def _to_str(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")
+    if "\0" in value:  # no host, path or name holds one (a path with one kills a thread)
+        raise ValueError("must not contain a NUL character")
     return value.strip()
 
 
@@ -642,7 +644,14 @@ def load_settings(
         _env_layer(environ, "environment"),
         cli_layer,
     ]
-    return Settings(**_convert(layers))
+    settings = Settings(**_convert(layers))
+    from glmbridge_server.settings_check import ConfigurationError, check_settings
+
+    try:  # values that are each valid may still not work together (a route)
+        check_settings(settings)
+    except ConfigurationError as exc:
+        raise SettingsError(str(exc)) from None
+    return settings
 
 
 def _is_loopback(host: str) -> bool:

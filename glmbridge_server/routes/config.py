@@ -28,7 +28,8 @@ from glmbridge.profiles import PROFILES
 from glmbridge.routing import RouteTable, offered, resolve_route
 from glmbridge_server.routes import error_response, read_body, runtime
 from glmbridge_server.routes.anthropic import build_model_catalog
-from glmbridge_server.settings import Settings, convert_setting, keys_fingerprint, route_table
+from glmbridge_server.settings import Settings, convert_setting, keys_fingerprint
+from glmbridge_server.settings_check import ConfigurationError, check_settings
 
 __all__ = ["ConfigUpdate", "apply_update", "effective_models", "routes"]
 
@@ -171,9 +172,12 @@ async def post_config(request: Request) -> Response:
         update = _decode(await read_body(request, _MAX_CONFIG_BODY))
         app = request.app
         new = apply_update(app.state.settings, update)
-        table = route_table(new.models, new.upstreams)
+        # The whole new configuration, routes included, before any of it is applied.
+        table = check_settings(new)
     except GlmbridgeError as err:
         return error_response(err, request)
+    except ConfigurationError as exc:  # a route of the new configuration fails
+        return error_response(ClientRequestError(str(exc), path=exc.field), request)
     except ValueError as exc:  # the routing table refused the map
         return error_response(ClientRequestError(f"models: {exc}"), request)
     catalog = build_model_catalog(offered(table, new.upstream_profile))
