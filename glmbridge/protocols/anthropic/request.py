@@ -83,6 +83,8 @@ def decode_request(body: bytes) -> ir.Request:
     params = _decode_params(body)
     if params.max_tokens is None:
         raise ClientRequestError("required", path="max_tokens")
+    if params.max_tokens < 1:  # Anthropic's own answer: 400, "greater than or equal to 1"
+        raise ClientRequestError("must be greater than or equal to 1", path="max_tokens")
     return request_to_ir(params)
 
 
