@@ -48,6 +48,7 @@ from glmbridge.upstream_errors import QUOTA_CODES, THROTTLE_CODES, is_key_failur
 from glmbridge_server.keypool import KeyLease, KeyPool
 from glmbridge_server.scheduler import Scheduler, Slot, Ticket
 from glmbridge_server.settings import MOCK_API_KEY, Settings
+from glmbridge_server.throttle_hold import ThrottleHold
 
 if TYPE_CHECKING:
     from glmbridge_server.metrics import Metrics
@@ -216,6 +217,7 @@ class UpstreamClient:
         retries = settings.max_retries if max_retries is None else max_retries
         tried_keys: set[int] = set()
         attempt = 0
+        hold = ThrottleHold(ticket, settings.max_queue_wait, self.rng) if ticket else None
         while True:
             attempt += 1
             lease, slot = await self._take(settings, session_id, tried_keys, ticket)
@@ -235,17 +237,20 @@ class UpstreamClient:
                         logger.warning("failing over from key #%d", lease.index)
                         continue
                     raise
-                if attempt > retries or not _should_retry(err):
+                wait = hold.delay(err) if hold is not None and slot is not None else None
+                if hold is not None and wait is not None:  # not failed back: throttle_hold
+                    logger.warning("key #%s throttled (code %s); request held %.2f s",
+                                   slot and slot.lease.index, err.code, wait)  # fmt: skip
+                    await hold.hold(wait, self.sleep)
+                    continue
+                spent = attempt - (hold.holds if hold is not None else 0)
+                if spent > retries or not _should_retry(err):
                     raise
-                delay = backoff_delay(attempt, self.rng, err.retry_after)
-                logger.warning(
-                    "upstream attempt %d failed (%s%s); retrying in %.2f s (key #%s)",
-                    attempt,
-                    err.status or type(err).__name__,
-                    f", code {err.code}" if err.code else "",
-                    delay,
-                    lease.index if lease else "-",
-                )
+                delay = backoff_delay(spent, self.rng, err.retry_after)
+                logger.warning("upstream attempt %d failed (%s%s); retrying in %.2f s (key #%s)",
+                               attempt, err.status or type(err).__name__,
+                               f", code {err.code}" if err.code else "", delay,
+                               lease.index if lease else "-")  # fmt: skip
                 if self.metrics is not None:
                     self.metrics.retry(str(err.status or type(err).__name__))
                 await self.sleep(delay)
