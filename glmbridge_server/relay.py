@@ -136,11 +136,16 @@ class _Call:
         """One upstream call (with the client's own retries); notes key and status."""
         ex = self.exchange
         state = self.state
+        headers = ex.headers
+        if self.settings.mock:  # the simulator's x-sim-* controls pass through (--mock only)
+            sim = {k: v for k, v in self.request.headers.items() if k.startswith("x-sim-")}
+            if sim:
+                headers = lambda key: {**ex.headers(key), **sim}  # noqa: E731
         try:
             reply = await self.upstream.send(
                 self.url,
                 ex.body,
-                headers=ex.headers,
+                headers=headers,
                 decode_error=lambda status, body, retry: ex.decode_error(
                     status, body, retry_after=retry
                 ),

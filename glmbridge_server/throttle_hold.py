@@ -54,7 +54,7 @@ class ThrottleHold:
             return None
         ceiling = min(HOLD_CAP, HOLD_BASE * 2**self.holds)
         wait = self.rng.uniform(ceiling / 2, ceiling)  # half jitter: holds stay spread out
-        if err.retry_after is not None:
+        if err.retry_after is not None:  # (one beyond the client's cap is never held)
             wait = max(wait, err.retry_after)
         if self.ticket.waited + self.held + wait > self.budget:
             return None

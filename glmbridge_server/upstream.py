@@ -237,7 +237,7 @@ class UpstreamClient:
                         logger.warning("failing over from key #%d", lease.index)
                         continue
                     raise
-                wait = hold.delay(err) if hold is not None and slot is not None else None
+                wait = hold.delay(err) if hold and slot and _should_retry(err) else None
                 if hold is not None and wait is not None:  # not failed back: throttle_hold
                     logger.warning("key #%s throttled (code %s); request held %.2f s",
                                    slot and slot.lease.index, err.code, wait)  # fmt: skip

@@ -100,3 +100,31 @@ def test_the_client_gets_an_answer_not_a_429(start_server: Any, sim: RunningServ
         )
     assert msg.role == "assistant" and msg.stop_reason is not None  # answered, not a 429
     assert not sim.app.state.script_queue  # all three 1302s were answered, then this
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_1302_beyond_the_budget_is_a_rate_limit_error(
+    start_server: Any, sim: RunningServer, streamed: bool
+) -> None:
+    settings = make_bridge_settings(sim.url, max_retries=0, max_queue_wait=1.0)
+    server = start_server(create_app(settings))
+    ask = {"model": "glm-4.7", "max_tokens": 16,
+           "messages": [{"role": "user", "content": "[[sim:error:1302]]"}]}  # fmt: skip
+    sdk = anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0)
+    with sdk, pytest.raises(anthropic.RateLimitError) as caught:
+        if streamed:
+            with sdk.messages.stream(**ask) as stream:
+                stream.get_final_message()
+        else:
+            sdk.messages.create(**ask)
+    assert caught.value.status_code == 429
+    assert "High concurrency" in caught.value.body["error"]["message"]  # type: ignore[index]
+
+
+def test_a_long_retry_after_is_not_held() -> None:
+    reply, sleeps, calls = _send(
+        [glm_error(429, "1302", **{"retry-after": "600"})], ticket=Ticket()
+    )
+    assert isinstance(reply, UpstreamError) and calls == 1 and sleeps == []
+    assert reply.retry_after == 600
