@@ -46,11 +46,15 @@ HOSTILE_TOML = [
 
 
 @pytest.fixture(autouse=True)
-def _restore_log_level() -> Iterator[None]:
-    logger = logging.getLogger("glmbridge")
-    level = logger.level
+def _restore_logging() -> Iterator[None]:
+    """cli.main points the root logger at this test's captured stderr: put it back, or
+    later tests' server threads log to a closed stream."""
+    logger, root = logging.getLogger("glmbridge"), logging.getLogger()
+    level, root_level, handlers = logger.level, root.level, root.handlers[:]
     yield
     logger.setLevel(level)
+    root.setLevel(root_level)
+    root.handlers[:] = handlers
 
 
 @pytest.fixture(scope="module")
