@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from glmbridge.profiles import PROFILES, UpstreamProfile, profile_for
-from glmbridge.routing import DEFAULT_ROUTE_TABLE, RouteTable
+from glmbridge_server.settings_check import ConfigurationError, check_settings, route_table
 
 __all__ = [
     "Settings",
@@ -193,6 +193,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 def _to_str(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")
+    if "\0" in value:  # no host, path or name holds one (a path with one kills a thread)
+        raise ValueError("must not contain a NUL character")
     return value.strip()
 
 
@@ -465,25 +467,6 @@ def _to_fallbacks(value: object) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def route_table(models: Mapping[str, str], upstreams: Mapping[str, str] = {}) -> RouteTable:
-    """The routing table for a ``[models]`` map and an ``[upstreams]`` map.
-
-    ``default`` and ``vision`` name the fallback and the media model; every other key of
-    ``models`` is a client-name pattern (``opus`` matches any name containing "opus"; globs
-    allowed) mapped to a GLM model id. ``upstreams`` pins GLM model ids (globs allowed) to
-    an upstream profile. Entries are merged over the built-in table.
-    """
-    if not models and not upstreams:
-        return DEFAULT_ROUTE_TABLE
-    aliases = {k: v for k, v in models.items() if k not in ("default", "vision")}
-    data: dict[str, Any] = {"aliases": aliases, "upstreams": dict(upstreams)}
-    if "default" in models:
-        data["default_model"] = models["default"]
-    if "vision" in models:
-        data["vision_model"] = models["vision"]
-    return RouteTable.from_mapping(data)
-
-
 _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "host": _to_str,
     "port": _to_int(0, 65535),
@@ -661,7 +644,12 @@ def load_settings(
         _env_layer(environ, "environment"),
         cli_layer,
     ]
-    return Settings(**_convert(layers))
+    settings = Settings(**_convert(layers))
+    try:  # values that are each valid may still not work together (a route)
+        check_settings(settings)
+    except ConfigurationError as exc:
+        raise SettingsError(str(exc)) from None
+    return settings
 
 
 def _is_loopback(host: str) -> bool:

@@ -125,11 +125,15 @@ class Call:
         """One upstream call (with the client's own retries); notes key and status."""
         ex = self.exchange
         record = self.record
+        headers = ex.headers
+        sim = record.headers.sim
+        if sim and self.settings.mock:  # the simulator's x-sim-* controls pass through
+            headers = lambda key: {**ex.headers(key), **sim}  # noqa: E731
         try:
             reply = await self.upstream.send(
                 self.url,
                 ex.body,
-                headers=ex.headers,
+                headers=headers,
                 decode_error=lambda status, body, retry: ex.decode_error(
                     status, body, retry_after=retry
                 ),

@@ -19,7 +19,7 @@ from glmbridge_server.simulator.catalog import (
     MODELS,
     ModelInfo,
 )
-from glmbridge_server.simulator.images import image_bytes, is_corrupt
+from glmbridge_server.simulator.images import image_bytes, is_corrupt, not_base64
 from glmbridge_server.simulator.scripts import error_for_code
 
 _MAX_TOKENS_LIMIT = 131072
@@ -76,6 +76,8 @@ def _check_parts(parts: list[Any], where: str, info: ModelInfo) -> None:
             raise _GlmError("1214", f"{where}.content[{j}]")
         if not info.vision:  # text models take no media parts
             raise _GlmError("1214", f"{where}.content[{j}].type")
+        if kind == "image_url" and not_base64(part):  # URL-safe or unpadded (images.py)
+            raise _GlmError("1210")
         data = image_bytes(part) if kind == "image_url" else None
         if data is not None and is_corrupt(data):  # an image GLM cannot decode (_sim_images)
             raise _GlmError("1210")

@@ -86,6 +86,9 @@ def make_bridge_settings(sim_url: str, **overrides: Any) -> Settings:
         "max_retries": 0,
         "ping_interval": 10.0,
         "web_search_url": f"{sim_url}/api/paas/v4",  # server tools search the simulator
+        # A lasting 1302 ([[sim:error:1302]]) is held within max_queue_wait before the
+        # client gets its 429 (glmbridge_server/throttle_hold.py): seconds, not minutes.
+        "max_queue_wait": 3.0,
     }
     values.update(overrides)
     return Settings(**values)

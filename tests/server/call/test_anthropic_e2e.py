@@ -279,7 +279,8 @@ def test_tool_round_trip_with_prior_thinking(
 
 ERROR_CASES = [
     ("1261", anthropic.BadRequestError, 400, "invalid_request_error", "Prompt exceeds max length"),
-    ("1302", anthropic.RateLimitError, 429, "rate_limit_error", "High concurrency"),
+    # 1302 is held in the bridge first (tests/server/test_throttle_hold.py)
+    ("1303", anthropic.RateLimitError, 429, "rate_limit_error", "High frequency"),
     ("1113", anthropic.RateLimitError, 429, "rate_limit_error", "Insufficient balance"),
     ("1002", anthropic.AuthenticationError, 401, "authentication_error", "token is invalid"),
     ("500", anthropic.InternalServerError, 500, "api_error", ""),

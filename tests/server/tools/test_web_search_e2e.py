@@ -360,8 +360,9 @@ def test_mock_mode_searches_through_either_upstream_protocol(
 def test_a_round_failing_before_any_output_is_a_native_error_status(
     search_bridge: RunningServer, sim: RunningServer
 ) -> None:
-    """Nothing was sent yet: the client gets GLM's 429 as a status it can retry on."""
-    sim.app.state.script_queue.append(Script(error=ScriptError(status=429, code="1302")))
+    """Nothing was sent yet: the client gets GLM's 429 as a status it can retry on (a
+    1303: a 1302 is first held in the bridge, glmbridge_server/throttle_hold.py)."""
+    sim.app.state.script_queue.append(Script(error=ScriptError(status=429, code="1303")))
     body = {**_kwargs(), "stream": True}
     reply = httpx2.post(f"{search_bridge.url}/v1/messages", json=body, timeout=30)
     assert reply.status_code == 429
