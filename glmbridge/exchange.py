@@ -68,6 +68,7 @@ from glmbridge.routing import (
     accepted_effort,
     resolve_route,
 )
+from glmbridge.served import ServedAs
 from glmbridge.sse import SSEDecoder
 from glmbridge.tokens import TokenEstimator, estimate_request_tokens
 from glmbridge.upstream_errors import plan_error, scrub
@@ -229,6 +230,7 @@ class Exchange:
         override: str | None = None,
         thinking: ir.Thinking | None = None,
         estimator: TokenEstimator | None = None,
+        learned: ServedAs | None = None,
     ) -> Exchange:
         """Decode ``body``, route it, and encode it for the upstream.
 
@@ -239,6 +241,8 @@ class Exchange:
             override: a model id that wins over routing (``x-glmbridge-model``).
             thinking: the thinking setting for requests that carry none.
             estimator: a caller-owned token estimator (memoised across requests).
+            learned: which model answers which id, as answers taught (the router applies
+                the serving model's spec: :func:`glmbridge.routing.resolve_route`).
 
         Raises:
             ClientRequestError: the body is not a valid request (names the field).
@@ -251,6 +255,7 @@ class Exchange:
             override=override,
             thinking=thinking,
             estimator=estimator,
+            learned=learned,
         )
 
     @classmethod
@@ -264,12 +269,13 @@ class Exchange:
         override: str | None = None,
         thinking: ir.Thinking | None = None,
         estimator: TokenEstimator | None = None,
+        learned: ServedAs | None = None,
     ) -> Exchange:
         """:meth:`prepare` for a request already decoded (a driver that amended it, e.g.
         with a stored conversation)."""
         if req.thinking is None and thinking is not None:
             req = msgspec.structs.replace(req, thinking=thinking)
-        route = resolve_route(req, table, override=override, upstream=upstream)
+        route = resolve_route(req, table, override=override, upstream=upstream, learned=learned)
         estimate = (
             estimator.request_tokens(req) if estimator is not None else estimate_request_tokens(req)
         )

@@ -31,7 +31,7 @@ from glmbridge.transport.boundary import (
     MAX_ERROR_BODY,
     aread_capped,
     map_upstream_errors,
-    parse_retry_after,
+    retry_after_from,
 )
 from glmbridge.upstream_errors import scrub
 from glmbridge.websearch import (
@@ -165,6 +165,6 @@ class ZaiSearchEngine:
         except TimeoutError:
             raise UpstreamTimeoutError(f"web search took more than {self.timeout:.0f} s") from None
         if response.status_code != 200:
-            retry = parse_retry_after(response.headers.get("retry-after"))
+            retry = retry_after_from(response.headers)
             raise error_from_upstream(response.status_code, data, retry_after=retry)
         return decode_zai_search(data, options)

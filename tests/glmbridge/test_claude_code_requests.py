@@ -211,12 +211,12 @@ def test_limits_thinking_and_stream(name: str) -> None:
         assert route.model == doc["model"] and route.reason == "passthrough"
 
 
-def test_main_request_routes_to_glm_47_with_thinking() -> None:
-    """Claude Code's main request (opus, adaptive thinking) -> glm-4.7, thinking enabled."""
+def test_main_request_routes_to_glm_53_with_thinking() -> None:
+    """Claude Code's main request (opus, adaptive thinking) -> glm-5.3, thinking enabled."""
     route, glm, out = convert((FIXTURES / "request_main.json").read_bytes())
-    assert (route.model, route.reason) == ("glm-4.7", "alias:*opus*")
+    assert (route.model, route.reason) == ("glm-5.3", "alias:*opus*")
     assert out["thinking"] == {"type": "enabled"}
-    assert out["max_tokens"] == 64000  # below glm-4.7's 128K cap: unchanged
+    assert out["max_tokens"] == 64000  # below glm-5.3's 128K cap: unchanged
     assert out["tool_stream"] is True and out["tool_choice"] == "auto"
     assert len(glm) < len((FIXTURES / "request_main.json").read_bytes())
 
@@ -331,7 +331,7 @@ def test_image_in_an_earlier_turn_does_not_switch_models() -> None:
     doc["messages"].append({"role": "assistant", "content": [{"type": "text", "text": "I see."}]})
     doc["messages"].append({"role": "user", "content": "thanks"})
     route, _, out = convert(compact(doc))
-    assert route.model == "glm-4.7"
+    assert route.model == "glm-5.3"
     # the text model cannot read it: a placeholder, never the bytes
     assert _image_parts(out) == [] and PNG_B64 not in json.dumps(out)
 
