@@ -200,7 +200,7 @@ class Exchange:
         from glmbridge.protocols import upstream_codec  # the registry imports this module
 
         self.door = door.for_request(request)
-        self.show_reasoning = wants_reasoning(request)
+        self.show_reasoning = wants_reasoning(request, door.name)
         """Whether the client asked for reasoning (:mod:`glmbridge.reasoning_gate`):
         decided on the request as sent, before :func:`adapt_request`."""
         self.request = adapt_request(request, route.spec)

@@ -138,8 +138,12 @@ PAYG_MODELS = (
 def _chat(
     name: str, url: str, title: str, models: tuple[str, ...], plan: bool = False
 ) -> UpstreamProfile:
+    # BigModel's tokenizer takes only glm-4-plus / glm-4-0520 / glm-4-long / glm-4-air /
+    # glm-4-flash (https://docs.bigmodel.cn/api-reference, 文本分词器), none of the GLM-4.6+
+    # family we count for: the local estimate there.
+    tokenizer = "bigmodel.cn" not in url
     return UpstreamProfile(
-        name=name, base_url=url, tokenizer=True, title=title, models=models, plan=plan,
+        name=name, base_url=url, tokenizer=tokenizer, title=title, models=models, plan=plan,
         served_as=CODING_PLAN_SERVED_AS if plan else (),
         # BigModel's coding host still answers glm-4.6v as itself: listed there.
         listed=(*CODING_PLAN_LISTED, *(m for m in models if m == "glm-4.6v")) if plan else (),

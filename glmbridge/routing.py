@@ -15,6 +15,10 @@ Order of decisions (first match wins):
 3. the alias rules, in order (globs on the lowercased name: ``*sonnet*``).
 4. ``default_model``.
 
+A client name routed by 3 or 4 goes to ``side_model`` instead when the request is a side
+request (:func:`is_side_request`: Claude Code's WebSearch, WebFetch and title calls, which
+name the main model but disable thinking and offer no client tools).
+
 Then, when ``route_media`` is on and the current user turn (the last user message,
 including images inside its ``tool_result`` blocks) holds an image, video or file
 document (PDF) that the chosen model cannot take, the route switches to a vision model
@@ -31,7 +35,7 @@ that profile.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
@@ -50,6 +54,7 @@ __all__ = [
     "RouteTable",
     "TOKENIZER_MODELS",
     "accepted_effort",
+    "is_side_request",
     "model_info",
     "normalize_model_name",
     "offered",
@@ -196,8 +201,9 @@ _DEFAULT_ALIASES: list[tuple[str, str]] = [
 _SUFFIX = re.compile(r"\s*\[[^\]]*\]$")  # Claude Code's "[1m]" context suffix
 _GLOB_CHARS = frozenset("*?[")
 _TABLE_KEYS = frozenset(
-    {"models", "aliases", "default_model", "vision_model", "route_media", "upstreams"}
-)
+    {"models", "aliases", "default_model", "vision_model", "side_model", "route_media",
+     "upstreams"}
+)  # fmt: skip
 
 
 class RouteTable(msgspec.Struct, frozen=True):
@@ -210,6 +216,8 @@ class RouteTable(msgspec.Struct, frozen=True):
         vision_model: the preferred model when the current turn has media the chosen
             model cannot read; if the upstream does not serve it (or it has no video
             input for a video), the first capable model of ``models`` it serves.
+        side_model: the model for side requests routed by alias or default
+            (:func:`is_side_request`); ``None``: they follow the name like any request.
         route_media: whether media switch the model at all.
         upstreams: model id (or glob) -> profile name, pinning those models to a
             profile whatever the server's upstream (``{"glm-4.5-air": "zai-coding"}``).
@@ -219,6 +227,7 @@ class RouteTable(msgspec.Struct, frozen=True):
     aliases: list[tuple[str, str]]
     default_model: str = "glm-5.3"
     vision_model: str = "glm-5.3-flash"
+    side_model: str | None = "glm-5.3-flash"
     route_media: bool = True
     upstreams: dict[str, str] = {}
 
@@ -248,6 +257,7 @@ class RouteTable(msgspec.Struct, frozen=True):
             aliases=aliases,
             default_model=_model_id(data.get("default_model", base.default_model), "default_model"),
             vision_model=_model_id(data.get("vision_model", base.vision_model), "vision_model"),
+            side_model=_optional_model(data.get("side_model", base.side_model), "side_model"),
             route_media=data.get("route_media", base.route_media),
             upstreams=_merge_upstreams(base.upstreams, data.get("upstreams", {})),
         )
@@ -331,6 +341,13 @@ def _merge_upstreams(base: dict[str, str], extra: Any) -> dict[str, str]:
     return pins
 
 
+def _optional_model(value: Any, where: str) -> str | None:
+    """A model id, or ``None`` for ``None`` / ``""`` / ``"off"`` (the feature is off)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off")):
+        return None
+    return _model_id(value, where)
+
+
 def _model_id(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{where}: expected a model id string, got {value!r}")
@@ -340,6 +357,8 @@ def _model_id(value: Any, where: str) -> str:
 def _check_targets(table: RouteTable) -> None:
     """Every alias target and fallback must be a known model or a ``glm-*`` id."""
     targets = [("default_model", table.default_model)]
+    if table.side_model is not None:
+        targets.append(("side_model", table.side_model))
     targets += [(f"aliases.{glob}", target) for glob, target in table.aliases]
     for where, target in targets:
         if target not in table.models and not target.startswith("glm-"):
@@ -393,9 +412,7 @@ def _current_turn_media(req: ir.Request) -> tuple[bool, bool, bool]:
             for part in inner:
                 image = image or isinstance(part, ir.ImageBlock)
                 video = video or isinstance(part, ir.VideoBlock)
-                files = files or (
-                    isinstance(part, ir.DocumentBlock) and part.source.type != "text"
-                )
+                files = files or (isinstance(part, ir.DocumentBlock) and part.source.type != "text")
         break
     return image, video, files
 
@@ -413,6 +430,26 @@ def _route_by_name(table: RouteTable, name: str) -> Route:
         if fnmatchcase(name, glob):
             return Route(target, _spec_for(table, target), f"alias:{glob}")
     return Route(table.default_model, _spec_for(table, table.default_model), "default")
+
+
+def is_side_request(req: ir.Request) -> bool:
+    """Whether ``req`` is a client's side request rather than its main loop: it disables
+    thinking and offers no client tools (server tools such as ``web_search`` allowed).
+    Claude Code's WebSearch, WebFetch and title requests name the main model that way
+    (tests/fixtures/claude_code: web_search_request.json, web_fetch_request.json,
+    request_small.json); its main loop and subagents offer tools, and its haiku-class
+    calls are routed by their name already."""
+    off = req.thinking is not None and req.thinking.type == "disabled"
+    return off and all(tool.server_type is not None for tool in req.tools)
+
+
+def _side_route(route: Route, table: RouteTable, req: ir.Request) -> Route:
+    side = table.side_model
+    if side is None or route.reason == "passthrough" or route.model == side:
+        return route
+    if not is_side_request(req):
+        return route
+    return Route(side, _spec_for(table, side), f"side:{route.reason}")
 
 
 # GLM's reasoning_effort ladder, lowest first (OAS; THINK53).
@@ -524,7 +561,7 @@ def resolve_route(
         profile = _profile_for(route, table, base)
         route = _served_spec(route, table, profile, learned)
         return msgspec.structs.replace(route, upstream=profile)
-    route = _route_by_name(table, normalize_model_name(req.model))
+    route = _side_route(_route_by_name(table, normalize_model_name(req.model)), table, req)
     profile = _profile_for(route, table, base)
     served = _served_spec(route, table, profile, learned)
     if table.route_media:
@@ -584,20 +621,35 @@ def _vision_model(
     return table.vision_model
 
 
-def offered(table: RouteTable, profile: UpstreamProfile) -> RouteTable:
+def offered(
+    table: RouteTable, profile: UpstreamProfile, live: Collection[str] | None = None
+) -> RouteTable:
     """``table`` with only the models a model list should offer on ``profile``: a built-in
     model the profile is known not to serve is left out (picking it would be the 400 of
     :func:`resolve_route`), and so is one it only accepts as an alias of another (the
     Coding Plan's ``glm-4.7``: ``profile.listed``); models a configuration adds and pinned
-    ones stay."""
+    ones stay.
+
+    ``live``: the ids the upstream's own model list names now (``GET {base}/models``): a
+    built-in model it does not name is left out too, and a ``glm-*`` id the table does not
+    know is added with its family's spec (:func:`model_info`)."""
     keep = {
         model_id: spec
         for model_id, spec in table.models.items()
         if model_id not in DEFAULT_MODELS
-        or (profile.serves(model_id) and profile.lists(model_id))
         or _pinned(model_id, table) is not None
+        or (
+            profile.serves(model_id)
+            and profile.lists(model_id)
+            and (live is None or model_id in live)
+        )
     }
-    if len(keep) == len(table.models):
+    for model_id in sorted(live or ()):
+        # a new id, not an alias of a listed model
+        new = model_id.startswith("glm-") and model_id not in table.models
+        if new and profile.serving(model_id) is None:
+            keep[model_id] = _spec_for(table, model_id)
+    if keep == table.models:
         return table
     return msgspec.structs.replace(table, models=keep)
 

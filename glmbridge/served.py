@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-__all__ = ["ServedAs", "ServedModelScanner", "served_model"]
+__all__ = ["ServedAs", "ServedModelScanner", "listed_models", "served_model"]
 
 # The first `"model": "<id>"` of a JSON text. Inside a JSON string the quotes would be
 # escaped (`\"model\"`), so tool arguments or prose cannot match.
@@ -52,6 +52,34 @@ def served_model(body: bytes) -> str | None:
     except msgspec.MsgspecError:
         return None
     return _clean(top.model) if top.model else None
+
+
+class _Listed(msgspec.Struct):
+    id: str | None = None
+
+
+class _Listing(msgspec.Struct):
+    data: list[_Listed] | None = None
+
+
+_decode_listing = msgspec.json.Decoder(_Listing).decode
+
+
+def listed_models(body: bytes) -> frozenset[str] | None:
+    """The ids of a model list (``GET {base}/models``: ``{"data": [{"id": …}, …]}``, the
+    OpenAI and the Anthropic shape alike), lowercased; ``None`` if it is no such list.
+
+    Z.ai's ``/api/coding/paas/v4/models`` and ``/api/paas/v4/models`` list the served models,
+    without context metadata (PrimeIntellect-ai/prime-agent PR#1443; NousResearch/hermes-agent
+    PR#90279); the listing cannot show rerouting (the answers' ``model`` can)."""
+    try:
+        listing = _decode_listing(body)
+    except msgspec.MsgspecError:
+        return None
+    if listing.data is None:
+        return None
+    ids = (_clean(item.id) for item in listing.data if item.id)
+    return frozenset(i for i in ids if i)
 
 
 class ServedModelScanner:

@@ -40,6 +40,7 @@ from glmbridge.routing import offered
 from glmbridge.tokens import TokenEstimator
 from glmbridge_server.keypool import KeyPool
 from glmbridge_server.metrics import Metrics
+from glmbridge_server.model_follower import follow_models, learned_store
 from glmbridge_server.responses_store import ResponseStore
 from glmbridge_server.routes import admin, door_for, error_response, snapshot
 from glmbridge_server.routes import anthropic as anthropic_routes
@@ -141,6 +142,7 @@ def _log_access(scope: Scope, state: dict[str, Any], status: int, elapsed: float
     for name in (
         "client_model",
         "routed_model",
+        "served_model",
         "upstream",
         "stream",
         "upstream_status",
@@ -181,8 +183,10 @@ def _record_usage(
     path: str = scope["path"]
     if state.get("routed_model") is None or path.endswith("/count_tokens"):
         return
-    if 200 <= status < 300:  # for the statusline: what answered last
-        app.state.last_served = {"model": state["routed_model"], "upstream": state.get("upstream")}
+    if 200 <= status < 300:  # for the statusline: what answered last (the answer's model)
+        served = state.get("served_model") or state["routed_model"]
+        app.state.last_served = {"model": served, "routed_model": state["routed_model"],
+                                 "upstream": state.get("upstream")}  # fmt: skip
     if store is None:
         return
     usage = state.get("usage")
@@ -196,6 +200,7 @@ def _record_usage(
         route=path,
         key_id=ids[index] if isinstance(index, int) and index < len(ids) else None,
         model=_bounded(state.get("routed_model")),
+        served_model=_bounded(state.get("served_model")),
         client_model=_bounded(state.get("client_model")),
         upstream=state.get("upstream"),
         input_tokens=usage.input_tokens if usage else 0,
@@ -277,6 +282,9 @@ def create_app(
             async with anyio.create_task_group() as tg:
                 if remote is not None:
                     tg.start_soon(remote.run, key_pool)
+                # GET {base}/models now and every few hours (off under --mock unless asked)
+                catalog = anthropic_routes.build_model_catalog
+                tg.start_soon(follow_models, app.state, upstream.http, catalog)
                 if settings.quota_poll > 0 and len(key_pool) and not settings.mock:
                     from glmbridge_server.quota_poller import poll_quotas
 
@@ -319,6 +327,8 @@ def create_app(
     app.state.scheduler = scheduler
     app.state.usage_store = None  # opened by the lifespan
     app.state.last_served = None
+    app.state.served_as = learned_store(settings)  # which model answers which id (learned)
+    app.state.live_models = {}  # profile -> the ids its model list names (model_follower)
     app.state.quota_windows = {}  # key index -> windows, from the optional quota poller
     app.state.key_ids = [key_id(k) for k in settings.api_keys]
     app.state.route_table = table

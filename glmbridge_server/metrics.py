@@ -180,7 +180,7 @@ class Metrics:
             self.queue_wait.labels(priority).observe(state["queue_wait_ms"] / 1000)
         if priority is not None and state.get("queue_timeout"):
             self.queue_timeouts.labels(priority).inc()
-        model = self.model_label(state.get("routed_model"))
+        model = self.model_label(state.get("served_model") or state.get("routed_model"))
         if state.get("ttft") is not None:
             self.ttft.labels(model).observe(state["ttft"])
         usage = state.get("usage")

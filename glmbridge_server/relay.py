@@ -10,7 +10,8 @@ Streamed (:class:`StreamRelay`, an ASGI response that owns the whole exchange):
 * **Late commit, bounded.** The ``200`` and the stream headers go out with the first
   client bytes, so an upstream failure before them is still a real HTTP status. But a
   client is never left in silence: if no output has come after ``commit_after``
-  seconds, the relay commits anyway, sends the door's start event
+  seconds, or as soon as the request has to wait in the key-slot queue (traffic
+  control), the relay commits anyway, sends the door's start event
   (:meth:`ExchangeStream.preamble`; Anthropic's own API sends ``message_start`` at once)
   and keep-alives every ``ping_interval``; later failures become error events.
 * **First output within ``first_output_timeout``** of the request, separate from the
@@ -57,8 +58,10 @@ from glmbridge.exchange import Exchange, ExchangeStream
 from glmbridge.fallback import chain, qualifies
 from glmbridge.priority import PRIORITY_HEADER, classify
 from glmbridge.routing import Route
+from glmbridge.served import ServedModelScanner, served_model
 from glmbridge.transport.boundary import map_upstream_errors
 from glmbridge_server.keypool import session_id_from
+from glmbridge_server.model_follower import note_served
 from glmbridge_server.routes import request_id, runtime
 from glmbridge_server.scheduler import QueueTimeout, Ticket
 from glmbridge_server.settings import MOCK_MOUNT, Settings
@@ -221,11 +224,20 @@ class _Call:
         )
         return True
 
+    def note_served(self, model: str | None) -> None:
+        """The model the upstream's answer names (the truth: the Coding Plan answers legacy
+        ids with another model); recorded and learned from."""
+        note_served(self.request.app.state, self.state, model)
+
     def served_headers(self) -> list[tuple[bytes, bytes]]:
-        """Which model and profile answered, and what it fell back from (if it did)."""
+        """Which model and profile answered, the id sent for it, and what it fell back from
+        (if it did). Before the answer names its model (a stream committed early), the
+        model the router expects to serve it."""
         route, first = self.exchange.route, self.first_route
+        served = self.state.get("served_model") or route.spec.id
         out = [
-            (b"x-glmbridge-served-model", _header_value(route.model)),
+            (b"x-glmbridge-served-model", _header_value(served)),
+            (b"x-glmbridge-routed-model", _header_value(route.model)),
             (b"x-glmbridge-served-upstream", _header_value(route.upstream.name)),
         ]
         if route is not first:
@@ -292,6 +304,7 @@ async def _complete(call: _Call) -> Response:
                     raise
                 attempt = 0
                 continue
+            call.note_served(served_model(reply.response.content))
             if call.exchange.usage is not None:
                 call.state["usage"] = call.exchange.usage
             logger.debug("request %s answer: %s", request_id(call.request), preview(body))
@@ -395,6 +408,7 @@ class StreamRelay(Response):
         self._chunks: AsyncIterator[bytes] | None = None
         self._leftover: tuple[httpx2.Response, AsyncIterator[bytes]] | None = None
         self._release: Callable[[], None] = _no_release  # the leftover's key slot
+        self._wake = anyio.Event()  # the keep-alive loop: commit now (queued)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._send = send
@@ -442,6 +456,15 @@ class StreamRelay(Response):
     async def _attempts(self, first_output: anyio.CancelScope) -> None:
         call = self._call
         call.pause_clock_while_queued(first_output)
+        paused = call.ticket.on_queue
+
+        def queued() -> None:  # waiting for a slot: commit and ping now, not in 5 s
+            if paused is not None:
+                paused()
+            self._commit_due = True
+            self._wake.set()
+
+        call.ticket.on_queue = queued
         attempt = 0
         while True:
             attempt += 1
@@ -479,9 +502,12 @@ class StreamRelay(Response):
     async def _relay(self, stream: ExchangeStream, first_output: anyio.CancelScope) -> None:
         assert self._chunks is not None
         waiting = True  # for the first content: the first-output deadline applies
+        scanner = ServedModelScanner()  # the model the answer names, in its first bytes
         try:
             with map_upstream_errors():
                 async for chunk in self._chunks:
+                    if not scanner.done:
+                        self._call.note_served(scanner.feed(chunk))
                     out = stream.feed(chunk)
                     if waiting and stream.content_started:
                         first_output.deadline = math.inf
@@ -595,7 +621,11 @@ class StreamRelay(Response):
                 wait = self._last_send + interval - now
             else:  # not committed yet: wake for the commit, or to start pinging
                 wait = min(interval, commit_at - now) if not self._commit_due else interval
-            await anyio.sleep(max(0.0, wait))
+            with anyio.move_on_after(max(0.0, wait)):
+                await self._wake.wait()
+            if self._wake.is_set():
+                self._wake = anyio.Event()
+                await self._early_commit()
             if self._done or self._stream_closed():
                 return
             if not self._commit_due and time.monotonic() >= commit_at:

@@ -200,7 +200,7 @@ def _engine(request: Request, settings: Settings) -> ZaiSearchEngine:
     url = ZaiSearchEngine.endpoint(base)
     engine: ZaiSearchEngine | None = getattr(state, "search_engine", None)
     wanted = (url, settings.web_search_engine, settings.web_search_cache_ttl)
-    if engine is None or (engine.url, engine.engine, engine.ttl) != wanted:
+    if engine is None or (engine.url, engine.asked, engine.ttl) != wanted:
         token = settings.auth_token
         engine = ZaiSearchEngine(
             state.upstream.http,

@@ -251,7 +251,7 @@ async def prepare(
         req = (decode or door.decode_request)(body)
         if settings.video_dirs:  # opt-in: videos named by path in the turn (video_paths.py)
             req = attach_videos(req, settings.video_dirs, settings.video_max_bytes)
-        return Exchange.from_request(
+        exchange = Exchange.from_request(
             door,
             req,
             table=current.route_table,
@@ -259,7 +259,11 @@ async def prepare(
             override=request.headers.get("x-glmbridge-model") or None,
             thinking=thinking,
             estimator=request.app.state.token_estimator,
+            learned=getattr(request.app.state, "served_as", None),
         )
+        if req.thinking is None and thinking is None and not settings.reasoning_content:
+            exchange.show_reasoning = False  # reasoning_content = false: only when asked
+        return exchange
 
     exchange = await off_loop(body, build, force=bool(settings.video_dirs))
     note_route(request, exchange)

@@ -346,3 +346,31 @@ def test_system_message_inside_a_tool_loop_waits_for_the_tool_result() -> None:
     assert out["messages"][-1]["content"] == (
         "<system-reminder>\nHook: the command was allowed.\n</system-reminder>"
     )
+
+
+# --- the Coding Plan since September 2026 (issue 19) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fixture", "model"),
+    [
+        ("request_main.json", "glm-5.3"),  # the main loop
+        ("request_bare.json", "glm-5.3"),
+        ("request_small.json", "glm-5.3-flash"),  # the session title: thinking off, no tools
+        ("web_search_request.json", "glm-5.3-flash"),  # WebSearch: thinking off, server tool
+        ("web_fetch_request.json", "glm-5.3-flash"),  # WebFetch's page processing
+        ("request_small_glm_env.json", "glm-4.5-air"),  # a glm id is passed through as asked
+    ],
+)
+def test_claude_codes_side_requests_go_to_flash_and_never_disable_thinking(
+    fixture: str, model: str
+) -> None:
+    """Default routing: the main loop on GLM-5.3, side requests on GLM-5.3-Flash (three times
+    the quota: stefandevo/glm-acp-agent#96); both always think, so ``disabled`` is never sent
+    (GLM-5.3 answers 400 to it: openclaw/openclaw PR#148642)."""
+    exchange = glmbridge.Exchange.prepare(ac.DOOR, (FIXTURES / fixture).read_bytes())
+    out = json.loads(exchange.body)
+    assert exchange.route.model == out["model"] == model
+    if model.startswith("glm-5.3"):
+        assert exchange.route.spec.thinking == "always"
+        assert out.get("thinking", {}).get("type") != "disabled"

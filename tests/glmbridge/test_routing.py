@@ -364,3 +364,27 @@ def test_the_plan_lists_the_models_it_serves() -> None:
 def test_model_info_on_the_plan_reports_the_serving_model() -> None:
     assert model_info("glm-4.7", upstream=PROFILES["zai-coding"]).id == "glm-5.3-flash"
     assert model_info("glm-4.7").id == "glm-4.7"
+
+
+def test_side_requests_go_to_the_side_model() -> None:
+    off = ir.Thinking(type="disabled")
+    side = ir.Request(model="claude-opus-4-8", messages=[user()], thinking=off)
+    search = ir.Tool(name="web_search", server_type="web_search_20250305")
+    searching = msgspec.structs.replace(side, tools=[search])
+    tool = ir.Tool(name="Bash", input_schema={"type": "object"})
+    working = msgspec.structs.replace(side, tools=[tool])  # a main loop that turned thinking off
+    assert (resolve_route(side).model, resolve_route(side).reason) == (
+        "glm-5.3-flash", "side:alias:*opus*")  # fmt: skip
+    assert resolve_route(searching).model == "glm-5.3-flash"
+    assert resolve_route(working).model == "glm-5.3"
+    assert resolve_route(req("claude-opus-4-8")).model == "glm-5.3"  # thinking unsaid
+    # an explicit GLM id or an override is honoured as asked
+    assert resolve_route(msgspec.structs.replace(side, model="glm-5.3")).model == "glm-5.3"
+    assert resolve_route(side, override="glm-5.3").model == "glm-5.3"
+    # configurable, and off
+    other = RouteTable.from_mapping({"side_model": "glm-4.6"})
+    assert resolve_route(side, other).model == "glm-4.6"
+    none = RouteTable.from_mapping({"side_model": "off"})
+    assert none.side_model is None and resolve_route(side, none).model == "glm-5.3"
+    with pytest.raises(ValueError, match="side_model"):
+        RouteTable.from_mapping({"side_model": "gpt-4o"})

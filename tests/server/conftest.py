@@ -23,6 +23,7 @@ from glmbridge_server.cli import _bind
 from glmbridge_server.inbound import uvicorn_options
 from glmbridge_server.settings import Settings
 from glmbridge_server.simulator import create_simulator_app
+from glmbridge_server.simulator.catalog import CODING_SERVED_AS
 from glmbridge_server.simulator.limits import reset_limits
 from tests.server.faults import FaultServer
 
@@ -75,6 +76,10 @@ def reset_simulator(app: Starlette) -> None:
     st.script_queue.clear()
     st.cancelled = 0
     st.prefix_cache.clear()
+    st.served_as = dict(CODING_SERVED_AS)
+    st.gated_keys = set()
+    st.search_host = "zai"
+    st.model_lists = {}
     reset_limits(st)
 
 
