@@ -273,9 +273,11 @@ class Exchange:
     ) -> Exchange:
         """:meth:`prepare` for a request already decoded (a driver that amended it, e.g.
         with a stored conversation)."""
+        # routed on the request as the client sent it (a server thinking default does not
+        # make a main-loop request a side request)
+        route = resolve_route(req, table, override=override, upstream=upstream, learned=learned)
         if req.thinking is None and thinking is not None:
             req = msgspec.structs.replace(req, thinking=thinking)
-        route = resolve_route(req, table, override=override, upstream=upstream, learned=learned)
         estimate = (
             estimator.request_tokens(req) if estimator is not None else estimate_request_tokens(req)
         )

@@ -15,9 +15,10 @@ Order of decisions (first match wins):
 3. the alias rules, in order (globs on the lowercased name: ``*sonnet*``).
 4. ``default_model``.
 
-A client name routed by 3 or 4 goes to ``side_model`` instead when the request is a side
-request (:func:`is_side_request`: Claude Code's WebSearch, WebFetch and title calls, which
-name the main model but disable thinking and offer no client tools).
+A client name routed by a built-in rule of 3 or 4 goes to ``side_model`` instead when the
+request is a side request (:func:`is_side_request`: Claude Code's WebSearch, WebFetch and
+title calls, which name the main model but disable thinking and offer no client tools); a
+mapping the user configured is kept.
 
 Then, when ``route_media`` is on and the current user turn (the last user message,
 including images inside its ``tool_result`` blocks) holds an image, video or file
@@ -198,6 +199,7 @@ _DEFAULT_ALIASES: list[tuple[str, str]] = [
     ("gemini-*flash-lite*", "glm-5.3-flash"),
     ("gemma-*", "glm-5.3-flash"),
 ]
+_BUILT_IN_DEFAULT = "glm-5.3"
 _SUFFIX = re.compile(r"\s*\[[^\]]*\]$")  # Claude Code's "[1m]" context suffix
 _GLOB_CHARS = frozenset("*?[")
 _TABLE_KEYS = frozenset(
@@ -225,7 +227,7 @@ class RouteTable(msgspec.Struct, frozen=True):
 
     models: dict[str, ModelSpec]
     aliases: list[tuple[str, str]]
-    default_model: str = "glm-5.3"
+    default_model: str = _BUILT_IN_DEFAULT
     vision_model: str = "glm-5.3-flash"
     side_model: str | None = "glm-5.3-flash"
     route_media: bool = True
@@ -443,9 +445,18 @@ def is_side_request(req: ir.Request) -> bool:
     return off and all(tool.server_type is not None for tool in req.tools)
 
 
+def _built_in(route: Route) -> bool:
+    """Whether ``route`` came from a built-in alias rule or the built-in default (a mapping
+    the user configured is kept for side requests too)."""
+    if route.reason == "default":
+        return route.model == _BUILT_IN_DEFAULT
+    glob = route.reason.removeprefix("alias:")
+    return (glob, route.model) in _DEFAULT_ALIASES
+
+
 def _side_route(route: Route, table: RouteTable, req: ir.Request) -> Route:
     side = table.side_model
-    if side is None or route.reason == "passthrough" or route.model == side:
+    if side is None or route.model == side or not _built_in(route):
         return route
     if not is_side_request(req):
         return route

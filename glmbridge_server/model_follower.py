@@ -31,7 +31,7 @@ import msgspec
 from glmbridge.profiles import UpstreamProfile, profile_for
 from glmbridge.routing import RouteTable, offered
 from glmbridge.served import ServedAs, listed_models
-from glmbridge_server.settings import MOCK_API_KEY, MOCK_MOUNT, Settings
+from glmbridge_server.settings import MOCK_API_KEY, Settings
 from glmbridge_server.usage_store import default_data_dir
 
 __all__ = [
@@ -130,8 +130,8 @@ async def _read(
     http: httpx2.AsyncClient, profile: UpstreamProfile, key: str, mock: bool
 ) -> frozenset[str]:
     url = models_url(profile)
-    if mock:  # the simulator mounted in this very app (an in-process client)
-        url = f"http://mock{MOCK_MOUNT}{urlsplit(url).path}"
+    if mock:  # the simulator mounted in this very app (an in-process client of it)
+        url = f"http://mock{urlsplit(url).path}"
     response = await http.get(url, headers=profile.auth_headers(key), timeout=_TIMEOUT)
     if response.status_code != 200:
         raise ValueError(f"HTTP {response.status_code}")

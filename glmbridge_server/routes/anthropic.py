@@ -33,6 +33,7 @@ from glmbridge.routing import ModelSpec, RouteTable, model_info, offered, resolv
 from glmbridge.upstream_errors import scrub
 from glmbridge_server import relay
 from glmbridge_server.codex import codex_catalog
+from glmbridge_server.model_follower import live_models
 from glmbridge_server.routes import (
     anthropic_client,
     error_response,
@@ -252,8 +253,9 @@ async def models_index(request: Request) -> Response:
     :func:`~glmbridge_server.routes.anthropic_client`), else OpenAI's list."""
     if "client_version" in request.query_params:  # Codex CLI (model_catalog_url)
         current = runtime(request)
-        table = offered(current.route_table, current.settings.upstream_profile)
-        return JSONResponse(codex_catalog(table))
+        profile = current.settings.upstream_profile
+        live = live_models(request.app.state, profile)  # what Z.ai lists now
+        return JSONResponse(codex_catalog(offered(current.route_table, profile, live)))
     if gemini_client(request):  # google-genai on /v1 (its api_version "v1")
         return await gemini_routes.models_index(request)
     if not anthropic_client(request):

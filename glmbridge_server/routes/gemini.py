@@ -20,6 +20,7 @@ from glmbridge.errors import ClientRequestError, ErrorKind, GlmbridgeError
 from glmbridge.protocols import gemini
 from glmbridge.routing import RouteTable, offered, resolve_route
 from glmbridge_server import relay
+from glmbridge_server.model_follower import live_models
 from glmbridge_server.routes import error_response, off_loop, prepare, read_model_body, runtime
 
 __all__ = ["model_catalog", "routes"]
@@ -86,10 +87,15 @@ def model_catalog(table: RouteTable) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _offered(request: Request, table: RouteTable) -> RouteTable:
+    profile = runtime(request).settings.upstream_profile
+    return offered(table, profile, live_models(request.app.state, profile))
+
+
 async def models_index(request: Request) -> Response:
     """``GET /v1beta/models`` (one page: the catalog is small)."""
     current = runtime(request)
-    catalog = model_catalog(offered(current.route_table, current.settings.upstream_profile))
+    catalog = model_catalog(_offered(request, current.route_table))
     return JSONResponse({"models": list(catalog.values())})
 
 
@@ -98,7 +104,7 @@ async def models_show(request: Request) -> Response:
     name = request.path_params["rest"].removeprefix("models/")
     current = runtime(request)
     table = current.route_table
-    catalog = model_catalog(offered(table, current.settings.upstream_profile))
+    catalog = model_catalog(_offered(request, table))
     info = catalog.get(name)
     if info is None:
         target = resolve_route(ir.Request(model=name, messages=[]), table).model

@@ -38,7 +38,7 @@ from glmbridge_server.simulator.intake import (
     record_body,
     still_there,
 )
-from glmbridge_server.simulator.rules import _GlmError, served_on_plan
+from glmbridge_server.simulator.rules import _GlmError
 from glmbridge_server.simulator.scripts import (
     Context,
     Script,
@@ -168,29 +168,23 @@ def _auth(request: Request) -> None:
     check_key(request.app.state, key)
 
 
-def _model(body: dict[str, Any], request: Request) -> tuple[str, ModelInfo]:
+def _model(body: dict[str, Any]) -> tuple[str, ModelInfo]:
     model = body.get("model")
     if model is None:
         raise _Unprocessable("missing", ("model",), "Field required", body)
     if not isinstance(model, str):
         raise _Unprocessable("string_type", ("model",), "Input should be a valid string", model)
     name = model.strip().lower()
-    # Claude ids are remapped server-side to the plan's default, glm-4.7 (zai-org/feedback#182;
-    # claude-3-5-sonnet -> glm-4.6 in glm.md), and glm-4.7 is answered by GLM-5.3-Flash since
-    # September 2026 (catalog.CODING_SERVED_AS).
+    # Claude ids are remapped server-side (claude-3-5-sonnet -> glm-4.6 in glm.md; the Coding Plan
+    # maps to its current default). Ours: glm-4.7, and glm-4.5-air for haiku. No source shows
+    # this endpoint rerouting legacy ids as the chat API's Coding Plan path does: it does not.
     if name.startswith("claude-") and "[" not in name:
-        name = "glm-4.7"
+        name = "glm-4.5-air" if "haiku" in name else "glm-4.7"
     # A `[1m]` context suffix is not stripped server-side: `glm-5.2[1m]` is an unknown model
     # (Kohaku-Lab/KohakuTerrarium#73), as is anything else missing from the table
     # (NousResearch/hermes-agent#7475).
     if name not in MODELS:
         raise _AnthropicError(400, "1211")
-    # This endpoint is a Coding Plan surface: the plan's rerouting and tiers apply here too.
-    key = request.headers.get("x-api-key", "").strip() or bearer(request)
-    try:
-        name = served_on_plan(name, request.app.state, key)
-    except _GlmError as exc:
-        raise _AnthropicError(exc.status, exc.code, exc.text) from None
     return name, MODELS[name]
 
 
@@ -338,7 +332,7 @@ def _assistant(blocks: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _to_chat(body: dict[str, Any], request: Request) -> tuple[ModelInfo, dict[str, Any]]:
     """Check the request like Z.ai does; the chat-shaped body the answer is computed from."""
-    model, info = _model(body, request)
+    model, info = _model(body)
     max_tokens = _max_tokens(body, info)
     think = _thinking(body, info)
     tools = _tools(body, request)

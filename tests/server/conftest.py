@@ -91,6 +91,7 @@ def make_bridge_settings(sim_url: str, **overrides: Any) -> Settings:
         "max_retries": 0,
         "ping_interval": 10.0,
         "web_search_url": f"{sim_url}/api/paas/v4",  # server tools search the simulator
+        "models_refresh": 0,  # no GET /models in the request logs (test_coding_plan_e2e reads it)
     }
     values.update(overrides)
     return Settings(**values)

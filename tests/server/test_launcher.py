@@ -137,8 +137,8 @@ def test_environment_and_verbatim_arguments(
     assert e["ANTHROPIC_BASE_URL"] == guarded.url
     assert e["ANTHROPIC_AUTH_TOKEN"] == TOKEN
     assert e["ANTHROPIC_DEFAULT_OPUS_MODEL"] == "glm-4.6"
-    assert e["ANTHROPIC_DEFAULT_SONNET_MODEL"] == "glm-4.7"
-    assert e["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "glm-4.5-air"
+    assert e["ANTHROPIC_DEFAULT_SONNET_MODEL"] == "glm-5.3"
+    assert e["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "glm-5.3-flash"
     assert e["API_TIMEOUT_MS"] == "3000000"
     assert e["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
     # Claude Code is told the real window of the model it talks to (--model opus: glm-4.6),
@@ -168,7 +168,7 @@ def test_codex_gets_a_glmbridge_provider_and_verbatim_arguments(
         f"{guarded.url}/v1/models"
     )
     assert json.loads(flags["model_provider"]) == "glmbridge"
-    assert json.loads(flags["model"]) == "glm-4.7"
+    assert json.loads(flags["model"]) == "glm-5.3"
     assert got["env"]["GLMBRIDGE_API_KEY"] == TOKEN
     # the catalog URL really answers Codex's shape
     catalog = httpx2.get(
