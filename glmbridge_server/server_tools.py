@@ -38,6 +38,8 @@ from glmbridge import events as ev
 from glmbridge import ir
 from glmbridge.errors import GlmbridgeError, UpstreamError
 from glmbridge.exchange import Exchange
+from glmbridge.reasoning_gate import drop_reasoning
+from glmbridge.served import served_model
 from glmbridge.server_tools import Outcome, ServerCall, ServerToolLoop, block_events
 from glmbridge.upstream_errors import scrub
 from glmbridge.websearch import SearchFailure
@@ -126,8 +128,9 @@ class _Driver:
         while True:
             attempt += 1
             reply = await call.send()
+            call.note_served(served_model(reply.response.content))
             try:
-                return ex.codec.decode_response(
+                resp = ex.codec.decode_response(
                     reply.response.content, model=req.model, input_estimate=ex.input_estimate
                 )
             except UpstreamError as err:
@@ -135,6 +138,8 @@ class _Driver:
                 if await call.retry_in_band(err, attempt):
                     continue
                 raise err from None
+            # reasoning only where the client asked (GLM-5.3 and Flash always reason)
+            return resp if base.show_reasoning else drop_reasoning(resp)
 
     async def search(
         self, calls: list[ServerCall], emit: Callable[[list[ir.Block]], Awaitable[None]]
