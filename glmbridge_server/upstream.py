@@ -228,6 +228,10 @@ class UpstreamClient:
                     if err.code == "1302":
                         self._learn(slot)
                     slot.release()
+                if lease is None and err.quota and err.retry_after is None:
+                    # no key to rest (--mock): the client still learns when it resets
+                    window = parse_quota_reset(err.code, err.message)
+                    err.retry_after = window.seconds_left() if window is not None else None
                 if lease is not None and is_key_failure(err):
                     self._cool_down(settings, lease, err)
                     tried_keys.add(lease.index)

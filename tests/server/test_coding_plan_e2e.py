@@ -10,6 +10,7 @@ then the key rests and the client gets retry-after to the reset.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -27,7 +28,7 @@ from starlette.applications import Starlette
 from glmbridge.websearch import BIGMODEL_SEARCH, ZAI_SEARCH, SearchFailure, SearchOptions
 from glmbridge_server.app import create_app
 from glmbridge_server.search_engine import ZaiSearchEngine
-from glmbridge_server.settings import Settings
+from glmbridge_server.settings import MOCK_API_KEY, Settings
 from glmbridge_server.simulator import Script
 from tests.server.conftest import RunningServer
 
@@ -132,6 +133,9 @@ def test_a_legacy_id_reports_the_model_that_served_it_everywhere(
             rows = db.execute("SELECT model, served_model FROM usage").fetchall()
         time.sleep(0.05)
     assert rows == [(model, served)] * 2
+    # what the answers said is kept in the data directory for the next run
+    learned = json.loads((tmp_path / "served_models.json").read_text())
+    assert next(iter(learned.values())) == {model: served}
 
 
 def test_a_1316_rests_the_key_until_its_reset(
@@ -296,3 +300,22 @@ def test_a_custom_url_can_speak_anthropic(
     # the answer named glm-4.7 itself: learned, so its own spec applies from now on
     text, headers = _ask(bridge.url, "glm-4.7", stream=True, thinking=OFF)
     assert text and sim.app.state.requests[-1]["thinking"] == OFF
+
+
+def test_on_the_mock_too(start_server: Start) -> None:
+    """``--mock``: the same routing, served models and usage-limit answers."""
+    app = create_app(Settings(mock=True))
+    bridge = start_server(app)
+    _, headers = _ask(bridge.url, "claude-sonnet-4-5", stream=True, tools=[BASH])
+    assert headers["x-glmbridge-served-model"] == "glm-5.3"
+    for model, served in (("claude-opus-4-8", "glm-5.3-flash"), ("glm-4.7", "glm-5.3-flash"),
+                          ("glm-5.1", "glm-5.3")):  # fmt: skip
+        for stream in (False, True):
+            text, headers = _ask(bridge.url, model, stream=stream, thinking=OFF)
+            assert text and headers["x-glmbridge-served-model"] == served
+    reset = datetime.now(UTC) + timedelta(hours=2)
+    app.state.simulator.state.spent_keys = {MOCK_API_KEY: ("1316", reset)}
+    with pytest.raises(anthropic.RateLimitError) as info:
+        _ask(bridge.url, "claude-sonnet-4-5", stream=False)
+    assert 2 * 3600 - 60 <= int(info.value.response.headers["retry-after"]) <= 2 * 3600 + 1
+    assert app.state.simulator.state.rejected_quota == 1  # asked once
