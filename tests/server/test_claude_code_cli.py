@@ -153,6 +153,8 @@ def test_the_launcher_gives_claude_code_the_real_context_window(
         "IS_SANDBOX": "1",
         "DISABLE_AUTOUPDATER": "1",
         "GLMBRIDGE_UPSTREAM": f"{sim.url}/api/coding/paas/v4",  # what `bridge` serves
+        # the launcher under test is this tree's (as the bridge is), not an installed one
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
     }
     port = bridge.url.rpartition(":")[2]
     for args, model in (([], "glm-5.3"), (["--model", "haiku"], "glm-5.3-flash")):
@@ -165,4 +167,6 @@ def test_the_launcher_gives_claude_code_the_real_context_window(
         assert proc.returncode == 0, proc.stderr[-2000:]
         window = model_info(model).context_window
         assert f"**Model:** {model}" in proc.stdout, proc.stdout[:500]
-        assert f"/ {window / 1000:.1f}k" in proc.stdout, proc.stdout[:500]
+        # Claude Code prints a window of a million or more as "1m" (GLM-5.3: 1,048,576)
+        shown = f"{window / 1e6:.0f}m" if window >= 1e6 else f"{window / 1000:.1f}k"
+        assert f"/ {shown}" in proc.stdout, proc.stdout[:500]
