@@ -30,6 +30,7 @@ __all__ = ["ServedAs", "ServedModelScanner", "listed_models", "served_model"]
 # escaped (`\"model\"`), so tool arguments or prose cannot match.
 _MODEL = re.compile(rb'"model"\s*:\s*"([A-Za-z0-9._:/\[\]-]{1,100})"')
 _SCAN_LIMIT = 64 * 1024  # the field comes in the first event; give up after this much
+_LIST_LIMIT = 500  # a model list longer than this is read only this far
 
 
 def _clean(raw: bytes | str) -> str | None:
@@ -78,7 +79,7 @@ def listed_models(body: bytes) -> frozenset[str] | None:
         return None
     if listing.data is None:
         return None
-    ids = (_clean(item.id) for item in listing.data if item.id)
+    ids = (_clean(item.id) for item in listing.data[:_LIST_LIMIT] if item.id)
     return frozenset(i for i in ids if i)
 
 
