@@ -26,6 +26,7 @@ from glmbridge import ir
 from glmbridge.errors import ClientRequestError, GlmbridgeError
 from glmbridge.profiles import PROFILES
 from glmbridge.routing import RouteTable, offered, resolve_route
+from glmbridge_server.model_follower import live_models
 from glmbridge_server.routes import error_response, read_body, runtime
 from glmbridge_server.routes.anthropic import build_model_catalog
 from glmbridge_server.settings import Settings, convert_setting, keys_fingerprint, route_table
@@ -176,7 +177,8 @@ async def post_config(request: Request) -> Response:
         return error_response(err, request)
     except ValueError as exc:  # the routing table refused the map
         return error_response(ClientRequestError(f"models: {exc}"), request)
-    catalog = build_model_catalog(offered(table, new.upstream_profile))
+    profile = new.upstream_profile
+    catalog = build_model_catalog(offered(table, profile, live_models(app.state, profile)))
     # The swap: three assignments with no await in between are atomic for the event loop.
     app.state.settings, app.state.route_table, app.state.model_catalog = new, table, catalog
     app.state.metrics.models = frozenset(table.models)
