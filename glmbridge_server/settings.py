@@ -100,7 +100,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     thinking: Literal["auto", "enabled", "disabled"] = "auto"
     count_tokens: Literal["auto", "upstream", "local"] = "auto"
     responses_store: int = 0
-    web_search_engine: str = "search-prime"
+    web_search_engine: str = ""
     web_search_url: str = ""
     web_search_cache_ttl: float = 600.0
     web_fetch_allow_private: bool = False
@@ -110,6 +110,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     usage_store: bool = True
     data_dir: str = ""
     usage_retention_days: int = 90
+    models_refresh: float = -1.0
+    upstream_protocol: Literal["openai", "anthropic"] = "openai"
+    reasoning_content: bool = True
     mock: bool = False
 
     def __repr__(self) -> str:
@@ -129,8 +132,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def upstream_profile(self) -> UpstreamProfile:
-        """The upstream profile (a built-in one, or an OpenAI-compatible base URL)."""
-        return profile_for(self.upstream)
+        """The upstream profile: a built-in one, or a base URL speaking ``upstream_protocol``
+        (``anthropic``: Anthropic Messages, with every normalisation of ``zai-anthropic``,
+        e.g. a corporate relay in front of Z.ai's Anthropic endpoint)."""
+        if self.upstream in PROFILES:
+            return PROFILES[self.upstream]
+        return profile_for(self.upstream, protocol=self.upstream_protocol)
 
     @property
     def upstream_base_url(self) -> str:
@@ -225,6 +232,13 @@ def _to_seconds(value: object, *, allow_zero: bool = False) -> float:
     return number
 
 
+def _to_refresh(value: object) -> float:
+    """``auto`` (every six hours, off under ``--mock``: stored as -1), or seconds (0: off)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return -1.0
+    return _to_seconds(value, allow_zero=True)
+
+
 def _to_bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -263,7 +277,7 @@ def _to_upstream(value: object) -> str:
         )
     base = text.rstrip("/")
     # Forgive a full endpoint URL: the base is what the server appends paths to.
-    return base.removesuffix("/chat/completions")
+    return base.removesuffix("/chat/completions").removesuffix("/v1/messages")
 
 
 def _to_keys(value: object) -> tuple[str, ...]:
@@ -520,6 +534,9 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "usage_store": _to_bool,
     "data_dir": _to_str,
     "usage_retention_days": _to_int(1, 36_500),
+    "models_refresh": _to_refresh,
+    "upstream_protocol": _to_choice("openai", "anthropic"),
+    "reasoning_content": _to_bool,
     "mock": _to_bool,
 }
 

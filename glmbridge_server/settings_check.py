@@ -40,12 +40,14 @@ def route_table(models: Mapping[str, str], upstreams: Mapping[str, str] = {}) ->
     """
     if not models and not upstreams:
         return DEFAULT_ROUTE_TABLE
-    aliases = {k: v for k, v in models.items() if k not in ("default", "vision")}
+    aliases = {k: v for k, v in models.items() if k not in ("default", "vision", "side")}
     data: dict[str, Any] = {"aliases": aliases, "upstreams": dict(upstreams)}
     if "default" in models:
         data["default_model"] = models["default"]
     if "vision" in models:
         data["vision_model"] = models["vision"]
+    if "side" in models:  # "" or "off": side requests follow their names
+        data["side_model"] = models["side"]
     return RouteTable.from_mapping(data)
 
 
@@ -75,7 +77,7 @@ def check_settings(settings: Settings) -> RouteTable:
     profile = settings.upstream_profile
     probes: list[tuple[str, ir.Request]] = []
     for alias in settings.models:
-        if alias in ("default", "vision"):
+        if alias in ("default", "vision", "side"):
             continue
         probes.append((f"models.{alias}", _ask(alias)))
     probes += [(f"models.{family}", _ask(name)) for family, name in _PROBES.items()]

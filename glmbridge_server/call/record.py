@@ -127,6 +127,8 @@ class CallRecord:
     #: The model the client named, the model routed to, and the upstream profile's name.
     client_model: str | None = None
     routed_model: str | None = None
+    #: The model the upstream's answer names (the Coding Plan serves legacy ids with another).
+    served_model: str | None = None
     upstream: str | None = None
     stream: bool | None = None
     #: ``"<model>@<upstream>"`` the call fell back from, if it did.

@@ -229,4 +229,5 @@ async def _describe(
     route = resolve_route(ask, current.route_table, upstream=profile)
     if profile.media_profile is not None:  # images go to the profile's media upstream
         route = msgspec.structs.replace(route, upstream=PROFILES[profile.media_profile])
-    return description_of(await Call(record, Exchange(exchange.door, ask, route)).decoded(as_ir))
+    call = Call(record, Exchange(exchange.door, ask, route))
+    return description_of(await call.decoded(as_ir, answers=False))

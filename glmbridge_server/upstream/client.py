@@ -41,7 +41,7 @@ from glmbridge.transport.boundary import (
     MAX_ERROR_BODY,
     aread_capped,
     map_upstream_errors,
-    parse_retry_after,
+    retry_after_from,
     scrub_key,
 )
 from glmbridge.upstream_errors import QUOTA_CODES, THROTTLE_CODES, is_key_failure
@@ -230,6 +230,10 @@ class UpstreamClient:
                     if err.code == "1302":
                         self._learn(slot)
                     slot.release()
+                if lease is None and err.quota and err.retry_after is None:
+                    # no key to rest (--mock): the client still learns when it resets
+                    window = parse_quota_reset(err.code, err.message)
+                    err.retry_after = window.seconds_left() if window is not None else None
                 throttled = slot is not None and hold is not None
                 if not await self._again(
                     err, attempt, retries, settings, lease, tried_keys, hold if throttled else None
@@ -335,7 +339,7 @@ class UpstreamClient:
         return self.keys.select(session_id, exclude=tried)
 
     def _cool_down(self, settings: Settings, lease: KeyLease, err: UpstreamError) -> None:
-        quota = err.code in QUOTA_CODES
+        quota = err.quota or err.code in QUOTA_CODES
         seconds = settings.quota_cooldown if quota else settings.auth_cooldown
         window = parse_quota_reset(err.code, err.message)
         if window is not None:  # a spent 5-hour/weekly window: rest until it resets
@@ -418,6 +422,6 @@ class UpstreamClient:
                 kind=ErrorKind.API_ERROR,
                 status_hint=502,
             )
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        retry_after = retry_after_from(response.headers)
         err = decode_error(response.status_code, err_body, retry_after)
         raise scrub_key(err, key)
