@@ -348,6 +348,7 @@ def start_glmbridge(
     *,
     upstream: str = "chat",
     tree: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
     """glmbridge-server in front of the simulator's chat API, or (``upstream="anthropic"``)
     its Anthropic endpoint through the bench-only ``sim-anthropic`` profile.
@@ -357,7 +358,7 @@ def start_glmbridge(
     """
     port = _free_port()
     env = _clean_env()
-    env.update(ZAI_API_KEY="bench-key", GLMBRIDGE_MAX_RETRIES="0")
+    env.update(ZAI_API_KEY="bench-key", GLMBRIDGE_MAX_RETRIES="0", **(extra_env or {}))
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     if upstream == "anthropic":
@@ -1097,11 +1098,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 PROFILE_RUNNER = """\
-import cProfile, sys
+import cProfile, signal, sys
 from glmbridge_server.cli import main
 out = sys.argv.pop(1)
 prof = cProfile.Profile()
-prof.enable()
+# Profiling starts on SIGUSR1, after the start-up and the warm-up requests.
+signal.signal(signal.SIGUSR1, lambda *_: prof.enable())
 try:
     main()
 except (SystemExit, KeyboardInterrupt):
@@ -1135,6 +1137,10 @@ def profile(args: argparse.Namespace) -> int:
         server = servers.start("glmbridge", argv, env, port)
         wait_ready(server, "/health", 30)
         with httpx2.Client(trust_env=False, timeout=60.0) as client:
+            for body in (a_body, b_body) * 5:  # warm-up, not profiled
+                one_request(client, make_path("glmbridge", server, body, direct=False))
+            server.proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.2)
             for label, body, n in (("a", a_body, n_a), ("b", b_body, n_b)):
                 p = make_path("glmbridge", server, body, direct=False)
                 cpu0 = server.cpu_seconds()
