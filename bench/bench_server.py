@@ -1142,6 +1142,8 @@ def profile(args: argparse.Namespace) -> int:
             server.proc.send_signal(signal.SIGUSR1)
             time.sleep(0.2)
             for label, body, n in (("a", a_body, n_a), ("b", b_body, n_b)):
+                if label not in args.profile_workloads:
+                    continue
                 p = make_path("glmbridge", server, body, direct=False)
                 cpu0 = server.cpu_seconds()
                 for _ in range(n):
@@ -1192,6 +1194,9 @@ def main() -> int:
         "(a) and (b) requests, print where its time goes",
     )
     parser.add_argument("--profile-top", type=int, default=30, help="functions shown")
+    parser.add_argument(
+        "--profile-workloads", default="ab", help="profile (a), (b) or both (default: ab)"
+    )
     args = parser.parse_args()
     if args.profile:
         return profile(args)
