@@ -5,8 +5,12 @@ stale connections, and failures raised as httpx2's exceptions (what the boundary
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 import httpx2
@@ -28,9 +32,11 @@ EVENTS = [b"data: %d\n\n" % i for i in range(50)]
 
 
 @asynccontextmanager
-async def upstream(reply: Reply) -> AsyncIterator[tuple[str, list[int]]]:
-    """A loopback HTTP/1.1 server: ``reply(n)`` scripts the n-th request (0-based) of the
-    whole server; yields its URL and the number of requests per connection."""
+async def upstream(
+    reply: Reply, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[str, list[int]]]:
+    """A loopback HTTP/1.1 server (HTTPS with ``tls``): ``reply(n)`` scripts the n-th request
+    (0-based) of the whole server; yields its URL and the number of requests per connection."""
     per_conn: list[int] = []
     served = 0
 
@@ -60,10 +66,10 @@ async def upstream(reply: Reply) -> AsyncIterator[tuple[str, list[int]]]:
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}/v1/x", per_conn
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}/v1/x", per_conn
     finally:
         server.close()
 
@@ -165,3 +171,29 @@ async def test_connect_error() -> None:
         async with client() as http:
             with pytest.raises(httpx2.ConnectError):
                 await http.post(f"http://127.0.0.1:{port}/", content=b"{}")
+
+
+async def test_tls_verified_reused_and_refused_when_untrusted(tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        raise RuntimeError("openssl is needed to make the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(str(cert), str(key))
+    trusting = ssl.create_default_context(cafile=str(cert))
+    async with upstream(lambda n: answer(), tls=server_tls) as (url, per_conn):
+        transport = Http11Transport(ssl_context=trusting)
+        async with httpx2.AsyncClient(transport=transport, timeout=5.0) as http:
+            for _ in range(2):
+                async with http.stream("POST", url, content=b"{}") as r:
+                    pieces = [p async for p in r.aiter_raw()]
+                assert b"".join(pieces) == b"".join(EVENTS)
+        assert per_conn == [2]
+        async with client() as http:  # the system's CAs: the self-signed cert is refused
+            with pytest.raises(httpx2.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await http.post(url, content=b"{}")
