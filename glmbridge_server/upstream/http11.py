@@ -42,6 +42,7 @@ import httpx2
 __all__ = ["Http11Transport"]
 
 _READ = 65536
+_JOIN = 1024 * 1024  # requests up to this size go out in one write (larger: no joined copy)
 _LIMITS = httpx2.Limits()
 _Origin = tuple[bytes, bytes, int]
 
@@ -54,31 +55,47 @@ class _Parse:
         self.reset()
 
     def reset(self) -> None:
+        self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.reason = b""
         self.head_done = False
         self.body: list[bytes] = []
         self.done = False
         self.keep_alive = False
+        self.trailing = False  # bytes came after the complete response: never reused
+
+    # Once the response is complete, whatever follows it is ignored (and marks the
+    # connection not reusable), as h11 leaves it unread.
 
     def on_message_begin(self) -> None:
-        self.reset()  # also after an informational (1xx) response
+        if self.done:
+            self.trailing = True
+        else:
+            self.reset()  # also after an informational (1xx) response
 
     def on_status(self, reason: bytes) -> None:
-        self.reason += reason
+        if not self.done:
+            self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        if not self.done:
+            self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.head_done = self.parser.get_status_code() >= 200
+        if not self.done:
+            self.status = self.parser.get_status_code()
+            self.head_done = self.status >= 200
 
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
+        if self.done:
+            self.trailing = True
+        else:
+            self.body.append(body)
 
     def on_message_complete(self) -> None:
-        self.done = self.head_done
-        self.keep_alive = self.parser.should_keep_alive()  # reset once feed_data returns
+        if not self.done:
+            self.done = self.head_done
+            self.keep_alive = self.parser.should_keep_alive()  # reset once feed_data returns
 
     def take(self) -> bytes:
         body = self.body
@@ -184,7 +201,7 @@ class Http11Transport(httpx2.AsyncBaseTransport):
             raise
         parse = conn.parse
         return httpx2.Response(
-            status_code=parse.parser.get_status_code(),
+            status_code=parse.status,
             headers=parse.headers,
             stream=_Body(self, conn, timeouts.get("read"), request.method == "HEAD"),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": parse.reason},
@@ -274,9 +291,12 @@ class Http11Transport(httpx2.AsyncBaseTransport):
                 parts.append(part)
         if chunked:
             parts.append(b"0\r\n\r\n")
+        if sum(map(len, parts)) <= _JOIN:  # one write for the usual request
+            parts = [b"".join(parts)]
         try:
             with anyio.fail_after(timeout):
-                await conn.stream.send(b"".join(parts))
+                for data in parts:
+                    await conn.stream.send(data)
         except TimeoutError as exc:
             raise httpx2.WriteTimeout("timed out sending the request") from exc
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
@@ -323,10 +343,10 @@ class _Body(httpx2.AsyncByteStream):
             while True:
                 if parse.body:
                     yield parse.take()
+                if parse.done:
+                    break  # a parse error after the complete response: not reused below
                 if conn.failed is not None:
                     raise conn.failed
-                if parse.done:
-                    break
                 data = await conn.receive(self._timeout)
                 if not data:
                     if self._until_eof:
@@ -349,7 +369,8 @@ class _Body(httpx2.AsyncByteStream):
         if conn is None:
             return
         self._pool._release_slot()
-        if reuse and conn.parse.done:
+        parse = conn.parse
+        if reuse and parse.done and not parse.trailing and conn.failed is None:
             await self._pool._put_idle(conn)
         else:
             await conn.aclose()
@@ -357,7 +378,7 @@ class _Body(httpx2.AsyncByteStream):
 
 def _until_eof(parse: _Parse) -> bool:
     """Whether the body runs to the connection's end (no length, not chunked)."""
-    if parse.done or parse.parser.get_status_code() in (204, 304):
+    if parse.done or parse.status in (204, 304):
         return False
     names = {k.lower() for k, _ in parse.headers}
     return b"content-length" not in names and b"transfer-encoding" not in names

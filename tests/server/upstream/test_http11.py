@@ -197,3 +197,17 @@ async def test_tls_verified_reused_and_refused_when_untrusted(tmp_path: Path) ->
         async with client() as http:  # the system's CAs: the self-signed cert is refused
             with pytest.raises(httpx2.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                 await http.post(url, content=b"{}")
+
+
+async def test_bytes_after_a_complete_response_are_ignored_and_not_reused() -> None:
+    def reply(n: int) -> list[bytes | float | None]:
+        if n == 0:
+            return [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokGARBAGE\r\n\r\n"]
+        return [b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext"]
+
+    async with upstream(reply) as (url, per_conn), client() as http:
+        first = await http.post(url, content=b"{}")
+        second = await http.post(url, content=b"{}")
+    assert (first.status_code, first.content) == (200, b"ok")
+    assert second.content == b"next"
+    assert per_conn == [1, 1]  # the first connection was not reused
