@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
 """
 _QUEUE = 10_000
+_LINGER = 0.25  # seconds between two batches
 _BATCH = 500
 _DAY = 86_400.0
 
@@ -263,6 +264,10 @@ class UsageStore:
                 if conn is not None:
                     conn.close()
                 return
+            # Let rows gather before the next batch: the request path's put() then finds no
+            # thread waiting, so a busy server wakes this thread (and hands it the GIL) a few
+            # times a second instead of once per request (issue 22).
+            time.sleep(_LINGER)
 
     def _store(self, conn: sqlite3.Connection, rows: list[UsageRow]) -> None:
         """Write ``rows``; when SQLite refuses one, write them one by one and lose only
