@@ -177,7 +177,10 @@ class StreamRelay(StreamingAnswer):
         def queued() -> None:  # waiting for a slot: commit and ping now, not in 5 s
             if paused is not None:
                 paused()
-            self.commit_now()
+            # A throttle hold keeps the usual commit_after rule: a short hold that ends in
+            # failure is still a real 429 status, which clients retry by themselves.
+            if not call.ticket.holding:
+                self.commit_now()
 
         call.ticket.on_queue = queued
         attempt = 0

@@ -86,6 +86,7 @@ class Ticket:
 
     ``on_queue`` runs when the request has to wait, ``on_grant`` when a queued request
     gets its slot: the relay stops and restarts its first-output clock with them.
+    ``holding``: the wait is a throttle hold (a 1302 held in the bridge), not a queue.
     """
 
     priority: Priority = Priority.INTERACTIVE
@@ -93,6 +94,7 @@ class Ticket:
     on_queue: Callable[[], None] | None = None
     on_grant: Callable[[float], None] | None = None
     waited: float = 0.0
+    holding: bool = False
     since: float | None = None  # first time in the queue: retries keep their seniority
     arrived: float | None = None  # wall clock at its first acquire (the shared queue's order)
     tag: str = field(default_factory=lambda: os.urandom(8).hex())  # its id in Redis

@@ -66,8 +66,12 @@ class ThrottleHold:
         ticket = self.ticket
         self.holds += 1
         self.held += wait
-        if ticket.on_queue is not None:
-            ticket.on_queue()
-        await sleep(wait)
+        ticket.holding = True
+        try:
+            if ticket.on_queue is not None:
+                ticket.on_queue()
+            await sleep(wait)
+        finally:
+            ticket.holding = False
         if ticket.on_grant is not None:
             ticket.on_grant(wait)
