@@ -38,6 +38,9 @@ from glmbridge.ids import new_request_id
 from glmbridge.pricing import is_peak
 from glmbridge.routing import offered
 from glmbridge.tokens import TokenEstimator
+from glmbridge_server.dashboard import Dashboard
+from glmbridge_server.dashboard.observe import ObserveMiddleware
+from glmbridge_server.dashboard.routes import routes as dashboard_routes
 from glmbridge_server.keypool import KeyPool
 from glmbridge_server.metrics import Metrics
 from glmbridge_server.responses_store import ResponseStore
@@ -285,9 +288,7 @@ def create_app(
                 elif usage_db is not None and settings.plan in ("lite", "pro", "max"):
                     from glmbridge_server.quota_poller import estimate_quotas
 
-                    tg.start_soon(
-                        estimate_quotas, settings, scheduler, usage_db, app.state.key_ids
-                    )
+                    tg.start_soon(estimate_quotas, settings, scheduler, usage_db, app.state.key_ids)
                 try:
                     yield
                 finally:
@@ -298,6 +299,7 @@ def create_app(
             await upstream.aclose()
             if usage_store is not None:
                 await anyio.to_thread.run_sync(usage_store.close)
+            await anyio.to_thread.run_sync(app.state.dashboard.close)
 
     routes: list[BaseRoute] = [
         *admin.routes,
@@ -305,6 +307,7 @@ def create_app(
         *anthropic_routes.routes,
         *openai_routes.routes,
         *gemini_routes.routes,
+        *dashboard_routes,
     ]
     simulator = None
     if settings.mock:
@@ -314,11 +317,16 @@ def create_app(
         routes.append(Mount(MOCK_MOUNT, app=simulator))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContextMiddleware), Middleware(SecurityMiddleware)],
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(SecurityMiddleware),
+            Middleware(ObserveMiddleware),  # the dashboard's inspector and the traces
+        ],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.dashboard = Dashboard(settings)
     app.state.key_pool = key_pool
     app.state.scheduler = scheduler
     app.state.usage_store = None  # opened by the lifespan

@@ -109,7 +109,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     usage_store: bool = True
     data_dir: str = ""
     usage_retention_days: int = 90
+    inspector: bool = False
     mock: bool = False
+    #: Where each value came from (``field -> "environment (GLMBRIDGE_PORT)"``, …); a field
+    #: missing here has its default. Filled by :func:`load_settings`; never a setting itself.
+    sources: dict[str, str] = {}
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
@@ -120,6 +124,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def redacted(self) -> dict[str, Any]:
         """All settings as builtins, with secrets replaced by a count or ``"***"``."""
         out: dict[str, Any] = msgspec.to_builtins(self)
+        del out["sources"]
         out["api_keys"] = f"<{len(self.api_keys)} key(s)>"
         out["auth_token"] = "***" if self.auth_token else None
         out["upstream"] = redact_url(self.upstream)
@@ -518,6 +523,7 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "usage_store": _to_bool,
     "data_dir": _to_str,
     "usage_retention_days": _to_int(1, 36_500),
+    "inspector": _to_bool,
     "mock": _to_bool,
 }
 
@@ -589,7 +595,7 @@ def _convert(layers: list[_Layer]) -> dict[str, Any]:
     merged: _Layer = {}
     for layer in layers:  # lowest precedence first
         merged.update(layer)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"sources": {field: source for field, (_, source) in merged.items()}}
     for field, (raw, source) in merged.items():
         try:
             values[field] = _CONVERTERS[field](raw)

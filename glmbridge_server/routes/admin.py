@@ -24,7 +24,7 @@ from glmbridge_server.settings import Settings, redact_url
 from glmbridge_server.usage_report import window_usage
 from glmbridge_server.usage_store import open_readonly
 
-__all__ = ["routes"]
+__all__ = ["routes", "status_data"]
 
 
 async def health(request: Request) -> Response:
@@ -76,8 +76,11 @@ async def metrics(request: Request) -> Response:
 async def status(request: Request) -> Response:
     """``GET /status``: slots, the queue, quota windows and usage today, as JSON (no key
     material: keys are indices and short hashes). Read by ``glmbridge-server statusline``."""
-    state = request.app.state
-    settings = runtime(request).settings
+    return JSONResponse(await status_data(request.app.state, runtime(request).settings))
+
+
+async def status_data(state: Any, settings: Settings) -> dict[str, Any]:
+    """What ``/status`` shows (the dashboard's quota view reads the same)."""
     scheduler = state.scheduler
     pool = state.key_pool
     slots = scheduler.status()
@@ -113,7 +116,7 @@ async def status(request: Request) -> Response:
     store = state.usage_store
     if store is not None:
         out["usage"] = await _cached_usage(state, store.path, settings.effective_plan)
-    return JSONResponse(out)
+    return out
 
 
 _USAGE_TTL = 2.0  # seconds: the statusline asks after every message

@@ -1,0 +1,186 @@
+// Playground: send a prompt through any door to any model through the live pipeline; the
+// answer streams in, and beside it what the server sent to GLM and what GLM answered.
+import { getJSON } from "./api.js";
+import { h, replace, notice } from "./dom.js";
+
+const DOORS = {
+  anthropic: {
+    label: "Anthropic Messages",
+    path: () => "/v1/messages",
+    headers: { "anthropic-version": "2023-06-01" },
+    body: (model, prompt, stream) => ({ model, max_tokens: 1024, stream, messages: [{ role: "user", content: prompt }] }),
+    delta: (event, data) => {
+      if (data.type === "content_block_delta" && data.delta) {
+        if (data.delta.type === "text_delta") return { text: data.delta.text };
+        if (data.delta.type === "thinking_delta") return { thinking: data.delta.thinking };
+      }
+      return null;
+    },
+    whole: (data) => ({
+      text: (data.content || []).filter((b) => b.type === "text").map((b) => b.text).join(""),
+      thinking: (data.content || []).filter((b) => b.type === "thinking").map((b) => b.thinking).join(""),
+    }),
+  },
+  chat: {
+    label: "OpenAI Chat Completions",
+    path: () => "/v1/chat/completions",
+    headers: {},
+    body: (model, prompt, stream) => ({ model, stream, messages: [{ role: "user", content: prompt }] }),
+    delta: (event, data) => {
+      const d = data.choices && data.choices[0] && data.choices[0].delta;
+      return d ? { text: d.content || "", thinking: d.reasoning_content || d.reasoning || "" } : null;
+    },
+    whole: (data) => {
+      const m = (data.choices && data.choices[0] && data.choices[0].message) || {};
+      return { text: m.content || "", thinking: m.reasoning_content || "" };
+    },
+  },
+  responses: {
+    label: "OpenAI Responses",
+    path: () => "/v1/responses",
+    headers: {},
+    body: (model, prompt, stream) => ({ model, stream, input: prompt }),
+    delta: (event, data) => {
+      if (data.type === "response.output_text.delta") return { text: data.delta };
+      if (data.type === "response.reasoning_summary_text.delta" || data.type === "response.reasoning_text.delta") return { thinking: data.delta };
+      return null;
+    },
+    whole: (data) => ({
+      text: (data.output || []).flatMap((o) => o.content || []).filter((c) => c.type === "output_text").map((c) => c.text).join(""),
+      thinking: "",
+    }),
+  },
+  gemini: {
+    label: "Gemini generateContent",
+    path: (model, stream) => `/v1beta/models/${encodeURIComponent(model)}:${stream ? "streamGenerateContent?alt=sse" : "generateContent"}`,
+    headers: {},
+    body: (model, prompt) => ({ contents: [{ role: "user", parts: [{ text: prompt }] }] }),
+    delta: (event, data) => {
+      const parts = (data.candidates && data.candidates[0] && data.candidates[0].content && data.candidates[0].content.parts) || [];
+      return {
+        text: parts.filter((p) => !p.thought).map((p) => p.text || "").join(""),
+        thinking: parts.filter((p) => p.thought).map((p) => p.text || "").join(""),
+      };
+    },
+    whole: (data) => DOORS.gemini.delta(null, data),
+  },
+};
+
+/** Split server-sent events out of a growing text buffer; returns the unfinished rest. */
+function drainEvents(buffer, onEvent) {
+  const blocks = buffer.split(/\r?\n\r?\n/);
+  const rest = blocks.pop();
+  for (const block of blocks) {
+    let event = "message";
+    const data = [];
+    for (const line of block.split(/\r?\n/)) {
+      if (line.startsWith("event:")) event = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+    }
+    if (data.length) onEvent(event, data.join("\n"));
+  }
+  return rest;
+}
+
+function pane(title, id) {
+  const pre = h("pre", { id });
+  return { node: h("div", { class: "card pane" }, h("h3", null, title), pre), pre };
+}
+
+export async function mount(container, ctx) {
+  const door = h("select", { id: "pg-door" }, Object.entries(DOORS).map(([k, d]) => h("option", { value: k }, d.label)));
+  const models = h("datalist", { id: "pg-models" }, ctx.overview.models.map((m) => h("option", { value: m })));
+  const model = h("input", { id: "pg-model", list: "pg-models", value: ctx.overview.models[0] || "glm-4.7", autocomplete: "off" });
+  const stream = h("input", { type: "checkbox", id: "pg-stream" });
+  stream.checked = true;
+  const prompt = h("textarea", { id: "pg-prompt", rows: 5, placeholder: "Say hello in three languages." });
+  const send = h("button", { type: "submit", id: "pg-send" }, "Send");
+  const status = h("div", { class: "small muted", id: "pg-status" });
+  const thinking = h("div", { class: "thinking" });
+  const text = h("div");
+  const answer = h("div", { class: "answer card", id: "pg-answer", "aria-live": "polite" }, thinking, text);
+  const sent = pane("Request sent (client side)", "pg-sent");
+  const upReq = pane("Upstream request (GLM side)", "pg-upstream-request");
+  const upStream = pane("Upstream answer (GLM side)", "pg-upstream-stream");
+
+  const form = h("form", { class: "card", id: "pg-form" },
+    h("div", { class: "row" },
+      h("div", null, h("label", { for: "pg-door" }, "Door"), door),
+      h("div", null, h("label", { for: "pg-model" }, "Model (a client name or a GLM id)"), model, models),
+      h("label", { class: "switch", for: "pg-stream" }, stream, "stream")),
+    h("label", { for: "pg-prompt" }, "Prompt"), prompt,
+    h("div", { class: "row" }, send, status));
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const d = DOORS[door.value];
+    const body = d.body(model.value.trim(), prompt.value, stream.checked);
+    replace(thinking); replace(text); replace(upReq.pre); replace(upStream.pre);
+    sent.pre.textContent = `POST ${d.path(model.value.trim(), stream.checked)}\n\n${JSON.stringify(body, null, 2)}`;
+    send.disabled = true;
+    status.textContent = "sending…";
+    const started = performance.now();
+    let requestId = null;
+    try {
+      const response = await fetch(d.path(model.value.trim(), stream.checked), {
+        method: "POST",
+        credentials: "same-origin",
+        // record this one exchange for the panes beside the answer, even with the inspector off
+        headers: { "content-type": "application/json", "x-glmbridge-inspect": "on", ...d.headers },
+        body: JSON.stringify(body),
+      });
+      requestId = response.headers.get("request-id");
+      const type = response.headers.get("content-type") || "";
+      if (type.startsWith("text/event-stream")) {
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer = drainEvents(buffer + value, (name, data) => {
+            if (data === "[DONE]") return;
+            let parsed;
+            try { parsed = JSON.parse(data); } catch { return; }
+            const part = d.delta(name, parsed);
+            if (part && part.thinking) thinking.append(part.thinking);
+            if (part && part.text) text.append(part.text);
+            if (parsed.error || parsed.type === "error") text.append(`\n[error] ${JSON.stringify(parsed.error || parsed)}`);
+          });
+        }
+      } else {
+        const data = await response.json().catch(() => null);
+        if (!response.ok || !data) {
+          text.append(`[HTTP ${response.status}] ${JSON.stringify(data)}`);
+        } else {
+          const whole = d.whole(data);
+          thinking.append(whole.thinking || "");
+          text.append(whole.text || "");
+        }
+      }
+      status.textContent = `HTTP ${response.status} · ${Math.round(performance.now() - started)} ms · request ${requestId || "?"}`;
+    } catch (err) {
+      status.textContent = `failed: ${err.message}`;
+    } finally {
+      send.disabled = false;
+    }
+    if (requestId) {
+      try {
+        const found = await getJSON(`/dashboard/api/inspector/${encodeURIComponent(requestId)}`);
+        const up = found.panes.upstream_request;
+        const ans = found.panes.upstream_stream;
+        upReq.pre.textContent = up.size ? up.text : "(not recorded by this server version)";
+        upStream.pre.textContent = ans.size ? ans.text : "(not recorded by this server version)";
+      } catch (err) {
+        upReq.pre.textContent = `(not available: ${err.message})`;
+      }
+    }
+  });
+
+  replace(container, h("section", { class: "section" },
+    h("div", { class: "section-head" }, h("h2", null, "Playground"),
+      h("span", { class: "small muted" }, "Sent through the live pipeline: routing, keys and quota apply.")),
+    h("div", { class: "playground" },
+      h("div", null, form, h("h3", null, "Answer"), answer, sent.node),
+      h("div", null, upReq.node, upStream.node))));
+  if (!ctx.overview.models.length) replace(status, notice("No models configured."));
+}
