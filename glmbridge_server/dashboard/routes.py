@@ -174,6 +174,7 @@ async def overview(request: Request) -> Response:
         "tracing": dashboard.tracing is not None,
         "usage_store": request.app.state.usage_store is not None,
         "models": sorted(current.route_table.models),
+        "default_model": current.route_table.default_model,
         "status": await status_data(request.app.state, settings),
     })  # fmt: skip
 

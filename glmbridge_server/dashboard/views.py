@@ -166,8 +166,8 @@ def _editor(info: msgspec.inspect.Type) -> dict[str, Any]:
 def _editor_for(name: str, value: object, fields: dict[str, msgspec.inspect.Type]) -> Any:
     if name not in fields:
         return None
-    if name == "upstream" and value in PROFILES:  # a custom URL can only change by restart
-        return {"type": "choice", "choices": list(PROFILES)}
+    if name == "upstream":  # a profile name; a custom URL can only change by a restart
+        return {"type": "choice", "choices": list(PROFILES)} if value in PROFILES else None
     return _editor(fields[name])
 
 
@@ -185,12 +185,13 @@ def settings_view(
     for name in now:
         label = settings.sources.get(name)
         runtime = now[name] != then[name]
+        editor = _editor_for(name, now[name], fields)
         rows.append({
             "name": name,
             "value": now[name],
             "source": "runtime" if runtime else _source_kind(label),
             "source_detail": "POST /config" if runtime else (label or "built-in default"),
-            "restart": name not in fields,
-            "editor": _editor_for(name, now[name], fields),
+            "restart": editor is None,
+            "editor": editor,
         })  # fmt: skip
     return rows

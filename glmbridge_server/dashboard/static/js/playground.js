@@ -82,15 +82,15 @@ function drainEvents(buffer, onEvent) {
   return rest;
 }
 
-function pane(title, id) {
+function pane(title, id, empty) {
   const pre = h("pre", { id });
-  return { node: h("div", { class: "card pane" }, h("h3", null, title), pre), pre };
+  return { node: h("div", { class: "card pane" }, h("h3", null, title), pre, h("p", { class: "placeholder small muted" }, empty)), pre };
 }
 
 export async function mount(container, ctx) {
   const door = h("select", { id: "pg-door" }, Object.entries(DOORS).map(([k, d]) => h("option", { value: k }, d.label)));
   const models = h("datalist", { id: "pg-models" }, ctx.overview.models.map((m) => h("option", { value: m })));
-  const model = h("input", { id: "pg-model", list: "pg-models", value: ctx.overview.models[0] || "glm-4.7", autocomplete: "off" });
+  const model = h("input", { id: "pg-model", list: "pg-models", value: ctx.overview.default_model, autocomplete: "off" });
   const stream = h("input", { type: "checkbox", id: "pg-stream" });
   stream.checked = true;
   const prompt = h("textarea", { id: "pg-prompt", rows: 5, placeholder: "Say hello in three languages." });
@@ -98,10 +98,11 @@ export async function mount(container, ctx) {
   const status = h("div", { class: "small muted", id: "pg-status" });
   const thinking = h("div", { class: "thinking" });
   const text = h("div");
-  const answer = h("div", { class: "answer card", id: "pg-answer", "aria-live": "polite" }, thinking, text);
-  const sent = pane("Request sent (client side)", "pg-sent");
-  const upReq = pane("Upstream request (GLM side)", "pg-upstream-request");
-  const upStream = pane("Upstream answer (GLM side)", "pg-upstream-stream");
+  const answer = h("div", { class: "card" }, h("h3", null, "Answer"),
+    h("div", { class: "answer", id: "pg-answer", "aria-live": "polite" }, thinking, text));
+  const sent = pane("Request sent (client side)", "pg-sent", "The request this page sends appears here.");
+  const upReq = pane("Upstream request (GLM side)", "pg-upstream-request", "What the server sent to GLM for it: the translation.");
+  const upStream = pane("Upstream answer (GLM side)", "pg-upstream-stream", "What GLM answered, before the server translated it back.");
 
   const form = h("form", { class: "card", id: "pg-form" },
     h("div", { class: "row" },
@@ -180,7 +181,7 @@ export async function mount(container, ctx) {
     h("div", { class: "section-head" }, h("h2", null, "Playground"),
       h("span", { class: "small muted" }, "Sent through the live pipeline: routing, keys and quota apply.")),
     h("div", { class: "playground" },
-      h("div", null, form, h("h3", null, "Answer"), answer, sent.node),
+      h("div", null, form, answer, sent.node),
       h("div", null, upReq.node, upStream.node))));
   if (!ctx.overview.models.length) replace(status, notice("No models configured."));
 }
