@@ -50,7 +50,7 @@ function paneView(name, pane) {
     : null;
   return h("div", { class: "card pane", "data-pane": name },
     h("h3", null, PANE_TITLES[name] || name), head, headers,
-    pane.size ? h("pre", null, pretty(pane.text)) : null);
+    pane.size ? h("pre", { class: "body" }, pretty(pane.text)) : null);
 }
 
 export async function mount(container, ctx) {
