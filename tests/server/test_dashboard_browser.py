@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import httpx2
 import pytest
 from starlette.applications import Starlette
@@ -41,8 +40,10 @@ PHONE = {"width": 390, "height": 844}
 
 
 def _chromium_path() -> str | None:
-    return os.environ.get("GLMBRIDGE_CHROMIUM") or shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    return (
+        os.environ.get("GLMBRIDGE_CHROMIUM")
+        or shutil.which("chromium")
+        or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
     )
 
 
@@ -204,12 +205,12 @@ def test_a_request_appears_live_in_the_inspector(browser: Any, server: RunningSe
 
 
 HOSTILE_MODEL = '<img src=x onerror="alert(1)">claude-sonnet'
-HOSTILE_PROMPT = '</pre><script>alert(2)</script><b onmouseover=alert(3)>bold</b>'
+HOSTILE_PROMPT = "</pre><script>alert(2)</script><b onmouseover=alert(3)>bold</b>"
 
 
 def test_hostile_strings_render_as_text(browser: Any, server: RunningServer) -> None:
     rid = ask(server.url, HOSTILE_PROMPT, model=HOSTILE_MODEL)
-    alias = '<svg onload=alert(4)>'
+    alias = "<svg onload=alert(4)>"
     update = httpx2.post(server.url + "/config", json={"models": {alias: "glm-4.7"}})
     assert update.status_code == 200, update.text
     page, watch = open_page(browser, server)

@@ -16,10 +16,12 @@ function niceMax(value) {
  * Stacked bars: labels[i] under bar i; series [{name, values[], cls}] stacked bottom-up.
  * Every bar has a <title> with its numbers (hover or long-press shows them).
  */
-export function stackedBars({ labels, series, height = 200, format = fmtTokens, title }) {
+export function stackedBars({ labels, series, height = 200, format = fmtTokens, title, integer = false }) {
   const pad = { left: 44, right: 8, top: 8, bottom: 22 };
   const totals = labels.map((_, i) => series.reduce((sum, s) => sum + (s.values[i] || 0), 0));
-  const top = niceMax(Math.max(0, ...totals));
+  // whole counts (requests) never get fractional ticks
+  const nice = niceMax(Math.max(0, ...totals));
+  const top = integer ? Math.max(4, Math.ceil(nice / 4) * 4) : nice;
   const plotW = W - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
   const svg = h("svg:svg", { class: "chart", viewBox: `0 0 ${W} ${height}`, role: "img", "aria-label": title || "chart" });

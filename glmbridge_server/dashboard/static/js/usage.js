@@ -85,9 +85,10 @@ function liveSection(live, plan) {
   ];
 }
 
-function kpi(label, value, field, title) {
+function kpi(label, value, field, title, sub) {
   return h("div", { class: "kpi", title: title || null },
-    h("div", { class: "label" }, label), h("div", { class: "value", "data-kpi": field }, value));
+    h("div", { class: "label" }, label), h("div", { class: "value", "data-kpi": field }, value),
+    sub ? h("div", { class: "small muted" }, sub) : null);
 }
 
 function bucketLabel(start, bucket) {
@@ -124,8 +125,8 @@ function usageSection(data) {
       kpi("Output tokens", fmtTokens(t.output), "output", `${fmtInt(t.output)} output tokens`),
       kpi("Cache-hit ratio", fmtPct(t.cache_hit_ratio), "cache_hit_ratio"),
       kpi("Credits", credits, "credits", "Coding Plan credits, with each model's multipliers and the off-peak discount"),
-      kpi("Latency p50 / p90", `${fmtMs(lat.latency_p50)} / ${fmtMs(lat.latency_p90)}`, "latency"),
-      kpi("First token p50 / p90", `${fmtMs(lat.ttft_p50)} / ${fmtMs(lat.ttft_p90)}`, "ttft")),
+      kpi("Latency p50", fmtMs(lat.latency_p50), "latency", "whole answer", `p90 ${fmtMs(lat.latency_p90)}`),
+      kpi("First token p50", fmtMs(lat.ttft_p50), "ttft", "time to the first output of a stream", `p90 ${fmtMs(lat.ttft_p90)}`)),
     h("div", { class: "grid wide" },
       h("div", { class: "card" }, h("h3", null, "Tokens"),
         data.timeline.length ? stackedBars({
@@ -138,7 +139,7 @@ function usageSection(data) {
         }) : h("p", { class: "muted" }, "No requests in this range yet.")),
       h("div", { class: "card" }, h("h3", null, "Requests"),
         data.timeline.length ? stackedBars({
-          title: "Requests per period", labels, format: fmtInt,
+          title: "Requests per period", labels, format: fmtInt, integer: true,
           series: [
             { name: "answered", values: data.timeline.map((b) => b.requests - b.errors), cls: "s5" },
             { name: "errors", values: data.timeline.map((b) => b.errors), cls: "s4" },
