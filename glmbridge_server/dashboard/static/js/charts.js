@@ -17,7 +17,7 @@ function niceMax(value) {
  * Every bar has a <title> with its numbers (hover or long-press shows them).
  */
 export function stackedBars({ labels, series, height = 200, format = fmtTokens, title, integer = false }) {
-  const pad = { left: 44, right: 8, top: 8, bottom: 22 };
+  const pad = { left: 44, right: 24, top: 8, bottom: 22 };
   const totals = labels.map((_, i) => series.reduce((sum, s) => sum + (s.values[i] || 0), 0));
   // whole counts (requests) never get fractional ticks
   const nice = niceMax(Math.max(0, ...totals));

@@ -54,7 +54,7 @@ export function fmtTokens(n) {
 
 export function fmtMs(ms) {
   if (ms === null || ms === undefined) return "–";
-  return ms >= 10000 ? `${decimal.format(ms / 1000)} s` : `${integer.format(ms)} ms`;
+  return ms >= 1000 ? `${decimal.format(ms / 1000)} s` : `${integer.format(ms)} ms`;
 }
 
 export function fmtBytes(n) {

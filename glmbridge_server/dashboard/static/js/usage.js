@@ -98,11 +98,18 @@ function bucketLabel(start, bucket) {
     : date.toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
 }
 
+/** Credits of a group; "–" when none of its requests has a known price. */
+function credits(r) {
+  if (r.credits_unknown && r.credits_unknown === r.requests) {
+    return h("span", { title: "no credit multipliers are known for this model" }, "–");
+  }
+  return fmtNum(r.credits);
+}
+
 function usageSection(data) {
   const t = data.totals;
   const lat = data.latency.all || {};
-  const credits = t.credits_unknown
-    ? `${fmtNum(t.credits)} (+${fmtInt(t.credits_unknown)} req. unpriced)` : fmtNum(t.credits);
+  const unpriced = t.credits_unknown ? `+ ${fmtInt(t.credits_unknown)} requests on unpriced models` : null;
   const labels = data.timeline.map((b) => bucketLabel(b.start, data.bucket));
   const modelColumns = [
     { label: "Served model", value: (r) => r.model || "–", clip: true },
@@ -112,19 +119,19 @@ function usageSection(data) {
     { label: "Cached", num: true, value: (r) => fmtTokens(r.cached) },
     { label: "Output", num: true, value: (r) => fmtTokens(r.output) },
     { label: "Cache hits", num: true, value: (r) => fmtPct(r.cache_hit_ratio) },
-    { label: "Credits", num: true, value: (r) => fmtNum(r.credits) },
+    { label: "Credits", num: true, value: credits },
     { label: "p50 latency", num: true, value: (r) => fmtMs((data.latency[r.model || "-"] || {}).latency_p50) },
     { label: "p50 first token", num: true, value: (r) => fmtMs((data.latency[r.model || "-"] || {}).ttft_p50) },
   ];
   return [
     h("div", { class: "kpis", id: "usage-kpis" },
-      kpi("Requests", fmtInt(t.requests), "requests"),
-      kpi("Errors", fmtInt(t.errors), "errors"),
+      kpi("Requests", fmtInt(t.requests), "requests", null,
+        h("span", null, h("span", { "data-kpi": "errors" }, fmtInt(t.errors)), " errors")),
       kpi("Input tokens", fmtTokens(t.input), "input", `${fmtInt(t.input)} uncached input tokens`),
       kpi("Cached tokens", fmtTokens(t.cached), "cached", `${fmtInt(t.cached)} cached input tokens`),
       kpi("Output tokens", fmtTokens(t.output), "output", `${fmtInt(t.output)} output tokens`),
       kpi("Cache-hit ratio", fmtPct(t.cache_hit_ratio), "cache_hit_ratio"),
-      kpi("Credits", credits, "credits", "Coding Plan credits, with each model's multipliers and the off-peak discount"),
+      kpi("Credits", fmtNum(t.credits), "credits", "Coding Plan credits, with each model's multipliers and the off-peak discount", unpriced),
       kpi("Latency p50", fmtMs(lat.latency_p50), "latency", "whole answer", `p90 ${fmtMs(lat.latency_p90)}`),
       kpi("First token p50", fmtMs(lat.ttft_p50), "ttft", "time to the first output of a stream", `p90 ${fmtMs(lat.ttft_p90)}`)),
     h("div", { class: "grid wide" },
@@ -157,7 +164,7 @@ function usageSection(data) {
           { label: "Key", value: (r) => h("span", { class: "mono" }, r.key || "none") },
           { label: "Requests", num: true, value: (r) => fmtInt(r.requests) },
           { label: "Tokens", num: true, value: (r) => fmtTokens(r.input + r.cached + r.output) },
-          { label: "Credits", num: true, value: (r) => fmtNum(r.credits) },
+          { label: "Credits", num: true, value: credits },
         ], data.by_key))),
     h("div", { class: "grid wide" },
       h("div", { class: "card" }, h("h3", null, "Latency and first token"),
