@@ -140,6 +140,11 @@ async def login(request: Request) -> Response:
     return response
 
 
+async def login_page(request: Request) -> Response:
+    """``GET /dashboard/login`` (a bookmark, a reload after a failed login): the page."""
+    return RedirectResponse("/dashboard", 303, headers=_NO_STORE)
+
+
 async def logout(request: Request) -> Response:
     """``POST /dashboard/logout``: end the session and clear the cookie."""
     request.app.state.dashboard.sessions.revoke(cookie_value(request.scope["headers"]))
@@ -266,6 +271,7 @@ async def events(request: Request) -> Response:
 routes = [
     Route("/dashboard", page, methods=["GET", "HEAD"]),
     Route("/dashboard/login", login, methods=["POST"]),
+    Route("/dashboard/login", login_page, methods=["GET", "HEAD"]),
     Route("/dashboard/logout", logout, methods=["POST"]),
     Route("/dashboard/static/{name:path}", asset, methods=["GET", "HEAD"]),
     Route("/dashboard/api/overview", overview, methods=["GET"]),

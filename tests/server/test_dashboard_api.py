@@ -60,6 +60,8 @@ def test_page_needs_login_and_api_refuses_without_session(guarded: RunningServer
     assert "main.js" not in page.text  # the app is not served before the login
     for path in ("/dashboard/api/overview", "/dashboard/api/usage", "/dashboard/api/events"):
         assert httpx2.get(guarded.url + path).status_code == 401, path
+    again = httpx2.get(guarded.url + "/dashboard/login", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == "/dashboard"
     # the token itself still works, as on every other endpoint
     ok = httpx2.get(guarded.url + "/dashboard/api/overview", headers={"x-api-key": TOKEN})
     assert ok.status_code == 200 and ok.json()["auth"] is True
