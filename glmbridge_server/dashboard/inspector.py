@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 import msgspec
 
-__all__ = ["PANES", "Entry", "Inspector", "Subscription", "Summary", "redact_headers"]
+__all__ = ["PANES", "Capture", "Entry", "Inspector", "Subscription", "Summary", "redact_headers"]
 
 #: The four panes, in the order the page shows them.
 PANES = ("client_request", "upstream_request", "upstream_stream", "client_response")
@@ -91,6 +91,37 @@ class Entry:
     def kept(self) -> int:
         """Bytes kept in memory by this entry's panes."""
         return sum(len(p.data) for p in self.panes.values())
+
+
+class Capture:
+    """One exchange's recording, handed to the drivers (the per-call record carries it):
+    what they send upstream and what comes back go into its panes, bounded and redacted."""
+
+    __slots__ = ("entry", "inspector")
+
+    def __init__(self, inspector: Inspector, entry: Entry) -> None:
+        self.inspector, self.entry = inspector, entry
+
+    def upstream_request(self, method: str, url: str, headers: Iterable[tuple[str, str]],
+                         body: bytes) -> None:  # fmt: skip
+        """The request sent upstream (a retry or a fallback is appended after a marker)."""
+        pane = self.entry.panes["upstream_request"]
+        if pane.size:
+            self.inspector.append(self.entry, "upstream_request", b"\n\n--- next attempt ---\n")
+        shown = redact_headers(headers)
+        shown[":request"] = f"{method} {url.split('?', 1)[0]}"
+        self.entry.headers["upstream_request"] = shown
+        self.inspector.append(self.entry, "upstream_request", body)
+
+    def upstream_response(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
+        """The upstream's status and headers."""
+        shown = redact_headers(headers)
+        shown[":status"] = str(status)
+        self.entry.headers["upstream_stream"] = shown
+
+    def upstream_bytes(self, chunk: bytes) -> None:
+        """Bytes of the upstream's answer, as they arrive."""
+        self.inspector.append(self.entry, "upstream_stream", chunk)
 
 
 class Subscription:
