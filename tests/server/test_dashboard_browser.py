@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -338,4 +339,35 @@ def test_playground_streams_an_answer(browser: Any, server: RunningServer) -> No
         assert "HTTP 200" in page.inner_text("#pg-status"), door
         assert page.inner_text("#pg-answer").strip(), door
         shot(page, f"playground-{door}")
+    watch.check()
+
+
+def test_quota_view_shows_windows_and_exhausted_keys_with_reset_clocks(
+    browser: Any, start_server: Start, sim: RunningServer, bridge_settings: MakeSettings,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    keys = ("spent-key-dash.secret", "fresh-key-dash.secret")
+    spent_reset = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2, minutes=30)
+    window_reset = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    sim.app.state.spent_keys = {keys[0]: ("1308", spent_reset)}
+    sim.app.state.quota_limits = {keys[1]: [
+        {"type": "TOKENS_LIMIT", "unit": 3, "number": 5, "percentage": 42,
+         "nextResetTime": int(window_reset.timestamp() * 1000)},
+    ]}  # fmt: skip
+    settings = bridge_settings(sim.url, api_keys=keys, quota_poll=0.1, data_dir=str(tmp_path))
+    server = start_server(create_app(settings))
+    for _ in range(3):  # one of them meets the spent key, which then rests until its reset
+        ask(server.url, "hello")
+    page, watch = open_page(browser, server)
+    page.goto(f"{server.url}/dashboard")
+    spent = page.wait_for_selector(f'[data-reset="{spent_reset.isoformat()}"]', timeout=10_000)
+    beijing = spent_reset.astimezone(timezone(timedelta(hours=8)))
+    text = spent.inner_text()
+    assert "Beijing" in text and "your time" in text and "in 2 h" in text, text
+    assert f"{beijing.hour % 12 or 12}:{beijing.minute:02d}" in text, text
+    assert "5-hour quota spent (1308)" in page.inner_text("#live")
+    polled = page.wait_for_selector('[data-key-window="1:5-hour"]', timeout=10_000)
+    assert "42 %" in polled.inner_text() and "in 1 h" in polled.inner_text()
+    assert polled.query_selector(f'[data-reset="{window_reset.isoformat()}"]') is not None
+    shot(page, "quota")
     watch.check()

@@ -75,12 +75,12 @@ export function fmtClock(date) { return clock.format(date); }
 
 /** "in 2 h 5 min" until a date. */
 export function fmtUntil(date, now = Date.now()) {
-  let s = Math.max(0, Math.round((date.getTime() - now) / 1000));
-  const d = Math.floor(s / 86400); s -= d * 86400;
-  const hr = Math.floor(s / 3600); s -= hr * 3600;
-  const min = Math.ceil(s / 60);
+  const minutes = Math.max(0, Math.ceil((date.getTime() - now) / 60000));
+  const d = Math.floor(minutes / 1440);
+  const hr = Math.floor((minutes % 1440) / 60);
+  const min = minutes % 60;
   if (d) return `in ${d} d ${hr} h`;
-  if (hr) return `in ${hr} h ${min} min`;
+  if (hr) return min ? `in ${hr} h ${min} min` : `in ${hr} h`;
   return `in ${min} min`;
 }
 
@@ -89,7 +89,7 @@ export function table(columns, rows, { onRow, rowAttrs } = {}) {
   const head = h("tr", null, columns.map((c) => h("th", { class: c.num ? "num" : null, scope: "col" }, c.label)));
   const body = rows.map((row) => {
     const tr = h("tr", rowAttrs ? rowAttrs(row) : null,
-      columns.map((c) => h("td", { class: [c.num ? "num" : "", c.clip ? "clip" : ""].join(" ").trim() || null }, c.value(row))));
+      columns.map((c) => h("td", { class: [c.num ? "num" : "", c.clip ? "clip" : "", c.wrap ? "wrap" : ""].join(" ").trim() || null }, c.value(row))));
     if (onRow) {
       tr.classList.add("clickable");
       tr.tabIndex = 0;

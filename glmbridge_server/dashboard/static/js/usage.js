@@ -56,7 +56,7 @@ function keyRows(live) {
     { label: "Key", value: (k) => h("span", { class: "mono", title: "hash of the key, never the key" }, `#${k.index} ${k.key_id}`) },
     { label: "Slots", value: (k) => h("div", null, `${k.in_use} / ${k.limit >= 1000000 ? "∞" : k.limit}`, k.learned ? h("span", { class: "pill warn", title: "lowered after a 1302" }, " learned") : null) },
     { label: "State", value: (k) => keyState(k) },
-    { label: "Exhausted until", value: (k) => k.quota ? resetClock(k.quota.resets_at) : "–" },
+    { label: "Exhausted until", wrap: true, value: (k) => k.quota ? resetClock(k.quota.resets_at) : "–" },
   ], live.keys);
 }
 
