@@ -7,7 +7,11 @@ The browser tests (tests/server/test_dashboard_browser.py) drive the same server
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
+import subprocess
+import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -278,3 +282,26 @@ def test_inspector_memory_is_bounded() -> None:
     assert inspector.stats()["bytes"] <= 1000
     assert redact_headers([("Authorization", "Bearer x"), ("X-Other", "1")]) == {
         "authorization": "***", "x-other": "1"}  # fmt: skip
+
+
+def test_a_wheel_ships_every_static_file(tmp_path: Path) -> None:
+    """A non-editable install (``pip install .``) serves the same files as the source tree."""
+    root = Path(__file__).parents[2]
+    source = tmp_path / "src"  # a clean copy: no stale build/ from an earlier run
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(root / name, source / name)
+    for package in ("glmbridge", "glmbridge_server"):
+        shutil.copytree(root / package, source / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+         "-w", str(tmp_path), str(source)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("glmbridge-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    static = root / "glmbridge_server" / "dashboard" / "static"
+    expected = {f"{p.relative_to(root)}" for p in static.rglob("*") if p.is_file()}
+    assert expected and expected <= names, sorted(expected - names)
