@@ -197,6 +197,10 @@ def test_a_request_appears_live_in_the_inspector(browser: Any, server: RunningSe
     page.wait_for_selector(f'tr[data-request-id="{rid}"] .pill.ok:has-text("200")')
     assert "claude-sonnet-4-5" in row.inner_text()
     assert page.evaluate("performance.getEntriesByType('navigation').length") == loads
+    page.fill("#inspector-filter", "gemini")  # no such exchange: the row is filtered out
+    assert page.locator(f'tr[data-request-id="{rid}"]').count() == 0
+    page.fill("#inspector-filter", "sonnet 200")
+    row = page.wait_for_selector(f'tr[data-request-id="{rid}"]')
     row.click()
     page.wait_for_selector("[data-pane=client_response] pre.body")
     assert "a live one, please" in page.inner_text("[data-pane=client_request] pre.body")

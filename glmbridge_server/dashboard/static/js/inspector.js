@@ -69,8 +69,19 @@ export async function mount(container, ctx) {
     stats.textContent = `${fmtInt(s.entries)} exchanges, ${fmtBytes(s.bytes)} of ${fmtBytes(s.max_bytes)} held in memory (never on disk)`;
   }
 
+  const filter = h("input", { type: "search", id: "inspector-filter", placeholder: "filter: model, client, door, status…", "aria-label": "Filter exchanges" });
+  filter.addEventListener("input", () => render());
+
+  function matches(s) {
+    const words = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
+    if (!words.length) return true;
+    const text = [s.door, s.client, s.priority, s.requested_model, s.served_model, s.status,
+      s.error_kind, s.request_id, s.key_index === null ? "" : `#${s.key_index}`].join(" ").toLowerCase();
+    return words.every((w) => text.includes(w));
+  }
+
   function render() {
-    const ordered = [...rows.values()].sort((a, b) => b.started - a.started).slice(0, MAX_ROWS);
+    const ordered = [...rows.values()].filter(matches).sort((a, b) => b.started - a.started).slice(0, MAX_ROWS);
     replace(list, ordered.length
       ? table(COLUMNS, ordered, {
         onRow: (s) => open(s.request_id),
@@ -125,7 +136,7 @@ export async function mount(container, ctx) {
       h("p", { class: "small muted" },
         "Prompts are private: the inspector is off by default, keeps at most a bounded amount in memory, " +
         "hides keys and tokens, and skips any request sent with the header x-glmbridge-inspect: off."),
-      message, h("div", { class: "card" }, list)),
+      message, h("div", { class: "card" }, h("div", { class: "row" }, filter), list)),
     detail);
   showStats(first.stats);
   render();
