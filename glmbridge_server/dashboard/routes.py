@@ -31,9 +31,10 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from glmbridge._version import __version__
+from glmbridge.errors import GlmbridgeError
 from glmbridge_server.dashboard.session import COOKIE, cookie_value, has_session, token_matches
 from glmbridge_server.dashboard.views import RANGES, settings_view, usage_view
-from glmbridge_server.routes import read_body, runtime
+from glmbridge_server.routes import error_response, read_body, runtime
 from glmbridge_server.routes.admin import server_mode, status_data
 from glmbridge_server.routes.config import ConfigUpdate
 from glmbridge_server.usage_store import open_readonly
@@ -122,8 +123,12 @@ async def login(request: Request) -> Response:
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     token = ""
     if media == "application/x-www-form-urlencoded":
-        body = await read_body(request, _LOGIN_BODY)
-        token = dict(parse_qsl(body.decode("latin-1"))).get("token", "")
+        try:
+            body = await read_body(request, _LOGIN_BODY)
+        except GlmbridgeError as err:  # too large, or a bad content-encoding
+            return error_response(err, request)
+        given = [v for k, v in parse_qsl(body.decode("latin-1")) if k == "token"]
+        token = given[0] if len(given) == 1 else ""  # exactly one token field
     if not token or not token_matches(token.strip(), settings.auth_token):
         dashboard.throttle.failed()
         return _page("login.html", 401, "That is not the server's auth token.")

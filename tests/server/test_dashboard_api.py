@@ -101,6 +101,21 @@ def test_wrong_tokens_are_refused_then_throttled(guarded: RunningServer) -> None
     assert login(guarded).status_code == 429  # even the right token waits out the throttle
 
 
+def test_odd_login_posts_are_refused_cleanly(guarded: RunningServer) -> None:
+    url = guarded.url + "/dashboard/login"
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    too_big = httpx2.post(url, content=b"token=" + b"x" * 10_000, headers=form)
+    assert too_big.status_code == 413
+    garbled = httpx2.post(
+        url, content=b"\x1f\x8b junk", headers={**form, "content-encoding": "gzip"}
+    )
+    assert garbled.status_code == 400
+    assert httpx2.post(url, content=b"\xff\xfe=\x00", headers=form).status_code == 401
+    assert httpx2.post(url, json={"token": TOKEN}).status_code == 401  # a form, not JSON
+    twice = b"token=" + TOKEN.encode() + b"&token=x"
+    assert httpx2.post(url, content=twice, headers=form).status_code == 401
+
+
 def test_cross_origin_calls_are_refused_same_origin_allowed(guarded: RunningServer) -> None:
     cookie = {"cookie": f"glmbridge_session={session_cookie(login(guarded))}"}
     port = guarded.url.rsplit(":", 1)[1]
