@@ -253,11 +253,11 @@ async def events(request: Request) -> Response:
         return _json({"error": "too many open dashboards"}, 429)
 
     async def stream() -> AsyncIterator[bytes]:
-        stopping: anyio.Event = app.state.stopping
+        stopping: anyio.Event | None = getattr(app.state, "stopping", None)
         last = 0.0
         try:
             yield b"retry: 3000\n\n"
-            while not stopping.is_set():
+            while stopping is None or not stopping.is_set():
                 if time.monotonic() - last >= _LIVE_EVERY:
                     last = time.monotonic()
                     live = await status_data(app.state, app.state.settings)
