@@ -69,8 +69,9 @@ function keyState(k) {
 
 function liveSection(live, plan) {
   const queue = live.queue || {};
+  const cards = quotaCards(live, plan);
   return [
-    h("div", { class: "grid" }, quotaCards(live, plan)),
+    cards.length ? h("div", { class: "grid" }, cards) : null,
     h("div", { class: "grid wide" },
       h("div", { class: "card" }, h("h3", null, "Keys"), live.keys.length ? keyRows(live) : h("p", { class: "muted" }, "No API keys (mock or keyless mode).")),
       h("div", { class: "card" }, h("h3", null, "Now"),
@@ -215,7 +216,8 @@ export async function mount(container, ctx) {
   }
   replace(container,
     h("section", { class: "section" }, h("div", { class: "section-head" }, h("h2", null, "Quota and slots")), liveBox),
-    h("section", { class: "section" }, h("div", { class: "section-head" }, h("h2", null, "Usage"), tabs), usageBox));
+    h("section", { class: "section" }, h("div", { class: "section-head" }, h("h2", null, "Usage"),
+      ctx.overview.usage_store ? tabs : null), usageBox));
   replace(liveBox, liveSection(ctx.live, plan));
   await loadUsage();
 
