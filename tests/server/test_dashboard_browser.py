@@ -184,6 +184,10 @@ def test_usage_view_numbers_match_the_store(browser: Any, server: RunningServer)
     first = model_rows.first.inner_text().split("\t")
     assert first[0] == rows[0]["model"] and int(first[1]) == rows[0]["requests"]
     shot(page, "usage-numbers")
+    with page.expect_response(lambda r: "range=week" in r.url):
+        page.click("button:has-text('7 days')")
+    page.wait_for_selector("button[aria-pressed=true]:has-text('7 days')")
+    assert page.inner_text("[data-kpi=requests]") == "4"
     watch.check()
 
 
