@@ -63,6 +63,7 @@ class Summary(msgspec.Struct, kw_only=True):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_tokens: int | None = None
+    finish_reason: str | None = None
     retries: int = 0
     fallbacks: list[str] = []
     error_kind: str | None = None

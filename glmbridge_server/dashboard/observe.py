@@ -4,46 +4,28 @@
 are not recorded) does nothing for a request unless the inspector is on (the ``inspector``
 setting, or ``x-glmbridge-inspect: on`` on that request; ``x-glmbridge-inspect: off`` opts a
 request out) or tracing is configured. When it is, it copies what the client sent and what
-the client received into the inspector's bounded panes as the bytes pass, and when the
-exchange is over it builds the summary and the trace from what the request recorded.
+the client received into the inspector's bounded panes as the bytes pass, hands the drivers
+a :class:`~glmbridge_server.dashboard.inspector.Capture` on the call's record for the
+upstream side, and when the exchange is over builds the summary and the trace from the
+record.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from glmbridge_server.dashboard.inspector import Entry, Inspector, Summary, redact_headers
-from glmbridge_server.dashboard.otel import SpanFacts
+from glmbridge_server.call.asgi import ASGIApp, Message, Receive, Scope, Send
+from glmbridge_server.call.record import CallRecord
+from glmbridge_server.dashboard.inspector import Capture, Entry, Inspector, Summary, redact_headers
+from glmbridge_server.dashboard.otel import ChildSpan, SpanFacts
+from glmbridge_server.edge.state import record_in
 
-__all__ = ["INSPECT_HEADER", "ObserveMiddleware", "client_name", "span_facts"]
-
-# The ASGI types, spelled out: only the dashboard's routes module imports Starlette.
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+__all__ = ["INSPECT_HEADER", "ObserveMiddleware", "span_facts", "summary_of"]
 
 #: ``on``: record this request even when the inspector is off; ``off``: never record it.
 INSPECT_HEADER = b"x-glmbridge-inspect"
 _MODEL_DOORS = frozenset({"anthropic", "openai", "gemini"})
-# User-Agent fragments of the clients people ask about by name.
-_CLIENTS = (
-    ("claude-cli", "Claude Code"),
-    ("claude-code", "Claude Code"),
-    ("codex", "Codex"),
-    ("geminicli", "gemini-cli"),
-    ("gemini-cli", "gemini-cli"),
-)
-
-
-def client_name(user_agent: str) -> str:
-    """Which client sent a request, by its User-Agent: Claude Code, Codex, gemini-cli, else
-    ``SDK`` (any other program)."""
-    agent = user_agent.lower()
-    return next((name for part, name in _CLIENTS if part in agent), "SDK")
 
 
 class ObserveMiddleware:
@@ -53,38 +35,31 @@ class ObserveMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state: dict[str, Any] = scope.get("state", {})
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        record = record_in(scope)
         dashboard = getattr(scope["app"].state, "dashboard", None)
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or dashboard is None
-            or state.get("protocol") not in _MODEL_DOORS
-        ):
+        if dashboard is None or record.protocol not in _MODEL_DOORS:
             await self.app(scope, receive, send)
             return
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         wish = next((v.strip().lower() for k, v in headers if k == INSPECT_HEADER), b"")
-        runtime = state.get("runtime")
-        enabled = bool(runtime is not None and runtime.settings.inspector)
-        capture = wish == b"on" or (enabled and wish != b"off")
+        capture = wish == b"on" or (record.settings.inspector and wish != b"off")
         if not capture and dashboard.tracing is None:
             await self.app(scope, receive, send)
             return
-        await self._observe(scope, receive, send, dashboard, capture)
+        await self._observe(scope, receive, send, record, dashboard, capture)
 
-    async def _observe(
-        self, scope: Scope, receive: Receive, send: Send, dashboard: Any, capture: bool
-    ) -> None:
-        state: dict[str, Any] = scope["state"]
-        started = time.time()
-        text_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+    async def _observe(self, scope: Scope, receive: Receive, send: Send, record: CallRecord,
+                       dashboard: Any, capture: bool) -> None:  # fmt: skip
         inspector: Inspector = dashboard.inspector
         entry: Entry | None = None
         status = 0
         if capture:
-            first = _summary(scope, state, started, status, done=False)
-            entry = inspector.begin(first, redact_headers(text_headers))
+            text = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            entry = inspector.begin(summary_of(record, status, done=False), redact_headers(text))
+            record.capture = Capture(inspector, entry)
 
         async def tap_receive() -> Message:
             message = await receive()
@@ -107,45 +82,47 @@ class ObserveMiddleware:
         try:
             await self.app(scope, tap_receive, tap_send)
         finally:
-            summary = _summary(scope, state, started, status, done=True)
+            summary = summary_of(record, status, done=True)
             if entry is not None:
                 inspector.finish(entry, summary)
             if dashboard.tracing is not None:
-                dashboard.tracing.export(span_facts(summary, dict(text_headers)))
+                dashboard.tracing.export(span_facts(record, summary))
 
 
-def _summary(
-    scope: Scope, state: dict[str, Any], started: float, status: int, *, done: bool
-) -> Summary:
-    """The exchange as the request recorded it so far."""
-    agent = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"user-agent"), "")
-    usage = state.get("usage")
-    ttft = state.get("ttft")
-    attempts = state.get("upstream_attempts")
-    fallback = state.get("fallback")
+def _wall(record: CallRecord, perf: float) -> float:
+    """A ``time.perf_counter()`` value of this process as Unix time."""
+    return time.time() - (time.perf_counter() - perf)
+
+
+def summary_of(record: CallRecord, status: int, *, done: bool) -> Summary:
+    """The exchange as its record has it so far."""
+    usage = record.usage
+    ttft = record.ttft
+    attempts = record.upstream_attempts
     return Summary(
-        request_id=str(state.get("request_id") or ""),
-        started=started,
-        method=scope["method"],
-        path=scope["path"],
-        door=state.get("protocol"),
-        client=client_name(agent),
-        priority=state.get("priority"),
-        requested_model=_text(state.get("client_model")),
-        served_model=_text(state.get("routed_model")),
-        upstream=state.get("upstream"),
-        key_index=state.get("key_index"),
-        stream=state.get("stream"),
-        status=status or None,
-        queue_ms=state.get("queue_wait_ms"),
+        request_id=record.request_id,
+        started=_wall(record, record.received),
+        method=record.method,
+        path=record.path,
+        door=record.protocol,
+        client=record.client,
+        priority=record.priority,
+        requested_model=_text(record.client_model),
+        served_model=_text(record.routed_model),
+        upstream=record.upstream,
+        key_index=record.key_index,
+        stream=record.stream,
+        status=status or record.status or None,
+        queue_ms=record.queue_wait_ms,
         ttft_ms=round(ttft * 1000, 1) if ttft is not None else None,
-        total_ms=round((time.time() - started) * 1000, 1) if done else None,
+        total_ms=round((time.perf_counter() - record.received) * 1000, 1) if done else None,
         input_tokens=usage.input_tokens + usage.cache_read_input_tokens if usage else None,
         output_tokens=usage.output_tokens if usage else None,
         cached_tokens=usage.cache_read_input_tokens if usage else None,
-        retries=max(0, attempts - 1) if isinstance(attempts, int) else 0,
-        fallbacks=[str(fallback)] if fallback else [],
-        error_kind=state.get("error_type"),
+        finish_reason=record.finish_reason,
+        retries=max(0, attempts - 1) if attempts else 0,
+        fallbacks=[record.fallback] if record.fallback else [],
+        error_kind=record.error_type,
     )
 
 
@@ -154,8 +131,9 @@ def _text(value: object) -> str | None:
     return value[:200] if isinstance(value, str) else None
 
 
-def span_facts(summary: Summary, headers: dict[str, str]) -> SpanFacts:
-    """The trace of one exchange (GenAI semantic-convention attributes)."""
+def span_facts(record: CallRecord, summary: Summary) -> SpanFacts:
+    """The trace of one exchange (GenAI semantic-convention attributes): its span, and a
+    child for each wait for a slot, upstream attempt and server-tool round."""
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "z.ai",
@@ -182,13 +160,28 @@ def span_facts(summary: Summary, headers: dict[str, str]) -> SpanFacts:
     attributes.update({k: v for k, v in optional.items() if v is not None})
     if summary.fallbacks:
         attributes["glmbridge.fallbacks"] = list(summary.fallbacks)
-    end = summary.started + (summary.total_ms or 0.0) / 1000
+    if summary.finish_reason:
+        attributes["gen_ai.response.finish_reasons"] = [summary.finish_reason]
+    children = [
+        ChildSpan(
+            step.name,
+            _wall(record, step.start),
+            _wall(record, step.end),
+            dict(step.attributes),
+            client=step.name == "upstream attempt",
+            error=step.error,
+        )  # fmt: skip
+        for step in record.steps
+    ]
+    failed = (summary.status or 0) >= 400 or summary.error_kind is not None
+    headers = record.headers
     return SpanFacts(
         name=f"chat {summary.requested_model or 'unknown'}",
         start=summary.started,
-        end=end,
+        end=summary.started + (summary.total_ms or 0.0) / 1000,
         attributes=attributes,
-        error=summary.error_kind if (summary.status or 0) >= 400 or summary.error_kind else None,
-        traceparent=headers.get("traceparent"),
-        tracestate=headers.get("tracestate"),
+        children=children,
+        error=(summary.error_kind or f"http_{summary.status}") if failed else None,
+        traceparent=headers.traceparent,
+        tracestate=headers.tracestate,
     )

@@ -32,12 +32,14 @@ from starlette.routing import Route
 
 from glmbridge._version import __version__
 from glmbridge.errors import GlmbridgeError
+from glmbridge_server.call.record import Runtime
 from glmbridge_server.dashboard.session import COOKIE, cookie_value, has_session, token_matches
 from glmbridge_server.dashboard.views import RANGES, settings_view, usage_view
-from glmbridge_server.routes import error_response, read_body, runtime
-from glmbridge_server.routes.admin import server_mode, status_data
-from glmbridge_server.routes.config import ConfigUpdate
-from glmbridge_server.usage_store import open_readonly
+from glmbridge_server.edge.bodies import read_body
+from glmbridge_server.edge.routes import error_response, record_of
+from glmbridge_server.edge.routes.admin import server_mode, status_data
+from glmbridge_server.edge.routes.config import ConfigUpdate
+from glmbridge_server.traffic.usage_store import open_readonly
 
 __all__ = ["SECURITY_HEADERS", "routes"]
 
@@ -85,6 +87,11 @@ def _assets() -> dict[str, _Asset]:
                 media += "; charset=utf-8"
             out[name] = _Asset(body, media, f'"{hashlib.sha256(body).hexdigest()[:20]}"')
     return out
+
+
+def runtime(request: Request) -> Runtime:
+    """The configuration this request runs with (its record's snapshot)."""
+    return record_of(request).runtime
 
 
 def _json(data: Any, status: int = 200) -> Response:

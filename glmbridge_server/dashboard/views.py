@@ -20,7 +20,7 @@ import msgspec
 from glmbridge.pricing import PriceTable
 from glmbridge.profiles import PROFILES
 from glmbridge_server.settings import Settings
-from glmbridge_server.usage_report import summarize, window_usage
+from glmbridge_server.traffic.usage_report import summarize, window_usage
 
 __all__ = ["RANGES", "percentile", "settings_view", "usage_view"]
 
@@ -96,7 +96,7 @@ def usage_view(
     prices: PriceTable | None = None,
 ) -> dict[str, Any]:
     """Usage over a range (``day``, ``week``, ``month``): totals, a timeline, per model,
-    key and client, latency percentiles, errors by status, and the plan's windows."""
+    key and client, latency percentiles, errors by status and kind, and the plan's windows."""
     span, bucket = RANGES[range_name]
     now = time.time() if now is None else now
     since = now - span
@@ -105,8 +105,8 @@ def usage_view(
     totals = {k: sum(r[k] for r in by_model) for k in _SUMMED}
     totals["credits"] = round(totals["credits"], 2)
     errors = conn.execute(
-        "SELECT status, count(*) FROM usage WHERE ts >= ? AND status >= 400 "
-        "GROUP BY status ORDER BY 2 DESC",
+        "SELECT status, error_kind, count(*) FROM usage WHERE ts >= ? "
+        "AND (status >= 400 OR error_kind IS NOT NULL) GROUP BY 1, 2 ORDER BY 3 DESC",
         (since,),
     ).fetchall()
     return {
@@ -122,7 +122,7 @@ def usage_view(
             _cache_ratio(r) for r in summarize(conn, by="client", since=since, prices=prices)
         ],
         "latency": _latency(conn, since),
-        "errors": [{"status": status, "count": n} for status, n in errors],
+        "errors": [{"status": status, "kind": kind, "count": n} for status, kind, n in errors],
         "windows": window_usage(conn, plan, prices),
     }
 

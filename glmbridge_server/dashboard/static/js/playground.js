@@ -66,6 +66,11 @@ const DOORS = {
   },
 };
 
+/** A JSON body pretty-printed; anything else as it came. */
+function pretty(text) {
+  try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; }
+}
+
 /** Split server-sent events out of a growing text buffer; returns the unfinished rest. */
 function drainEvents(buffer, onEvent) {
   const blocks = buffer.split(/\r?\n\r?\n/);
@@ -169,8 +174,8 @@ export async function mount(container, ctx) {
         const found = await getJSON(`/dashboard/api/inspector/${encodeURIComponent(requestId)}`);
         const up = found.panes.upstream_request;
         const ans = found.panes.upstream_stream;
-        upReq.pre.textContent = up.size ? up.text : "(not recorded by this server version)";
-        upStream.pre.textContent = ans.size ? ans.text : "(not recorded by this server version)";
+        upReq.pre.textContent = up.size ? pretty(up.text) : "(nothing was sent upstream)";
+        upStream.pre.textContent = ans.size ? ans.text : "(no answer from upstream)";
       } catch (err) {
         upReq.pre.textContent = `(not available: ${err.message})`;
       }

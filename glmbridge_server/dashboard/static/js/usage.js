@@ -178,8 +178,8 @@ function usageSection(data) {
           { label: "TTFT p50", num: true, value: (r) => fmtMs(r[1].ttft_p50) },
           { label: "TTFT p90", num: true, value: (r) => fmtMs(r[1].ttft_p90) },
         ], Object.entries(data.latency))),
-      h("div", { class: "card" }, h("h3", null, "Errors by status"),
-        data.errors.length ? hbars(data.errors.map((e) => ({ label: `HTTP ${e.status}`, value: e.count, text: fmtInt(e.count) })))
+      h("div", { class: "card" }, h("h3", null, "Errors by kind"),
+        data.errors.length ? hbars(data.errors.map((e) => ({ label: `${e.status} ${e.kind || ""}`.trim(), value: e.count, text: fmtInt(e.count) })))
           : h("p", { class: "muted" }, "No errors in this range."))),
   ];
 }

@@ -1,0 +1,186 @@
+"""The usage store: one SQLite row per model request, written off the event loop.
+
+Theory of operation. The request path only calls :meth:`UsageStore.record`, which puts a
+tuple on a bounded in-memory queue and returns; it never touches the database, never
+blocks and never raises. One writer thread owns the connection (WAL journal, a short busy
+timeout), inserts in batches, and deletes rows older than ``retention_days`` at start and
+then once a day. A full queue, a full disk or a locked database loses rows, never a
+request: each loss is counted and logged (at most once a minute). Readers (``/status``,
+``glmbridge-server usage``) open their own connections; WAL lets them read while the
+writer writes.
+
+Rows hold no prompt and no key: the key is identified by :func:`key_id` (a short hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+__all__ = ["UsageRow", "UsageStore", "default_data_dir", "key_id", "open_readonly"]
+
+logger = logging.getLogger("glmbridge.usage")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    ts REAL NOT NULL,
+    client TEXT, route TEXT, key_id TEXT, model TEXT, client_model TEXT, upstream TEXT,
+    input_tokens INTEGER, cached_tokens INTEGER, output_tokens INTEGER,
+    latency_ms REAL, ttft_ms REAL, status INTEGER, fallback TEXT, priority TEXT,
+    queue_wait_ms REAL, peak INTEGER, error_kind TEXT
+);
+CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
+"""
+_QUEUE = 10_000
+_BATCH = 500
+_DAY = 86_400.0
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/glmbridge``, else ``~/.local/share/glmbridge``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "glmbridge"
+
+
+def key_id(key: str) -> str:
+    """A stable, non-reversible id for an API key (12 hex digits of BLAKE2b)."""
+    return hashlib.blake2b(key.encode(), digest_size=6, person=b"glmbridge").hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """One request (column order = the table's)."""
+
+    ts: float
+    client: str
+    route: str
+    key_id: str | None
+    model: str | None
+    client_model: str | None
+    upstream: str | None
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    latency_ms: float
+    ttft_ms: float | None
+    status: int
+    fallback: str | None
+    priority: str | None
+    queue_wait_ms: float | None
+    peak: bool
+    #: The error the client was answered with (``rate_limit_error``, …), if any.
+    error_kind: str | None = None
+
+
+_INSERT = f"INSERT INTO usage VALUES ({', '.join('?' for _ in fields(UsageRow))})"
+
+
+def _connect(path: Path, *, timeout: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(_SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
+    if "error_kind" not in columns:  # a store written before the column existed
+        with conn:
+            conn.execute("ALTER TABLE usage ADD COLUMN error_kind TEXT")
+    return conn
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A connection for reading summaries (the schema is created if the file is new)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _connect(path, timeout=1.0)
+
+
+class UsageStore:
+    """Records usage rows in ``path`` from a writer thread (see the module docstring)."""
+
+    def __init__(self, path: Path, *, retention_days: float = 90.0) -> None:
+        self.path = path
+        self.retention = retention_days * _DAY
+        self.lost = 0
+        self.written = 0
+        self._queue: queue.Queue[UsageRow | None] = queue.Queue(_QUEUE)
+        self._last_warning = 0.0
+        self._thread = threading.Thread(target=self._run, name="glmbridge-usage", daemon=True)
+        self._thread.start()
+
+    def record(self, row: UsageRow) -> None:
+        """Queue ``row`` for writing; never blocks, never raises."""
+        try:
+            self._queue.put_nowait(row)
+        except queue.Full:
+            self._lose(1, "the write queue is full")
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop the writer."""
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until every queued row has been handled (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _lose(self, count: int, why: str) -> None:
+        self.lost += count
+        now = time.monotonic()
+        if now - self._last_warning >= 60:
+            self._last_warning = now
+            logger.warning("usage store: %d row(s) lost so far (%s)", self.lost, why)
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        next_cleanup = 0.0
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows = [r for r in batch if r is not None]
+            try:
+                if conn is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    conn = _connect(self.path, timeout=0.5)
+                if rows:
+                    self._write(conn, rows)
+                if time.time() >= next_cleanup:
+                    self._cleanup(conn)
+                    next_cleanup = time.time() + _DAY
+            except (sqlite3.Error, OSError) as exc:
+                self._lose(len(rows), f"{type(exc).__name__}: {exc}")
+                if conn is not None:
+                    conn.close()
+                conn = None
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if len(rows) < len(batch):  # close() was called
+                if conn is not None:
+                    conn.close()
+                return
+
+    def _write(self, conn: sqlite3.Connection, rows: Iterable[UsageRow]) -> None:
+        data = [astuple(r) for r in rows]
+        with conn:
+            conn.executemany(_INSERT, data)
+        self.written += len(data)
+
+    def _cleanup(self, conn: sqlite3.Connection) -> None:
+        with conn:
+            conn.execute("DELETE FROM usage WHERE ts < ?", (time.time() - self.retention,))
