@@ -11,7 +11,7 @@ event stream. Modules:
 * :mod:`.observe`: the ASGI middleware that feeds the inspector and the traces;
 * :mod:`.views`: usage and settings data (framework-free);
 * :mod:`.otel`: OpenTelemetry spans (the optional ``glmbridge[otel]`` extra);
-* :mod:`.routes`: the HTTP endpoints (the one module here that imports Starlette).
+* :mod:`.routes`: the HTTP endpoints, one plain ASGI app (no module here imports Starlette).
 
 The per-app state is one :class:`Dashboard` on ``app.state.dashboard``. See
 ``docs/dashboard.md``.

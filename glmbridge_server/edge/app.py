@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from glmbridge.doors import protocol_for_path
 from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError
@@ -41,8 +41,8 @@ from glmbridge.tokens import TokenEstimator
 from glmbridge_server.call.asgi import HttpMiddleware, Message, Receive, Scope, Send
 from glmbridge_server.call.record import CallRecord
 from glmbridge_server.dashboard import Dashboard
+from glmbridge_server.dashboard import routes as dashboard
 from glmbridge_server.dashboard.observe import ObserveMiddleware
-from glmbridge_server.dashboard.routes import routes as dashboard_routes
 from glmbridge_server.edge.access import log_access, observe_request, record_usage
 from glmbridge_server.edge.routes import admin, door_for, error_response
 from glmbridge_server.edge.routes import anthropic as anthropic_routes
@@ -244,7 +244,9 @@ def create_app(
         *anthropic_routes.routes,
         *openai_routes.routes,
         *gemini_routes.routes,
-        *dashboard_routes,
+        # the dashboard: one plain ASGI app for its page, files and API (dashboard/routes.py)
+        Route(dashboard.PREFIX, dashboard.app),
+        Route(dashboard.PREFIX + "/{rest:path}", dashboard.app),
     ]
     if state.settings.mock:
         state.simulator = mount_simulator(routes, MOCK_MOUNT)

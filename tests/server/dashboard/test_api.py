@@ -65,8 +65,15 @@ def test_page_needs_login_and_api_refuses_without_session(guarded: RunningServer
     assert "main.js" not in page.text  # the app is not served before the login
     for path in ("/dashboard/api/overview", "/dashboard/api/usage", "/dashboard/api/events"):
         assert httpx2.get(guarded.url + path).status_code == 401, path
-    again = httpx2.get(guarded.url + "/dashboard/login", follow_redirects=False)
-    assert again.status_code == 303 and again.headers["location"] == "/dashboard"
+    auth = {"x-api-key": TOKEN}
+    for path in ("/dashboard/login", "/dashboard/"):
+        again = httpx2.get(guarded.url + path, headers=auth, follow_redirects=False)
+        assert again.status_code == 303 and again.headers["location"] == "/dashboard"
+    assert httpx2.get(guarded.url + "/dashboard/nope", headers=auth).status_code == 404
+    assert (
+        httpx2.delete(guarded.url + "/dashboard", headers={"x-api-key": TOKEN}).status_code == 405
+    )
+    assert httpx2.head(guarded.url + "/dashboard").status_code == 200
     # the token itself still works, as on every other endpoint
     ok = httpx2.get(guarded.url + "/dashboard/api/overview", headers={"x-api-key": TOKEN})
     assert ok.status_code == 200 and ok.json()["auth"] is True
