@@ -61,11 +61,11 @@ export function stackedBars({ labels, series, height = 200, format = fmtTokens, 
 }
 
 /** Horizontal bars: rows [{label, value, text}]; the longest bar is the largest value. */
-export function hbars(rows, { format = fmtTokens } = {}) {
+export function hbars(rows, { format = fmtTokens, cls = null } = {}) {
   const max = Math.max(1, ...rows.map((r) => r.value || 0));
   const grid = h("div", { class: "hbars" });
   for (const row of rows) {
-    const fill = h("span");
+    const fill = h("span", { class: cls });
     fill.style.width = `${((100 * (row.value || 0)) / max).toFixed(1)}%`;
     grid.append(
       h("span", { class: "name", title: row.label }, row.label),

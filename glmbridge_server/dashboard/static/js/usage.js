@@ -156,7 +156,7 @@ function usageSection(data) {
     h("div", { class: "card section" }, h("h3", null, "By served model"), table(modelColumns, data.by_model)),
     h("div", { class: "grid wide" },
       h("div", { class: "card" }, h("h3", null, "By client"),
-        data.by_client.length ? hbars(data.by_client.map((r) => ({
+        data.by_client.length ? hbars([...data.by_client].sort((a, b) => b.requests - a.requests).map((r) => ({
           label: r.client || "–", value: r.requests,
           text: `${fmtInt(r.requests)} req · ${fmtTokens(r.input + r.cached + r.output)} tok`,
         }))) : h("p", { class: "muted" }, "–")),
@@ -166,7 +166,7 @@ function usageSection(data) {
           { label: "Requests", num: true, value: (r) => fmtInt(r.requests) },
           { label: "Tokens", num: true, value: (r) => fmtTokens(r.input + r.cached + r.output) },
           { label: "Credits", num: true, value: credits },
-        ], data.by_key))),
+        ], [...data.by_key].sort((a, b) => b.requests - a.requests)))),
     h("div", { class: "grid wide" },
       h("div", { class: "card" }, h("h3", null, "Latency and first token"),
         table([
@@ -179,7 +179,7 @@ function usageSection(data) {
           { label: "TTFT p90", num: true, value: (r) => fmtMs(r[1].ttft_p90) },
         ], Object.entries(data.latency))),
       h("div", { class: "card" }, h("h3", null, "Errors by kind"),
-        data.errors.length ? hbars(data.errors.map((e) => ({ label: `${e.status} ${e.kind || ""}`.trim(), value: e.count, text: fmtInt(e.count) })))
+        data.errors.length ? hbars(data.errors.map((e) => ({ label: `${e.status} ${e.kind || ""}`.trim(), value: e.count, text: fmtInt(e.count) })), { cls: "bad" })
           : h("p", { class: "muted" }, "No errors in this range."))),
   ];
 }
