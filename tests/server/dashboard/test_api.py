@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,10 +23,12 @@ import pytest
 from starlette.applications import Starlette
 
 from glmbridge_server.dashboard.inspector import Inspector, Summary, redact_headers
+from glmbridge_server.dashboard.views import usage_view
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings, load_settings
 from glmbridge_server.simulator.scripts import Script, ScriptError
 from glmbridge_server.traffic.usage_report import summarize
+from glmbridge_server.traffic.usage_store import UsageRow, UsageStore, open_readonly
 
 pytestmark = pytest.mark.e2e
 
@@ -357,3 +360,35 @@ def test_a_wheel_ships_every_static_file(tmp_path: Path) -> None:
     static = root / "glmbridge_server" / "dashboard" / "static"
     expected = {f"{p.relative_to(root)}" for p in static.rglob("*") if p.is_file()}
     assert expected and expected <= names, sorted(expected - names)
+
+
+def test_an_older_usage_store_gains_the_error_kind_column(tmp_path: Path) -> None:
+    path = tmp_path / "usage.sqlite3"
+    now = time.time()
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE usage (ts REAL NOT NULL, client TEXT, route TEXT, key_id TEXT, "
+        "model TEXT, client_model TEXT, upstream TEXT, input_tokens INTEGER, "
+        "cached_tokens INTEGER, output_tokens INTEGER, latency_ms REAL, ttft_ms REAL, "
+        "status INTEGER, fallback TEXT, priority TEXT, queue_wait_ms REAL, peak INTEGER);"
+        f"INSERT INTO usage VALUES ({now - 60}, 'anthropic', '/v1/messages', NULL, 'glm-4.7',"
+        " NULL, NULL, 1, 0, 1, 1.0, NULL, 200, NULL, NULL, NULL, 0);"
+    )
+    old.commit()
+    old.close()
+    store = UsageStore(path)
+    store.record(UsageRow(ts=now - 30, client="Codex", route="/v1/responses", key_id=None,
+                          model="glm-4.7", client_model="gpt-5", upstream=None, input_tokens=1,
+                          cached_tokens=0, output_tokens=0, latency_ms=1.0, ttft_ms=None,
+                          status=429, fallback=None, priority=None, queue_wait_ms=None,
+                          peak=False, error_kind="rate_limit_error"))  # fmt: skip
+    store.flush()
+    store.close()
+    conn = open_readonly(path)
+    try:
+        rows = conn.execute("SELECT client, status, error_kind FROM usage ORDER BY ts").fetchall()
+        view = usage_view(conn, range_name="day", plan="pro")
+    finally:
+        conn.close()
+    assert rows == [("anthropic", 200, None), ("Codex", 429, "rate_limit_error")]
+    assert view["errors"] == [{"status": 429, "kind": "rate_limit_error", "count": 1}]
