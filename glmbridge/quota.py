@@ -19,6 +19,7 @@ client which window ran out and when it resets (:meth:`QuotaReset.describe`).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -28,14 +29,18 @@ __all__ = [
     "QUOTA_WINDOW_CODES",
     "QuotaReset",
     "QuotaWindow",
+    "names_reset",
     "parse_quota_limits",
     "parse_quota_reset",
 ]
 
 #: Z.ai's clock: the reset times in its messages are naive times in UTC+8.
 BEIJING = timezone(timedelta(hours=8), "UTC+8")
-#: Codes whose message names a window and its reset.
-QUOTA_WINDOW_CODES = frozenset({"1308", "1310"})
+#: Codes whose message names a window and its reset: 1308/1310, and the usage limits of
+#: September 2026, 1316-1321, which "name a reset" too (tetsuo-ai/agenc-core PR#2491). Any
+#: other code counts when its message says "reset" with a time (:func:`names_reset`).
+QUOTA_WINDOW_CODES = frozenset({"1308", "1310", "1316", "1317", "1318", "1319", "1320", "1321"})
+_RESET_WORD = re.compile(r"reset|重置", re.IGNORECASE)
 # A reset further away than this is not believed (a garbled or unit-confused message).
 _MAX_AHEAD = timedelta(days=32)
 
@@ -53,7 +58,7 @@ class QuotaReset:
     """A spent quota window.
 
     Attributes:
-        code: the business code (``1308`` or ``1310``).
+        code: the business code (``1308``, ``1310``, ``1316``-``1321``, …).
         window: a human name: ``5-hour``, ``weekly``, ``monthly``, ``weekly/monthly``.
         resets_at: when it resets (timezone-aware, UTC).
     """
@@ -108,19 +113,26 @@ def _window(code: str, message: str) -> str:
         return "weekly/monthly"
     if weekly or monthly:
         return "weekly" if weekly else "monthly"
-    return "5-hour" if code == "1308" else "weekly/monthly"
+    return {"1308": "5-hour", "1310": "weekly/monthly"}.get(code, "usage")
+
+
+def names_reset(message: str) -> bool:
+    """Whether ``message`` says a limit resets at a date-time ("… will reset at
+    2026-08-27 21:31:39", "… 重置")."""
+    return _RESET_WORD.search(message) is not None and _TIME.search(message) is not None
 
 
 def parse_quota_reset(
     code: str | None, message: str, *, now: datetime | None = None
 ) -> QuotaReset | None:
-    """The window and reset time in a ``1308``/``1310`` message, else ``None``.
+    """The window and reset time in a usage-limit message (``1308``, ``1310``,
+    ``1316``-``1321``, or any code whose message names a reset), else ``None``.
 
     Only the first date-time in the message counts; without an explicit offset it is
     Beijing time. A reset more than 32 days ahead is not believed (``None``); one in
     the past is returned as is (the window has reset already: ``seconds_left`` is 0).
     """
-    if code not in QUOTA_WINDOW_CODES:
+    if code not in QUOTA_WINDOW_CODES and not names_reset(message):
         return None
     found = _TIME.search(message)
     if found is None:
@@ -142,7 +154,7 @@ def parse_quota_reset(
     resets_at = naive.replace(tzinfo=tz).astimezone(UTC)
     if resets_at - (now or datetime.now(UTC)) > _MAX_AHEAD:
         return None
-    return QuotaReset(code, _window(code, message), resets_at)
+    return QuotaReset(code or "429", _window(code or "", message), resets_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +180,20 @@ _UNITS = {1: "minute", 2: "day", 3: "hour", 4: "day", 5: "month", 6: "week"}
 
 
 def _number(value: object) -> float | None:
+    """A finite number, or ``None`` (wrong type, NaN, infinite, or past a float)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past 1.8e308
+        return None
+    return number if math.isfinite(number) else None
+
+
+# Reset times outside these years are nonsense (``nextResetTime: 1e20`` was sent once).
+_EARLIEST_RESET = datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000
+_LATEST_RESET = datetime(2200, 1, 1, tzinfo=UTC).timestamp() * 1000
+_MAX_TYPE = 64
 
 
 def parse_quota_limits(payload: object) -> list[QuotaWindow] | None:
@@ -180,7 +203,9 @@ def parse_quota_limits(payload: object) -> list[QuotaWindow] | None:
     Shape: ``{"success": true, "code": 200, "data": {"limits": [{"type": "TOKENS_LIMIT",
     "unit": 3, "number": 5, "percentage": 25, "nextResetTime": <ms>, "usage": …,
     "currentValue": …, "remaining": …}], "level": "pro"}}``; Lite plans send null counts
-    (nesquena/hermes-webui PR#7203), unknown fields and types are skipped.
+    (nesquena/hermes-webui PR#7203), unknown fields and types are skipped. Every field is
+    untrusted: a value of the wrong type, not finite, or a reset time outside 2000-2200 is
+    read as absent; this never raises.
     """
     if not isinstance(payload, dict):
         return None
@@ -192,23 +217,27 @@ def parse_quota_limits(payload: object) -> list[QuotaWindow] | None:
         return None
     out: list[QuotaWindow] = []
     for item in limits:
-        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+        kind = item.get("type") if isinstance(item, dict) else None
+        if not isinstance(kind, str) or not 0 < len(kind) <= _MAX_TYPE:
             continue
-        unit = _UNITS.get(item.get("unit"))  # type: ignore[arg-type]
+        raw_unit = item.get("unit")
+        unit = _UNITS.get(raw_unit) if type(raw_unit) is int else None
         number = _number(item.get("number"))
         if unit == "week" or (unit == "day" and number == 7):
             window = "weekly"
         elif unit == "month" and number in (None, 1.0):
             window = "monthly"
-        elif unit and number:
+        elif unit and number and 0 < number < 1e6:
             window = f"{number:g}-{unit}"
         else:
             window = "unknown"
         percent = _number(item.get("percentage"))
         total, current = _number(item.get("usage")), _number(item.get("currentValue"))
         if percent is None and total and current is not None:
-            percent = 100.0 * current / total
+            percent = _number(100.0 * current / total)
         reset_ms = _number(item.get("nextResetTime"))
-        resets = datetime.fromtimestamp(reset_ms / 1000, UTC) if reset_ms else None
-        out.append(QuotaWindow(item["type"], window, percent, resets))
+        resets = None
+        if reset_ms is not None and _EARLIEST_RESET <= reset_ms <= _LATEST_RESET:
+            resets = datetime.fromtimestamp(reset_ms / 1000, UTC)
+        out.append(QuotaWindow(kind, window, percent, resets))
     return out

@@ -28,6 +28,7 @@ from glmbridge.exchange import Exchange
 from glmbridge.fallback import chain, qualifies
 from glmbridge.priority import classify
 from glmbridge.routing import Route
+from glmbridge.served import served_model
 from glmbridge.upstream_errors import scrub
 from glmbridge_server.call.asgi import Answer, Receive, WholeAnswer
 from glmbridge_server.call.record import Attribute, CallRecord, Step
@@ -40,6 +41,7 @@ from glmbridge_server.upstream.client import (
     backoff_delay,
 )
 from glmbridge_server.upstream.keypool import session_id_from
+from glmbridge_server.upstream.model_follower import note_served
 
 __all__ = [
     "Call",
@@ -131,14 +133,18 @@ class Call:
         """One upstream call (with the client's own retries); notes key and status."""
         ex = self.exchange
         record = self.record
+        headers = ex.headers
+        sim = record.headers.sim
+        if sim and self.settings.mock:  # the simulator's x-sim-* controls pass through
+            headers = lambda key: {**ex.headers(key), **sim}  # noqa: E731
         capture = record.capture
         if capture is not None:  # the inspector is on: our translation, key hidden
-            capture.upstream_request("POST", self.url, ex.headers("***").items(), ex.body)
+            capture.upstream_request("POST", self.url, headers("***").items(), ex.body)
         try:
             reply = await self.upstream.send(
                 self.url,
                 ex.body,
-                headers=ex.headers,
+                headers=headers,
                 decode_error=lambda status, body, retry: ex.decode_error(
                     status, body, retry_after=retry
                 ),
@@ -188,14 +194,17 @@ class Call:
         steps.append(Step("upstream attempt", attempt.sent, attempt.answered, facts,
                           attempt.error))  # fmt: skip
 
-    async def decoded(self, decode: Callable[[Exchange, bytes], T]) -> T:
+    async def decoded(self, decode: Callable[[Exchange, bytes], T], *, answers: bool = True) -> T:
         """The one non-streamed call-and-decode: ``decode`` of the answer's body (e.g.
         :func:`as_ir`, :meth:`Exchange.complete`); an in-band error (an error object sent
-        with ``200``) is retried with the retry budget, then raised."""
+        with ``200``) is retried with the retry budget, then raised. ``answers``: this call
+        answers the client (its model is the record's served model; a describer's is not)."""
         attempt = 0
         while True:
             attempt += 1
             reply = await self.send()
+            if answers:
+                self.note_served(served_model(reply.response.content))
             try:
                 return decode(self.exchange, reply.response.content)
             except UpstreamError as err:
@@ -264,11 +273,20 @@ class Call:
         record.fallback = f"{first.model}@{first.upstream.name}"
         return True
 
+    def note_served(self, model: str | None) -> None:
+        """The model the upstream's answer names (the truth: the Coding Plan answers legacy
+        ids with another model); recorded and learned from."""
+        note_served(self.record.app, self.record, model)
+
     def served_headers(self) -> list[tuple[bytes, bytes]]:
-        """Which model and profile answered, and what it fell back from (if it did)."""
+        """Which model and profile answered, the id sent for it, and what it fell back from
+        (if it did). Before the answer names its model (a stream committed early), the
+        model the router expects to serve it."""
         route, first = self.exchange.route, self.first_route
+        served = self.record.served_model or route.spec.id
         out = [
-            (b"x-glmbridge-served-model", _header_value(route.model)),
+            (b"x-glmbridge-served-model", _header_value(served)),
+            (b"x-glmbridge-routed-model", _header_value(route.model)),
             (b"x-glmbridge-served-upstream", _header_value(route.upstream.name)),
         ]
         if route is not first:

@@ -108,7 +108,7 @@ def summary_of(record: CallRecord, status: int, *, done: bool) -> Summary:
         client=record.client,
         priority=record.priority,
         requested_model=_text(record.client_model),
-        served_model=_text(record.routed_model),
+        served_model=_text(record.served_model or record.routed_model),
         upstream=record.upstream,
         key_index=record.key_index,
         stream=record.stream,

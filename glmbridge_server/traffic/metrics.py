@@ -29,6 +29,7 @@ _FIXED_ROUTES = frozenset(
     {
         "/",
         "/health",
+        "/status",
         "/config",
         "/metrics",
         "/api/event_logging/batch",
@@ -36,18 +37,27 @@ _FIXED_ROUTES = frozenset(
         "/v1/messages/count_tokens",
         "/v1/models",
         "/v1/chat/completions",
+        "/v1/responses",
     }
 )
+_GEMINI_VERSIONS = frozenset({"v1", "v1beta", "v1beta1"})
+_GEMINI_METHODS = frozenset({"generateContent", "streamGenerateContent", "countTokens"})
 
 
 def route_label(path: str) -> str:
-    """A bounded label for ``path``: the route template, or ``other``."""
+    """A bounded label for ``path``: the route template, or ``other``. Every door path has
+    its own (the Gemini door's by API version and method), so a dashboard can tell them
+    apart; a model name never becomes a label."""
     if path in _FIXED_ROUTES:
         return path
-    if path.startswith("/v1/models/"):
-        return "/v1/models/{model_id}"
-    if path.startswith("/v1beta/"):
-        return "/v1beta"
+    version, _, rest = path[1:].partition("/")
+    if version in _GEMINI_VERSIONS and (rest == "models" or rest.startswith("models/")):
+        if rest == "models":
+            return f"/{version}/models"
+        _, colon, method = rest.rpartition(":")
+        if colon and method in _GEMINI_METHODS:
+            return f"/{version}/models/{{model}}:{method}"
+        return f"/{version}/models/{{model_id}}"
     if path.startswith("/_mock/"):
         return "/_mock"
     return "other"
@@ -67,6 +77,24 @@ class _InboundCollector:
         yield family
 
 
+class _UsageCollector:
+    """The usage store's rows written and lost since start (set before each render)."""
+
+    rows: dict[str, int] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.rows is None:
+            return
+        family = CounterMetricFamily(
+            "glmbridge_usage_rows",
+            "Usage-store rows since start, by outcome: written, or lost (counted exactly).",
+            labels=["outcome"],
+        )
+        for outcome in ("written", "lost"):
+            family.add_metric([outcome], self.rows.get(outcome, 0))
+        yield family
+
+
 class Metrics:
     """The server's counters, gauges and histograms, in a private registry.
 
@@ -79,6 +107,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         reg = self.registry
         reg.register(_InboundCollector())
+        self._usage = _UsageCollector()
+        reg.register(self._usage)
         self.connections = Gauge(
             "glmbridge_inbound_connections", "Inbound connections open now.", registry=reg
         )
@@ -184,8 +214,16 @@ class Metrics:
             return "none"
         return model if isinstance(model, str) and model in self.models else "other"
 
-    def render(self, keys: int, keys_healthy: int, scheduler: Scheduler | None = None) -> bytes:
-        """The exposition text, with the key, slot and queue gauges read now."""
+    def render(
+        self,
+        keys: int,
+        keys_healthy: int,
+        scheduler: Scheduler | None = None,
+        *,
+        usage_rows: dict[str, int] | None = None,
+    ) -> bytes:
+        """The exposition text, with the key, slot, queue and usage-store figures read now."""
+        self._usage.rows = usage_rows
         self.keys.set(keys)
         self.keys_healthy.set(keys_healthy)
         if scheduler is not None:

@@ -120,7 +120,7 @@ def test_spans_arrive_with_the_inbound_trace_as_parent(
     assert span.kind == span.SPAN_KIND_SERVER
     attrs = attributes(span)
     assert attrs["gen_ai.request.model"] == "claude-sonnet-4-5"
-    assert attrs["gen_ai.response.model"] == "glm-4.7"
+    assert attrs["gen_ai.response.model"].startswith("glm-")  # the model that answered
     assert attrs["gen_ai.operation.name"] == "chat"
     assert attrs["gen_ai.usage.input_tokens"] > 0 and attrs["gen_ai.usage.output_tokens"] > 0
     assert attrs["http.response.status_code"] == 200
