@@ -381,14 +381,17 @@ def test_an_older_usage_store_gains_the_error_kind_column(tmp_path: Path) -> Non
                           model="glm-4.7", client_model="gpt-5", upstream=None, input_tokens=1,
                           cached_tokens=0, output_tokens=0, latency_ms=1.0, ttft_ms=None,
                           status=429, fallback=None, priority=None, queue_wait_ms=None,
-                          peak=False, error_kind="rate_limit_error"))  # fmt: skip
+                          peak=False, served_model="glm-5.3",
+                          error_kind="rate_limit_error"))  # fmt: skip
     store.flush()
     store.close()
     conn = open_readonly(path)
     try:
-        rows = conn.execute("SELECT client, status, error_kind FROM usage ORDER BY ts").fetchall()
+        rows = conn.execute(
+            "SELECT client, status, served_model, error_kind FROM usage ORDER BY ts"
+        ).fetchall()
         view = usage_view(conn, range_name="day", plan="pro")
     finally:
         conn.close()
-    assert rows == [("anthropic", 200, None), ("Codex", 429, "rate_limit_error")]
+    assert rows == [("anthropic", 200, None, None), ("Codex", 429, "glm-5.3", "rate_limit_error")]
     assert view["errors"] == [{"status": 429, "kind": "rate_limit_error", "count": 1}]
