@@ -53,108 +53,123 @@ function paneView(name, pane) {
     pane.size ? h("pre", { class: "body" }, pretty(pane.text)) : null);
 }
 
-export async function mount(container, ctx) {
-  const first = await getJSON("/dashboard/api/inspector");
-  const rows = new Map(first.exchanges.map((s) => [s.request_id, s]));
-  let enabled = first.enabled;
-  let selected = null;
-  const toggle = h("input", { type: "checkbox", id: "inspector-toggle" });
-  toggle.checked = enabled;
-  const stats = h("span", { class: "small muted" });
-  const message = h("div");
-  const list = h("div", { id: "exchanges" });
-  const detail = h("div", { id: "detail" });
+function matches(s, query) {
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  if (!words.length) return true;
+  const text = [s.door, s.client, s.priority, s.requested_model, s.served_model, s.status,
+    s.error_kind, s.request_id, s.key_index === null ? "" : `#${s.key_index}`].join(" ").toLowerCase();
+  return words.every((w) => text.includes(w));
+}
 
-  function showStats(s) {
-    stats.textContent = `${fmtInt(s.entries)} exchanges, ${fmtBytes(s.bytes)} of ${fmtBytes(s.max_bytes)} held in memory (never on disk)`;
+/** The inspector's page: the switch, the live list, one exchange's panes. */
+class InspectorView {
+  constructor(first) {
+    this.rows = new Map(first.exchanges.map((s) => [s.request_id, s]));
+    this.enabled = first.enabled;
+    this.selected = null;
+    this.toggle = h("input", { type: "checkbox", id: "inspector-toggle" });
+    this.toggle.checked = this.enabled;
+    this.toggle.addEventListener("change", () => this.switched());
+    this.stats = h("span", { class: "small muted" });
+    this.message = h("div");
+    this.list = h("div", { id: "exchanges" });
+    this.detail = h("div", { id: "detail" });
+    this.filter = h("input", { type: "search", id: "inspector-filter", placeholder: "filter: model, client, door, status…", "aria-label": "Filter exchanges" });
+    this.filter.addEventListener("input", () => this.render());
+    this.showStats(first.stats);
   }
 
-  const filter = h("input", { type: "search", id: "inspector-filter", placeholder: "filter: model, client, door, status…", "aria-label": "Filter exchanges" });
-  filter.addEventListener("input", () => render());
-
-  function matches(s) {
-    const words = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
-    if (!words.length) return true;
-    const text = [s.door, s.client, s.priority, s.requested_model, s.served_model, s.status,
-      s.error_kind, s.request_id, s.key_index === null ? "" : `#${s.key_index}`].join(" ").toLowerCase();
-    return words.every((w) => text.includes(w));
+  page() {
+    const clear = h("button", { type: "button", class: "ghost", onclick: () => this.clear() }, "Clear");
+    return [
+      h("section", { class: "section" },
+        h("div", { class: "section-head" }, h("h2", null, "Live inspector"),
+          h("label", { class: "switch", for: "inspector-toggle" }, this.toggle, "record requests"), clear, this.stats),
+        h("p", { class: "small muted" },
+          "Prompts are private: the inspector is off by default, keeps at most a bounded amount in memory, " +
+          "hides keys and tokens, and skips any request sent with the header x-glmbridge-inspect: off."),
+        this.message, h("div", { class: "card" }, h("div", { class: "row" }, this.filter), this.list)),
+      this.detail,
+    ];
   }
 
-  function render() {
-    const ordered = [...rows.values()].filter(matches).sort((a, b) => b.started - a.started).slice(0, MAX_ROWS);
-    replace(list, ordered.length
+  showStats(s) {
+    this.stats.textContent = `${fmtInt(s.entries)} exchanges, ${fmtBytes(s.bytes)} of ${fmtBytes(s.max_bytes)} held in memory (never on disk)`;
+  }
+
+  render() {
+    const ordered = [...this.rows.values()].filter((s) => matches(s, this.filter.value))
+      .sort((a, b) => b.started - a.started).slice(0, MAX_ROWS);
+    replace(this.list, ordered.length
       ? table(COLUMNS, ordered, {
-        onRow: (s) => open(s.request_id),
-        rowAttrs: (s) => ({ "data-request-id": s.request_id, class: s.request_id === selected ? "selected" : null }),
+        onRow: (s) => this.open(s.request_id),
+        rowAttrs: (s) => ({ "data-request-id": s.request_id, class: s.request_id === this.selected ? "selected" : null }),
       })
-      : h("p", { class: "muted" }, enabled ? "Waiting for requests…" : "The inspector is off: turn it on to record requests."));
+      : h("p", { class: "muted" }, this.enabled ? "Waiting for requests…" : "The inspector is off: turn it on to record requests."));
   }
 
-  async function open(id) {
-    selected = id;
-    render();
+  async open(id) {
+    this.selected = id;
+    this.render();
     try {
       const found = await getJSON(`/dashboard/api/inspector/${encodeURIComponent(id)}`);
       const s = found.summary;
-      replace(detail, h("div", { class: "section" },
+      replace(this.detail, h("div", { class: "section" },
         h("div", { class: "section-head" }, h("h2", null, "Exchange ", h("span", { class: "mono" }, s.request_id)),
           h("span", { class: "muted small" }, `${s.method} ${s.path}`)),
         h("div", { class: "panes" }, Object.entries(found.panes).map(([name, pane]) => paneView(name, pane)))));
-      detail.scrollIntoView({ behavior: "smooth", block: "start" });
+      this.detail.scrollIntoView({ behavior: "smooth", block: "start" });
     } catch (err) {
-      replace(detail, notice(err.message, "bad"));
+      replace(this.detail, notice(err.message, "bad"));
     }
   }
 
-  toggle.addEventListener("change", async () => {
+  async switched() {
+    const toggle = this.toggle;
     toggle.disabled = true;
     try {
       const config = await postJSON("/config", { inspector: toggle.checked });
-      enabled = config.inspector;
-      replace(message, notice(enabled ? "The inspector is on: new requests are recorded." : "The inspector is off.", "ok"));
+      this.enabled = config.inspector;
+      replace(this.message, notice(this.enabled ? "The inspector is on: new requests are recorded." : "The inspector is off.", "ok"));
     } catch (err) {
-      toggle.checked = enabled;
-      replace(message, notice(`Not changed: ${err.message}`, "bad"));
+      toggle.checked = this.enabled;
+      replace(this.message, notice(`Not changed: ${err.message}`, "bad"));
     } finally {
       toggle.disabled = false;
-      render();
+      this.render();
     }
-  });
+  }
 
-  const clear = h("button", { type: "button", class: "ghost", onclick: async () => {
+  async clear() {
     const out = await postJSON("/dashboard/api/inspector/clear", {});
-    rows.clear();
-    showStats(out.stats);
-    replace(detail);
-    render();
-  } }, "Clear");
+    this.rows.clear();
+    this.showStats(out.stats);
+    replace(this.detail);
+    this.render();
+  }
 
-  replace(container,
-    h("section", { class: "section" },
-      h("div", { class: "section-head" }, h("h2", null, "Live inspector"),
-        h("label", { class: "switch", for: "inspector-toggle" }, toggle, "record requests"), clear, stats),
-      h("p", { class: "small muted" },
-        "Prompts are private: the inspector is off by default, keeps at most a bounded amount in memory, " +
-        "hides keys and tokens, and skips any request sent with the header x-glmbridge-inspect: off."),
-      message, h("div", { class: "card" }, h("div", { class: "row" }, filter), list)),
-    detail);
-  showStats(first.stats);
-  render();
+  exchanged(summary) {
+    this.rows.set(summary.request_id, summary);
+    while (this.rows.size > MAX_ROWS) this.rows.delete(this.rows.keys().next().value);
+    this.render();
+  }
 
-  const onExchange = (event) => {
-    const s = event.detail.summary;
-    rows.set(s.request_id, s);
-    while (rows.size > MAX_ROWS) rows.delete(rows.keys().next().value);
-    render();
-  };
-  const onLive = (event) => {
-    if (event.detail.inspector_stats) showStats(event.detail.inspector_stats);
-    if (event.detail.inspector !== enabled && !toggle.disabled) {
-      enabled = event.detail.inspector;
-      toggle.checked = enabled;
-      render();
+  lived(live) {
+    if (live.inspector_stats) this.showStats(live.inspector_stats);
+    if (live.inspector !== this.enabled && !this.toggle.disabled) {
+      this.enabled = live.inspector;
+      this.toggle.checked = this.enabled;
+      this.render();
     }
-  };
+  }
+}
+
+export async function mount(container, ctx) {
+  const view = new InspectorView(await getJSON("/dashboard/api/inspector"));
+  replace(container, view.page());
+  view.render();
+  const onExchange = (event) => view.exchanged(event.detail.summary);
+  const onLive = (event) => view.lived(event.detail);
   ctx.bus.addEventListener("exchange", onExchange);
   ctx.bus.addEventListener("live", onLive);
   return {

@@ -92,101 +92,120 @@ function pane(title, id, empty) {
   return { node: h("div", { class: "card pane" }, h("h3", null, title), pre, h("p", { class: "placeholder small muted" }, empty)), pre };
 }
 
-export async function mount(container, ctx) {
-  const door = h("select", { id: "pg-door" }, Object.entries(DOORS).map(([k, d]) => h("option", { value: k }, d.label)));
-  const models = h("datalist", { id: "pg-models" }, ctx.overview.models.map((m) => h("option", { value: m })));
-  const model = h("input", { id: "pg-model", list: "pg-models", value: ctx.overview.default_model, autocomplete: "off" });
+/** Read an answer (a stream or a whole body) into the answer box's two parts. */
+async function readAnswer(response, d, ui) {
+  const type = response.headers.get("content-type") || "";
+  if (!type.startsWith("text/event-stream")) {
+    const data = await response.json().catch(() => null);
+    if (!response.ok || !data) {
+      ui.text.append(`[HTTP ${response.status}] ${JSON.stringify(data)}`);
+      return;
+    }
+    const whole = d.whole(data);
+    ui.thinking.append(whole.thinking || "");
+    ui.text.append(whole.text || "");
+    return;
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer = drainEvents(buffer + value, (name, data) => {
+      if (data === "[DONE]") return;
+      let parsed;
+      try { parsed = JSON.parse(data); } catch { return; }
+      const part = d.delta(name, parsed);
+      if (part && part.thinking) ui.thinking.append(part.thinking);
+      if (part && part.text) ui.text.append(part.text);
+      if (parsed.error || parsed.type === "error") ui.text.append(`\n[error] ${JSON.stringify(parsed.error || parsed)}`);
+    });
+  }
+}
+
+/** The GLM side of one exchange, from the inspector's record of it. */
+async function showUpstream(requestId, ui) {
+  try {
+    const found = await getJSON(`/dashboard/api/inspector/${encodeURIComponent(requestId)}`);
+    const up = found.panes.upstream_request;
+    const ans = found.panes.upstream_stream;
+    ui.upReq.pre.textContent = up.size ? pretty(up.text) : "(nothing was sent upstream)";
+    ui.upStream.pre.textContent = ans.size ? ans.text : "(no answer from upstream)";
+  } catch (err) {
+    ui.upReq.pre.textContent = `(not available: ${err.message})`;
+  }
+}
+
+/** Send the form's prompt through the chosen door and show what happened. */
+async function sendPrompt(ui) {
+  const d = DOORS[ui.door.value];
+  const model = ui.model.value.trim();
+  const path = d.path(model, ui.stream.checked);
+  const body = d.body(model, ui.prompt.value, ui.stream.checked);
+  replace(ui.thinking); replace(ui.text); replace(ui.upReq.pre); replace(ui.upStream.pre);
+  ui.sent.pre.textContent = `POST ${path}\n\n${JSON.stringify(body, null, 2)}`;
+  ui.send.disabled = true;
+  ui.status.textContent = "sending…";
+  const started = performance.now();
+  let requestId = null;
+  try {
+    const response = await fetch(path, {
+      method: "POST",
+      credentials: "same-origin",
+      // record this one exchange for the panes beside the answer, even with the inspector off
+      headers: { "content-type": "application/json", "x-glmbridge-inspect": "on", ...d.headers },
+      body: JSON.stringify(body),
+    });
+    requestId = response.headers.get("request-id");
+    await readAnswer(response, d, ui);
+    ui.status.textContent = `HTTP ${response.status} · ${Math.round(performance.now() - started)} ms · request ${requestId || "?"}`;
+  } catch (err) {
+    ui.status.textContent = `failed: ${err.message}`;
+  } finally {
+    ui.send.disabled = false;
+  }
+  if (requestId) await showUpstream(requestId, ui);
+}
+
+function controls(ctx) {
   const stream = h("input", { type: "checkbox", id: "pg-stream" });
   stream.checked = true;
-  const prompt = h("textarea", { id: "pg-prompt", rows: 5, placeholder: "Say hello in three languages." });
-  const send = h("button", { type: "submit", id: "pg-send" }, "Send");
-  const status = h("div", { class: "small muted", id: "pg-status" });
-  const thinking = h("div", { class: "thinking" });
-  const text = h("div");
-  const answer = h("div", { class: "card" }, h("h3", null, "Answer"),
-    h("div", { class: "answer", id: "pg-answer", "aria-live": "polite" }, thinking, text));
-  const sent = pane("Request sent (client side)", "pg-sent", "The request this page sends appears here.");
-  const upReq = pane("Upstream request (GLM side)", "pg-upstream-request", "What the server sent to GLM for it: the translation.");
-  const upStream = pane("Upstream answer (GLM side)", "pg-upstream-stream", "What GLM answered, before the server translated it back.");
+  return {
+    door: h("select", { id: "pg-door" }, Object.entries(DOORS).map(([k, d]) => h("option", { value: k }, d.label))),
+    models: h("datalist", { id: "pg-models" }, ctx.overview.models.map((m) => h("option", { value: m }))),
+    model: h("input", { id: "pg-model", list: "pg-models", value: ctx.overview.default_model, autocomplete: "off" }),
+    stream,
+    prompt: h("textarea", { id: "pg-prompt", rows: 5, placeholder: "Say hello in three languages." }),
+    send: h("button", { type: "submit", id: "pg-send" }, "Send"),
+    status: h("div", { class: "small muted", id: "pg-status" }),
+    thinking: h("div", { class: "thinking" }),
+    text: h("div"),
+    sent: pane("Request sent (client side)", "pg-sent", "The request this page sends appears here."),
+    upReq: pane("Upstream request (GLM side)", "pg-upstream-request", "What the server sent to GLM for it: the translation."),
+    upStream: pane("Upstream answer (GLM side)", "pg-upstream-stream", "What GLM answered, before the server translated it back."),
+  };
+}
 
+export async function mount(container, ctx) {
+  const ui = controls(ctx);
   const form = h("form", { class: "card", id: "pg-form" },
     h("div", { class: "row" },
-      h("div", null, h("label", { for: "pg-door" }, "Door"), door),
-      h("div", null, h("label", { for: "pg-model" }, "Model (a client name or a GLM id)"), model, models),
-      h("label", { class: "switch", for: "pg-stream" }, stream, "stream")),
-    h("label", { for: "pg-prompt" }, "Prompt"), prompt,
-    h("div", { class: "row" }, send, status));
-
-  form.addEventListener("submit", async (event) => {
+      h("div", null, h("label", { for: "pg-door" }, "Door"), ui.door),
+      h("div", null, h("label", { for: "pg-model" }, "Model (a client name or a GLM id)"), ui.model, ui.models),
+      h("label", { class: "switch", for: "pg-stream" }, ui.stream, "stream")),
+    h("label", { for: "pg-prompt" }, "Prompt"), ui.prompt,
+    h("div", { class: "row" }, ui.send, ui.status));
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const d = DOORS[door.value];
-    const body = d.body(model.value.trim(), prompt.value, stream.checked);
-    replace(thinking); replace(text); replace(upReq.pre); replace(upStream.pre);
-    sent.pre.textContent = `POST ${d.path(model.value.trim(), stream.checked)}\n\n${JSON.stringify(body, null, 2)}`;
-    send.disabled = true;
-    status.textContent = "sending…";
-    const started = performance.now();
-    let requestId = null;
-    try {
-      const response = await fetch(d.path(model.value.trim(), stream.checked), {
-        method: "POST",
-        credentials: "same-origin",
-        // record this one exchange for the panes beside the answer, even with the inspector off
-        headers: { "content-type": "application/json", "x-glmbridge-inspect": "on", ...d.headers },
-        body: JSON.stringify(body),
-      });
-      requestId = response.headers.get("request-id");
-      const type = response.headers.get("content-type") || "";
-      if (type.startsWith("text/event-stream")) {
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = "";
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer = drainEvents(buffer + value, (name, data) => {
-            if (data === "[DONE]") return;
-            let parsed;
-            try { parsed = JSON.parse(data); } catch { return; }
-            const part = d.delta(name, parsed);
-            if (part && part.thinking) thinking.append(part.thinking);
-            if (part && part.text) text.append(part.text);
-            if (parsed.error || parsed.type === "error") text.append(`\n[error] ${JSON.stringify(parsed.error || parsed)}`);
-          });
-        }
-      } else {
-        const data = await response.json().catch(() => null);
-        if (!response.ok || !data) {
-          text.append(`[HTTP ${response.status}] ${JSON.stringify(data)}`);
-        } else {
-          const whole = d.whole(data);
-          thinking.append(whole.thinking || "");
-          text.append(whole.text || "");
-        }
-      }
-      status.textContent = `HTTP ${response.status} · ${Math.round(performance.now() - started)} ms · request ${requestId || "?"}`;
-    } catch (err) {
-      status.textContent = `failed: ${err.message}`;
-    } finally {
-      send.disabled = false;
-    }
-    if (requestId) {
-      try {
-        const found = await getJSON(`/dashboard/api/inspector/${encodeURIComponent(requestId)}`);
-        const up = found.panes.upstream_request;
-        const ans = found.panes.upstream_stream;
-        upReq.pre.textContent = up.size ? pretty(up.text) : "(nothing was sent upstream)";
-        upStream.pre.textContent = ans.size ? ans.text : "(no answer from upstream)";
-      } catch (err) {
-        upReq.pre.textContent = `(not available: ${err.message})`;
-      }
-    }
+    sendPrompt(ui);
   });
-
+  const answer = h("div", { class: "card" }, h("h3", null, "Answer"),
+    h("div", { class: "answer", id: "pg-answer", "aria-live": "polite" }, ui.thinking, ui.text));
   replace(container, h("section", { class: "section" },
     h("div", { class: "section-head" }, h("h2", null, "Playground"),
       h("span", { class: "small muted" }, "Sent through the live pipeline: routing, keys and quota apply.")),
     h("div", { class: "playground" },
-      h("div", null, form, answer, sent.node),
-      h("div", null, upReq.node, upStream.node))));
-  if (!ctx.overview.models.length) replace(status, notice("No models configured."));
+      h("div", null, form, answer, ui.sent.node),
+      h("div", null, ui.upReq.node, ui.upStream.node))));
+  if (!ctx.overview.models.length) replace(ui.status, notice("No models configured."));
 }
