@@ -158,6 +158,7 @@ class Exchange:
         self.input_estimate = input_estimate
         self.message_id = message_id or ids.new_message_id()
         self.usage: ir.Usage | None = None
+        self.stop_reason: ir.StopReason | None = None  # of a non-streamed answer
         self.secrets: tuple[str, ...] = ()
         """What no upstream-derived message may carry to a client or a log (the API keys):
         a driver sets it, and every upstream error of this exchange is scrubbed of it."""
@@ -260,6 +261,7 @@ class Exchange:
         if not self.show_reasoning:
             resp = drop_reasoning(resp)
         self.usage = resp.usage
+        self.stop_reason = resp.stop_reason
         out = self.door.encode_response(resp)
         if self.on_complete is not None:
             self.on_complete(resp)

@@ -113,7 +113,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     models_refresh: float = -1.0
     upstream_protocol: Literal["openai", "anthropic"] = "openai"
     reasoning_content: bool = True
+    inspector: bool = False
     mock: bool = False
+    #: Where each value came from (``field -> "environment (GLMBRIDGE_PORT)"``, …); a field
+    #: missing here has its default. Filled by :func:`load_settings`; never a setting itself.
+    sources: dict[str, str] = {}
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
@@ -124,6 +128,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def redacted(self) -> dict[str, Any]:
         """All settings as builtins, with secrets replaced by a count or ``"***"``."""
         out: dict[str, Any] = msgspec.to_builtins(self)
+        del out["sources"]
         out["api_keys"] = f"<{len(self.api_keys)} key(s)>"
         out["auth_token"] = "***" if self.auth_token else None
         out["upstream"] = redact_url(self.upstream)
@@ -535,6 +540,7 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "models_refresh": _to_refresh,
     "upstream_protocol": _to_choice("openai", "anthropic"),
     "reasoning_content": _to_bool,
+    "inspector": _to_bool,
     "mock": _to_bool,
 }
 
@@ -606,7 +612,7 @@ def _convert(layers: list[_Layer]) -> dict[str, Any]:
     merged: _Layer = {}
     for layer in layers:  # lowest precedence first
         merged.update(layer)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"sources": {field: source for field, (_, source) in merged.items()}}
     for field, (raw, source) in merged.items():
         try:
             values[field] = _CONVERTERS[field](raw)

@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
+import httpx2
 
 from glmbridge import ir
 from glmbridge.errors import ErrorKind, GlmbridgeError, UpstreamError, UpstreamTimeoutError
@@ -30,10 +31,15 @@ from glmbridge.routing import Route
 from glmbridge.served import served_model
 from glmbridge.upstream_errors import scrub
 from glmbridge_server.call.asgi import Answer, Receive, WholeAnswer
-from glmbridge_server.call.record import CallRecord
+from glmbridge_server.call.record import Attribute, CallRecord, Step
 from glmbridge_server.settings import MOCK_MOUNT, Settings
 from glmbridge_server.traffic.scheduler import QueueTimeout, Ticket
-from glmbridge_server.upstream.client import UpstreamClient, UpstreamReply, backoff_delay
+from glmbridge_server.upstream.client import (
+    Attempt,
+    UpstreamClient,
+    UpstreamReply,
+    backoff_delay,
+)
 from glmbridge_server.upstream.keypool import session_id_from
 from glmbridge_server.upstream.model_follower import note_served
 
@@ -131,6 +137,9 @@ class Call:
         sim = record.headers.sim
         if sim and self.settings.mock:  # the simulator's x-sim-* controls pass through
             headers = lambda key: {**ex.headers(key), **sim}  # noqa: E731
+        capture = record.capture
+        if capture is not None:  # the inspector is on: our translation, key hidden
+            capture.upstream_request("POST", self.url, headers("***").items(), ex.body)
         try:
             reply = await self.upstream.send(
                 self.url,
@@ -143,17 +152,47 @@ class Call:
                 session_id=self.session,
                 settings=self.settings,
                 ticket=self.ticket,
+                observe=self._attempted,
             )
         except QueueTimeout:
             record.queue_timeout = True
             record.queue_wait_ms = round(self.ticket.waited * 1000, 1)
+            raise
+        except UpstreamError as err:
+            if capture is not None:
+                capture.upstream_bytes(f"[{err.status or '-'} {err.kind.value}] {err}".encode())
             raise
         record.key_index = reply.key_index
         record.upstream_status = reply.response.status_code
         record.upstream_attempts = (record.upstream_attempts or 0) + reply.attempts
         if self.ticket.waited:
             record.queue_wait_ms = round(self.ticket.waited * 1000, 1)
+        if capture is not None:
+            response = reply.response
+            capture.upstream_response(response.status_code, response.headers.items())
+            if ex.stream:  # recorded as the relay reads it
+                response.stream = _Tap(response.stream, capture.upstream_bytes)
+            else:
+                capture.upstream_bytes(response.content)
         return reply
+
+    def _attempted(self, attempt: Attempt) -> None:
+        """Note one upstream attempt (and its wait for a slot) on the record, for traces."""
+        steps = self.record.steps
+        if attempt.sent - attempt.asked >= 0.0005:
+            queued: dict[str, Attribute] = {"glmbridge.priority": self.record.priority or ""}
+            steps.append(Step("queue", attempt.asked, attempt.sent, queued))
+        facts: dict[str, Attribute] = {
+            "glmbridge.attempt": attempt.number,
+            "gen_ai.request.model": self.exchange.route.model,
+            "glmbridge.upstream": self.exchange.route.upstream.name,
+        }
+        if attempt.key_index is not None:
+            facts["glmbridge.key_index"] = attempt.key_index
+        if attempt.status is not None:
+            facts["http.response.status_code"] = attempt.status
+        steps.append(Step("upstream attempt", attempt.sent, attempt.answered, facts,
+                          attempt.error))  # fmt: skip
 
     async def decoded(self, decode: Callable[[Exchange, bytes], T], *, answers: bool = True) -> T:
         """The one non-streamed call-and-decode: ``decode`` of the answer's body (e.g.
@@ -254,6 +293,23 @@ class Call:
             origin = f"{first.model}@{first.upstream.name}"
             out.append((b"x-glmbridge-fallback-from", _header_value(origin)))
         return out
+
+
+class _Tap(httpx2.AsyncByteStream):
+    """An upstream answer's byte stream that also hands each chunk to ``sink``."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream | httpx2.SyncByteStream,
+                 sink: Callable[[bytes], None]) -> None:  # fmt: skip
+        assert isinstance(inner, httpx2.AsyncByteStream)
+        self.inner, self.sink = inner, sink
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.inner:
+            self.sink(chunk)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 async def wait_stopping(record: CallRecord) -> None:

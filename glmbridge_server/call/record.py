@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import collections
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -25,7 +25,19 @@ from glmbridge_server.settings import Settings
 from glmbridge_server.tools.search_engine import ZaiSearchEngine
 from glmbridge_server.upstream.client import UpstreamClient
 
-__all__ = ["AppServices", "CallRecord", "ClientHeaders", "Runtime", "snapshot"]
+if TYPE_CHECKING:  # the dashboard's inspector writes through it; the call only carries it
+    from glmbridge_server.dashboard.inspector import Capture
+
+__all__ = [
+    "AppServices",
+    "Attribute",
+    "CallRecord",
+    "ClientHeaders",
+    "Runtime",
+    "Step",
+    "client_name",
+    "snapshot",
+]
 
 
 class AppServices(Protocol):
@@ -70,7 +82,24 @@ _WANTED = {
     b"x-glmbridge-priority": "priority",
     b"x-glmbridge-model": "model_override",
     b"traceparent": "traceparent",
+    b"tracestate": "tracestate",
+    b"user-agent": "user_agent",
 }
+# User-Agent fragments of the clients people ask about by name (the dashboard, the usage store).
+_CLIENTS = (
+    ("claude-cli", "Claude Code"),
+    ("claude-code", "Claude Code"),
+    ("codex", "Codex"),
+    ("geminicli", "gemini-cli"),
+    ("gemini-cli", "gemini-cli"),
+)
+
+
+def client_name(user_agent: str | None) -> str:
+    """Which client sent a request, by its User-Agent: ``Claude Code``, ``Codex``,
+    ``gemini-cli``, else ``SDK`` (any other program)."""
+    agent = (user_agent or "").lower()
+    return next((name for part, name in _CLIENTS if part in agent), "SDK")
 
 
 @dataclass(slots=True)
@@ -81,6 +110,8 @@ class ClientHeaders:
     priority: str | None = None
     model_override: str | None = None
     traceparent: str | None = None
+    tracestate: str | None = None
+    user_agent: str | None = None
     #: ``x-sim-*`` controls for the simulator (forwarded to it in ``--mock`` mode only).
     sim: dict[str, str] | None = None
 
@@ -98,6 +129,22 @@ class ClientHeaders:
             elif getattr(out, attr) is None:
                 setattr(out, attr, value.decode("latin-1"))
         return out
+
+
+#: A trace attribute's value.
+Attribute = str | int | float | bool | list[str]
+
+
+@dataclass(slots=True)
+class Step:
+    """A timed part of a call, for its trace: a wait for a key slot, an upstream attempt, a
+    server-tool round (``time.perf_counter()`` values)."""
+
+    name: str
+    start: float
+    end: float
+    attributes: dict[str, Attribute] = field(default_factory=dict)
+    error: str | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -150,9 +197,16 @@ class CallRecord:
     #: The HTTP status the client got (``0``: none yet), the token usage, the error kind.
     status: int = 0
     usage: Usage | None = None
+    #: Why the answer ended (``end_turn``, ``max_tokens``, ``tool_use``…), when it did.
+    finish_reason: str | None = None
     error_type: str | None = None
     #: The client left before its answer was complete.
     disconnected: bool = False
+    # -- observers -------------------------------------------------------------------------
+    #: The timed parts of the call (queue waits, upstream attempts, server-tool rounds).
+    steps: list[Step] = field(default_factory=list)
+    #: The dashboard inspector's recording of this call while the inspector is on.
+    capture: Capture | None = None
 
     @classmethod
     def arriving(cls, scope: dict[str, Any] | Any, request_id: str, protocol: str,
@@ -174,6 +228,11 @@ class CallRecord:
     def settings(self) -> Settings:
         """This call's settings (from its configuration snapshot)."""
         return self.runtime.settings
+
+    @property
+    def client(self) -> str:
+        """The client by name (``Claude Code``, ``Codex``, ``gemini-cli``, ``SDK``)."""
+        return client_name(self.headers.user_agent)
 
     @property
     def ttft(self) -> float | None:

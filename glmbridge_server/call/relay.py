@@ -96,6 +96,7 @@ async def _complete(call: Call) -> Answer:
             record = call.record
             if call.exchange.usage is not None:
                 record.usage = call.exchange.usage
+            record.finish_reason = call.exchange.stop_reason
             logger.debug("request %s answer: %s", record.request_id, preview(body))
             return WholeAnswer(body, headers=call.served_headers())
     assert scope.cancelled_caught
@@ -153,6 +154,8 @@ class StreamRelay(StreamingAnswer):
         stream = self._stream
         if stream is not None and stream.usage is not None:
             self.record.usage = stream.usage
+        if stream is not None and stream.stop_reason is not None:
+            self.record.finish_reason = stream.stop_reason
 
     # -- the exchange ----------------------------------------------------------------------
 

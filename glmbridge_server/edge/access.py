@@ -120,7 +120,7 @@ def record_usage(app: AppState, record: CallRecord, elapsed: float) -> None:
     ttft = record.ttft
     store.record(UsageRow(
         ts=now,
-        client=str(record.protocol),
+        client=record.client,  # Claude Code, Codex, gemini-cli or SDK (the dashboard groups by it)
         route=record.path,
         key_id=ids[index] if index is not None and index < len(ids) else None,
         model=_bounded(record.routed_model),
@@ -137,4 +137,5 @@ def record_usage(app: AppState, record: CallRecord, elapsed: float) -> None:
         priority=record.priority,
         queue_wait_ms=record.queue_wait_ms,
         peak=is_peak(datetime.fromtimestamp(now, UTC)),
+        error_kind=record.error_type,
     ))  # fmt: skip

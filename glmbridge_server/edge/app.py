@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from glmbridge.doors import protocol_for_path
 from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError
@@ -40,6 +40,9 @@ from glmbridge.routing import offered
 from glmbridge.tokens import TokenEstimator
 from glmbridge_server.call.asgi import HttpMiddleware, Message, Receive, Scope, Send
 from glmbridge_server.call.record import CallRecord
+from glmbridge_server.dashboard import Dashboard
+from glmbridge_server.dashboard import routes as dashboard
+from glmbridge_server.dashboard.observe import ObserveMiddleware
 from glmbridge_server.edge.access import log_access, observe_request, record_usage
 from glmbridge_server.edge.routes import admin, door_for, error_response
 from glmbridge_server.edge.routes import anthropic as anthropic_routes
@@ -170,6 +173,7 @@ def _app_state(settings: Settings) -> AppState:
         token_estimator=TokenEstimator(),
         responses_store=ResponseStore(store) if store > 0 else None,
         served_as=learned_store(settings),  # which model answers which id (learned)
+        dashboard=Dashboard(settings),
     )
 
 
@@ -236,6 +240,8 @@ async def _close(state: AppState, upstream: UpstreamClient) -> None:
     await upstream.aclose()
     if state.usage_store is not None:
         await anyio.to_thread.run_sync(state.usage_store.close)
+    if state.dashboard is not None:
+        await anyio.to_thread.run_sync(state.dashboard.close)
 
 
 def create_app(
@@ -255,12 +261,19 @@ def create_app(
         *anthropic_routes.routes,
         *openai_routes.routes,
         *gemini_routes.routes,
+        # the dashboard: one plain ASGI app for its page, files and API (dashboard/routes.py)
+        Route(dashboard.PREFIX, dashboard.app),
+        Route(dashboard.PREFIX + "/{rest:path}", dashboard.app),
     ]
     if state.settings.mock:
         state.simulator = mount_simulator(routes, MOCK_MOUNT)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContextMiddleware), Middleware(SecurityMiddleware)],
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(SecurityMiddleware),
+            Middleware(ObserveMiddleware),  # the dashboard's inspector and the traces
+        ],
         exception_handlers={HTTPException: _http_exception},
         lifespan=_lifespan(state, transport),
     )

@@ -8,11 +8,13 @@ responses). In order, for every HTTP request:
    server bound to every interface with an auth token accepts any Host: the token is
    then what protects it. Refused with ``403``.
 2. **Origin** (CSRF): a request carrying ``Origin`` is refused (``403``) unless that exact
-   origin is in ``allowed_origins`` (none by default; non-browser clients send no Origin).
+   origin is in ``allowed_origins`` (none by default; non-browser clients send no Origin)
+   or is the server's own (the dashboard's page, served under the checked Host).
    CORS preflights from an allowed origin are answered here.
-3. **Token**: with ``auth_token`` set, everything but ``/health`` and ``GET``/``HEAD /``
-   needs it as ``x-api-key`` or ``Authorization: Bearer`` (plus ``x-goog-api-key`` or
-   ``?key=`` under ``/v1beta``), compared in constant time. Refused with ``401``.
+3. **Token**: with ``auth_token`` set, everything but ``/health``, ``GET``/``HEAD /`` and
+   the dashboard's page, login and static files needs it as ``x-api-key`` or
+   ``Authorization: Bearer`` (plus ``x-goog-api-key`` or ``?key=`` under ``/v1beta``),
+   compared in constant time, or the dashboard's session cookie. Refused with ``401``.
 4. **Body size**: a ``Content-Length`` over ``max_body_bytes`` is refused (``413``) before
    anything is read; a chunked body is cut off at the first chunk past the limit.
 
@@ -33,6 +35,7 @@ from glmbridge.protocols import anthropic
 from glmbridge.protocols.gemini import errors as gemini_errors
 from glmbridge.protocols.openai import errors as openai_errors
 from glmbridge_server.call.asgi import HttpMiddleware, Message, Receive, Scope, Send
+from glmbridge_server.dashboard.session import has_session
 from glmbridge_server.edge.state import record_in
 from glmbridge_server.settings import Settings
 
@@ -162,8 +165,17 @@ def _host_refusal(settings: Settings, host: str, hosts: int) -> tuple[ErrorKind,
 
 
 def _open_path(method: str, path: str) -> bool:
-    """Endpoints reachable without the token: liveness only, nothing sensitive."""
-    return path == "/health" or (path == "/" and method in ("GET", "HEAD"))
+    """Endpoints reachable without the token: liveness, and the dashboard's page, login and
+    static assets (nothing sensitive; its data endpoints need the token or a session)."""
+    if path in ("/health", "/dashboard/login") or path.startswith("/dashboard/static/"):
+        return True
+    return path in ("/", "/dashboard") and method in ("GET", "HEAD")
+
+
+def _same_origin(origin: str, host: str, scope: Scope) -> bool:
+    """Whether ``origin`` is the server's own (the dashboard's pages call their server):
+    the Host header, already checked, under the connection's scheme."""
+    return origin.lower().rstrip("/") == f"{scope.get('scheme', 'http')}://{host.lower()}"
 
 
 class SecurityMiddleware(HttpMiddleware):
@@ -194,7 +206,7 @@ class SecurityMiddleware(HttpMiddleware):
             await refuse(*host_refusal)
             return
         origin = headers.get("origin")
-        if origin is not None:
+        if origin is not None and not _same_origin(origin, headers.get("host", ""), scope):
             if origin.lower().rstrip("/") not in settings.allowed_origins:
                 await refuse(
                     ErrorKind.PERMISSION,
@@ -208,7 +220,11 @@ class SecurityMiddleware(HttpMiddleware):
                 return
             send = _with_cors(send, origin)
         gemini = protocol == "gemini"
-        if not _open_path(method, path) and not _token_ok(settings, scope, headers, gemini):
+        if not (
+            _open_path(method, path)
+            or _token_ok(settings, scope, headers, gemini)
+            or has_session(scope)  # the dashboard's login cookie (dashboard/session.py)
+        ):
             hint = " (or x-goog-api-key, ?key=)" if gemini else ""
             await refuse(ErrorKind.AUTHENTICATION, 401, _NO_TOKEN + hint,
                          **{"www-authenticate": 'Bearer realm="glmbridge"'})  # fmt: skip

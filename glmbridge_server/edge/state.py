@@ -18,6 +18,7 @@ from glmbridge.served import ServedAs
 from glmbridge.tokens import TokenEstimator
 from glmbridge.vision import Description
 from glmbridge_server.call.record import CallRecord
+from glmbridge_server.dashboard import Dashboard
 from glmbridge_server.edge.supervisor import Supervisor
 from glmbridge_server.settings import Settings
 from glmbridge_server.tools.responses_store import ResponseStore
@@ -72,6 +73,8 @@ class AppState:
     #: Made on first use, remade when the settings change.
     search_engine: ZaiSearchEngine | None = None
     image_descriptions: collections.OrderedDict[str, Description] | None = None
+    #: The dashboard's sessions, inspector and tracer (glmbridge_server.dashboard).
+    dashboard: Dashboard | None = None
 
     def client(self) -> UpstreamClient:
         """The upstream client (the lifespan makes it before the first request)."""

@@ -25,6 +25,7 @@ upstream round does, as any upstream failure would.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
@@ -38,7 +39,7 @@ from glmbridge.server_tools import Outcome, ServerCall, ServerToolLoop, block_ev
 from glmbridge.websearch import SearchFailure
 from glmbridge_server.call.asgi import Answer, Receive, WholeAnswer
 from glmbridge_server.call.driver import Call, as_ir, mock_base, unless_disconnected
-from glmbridge_server.call.record import CallRecord
+from glmbridge_server.call.record import CallRecord, Step
 from glmbridge_server.call.stream import StreamingAnswer, stream_headers
 from glmbridge_server.settings import MOCK_API_KEY, Settings
 from glmbridge_server.tools.search_engine import ZaiSearchEngine, search_base_url
@@ -124,6 +125,7 @@ class _Driver:
         client blocks, in call order."""
         outcomes: list[Outcome | None] = [None] * len(calls)
         key = self._key()
+        started = time.perf_counter()
 
         async def run(i: int, call: ServerCall) -> None:
             if call.failure is not None:
@@ -138,6 +140,9 @@ class _Driver:
         async with anyio.create_task_group() as tg:
             for i, call in enumerate(calls):
                 tg.start_soon(run, i, call)
+        names: list[str] = [call.name for call in calls]
+        self.record.steps.append(Step("server tool round", started, time.perf_counter(),
+                                      {"glmbridge.tools": names}))  # fmt: skip
         for call, outcome in zip(calls, outcomes, strict=True):
             assert outcome is not None
             await emit(self.loop.record(call, outcome))
@@ -158,6 +163,7 @@ class _Driver:
     def done(self, resp: ir.Response) -> None:
         """Account for the finished answer (usage, the Responses store, the log)."""
         self.record.usage = resp.usage
+        self.record.finish_reason = resp.stop_reason
         self.exchange.usage = resp.usage
         if self.exchange.on_complete is not None:
             self.exchange.on_complete(resp)

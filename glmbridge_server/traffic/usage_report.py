@@ -19,7 +19,7 @@ __all__ = ["GROUPS", "format_table", "summarize", "window_usage"]
 # A row is the model that answered (its ``model`` field: the Coding Plan answers legacy ids
 # with GLM-5.3 or GLM-5.3-Flash, and bills them so), else the id sent.
 _MODEL = "coalesce(served_model, model)"
-GROUPS = {"day": "date(ts, 'unixepoch')", "model": _MODEL, "key": "key_id"}
+GROUPS = {"day": "date(ts, 'unixepoch')", "model": _MODEL, "key": "key_id", "client": "client"}
 _COLUMNS = ("requests", "errors", "input", "cached", "output", "credits")
 
 
@@ -35,11 +35,11 @@ def _rows(conn: sqlite3.Connection, group: str, since: float) -> list[tuple[Any,
 def summarize(
     conn: sqlite3.Connection,
     *,
-    by: Literal["day", "model", "key"] = "day",
+    by: Literal["day", "model", "key", "client"] = "day",
     since: float = 0.0,
     prices: PriceTable | None = None,
 ) -> list[dict[str, Any]]:
-    """One entry per day/model/key since ``since`` (Unix time), oldest or smallest first."""
+    """One entry per day/model/key/client since ``since`` (Unix time), oldest or smallest first."""
     prices = prices or PriceTable.with_overrides()
     out: dict[Any, dict[str, Any]] = {}
     for group, model, peak, n, errors, inp, cached, output, _ in _rows(conn, GROUPS[by], since):

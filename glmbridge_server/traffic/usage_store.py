@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS usage (
     client TEXT, route TEXT, key_id TEXT, model TEXT, client_model TEXT, upstream TEXT,
     input_tokens INTEGER, cached_tokens INTEGER, output_tokens INTEGER,
     latency_ms REAL, ttft_ms REAL, status INTEGER, fallback TEXT, priority TEXT,
-    queue_wait_ms REAL, peak INTEGER, served_model TEXT
+    queue_wait_ms REAL, peak INTEGER, served_model TEXT, error_kind TEXT
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
 """
@@ -93,6 +93,9 @@ class UsageRow:
     # the model the upstream's answer named (the Coding Plan answers legacy ids with
     # another one); last, as ALTER TABLE adds it to older files
     served_model: str | None = None
+    #: The error the client was answered with (``rate_limit_error``, …), if any; after
+    #: ``served_model`` for the same reason.
+    error_kind: str | None = None
 
 
 _INT_MAX = 2**63 - 1  # SQLite's INTEGER
@@ -163,6 +166,8 @@ def _connect(path: Path, *, timeout: float) -> sqlite3.Connection:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
     if "served_model" not in columns:  # a file from before the column
         conn.execute("ALTER TABLE usage ADD COLUMN served_model TEXT")
+    if "error_kind" not in columns:  # a file from before this one (added after served_model)
+        conn.execute("ALTER TABLE usage ADD COLUMN error_kind TEXT")
     return conn
 
 

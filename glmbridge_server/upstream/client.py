@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
     from glmbridge_server.traffic.metrics import Metrics
 
 __all__ = [
+    "Attempt",
+    "AttemptObserver",
     "ErrorDecoder",
     "HeaderFactory",
     "UpstreamClient",
@@ -77,6 +80,25 @@ ErrorDecoder = Callable[[int, bytes, float | None], UpstreamError]
 
 def _nothing() -> None:
     return None
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One upstream attempt, for whoever traces calls (``time.perf_counter()`` values):
+    ``asked`` when a key was asked for, ``sent`` when the request went out (the difference
+    is the wait for a slot), ``answered`` when the status arrived or the attempt failed."""
+
+    number: int
+    asked: float
+    sent: float
+    answered: float
+    key_index: int | None
+    status: int | None
+    error: str | None = None
+
+
+#: Told about every attempt (see :meth:`UpstreamClient.send`).
+AttemptObserver = Callable[[Attempt], None]
 
 
 @dataclass(slots=True)
@@ -204,6 +226,7 @@ class UpstreamClient:
         timeout: httpx2.Timeout | None = None,
         settings: Settings | None = None,
         ticket: Ticket | None = None,
+        observe: AttemptObserver | None = None,
     ) -> UpstreamReply:
         """POST ``body`` to ``url`` and return the first ``200`` response.
 
@@ -213,6 +236,7 @@ class UpstreamClient:
             ticket: schedule every attempt through the key slots (see
                 :mod:`glmbridge_server.traffic.scheduler`); a streamed reply then holds its slot
                 until ``reply.release()``. Without one, no slot is taken (tokenizer calls).
+            observe: told about each attempt (its timings, key, status), for traces.
 
         Raises:
             UpstreamError: the final failure (kind, status and business code set), including
@@ -225,12 +249,18 @@ class UpstreamClient:
         hold = ThrottleHold(ticket, settings.max_queue_wait, self.rng) if ticket else None
         while True:
             attempt += 1
+            asked = time.perf_counter()
             lease, slot = await self._take(settings, session_id, tried_keys, ticket)
+            sent = time.perf_counter()
+            index = lease.index if lease else None
             try:
                 response = await self._attempt(
                     url, body, lease, settings, headers, decode_error, stream, timeout
                 )
             except UpstreamError as err:
+                if observe is not None:
+                    observe(Attempt(attempt, asked, sent, time.perf_counter(), index, err.status,
+                                    err.kind.value))  # fmt: skip
                 if slot is not None:
                     if err.code == "1302":
                         self._learn(slot)
@@ -249,7 +279,10 @@ class UpstreamClient:
                 if slot is not None:
                     slot.release()
                 raise
-            reply = UpstreamReply(response, lease.index if lease else None, attempt)
+            if observe is not None:
+                observe(Attempt(attempt, asked, sent, time.perf_counter(), index,
+                                response.status_code))  # fmt: skip
+            reply = UpstreamReply(response, index, attempt)
             if slot is not None:
                 if stream:  # held until the caller has read the stream
                     reply.release = slot.release

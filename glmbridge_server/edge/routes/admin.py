@@ -24,7 +24,7 @@ from glmbridge_server.traffic.metrics import CONTENT_TYPE
 from glmbridge_server.traffic.usage_report import window_usage
 from glmbridge_server.traffic.usage_store import open_readonly
 
-__all__ = ["routes"]
+__all__ = ["routes", "status_data"]
 
 
 async def health(request: Request) -> Response:
@@ -86,8 +86,11 @@ def _usage_rows(state: Any) -> dict[str, int] | None:
 async def status(request: Request) -> Response:
     """``GET /status``: slots, the queue, quota windows and usage today, as JSON (no key
     material: keys are indices and short hashes). Read by ``glmbridge-server statusline``."""
-    state = app_state(request)
-    settings = record_of(request).settings
+    return JSONResponse(await status_data(app_state(request), record_of(request).settings))
+
+
+async def status_data(state: Any, settings: Settings) -> dict[str, Any]:
+    """What ``/status`` shows (the dashboard's quota view reads the same)."""
     scheduler = state.scheduler
     pool = state.key_pool
     slots = scheduler.status()
@@ -125,7 +128,7 @@ async def status(request: Request) -> Response:
     if store is not None:
         out["usage_rows"] = store.stats()  # written, lost (exactly) and queued since start
         out["usage"] = await _cached_usage(state, store.path, settings.effective_plan)
-    return JSONResponse(out)
+    return out
 
 
 _USAGE_TTL = 2.0  # seconds: the statusline asks after every message

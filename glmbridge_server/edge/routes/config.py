@@ -71,6 +71,8 @@ class ConfigUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_queue_wait: Seconds | msgspec.UnsetType = _UNSET
     queue_aging: Annotated[float, msgspec.Meta(gt=0, le=86400)] | msgspec.UnsetType = _UNSET
     slot_learning: Seconds | msgspec.UnsetType = _UNSET
+    # the dashboard's live inspector (docs/dashboard.md): switchable while running
+    inspector: bool | msgspec.UnsetType = _UNSET
 
 
 RUNTIME_FIELDS: tuple[str, ...] = ConfigUpdate.__struct_fields__
