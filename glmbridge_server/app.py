@@ -39,6 +39,7 @@ from glmbridge.pricing import is_peak
 from glmbridge.routing import offered
 from glmbridge.tokens import TokenEstimator
 from glmbridge_server.keypool import KeyPool
+from glmbridge_server.media import routes as media_routes  # media (issue 21)
 from glmbridge_server.metrics import Metrics
 from glmbridge_server.responses_store import ResponseStore
 from glmbridge_server.routes import admin, door_for, error_response, snapshot
@@ -305,6 +306,7 @@ def create_app(
         *anthropic_routes.routes,
         *openai_routes.routes,
         *gemini_routes.routes,
+        *media_routes.routes,  # media (issue 21)
     ]
     simulator = None
     if settings.mock:

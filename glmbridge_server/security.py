@@ -46,7 +46,8 @@ __all__ = [
 ]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-_OPENAI_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
+_OPENAI_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
+                 "/v1/images/", "/v1/videos")  # media (issue 21): images and videos
 _PREFLIGHT_METHODS = "GET, POST, OPTIONS"
 
 

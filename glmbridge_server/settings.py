@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from glmbridge.media.images import IMAGE_MODELS
 from glmbridge.profiles import PROFILES, UpstreamProfile, profile_for
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, RouteTable
 
@@ -43,7 +44,7 @@ MOCK_MOUNT = "/_mock"
 MOCK_API_KEY = "mock-key.not-a-secret"
 
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-_SECRET_FIELDS = frozenset({"api_keys", "auth_token", "redis_url"})
+_SECRET_FIELDS = frozenset({"api_keys", "media_api_keys", "auth_token", "redis_url"})
 
 
 class SettingsError(Exception):
@@ -109,6 +110,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     usage_store: bool = True
     data_dir: str = ""
     usage_retention_days: int = 90
+    # media (issue 21): pay-as-you-go keys and upstream for image/video generation
+    media_api_keys: tuple[str, ...] = ()
+    media_upstream: str = ""
     mock: bool = False
 
     def __repr__(self) -> str:
@@ -121,6 +125,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """All settings as builtins, with secrets replaced by a count or ``"***"``."""
         out: dict[str, Any] = msgspec.to_builtins(self)
         out["api_keys"] = f"<{len(self.api_keys)} key(s)>"
+        out["media_api_keys"] = f"<{len(self.media_api_keys)} key(s)>"
+        out["media_upstream"] = redact_url(self.media_upstream)
         out["auth_token"] = "***" if self.auth_token else None
         out["upstream"] = redact_url(self.upstream)
         out["redis_url"] = redact_url(self.redis_url) if self.redis_url else ""
@@ -261,6 +267,16 @@ def _to_upstream(value: object) -> str:
     base = text.rstrip("/")
     # Forgive a full endpoint URL: the base is what the server appends paths to.
     return base.removesuffix("/chat/completions")
+
+
+def _to_media_upstream(value: object) -> str:
+    """``zai``, ``bigmodel``, an http(s) base URL, or empty (the main upstream's region)."""
+    text = _to_str(value).strip()
+    if text in ("", "zai", "bigmodel"):
+        return text
+    if text in PROFILES:
+        raise ValueError("must be zai or bigmodel (media is pay-as-you-go) or a base URL")
+    return _to_upstream(text)
 
 
 def _to_keys(value: object) -> tuple[str, ...]:
@@ -456,7 +472,9 @@ def route_table(models: Mapping[str, str], upstreams: Mapping[str, str] = {}) ->
     """
     if not models and not upstreams:
         return DEFAULT_ROUTE_TABLE
-    aliases = {k: v for k, v in models.items() if k not in ("default", "vision")}
+    # media (issue 21): entries naming an image model route /v1/images/generations instead
+    aliases = {k: v for k, v in models.items()
+               if k not in ("default", "vision") and v.lower() not in IMAGE_MODELS}  # fmt: skip
     data: dict[str, Any] = {"aliases": aliases, "upstreams": dict(upstreams)}
     if "default" in models:
         data["default_model"] = models["default"]
@@ -518,6 +536,8 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "usage_store": _to_bool,
     "data_dir": _to_str,
     "usage_retention_days": _to_int(1, 36_500),
+    "media_api_keys": _to_keys,
+    "media_upstream": _to_media_upstream,
     "mock": _to_bool,
 }
 
@@ -527,8 +547,11 @@ def convert_setting(name: str, value: object) -> Any:
     return _CONVERTERS[name](value)
 
 
+_ENV_NAMES = {"api_keys": "ZAI_API_KEY", "media_api_keys": "ZAI_MEDIA_API_KEY"}
+
+
 def _env_name(field: str) -> str:
-    return "ZAI_API_KEY" if field == "api_keys" else f"GLMBRIDGE_{field.upper()}"
+    return _ENV_NAMES.get(field) or f"GLMBRIDGE_{field.upper()}"
 
 
 # --- sources ---------------------------------------------------------------------------------

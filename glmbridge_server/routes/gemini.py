@@ -17,9 +17,11 @@ from starlette.routing import Route
 
 from glmbridge import ir
 from glmbridge.errors import ClientRequestError, ErrorKind, GlmbridgeError
+from glmbridge.media.gemini import wants_image  # media (issue 21)
 from glmbridge.protocols import gemini
 from glmbridge.routing import RouteTable, offered, resolve_route
 from glmbridge_server import relay
+from glmbridge_server.media import routes as media_routes  # media (issue 21)
 from glmbridge_server.routes import error_response, off_loop, prepare, read_model_body, runtime
 
 __all__ = ["model_catalog", "routes"]
@@ -48,11 +50,25 @@ async def model_method(request: Request) -> Response:
             door = gemini.GEMINI_ARRAY_DOOR
 
         def decode(body: bytes) -> ir.Request:
+            if wants_image(model, body):  # media (issue 21): image output, not GLM
+                raise _ImageWanted(body)
             return gemini.decode_request(body, model=model, stream=stream)
 
-        return await relay.answer(request, await prepare(request, door, decode))
+        try:
+            exchange = await prepare(request, door, decode)
+        except _ImageWanted as wanted:  # media (issue 21)
+            return await media_routes.gemini_image(request, model, wanted.body, door)
+        return await relay.answer(request, exchange)
     except GlmbridgeError as err:
         return error_response(err, request, door)
+
+
+class _ImageWanted(Exception):
+    """media (issue 21): the request asks for image output; ``body`` is what it said."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__("image output")
+        self.body = body
 
 
 async def _count_tokens(request: Request, model: str) -> Response:

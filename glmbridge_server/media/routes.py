@@ -1,0 +1,184 @@
+"""The media endpoints (the wing's one module that speaks HTTP).
+
+* ``POST /v1/images/generations`` (OpenAI): images on ``glm-image`` / ``cogview-4-250304``.
+* ``POST /v1/videos`` (JSON or multipart), ``GET /v1/videos/{id}``,
+  ``GET /v1/videos/{id}/content[?variant=thumbnail]``: CogVideoX-3 tasks in OpenAI's shape.
+* Gemini image output: :func:`gemini_image`, called by the Gemini route for image requests.
+
+Without a pay-as-you-go media key every one of them is a 403 in the client's protocol that
+says to set ``ZAI_MEDIA_API_KEY``, and nothing is sent upstream
+(:mod:`glmbridge_server.media.access`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from glmbridge.errors import ClientRequestError, GlmbridgeError
+from glmbridge.exchange import FrontDoor
+from glmbridge.media.forms import decode_form
+from glmbridge.media.gemini import gemini_image_answer, gemini_image_job
+from glmbridge.media.images import decode_image_request, openai_images_body
+from glmbridge.media.videos import decode_video_request, video_object
+from glmbridge_server.keypool import session_id_from
+from glmbridge_server.media.access import media_access, media_state, no_media_key
+from glmbridge_server.media.client import MediaClient
+from glmbridge_server.media.images import make_images, record_images
+from glmbridge_server.media.videos import create_task, not_found, open_content, poll_task
+from glmbridge_server.routes import error_response, read_model_body, request_id, runtime
+
+__all__ = ["gemini_image", "media_client", "routes"]
+
+logger = logging.getLogger("glmbridge.media")
+_encode = msgspec.json.encode
+
+
+def media_client(request: Request) -> MediaClient:
+    """A client for this request's media upstream; the 403 when no key may serve media."""
+    settings = runtime(request).settings
+    access = media_access(settings, request.scope.get("server"))
+    if access is None:
+        raise no_media_key()
+    pool = media_state(request.app.state).pool_for(access.keys)
+    return MediaClient(request.app.state.upstream.http, access, pool, settings.auth_cooldown)
+
+
+def _note(request: Request, model: str, client: MediaClient) -> None:
+    state = request.scope.setdefault("state", {})
+    state.update(client_model=model[:200], upstream=f"media:{client.access.label}")
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(body if isinstance(body, bytes) else _encode(body), status,
+                    media_type="application/json")  # fmt: skip
+
+
+async def images_generations(request: Request) -> Response:
+    """``POST /v1/images/generations``."""
+    try:
+        settings = runtime(request).settings
+        job = decode_image_request(await read_model_body(request), settings.models)
+        client = media_client(request)
+        _note(request, job.client_model, client)
+        started = time.perf_counter()
+        session = session_id_from(request.headers.get("x-codex-image-turn-id"), None)
+        images = await make_images(client, job, session=session)
+        record_images(request.app.state.usage_store, job, images, client.access.keys,
+                      client="openai", route=request.url.path,
+                      latency=time.perf_counter() - started)  # fmt: skip
+        logger.info("request %s: %d image(s) on %s (%s), $%.3f each", request_id(request),
+                    len(images), job.model.id, job.size, job.price_usd)  # fmt: skip
+        items = [{"b64_json": i.b64} if i.b64 is not None else {"url": i.url} for i in images]
+        filters = [f for i in images for f in i.content_filter]
+        return _json(openai_images_body(items, filters, job=job))
+    except GlmbridgeError as err:
+        return error_response(err, request)
+
+
+async def _video_fields(request: Request) -> dict[str, Any]:
+    body = await read_model_body(request)
+    ctype = request.headers.get("content-type", "")
+    if ctype.lower().startswith("multipart/form-data"):
+        return decode_form(body, ctype)
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise ClientRequestError("request body is not valid JSON or multipart") from None
+    if not isinstance(data, dict):
+        raise ClientRequestError("request body must be a JSON object")
+    return data
+
+
+async def videos_create(request: Request) -> Response:
+    """``POST /v1/videos``: the job, ``queued``."""
+    try:
+        job = decode_video_request(await _video_fields(request))
+        client = media_client(request)
+        _note(request, job.client_model, client)
+        task = await create_task(client, media_state(request.app.state).tasks, job)
+        logger.info("request %s: video task %s created", request_id(request), task.id)
+        return _json(video_object(task.id, job, created=task.created, expires=task.expires,
+                                  result=None))  # fmt: skip
+    except GlmbridgeError as err:
+        return error_response(err, request)
+
+
+async def videos_retrieve(request: Request) -> Response:
+    """``GET /v1/videos/{id}``: the job's state, polled on Z.ai with the key that made it."""
+    try:
+        video_id = request.path_params["video_id"]
+        client = media_client(request)
+        task = media_state(request.app.state).tasks.get(video_id)
+        if task is None:
+            raise not_found(video_id)
+        await poll_task(client, task)
+        return _json(video_object(task.id, task.job, created=task.created,
+                                  expires=task.expires, result=task.result))  # fmt: skip
+    except GlmbridgeError as err:
+        return error_response(err, request)
+
+
+async def videos_content(request: Request) -> Response:
+    """``GET /v1/videos/{id}/content[?variant=thumbnail]``: the MP4 (or cover), streamed."""
+    stack = AsyncExitStack()
+    try:
+        video_id = request.path_params["video_id"]
+        client = media_client(request)
+        task = media_state(request.app.state).tasks.get(video_id)
+        if task is None:
+            raise not_found(video_id)
+        variant = request.query_params.get("variant", "video")
+        ctype, chunks = await open_content(client, task, variant, stack)
+    except GlmbridgeError as err:
+        await stack.aclose()
+        return error_response(err, request)
+    except BaseException:
+        await stack.aclose()
+        raise
+
+    async def body() -> Any:
+        async with stack:
+            async for chunk in chunks:
+                yield chunk
+
+    return StreamingResponse(body(), media_type=ctype)
+
+
+async def gemini_image(request: Request, model: str, body: bytes, door: FrontDoor) -> Response:
+    """A Gemini ``generateContent`` / ``streamGenerateContent`` that wants an image: one
+    ``inlineData`` part (the stream is that one chunk, as SSE or a JSON array per ``door``)."""
+    try:
+        job = gemini_image_job(body)
+        client = media_client(request)
+        _note(request, model, client)
+        started = time.perf_counter()
+        images = await make_images(client, job, download=True)
+        record_images(request.app.state.usage_store, job, images, client.access.keys,
+                      client="gemini", route=request.url.path,
+                      latency=time.perf_counter() - started)  # fmt: skip
+        image = images[0]
+        answer = gemini_image_answer(model, image.b64 or "", image.mime)
+    except GlmbridgeError as err:
+        return error_response(err, request, door)
+    action = request.url.path.rpartition(":")[2]
+    if action != "streamGenerateContent":
+        return _json(answer)
+    if request.query_params.get("alt", "").lower() == "sse":
+        return Response(b"data: " + _encode(answer) + b"\r\n\r\n", media_type="text/event-stream")
+    return _json([answer])
+
+
+routes = [
+    Route("/v1/images/generations", images_generations, methods=["POST"]),
+    Route("/v1/videos", videos_create, methods=["POST"]),
+    Route("/v1/videos/{video_id}", videos_retrieve, methods=["GET"]),
+    Route("/v1/videos/{video_id}/content", videos_content, methods=["GET"]),
+]
