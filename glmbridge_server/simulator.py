@@ -34,7 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from glmbridge_server import _sim_search
+from glmbridge_server import _sim_media, _sim_search
 from glmbridge_server._sim_limits import KeyLimits, init_limits
 from glmbridge_server._sim_rules import (
     _estimate,
@@ -586,6 +586,8 @@ def create_simulator_app(
         routes.append(Route(f"{prefix}/web_search", _sim_search.search, methods=["POST"]))
     from glmbridge_server._sim_anthropic import ANTHROPIC_ROUTES  # (it imports this module)
 
+    routes += _sim_media.media_routes(PREFIXES)  # media (issue 21)
+
     app = Starlette(
         routes=routes + ANTHROPIC_ROUTES,
         exception_handlers={HTTPException: _http_error},
@@ -601,4 +603,5 @@ def create_simulator_app(
     st.cancelled = st.active_streams = 0
     st.thinking_signatures = True  # Anthropic mode: thinking blocks carry a hex signature
     st.search_quota, st.search_calls = None, 0  # the Web Search API (_sim_search)
+    _sim_media.init_media(st)  # media (issue 21)
     return app

@@ -19,6 +19,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from glmbridge_server._sim_limits import reset_limits
+from glmbridge_server._sim_media import init_media
 from glmbridge_server.app import create_app
 from glmbridge_server.cli import _bind
 from glmbridge_server.inbound import uvicorn_options
@@ -76,6 +77,7 @@ def reset_simulator(app: Starlette) -> None:
     st.cancelled = 0
     st.prefix_cache.clear()
     reset_limits(st)
+    init_media(st)
 
 
 def make_bridge_settings(sim_url: str, **overrides: Any) -> Settings:
