@@ -259,9 +259,12 @@ def openai_images_body(
 ) -> bytes:
     """OpenAI's answer: ``{created, data: [{url}|{b64_json}, …]}``, with Z.ai's
     ``content_filter`` verdicts kept alongside (an extra field OpenAI's SDKs ignore) and
-    the size and quality that were made."""
+    the size and quality that were made (the quality in OpenAI's words)."""
+    # quality in OpenAI's words: Codex rejects an answer with any other (openai/codex,
+    # codex-rs/codex-api/src/images.rs: low | medium | high | auto)
+    quality = "high" if job.quality == "hd" else "medium"
     body: dict[str, Any] = {"created": int(time.time()), "data": items,
-                            "size": job.size, "quality": job.quality}  # fmt: skip
+                            "size": job.size, "quality": quality}  # fmt: skip
     if filters:
         body["content_filter"] = filters
     return msgspec.json.encode(body)
