@@ -22,20 +22,36 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from glmbridge import ir
 from glmbridge.errors import ClientRequestError, GlmbridgeError
-from glmbridge.exchange import FrontDoor
+from glmbridge.exchange import Exchange, FrontDoor
 from glmbridge.media.forms import decode_form
 from glmbridge.media.gemini import gemini_image_answer, gemini_image_job
-from glmbridge.media.images import decode_image_request, openai_images_body
+from glmbridge.media.images import (
+    IMAGE_MODELS,
+    ImageJob,
+    decode_image_request,
+    openai_images_body,
+    snap_size,
+)
+from glmbridge.media.responses import ImageToolPlan
 from glmbridge.media.videos import decode_video_request, video_object
+from glmbridge_server import relay
 from glmbridge_server.keypool import session_id_from
 from glmbridge_server.media.access import media_access, media_state, no_media_key
 from glmbridge_server.media.client import MediaClient
+from glmbridge_server.media.image_tool import ImageToolRun
 from glmbridge_server.media.images import make_images, record_images
 from glmbridge_server.media.videos import create_task, not_found, open_content, poll_task
-from glmbridge_server.routes import error_response, read_model_body, request_id, runtime
+from glmbridge_server.routes import (
+    error_response,
+    note_route,
+    read_model_body,
+    request_id,
+    runtime,
+)
 
-__all__ = ["gemini_image", "media_client", "routes"]
+__all__ = ["gemini_image", "media_client", "responses_with_images", "routes", "serves_media"]
 
 logger = logging.getLogger("glmbridge.media")
 _encode = msgspec.json.encode
@@ -174,6 +190,61 @@ async def gemini_image(request: Request, model: str, body: bytes, door: FrontDoo
     if request.query_params.get("alt", "").lower() == "sse":
         return Response(b"data: " + _encode(answer) + b"\r\n\r\n", media_type="text/event-stream")
     return _json([answer])
+
+
+def serves_media(request: Request) -> bool:
+    """Whether this request's configuration has a key that may serve media."""
+    return media_access(runtime(request).settings, request.scope.get("server")) is not None
+
+
+_HD = {"high": "hd", "medium": "standard"}
+
+
+async def responses_with_images(request: Request, raw: bytes, door: FrontDoor) -> Response:
+    """``POST /v1/responses`` offering the hosted ``image_generation`` tool: the gateway runs
+    it (:mod:`glmbridge_server.media.image_tool`); rounds go through the relay unchanged."""
+    current = runtime(request)
+    settings = current.settings
+    model = IMAGE_MODELS["glm-image"]
+    try:
+        plan = ImageToolPlan.from_body(raw)
+        client = media_client(request)
+    except GlmbridgeError as err:
+        return error_response(err, request, door)
+    thinking = None if settings.thinking == "auto" else ir.Thinking(type=settings.thinking)
+
+    async def answer_round(body: bytes) -> bytes:
+        exchange = Exchange.from_request(
+            door, door.decode_request(body), table=current.route_table,
+            upstream=settings.upstream_profile,
+            override=request.headers.get("x-glmbridge-model") or None,
+            thinking=thinking, estimator=request.app.state.token_estimator,
+        )  # fmt: skip
+        note_route(request, exchange)
+        answer = await relay.answer(request, exchange)
+        return bytes(answer.body)
+
+    async def make_image(prompt: str, size: str | None) -> tuple[str, str]:
+        job = ImageJob(prompt=prompt, model=model, client_model="image_generation",
+                       size=snap_size(size, model),
+                       quality=_HD.get(plan.quality, model.default_quality),  # type: ignore[arg-type]
+                       response_format="b64_json")  # fmt: skip
+        started = time.perf_counter()
+        (image,) = await make_images(client, job, download=True)
+        record_images(request.app.state.usage_store, job, [image], client.access.keys,
+                      client="responses", route=request.url.path,
+                      latency=time.perf_counter() - started)  # fmt: skip
+        return image.b64 or "", job.size
+
+    run = ImageToolRun(plan, answer_round, make_image)
+    try:
+        await run.first_round()
+        if not plan.stream:
+            return _json(await run.whole())
+    except GlmbridgeError as err:
+        return error_response(err, request, door)
+    headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+    return StreamingResponse(run.events(), media_type="text/event-stream", headers=headers)
 
 
 routes = [

@@ -15,10 +15,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from glmbridge import ir
 from glmbridge.errors import GlmbridgeError
+from glmbridge.media.responses import has_image_tool  # media (issue 21)
 from glmbridge.protocols.openai import CHAT_DOOR
 from glmbridge.protocols.responses import RESPONSES_DOOR
 from glmbridge_server import relay
+from glmbridge_server.media import routes as media_routes  # media (issue 21)
 from glmbridge_server.responses_store import ResponseStore
 from glmbridge_server.routes import error_response, prepare
 
@@ -38,14 +41,31 @@ async def chat_completions(request: Request) -> Response:
 async def responses(request: Request) -> Response:
     """``POST /v1/responses`` (``previous_response_id`` needs ``responses_store``)."""
     store: ResponseStore | None = request.app.state.responses_store
+    images = media_routes.serves_media(request)  # media (issue 21): the hosted image tool
+
+    def decode(body: bytes) -> ir.Request:
+        if images and has_image_tool(body):  # media (issue 21): the gateway runs it
+            raise _ImageTool(body)
+        return (store.decode if store is not None else RESPONSES_DOOR.decode_request)(body)
+
     try:
-        if store is None:
-            return await relay.answer(request, await prepare(request, RESPONSES_DOOR))
-        exchange = await prepare(request, RESPONSES_DOOR, store.decode)
-        store.keep(exchange)
+        try:
+            exchange = await prepare(request, RESPONSES_DOOR, decode)
+        except _ImageTool as wanted:  # media (issue 21)
+            return await media_routes.responses_with_images(request, wanted.body, RESPONSES_DOOR)
+        if store is not None:
+            store.keep(exchange)
         return await relay.answer(request, exchange)
     except GlmbridgeError as err:
         return error_response(err, request, RESPONSES_DOOR)
+
+
+class _ImageTool(Exception):
+    """media (issue 21): the request offers the hosted image_generation tool."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__("image_generation tool")
+        self.body = body
 
 
 def model_object(info: dict[str, Any]) -> dict[str, Any]:

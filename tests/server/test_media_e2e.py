@@ -248,3 +248,68 @@ def test_a_refused_media_key_fails_over_to_the_next(
     for _ in range(2):
         result = sdk(server).images.generate(model="glm-image", prompt="x", response_format="url")
         assert len(result.data) == 1
+
+
+# --- the Responses door's hosted image_generation tool -----------------------------------------
+
+DRAW = '[[sim:{"tool_calls": [{"name": "image_generation", "arguments": {"prompt": "a cat"}}]}]]'
+
+
+def chats(sim: RunningServer) -> list[dict[str, Any]]:
+    return [r for r in sim.app.state.requests if "messages" in r]
+
+
+def test_the_hosted_image_tool_yields_an_image_generation_call(
+    media_bridge: Any, sim: RunningServer
+) -> None:
+    response = sdk(media_bridge).responses.create(
+        model="glm-4.7", input=f"draw a cat {DRAW}", tools=[{"type": "image_generation"}]
+    )
+    kinds = [item.type for item in response.output]
+    assert kinds == ["image_generation_call", "message"]
+    image = response.output[0]
+    assert image.status == "completed" and image.revised_prompt == "a cat"
+    data = base64.b64decode(image.result or "")
+    assert png_size(data) == (1280, 1280) and png_prompt(data) == "a cat"
+    first, second = chats(sim)[-2:]
+    offered = {t["function"]["name"] for t in first["tools"]}
+    assert "image_generation" in offered
+    tool = next(m for m in second["messages"] if m["role"] == "tool")
+    assert "was generated and is shown to the user" in tool["content"]
+    assert image.result not in str(second)  # GLM gets a short result, never the image
+
+
+def test_the_hosted_image_tool_streams_its_events(media_bridge: Any) -> None:
+    stream = sdk(media_bridge).responses.create(
+        model="glm-4.7",
+        input=f"draw {DRAW}",
+        tools=[{"type": "image_generation", "size": "1536x1024"}],
+        stream=True,
+    )
+    events = list(stream)
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    image_events = [k for k in kinds if k.startswith("response.image_generation_call.")]
+    assert image_events == ["response.image_generation_call.in_progress",
+                            "response.image_generation_call.generating",
+                            "response.image_generation_call.completed"]  # fmt: skip
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    done = [e.item for e in events if e.type == "response.output_item.done"]
+    image = next(i for i in done if i.type == "image_generation_call")
+    assert png_size(base64.b64decode(image.result or "")) == (1536, 1024)
+    final = events[-1].response
+    assert final.id == events[0].response.id
+    assert [i.type for i in final.output] == ["image_generation_call", "message"]
+
+
+def test_without_a_media_key_the_hosted_image_tool_is_dropped(
+    bridge: RunningServer, sim: RunningServer
+) -> None:
+    response = sdk(bridge).responses.create(
+        model="glm-4.7", input="hello", tools=[{"type": "image_generation"}]
+    )
+    assert response.output[-1].type == "message"
+    (chat,) = chats(sim)
+    assert "image_generation" not in str(chat.get("tools"))
+    assert sim.app.state.media_requests == []
