@@ -64,7 +64,8 @@ def _last_user_text(data: dict[str, Any]) -> str:
     for content in reversed(contents):
         if not isinstance(content, dict) or content.get("role", "user") != "user":
             continue
-        parts = content.get("parts") if isinstance(content.get("parts"), list) else []
+        found = content.get("parts")
+        parts: list[Any] = found if isinstance(found, list) else []
         if any(isinstance(p, dict) and ("inlineData" in p or "inline_data" in p) for p in parts):
             raise ClientRequestError(
                 "image editing is not supported: Z.ai's image models generate from text only",
@@ -96,7 +97,8 @@ def gemini_image_job(body: bytes) -> ImageJob:
         raise ClientRequestError("the last user turn has no text to draw", path="contents")
     model = image_model_for(None)
     config = _config(data)
-    image_config = config.get("imageConfig") if isinstance(config.get("imageConfig"), dict) else {}
+    found = config.get("imageConfig")
+    image_config: dict[str, Any] = found if isinstance(found, dict) else {}
     size = snap_size(_size_for(image_config.get("aspectRatio"), model.id), model)
     return ImageJob(prompt=prompt, model=model, client_model=model.id, size=size,
                     quality=model.default_quality, response_format="b64_json")  # fmt: skip

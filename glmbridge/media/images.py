@@ -228,7 +228,7 @@ def decode_image_request(
         n=n or 1,
         size=snap_size(_field(data, "size", str), model),
         quality=_QUALITY.get(quality_in, model.default_quality),  # type: ignore[arg-type]
-        response_format=fmt,  # type: ignore[arg-type]
+        response_format=fmt,
         user_id=user if user is not None and 6 <= len(user) <= 128 else None,
     )
 
