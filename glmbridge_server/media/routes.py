@@ -214,8 +214,10 @@ async def responses_with_images(request: Request, raw: bytes, door: FrontDoor) -
     thinking = None if settings.thinking == "auto" else ir.Thinking(type=settings.thinking)
 
     async def answer_round(body: bytes) -> bytes:
+        store = request.app.state.responses_store  # it resolves previous_response_id
+        decode = store.decode if store is not None else door.decode_request
         exchange = Exchange.from_request(
-            door, door.decode_request(body), table=current.route_table,
+            door, decode(body), table=current.route_table,
             upstream=settings.upstream_profile,
             override=request.headers.get("x-glmbridge-model") or None,
             thinking=thinking, estimator=request.app.state.token_estimator,
