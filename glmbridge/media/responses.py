@@ -102,10 +102,10 @@ class ImageToolPlan:
             body = msgspec.json.decode(raw)
         except msgspec.DecodeError:
             raise ClientRequestError("request body is not valid JSON") from None
-        tool = next(
-            t for t in body["tools"] if isinstance(t, dict) and t.get("type") == FUNCTION_NAME
-        )
+        tool = next(t for t in body["tools"] if _is_image_tool(t))
         given = body.get("input")
+        if given is not None and not isinstance(given, str | list):
+            raise ClientRequestError("input must be a string or a list of items", path="input")
         inputs = (
             [{"role": "user", "content": given}] if isinstance(given, str) else list(given or [])
         )

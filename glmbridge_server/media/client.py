@@ -96,6 +96,9 @@ class MediaClient:
 
     async def get(self, path: str, key_index: int) -> bytes:
         """GET ``{base}/{path}`` with the key at ``key_index`` (the one that made the task)."""
+        if key_index >= len(self.pool):
+            raise UpstreamError("the key that created this task is no longer configured",
+                                kind=ErrorKind.NOT_FOUND, status_hint=404)  # fmt: skip
         return await self._send("GET", path, None, self.pool.lease(key_index).key)
 
     @asynccontextmanager

@@ -46,6 +46,7 @@ from glmbridge_server.media.videos import create_task, not_found, open_content, 
 from glmbridge_server.routes import (
     error_response,
     note_route,
+    off_loop,
     read_model_body,
     request_id,
     runtime,
@@ -81,7 +82,8 @@ async def images_generations(request: Request) -> Response:
     """``POST /v1/images/generations``."""
     try:
         settings = runtime(request).settings
-        job = decode_image_request(await read_model_body(request), settings.models)
+        body = await read_model_body(request)
+        job = await off_loop(body, lambda: decode_image_request(body, settings.models))
         client = media_client(request)
         _note(request, job.client_model, client)
         started = time.perf_counter()
@@ -103,7 +105,7 @@ async def _video_fields(request: Request) -> dict[str, Any]:
     body = await read_model_body(request)
     ctype = request.headers.get("content-type", "")
     if ctype.lower().startswith("multipart/form-data"):
-        return decode_form(body, ctype)
+        return await off_loop(body, lambda: decode_form(body, ctype))
     try:
         data = msgspec.json.decode(body)
     except msgspec.DecodeError:

@@ -313,3 +313,26 @@ def test_without_a_media_key_the_hosted_image_tool_is_dropped(
     (chat,) = chats(sim)
     assert "image_generation" not in str(chat.get("tools"))
     assert sim.app.state.media_requests == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "ctype"),
+    [("/v1/images/generations", b"{", "application/json"),
+     ("/v1/images/generations", b"[1]", "application/json"),
+     ("/v1/images/generations", b'{"prompt": ["x"], "n": "2"}', "application/json"),
+     ("/v1/videos", b"\x00\xff", "application/json"),
+     ("/v1/videos", b"--x\r\nnot a part\r\n--x--", "multipart/form-data; boundary=x"),
+     ("/v1/videos", b"abc", "multipart/form-data"),
+     ("/v1/videos", b'{"prompt": {"a": 1}}', "application/json"),
+     ("/v1/responses", b'{"model": "glm-4.7", "input": 5, "tools": [{"type": "image_generation"}]}',
+      "application/json"),
+     ("/v1beta/models/gemini-2.5-flash-image:generateContent", b'{"contents": 5}',
+      "application/json")],
+)  # fmt: skip
+def test_malformed_media_requests_are_4xx(
+    media_bridge: Any, sim: RunningServer, path: str, body: bytes, ctype: str
+) -> None:
+    answer = httpx2.post(media_bridge.url + path, content=body, headers={"content-type": ctype})
+    assert 400 <= answer.status_code < 500, answer.text
+    assert "Traceback" not in answer.text
+    assert sim.app.state.media_requests == []
