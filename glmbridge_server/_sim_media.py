@@ -154,9 +154,11 @@ def _store(request: Request, name: str, data: bytes, ctype: str) -> str:
     files[name] = (data, ctype)
     while len(files) > _MAX_FILES:
         files.popitem(last=False)
-    url = str(request.url.replace(query=""))
+    # The simulator's own file host: this very server, under the API prefix asked.
+    base = request.url.path
     for marker in ("/images/generations", "/async-result/"):
-        url = url.rsplit(marker, 1)[0]
+        base = base.rsplit(marker, 1)[0]
+    url = f"http://{request.headers.get('host', '127.0.0.1')}{base}"
     return f"{url}/files/{name}"
 
 
@@ -222,7 +224,7 @@ async def async_result(request: Request) -> Response:
     st.media_requests.append({"path": request.url.path, "body": None})
     if "/coding/" in request.url.path:
         return _error("1113")
-    task_id = request.path_params["task_id"]
+    task_id = request.url.path.rpartition("/")[2]
     task = st.media_tasks.get(task_id)
     if task is None or task["key"] != _key(request):
         return _error("1214", "task not found")
@@ -240,7 +242,7 @@ async def async_result(request: Request) -> Response:
 
 async def files(request: Request) -> Response:
     """``GET …/files/{name}``: a generated file (the simulator's file host)."""
-    found = request.app.state.media_files.get(request.path_params["name"])
+    found = request.app.state.media_files.get(request.url.path.rpartition("/")[2])
     if found is None:
         return Response(b"", 404)
     return Response(found[0], media_type=found[1])
