@@ -336,3 +336,12 @@ def test_malformed_media_requests_are_4xx(
     assert 400 <= answer.status_code < 500, answer.text
     assert "Traceback" not in answer.text
     assert sim.app.state.media_requests == []
+
+
+def test_mock_mode_serves_media_with_no_key(start_server: Start) -> None:
+    server = start_server(create_app(Settings(mock=True, usage_store=False)))
+    client = sdk(server)
+    result = client.images.generate(model="dall-e-3", prompt="mock", response_format="b64_json")
+    assert png_prompt(base64.b64decode(result.data[0].b64_json or "")) == "mock"
+    video = client.videos.create(prompt="mock video")
+    assert client.videos.retrieve(video.id).status == "in_progress"
