@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError
@@ -50,6 +50,7 @@ from glmbridge_server.routes import openai as openai_routes
 from glmbridge_server.scheduler import Scheduler
 from glmbridge_server.security import SecurityMiddleware, protocol_for_path
 from glmbridge_server.settings import MOCK_MOUNT, Settings, route_table
+from glmbridge_server.simulator import mount as mount_simulator
 from glmbridge_server.upstream import UpstreamClient
 from glmbridge_server.usage_store import UsageRow, UsageStore, key_id
 
@@ -308,12 +309,7 @@ def create_app(
         *gemini_routes.routes,
         *media_routes.routes,  # media (issue 21)
     ]
-    simulator = None
-    if settings.mock:
-        from glmbridge_server.simulator import create_simulator_app
-
-        simulator = create_simulator_app()
-        routes.append(Mount(MOCK_MOUNT, app=simulator))
+    simulator = mount_simulator(routes, MOCK_MOUNT) if settings.mock else None
     app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestContextMiddleware), Middleware(SecurityMiddleware)],

@@ -18,13 +18,13 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from glmbridge_server._sim_limits import reset_limits
-from glmbridge_server._sim_media import init_media
 from glmbridge_server.app import create_app
 from glmbridge_server.cli import _bind
 from glmbridge_server.inbound import uvicorn_options
 from glmbridge_server.settings import Settings
 from glmbridge_server.simulator import create_simulator_app
+from glmbridge_server.simulator.limits import reset_limits
+from glmbridge_server.simulator.media import init_media
 from tests.server.faults import FaultServer
 
 SIM_KEY = "sim-key-0001.secret"

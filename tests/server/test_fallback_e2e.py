@@ -10,9 +10,9 @@ import httpx2
 import pytest
 from starlette.applications import Starlette
 
-from glmbridge_server._sim_scripts import Script, ScriptError
 from glmbridge_server.app import create_app
 from glmbridge_server.settings import Settings
+from glmbridge_server.simulator.scripts import Script, ScriptError
 from tests.server.conftest import RunningServer
 
 Start = Callable[[Starlette], RunningServer]

@@ -1,4 +1,4 @@
-"""The simulator's vision behaviour (glmbridge_server._sim_images): a corrupt image is GLM's
+"""The simulator's vision behaviour (glmbridge_server.simulator.images): a corrupt image is GLM's
 1210 (anomalyco/opencode#2944, cc-switch#5025), and a vision model asked to describe an
 image reports its size and its readable (PNG text chunk) text. Golden shapes."""
 

@@ -1,4 +1,4 @@
-"""Golden tests of the simulator's per-key limits (glmbridge_server._sim_limits): the 1302,
+"""Golden tests of the simulator's per-key limits (glmbridge_server.simulator.limits): the 1302,
 1308 and 1310 answers have the shapes and texts Z.ai sends (sources in the module)."""
 
 from __future__ import annotations

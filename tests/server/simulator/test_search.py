@@ -1,4 +1,4 @@
-"""The simulator's Web Search API (glmbridge_server._sim_search): golden shapes and errors
+"""The simulator's Web Search API (glmbridge_server.simulator.search): golden shapes and errors
 (wire-specs A.15; 429/1302 as users see it: zai-org/GLM-5#151)."""
 
 from __future__ import annotations

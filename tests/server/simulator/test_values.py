@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from glmbridge_server._sim_scripts import Context, _example_call, default_script_for
-from glmbridge_server._sim_values import example_for
+from glmbridge_server.simulator.scripts import Context, _example_call, default_script_for
+from glmbridge_server.simulator.values import example_for
 from tests.schema_check import schema_errors
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures"
 NAMES = ["city", "file_path", "url", "command", "query", "count", "email", "timezone",
          "description", "pattern", "id", "x", "value", "items", "tags", "mode"]  # fmt: skip
 PATTERNS = [r"^[A-Z]{3}-\d{4}$", r"^\d+$", r"^[a-z_][a-z0-9_]*$", r"@", r"^(?:foo|bar)\.txt$",

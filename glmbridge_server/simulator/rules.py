@@ -1,6 +1,6 @@
 """The simulated chat API's rules: what it rejects (with GLM's business codes) and how it
 counts a prompt, its media and its cached prefix. Shared by both endpoints of the simulator
-(``simulator.py``, ``_sim_anthropic.py``); independent of ``glmbridge``.
+(:mod:`~.chat`, :mod:`~.anthropic`); independent of ``glmbridge``.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 
 import msgspec
 
-from glmbridge_server._sim_images import image_bytes, is_corrupt
-from glmbridge_server._sim_scripts import (
+from glmbridge_server.simulator.catalog import (
     ALWAYS_THINKS_EN,
     CODING_PLAN_MODELS,
     MODELS,
     ModelInfo,
-    error_for_code,
 )
+from glmbridge_server.simulator.images import image_bytes, is_corrupt
+from glmbridge_server.simulator.scripts import error_for_code
 
 _MAX_TOKENS_LIMIT = 131072
 _IMAGE_TOKENS, _VIDEO_TOKENS = 1024, 4096
@@ -35,6 +35,7 @@ class _GlmError(Exception):
         err = error_for_code(code, field_name)
         super().__init__(message or err.message)
         self.status, self.code, self.message = err.status, code, message or err.message
+        self.text = message  # the explicit text, None for the code's own
 
 
 # Coding endpoint answers for models it does not serve (see CODING_PLAN_MODELS).
@@ -99,46 +100,58 @@ def _check_file(ref: dict[str, Any], where: str) -> None:
 
 def _validate(body: dict[str, Any], info: ModelInfo) -> None:
     """Reject what GLM rejects (400 + 1213/1214); undocumented extra fields are ignored."""
-    msgs = body.get("messages")
+    _check_messages(body.get("messages"), info)
+    _check_options(body, info)
+    _check_thinking(body, info)
+    _check_tools(body)
+
+
+def _check_messages(msgs: Any, info: ModelInfo) -> None:
     if not isinstance(msgs, list) or not msgs:
         raise _GlmError("1213", "messages")
-    roles = []
-    for i, m in enumerate(msgs):
-        where = f"messages[{i}]"
-        role = m.get("role") if isinstance(m, dict) else None
-        if role not in ("system", "user", "assistant", "tool"):
-            raise _GlmError("1214", f"{where}.role")
-        roles.append(role)
-        content = m.get("content")
-        if isinstance(content, str) and not content.strip() and role != "assistant":
-            # GLM-5: 400/1213 "未正常接收到prompt参数" for content "" (user or tool),
-            # curl-verified (earendil-works/pi#3309, #3311; zai-fidelity 2.16).
-            raise _GlmError("1213", message="未正常接收到prompt参数")
-        if role == "tool":
-            if not isinstance(content, str) or not isinstance(m.get("tool_call_id"), str):
-                raise _GlmError("1214", where)
-        elif role == "assistant":
-            if content is not None and not isinstance(content, str):
-                raise _GlmError("1214", f"{where}.content")
-            calls = m.get("tool_calls")
-            if calls is not None and (
-                not isinstance(calls, list)
-                or not all(
-                    isinstance(c, dict)
-                    and isinstance(c.get("function"), dict)
-                    and isinstance(c["function"].get("name"), str)
-                    for c in calls
-                )
-            ):
-                raise _GlmError("1214", f"{where}.tool_calls")
-            if content is None and not calls:
-                raise _GlmError("1214", f"{where}.content")
-        elif isinstance(content, list):
-            _check_parts(content, where, info)
-        elif not isinstance(content, str):
-            raise _GlmError("1214", f"{where}.content")
-    if set(roles) <= {"system"} or set(roles) <= {"assistant"}:
+    roles = {_check_message(m, f"messages[{i}]", info) for i, m in enumerate(msgs)}
+    if roles <= {"system"} or roles <= {"assistant"}:
         raise _GlmError("1214", "messages")
+
+
+def _check_message(m: Any, where: str, info: ModelInfo) -> str:
+    """One message's checks; its role."""
+    role = m.get("role") if isinstance(m, dict) else None
+    if role not in ("system", "user", "assistant", "tool"):
+        raise _GlmError("1214", f"{where}.role")
+    content = m.get("content")
+    if isinstance(content, str) and not content.strip() and role != "assistant":
+        # GLM-5: 400/1213 "未正常接收到prompt参数" for content "" (user or tool),
+        # curl-verified (earendil-works/pi#3309, #3311; zai-fidelity 2.16).
+        raise _GlmError("1213", message="未正常接收到prompt参数")
+    if role == "tool":
+        if not isinstance(content, str) or not isinstance(m.get("tool_call_id"), str):
+            raise _GlmError("1214", where)
+    elif role == "assistant":
+        if content is not None and not isinstance(content, str):
+            raise _GlmError("1214", f"{where}.content")
+        calls = m.get("tool_calls")
+        if calls is not None and (
+            not isinstance(calls, list)
+            or not all(
+                isinstance(c, dict)
+                and isinstance(c.get("function"), dict)
+                and isinstance(c["function"].get("name"), str)
+                for c in calls
+            )
+        ):
+            raise _GlmError("1214", f"{where}.tool_calls")
+        if content is None and not calls:
+            raise _GlmError("1214", f"{where}.content")
+    elif isinstance(content, list):
+        _check_parts(content, where, info)
+    elif not isinstance(content, str):
+        raise _GlmError("1214", f"{where}.content")
+    return str(role)
+
+
+def _check_options(body: dict[str, Any], info: ModelInfo) -> None:
+    """``stop``, ``tool_choice``, ``max_tokens`` and the sampling knobs."""
     stop = body.get("stop")
     if (
         stop is not None
@@ -164,6 +177,9 @@ def _validate(body: dict[str, Any], info: ModelInfo) -> None:
         v = body.get(name)
         if v is not None and (not _is_num(v) or not lo <= v <= 1.0):
             raise _GlmError("1214", name)
+
+
+def _check_thinking(body: dict[str, Any], info: ModelInfo) -> None:
     thinking = body.get("thinking")
     if thinking is not None and (
         not isinstance(thinking, dict)
@@ -182,28 +198,31 @@ def _validate(body: dict[str, Any], info: ModelInfo) -> None:
     if effort is not None and info.efforts and effort not in info.efforts:
         # GLM-5.3 accepts only max/high/low, "anything else errors" (OAS, THINK53).
         raise _GlmError("1214", "reasoning_effort")
+
+
+def _check_tools(body: dict[str, Any]) -> None:
+    """``response_format`` and ``tools``."""
     rf = body.get("response_format")
     if rf is not None and (
         not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object")
     ):
         raise _GlmError("1214", "response_format")
     tools = body.get("tools")
-    if tools is not None:
-        if not isinstance(tools, list) or len(tools) > 128:
-            raise _GlmError("1214", "tools")
-        for i, t in enumerate(tools):
-            kind = t.get("type") if isinstance(t, dict) else None
-            if kind not in ("function", "retrieval", "web_search") or not isinstance(
-                t.get(kind), dict
-            ):
-                raise _GlmError("1214", f"tools[{i}]")
-            name = t[kind].get("name") if kind == "function" else "x"
-            if (
-                not isinstance(name, str)
-                or not 1 <= len(name) <= 64
-                or not all(c.isascii() and (c.isalnum() or c in "_-") for c in name)
-            ):
-                raise _GlmError("1214", f"tools[{i}].function.name")
+    if tools is None:
+        return
+    if not isinstance(tools, list) or len(tools) > 128:
+        raise _GlmError("1214", "tools")
+    for i, t in enumerate(tools):
+        kind = t.get("type") if isinstance(t, dict) else None
+        if kind not in ("function", "retrieval", "web_search") or not isinstance(t.get(kind), dict):
+            raise _GlmError("1214", f"tools[{i}]")
+        name = t[kind].get("name") if kind == "function" else "x"
+        if (
+            not isinstance(name, str)
+            or not 1 <= len(name) <= 64
+            or not all(c.isascii() and (c.isalnum() or c in "_-") for c in name)
+        ):
+            raise _GlmError("1214", f"tools[{i}].function.name")
 
 
 # ---------------------------------------------------------------------------- token estimates

@@ -25,7 +25,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from glmbridge_server.simulator.asgi import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["QUOTA_LIMIT_PATH", "KeyLimits", "init_limits", "quota_message", "reset_limits"]
 

@@ -1,11 +1,12 @@
 """Anthropic-endpoint mode of the GLM simulator: Z.ai's ``/api/anthropic/v1/messages``.
 
-The same machinery as the chat endpoint (:mod:`glmbridge_server.simulator`): scripts, scenarios,
+The same machinery as the chat endpoint (:mod:`~.chat`): scripts, scenarios,
 ``[[sim:...]]`` directives, the ``x-sim-*`` headers, ``app.state.script_queue``, latency,
 ``invalid_keys``/``quota_keys``, the request log and disconnect-aware streaming. A request is
-translated into the chat simulator's internal shape, answered by the same ``_answer`` and rendered
-as an Anthropic Messages response with the quirks public reports show for Z.ai's endpoint. Each
-quirk names its source; ``docs/simulator.md`` ("Anthropic-endpoint mode") lists them all.
+translated into the chat simulator's internal shape, answered by the same
+:func:`~.answer.answer` and rendered as an Anthropic Messages response with the quirks public
+reports show for Z.ai's endpoint. Each quirk names its source; ``docs/simulator.md``
+("Anthropic-endpoint mode") lists them all.
 
 Independent of ``glmbridge``, like the rest of the simulator.
 """
@@ -19,37 +20,35 @@ from typing import Any
 
 import anyio
 import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from glmbridge_server._sim_rules import _estimate, _GlmError, _prompt_cache
-from glmbridge_server._sim_scripts import (
+import glmbridge_server.simulator.asgi as asgi
+from glmbridge_server.simulator.answer import Answer, answer
+from glmbridge_server.simulator.asgi import ASGIApp, Reply, Request, json_reply
+from glmbridge_server.simulator.catalog import (
     ALWAYS_THINKS_ZH,
     MODELS,
     OVERLOADED_MESSAGE,
-    Context,
     ModelInfo,
+)
+from glmbridge_server.simulator.intake import (
+    bearer,
+    check_key,
+    new_id,
+    prepare,
+    record_body,
+    still_there,
+)
+from glmbridge_server.simulator.rules import _GlmError
+from glmbridge_server.simulator.scripts import (
+    Context,
     Script,
     ScriptError,
-    context_from_request,
     default_script_for,
     error_for_code,
-)
-from glmbridge_server.simulator import (
-    _Answer,
-    _answer,
-    _bearer,
-    _check_key,
-    _new_id,
-    _PartialBody,
-    _record_body,
-    _select,
-    _SSEStream,
-    _wait_unless_disconnected,
+    text_of,
 )
 
-__all__ = ["ANTHROPIC_ROUTES", "MESSAGES_PATH"]
+__all__ = ["MESSAGES_PATH", "count_tokens", "messages"]
 
 MESSAGES_PATH = "/api/anthropic/v1/messages"
 _encode = msgspec.json.encode
@@ -108,9 +107,8 @@ class _Unprocessable(Exception):
         super().__init__(msg)
         self.detail = {"type": kind, "loc": ["body", *loc], "msg": msg, "input": value}
 
-    def response(self) -> Response:
-        body = _encode({"detail": [self.detail]})
-        return Response(body, status_code=422, media_type="application/json")
+    def response(self) -> Reply:
+        return json_reply({"detail": [self.detail]}, 422)
 
 
 def _beijing_time(hours: float) -> str:
@@ -136,15 +134,15 @@ def _error_body(status: int, code: str, text: str | None, rid: str) -> dict[str,
     return {"type": _TYPES.get(status, "api_error"), "code": code, "message": message}
 
 
-def _error(status: int, code: str, text: str | None = None) -> Response:
+def _error(status: int, code: str, text: str | None = None) -> Reply:
     """``{"type":"error","error":{type, code, message},"request_id":rid}``. No Retry-After,
     not even on 529 (zai-org/GLM-5#87 asks Z.ai to add one)."""
-    rid = _new_id()
+    rid = new_id()
     body = {"type": "error", "error": _error_body(status, code, text, rid), "request_id": rid}
-    return Response(_encode(body), status_code=status, media_type="application/json")
+    return json_reply(body, status)
 
 
-def _script_error(e: ScriptError) -> Response:
+def _script_error(e: ScriptError) -> Reply:
     """A scripted error; the chat defaults (status, English text) become this endpoint's."""
     try:
         default: ScriptError | None = error_for_code(e.code)
@@ -166,8 +164,8 @@ def _auth(request: Request) -> None:
     # Both `x-api-key` (zai-org/GLM-5#139, zai-org/feedback#789) and `Authorization: Bearer`
     # (Z.ai docs' ANTHROPIC_AUTH_TOKEN; quochuydev/test-history-lines glm.md) work, and
     # `anthropic-version` is optional (glm.md's Bearer curl omits it and gets 200).
-    key = request.headers.get("x-api-key", "").strip() or _bearer(request)
-    _check_key(request.app.state, key)
+    key = request.headers.get("x-api-key", "").strip() or bearer(request)
+    check_key(request.app.state, key)
 
 
 def _model(body: dict[str, Any]) -> tuple[str, ModelInfo]:
@@ -253,19 +251,6 @@ def _tools(body: dict[str, Any], request: Request) -> list[dict[str, Any]]:
     return out
 
 
-def _plain(content: Any) -> str:
-    """The text of a system prompt or a tool_result content."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            str(b.get("text", ""))
-            for b in content
-            if isinstance(b, dict) and b.get("type") == "text"
-        )
-    return ""
-
-
 def _blocks(content: Any, i: int) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
@@ -309,7 +294,7 @@ def _user(blocks: list[dict[str, Any]], info: ModelInfo) -> list[dict[str, Any]]
                 {
                     "role": "tool",
                     "tool_call_id": str(b.get("tool_use_id", "")),
-                    "content": _plain(inner),
+                    "content": text_of(inner),
                 }
             )
         # document, search_result, ...: no evidence either way; accepted and ignored
@@ -359,7 +344,7 @@ def _to_chat(body: dict[str, Any], request: Request) -> tuple[ModelInfo, dict[st
         raise _AnthropicError(400, "1213")
     msgs: list[dict[str, Any]] = []
     if body.get("system"):
-        msgs.append({"role": "system", "content": _plain(body["system"])})
+        msgs.append({"role": "system", "content": text_of(body["system"])})
     for i, m in enumerate(raw):
         role = m.get("role") if isinstance(m, dict) else None
         if role not in ("user", "assistant"):
@@ -394,13 +379,13 @@ def _to_chat(body: dict[str, Any], request: Request) -> tuple[ModelInfo, dict[st
 
 
 def _stop_sequence(script: Script, ctx: Context, stops: list[str] | None) -> str | None:
-    """The stop sequence that ended the text, if any (``_answer`` only cuts at it)."""
+    """The stop sequence that ended the text, if any (:func:`~.answer.answer` only cuts at it)."""
     text = (script.text if script.has_content else default_script_for(ctx).text) or ""
     hits = [(text.index(s), s) for s in stops or () if s and s in text]
     return min(hits)[1] if hits else None
 
 
-def _usage(ans: _Answer) -> dict[str, int]:
+def _usage(ans: Answer) -> dict[str, int]:
     # Non-stream and final message_delta usage: input, output and cache reads; never
     # cache_creation_input_tokens (cc-switch src-tauri/src/proxy/usage/parser.rs, glm.md).
     # input_tokens excludes the cache reads, as in Anthropic's API (no source says otherwise).
@@ -431,14 +416,14 @@ class _Outcome(msgspec.Struct):
     failure: tuple[str, str] | None  # (error type, code) of a mid-answer failure
 
 
-def _outcome(ans: _Answer, script: Script, ctx: Context, chat: dict[str, Any]) -> _Outcome:
+def _outcome(ans: Answer, script: Script, ctx: Context, chat: dict[str, Any]) -> _Outcome:
     failure = _FAILURES.get(ans.finish)
     seq = _stop_sequence(script, ctx, chat["stop"]) if ans.finish == "stop" else None
     reason = "stop_sequence" if seq else _STOP_REASONS.get(ans.finish, ans.finish)
     return _Outcome(reason, seq, failure)
 
 
-def _message(ans: _Answer, rid: str, model: str, out: _Outcome, signatures: bool) -> bytes:
+def _message(ans: Answer, rid: str, model: str, out: _Outcome, signatures: bool) -> bytes:
     content: list[dict[str, Any]] = []
     reasoning = "".join(v for k, v in ans.pieces if k == "reasoning")
     if reasoning:
@@ -477,7 +462,7 @@ def _delta(index: int, kind: bytes, key: bytes, value: str) -> bytes:
     )
 
 
-def _events(ans: _Answer, rid: str, model: str, out: _Outcome, signatures: bool) -> list[bytes]:
+def _events(ans: Answer, rid: str, model: str, out: _Outcome, signatures: bool) -> list[bytes]:
     """All SSE events, pre-encoded, for :class:`_SSEStream`."""
     # zai-org/GLM-5#139: message_start's usage is always zero; the real counts come only in the
     # final message_delta.
@@ -550,61 +535,48 @@ def _events(ans: _Answer, rid: str, model: str, out: _Outcome, signatures: bool)
 # ---------------------------------------------------------------------------- endpoints
 
 
-async def _messages(request: Request) -> Any:
+async def messages(request: Request) -> ASGIApp:
+    """``POST /api/anthropic/v1/messages``."""
     st = request.app.state
     try:
-        body = await _record_body(request)
+        body = await record_body(request)
         _auth(request)
         if not isinstance(body, dict):
             msg = "Input should be a valid dictionary or object to extract fields from"
             raise _Unprocessable("model_attributes_type", (), msg, body)
         info, chat = _to_chat(body, request)
-        prompt = _estimate(chat)
-        if prompt.tokens + prompt.image + prompt.video > info.context:
-            raise _AnthropicError(400, "1261")
-        prompt.cached = _prompt_cache(st, chat, prompt)
-        ctx, directive_text = context_from_request(chat)
-        try:
-            script = _select(request, ctx, directive_text)
-        except ValueError as exc:
-            return _error(400, "1210", f"Simulator: {exc}")
-    except _GlmError as exc:  # authentication
-        return _error(exc.status, exc.code)
+        prompt, ctx, script = prepare(request, chat, info)
+    except _GlmError as exc:  # authentication, 1261, a bad script
+        return _error(exc.status, exc.code, exc.text)
     except _AnthropicError as exc:
         return _error(exc.status, exc.code, exc.text)
     except _Unprocessable as exc:
         return exc.response()
-    if st.latency > 0 and not await _wait_unless_disconnected(request, st.latency):
-        st.cancelled += 1  # the caller gave up while the "model" was still queued
-        return Response(status_code=499)
+    if not await still_there(request, st.latency):
+        return asgi.gave_up()  # the caller gave up while the "model" was still queued
     if script.error is not None:
         return _script_error(script.error)
     streaming = body.get("stream") is True
-    ans = _answer(script, ctx, chat, info, prompt, streaming=streaming, filler="")
+    ans = answer(script, ctx, chat, info, prompt, streaming=streaming, filler="")
     out = _outcome(ans, script, ctx, chat)
-    rid, model, signatures = _new_id(), chat["model"], bool(st.thinking_signatures)
+    rid, model, signatures = new_id(), chat["model"], bool(st.thinking_signatures)
     if streaming:
-        return _SSEStream(st, _events(ans, rid, model, out, signatures), script.delay)
+        return asgi.SSEStream(st, _events(ans, rid, model, out, signatures), script.delay)
     if script.delay > 0:
         await anyio.sleep(script.delay * len(ans.pieces))
     if out.failure is not None:  # no stream to carry it: an error answer
         code = out.failure[1]
         return _error(_STATUS.get(code, error_for_code(code).status), code)
     data = _message(ans, rid, model, out, signatures)
-    return _PartialBody(data) if ans.cut else Response(data, media_type="application/json")
+    return asgi.PartialBody(data) if ans.cut else Reply(data)
 
 
-async def _count_tokens(request: Request) -> Response:
+async def count_tokens(request: Request) -> Reply:
+    """``POST /api/anthropic/v1/messages/count_tokens``."""
     try:
-        await _record_body(request)
+        await record_body(request)
         _auth(request)
     except _GlmError as exc:
         return _error(exc.status, exc.code)
     # kolega-ai/kolega-code PR#613: Z.ai answers 0 whatever the request, so clients count locally.
-    return Response(b'{"input_tokens":0}', media_type="application/json")
-
-
-ANTHROPIC_ROUTES = [
-    Route(MESSAGES_PATH, _messages, methods=["POST"]),
-    Route(f"{MESSAGES_PATH}/count_tokens", _count_tokens, methods=["POST"]),
-]
+    return Reply(b'{"input_tokens":0}')

@@ -19,22 +19,17 @@ import time
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
+
+from glmbridge_server.simulator.asgi import Reply, Request, json_reply
 
 __all__ = ["search"]
 
-_encode = msgspec.json.encode
 _SLUG = re.compile(r"[^a-z0-9]+")
 _RESULTS = 5  # at most this many, whatever the count asked
 
 
-def _error(status: int, code: str, message: str) -> Response:
-    return Response(
-        _encode({"error": {"code": code, "message": message}}),
-        status_code=status,
-        media_type="application/json",
-    )
+def _error(status: int, code: str, message: str) -> Reply:
+    return json_reply({"error": {"code": code, "message": message}}, status)
 
 
 def results_for(query: str, count: int, domain: str | None) -> list[dict[str, Any]]:
@@ -58,7 +53,7 @@ def results_for(query: str, count: int, domain: str | None) -> list[dict[str, An
     return out
 
 
-async def search(request: Request) -> Response:
+async def search(request: Request) -> Reply:
     """``POST …/web_search``."""
     st = request.app.state
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
@@ -78,11 +73,15 @@ async def search(request: Request) -> Response:
     quota = getattr(st, "search_quota", None)
     if quota is not None:
         if quota <= 0:
-            return _error(429, "1302", "High concurrency usage of this API, please reduce "
-                          "concurrency or contact customer service to increase limits.")
+            return _error(
+                429,
+                "1302",
+                "High concurrency usage of this API, please reduce "
+                "concurrency or contact customer service to increase limits.",
+            )
         st.search_quota = quota - 1
     domain = body.get("search_domain_filter")
     results = results_for(query.strip(), count, domain if isinstance(domain, str) else None)
     rid = time.strftime("%Y%m%d%H%M%S") + f"{st.search_calls:016x}"
     answer = {"id": rid, "created": int(time.time()), "request_id": rid, "search_result": results}
-    return Response(_encode(answer), media_type="application/json")
+    return json_reply(answer)
