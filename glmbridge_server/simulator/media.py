@@ -30,22 +30,18 @@ from collections import OrderedDict
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from glmbridge.errors import ClientRequestError
-from glmbridge.media.images import IMAGE_MODELS, snap_size
+from glmbridge_server.simulator.asgi import Reply, Request, json_reply
+from glmbridge_server.simulator.catalog import ERROR_CODES
 
-__all__ = ["draw_png", "init_media", "media_routes", "tiny_mp4"]
+__all__ = ["ENDPOINTS", "draw_png", "init_media", "tiny_mp4"]
 
-_encode = msgspec.json.encode
 _MAX_FILES = 32
-_MESSAGES = {
-    "1000": (401, "Authentication Fails. Your api key is invalid."),
-    "1113": (429, "Insufficient balance or no resource package. Please recharge."),
-    "1211": (400, "Unknown Model, please check the model code."),
-    "1214": (400, "Invalid request parameters."),
+#: Z.ai's image models: (min side, max side, step, max pixels, default size); the simulator's
+#: own reading of docs.z.ai/api-reference/image/generate-image, not glmbridge's.
+_IMAGE_MODELS = {
+    "glm-image": (1024, 2048, 32, 2**22, "1280x1280"),
+    "cogview-4-250304": (512, 2048, 16, 2**21, "1024x1024"),
 }
 
 
@@ -57,11 +53,21 @@ def init_media(state: Any) -> None:
     state.media_polls = 2
 
 
-def _error(code: str, detail: str | None = None) -> Response:
-    status, message = _MESSAGES[code]
-    text = f"{message} {detail}" if detail else message
-    return Response(_encode({"error": {"code": code, "message": text}}), status,
-                    media_type="application/json")  # fmt: skip
+def _error(code: str, detail: str | None = None) -> Reply:
+    status, message = ERROR_CODES[code]
+    text = message.replace("{field}", detail or "request") if "{field}" in message else message
+    return json_reply({"error": {"code": code, "message": text}}, status)
+
+
+def _on_grid(size: object, model: str) -> bool:
+    low, high, step, most, _ = _IMAGE_MODELS[model]
+    w, sep, h = str(size).partition("x")
+    if not sep or not w.isdigit() or not h.isdigit():
+        return False
+    width, height = int(w), int(h)
+    return all(low <= v <= high and v % step == 0 for v in (width, height)) and (
+        width * height <= most
+    )
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -130,7 +136,7 @@ def _key(request: Request) -> str:
     return auth[7:].strip() if auth.lower().startswith("bearer ") else auth.strip()
 
 
-async def _body(request: Request) -> tuple[dict[str, Any] | None, Response | None]:
+async def _body(request: Request) -> tuple[dict[str, Any] | None, Reply | None]:
     """The JSON body (recorded), or the error a real endpoint would answer instead."""
     st = request.app.state
     raw = await request.body()
@@ -145,7 +151,7 @@ async def _body(request: Request) -> tuple[dict[str, Any] | None, Response | Non
     if key in st.invalid_keys or not key:
         return None, _error("1000")
     if not isinstance(body, dict):
-        return None, _error("1214")
+        return None, _error("1214", "body")
     return body, None
 
 
@@ -162,49 +168,44 @@ def _store(request: Request, name: str, data: bytes, ctype: str) -> str:
     return f"{url}/files/{name}"
 
 
-async def images(request: Request) -> Response:
+async def images(request: Request) -> Reply:
     """``POST …/images/generations``."""
     body, refused = await _body(request)
     if refused is not None or body is None:
-        return refused or _error("1214")
-    model = IMAGE_MODELS.get(str(body.get("model", "")))
+        return refused or _error("1214", "body")
+    model = str(body.get("model", ""))
     prompt = body.get("prompt")
-    if model is None:
+    if model not in _IMAGE_MODELS:
         return _error("1211")
     if not isinstance(prompt, str) or not prompt.strip():
-        return _error("1214", "prompt is required")
-    size = body.get("size") or model.default_size
-    try:
-        if not isinstance(size, str) or snap_size(size, model) != size:
-            raise ClientRequestError(f"size {size!r} is not on {model.id}'s grid")
-    except ClientRequestError as err:
-        return _error("1214", err.message)
-    width, height = (int(v) for v in size.split("x"))
+        return _error("1214", "prompt")
+    size = body.get("size") or _IMAGE_MODELS[model][4]
+    if not _on_grid(size, model):
+        return _error("1214", "size")
+    width, height = (int(v) for v in str(size).split("x"))
     png = draw_png(width, height, prompt)
     url = _store(request, f"{secrets.token_hex(8)}.png", png, "image/png")
-    answer = {"created": int(time.time()), "data": [{"url": url}],
-              "content_filter": [{"role": "assistant", "level": 3}]}  # fmt: skip
-    return Response(_encode(answer), media_type="application/json")
+    return json_reply({"created": int(time.time()), "data": [{"url": url}],
+                       "content_filter": [{"role": "assistant", "level": 3}]})  # fmt: skip
 
 
-async def videos(request: Request) -> Response:
+async def videos(request: Request) -> Reply:
     """``POST …/videos/generations``: a new task, ``PROCESSING``."""
     body, refused = await _body(request)
     if refused is not None or body is None:
-        return refused or _error("1214")
+        return refused or _error("1214", "body")
     if body.get("model") != "cogvideox-3":
         return _error("1211")
     prompt, image = body.get("prompt"), body.get("image_url")
     if not (isinstance(prompt, str) and prompt.strip()) and not isinstance(image, str):
-        return _error("1214", "prompt or image_url is required")
+        return _error("1214", "prompt")
     task_id = f"{int(time.time())}-{secrets.token_hex(6)}"
     request.app.state.media_tasks[task_id] = {
         "key": _key(request), "polls": 0, "prompt": prompt or "", "size": body.get("size"),
         "duration": body.get("duration", 5),
     }  # fmt: skip
-    answer = {"model": "cogvideox-3", "id": task_id, "request_id": secrets.token_hex(8),
-              "task_status": "PROCESSING"}  # fmt: skip
-    return Response(_encode(answer), media_type="application/json")
+    return json_reply({"model": "cogvideox-3", "id": task_id, "request_id": secrets.token_hex(8),
+                       "task_status": "PROCESSING"})  # fmt: skip
 
 
 def _finish(request: Request, task_id: str, task: dict[str, Any]) -> dict[str, Any]:
@@ -218,7 +219,7 @@ def _finish(request: Request, task_id: str, task: dict[str, Any]) -> dict[str, A
             "cover_image_url": _store(request, f"{task_id}.png", cover, "image/png")}  # fmt: skip
 
 
-async def async_result(request: Request) -> Response:
+async def async_result(request: Request) -> Reply:
     """``GET …/async-result/{id}``: ``PROCESSING`` for a few polls, then the result."""
     st = request.app.state
     st.media_requests.append({"path": request.url.path, "body": None})
@@ -227,7 +228,7 @@ async def async_result(request: Request) -> Response:
     task_id = request.url.path.rpartition("/")[2]
     task = st.media_tasks.get(task_id)
     if task is None or task["key"] != _key(request):
-        return _error("1214", "task not found")
+        return _error("1214", "id")
     task["polls"] += 1
     answer: dict[str, Any] = {"model": "cogvideox-3", "request_id": secrets.token_hex(8),
                               "task_status": "PROCESSING"}  # fmt: skip
@@ -237,25 +238,21 @@ async def async_result(request: Request) -> Response:
         else:
             task.setdefault("result", _finish(request, task_id, task))
             answer.update(task_status="SUCCESS", video_result=[task["result"]])
-    return Response(_encode(answer), media_type="application/json")
+    return json_reply(answer)
 
 
-async def files(request: Request) -> Response:
+async def files(request: Request) -> Reply:
     """``GET …/files/{name}``: a generated file (the simulator's file host)."""
     found = request.app.state.media_files.get(request.url.path.rpartition("/")[2])
     if found is None:
-        return Response(b"", 404)
-    return Response(found[0], media_type=found[1])
+        return Reply(b"", 404, None)
+    return Reply(found[0], media_type=found[1])
 
 
-def media_routes(prefixes: tuple[str, ...]) -> list[Route]:
-    """The media routes under every API prefix of the simulator."""
-    routes: list[Route] = []
-    for p in prefixes:
-        routes += [
-            Route(f"{p}/images/generations", images, methods=["POST"]),
-            Route(f"{p}/videos/generations", videos, methods=["POST"]),
-            Route(f"{p}/async-result/{{task_id}}", async_result, methods=["GET"]),
-            Route(f"{p}/files/{{name}}", files, methods=["GET"]),
-        ]
-    return routes
+#: The media endpoints: (method, path under an API prefix, handler); ``app`` routes them.
+ENDPOINTS = (
+    ("POST", "/images/generations", images),
+    ("POST", "/videos/generations", videos),
+    ("GET", "/async-result/{task_id}", async_result),
+    ("GET", "/files/{name}", files),
+)

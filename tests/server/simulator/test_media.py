@@ -1,11 +1,11 @@
-"""The simulator's media APIs (glmbridge_server._sim_media), golden shapes.
+"""The simulator's media APIs (glmbridge_server.simulator.media), golden shapes.
 
 Sources: docs.z.ai/api-reference/image/generate-image (``{created, data: [{url}],
 content_filter: [{role, level}]}``), docs.z.ai/api-reference/video/generate-video
 (``{model, id, request_id, task_status}``), docs.z.ai/api-reference/video/get-video-status
 (``{model, video_result: [{url, cover_image_url}], task_status, request_id}``); a Coding
 Plan key on these endpoints gets 429/1113 (openclaw docs commit 531b31e;
-zhayujie/CowAgent#2910), with Z.ai's message for 1113 (``_sim_scripts``).
+zhayujie/CowAgent#2910), with Z.ai's message for 1113 (``simulator.catalog``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from glmbridge_server._sim_media import init_media
+from glmbridge_server.simulator.media import init_media
 from tests.server.conftest import RunningServer
 
 PAYG = "/api/paas/v4"
