@@ -37,7 +37,6 @@ from glmbridge.media.images import (
 from glmbridge.media.responses import ImageToolPlan
 from glmbridge.media.videos import decode_video_request, video_object
 from glmbridge_server import relay
-from glmbridge_server.keypool import session_id_from
 from glmbridge_server.media.access import media_access, media_state, no_media_key
 from glmbridge_server.media.client import MediaClient
 from glmbridge_server.media.image_tool import ImageToolRun
@@ -87,8 +86,7 @@ async def images_generations(request: Request) -> Response:
         client = media_client(request)
         _note(request, job.client_model, client)
         started = time.perf_counter()
-        session = session_id_from(request.headers.get("x-codex-image-turn-id"), None)
-        images = await make_images(client, job, session=session)
+        images = await make_images(client, job)  # round robin over the media keys
         record_images(request.app.state.usage_store, job, images, client.access.keys,
                       client="openai", route=request.url.path,
                       latency=time.perf_counter() - started)  # fmt: skip
