@@ -1,7 +1,8 @@
-"""Bounded ``multipart/form-data`` decoding (the openai SDK sends ``POST /v1/videos`` so).
+"""Media request bodies: a JSON object, or ``multipart/form-data`` (the openai SDK sends
+``POST /v1/videos`` so).
 
 The body is already bounded by the server's ``max_body_bytes``; the standard library's MIME
-parser splits it. Text fields become ``str``, file fields ``(bytes, content_type)``.
+parser splits a form. Text fields become ``str``, file fields ``(bytes, content_type)``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,24 @@ from email import message_from_bytes
 from email.policy import HTTP
 from typing import Any
 
+import msgspec
+
 from glmbridge.errors import ClientRequestError
 
-__all__ = ["decode_form"]
+__all__ = ["decode_form", "decode_object"]
 
 MAX_FIELDS = 32
+
+
+def decode_object(body: bytes) -> dict[str, Any]:
+    """``body`` as a JSON object; a 400 when it is not one."""
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise ClientRequestError("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ClientRequestError("request body must be a JSON object")
+    return data
 
 
 def decode_form(body: bytes, content_type: str) -> dict[str, Any]:

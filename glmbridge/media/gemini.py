@@ -16,22 +16,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import msgspec
-
 from glmbridge.errors import ClientRequestError
+from glmbridge.media.forms import decode_object
 from glmbridge.media.images import IMAGE_MODELS, ImageJob, image_model_for, snap_size
 
 __all__ = ["gemini_image_answer", "gemini_image_job", "wants_image"]
-
-
-def _decode(body: bytes) -> dict[str, Any]:
-    try:
-        data = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        raise ClientRequestError("request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ClientRequestError("request body must be a JSON object")
-    return data
 
 
 def _config(data: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +35,7 @@ def wants_image(model: str, body: bytes) -> bool:
     if b"esponse" not in body or b"IMAGE" not in body.upper():
         return False  # cheap test first: most requests are text
     try:
-        config = _config(_decode(body))
+        config = _config(decode_object(body))
     except ClientRequestError:
         return False
     modalities = config.get("responseModalities") or config.get("response_modalities") or ()
@@ -91,7 +80,7 @@ def _size_for(ratio: object, model_id: str) -> str | None:
 
 def gemini_image_job(body: bytes) -> ImageJob:
     """The image to make for a Gemini image request (one image, base64 answer)."""
-    data = _decode(body)
+    data = decode_object(body)
     prompt = _last_user_text(data)
     if not prompt:
         raise ClientRequestError("the last user turn has no text to draw", path="contents")

@@ -23,9 +23,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from glmbridge import ir
-from glmbridge.errors import ClientRequestError, GlmbridgeError
+from glmbridge.errors import GlmbridgeError
 from glmbridge.exchange import Exchange, FrontDoor
-from glmbridge.media.forms import decode_form
+from glmbridge.media.forms import decode_form, decode_object
 from glmbridge.media.gemini import gemini_image_answer, gemini_image_job
 from glmbridge.media.images import (
     IMAGE_MODELS,
@@ -41,6 +41,7 @@ from glmbridge_server.media.access import media_access, media_state, no_media_ke
 from glmbridge_server.media.client import MediaClient
 from glmbridge_server.media.image_tool import ImageToolRun
 from glmbridge_server.media.images import make_images, record_images
+from glmbridge_server.media.tasks import Task
 from glmbridge_server.media.videos import create_task, not_found, open_content, poll_task
 from glmbridge_server.routes import (
     error_response,
@@ -104,13 +105,7 @@ async def _video_fields(request: Request) -> dict[str, Any]:
     ctype = request.headers.get("content-type", "")
     if ctype.lower().startswith("multipart/form-data"):
         return await off_loop(body, lambda: decode_form(body, ctype))
-    try:
-        data = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        raise ClientRequestError("request body is not valid JSON or multipart") from None
-    if not isinstance(data, dict):
-        raise ClientRequestError("request body must be a JSON object")
-    return data
+    return decode_object(body)
 
 
 async def videos_create(request: Request) -> Response:
@@ -127,15 +122,20 @@ async def videos_create(request: Request) -> Response:
         return error_response(err, request)
 
 
+def _task(request: Request) -> Task:
+    """The task the path names; a 404 for an id this gateway does not know."""
+    video_id = request.path_params["video_id"]
+    task = media_state(request.app.state).tasks.get(video_id)
+    if task is None:
+        raise not_found(video_id)
+    return task
+
+
 async def videos_retrieve(request: Request) -> Response:
     """``GET /v1/videos/{id}``: the job's state, polled on Z.ai with the key that made it."""
     try:
-        video_id = request.path_params["video_id"]
         client = media_client(request)
-        task = media_state(request.app.state).tasks.get(video_id)
-        if task is None:
-            raise not_found(video_id)
-        await poll_task(client, task)
+        task = await poll_task(client, _task(request))
         return _json(video_object(task.id, task.job, created=task.created,
                                   expires=task.expires, result=task.result))  # fmt: skip
     except GlmbridgeError as err:
@@ -146,11 +146,8 @@ async def videos_content(request: Request) -> Response:
     """``GET /v1/videos/{id}/content[?variant=thumbnail]``: the MP4 (or cover), streamed."""
     stack = AsyncExitStack()
     try:
-        video_id = request.path_params["video_id"]
         client = media_client(request)
-        task = media_state(request.app.state).tasks.get(video_id)
-        if task is None:
-            raise not_found(video_id)
+        task = _task(request)
         variant = request.query_params.get("variant", "video")
         ctype, chunks = await open_content(client, task, variant, stack)
     except GlmbridgeError as err:
