@@ -90,6 +90,7 @@ class ImageToolPlan:
     output: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
     rounds: int = 0
+    cached: int = 0  # cached input tokens over the rounds
     images: int = 0
     first: dict[str, Any] | None = None
     last: dict[str, Any] | None = None
@@ -148,6 +149,9 @@ class ImageToolPlan:
         for name, value in (resp.get("usage") or {}).items():
             if isinstance(value, int):
                 self.usage[name] = self.usage.get(name, 0) + value
+            elif name == "input_tokens_details" and isinstance(value, dict):
+                cached = value.get("cached_tokens")
+                self.cached += cached if isinstance(cached, int) else 0
         calls: list[ImageCall] = []
         for item in resp.get("output") or []:
             if item.get("type") == "function_call" and item.get("name") == FUNCTION_NAME:
@@ -202,6 +206,11 @@ class ImageToolPlan:
                 usage[key] = self.last["usage"][key]
         return {**self.last, "id": self.first.get("id"), "created_at": self.first.get("created_at"),
                 "output": self.output, "usage": usage or self.last.get("usage")}  # fmt: skip
+
+    def totals(self) -> tuple[int, int, int]:
+        """``(uncached input, cached input, output)`` tokens over every round."""
+        given = self.usage.get("input_tokens", 0)
+        return max(0, given - self.cached), self.cached, self.usage.get("output_tokens", 0)
 
     def pending_index(self, call: ImageCall) -> int:
         """Where ``call``'s item is in the output (until :meth:`record`)."""

@@ -31,9 +31,14 @@ class ImageToolRun:
     """One turn with the hosted image tool (see the module)."""
 
     def __init__(
-        self, plan: ImageToolPlan, answer_round: AnswerRound, make_image: MakeImage
+        self,
+        plan: ImageToolPlan,
+        answer_round: AnswerRound,
+        make_image: MakeImage,
+        on_done: Callable[[ImageToolPlan], None] | None = None,
     ) -> None:
         self.plan = plan
+        self.on_done = on_done
         self.answer_round = answer_round
         self.make_image = make_image
         self.calls: list[ImageCall] = []
@@ -63,6 +68,11 @@ class ImageToolRun:
             for call in self.calls:
                 await self._image(call)
             await self._round()
+        return self._done()
+
+    def _done(self) -> dict[str, Any]:
+        if self.on_done is not None:
+            self.on_done(self.plan)  # the usage of every round, for the usage store
         return self.plan.result()
 
     async def events(self) -> AsyncIterator[bytes]:
@@ -89,4 +99,4 @@ class ImageToolRun:
                       "error": {"code": err.kind.value, "message": err.message}}  # fmt: skip
             yield writer.event("response.failed", response=failed)
             return
-        yield writer.completed(self.plan.result())
+        yield writer.completed(self._done())

@@ -235,7 +235,13 @@ async def responses_with_images(request: Request, raw: bytes, door: FrontDoor) -
                       latency=time.perf_counter() - started)  # fmt: skip
         return image.b64 or "", job.size
 
-    run = ImageToolRun(plan, answer_round, make_image)
+    def done(finished: ImageToolPlan) -> None:  # one usage row: every round's tokens
+        uncached, cached, output = finished.totals()
+        state = request.scope.setdefault("state", {})
+        state["usage"] = ir.Usage(input_tokens=uncached, cache_read_input_tokens=cached,
+                                  output_tokens=output)  # fmt: skip
+
+    run = ImageToolRun(plan, answer_round, make_image, done)
     try:
         await run.first_round()
         if not plan.stream:

@@ -254,6 +254,7 @@ def test_the_image_tool_plan_offers_a_function_and_merges_rounds() -> None:
     assert result["id"] == "resp_1" and [i["type"] for i in result["output"]] == [
         "image_generation_call", "message"]  # fmt: skip
     assert result["usage"]["total_tokens"] == 24
+    assert plan.totals() == (20, 0, 4)  # (uncached input, cached, output) over both rounds
 
 
 def test_a_call_without_a_prompt_fails_for_glm_and_the_client() -> None:
