@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from glmbridge.errors import ClientRequestError
+from glmbridge.errors import ClientRequestError, UpstreamError
 
 __all__ = ["IMAGE_FUNCTION", "ImageCall", "ImageToolPlan", "has_image_tool"]
 
@@ -142,7 +142,12 @@ class ImageToolPlan:
 
     def feed(self, answer: bytes) -> list[ImageCall]:
         """Take one round's Responses answer; return GLM's image calls (``[]``: done)."""
-        resp = msgspec.json.decode(answer)
+        try:
+            resp = msgspec.json.decode(answer)
+        except msgspec.DecodeError:
+            raise UpstreamError("a round's answer is not JSON", status_hint=502) from None
+        if not isinstance(resp, dict):
+            raise UpstreamError("a round's answer is not a response", status_hint=502)
         self.rounds += 1
         self.first = self.first or resp
         self.last = resp

@@ -31,7 +31,13 @@ from typing import Any
 
 import msgspec
 
-from glmbridge_server.simulator.asgi import Reply, Request, json_reply
+from glmbridge_server.simulator.asgi import (
+    Reply,
+    Request,
+    gave_up,
+    json_reply,
+    wait_unless_disconnected,
+)
 from glmbridge_server.simulator.catalog import ERROR_CODES
 
 __all__ = ["ENDPOINTS", "draw_png", "init_media", "tiny_mp4"]
@@ -51,6 +57,7 @@ def init_media(state: Any) -> None:
     state.media_tasks = {}  # task id -> task facts
     state.media_requests = []  # every media request body, in order
     state.media_polls = 2
+    state.media_latency = 0.0  # seconds an image takes (glm-image's hd takes ~20 s)
 
 
 def _error(code: str, detail: str | None = None) -> Reply:
@@ -182,6 +189,9 @@ async def images(request: Request) -> Reply:
     size = body.get("size") or _IMAGE_MODELS[model][4]
     if not _on_grid(size, model):
         return _error("1214", "size")
+    latency = request.app.state.media_latency
+    if latency > 0 and not await wait_unless_disconnected(request, latency):
+        return gave_up()
     width, height = (int(v) for v in str(size).split("x"))
     png = draw_png(width, height, prompt)
     url = _store(request, f"{secrets.token_hex(8)}.png", png, "image/png")
