@@ -1,8 +1,8 @@
 """``glmbridge-server``: run the server (``serve``, the default), or the launcher.
 
-``claude``, ``status`` and ``stop`` are the Claude Code launcher (:mod:`glmbridge_server.launcher`);
-``usage`` prints the recorded usage and ``statusline`` is Claude Code's status line command
-(:mod:`glmbridge_server.statusline`).
+``claude``, ``codex``, ``gemini``, ``status`` and ``stop`` are the launcher
+(:mod:`glmbridge_server.launch`); ``usage`` prints the recorded usage and ``statusline`` is
+Claude Code's status line command (:mod:`glmbridge_server.launch.statusline`).
 
 The server runs in the foreground until Ctrl-C (or SIGTERM): open answers then end at once
 with an error (an error event in a stream), and it exits 0 without a traceback.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import gc
 import json
 import logging
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from glmbridge_server.settings import Settings
 
-__all__ = ["build_parser", "configure_logging", "main"]
+__all__ = ["build_parser", "configure_logging", "main", "missing_extra"]
 
 _STD_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -106,8 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``serve`` command line (also used without the ``serve`` word)."""
     parser = argparse.ArgumentParser(
         prog="glmbridge-server",
-        description="Serve the Anthropic Messages API on top of Z.ai GLM models.",
-        epilog="The server runs in the foreground until Ctrl-C. "
+        description="Serve Z.ai's GLM models to Anthropic Messages, OpenAI Chat and Responses, "
+        "and Gemini API clients (Claude Code, Codex CLI, gemini-cli, the SDKs).",
+        epilog="API keys: ZAI_API_KEY (comma-separated for a key pool); the default upstream "
+        "is Z.ai's GLM Coding Plan (Pro: 2 requests at a time per key); a pay-as-you-go key "
+        "needs GLMBRIDGE_UPSTREAM=zai, a Lite or Max plan GLMBRIDGE_PLAN=lite or max. "
+        "The server runs in the foreground until Ctrl-C. "
         "Subcommands: serve (default); claude [--mock] [--yolo] [--statusline] [--port N] "
         "[claude args...] (start Claude Code on glmbridge); codex [--mock] [--port N] "
         "[codex args...] (start Codex CLI on glmbridge); gemini [--mock] [--port N] "
@@ -178,6 +183,10 @@ def _announce(settings: Settings, url: str) -> None:
                 "Set ZAI_API_KEY (or run with --mock).",
                 file=err,
             )
+        from glmbridge_server.settings import key_warnings
+
+        for line in key_warnings(settings.api_keys):
+            print(line, file=err)
     if not settings.is_loopback:
         print(
             f"note: listening on {settings.host}, reachable from other machines; every "
@@ -188,10 +197,37 @@ def _announce(settings: Settings, url: str) -> None:
     mock = " --mock" if settings.mock else ""
     print(f"use it: glmbridge-server claude --port {url.rpartition(':')[2]}{mock}", file=err)
     manual = " ".join(f"{k}={v}" for k, v in _manual_env(settings).items())
-    print(f"    or: ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN={token} {manual} claude",
+    # no self-update (a global npm install) and no telemetry while on the bridge
+    quiet = "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1"
+    print(f"    or: ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN={token} {quiet} {manual} claude",
           file=err)  # fmt: skip
     print("running in the foreground; Ctrl-C stops it", file=err)
     err.flush()
+
+
+# The modules each optional feature needs, and the extra that installs them. uvloop is not
+# here: uvicorn uses it when present and asyncio otherwise; zstandard is checked per request
+# (a zstd body without it is a 415).
+_SERVER_MODULES = ("starlette", "uvicorn", "httpx2", "anyio", "prometheus_client", "httptools")
+
+
+def missing_extra(settings: Settings) -> str | None:
+    """The configuration error for a setting whose optional dependency is not installed
+    (``None``: everything the settings need imports)."""
+    import importlib
+
+    needs = [(m, "server", "the server") for m in _SERVER_MODULES]
+    if settings.redis_url:
+        needs.append(("redis", "redis", "redis_url"))
+    for module, extra, what in needs:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return (
+                f"{what} needs the {module} package, which is not installed: "
+                f"pip install 'glmbridge[{extra}]'"
+            )
+    return None
 
 
 def settle_heap() -> None:
@@ -207,13 +243,33 @@ def settle_heap() -> None:
 
 def _manual_env(settings: Settings) -> dict[str, str]:
     """What the launcher would give Claude Code for models and context, for a manual start."""
-    from glmbridge_server.launcher import context_window, model_env
+    from glmbridge_server.launch.claude import context_window, model_env
     from glmbridge_server.routes.config import effective_models
     from glmbridge_server.settings import route_table
 
     table = route_table(settings.models, settings.upstreams)
     models = effective_models(table)
     return model_env(models, context_window(models, (), {}, table))
+
+
+def _port_holder(settings: Settings) -> str:
+    """Who holds the port, and what to do: a glmbridge (its ``/health``) or another program."""
+    from glmbridge_server.launch.background import LauncherError, Mode, Target, probe
+
+    other = f"--port {settings.port + 1}" if settings.port < 65535 else "--port N"
+    target = Target(settings, settings.port)
+    try:
+        health = probe(target, timeout=1.0)
+    except LauncherError:
+        health = None
+    if health is None:
+        return f"another program holds the port; choose another: glmbridge-server {other}"
+    mode = Mode.of_health(health).describe()
+    return (
+        f"a glmbridge already runs there (pid {health.get('pid')}, serving {mode}): use it as "
+        f"it is, stop it (glmbridge-server stop --port {settings.port}, or Ctrl-C where it "
+        f"runs), or choose another port: glmbridge-server {other}"
+    )
 
 
 def serve(settings: Settings) -> int:
@@ -233,6 +289,8 @@ def serve(settings: Settings) -> int:
     except OSError as exc:
         where = f"{settings.host}:{settings.port}"
         print(f"glmbridge-server: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
+        if exc.errno == errno.EADDRINUSE:
+            print(f"glmbridge-server: {_port_holder(settings)}", file=sys.stderr)
         return 1
     secrets = [*settings.api_keys, *([settings.auth_token] if settings.auth_token else [])]
     secrets += settings.media_api_keys  # media (issue 21): its keys are scrubbed too
@@ -289,6 +347,8 @@ def _server_class() -> type[Any]:
             await super().shutdown(sockets)
 
     return Server
+
+
 def usage(argv: Sequence[str]) -> int:
     """``glmbridge-server usage``: usage summaries per day, model or key, with credits."""
     import time
@@ -333,20 +393,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``glmbridge-server`` and ``python -m glmbridge_server``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "statusline":
-        from glmbridge_server import statusline
+        from glmbridge_server.launch import statusline
 
         return statusline.main(args[1:])
     if args and args[0] == "usage":
         return usage(args[1:])
     if args and args[0] in ("claude", "codex", "gemini", "status", "stop"):
-        from glmbridge_server import launcher
+        from glmbridge_server.launch import control, launcher
 
         command = {
             "claude": launcher.main_claude,
             "codex": launcher.main_codex,
             "gemini": launcher.main_gemini,
-            "status": launcher.main_status,
-            "stop": launcher.main_stop,
+            "status": control.main_status,
+            "stop": control.main_stop,
         }[args[0]]
         try:
             return command(args[1:])
@@ -367,5 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(cli)
     except SettingsError as exc:
         print(f"glmbridge-server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    missing = missing_extra(settings)
+    if missing is not None:
+        print(f"glmbridge-server: configuration error: {missing}", file=sys.stderr)
         return 2
     return serve(settings)

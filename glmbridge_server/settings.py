@@ -31,6 +31,7 @@ from glmbridge.routing import DEFAULT_ROUTE_TABLE, RouteTable
 __all__ = [
     "Settings",
     "convert_setting",
+    "key_warnings",
     "SettingsError",
     "load_settings",
     "parse_dotenv",
@@ -384,6 +385,24 @@ def keys_fingerprint(keys: tuple[str, ...]) -> str | None:
         return None
     data = "\n".join(sorted(keys)).encode()
     return hashlib.sha256(b"glmbridge-keys\0" + data).hexdigest()[:16]
+
+
+# What other providers' keys start with; a Z.ai key is "<32 hex digits>.<16 characters>".
+_FOREIGN_KEYS = (("sk-ant-", "an Anthropic"), ("sk-", "an OpenAI-style"), ("AIza", "a Google"))
+
+
+def key_warnings(keys: tuple[str, ...]) -> list[str]:
+    """A warning for each key that cannot be a Z.ai key (never the key itself)."""
+    out = []
+    for n, key in enumerate(keys, start=1):
+        kind = next((k for prefix, k in _FOREIGN_KEYS if key.startswith(prefix)), None)
+        if kind is not None:
+            which = f"key {n} of {len(keys)}" if len(keys) > 1 else "the key"
+            out.append(
+                f"warning: ZAI_API_KEY: {which} looks like {kind} key, not a Z.ai one "
+                "(Z.ai will answer 401); get one at https://z.ai/manage-apikey/apikey-list"
+            )
+    return out
 
 
 def redact_url(url: str) -> str:

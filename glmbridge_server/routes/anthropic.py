@@ -32,7 +32,7 @@ from glmbridge.protocols.openai.tokenizer import tokenizer_body, tokenizer_url
 from glmbridge.routing import ModelSpec, RouteTable, model_info, offered, resolve_route
 from glmbridge.upstream_errors import scrub
 from glmbridge_server import relay
-from glmbridge_server.codex import codex_catalog
+from glmbridge_server.launch.codex import codex_catalog
 from glmbridge_server.routes import (
     anthropic_client,
     error_response,

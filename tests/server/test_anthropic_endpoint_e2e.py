@@ -21,7 +21,7 @@ from glmbridge import validate_anthropic_stream
 from glmbridge_server.app import create_app
 from glmbridge_server.settings import Settings
 from tests.server.conftest import RunningServer, run_in_thread
-from tests.server.test_claude_code_cli import claude_bin, run_claude  # noqa: F401
+from tests.server.launch.test_claude_code_cli import claude_bin, run_claude  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 

@@ -15,9 +15,9 @@ import httpx2
 import pytest
 from starlette.applications import Starlette
 
-from glmbridge_server import statusline
 from glmbridge_server.app import create_app
 from glmbridge_server.cli import main
+from glmbridge_server.launch import statusline
 from glmbridge_server.settings import Settings
 from glmbridge_server.usage_report import summarize
 from glmbridge_server.usage_store import UsageRow, UsageStore, open_readonly

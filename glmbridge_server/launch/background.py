@@ -27,6 +27,8 @@ __all__ = [
     "LauncherError",
     "Mode",
     "Target",
+    "fetch_config",
+    "fetch_models",
     "probe",
     "process_alive",
     "read_pid_file",
@@ -37,6 +39,7 @@ __all__ = [
 
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0
+
 
 class LauncherError(Exception):
     """A problem to report to the user, with the exit status to use."""
@@ -174,6 +177,32 @@ def _foreign(target: Target, why: str) -> LauncherError:
     )
 
 
+def fetch_config(target: Target) -> dict[str, Any]:
+    """The running server's configuration view (``GET /config``, secrets redacted)."""
+    response = httpx2.get(
+        f"{target.url}/config", headers=target.headers(), timeout=5.0, trust_env=False
+    )
+    if response.status_code == 401:
+        raise LauncherError(
+            f"glmbridge-server: the glmbridge on port {target.port} requires an auth token; "
+            "set GLMBRIDGE_AUTH_TOKEN to the token it was started with"
+        )
+    if response.status_code != 200:
+        raise LauncherError(f"glmbridge-server: GET /config answered {response.status_code}")
+    config = response.json()
+    if not isinstance(config, dict):
+        raise LauncherError("glmbridge-server: GET /config is not a JSON object")
+    return config
+
+
+def fetch_models(target: Target) -> dict[str, str]:
+    """The running server's effective model map (from ``GET /config``)."""
+    models = fetch_config(target).get("effective_models")
+    if not isinstance(models, dict):
+        raise LauncherError("glmbridge-server: GET /config has no effective_models")
+    return {str(k): str(v) for k, v in models.items()}
+
+
 def read_pid_file(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -247,7 +276,6 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-
 def terminate(pid: int) -> None:
     """SIGTERM (graceful: running streams get a few seconds), then SIGKILL if needed."""
     os.kill(pid, signal.SIGTERM)
@@ -257,4 +285,3 @@ def terminate(pid: int) -> None:
             return
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
-

@@ -98,8 +98,23 @@ def _fetch(url: str) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
+USAGE = """\
+usage: glmbridge-server statusline [--url URL]
+
+Claude Code's status line command: reads the JSON Claude Code pipes to it on stdin and
+prints one line from the gateway's /status (the model that answered, context use, quota
+window, slots, queue). The gateway is --url, else $GLMBRIDGE_URL, else $ANTHROPIC_BASE_URL,
+else http://127.0.0.1:4567; its token $GLMBRIDGE_AUTH_TOKEN or $ANTHROPIC_AUTH_TOKEN.
+`glmbridge-server claude --statusline` sets it up; by hand, in ~/.claude/settings.json:
+  {"statusLine": {"type": "command", "command": "glmbridge-server statusline"}}"""
+
+
 def main(argv: list[str]) -> int:
-    """Read Claude Code's JSON on stdin, print one line; always exits 0."""
+    """Read Claude Code's JSON on stdin, print one line; always exits 0 (``--help``: the
+    usage, without reading stdin)."""
+    if "-h" in argv or "--help" in argv:
+        print(USAGE)
+        return 0
     url = argv[argv.index("--url") + 1] if "--url" in argv[:-1] else None
     url = url or os.environ.get("GLMBRIDGE_URL") or os.environ.get("ANTHROPIC_BASE_URL")
     try:

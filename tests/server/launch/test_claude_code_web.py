@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 from glmbridge_server.app import create_app
-from glmbridge_server.launcher import CLAUDE_SETTINGS
+from glmbridge_server.launch.claude import CLAUDE_SETTINGS
 from tests.server.conftest import RunningServer, make_bridge_settings, run_in_thread
-from tests.server.test_claude_code_cli import claude_bin  # noqa: F401 (a fixture)
+from tests.server.launch.test_claude_code_cli import claude_bin  # noqa: F401 (a fixture)
 
 pytestmark = [
     pytest.mark.e2e,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from glmbridge_server.codex import codex_argv
+from glmbridge_server.launch.codex import codex_argv
 from tests.server.conftest import RunningServer
 
 CODEX_VERSION = "0.171.0"
@@ -108,9 +108,7 @@ def test_codex_applies_a_freeform_patch(
     codex_bin: Path, bridge: RunningServer, sim: RunningServer, tmp_path: Path
 ) -> None:
     patch = "*** Begin Patch\n*** Add File: hello.txt\n+written by glm\n*** End Patch\n"
-    directive = json.dumps(
-        {"tool_calls": [{"name": "apply_patch", "arguments": {"input": patch}}]}
-    )
+    directive = json.dumps({"tool_calls": [{"name": "apply_patch", "arguments": {"input": patch}}]})
     proc, work = run_codex(codex_bin, bridge, tmp_path, f"create the file [[sim:{directive}]]")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (work / "hello.txt").read_text() == "written by glm\n"

@@ -108,9 +108,7 @@ def test_claude_code_runs_a_bash_tool_call_and_reports_its_output(
     assert len(bodies[-1]["tools"]) >= 20
 
 
-def test_claude_code_plain_answer(
-    claude_bin: Path, bridge: RunningServer, tmp_path: Path
-) -> None:
+def test_claude_code_plain_answer(claude_bin: Path, bridge: RunningServer, tmp_path: Path) -> None:
     code, result = run_claude(claude_bin, bridge, tmp_path, "[[sim:text]] tell me about GLM")
     assert code == 0, result
     assert result["is_error"] is False

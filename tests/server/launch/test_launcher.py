@@ -23,12 +23,12 @@ from starlette.applications import Starlette
 
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, RouteTable, model_info
 from glmbridge_server.app import create_app
-from glmbridge_server.launcher import (
+from glmbridge_server.launch.background import process_alive
+from glmbridge_server.launch.claude import (
     CLAUDE_SETTINGS,
     claude_argv,
     claude_env,
     context_window,
-    process_alive,
 )
 from glmbridge_server.settings import Settings
 from tests.server.conftest import SIM_KEY
@@ -67,6 +67,8 @@ def base_env(home: Path, **extra: str) -> dict[str, str]:
         "XDG_STATE_HOME": str(home / "state"),
         "CLAUDE_DUMP": str(home / "dump.json"),
     }
+    if "PYTHONPATH" in os.environ:  # the tree under test, when it is not the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     env.update(extra)
     return env
 
@@ -441,7 +443,10 @@ def test_a_server_in_another_mode_is_restarted_never_silently_reused(
         pids.append(health["pid"])
         assert pids[1] != pids[0] and not process_alive(pids[0])
         assert (health["mode"], health["keys"], health["upstream_url"]) == (
-            "keys", 2, upstream_of(sim))
+            "keys",
+            2,
+            upstream_of(sim),
+        )
 
         # A terminal without the keys reuses the keyed server (the keys live in it).
         plain = run(home, "claude", "--port", str(port),
@@ -503,8 +508,13 @@ def test_a_server_the_launcher_did_not_start_is_refused_with_the_command(
     assert other.returncode == 1 and "zai (https://api.z.ai/api/paas/v4)" in other.stderr
 
     # the same upstream and number of keys, but another key
-    rotated = run(home, "claude", "--port", port,
-                  env=base_env(home, ZAI_API_KEY="k-new", GLMBRIDGE_UPSTREAM=upstream_of(sim)))
+    rotated = run(
+        home,
+        "claude",
+        "--port",
+        port,
+        env=base_env(home, ZAI_API_KEY="k-new", GLMBRIDGE_UPSTREAM=upstream_of(sim)),
+    )
     assert rotated.returncode == 1, rotated.stderr
     assert "other keys than this environment's" in rotated.stderr
     assert "k-new" not in rotated.stderr and SIM_KEY not in rotated.stderr
@@ -549,14 +559,16 @@ def test_claude_argv_with_the_statusline() -> None:
     import json as _json
     import sys as _sys
 
-    from glmbridge_server.launcher import take_flag
+    from glmbridge_server.launch.claude import CLAUDE
+    from glmbridge_server.launch.launcher import parse
 
-    assert take_flag(["--yolo", "--statusline", "-p", "x"], "--statusline") == (
-        True, ["--yolo", "-p", "x"])  # fmt: skip
-    flagged = take_flag(["--port", "5000", "--statusline"], "--statusline")
-    assert flagged == (True, ["--port", "5000"])
+    opts, rest = parse(["--yolo", "--statusline", "-p", "x"], CLAUDE.flags)
+    assert opts.flags == {"--yolo", "--statusline"} and rest == ["-p", "x"]
+    opts, rest = parse(["--port", "5000", "--statusline"], CLAUDE.flags)
+    assert opts.flags == {"--statusline"} and opts.port == "5000" and rest == []
     # after the first claude argument it belongs to claude
-    assert take_flag(["-p", "--statusline"], "--statusline") == (False, ["-p", "--statusline"])
+    opts, rest = parse(["-p", "--statusline"], CLAUDE.flags)
+    assert not opts.flags and rest == ["-p", "--statusline"]
     argv = claude_argv(["-p", "x"], yolo=False, statusline=True)
     assert argv[:2] == ["claude", "--settings"] and argv[3:] == ["-p", "x"]
     settings = _json.loads(argv[2])

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from glmbridge.routing import ModelSpec, RouteTable
+from glmbridge_server.launch.client import Client, Run, command_line
 
-__all__ = ["BASE_INSTRUCTIONS", "codex_argv", "codex_catalog", "codex_env", "config_toml"]
+__all__ = ["BASE_INSTRUCTIONS", "CODEX", "codex_argv", "codex_catalog", "codex_env", "config_toml"]
 
 PROVIDER = "glmbridge"
 KEY_VARIABLE = "GLMBRIDGE_API_KEY"
@@ -122,3 +124,73 @@ def codex_env(environ: Mapping[str, str], token: str | None) -> dict[str, str]:
     env = dict(environ)
     env[KEY_VARIABLE] = token or "glmbridge"
     return env
+
+
+def _argv(run: Run) -> list[str]:
+    return codex_argv(run.args, run.target.url, run.table.default_model)
+
+
+def _env(run: Run) -> dict[str, str]:
+    return codex_env(run.environ, run.token)
+
+
+# Codex's options that take a value (so the word after them is not a subcommand).
+_VALUED = frozenset({"-c", "--config", "-m", "--model", "-p", "--profile", "-C", "--cd", "-i",
+                     "--image", "-s", "--sandbox", "-a", "--ask-for-approval", "--add-dir",
+                     "--local-provider", "--output-schema", "-o", "--output-last-message",
+                     "--color"})  # fmt: skip
+
+
+def _exec_at(args: Sequence[str]) -> int | None:
+    """Where the ``exec`` (alias ``e``) subcommand is in Codex's arguments, if it is there."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _VALUED:
+            i += 2
+            continue
+        if not arg.startswith("-"):
+            return i if arg in ("exec", "e") else None
+        i += 1
+    return None
+
+
+def _workdir(run: Run) -> Path:
+    """The directory Codex works in: ``-C``/``--cd`` if given, else the launcher's."""
+    folder = run.cwd
+    for i, arg in enumerate(run.args[:-1]):
+        if arg in ("-C", "--cd"):
+            folder = run.cwd / run.args[i + 1]
+    return folder
+
+
+def _in_git_repository(folder: Path) -> bool:
+    """Whether ``folder`` is in a git work tree: what Codex 0.171's ``exec`` requires (a
+    project trusted in its config.toml does not count, tried)."""
+    return any((p / ".git").exists() for p in (folder, *folder.parents))
+
+
+def exec_hints(run: Run) -> list[str]:
+    """``codex exec`` outside a git repository refuses to run ("Not inside a trusted
+    directory and --skip-git-repo-check was not specified"): the command with Codex's
+    consent flag, for this run only."""
+    at = _exec_at(run.args)
+    if at is None or "--skip-git-repo-check" in run.args or _in_git_repository(_workdir(run)):
+        return []
+    args = [*run.args[: at + 1], "--skip-git-repo-check", *run.args[at + 1 :]]
+    return [
+        "codex exec runs only inside a git repository; to run it here: " + command_line(run, args)
+    ]
+
+
+CODEX = Client(
+    command="codex",
+    package="@openai/codex",
+    usage="glmbridge-server codex [--mock] [--port N] [--] [codex args...]\n\n"
+    "Start Codex CLI on glmbridge (a background server if needed; see `claude --help`).",
+    # --yolo is taken but not translated: Codex's own flag is
+    # --dangerously-bypass-approvals-and-sandbox.
+    argv=_argv,
+    env=_env,
+    hints=exec_hints,
+)
