@@ -31,10 +31,12 @@ from glmbridge.errors import (
     UpstreamProtocolError,
     UpstreamTimeoutError,
 )
-from glmbridge.exchange import Exchange, ExchangeStream, FrontDoor, UpstreamCodec
-from glmbridge.grammar import StreamGrammarError, validate_anthropic_stream
+from glmbridge.exchange import Exchange, ExchangeStream
 from glmbridge.ir import Message, Request, Response, StopReason, Usage
 from glmbridge.profiles import PROFILES, UpstreamProfile
+from glmbridge.protocols.anthropic.grammar import validate_anthropic_stream
+from glmbridge.protocols.stream_grammar import StreamGrammarError
+from glmbridge.roles import FrontDoor, UpstreamCodec
 from glmbridge.routing import (
     DEFAULT_ROUTE_TABLE,
     ModelSpec,

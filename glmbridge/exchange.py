@@ -4,9 +4,9 @@ Theory of operation
 -------------------
 Every front door (the protocol a client speaks) and every upstream codec (the protocol
 an upstream speaks) meets the other only in the IR, so N doors and M upstreams cost
-N + M codecs. Their roles are the two ``typing.Protocol`` classes below. An
-:class:`Exchange` composes one of each for one request; it is sans-I/O, and written
-once. The server and the in-process SDK transports are its thin drivers::
+N + M codecs. Their roles are the ``typing.Protocol`` classes of :mod:`glmbridge.roles`
+(re-exported here). An :class:`Exchange` composes one of each for one request; it is
+sans-I/O, and written once. The server and the in-process SDK transports are its thin drivers::
 
     ex = Exchange.prepare(door, body, table=table, upstream=profile)   # decode, route
     POST ex.url with ex.body and ex.headers(key)                          # driver: I/O
@@ -48,9 +48,8 @@ Errors are sticky: after an exception, every later call raises ``StreamStateErro
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from enum import Enum
-from typing import Protocol
 
 import msgspec
 
@@ -59,7 +58,9 @@ from glmbridge import ids, ir
 from glmbridge.accumulate import Accumulator
 from glmbridge.errors import ErrorKind, GlmbridgeError, StreamStateError, UpstreamError
 from glmbridge.profiles import UpstreamProfile
+from glmbridge.protocols import upstream_codec
 from glmbridge.reasoning_gate import ReasoningDropper, drop_reasoning, wants_reasoning
+from glmbridge.roles import DoorStreamEncoder, FrontDoor, UpstreamCodec, UpstreamStreamDecoder
 from glmbridge.routing import (
     DEFAULT_ROUTE_TABLE,
     ModelSpec,
@@ -83,73 +84,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("glmbridge.exchange")
-
-
-# --- the two roles ---------------------------------------------------------------------------
-
-
-class DoorStreamEncoder(Protocol):
-    """IR events -> the door's stream bytes."""
-
-    def feed(self, event: ev.Event) -> bytes: ...
-    def flush(self) -> bytes: ...
-    def fail(self, err: GlmbridgeError) -> bytes:
-        """The bytes that end the stream with ``err`` (a transport failure)."""
-    def keepalive(self) -> bytes:
-        """A frame that keeps an idle stream alive (Anthropic ``ping``, an SSE comment, a
-        Responses ``response.in_progress`` event: Codex's idle timer ignores comments)."""
-
-
-class FrontDoor(Protocol):
-    """The protocol a client speaks: requests in, answers and errors out."""
-
-    name: str
-    stream_content_type: str
-    """The ``content-type`` of a streamed answer (``text/event-stream; charset=utf-8``)."""
-
-    def decode_request(self, body: bytes) -> ir.Request: ...
-    def for_request(self, req: ir.Request) -> FrontDoor:
-        """This door bound to one decoded request (what its answer must echo: the
-        model name, OpenAI ``include_usage``, a Responses request's settings …)."""
-    def encode_response(self, resp: ir.Response) -> bytes: ...
-    def stream_encoder(self) -> DoorStreamEncoder: ...
-    def encode_error(
-        self, err: GlmbridgeError, *, request_id: str | None = None
-    ) -> tuple[int, bytes]: ...
-    def error_headers(self, err: GlmbridgeError) -> dict[str, str]: ...
-    def error_event(self, err: GlmbridgeError) -> bytes: ...
-
-
-class UpstreamStreamDecoder(Protocol):
-    """One SSE ``data:`` payload at a time -> IR events."""
-
-    error: UpstreamError | None
-
-    @property
-    def answered(self) -> bool: ...
-    def feed(self, data: bytes | str) -> list[ev.Event]: ...
-    def flush(self) -> list[ev.Event]: ...
-
-
-class UpstreamCodec(Protocol):
-    """The protocol an upstream speaks: IR requests out, answers and errors in."""
-
-    @property
-    def path(self) -> str:
-        """Appended to the profile's base URL (``/chat/completions``)."""
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """Fixed request headers besides auth and content negotiation."""
-
-    def encode_request(self, req: ir.Request, route: Route) -> bytes: ...
-    def decode_response(self, body: bytes, *, model: str, input_estimate: int) -> ir.Response: ...
-    def stream_decoder(
-        self, *, model: str, message_id: str, input_tokens_estimate: int
-    ) -> UpstreamStreamDecoder: ...
-    def decode_error(
-        self, status: int, body: bytes, *, retry_after: float | None = None
-    ) -> UpstreamError: ...
 
 
 # --- request adaptation (protocol-independent) --------------------------------------------
@@ -196,8 +130,6 @@ class Exchange:
         input_estimate: int = 0,
         message_id: str | None = None,
     ) -> None:
-        from glmbridge.protocols import upstream_codec  # the registry imports this module
-
         self.door = door.for_request(request)
         self.show_reasoning = wants_reasoning(request)
         """Whether the client asked for reasoning (:mod:`glmbridge.reasoning_gate`):

@@ -29,10 +29,10 @@ import msgspec
 
 from glmbridge import events as ev
 from glmbridge import ir
+from glmbridge.roles import UpstreamStreamDecoder
 
 if TYPE_CHECKING:
     from glmbridge.errors import UpstreamError
-    from glmbridge.exchange import UpstreamStreamDecoder
 
 __all__ = ["ReasoningDropper", "drop_reasoning", "wants_reasoning"]
 

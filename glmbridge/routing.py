@@ -360,9 +360,7 @@ def _current_turn_media(req: ir.Request) -> tuple[bool, bool, bool]:
             for part in inner:
                 image = image or isinstance(part, ir.ImageBlock)
                 video = video or isinstance(part, ir.VideoBlock)
-                files = files or (
-                    isinstance(part, ir.DocumentBlock) and part.source.type != "text"
-                )
+                files = files or (isinstance(part, ir.DocumentBlock) and part.source.type != "text")
         break
     return image, video, files
 

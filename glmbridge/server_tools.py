@@ -407,8 +407,7 @@ def _add_usage(a: ir.Usage, b: ir.Usage) -> ir.Usage:
         input_tokens=a.input_tokens + b.input_tokens,
         output_tokens=a.output_tokens + b.output_tokens,
         cache_read_input_tokens=a.cache_read_input_tokens + b.cache_read_input_tokens,
-        cache_creation_input_tokens=a.cache_creation_input_tokens
-        + b.cache_creation_input_tokens,
+        cache_creation_input_tokens=a.cache_creation_input_tokens + b.cache_creation_input_tokens,
         reasoning_tokens=(
             None
             if a.reasoning_tokens is None and b.reasoning_tokens is None

@@ -241,9 +241,7 @@ def _means_not_in_plan(err: UpstreamError, in_plan: bool | None) -> bool:
     return False
 
 
-def plan_error(
-    err: UpstreamError, *, model: str, plan: str, in_plan: bool | None
-) -> UpstreamError:
+def plan_error(err: UpstreamError, *, model: str, plan: str, in_plan: bool | None) -> UpstreamError:
     """``err`` reclassified as "model not in your plan" when that is what it means.
 
     Z.ai says so in several ways (zai-fidelity 1.3, 4.3, 4.4, 4.9): 1311 "plan does not

@@ -145,7 +145,10 @@ class Description:
 
 
 def with_descriptions(
-    req: ir.Request, descriptions: Mapping[str, Description], *, reader: str,
+    req: ir.Request,
+    descriptions: Mapping[str, Description],
+    *,
+    reader: str,
     only_described: bool = False,
 ) -> ir.Request:
     """``req`` with every image replaced by a text block: its description from

@@ -8,7 +8,7 @@ from glmbridge import events as ev
 from glmbridge import ir
 from glmbridge.accumulate import Accumulator, accumulate
 from glmbridge.errors import ErrorKind, StreamStateError, UpstreamError, UpstreamProtocolError
-from glmbridge.grammar import validate_event_sequence
+from glmbridge.protocols.anthropic.grammar import validate_event_sequence
 
 START = ev.MessageStart(id="msg_1", model="claude-sonnet-4-5", usage=ir.Usage(input_tokens=9))
 FINAL = ir.Usage(input_tokens=10, output_tokens=42, cache_read_input_tokens=3)

@@ -27,10 +27,10 @@ import glmbridge
 from glmbridge import events as ev
 from glmbridge import ids, ir
 from glmbridge.errors import GlmbridgeError, StreamStateError, UpstreamError
-from glmbridge.grammar import validate_event_sequence
 from glmbridge.protocols import anthropic as ac
 from glmbridge.protocols import openai as oa
-from glmbridge.protocols.openai.stream import TRUNCATED_MESSAGE
+from glmbridge.protocols.anthropic.grammar import validate_event_sequence
+from glmbridge.protocols.openai.upstream_stream import TRUNCATED_MESSAGE
 from glmbridge.protocols.openai.wire import NETWORK_ERROR_MESSAGE
 from tests.strategies import (
     GlmStream,

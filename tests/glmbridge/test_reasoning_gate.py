@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from glmbridge import events as ev
 from glmbridge import ir
 from glmbridge.accumulate import accumulate
-from glmbridge.grammar import validate_event_sequence
 from glmbridge.protocols import openai as oa
+from glmbridge.protocols.anthropic.grammar import validate_event_sequence
 from glmbridge.reasoning_gate import ReasoningDropper, drop_reasoning, wants_reasoning
 from tests.strategies import GlmStream, glm_streams, non_stream_body
 
@@ -53,10 +53,14 @@ def test_dropper_removes_exactly_the_thinking_blocks(stream: GlmStream) -> None:
         or (isinstance(e, ev.BlockStart) and isinstance(e.block, ir.ThinkingBlock))
         for e in dropped
     )
+
     # the same events otherwise, in the same order (indices aside), same usage and ending
     def strip(events: list[ev.Event]) -> list[object]:
-        thinking = {e.index for e in events
-                    if isinstance(e, ev.BlockStart) and isinstance(e.block, ir.ThinkingBlock)}
+        thinking = {
+            e.index
+            for e in events
+            if isinstance(e, ev.BlockStart) and isinstance(e.block, ir.ThinkingBlock)
+        }
         return [
             {k: v for k, v in msgspec.to_builtins(e).items() if k not in ("index", "id")}
             for e in events

@@ -260,7 +260,9 @@ def test_a_model_outside_the_coding_plan_is_a_clear_client_error(model: str) -> 
 def test_unknown_and_configured_models_are_not_checked() -> None:
     coding = PROFILES["zai-coding"]
     assert resolve_route(req("glm-9"), upstream=coding).model == "glm-9"
-    table = RouteTable.from_mapping({"models": {"my-model": {"context_window": 1, "max_output": 1}}})
+    table = RouteTable.from_mapping(
+        {"models": {"my-model": {"context_window": 1, "max_output": 1}}}
+    )
     assert resolve_route(req("my-model"), table, upstream=coding).model == "my-model"
 
 

@@ -53,14 +53,14 @@ def test_the_describer_is_asked_with_the_image_and_the_users_words() -> None:
 def test_images_become_fenced_descriptions_or_placeholders() -> None:
     out = with_descriptions(
         REQ,
-        {image_key(A): Description("A cat. Visible text: \"hi\"", describer="glm-4.6v")},
+        {image_key(A): Description('A cat. Visible text: "hi"', describer="glm-4.6v")},
         reader="glm-4.7",
     )
     assert find_images(out) == []
     first = out.messages[0].content[0]
     assert isinstance(first, ir.TextBlock)
     assert first.text.startswith("[Image 1: glm-4.7 cannot see images, so glm-4.6v described it.")
-    assert "<image_description>\nA cat. Visible text: \"hi\"\n</image_description>" in first.text
+    assert '<image_description>\nA cat. Visible text: "hi"\n</image_description>' in first.text
     result = out.messages[2].content[0]
     assert isinstance(result, ir.ToolResultBlock)
     texts = [b.text for b in result.content if isinstance(b, ir.TextBlock)]

@@ -16,8 +16,8 @@ from glmbridge import ir
 from glmbridge.accumulate import accumulate
 from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError, UpstreamProtocolError
 from glmbridge.events import MessageDelta, MessageStart, MessageStop
-from glmbridge.grammar import validate_anthropic_stream, validate_event_sequence
 from glmbridge.protocols import anthropic as ac
+from glmbridge.protocols.anthropic.grammar import validate_anthropic_stream, validate_event_sequence
 from glmbridge.server_tools import SEARCH_FUNCTION, ServerToolLoop, block_events, cite
 from glmbridge.websearch import (
     SearchFailure,
@@ -100,7 +100,7 @@ def test_a_body_that_is_not_an_answer_is_a_protocol_error() -> None:
 
 
 def test_result_tokens_round_trip_and_foreign_ones_are_ignored() -> None:
-    hit = SearchHit(url="https://a.com/é", title="A \"quoted\"", content="x" * 50)
+    hit = SearchHit(url="https://a.com/é", title='A "quoted"', content="x" * 50)
     assert hit_from_token(hit_token(hit)) == hit
     assert hit_from_token("EqkCCkYIBxgCKkD…anthropic") is None
     assert hit_from_token("glmb1.!!!") is None

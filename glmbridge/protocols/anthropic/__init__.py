@@ -1,10 +1,10 @@
 """Anthropic Messages: the front door, and Z.ai's Anthropic-compatible upstream.
 
-Modules (the same names in every protocol package): ``wire`` (msgspec Structs),
-``request`` (wire <-> IR requests), ``response`` (wire <-> IR answers), ``stream``
-(``StreamEncoder``: IR events -> SSE bytes; ``StreamDecoder``: an upstream's SSE
-payloads -> IR events), ``errors`` (error bodies, events and upstream error decoding),
-``door`` and ``upstream`` (the two roles of :mod:`glmbridge.exchange`).
+Both roles, so every module name of :mod:`glmbridge.protocols`: ``door_request``,
+``door_response``, ``door_stream`` (``StreamEncoder``), ``grammar``
+(:func:`validate_anthropic_stream`), ``door``; ``upstream_request``,
+``upstream_response``, ``upstream_stream`` (``StreamDecoder``), ``upstream``; ``wire``
+and ``errors`` (error bodies, events and upstream error decoding).
 
 Inbound requests decode in two steps. The envelope (``MessageCreateParams``) is one
 typed msgspec decode with content blocks left as ``msgspec.Raw``; each block is then
@@ -17,6 +17,13 @@ path (``messages.2.content.0.tool_use_id: required``).
 from __future__ import annotations
 
 from glmbridge.protocols.anthropic.door import DOOR, AnthropicDoor
+from glmbridge.protocols.anthropic.door_request import (
+    decode_count_tokens_request,
+    decode_request,
+    request_to_ir,
+)
+from glmbridge.protocols.anthropic.door_response import encode_response, response_from_ir
+from glmbridge.protocols.anthropic.door_stream import StreamEncoder
 from glmbridge.protocols.anthropic.errors import (
     ERROR_TYPES,
     encode_error,
@@ -24,19 +31,10 @@ from glmbridge.protocols.anthropic.errors import (
     error_from_upstream,
     error_headers,
 )
-from glmbridge.protocols.anthropic.request import (
-    decode_count_tokens_request,
-    decode_request,
-    request_from_ir,
-    request_to_ir,
-)
-from glmbridge.protocols.anthropic.response import (
-    encode_response,
-    response_from_ir,
-    response_to_ir,
-)
-from glmbridge.protocols.anthropic.stream import StreamDecoder, StreamEncoder
 from glmbridge.protocols.anthropic.upstream import AnthropicUpstream
+from glmbridge.protocols.anthropic.upstream_request import request_from_ir
+from glmbridge.protocols.anthropic.upstream_response import response_to_ir
+from glmbridge.protocols.anthropic.upstream_stream import StreamDecoder
 
 __all__ = [
     "DOOR",

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from glmbridge import ir
+from glmbridge.protocols.anthropic.door_request import decode_request
+from glmbridge.protocols.anthropic.door_response import encode_response
+from glmbridge.protocols.anthropic.door_stream import StreamEncoder
 from glmbridge.protocols.anthropic.errors import encode_error, error_event, error_headers
-from glmbridge.protocols.anthropic.request import decode_request
-from glmbridge.protocols.anthropic.response import encode_response
-from glmbridge.protocols.anthropic.stream import StreamEncoder
 
 __all__ = ["DOOR", "AnthropicDoor"]
 
 
 class AnthropicDoor:
-    """Implements :class:`glmbridge.exchange.FrontDoor` for Anthropic Messages clients."""
+    """Implements :class:`glmbridge.roles.FrontDoor` for Anthropic Messages clients."""
 
     name = "anthropic"
     stream_content_type = "text/event-stream; charset=utf-8"
@@ -37,5 +37,6 @@ class AnthropicDoor:
     encode_error = staticmethod(encode_error)
     error_headers = staticmethod(error_headers)
     error_event = staticmethod(error_event)
+
 
 DOOR = AnthropicDoor()

@@ -37,9 +37,9 @@ import msgspec
 from glmbridge import ir
 from glmbridge.errors import UpstreamError
 from glmbridge.protocols.anthropic.errors import error_from_upstream
-from glmbridge.protocols.anthropic.request import request_from_ir
-from glmbridge.protocols.anthropic.response import response_to_ir
-from glmbridge.protocols.anthropic.stream import StreamDecoder
+from glmbridge.protocols.anthropic.upstream_request import request_from_ir
+from glmbridge.protocols.anthropic.upstream_response import response_to_ir
+from glmbridge.protocols.anthropic.upstream_stream import StreamDecoder
 from glmbridge.routing import Route
 
 __all__ = ["AnthropicUpstream", "for_upstream"]
@@ -99,7 +99,7 @@ def for_upstream(req: ir.Request, route: Route) -> ir.Request:
 
 
 class AnthropicUpstream:
-    """Implements :class:`glmbridge.exchange.UpstreamCodec` for Anthropic-compatible upstreams."""
+    """Implements :class:`glmbridge.roles.UpstreamCodec` for Anthropic-compatible upstreams."""
 
     path = "/v1/messages?beta=true"
     # Optional on Z.ai (research notes: both absent and present work); sent as the SDKs do.

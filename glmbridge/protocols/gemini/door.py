@@ -6,10 +6,10 @@ import msgspec
 
 from glmbridge import ir
 from glmbridge.errors import GlmbridgeError
+from glmbridge.protocols.gemini.door_request import decode_request
+from glmbridge.protocols.gemini.door_response import response_from_ir
+from glmbridge.protocols.gemini.door_stream import Framing, StreamEncoder
 from glmbridge.protocols.gemini.errors import encode_error, error_headers, error_object
-from glmbridge.protocols.gemini.request import decode_request
-from glmbridge.protocols.gemini.response import response_from_ir
-from glmbridge.protocols.gemini.stream import Framing, StreamEncoder
 
 __all__ = ["GEMINI_ARRAY_DOOR", "GEMINI_DOOR", "GeminiDoor"]
 
@@ -17,10 +17,10 @@ _ENCODE = msgspec.json.Encoder()
 
 
 class GeminiDoor:
-    """Implements :class:`glmbridge.exchange.FrontDoor` for Gemini API clients.
+    """Implements :class:`glmbridge.roles.FrontDoor` for Gemini API clients.
 
     The model is in the URL, not the body: the server decodes with
-    :func:`~glmbridge.protocols.gemini.request.decode_request` (``model=``) and uses the
+    :func:`~glmbridge.protocols.gemini.door_request.decode_request` (``model=``) and uses the
     door for everything else. ``framing`` is the stream form (``sse`` for ``?alt=sse``,
     else ``array``).
     """

@@ -43,7 +43,8 @@ candidatesTokenCount + thoughtsTokenCount``, cached tokens part of the prompt). 
 error object carries an integer ``code`` in 400..599 (the JS SDK ignores others), a
 ``message`` and a ``google.rpc`` ``status`` name, and optional ``details``.
 
-Every violation raises :class:`~glmbridge.grammar.StreamGrammarError` naming the rule and
+Every violation raises
+:class:`~glmbridge.protocols.stream_grammar.StreamGrammarError` naming the rule and
 the 0-based position of the offending item (``event 5 (chunk): …``). Rule names
 (``StreamGrammarError.rule``): ``sse framing``, ``sse comment``, ``event line``, ``no
 [DONE]``, ``line terminator``, ``error framing``, ``array framing``, ``json body``,
@@ -63,7 +64,7 @@ import json
 from enum import Enum
 from typing import Any, Literal, NoReturn
 
-from glmbridge.grammar import StreamGrammarError, usage_counts
+from glmbridge.protocols.stream_grammar import GrammarMachine, chunk_transitions, usage_counts
 
 __all__ = ["FINISH_REASONS", "RPC_STATUSES", "validate_gemini_stream"]
 
@@ -98,14 +99,9 @@ class _State(Enum):
 _S = _State
 
 # (state, step) -> next state. A missing pair is an ordering violation.
-_TRANSITIONS: dict[tuple[_State, str], _State] = {
-    (_S.BEFORE, "chunk"): _S.STREAMING,
-    (_S.STREAMING, "chunk"): _S.STREAMING,
-    (_S.BEFORE, "finish chunk"): _S.FINISHED,
-    (_S.STREAMING, "finish chunk"): _S.FINISHED,
-    (_S.BEFORE, "error"): _S.ERRORED,
-    (_S.STREAMING, "error"): _S.ERRORED,
-}
+_TRANSITIONS: dict[tuple[_State, str], _State] = chunk_transitions(
+    _S.BEFORE, _S.STREAMING, _S.FINISHED, _S.ERRORED
+)
 _FINAL_STATES = frozenset({_S.FINISHED, _S.ERRORED})
 
 _PART_KEYS = frozenset({"text", "thought", "functionCall"})
@@ -123,25 +119,21 @@ def _reject_constant(name: str) -> NoReturn:
 _JSON = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-class _Machine:
+class _Machine(GrammarMachine):
     """The stream state machine; it also folds the chunks into one response."""
 
+    TRANSITIONS = _TRANSITIONS
+    FINAL_STATES = _FINAL_STATES
+    UNFINISHED = "without a finishReason or an error"
+
     def __init__(self, include_thoughts: bool) -> None:
+        super().__init__(_S.BEFORE, position=0, name="item")
         self.include_thoughts = include_thoughts
-        self.state = _S.BEFORE
-        self.position = 0
-        self.name = "item"
-        self.identity: tuple[str, str] | None = None  # (modelVersion, responseId)
         self.parts: list[dict[str, Any]] = []  # folded: adjacent texts of a kind joined
         self.call_ids: set[str] = set()
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
-
-    def fail(self, rule: str, detail: str, *, at_end: bool = False) -> NoReturn:
-        where = "end of stream" if at_end else f"event {self.position} ({self.name})"
-        position = None if at_end else self.position
-        raise StreamGrammarError(f"{where}: {rule}: {detail}", rule=rule, position=position)
 
     def at(self, position: int, name: str) -> None:
         """Point error messages at the item ``position``; nothing may follow an error."""
@@ -149,16 +141,16 @@ class _Machine:
         if self.state is _S.ERRORED:
             self.fail("event order", "nothing may follow the error")
 
-    def advance(self, step: str) -> None:
-        """Apply the transition table for one step."""
+    def advance(self, step: str, kind: str | None = None) -> None:
+        """Apply the transition table for one step (named in later messages)."""
         self.name = step
-        new = _TRANSITIONS.get((self.state, step))
-        if new is None:
-            if self.state is _S.FINISHED:
-                what = "a chunk" if step != "error" else "an error"
-                self.fail("event order", f"{what} after the finish chunk: it must be the last")
-            self.fail("event order", f"{step} {self.state.value}: nothing may follow the error")
-        self.state = new
+        super().advance(step, kind)
+
+    def order_detail(self, kind: str) -> str:
+        if self.state is _S.FINISHED:
+            what = "a chunk" if kind != "error" else "an error"
+            return f"{what} after the finish chunk: it must be the last"
+        return f"{kind} {self.state.value}: nothing may follow the error"
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -207,25 +199,13 @@ class _Machine:
     def _candidate(self, candidates: Any) -> dict[str, Any]:
         if not isinstance(candidates, list) or len(candidates) != 1:
             self.fail("candidates", "candidates must be a list of exactly one candidate")
-        candidate = candidates[0]
-        if not isinstance(candidate, dict):
-            self.fail("candidates", "candidates[0] must be an object")
-        index = candidate.get("index")
-        if type(index) is not int or index != 0:
-            self.fail("candidates", f"candidates[0].index must be 0, got {index!r}")
-        return candidate
+        return self.only_choice(candidates, "candidates", "candidates")
 
     def _identity(self, body: dict[str, Any]) -> None:
         model, response_id = body.get("modelVersion"), body.get("responseId")
         if not isinstance(model, str) or not isinstance(response_id, str) or not response_id:
             self.fail("chunk identity", "modelVersion and a non-empty responseId are required")
-        if self.identity is None:
-            self.identity = (model, response_id)
-            return
-        for key, before, after in zip(("modelVersion", "responseId"), self.identity,
-                                      (model, response_id), strict=True):  # fmt: skip
-            if before != after:
-                self.fail("chunk identity", f"{key} changed from {before!r} to {after!r}")
+        self.keep_identity(("modelVersion", "responseId"), (model, response_id))
 
     def _content(self, content: Any) -> list[Any]:
         if not isinstance(content, dict):
@@ -292,11 +272,6 @@ class _Machine:
         if total != prompt + candidates + thoughts:
             detail = f"totalTokenCount {total} != {prompt} + {candidates} + {thoughts}"
             self.fail("usage total", f"{detail} (prompt + candidates + thoughts)")
-
-    def end(self) -> None:
-        if self.state not in _FINAL_STATES:
-            detail = f"ended {self.state.value}, without a finishReason or an error"
-            self.fail("truncated stream", detail, at_end=True)
 
     def result(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import time
-
 from glmbridge import ir
+from glmbridge.protocols.bound_door import BoundDoor
 from glmbridge.protocols.openai.door_request import decode_request
-from glmbridge.protocols.openai.door_response import StreamEncoder, response_from_ir
+from glmbridge.protocols.openai.door_response import response_from_ir
+from glmbridge.protocols.openai.door_stream import StreamEncoder
 from glmbridge.protocols.openai.errors import encode_error, error_data, error_headers
 
 __all__ = ["CHAT_DOOR", "ChatDoor"]
 
-class ChatDoor:
-    """Implements :class:`glmbridge.exchange.FrontDoor` for Chat Completions clients.
+
+class ChatDoor(BoundDoor):
+    """Implements :class:`glmbridge.roles.FrontDoor` for Chat Completions clients.
 
     The shared instance :data:`CHAT_DOOR` decodes; :meth:`for_request` gives the door
     bound to one request, which renders its answer (``include_usage``, JSON mode, one
@@ -22,34 +23,24 @@ class ChatDoor:
     name = "openai"
     stream_content_type = "text/event-stream; charset=utf-8"
 
-    def __init__(self, request: ir.Request | None = None) -> None:
-        self._request = request
-        self._created = int(time.time())
-
     def decode_request(self, body: bytes) -> ir.Request:
         """See :func:`glmbridge.protocols.openai.door_request.decode_request`."""
         return decode_request(body)
 
-    def for_request(self, req: ir.Request) -> ChatDoor:
-        """The door bound to ``req``."""
-        return ChatDoor(req)
-
     def encode_response(self, resp: ir.Response) -> bytes:
         """A ``chat.completion`` body."""
-        fmt = self._request.response_format if self._request is not None else None
-        json_mode = fmt is not None and fmt.type != "text"
-        return response_from_ir(resp, created=self._created, json_mode=json_mode)
+        return response_from_ir(resp, created=self._created, json_mode=self._json_mode())
 
     def stream_encoder(self) -> StreamEncoder:
         """A fresh chunk encoder."""
-        req = self._request
-        include_usage = bool(req is not None and req.echo.get("include_usage"))
-        model = req.model if req is not None else ""
-        return StreamEncoder(model=model, include_usage=include_usage, created=self._created)
+        include_usage = bool(self._echo().get("include_usage"))
+        return StreamEncoder(model=self._model(), include_usage=include_usage,
+                             created=self._created)  # fmt: skip
 
     # The error renderers of glmbridge.protocols.openai.errors, as they are.
     encode_error = staticmethod(encode_error)
     error_headers = staticmethod(error_headers)
     error_event = staticmethod(error_data)  # a ``data: {"error": ...}`` frame
+
 
 CHAT_DOOR = ChatDoor()

@@ -249,9 +249,7 @@ def freeform_tool(name: str, description: str | None, fmt: dict[str, Any] | None
     if isinstance(definition, str) and definition:
         note = f"The `input` string must follow this {syntax} grammar:\n{definition}"
         text = f"{text}\n\n{note}" if text else note
-    return ir.Tool(
-        name=name, description=text or None, input_schema=FREEFORM_SCHEMA, freeform=True
-    )
+    return ir.Tool(name=name, description=text or None, input_schema=FREEFORM_SCHEMA, freeform=True)
 
 
 def effort_to_ir(effort: str | None, path: str) -> tuple[ir.Thinking | None, str | None]:

@@ -16,7 +16,8 @@ a ``KeyError``/``TypeError``. The steps:
 * ``error``: a payload ``{"error": {message, type, param, code}}``.
 
 Legal orderings are data: ``_TRANSITIONS`` maps ``(state, step)`` to the next state;
-a pair missing from the table is an ordering violation. The accepted grammar::
+a pair missing from the table is an ordering violation (the machine's bookkeeping and
+the SSE framing are :mod:`glmbridge.protocols.stream_grammar`'s). The accepted grammar::
 
     chunk*  finish-chunk  [usage-chunk]  [DONE]
     | chunk*  error                        (nothing after it: no finish chunk, no [DONE])
@@ -25,7 +26,7 @@ The per-step rules (chunk identity, the one choice, delta fields, tool-call delt
 finish reason, usage, error payload) are checked in the step methods. A stream that
 ends without ``[DONE]`` or an error payload is truncated.
 
-Every violation raises :class:`~glmbridge.grammar.StreamGrammarError` naming the
+Every violation raises :class:`~glmbridge.protocols.stream_grammar.StreamGrammarError` naming the
 rule and the 0-based position of the offending frame (``event 5 (chunk): …``). Rule
 names (``StreamGrammarError.rule``): ``sse framing``, ``event name`` (frames carry no
 ``event:`` line), ``json body``, ``event order``, ``chunk shape``, ``chunk identity``
@@ -46,15 +47,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, NoReturn
+from typing import Any
 
 import msgspec
 
-from glmbridge.grammar import (
-    StreamGrammarError,
+from glmbridge.protocols.stream_grammar import (
+    GrammarMachine,
+    chunk_transitions,
     is_json_object,
-    sse_frames,
+    string_fields,
     usage_counts,
+    validate_frames,
 )
 from glmbridge.sse import ServerSentEvent
 
@@ -106,15 +109,10 @@ _S = _State
 
 # (state, step) -> next state. A missing pair is an ordering violation.
 _TRANSITIONS: dict[tuple[_State, str], _State] = {
-    (_S.BEFORE, "chunk"): _S.STREAMING,
-    (_S.STREAMING, "chunk"): _S.STREAMING,
-    (_S.BEFORE, "finish chunk"): _S.FINISHED,
-    (_S.STREAMING, "finish chunk"): _S.FINISHED,
+    **chunk_transitions(_S.BEFORE, _S.STREAMING, _S.FINISHED, _S.ERRORED),
     (_S.FINISHED, "usage chunk"): _S.USAGE,
     (_S.FINISHED, "[DONE]"): _S.DONE,
     (_S.USAGE, "[DONE]"): _S.DONE,
-    (_S.BEFORE, "error"): _S.ERRORED,
-    (_S.STREAMING, "error"): _S.ERRORED,
 }
 _FINAL_STATES = frozenset({_S.DONE, _S.ERRORED})
 
@@ -132,35 +130,28 @@ _USAGE_COUNTS = (
 _ERROR_FIELDS = {"message": False, "type": False, "param": True, "code": True}
 
 
-class _Machine:
+class _Machine(GrammarMachine):
     """The chat stream state machine; it also folds the stream into a result."""
 
+    TRANSITIONS = _TRANSITIONS
+    FINAL_STATES = _FINAL_STATES
+    UNFINISHED = "without [DONE] or an error payload"
+
     def __init__(self, include_usage: bool | None) -> None:
+        super().__init__(_S.BEFORE)
         self.include_usage = include_usage
-        self.state = _S.BEFORE
-        self.position = -1
-        self.name = ""
-        self.identity: tuple[str, int, str] | None = None  # (id, created, model)
         self.texts: dict[str, list[str]] = {field: [] for field in _TEXT_FIELDS.values()}
         self.calls: list[tuple[str, str, list[str]]] = []  # (id, name, argument parts)
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
 
-    def fail(self, rule: str, detail: str, *, at_end: bool = False) -> NoReturn:
-        where = "end of stream" if at_end else f"event {self.position} ({self.name})"
-        position = None if at_end else self.position
-        raise StreamGrammarError(f"{where}: {rule}: {detail}", rule=rule, position=position)
-
-    def advance(self, step: str) -> None:
-        """Apply the transition table for one step."""
+    def advance(self, step: str, kind: str | None = None) -> None:
+        """Apply the transition table for one step (named in later messages)."""
         self.name = step
-        new = _TRANSITIONS.get((self.state, step))
-        if new is None:
-            self.fail("event order", self._order_detail(step))
-        self.state = new
+        super().advance(step, kind)
 
-    def _order_detail(self, step: str) -> str:
+    def order_detail(self, step: str) -> str:
         state = self.state
         if state in _FINAL_STATES:
             return f"nothing may follow the terminal payload ({state.value}), got {step}"
@@ -185,11 +176,7 @@ class _Machine:
         self.advance("error")
         if not isinstance(error, dict):
             self.fail("error payload", "error must be an object")
-        for key, nullable in _ERROR_FIELDS.items():
-            value = error.get(key)
-            if not (isinstance(value, str) or (nullable and value is None and key in error)):
-                kind = "a string or null" if nullable else "a string"
-                self.fail("error payload", f"error.{key} must be {kind}")
+        string_fields(self, error, _ERROR_FIELDS, rule="error payload", prefix="error.")
         self.error = error
 
     def chunk(self, body: dict[str, Any]) -> None:
@@ -222,23 +209,12 @@ class _Machine:
             self.fail("chunk shape", "created must be an integer")
         if not isinstance(model, str):
             self.fail("chunk shape", "model must be a string")
-        if self.identity is None:
-            self.identity = (chunk_id, created, model)
-            return
-        new = (chunk_id, created, model)
-        for key, before, after in zip(("id", "created", "model"), self.identity, new, strict=True):
-            if before != after:
-                self.fail("chunk identity", f"{key} changed from {before!r} to {after!r}")
+        self.keep_identity(("id", "created", "model"), (chunk_id, created, model))
 
     def _choice(self, choices: list[Any]) -> dict[str, Any]:
         if len(choices) != 1:
             self.fail("choice shape", f"a chunk carries exactly one choice, got {len(choices)}")
-        choice = choices[0]
-        if not isinstance(choice, dict):
-            self.fail("choice shape", "choices[0] must be an object")
-        index = choice.get("index")
-        if type(index) is not int or index != 0:
-            self.fail("choice shape", f"choices[0].index must be 0, got {index!r}")
+        choice = self.only_choice(choices, "choices", "choice shape")
         if not isinstance(choice.get("delta"), dict):
             self.fail("choice shape", "choices[0].delta must be an object")
         if choice.get("logprobs") is not None:
@@ -330,11 +306,6 @@ class _Machine:
             self.fail("usage total", f"{detail} (prompt_tokens + completion_tokens)")
         self.usage = usage
 
-    def end(self) -> None:
-        if self.state not in _FINAL_STATES:
-            detail = f"ended {self.state.value}, without [DONE] or an error payload"
-            self.fail("truncated stream", detail, at_end=True)
-
     def result(self) -> ChatStreamResult:
         chunk_id, _, model = self.identity or (None, 0, None)
         return ChatStreamResult(
@@ -369,9 +340,7 @@ def validate_chat_stream(
         StreamGrammarError: the first rule broken, with the frame's position.
     """
     machine = _Machine(include_usage)
-    for position, frame in enumerate(sse_frames(stream)):
-        _step(machine, position, frame)
-    machine.end()
+    validate_frames(machine, stream, _step)
     return machine.result()
 
 

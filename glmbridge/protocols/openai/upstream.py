@@ -5,9 +5,9 @@ from __future__ import annotations
 from glmbridge import ir
 from glmbridge.errors import UpstreamError
 from glmbridge.protocols.openai.errors import error_from_upstream
-from glmbridge.protocols.openai.request import encode_request, request_from_ir
-from glmbridge.protocols.openai.response import response_to_ir
-from glmbridge.protocols.openai.stream import StreamDecoder
+from glmbridge.protocols.openai.upstream_request import encode_request, request_from_ir
+from glmbridge.protocols.openai.upstream_response import response_to_ir
+from glmbridge.protocols.openai.upstream_stream import StreamDecoder
 from glmbridge.protocols.openai.wire import GLM, OPENAI, Dialect
 from glmbridge.routing import Route
 
@@ -17,7 +17,7 @@ DIALECTS: dict[str, Dialect] = {"glm": GLM, "openai": OPENAI}
 
 
 class ChatUpstream:
-    """Implements :class:`glmbridge.exchange.UpstreamCodec` for OpenAI-style chat APIs.
+    """Implements :class:`glmbridge.roles.UpstreamCodec` for OpenAI-style chat APIs.
 
     Args:
         dialect: the upstream's quirks (``GLM`` for Z.ai and BigModel).

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 
 from glmbridge import ir
 from glmbridge.errors import GlmbridgeError
+from glmbridge.protocols.bound_door import BoundDoor
 from glmbridge.protocols.openai.errors import encode_error, error_headers, openai_error
-from glmbridge.protocols.responses.request import decode_request
-from glmbridge.protocols.responses.response import response_from_ir
-from glmbridge.protocols.responses.stream import StreamEncoder
+from glmbridge.protocols.responses.door_request import decode_request
+from glmbridge.protocols.responses.door_response import response_from_ir
+from glmbridge.protocols.responses.door_stream import StreamEncoder
 
 __all__ = ["RESPONSES_DOOR", "ResponsesDoor"]
 
 _ENCODE = msgspec.json.Encoder()
 
 
-class ResponsesDoor:
-    """Implements :class:`glmbridge.exchange.FrontDoor` for Responses clients (Codex CLI).
+class ResponsesDoor(BoundDoor):
+    """Implements :class:`glmbridge.roles.FrontDoor` for Responses clients (Codex CLI).
 
     The shared instance :data:`RESPONSES_DOOR` decodes; :meth:`for_request` binds it to
     one request, whose settings the response object echoes.
@@ -28,34 +27,18 @@ class ResponsesDoor:
     name = "responses"
     stream_content_type = "text/event-stream; charset=utf-8"
 
-    def __init__(self, request: ir.Request | None = None) -> None:
-        self._request = request
-        self._created = int(time.time())
-
     def decode_request(self, body: bytes) -> ir.Request:
-        """See :func:`glmbridge.protocols.responses.request.decode_request`."""
+        """See :func:`glmbridge.protocols.responses.door_request.decode_request`."""
         return decode_request(body)
-
-    def for_request(self, req: ir.Request) -> ResponsesDoor:
-        """The door bound to ``req``."""
-        return ResponsesDoor(req)
-
-    def _json_mode(self) -> bool:
-        fmt = self._request.response_format if self._request is not None else None
-        return fmt is not None and fmt.type != "text"
 
     def encode_response(self, resp: ir.Response) -> bytes:
         """A ``response`` object."""
-        echo = self._request.echo if self._request is not None else {}
-        return response_from_ir(resp, echo=echo, created_at=self._created,
+        return response_from_ir(resp, echo=self._echo(), created_at=self._created,
                                 json_mode=self._json_mode())  # fmt: skip
 
     def stream_encoder(self) -> StreamEncoder:
         """A fresh event encoder."""
-        req = self._request
-        model = req.model if req is not None else ""
-        echo = req.echo if req is not None else {}
-        return StreamEncoder(model=model, echo=echo, created_at=self._created)
+        return StreamEncoder(model=self._model(), echo=self._echo(), created_at=self._created)
 
     # Errors before the first byte are OpenAI's, as on the chat door.
     encode_error = staticmethod(encode_error)

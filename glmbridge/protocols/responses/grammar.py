@@ -29,7 +29,8 @@ The per-event rules (response objects, indices and ids, part shapes, text
 concatenations, tool JSON, item and response output equality, usage) are checked by
 the functions in ``_RULES``. A stream that ends without a terminal event is truncated.
 
-Every violation raises :class:`~glmbridge.grammar.StreamGrammarError` naming the rule
+Every violation raises
+:class:`~glmbridge.protocols.stream_grammar.StreamGrammarError` naming the rule
 and the 0-based position of the offending event (``event 5
 (response.output_text.delta): …``). Rule names (``StreamGrammarError.rule``):
 ``sse framing``, ``no [DONE]``, ``json body``, ``event name``, ``sequence number``,
@@ -52,14 +53,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
-from glmbridge.grammar import (
-    StreamGrammarError,
+from glmbridge.protocols.stream_grammar import (
+    GrammarMachine,
     is_json_object,
-    sse_frames,
+    string_fields,
     typed_frame,
     usage_counts,
+    validate_frames,
 )
 from glmbridge.sse import ServerSentEvent
 
@@ -218,33 +220,22 @@ class _Item:
     part: Any = None  # the content_part.done part (message items)
 
 
-class _Machine:
+class _Machine(GrammarMachine):
     """The Responses stream state machine."""
 
+    TRANSITIONS = _TRANSITIONS
+    FINAL_STATES = _FINAL_STATES
+    UNFINISHED = "without a terminal event"
+
     def __init__(self) -> None:
-        self.state = _BEFORE
-        self.position = -1
-        self.name = ""
-        self.identity: tuple[str, str] | None = None  # (response id, model)
+        super().__init__(_BEFORE)
         self.items: list[dict[str, Any]] = []  # the output_item.done items
         self.item_ids: set[str] = set()
         self.incomplete_items: list[int] = []
         self.open: _Item | None = None
         self.result: dict[str, Any] = {}
 
-    def fail(self, rule: str, detail: str, *, at_end: bool = False) -> NoReturn:
-        where = "end of stream" if at_end else f"event {self.position} ({self.name})"
-        position = None if at_end else self.position
-        raise StreamGrammarError(f"{where}: {rule}: {detail}", rule=rule, position=position)
-
-    def advance(self, kind: str, step: str) -> None:
-        """Apply the transition table for an event of type ``kind`` (as ``step``)."""
-        new = _TRANSITIONS.get((self.state, step))
-        if new is None:
-            self.fail("event order", self._order_detail(kind))
-        self.state = new
-
-    def _order_detail(self, kind: str) -> str:
+    def order_detail(self, kind: str) -> str:
         state, item = self.state, self.open
         if state in _FINAL_STATES:
             return f"nothing may follow the terminal event, got {kind}"
@@ -313,11 +304,6 @@ class _Machine:
         total, given = counts["input_tokens"] + counts["output_tokens"], counts["total_tokens"]
         if given != total:
             self.fail("usage total", f"total_tokens {given} != input + output tokens {total}")
-
-    def end(self) -> None:
-        if self.state not in _FINAL_STATES:
-            detail = f"ended {self.state}, without a terminal event"
-            self.fail("truncated stream", detail, at_end=True)
 
 
 # -- per-event rules (each runs after its transition) -----------------------------------
@@ -434,8 +420,10 @@ def _search_event(m: _Machine, body: dict[str, Any]) -> None:
 
 def _search_done(m: _Machine, final: dict[str, Any]) -> None:
     action = final.get("action")
-    if not isinstance(action, dict) or action.get("type") != "search" or not isinstance(
-        action.get("query"), str
+    if (
+        not isinstance(action, dict)
+        or action.get("type") != "search"
+        or not isinstance(action.get("query"), str)
     ):
         m.fail("item shape", "a done web_search_call has action {type: search, query}")
 
@@ -464,10 +452,7 @@ def _terminal(m: _Machine, body: dict[str, Any]) -> None:
 
 
 def _error(m: _Machine, body: dict[str, Any]) -> None:
-    for key, nullable in (("code", True), ("message", False), ("param", True)):
-        value = body.get(key, _MISSING)
-        if not (isinstance(value, str) or (nullable and value is None)):
-            m.fail("error event", f"{key} must be {'a string or null' if nullable else 'a string'}")
+    string_fields(m, body, {"code": True, "message": False, "param": True}, rule="error event")
     m.result = {"error": {key: body[key] for key in ("code", "message", "param")}}
 
 
@@ -503,9 +488,7 @@ def validate_responses_stream(stream: bytes | Iterable[ServerSentEvent]) -> dict
         StreamGrammarError: the first rule broken, with the event's position.
     """
     machine = _Machine()
-    for position, frame in enumerate(sse_frames(stream)):
-        _step(machine, position, frame)
-    machine.end()
+    validate_frames(machine, stream, _step)
     return machine.result
 
 
@@ -518,7 +501,7 @@ def _step(machine: _Machine, position: int, frame: ServerSentEvent) -> None:
     if machine.state in _FINAL_STATES:
         machine.fail("event order", f"nothing may follow the terminal event, got {kind}")
     machine.check_index(body, "sequence_number", position)
-    machine.advance(kind, _step_of(machine, kind, body))
+    machine.advance(_step_of(machine, kind, body), kind)
     _RULES[kind](machine, body)
 
 

@@ -20,7 +20,7 @@ from glmbridge.errors import (
 )
 from glmbridge.protocols.openai import CHAT_DOOR, decode_request, response_from_ir
 from glmbridge.protocols.openai.door_request import FREEFORM_SCHEMA
-from glmbridge.protocols.openai.door_response import StreamEncoder
+from glmbridge.protocols.openai.door_stream import StreamEncoder
 from glmbridge.protocols.openai.errors import (
     encode_error,
     error_data,

@@ -34,7 +34,11 @@ from anthropic.types.raw_message_delta_event import Delta
 from glmbridge import events as ev
 from glmbridge import ir
 from glmbridge.errors import ErrorKind, GlmbridgeError
-from glmbridge.grammar import StreamGrammarError, validate_anthropic_stream, validate_event_sequence
+from glmbridge.protocols.anthropic.grammar import (
+    StreamGrammarError,
+    validate_anthropic_stream,
+    validate_event_sequence,
+)
 from glmbridge.sse import ServerSentEvent, encode_sse_event
 
 Frame = dict[str, Any]

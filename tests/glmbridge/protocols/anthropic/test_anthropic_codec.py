@@ -29,8 +29,8 @@ from glmbridge.errors import (
     UpstreamError,
     UpstreamProtocolError,
 )
-from glmbridge.grammar import validate_anthropic_stream
 from glmbridge.protocols import anthropic as codec
+from glmbridge.protocols.anthropic.grammar import validate_anthropic_stream
 
 SECRET = "prompt-text-that-must-never-leak"
 LOGGER = "glmbridge.protocols.anthropic"

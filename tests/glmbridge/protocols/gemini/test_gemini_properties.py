@@ -25,12 +25,12 @@ from hypothesis import strategies as st
 
 from glmbridge.errors import UpstreamError
 from glmbridge.exchange import Exchange
-from glmbridge.grammar import StreamGrammarError
 from glmbridge.protocols import gemini
+from glmbridge.protocols.anthropic.grammar import StreamGrammarError
 from glmbridge.protocols.gemini import GEMINI_ARRAY_DOOR, GEMINI_DOOR, validate_gemini_stream
-from glmbridge.protocols.openai.stream import TRUNCATED_MESSAGE
+from glmbridge.protocols.openai.upstream_stream import TRUNCATED_MESSAGE
 from glmbridge.protocols.openai.wire import NETWORK_ERROR_MESSAGE
-from tests.glmbridge.test_gemini_door import sdk_client
+from tests.glmbridge.protocols.gemini.test_gemini_door import sdk_client
 from tests.glmbridge.test_properties import (
     SLOW,
     cut_points,

@@ -302,7 +302,9 @@ def test_closing_the_stream_closes_the_upstream(
 ) -> None:
     started = time.monotonic()
     with client.messages.stream(  # 20 chunks 0.5 s apart: 10 s if read to the end
-        model=SONNET, max_tokens=2048, messages=user("[[sim:slow:0.5]] bye"),
+        model=SONNET,
+        max_tokens=2048,
+        messages=user("[[sim:slow:0.5]] bye"),
         thinking={"type": "enabled", "budget_tokens": 1024},  # the reasoning is the first delta
     ) as stream:
         for event in stream:
@@ -655,9 +657,7 @@ def test_google_genai_over_the_transport(sim: RunningServer) -> None:
     options = types.HttpOptions(
         base_url=BASE_URL,
         client_args={"transport": GlmTransport(api_key=KEY, upstream=upstream_url(sim))},
-        async_client_args={
-            "transport": AsyncGlmTransport(api_key=KEY, upstream=upstream_url(sim))
-        },
+        async_client_args={"transport": AsyncGlmTransport(api_key=KEY, upstream=upstream_url(sim))},
     )
     client = genai.Client(api_key="unused", http_options=options)
     assert client.models.generate_content(model="gemini-2.5-pro", contents="hi").text == (

@@ -14,7 +14,7 @@ from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from glmbridge.errors import ErrorKind, GlmbridgeError
-from glmbridge.grammar import StreamGrammarError
+from glmbridge.protocols.anthropic.grammar import StreamGrammarError
 from glmbridge.protocols.responses.grammar import validate_responses_stream
 from glmbridge.sse import ServerSentEvent, encode_sse_event
 from tests.json_edits import DROP, json_paths, with_value
@@ -51,8 +51,6 @@ def response(status: str, output: list[Frame] | None = None, **extra: Any) -> Fr
 
 def ev(kind: str, **fields: Any) -> Frame:
     return {"type": kind, **fields}
-
-
 
 
 def _numbered(events: list[Frame]) -> list[Frame]:
@@ -262,7 +260,6 @@ def test_accepts_decoded_frames() -> None:
 # -- violations -----------------------------------------------------------------------
 
 
-
 def edit(events: list[Frame], index: int, path: str, value: Any) -> list[Frame]:
     return [with_value(e, path, value) if i == index else e for i, e in enumerate(events)]
 
@@ -443,7 +440,6 @@ def test_sse_framing_error_is_a_grammar_error() -> None:
 # -- no wrong JSON shape escapes as anything but StreamGrammarError --------------------
 
 _WRONG_VALUES: list[Any] = [None, True, -1, "x", [], {}, DROP]
-
 
 
 _FUZZ_BASES: dict[str, list[Frame]] = {

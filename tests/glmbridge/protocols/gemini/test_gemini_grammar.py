@@ -15,7 +15,7 @@ from google.genai import types
 from glmbridge import events as ev
 from glmbridge import ir
 from glmbridge.errors import ErrorKind, GlmbridgeError
-from glmbridge.grammar import StreamGrammarError
+from glmbridge.protocols.anthropic.grammar import StreamGrammarError
 from glmbridge.protocols.gemini import StreamEncoder, response_from_ir, validate_gemini_stream
 from glmbridge.protocols.gemini.grammar import FINISH_REASONS, RPC_STATUSES
 from tests.json_edits import DROP, json_paths, with_value
@@ -199,7 +199,6 @@ def test_result_matches_the_non_streamed_body() -> None:
 
 
 # --- violations ------------------------------------------------------------------------------
-
 
 
 C = chunk(text("x"))
@@ -394,7 +393,6 @@ def test_escaped_line_terminators_are_fine() -> None:
 # -- no wrong JSON shape escapes as anything but StreamGrammarError --------------------
 
 _WRONG_VALUES: list[Any] = [None, True, -1, 1.5, "x", [], {}, DROP]
-
 
 
 _FUZZ_BASES: list[list[Frame]] = [

@@ -23,10 +23,10 @@ from glmbridge import events as ev
 from glmbridge import ids, ir
 from glmbridge.errors import UpstreamError
 from glmbridge.exchange import Exchange
-from glmbridge.grammar import StreamGrammarError
+from glmbridge.protocols.anthropic.grammar import StreamGrammarError
 from glmbridge.protocols.openai import CHAT_DOOR
 from glmbridge.protocols.openai.grammar import ChatStreamResult, validate_chat_stream
-from glmbridge.protocols.openai.stream import TRUNCATED_MESSAGE
+from glmbridge.protocols.openai.upstream_stream import TRUNCATED_MESSAGE
 from glmbridge.protocols.openai.wire import NETWORK_ERROR_MESSAGE
 from tests.glmbridge.test_properties import (
     SLOW,

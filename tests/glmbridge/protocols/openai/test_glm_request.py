@@ -984,8 +984,10 @@ def test_no_empty_content_is_ever_sent() -> None:
     ]})  # fmt: skip
     for message in body["messages"]:
         content = message.get("content")
-        assert content is None or (isinstance(content, str) and content.strip()) or (
-            isinstance(content, list) and all(p.get("text", "x").strip() for p in content)
+        assert (
+            content is None
+            or (isinstance(content, str) and content.strip())
+            or (isinstance(content, list) and all(p.get("text", "x").strip() for p in content))
         ), message
     assert body["messages"][0] == {"role": "user", "content": "q"}
     assert body["messages"][-1] == {"role": "tool", "tool_call_id": "c1", "content": "(no output)"}
@@ -1029,8 +1031,9 @@ def test_no_request_we_build_has_empty_content(req: ir.Request, model: str) -> N
     # request fits the model: no tool_stream, efforts or thinking-off it does not take.
     spec = DEFAULT_MODELS[model]
     try:
-        body = json.loads(oa.encode_request(oa.request_from_ir(adapt_request(req, spec),
-                                                               model=model, spec=spec)))
+        body = json.loads(
+            oa.encode_request(oa.request_from_ir(adapt_request(req, spec), model=model, spec=spec))
+        )
     except ClientRequestError:
         return  # e.g. a PDF for a model without file input: a clear 400, nothing sent
     for message in body["messages"]:

@@ -32,7 +32,7 @@ from glmbridge.protocols.responses.items import decode_reasoning, encode_reasoni
 from glmbridge.sse import SSEDecoder
 from glmbridge.upstream_errors import error_from_parts
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "codex"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "codex"
 CODEX_REQUESTS = sorted(
     p.name
     for p in FIXTURES.glob("*.json")
@@ -196,7 +196,7 @@ def test_codex_own_reasoning_returns_the_original_text() -> None:
     """Reasoning carrying our encrypted_content gives GLM's original text and signature back."""
     body = copy.deepcopy(fixture("reasoning-3.json"))
     item = next(i for i in body["input"] if i.get("type") == "reasoning")
-    original = "用户想要问候。Let me run `echo hello` first — 😀 \"quoted\"\n"
+    original = '用户想要问候。Let me run `echo hello` first — 😀 "quoted"\n'
     item["encrypted_content"] = encode_reasoning(original, "sig-1")
     item["summary"] = [{"type": "summary_text", "text": "a shorter summary"}]
     thinking = [b for b in blocks(decode(body), "assistant") if isinstance(b, ir.ThinkingBlock)]
@@ -465,10 +465,19 @@ def test_hosted_and_unknown_tools_are_dropped_but_web_search_is_run() -> None:
     # web search is the gateway's server tool (glmbridge.server_tools), its filters mapped
     assert [t.server_type for t in req.tools if t.server_type] == [
         "web_search", "web_search_preview"]  # fmt: skip
-    filtered = request(tools=[{"type": "web_search", "filters": {"allowed_domains": ["a.com"]},
-                               "user_location": {"type": "approximate", "country": "DE"}}])
+    filtered = request(
+        tools=[
+            {
+                "type": "web_search",
+                "filters": {"allowed_domains": ["a.com"]},
+                "user_location": {"type": "approximate", "country": "DE"},
+            }
+        ]
+    )
     assert filtered.tools[0].config == {
-        "allowed_domains": ["a.com"], "user_location": {"type": "approximate", "country": "DE"}}
+        "allowed_domains": ["a.com"],
+        "user_location": {"type": "approximate", "country": "DE"},
+    }
 
 
 def test_settings_are_read_and_echoed() -> None:
@@ -500,7 +509,7 @@ RESPONSE_REQUEST: dict[str, Any] = {
     "store": False,
     "max_output_tokens": 1000,
 }  # fmt: skip
-PATCH = "*** Begin Patch\n*** Add File: a.txt\n+hé \"x\"\n*** End Patch\n"
+PATCH = '*** Begin Patch\n*** Add File: a.txt\n+hé "x"\n*** End Patch\n'
 ANSWER = ir.Response(
     id="msg_0123abc",
     model="gpt-5-codex",
@@ -512,8 +521,13 @@ ANSWER = ir.Response(
         ir.ToolUseBlock(id="call_3", name="multi_agent_v1__close_agent", input={"target": "a"}),
     ],
     stop_reason=ir.StopReason.TOOL_USE,
-    usage=ir.Usage(input_tokens=100, output_tokens=40, cache_read_input_tokens=60,
-                   cache_creation_input_tokens=5, reasoning_tokens=12),  # fmt: skip
+    usage=ir.Usage(
+        input_tokens=100,
+        output_tokens=40,
+        cache_read_input_tokens=60,
+        cache_creation_input_tokens=5,
+        reasoning_tokens=12,
+    ),  # fmt: skip
 )
 
 
@@ -765,9 +779,7 @@ def test_failure_codes(err: UpstreamError, code: str) -> None:
 
 
 @pytest.mark.parametrize(("retry_after", "seconds"), [(None, 1), (0.2, 1), (2.0, 2), (2.3, 3)])
-def test_rate_limit_failure_says_when_to_try_again(
-    retry_after: float | None, seconds: int
-) -> None:
+def test_rate_limit_failure_says_when_to_try_again(retry_after: float | None, seconds: int) -> None:
     err = error_from_parts(429, "1302", "High concurrency.", retry_after=retry_after)
     assert err.kind is ErrorKind.RATE_LIMIT
     enc = encoder()

@@ -20,7 +20,7 @@ import glmbridge
 from glmbridge.protocols import anthropic as ac
 from glmbridge.protocols import openai as oa
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "claude_code"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "claude_code"
 REQUESTS = sorted(p.name for p in FIXTURES.glob("request_*.json"))
 # A real 1x1 PNG.
 PNG_B64 = (

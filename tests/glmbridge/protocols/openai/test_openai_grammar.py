@@ -12,7 +12,7 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from glmbridge.errors import ErrorKind, GlmbridgeError
-from glmbridge.grammar import StreamGrammarError
+from glmbridge.protocols.anthropic.grammar import StreamGrammarError
 from glmbridge.protocols.openai.grammar import ChatStreamResult, validate_chat_stream
 from glmbridge.sse import ServerSentEvent
 from tests.json_edits import DROP, json_paths, with_value
@@ -192,7 +192,6 @@ def _tool_args(args: str) -> list[Payload]:
     return [tools(tc_start(0, "c", "f", args)), chunk({}, "tool_calls"), DONE]
 
 
-
 ERR_OK = ERROR["error"]
 
 # (name, payloads, include_usage, rule, message fragment) — one case per rule variant.
@@ -315,7 +314,6 @@ def test_sse_framing_error_is_a_grammar_error() -> None:
 _WRONG_VALUES: list[Any] = [None, True, -1, "x", [], {}, DROP]
 
 
-
 _FUZZ_BASES: list[list[Payload]] = [FULL, [ROLE, tools(tc_start(0, "c", "f", "{")), ERROR]]
 
 
@@ -331,7 +329,11 @@ def test_wrong_json_shapes_only_raise_grammar_errors(base: list[Payload]) -> Non
             for value in _WRONG_VALUES:
                 if value is DROP and path.split(".")[-1].isdigit():
                     continue
-                mutated = [*base[:position], with_value(payload, path, value), *base[position + 1 :]]
+                mutated = [
+                    *base[:position],
+                    with_value(payload, path, value),
+                    *base[position + 1 :],
+                ]
                 frames = [
                     ServerSentEvent(None, p if isinstance(p, str) else json.dumps(p))
                     for p in mutated

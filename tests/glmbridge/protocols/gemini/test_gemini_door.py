@@ -44,7 +44,7 @@ from glmbridge.protocols.gemini import (
 from glmbridge.protocols.gemini.errors import GOOGLE_ERRORS, error_headers
 from glmbridge.upstream_errors import error_from_parts
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "gemini_cli"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "gemini_cli"
 RECORDED = sorted(p.name for p in FIXTURES.glob("*-[0-9].json"))
 _PATH = re.compile(r"^/v1(?:beta)?/models/(?P<model>[^:]+):(?P<action>\w+)$")
 

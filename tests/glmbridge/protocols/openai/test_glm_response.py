@@ -22,7 +22,7 @@ from glmbridge._tool_args import ArgsScanner, complete_json, parse_arguments, re
 from glmbridge.errors import ErrorKind, UpstreamError, UpstreamProtocolError
 from glmbridge.protocols import openai as oa
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "glm"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "glm"
 UPDATE = os.environ.get("GLMBRIDGE_UPDATE_GOLDENS") == "1"
 RESPONSE_CASES = sorted(
     p.stem for p in FIXTURES.glob("resp_*.json") if not p.name.endswith(".expected.json")

@@ -23,13 +23,13 @@ from glmbridge import ir
 from glmbridge.errors import ErrorKind, StreamStateError, UpstreamProtocolError
 from glmbridge.protocols import openai as oa
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "glm"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "glm"
 UPDATE = os.environ.get("GLMBRIDGE_UPDATE_GOLDENS") == "1"
 _GENERATED_TOOL_ID = re.compile(r"toolu_[0-9A-Za-z]{24}")
 SSE_CASES = sorted(p.stem for p in FIXTURES.glob("*.sse"))
 
 try:  # the library validator, when present; the in-test checks below always run
-    from glmbridge.grammar import validate_event_sequence as _library_validator
+    from glmbridge.protocols.anthropic.grammar import validate_event_sequence as _library_validator
 except ImportError:  # pragma: no cover - depends on the tree state
     _library_validator = None
 try:  # the library reducer, when present: it must agree with the in-test fold
