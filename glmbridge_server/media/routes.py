@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from glmbridge import ir
 from glmbridge.errors import GlmbridgeError
-from glmbridge.exchange import Exchange, FrontDoor
+from glmbridge.exchange import Exchange
 from glmbridge.media.forms import decode_form, decode_object
 from glmbridge.media.gemini import gemini_image_answer, gemini_image_job
 from glmbridge.media.images import (
@@ -36,6 +36,7 @@ from glmbridge.media.images import (
 )
 from glmbridge.media.responses import ImageToolPlan
 from glmbridge.media.videos import decode_video_request, video_object
+from glmbridge.roles import FrontDoor
 from glmbridge_server import relay
 from glmbridge_server.media.access import media_access, media_state, no_media_key
 from glmbridge_server.media.client import MediaClient
