@@ -28,8 +28,8 @@ import anyio
 
 from glmbridge.priority import Priority, classify
 from glmbridge.protocols import anthropic
-from glmbridge_server.keypool import KeyPool
-from glmbridge_server.scheduler import Scheduler, Ticket
+from glmbridge_server.traffic.scheduler import Scheduler, Ticket
+from glmbridge_server.upstream.keypool import KeyPool
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests/fixtures/claude_code/request_main.json"
 TARGET_US = 50.0
@@ -79,7 +79,7 @@ async def _async_time(n: int, repeats: int) -> tuple[list[float], list[float]]:
 
 
 async def _redis_time(url: str, n: int, repeats: int) -> list[float]:
-    from glmbridge_server.redis_state import LOCAL_LEASE, RedisState
+    from glmbridge_server.traffic.redis_state import LOCAL_LEASE, RedisState
 
     pool = KeyPool(["a", "b", "c"])
     sched = Scheduler(pool, [2, 2, 2])

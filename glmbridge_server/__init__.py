@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from glmbridge._version import __version__
-    from glmbridge_server.app import create_app
+    from glmbridge_server.edge.app import create_app
 
 __all__ = ["__version__", "create_app"]
 
@@ -23,7 +23,7 @@ def __getattr__(name: str) -> Any:
 
         return __version__
     if name == "create_app":
-        from glmbridge_server.app import create_app
+        from glmbridge_server.edge.app import create_app
 
         return create_app
     raise AttributeError(f"module 'glmbridge_server' has no attribute {name!r}")

@@ -243,8 +243,8 @@ def settle_heap() -> None:
 
 def _manual_env(settings: Settings) -> dict[str, str]:
     """What the launcher would give Claude Code for models and context, for a manual start."""
+    from glmbridge_server.edge.routes.config import effective_models
     from glmbridge_server.launch.claude import context_window, model_env
-    from glmbridge_server.routes.config import effective_models
     from glmbridge_server.settings import route_table
 
     table = route_table(settings.models, settings.upstreams)
@@ -276,9 +276,9 @@ def serve(settings: Settings) -> int:
     """Run the server until interrupted."""
     import uvicorn
 
-    from glmbridge_server.app import create_app
-    from glmbridge_server.inbound import uvicorn_options
-    from glmbridge_server.security import bind_refusal
+    from glmbridge_server.edge.app import create_app
+    from glmbridge_server.edge.inbound import uvicorn_options
+    from glmbridge_server.edge.security import bind_refusal
 
     refusal = bind_refusal(settings)
     if refusal is not None:
@@ -334,16 +334,14 @@ def _stopped(signum: int, frame: Any) -> None:
 
 def _server_class() -> type[Any]:
     import uvicorn
-    from starlette.applications import Starlette
 
-    from glmbridge_server.app import begin_shutdown
+    from glmbridge_server.edge.app import begin_shutdown
 
     class Server(uvicorn.Server):
         """uvicorn's server, telling the app when it starts to stop (open answers end)."""
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            if isinstance(self.config.app, Starlette):
-                begin_shutdown(self.config.app)
+            begin_shutdown(self.config.app)  # a no-op for an app that is not glmbridge's
             await super().shutdown(sockets)
 
     return Server
@@ -354,8 +352,8 @@ def usage(argv: Sequence[str]) -> int:
     import time
 
     from glmbridge_server.settings import SettingsError, load_settings
-    from glmbridge_server.usage_report import format_table, summarize
-    from glmbridge_server.usage_store import open_readonly
+    from glmbridge_server.traffic.usage_report import format_table, summarize
+    from glmbridge_server.traffic.usage_store import open_readonly
 
     parser = argparse.ArgumentParser(
         prog="glmbridge-server usage",

@@ -163,7 +163,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def slot_limits(self) -> list[int]:
         """Upstream slots per key: ``key_slots`` (one value for every key, or one per key
         in order; keys beyond the list get the plan's default), else the plan's default."""
-        from glmbridge_server.scheduler import PLAN_SLOTS
+        from glmbridge_server.traffic.scheduler import PLAN_SLOTS
 
         default = PLAN_SLOTS[self.effective_plan]
         given = self.key_slots
@@ -177,7 +177,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         traffic is not usage)."""
         if not self.usage_store or self.mock:
             return None
-        from glmbridge_server.usage_store import default_data_dir
+        from glmbridge_server.traffic.usage_store import default_data_dir
 
         base = Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
         return base / "usage.sqlite3"

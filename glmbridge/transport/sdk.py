@@ -49,6 +49,7 @@ import httpx2
 import msgspec
 
 from glmbridge._version import __version__
+from glmbridge.doors import door_for_suffix, gemini_method
 from glmbridge.errors import (
     ClientRequestError,
     ErrorKind,
@@ -61,7 +62,6 @@ from glmbridge.ids import new_request_id
 from glmbridge.profiles import DEFAULT_PROFILE, UpstreamProfile, profile_for
 from glmbridge.protocols import anthropic, gemini
 from glmbridge.protocols.openai import CHAT_DOOR
-from glmbridge.protocols.responses import RESPONSES_DOOR
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, RouteTable
 from glmbridge.tokens import TokenEstimator
 from glmbridge.transport.boundary import (
@@ -82,12 +82,6 @@ DEFAULT_FIRST_OUTPUT_TIMEOUT = 300.0
 # per request: async, at most this long before the client's body ends; sync, in a thread.
 _DRAIN_SECONDS = 0.25
 _DRAIN_BYTES = 64 * 1024
-# Path suffix -> the front door that serves it.
-_DOORS: tuple[tuple[str, FrontDoor], ...] = (
-    ("/v1/messages", anthropic.DOOR),
-    ("/chat/completions", CHAT_DOOR),
-    ("/responses", RESPONSES_DOOR),
-)
 
 
 def _response(
@@ -102,22 +96,6 @@ def _error_response(door: FrontDoor, err: GlmbridgeError, request_id: str) -> ht
     """A native error body, with the SDK's retry hints."""
     status, body = door.encode_error(err, request_id=request_id)
     return _response(status, body, request_id, door.error_headers(err))
-
-
-def _door_for(path: str) -> FrontDoor | None:
-    return next((door for suffix, door in _DOORS if path.endswith(suffix)), None)
-
-
-_GEMINI_ACTIONS = ("generateContent", "streamGenerateContent", "countTokens")
-
-
-def _gemini_method(path: str) -> tuple[str, str] | None:
-    """``(model, action)`` of a Gemini method path (``…/models/<model>:<action>``)."""
-    head, sep, last = path.rpartition("/models/")
-    model, colon, action = last.rpartition(":")
-    if sep and colon and model and action in _GEMINI_ACTIONS:
-        return model, action
-    return None
 
 
 def _raw_ok(response: httpx2.Response) -> bool:
@@ -183,9 +161,9 @@ class _Core:
         """An immediate response (404, count_tokens, a 400), or the upstream call to make."""
         rid = new_request_id()
         path = request.url.path.rstrip("/")
-        door = _door_for(path)
+        door = door_for_suffix(path)
         try:
-            gemini_call = _gemini_method(path) if request.method == "POST" else None
+            gemini_call = gemini_method(path) if request.method == "POST" else None
             if gemini_call is not None:
                 return self._gemini(request, body, rid, *gemini_call)
             if request.method == "POST" and path.endswith("/v1/messages/count_tokens"):

@@ -13,15 +13,14 @@ simulator under ``/_mock`` serves media with no key needed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from glmbridge.errors import ClientRequestError, ErrorKind
 from glmbridge.profiles import PROFILES
-from glmbridge_server.keypool import KeyPool
 from glmbridge_server.media.tasks import TaskTable
 from glmbridge_server.settings import MOCK_API_KEY, MOCK_MOUNT, Settings
+from glmbridge_server.upstream.keypool import KeyPool
 
-__all__ = ["MediaAccess", "MediaState", "media_access", "media_state", "no_media_key"]
+__all__ = ["MediaAccess", "MediaState", "media_access", "no_media_key"]
 
 NO_KEY = (
     "image and video generation need a Z.ai pay-as-you-go API key: set ZAI_MEDIA_API_KEY "
@@ -93,11 +92,3 @@ class MediaState:
         if keys != self.keys:
             self.keys, self.pool = keys, KeyPool(keys)
         return self.pool
-
-
-def media_state(app_state: Any) -> MediaState:
-    """The app's :class:`MediaState` (made on first use)."""
-    state: MediaState | None = getattr(app_state, "media", None)
-    if state is None:
-        state = app_state.media = MediaState()
-    return state

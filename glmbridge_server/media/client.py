@@ -26,8 +26,8 @@ from glmbridge.transport.boundary import (
     scrub_key,
 )
 from glmbridge.upstream_errors import is_key_failure
-from glmbridge_server.keypool import KeyLease, KeyPool
 from glmbridge_server.media.access import MediaAccess
+from glmbridge_server.upstream.keypool import KeyLease, KeyPool
 
 __all__ = ["MediaClient"]
 

@@ -19,7 +19,7 @@ from glmbridge.errors import UpstreamError
 from glmbridge.media.images import ImageJob, parse_zai_image
 from glmbridge.pricing import is_peak
 from glmbridge_server.media.client import MediaClient
-from glmbridge_server.usage_store import UsageRow, UsageStore, key_id
+from glmbridge_server.traffic.usage_store import UsageRow, UsageStore, key_id
 
 __all__ = ["MadeImage", "first_error", "make_images", "record_images"]
 

@@ -18,9 +18,9 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from glmbridge_server.app import create_app
 from glmbridge_server.cli import _bind
-from glmbridge_server.inbound import uvicorn_options
+from glmbridge_server.edge.app import create_app
+from glmbridge_server.edge.inbound import uvicorn_options
 from glmbridge_server.settings import Settings
 from glmbridge_server.simulator import create_simulator_app
 from glmbridge_server.simulator.limits import reset_limits
@@ -50,7 +50,7 @@ def run_in_thread(app: Starlette) -> RunningServer:
     sock = _bind("127.0.0.1", 0)  # the server's own listener (TCP_NODELAY on connections)
     port = sock.getsockname()[1]
     settings = getattr(app.state, "settings", None)
-    # A bridge runs with the inbound limits `glmbridge-server` sets (glmbridge_server.inbound).
+    # A bridge runs with the inbound limits `glmbridge-server` sets (glmbridge_server.edge.inbound).
     limits = uvicorn_options(settings) if isinstance(settings, Settings) else {}
     config = uvicorn.Config(
         app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2,

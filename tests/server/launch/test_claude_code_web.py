@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from glmbridge_server.app import create_app
+from glmbridge_server.edge.app import create_app
 from glmbridge_server.launch.claude import CLAUDE_SETTINGS
 from tests.server.conftest import RunningServer, make_bridge_settings, run_in_thread
 from tests.server.launch.test_claude_code_cli import claude_bin  # noqa: F401 (a fixture)

@@ -22,7 +22,7 @@ import pytest
 from starlette.applications import Starlette
 
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, RouteTable, model_info
-from glmbridge_server.app import create_app
+from glmbridge_server.edge.app import create_app
 from glmbridge_server.launch.background import process_alive
 from glmbridge_server.launch.claude import (
     CLAUDE_SETTINGS,

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from glmbridge_server.app import create_app
+from glmbridge_server.edge.app import create_app
 from tests.server.launch.test_codex_cli import codex_bin  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.codex_cli]

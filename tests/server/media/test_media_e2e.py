@@ -20,7 +20,7 @@ from google import genai
 from google.genai import errors, types
 from starlette.applications import Starlette
 
-from glmbridge_server.app import create_app
+from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -345,3 +345,20 @@ def test_mock_mode_serves_media_with_no_key(start_server: Start) -> None:
     assert png_prompt(base64.b64decode(result.data[0].b64_json or "")) == "mock"
     video = client.videos.create(prompt="mock video")
     assert client.videos.retrieve(video.id).status == "in_progress"
+
+
+def test_the_stream_stays_alive_while_an_image_is_made(
+    sim: RunningServer, start_server: Start, bridge_settings: MakeSettings
+) -> None:
+    settings = bridge_settings(sim.url, media_api_keys=MEDIA_KEYS, ping_interval=0.2,
+                               commit_after=0.1)  # fmt: skip
+    server = start_server(create_app(settings))
+    sim.app.state.media_latency = 1.0  # the image takes a second
+    events = list(sdk(server).responses.create(
+        model="glm-4.7", input=f"draw {DRAW}", tools=[{"type": "image_generation"}], stream=True,
+    ))  # fmt: skip
+    kinds = [e.type for e in events]
+    start = kinds.index("response.image_generation_call.generating")
+    end = kinds.index("response.image_generation_call.completed")
+    assert kinds[start + 1 : end].count("response.in_progress") >= 3  # keep-alives meanwhile
+    assert [e.sequence_number for e in events] == list(range(len(events)))

@@ -14,12 +14,12 @@ import pytest
 from glmbridge.errors import UpstreamError
 from glmbridge.media.images import decode_image_request
 from glmbridge.media.videos import decode_video_request
-from glmbridge_server.keypool import KeyPool
 from glmbridge_server.media.access import MediaAccess, media_access
 from glmbridge_server.media.client import MediaClient
 from glmbridge_server.media.images import make_images
 from glmbridge_server.media.tasks import LIFETIME, TaskTable
 from glmbridge_server.settings import MOCK_API_KEY, Settings
+from glmbridge_server.upstream.keypool import KeyPool
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 BASE = "https://api.z.ai/api/paas/v4"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx2
 
 from tests.server.conftest import RunningServer
-from tests.server.test_vision_fallback import png
+from tests.server.tools.test_vision_fallback import png
 
 CHAT = "/api/paas/v4/chat/completions"
 

@@ -1,0 +1,1 @@
+"""One call through the bridge: the per-call record, the drivers and the relay."""

@@ -1,0 +1,136 @@
+"""What a finished request leaves behind, read from its record: the request metrics, one
+access-log line and one usage row."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from glmbridge.pricing import is_peak
+from glmbridge_server.call.record import CallRecord
+from glmbridge_server.edge.state import AppState
+from glmbridge_server.settings import MOCK_MOUNT
+from glmbridge_server.traffic.metrics import Metrics, route_label
+from glmbridge_server.traffic.usage_store import UsageRow
+
+__all__ = ["log_access", "observe_request", "record_usage"]
+
+access_log = logging.getLogger("glmbridge.access")
+
+#: Record fields the access line shows when set, in this order.
+_FIELDS = (
+    "client_model",
+    "routed_model",
+    "upstream",
+    "stream",
+    "upstream_status",
+    "upstream_attempts",
+    "key_index",
+    "priority",
+    "queue_wait_ms",
+    "fallback",
+    "error_type",
+)
+
+
+def observe_request(metrics: Metrics, record: CallRecord, elapsed: float) -> None:
+    """Count one finished request in ``metrics``."""
+    route = route_label(record.path)
+    protocol = record.protocol
+    metrics.requests.labels(route, protocol, str(record.status)).inc()
+    metrics.latency.labels(route, protocol).observe(elapsed)
+    if record.error_type:
+        metrics.errors.labels(record.error_type).inc()
+    priority = record.priority
+    if priority is not None and record.queue_wait_ms is not None:
+        metrics.queue_wait.labels(priority).observe(record.queue_wait_ms / 1000)
+    if priority is not None and record.queue_timeout:
+        metrics.queue_timeouts.labels(priority).inc()
+    model = metrics.model_label(record.routed_model)
+    ttft = record.ttft
+    if ttft is not None:
+        metrics.ttft.labels(model).observe(ttft)
+    usage = record.usage
+    if usage is not None:
+        cached = usage.cache_read_input_tokens
+        metrics.tokens.labels("input", model).inc(usage.input_tokens + cached)
+        metrics.tokens.labels("output", model).inc(usage.output_tokens)
+        metrics.tokens.labels("cached", model).inc(cached)
+
+
+def log_access(record: CallRecord, elapsed: float) -> None:
+    """One access-log line (INFO; DEBUG for the built-in simulator's own traffic)."""
+    path = record.path
+    # The built-in simulator's own traffic (--mock) is only interesting when debugging.
+    level = logging.DEBUG if path.startswith(MOCK_MOUNT + "/") else logging.INFO
+    if not access_log.isEnabledFor(level):
+        return
+    fields: dict[str, Any] = {
+        "request_id": record.request_id,
+        "method": record.method,
+        "path": path,
+        "status": record.status,
+        "protocol": record.protocol,
+        "latency_ms": round(elapsed * 1000, 1),
+    }
+    for name in _FIELDS:
+        value = getattr(record, name)
+        if value is not None:
+            fields[name] = value
+    ttft = record.ttft
+    if ttft is not None:
+        fields["ttft_ms"] = round(ttft * 1000, 1)
+    usage = record.usage
+    if usage is not None:
+        fields["input_tokens"] = usage.input_tokens + usage.cache_read_input_tokens
+        fields["output_tokens"] = usage.output_tokens
+        fields["cached_tokens"] = usage.cache_read_input_tokens
+    if record.disconnected:
+        fields["client_disconnected"] = True
+    text = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("method", "path", "status"))
+    access_log.log(
+        level, "%s %s %s %s", record.method, path, record.status, text, extra={"fields": fields}
+    )
+
+
+def _bounded(text: object) -> str | None:
+    """Client-chosen names (models pass through) are stored at most 200 characters long."""
+    return text[:200] if isinstance(text, str) else None
+
+
+def record_usage(app: AppState, record: CallRecord, elapsed: float) -> None:
+    """One usage row per model request (not token counts, not the simulator's own)."""
+    if record.routed_model is None or record.path.endswith("/count_tokens"):
+        return
+    status = record.status
+    if 200 <= status < 300:  # for the statusline: what answered last
+        app.last_served = {"model": record.routed_model, "upstream": record.upstream}
+    store = app.usage_store
+    if store is None:
+        return
+    usage = record.usage
+    index = record.key_index
+    ids = app.key_ids
+    now = time.time()
+    ttft = record.ttft
+    store.record(UsageRow(
+        ts=now,
+        client=str(record.protocol),
+        route=record.path,
+        key_id=ids[index] if index is not None and index < len(ids) else None,
+        model=_bounded(record.routed_model),
+        client_model=_bounded(record.client_model),
+        upstream=record.upstream,
+        input_tokens=usage.input_tokens if usage else 0,
+        cached_tokens=usage.cache_read_input_tokens if usage else 0,
+        output_tokens=usage.output_tokens if usage else 0,
+        latency_ms=round(elapsed * 1000, 1),
+        ttft_ms=round(ttft * 1000, 1) if ttft is not None else None,
+        status=status,
+        fallback=record.fallback,
+        priority=record.priority,
+        queue_wait_ms=record.queue_wait_ms,
+        peak=is_peak(datetime.fromtimestamp(now, UTC)),
+    ))  # fmt: skip

@@ -1,0 +1,198 @@
+"""Prometheus metrics, exposed at ``GET /metrics`` through ``prometheus_client``.
+
+Each app owns one :class:`Metrics` with its own ``CollectorRegistry`` (never the global
+one: tests and embedders create many apps in one process). Label values are bounded:
+routes are path templates, models are the routed GLM ids, keys are indices, never values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from glmbridge_server.edge import inbound
+
+if TYPE_CHECKING:
+    from glmbridge_server.traffic.scheduler import Scheduler
+
+__all__ = ["CONTENT_TYPE", "Metrics", "route_label"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+_TTFT_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
+_FIXED_ROUTES = frozenset(
+    {
+        "/",
+        "/health",
+        "/config",
+        "/metrics",
+        "/api/event_logging/batch",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/v1/models",
+        "/v1/chat/completions",
+    }
+)
+
+
+def route_label(path: str) -> str:
+    """A bounded label for ``path``: the route template, or ``other``."""
+    if path in _FIXED_ROUTES:
+        return path
+    if path.startswith("/v1/models/"):
+        return "/v1/models/{model_id}"
+    if path.startswith("/v1beta/"):
+        return "/v1beta"
+    if path.startswith("/_mock/"):
+        return "/_mock"
+    return "other"
+
+
+class _InboundCollector:
+    """Connections the inbound guard closed or refused, by reason (process-wide)."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "glmbridge_inbound_closed",
+            "Inbound connections closed or refused by the connection limits, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in sorted(inbound.STATS.items()):
+            family.add_metric([reason], count)
+        yield family
+
+
+class Metrics:
+    """The server's counters, gauges and histograms, in a private registry.
+
+    ``models`` are the model ids that may appear as a label; any other routed model is
+    counted as ``other``, so a client cannot grow ``/metrics`` by inventing names.
+    """
+
+    def __init__(self, models: Iterable[str] = ()) -> None:
+        self.models = frozenset(models)
+        self.registry = CollectorRegistry()
+        reg = self.registry
+        reg.register(_InboundCollector())
+        self.connections = Gauge(
+            "glmbridge_inbound_connections", "Inbound connections open now.", registry=reg
+        )
+        self.connections.set_function(inbound.open_connections)
+        self._request_metrics(reg)
+        self._upstream_metrics(reg)
+        self._slot_metrics(reg)
+
+    def _request_metrics(self, reg: CollectorRegistry) -> None:
+        """What the clients asked and got: requests, errors, latency, first token, tokens."""
+        self.requests = Counter(
+            "glmbridge_requests",
+            "HTTP requests answered, by route, inbound protocol and status.",
+            ["route", "protocol", "status"],
+            registry=reg,
+        )
+        self.errors = Counter(
+            "glmbridge_errors", "Requests that ended in an error, by error type.", ["type"],
+            registry=reg,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "glmbridge_request_duration_seconds",
+            "Time from request to the end of the response.",
+            ["route", "protocol"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.ttft = Histogram(
+            "glmbridge_time_to_first_token_seconds",
+            "Streams: time from request to the first content token sent to the client.",
+            ["model"],
+            buckets=_TTFT_BUCKETS,
+            registry=reg,
+        )
+        self.tokens = Counter(
+            "glmbridge_tokens",
+            "Tokens reported by the upstream: input (incl. cached), output, cached.",
+            ["kind", "model"],
+            registry=reg,
+        )
+        self.in_progress = Gauge(
+            "glmbridge_requests_in_progress", "Requests being handled now.", registry=reg
+        )
+
+    def _upstream_metrics(self, reg: CollectorRegistry) -> None:
+        """The upstream side: retries, key cool-downs, keys."""
+        self.retries = Counter(
+            "glmbridge_upstream_retries",
+            "Upstream calls retried, by the reason (upstream status or failure class).",
+            ["reason"],
+            registry=reg,
+        )
+        self.cooldowns = Counter(
+            "glmbridge_key_cooldowns",
+            "API keys taken out of rotation, by key index and reason (auth or quota).",
+            ["key_index", "reason"],
+            registry=reg,
+        )
+        self.keys = Gauge("glmbridge_keys", "Configured upstream API keys.", registry=reg)
+        self.keys_healthy = Gauge(
+            "glmbridge_keys_healthy", "API keys not cooling down now.", registry=reg
+        )
+
+    def _slot_metrics(self, reg: CollectorRegistry) -> None:
+        """Traffic control: slots per key, the queue and its waits."""
+        self.slots_in_use = Gauge(
+            "glmbridge_key_slots_in_use", "Upstream requests in flight, by key index.",
+            ["key_index"], registry=reg,
+        )  # fmt: skip
+        self.slot_limit = Gauge(
+            "glmbridge_key_slot_limit",
+            "Effective upstream slots per key (configured, or learned from 1302).",
+            ["key_index"],
+            registry=reg,
+        )
+        self.queue_length = Gauge(
+            "glmbridge_queue_length", "Requests waiting for a slot, by priority class.",
+            ["priority"], registry=reg,
+        )  # fmt: skip
+        self.queue_wait = Histogram(
+            "glmbridge_queue_wait_seconds",
+            "Time requests waited for an upstream slot (only those that waited).",
+            ["priority"],
+            buckets=_TTFT_BUCKETS,
+            registry=reg,
+        )
+        self.queue_timeouts = Counter(
+            "glmbridge_queue_timeouts", "Requests that gave up after max_queue_wait.",
+            ["priority"], registry=reg,
+        )  # fmt: skip
+
+    def retry(self, reason: str) -> None:
+        """Count one retried upstream call."""
+        self.retries.labels(reason).inc()
+
+    def cooldown(self, key_index: int, reason: str) -> None:
+        """Count one key cooldown."""
+        self.cooldowns.labels(str(key_index), reason).inc()
+
+    def model_label(self, model: object) -> str:
+        """A bounded label for a routed model: a known id, ``none`` or ``other``."""
+        if not model:
+            return "none"
+        return model if isinstance(model, str) and model in self.models else "other"
+
+    def render(self, keys: int, keys_healthy: int, scheduler: Scheduler | None = None) -> bytes:
+        """The exposition text, with the key, slot and queue gauges read now."""
+        self.keys.set(keys)
+        self.keys_healthy.set(keys_healthy)
+        if scheduler is not None:
+            for key in scheduler.status():
+                label = str(key["index"])
+                self.slots_in_use.labels(label).set(key["in_use"])
+                self.slot_limit.labels(label).set(key["limit"])
+            for priority, count in scheduler.queue_lengths().items():
+                self.queue_length.labels(priority.name.lower()).set(count)
+        return generate_latest(self.registry)

@@ -1,0 +1,225 @@
+"""Shared state for several glmbridge instances: key slots and cooldowns in Redis.
+
+Theory of operation. Each instance keeps its own :class:`~glmbridge_server.traffic.scheduler.
+Scheduler` (its queue and priorities are local); Redis adds one more gate in front of
+the upstream: a **distributed semaphore with leases** per key. Taking a slot runs one Lua
+script on a sorted set ``glmbridge:slots:<key id>``: expired leases are dropped, and if
+fewer than the key's limit remain a new lease (a random id scored with its expiry, on
+Redis's own clock) is added. A holder renews its leases every ``ttl / 3`` seconds, so an
+instance that dies without releasing frees its slots within ``ttl`` seconds; a release
+removes the lease at once.
+
+Cooldowns (a key rejected, a spent quota window) are shared the same way: a cooldown
+writes ``glmbridge:cool:<key id>`` with the reset time and expires with it; every
+instance copies the others' cooldowns into its key pool once a second.
+
+**Redis down** (or unreachable at start): the instance carries on with its local state
+only and logs a warning (at most every 30 s); it retries Redis every few seconds. The
+key's limit is then enforced per instance, not across them.
+
+Key ids are hashes (:func:`glmbridge_server.traffic.usage_store.key_id`), never the keys.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from glmbridge.quota import QuotaReset
+from glmbridge_server.upstream.keypool import KeyPool
+
+__all__ = ["LOCAL_LEASE", "RedisState"]
+
+logger = logging.getLogger("glmbridge.redis")
+
+#: The lease given while Redis is unreachable: the local limit alone applies.
+LOCAL_LEASE = "local"
+_PREFIX = "glmbridge"
+_RETRY_AFTER_FAILURE = 3.0
+_WARN_EVERY = 30.0
+
+# KEYS[1] the key's lease set; ARGV: limit, lease id, ttl ms. Redis's clock, so that the
+# instances' clocks never matter. Returns 1 when the lease was added.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 4)
+  return 1
+end
+return 0
+"""
+# KEYS: lease sets; ARGV[1] ttl ms, then one lease id per key. Renews leases still held.
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i, k in ipairs(KEYS) do
+  if redis.call('ZSCORE', k, ARGV[i + 1]) then
+    redis.call('ZADD', k, 'XX', now + tonumber(ARGV[1]), ARGV[i + 1])
+    redis.call('PEXPIRE', k, tonumber(ARGV[1]) * 4)
+  end
+end
+return 1
+"""
+
+
+class RedisState:
+    """The Redis side of the scheduler and the key pool (see the module docstring).
+
+    Parameters:
+        url: a ``redis://`` URL.
+        key_ids: the hashed id of each key, in pool order.
+        ttl: seconds a lease lives without renewal.
+    """
+
+    def __init__(self, url: str, key_ids: Sequence[str], *, ttl: float = 15.0) -> None:
+        import redis.asyncio as aioredis
+
+        self._client: Any = aioredis.Redis.from_url(
+            url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True
+        )
+        # EVALSHA (the script text is sent once, then only its hash)
+        self._take_script = self._client.register_script(_TAKE)
+        self._renew_script = self._client.register_script(_RENEW)
+        self._key_ids = list(key_ids)
+        self._ttl_ms = int(ttl * 1000)
+        self._held: dict[str, str] = {}  # lease id -> slot set
+        self._down_until = 0.0
+        self._last_warning = 0.0
+        self._tasks: set[Any] = set()  # fire-and-forget releases, kept from the GC
+        self.degraded = False
+
+    def _slots(self, index: int) -> str:
+        return f"{_PREFIX}:slots:{self._key_ids[index]}"
+
+    def _cool(self, index: int) -> str:
+        return f"{_PREFIX}:cool:{self._key_ids[index]}"
+
+    def _failed(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + _RETRY_AFTER_FAILURE
+        self.degraded = True
+        now = time.monotonic()
+        if now - self._last_warning >= _WARN_EVERY:
+            self._last_warning = now
+            logger.warning("Redis unavailable (%s): using local state only; key limits now "
+                           "hold per instance", type(exc).__name__)  # fmt: skip
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    # -- the semaphore ---------------------------------------------------------------------
+
+    async def take(self, index: int, limit: int) -> str | None:
+        """A lease on key ``index`` if fewer than ``limit`` are held across instances;
+        ``None`` when they are all taken; :data:`LOCAL_LEASE` when Redis is down."""
+        if not self._available():
+            return LOCAL_LEASE
+        lease = os.urandom(8).hex()
+        slots = self._slots(index)
+        try:
+            ok = await self._take_script(keys=[slots], args=[limit, lease, self._ttl_ms])
+        except Exception as exc:  # redis.RedisError, OSError, timeouts: degrade, never fail
+            self._failed(exc)
+            return LOCAL_LEASE
+        if self.degraded:
+            self.degraded = False
+            logger.warning("Redis is back: key slots are shared again")
+        if not ok:
+            return None
+        self._held[lease] = slots
+        return lease
+
+    def release(self, lease: str) -> None:
+        """Give a lease back (in the background: callers are synchronous)."""
+        slots = self._held.pop(lease, None)
+        if slots is None:
+            return
+        self._spawn(self._zrem(slots, lease))
+
+    async def _zrem(self, slots: str, lease: str) -> None:
+        try:
+            await self._client.zrem(slots, lease)
+        except Exception as exc:  # the lease expires by itself within ttl
+            self._failed(exc)
+
+    def _spawn(self, coro: Any) -> None:
+        import asyncio
+
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- cooldowns ------------------------------------------------------------------------
+
+    def share_cooldown(self, index: int, seconds: float, quota: QuotaReset | None) -> None:
+        """Publish a key's cooldown to the other instances."""
+        value = json.dumps({
+            "until": time.time() + seconds,
+            "quota": None if quota is None else {
+                "code": quota.code, "window": quota.window,
+                "resets_at": quota.resets_at.isoformat(),
+            },
+        })  # fmt: skip
+        if seconds > 0 and self._available():
+            self._spawn(self._set(self._cool(index), value, seconds))
+
+    async def _set(self, name: str, value: str, seconds: float) -> None:
+        try:
+            await self._client.set(name, value, px=max(1, int(seconds * 1000)))
+        except Exception as exc:
+            self._failed(exc)
+
+    async def _pull_cooldowns(self, pool: KeyPool) -> None:
+        names = [self._cool(i) for i in range(len(self._key_ids))]
+        values = await self._client.mget(names)
+        now = time.time()
+        for index, raw in enumerate(values):
+            if not raw:
+                continue
+            data = json.loads(raw)
+            left = float(data["until"]) - now
+            q = data.get("quota")
+            quota = None
+            if q:
+                resets = datetime.fromisoformat(q["resets_at"]).astimezone(UTC)
+                quota = QuotaReset(q["code"], q["window"], resets)
+            if left > 0 and pool.cooling_remaining(index) < left - 1:
+                pool.cool_down(index, left, quota)
+
+    # -- the background loop -----------------------------------------------------------
+
+    async def run(self, pool: KeyPool) -> None:
+        """Renew held leases and copy shared cooldowns, until cancelled."""
+        interval = min(1.0, self._ttl_ms / 3000)
+        while True:
+            await anyio.sleep(interval)
+            if not self._available():
+                continue
+            try:
+                if self._held:
+                    leases = list(self._held.items())
+                    keys = [slots for _, slots in leases]
+                    args: list[str | int] = [self._ttl_ms, *(lease for lease, _ in leases)]
+                    await self._renew_script(keys=keys, args=args)
+                await self._pull_cooldowns(pool)
+            except Exception as exc:
+                self._failed(exc)
+
+    async def aclose(self) -> None:
+        """Release every held lease and close the connection."""
+        try:
+            with anyio.move_on_after(1.0):
+                for lease, slots in list(self._held.items()):
+                    await self._client.zrem(slots, lease)
+            await self._client.aclose()
+        except Exception as exc:  # shutting down: nothing to save
+            logger.debug("closing Redis: %s", exc)

@@ -1,0 +1,1 @@
+"""The upstream side: the HTTP client with retries and key failover, and the key pool."""

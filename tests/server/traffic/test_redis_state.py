@@ -1,0 +1,154 @@
+"""Several instances share key slots and cooldowns through a real redis-server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anthropic
+import anyio
+import pytest
+from starlette.applications import Starlette
+
+from glmbridge_server.edge.app import create_app
+from glmbridge_server.settings import Settings
+from glmbridge_server.traffic.redis_state import LOCAL_LEASE, RedisState
+from glmbridge_server.upstream.keypool import KeyPool
+from tests.server.conftest import RunningServer
+
+Start = Callable[[Starlette], RunningServer]
+# redis-server is a test requirement (.ci/run installs the Debian package).
+REDIS_SERVER = shutil.which("redis-server") or "redis-server"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+def _ask(url: str, text: str) -> str:
+    directive = json.dumps({"text": f"answer to {text}", "chunk_count": 5, "delay": 0.05})
+    messages = [{"role": "user", "content": f"{text} [[sim:{directive}]]"}]
+    with (
+        anthropic.Anthropic(base_url=url, api_key="x", max_retries=0) as sdk,
+        sdk.messages.stream(
+            model="claude-sonnet-4-5", max_tokens=100, messages=messages  # type: ignore[arg-type]
+        ) as s,
+    ):
+        message = s.get_final_message()
+    return "".join(b.text for b in message.content if b.type == "text")
+
+
+def test_two_instances_never_exceed_one_request_on_a_shared_key(
+    sim: RunningServer, start_server: Start, bridge_settings: Callable[..., Settings],
+    sim_key: str, redis_url: str,
+) -> None:  # fmt: skip
+    sim.app.state.concurrency = 1
+    settings = bridge_settings(sim.url, key_slots=(1,), redis_url=redis_url)
+    bridges = [start_server(create_app(settings)) for _ in range(2)]
+    results: list[Any] = [None] * 8
+
+    def run(i: int) -> None:
+        try:
+            results[i] = _ask(bridges[i % 2].url, f"q{i}")
+        except Exception as exc:  # handed to the assertions
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [f"answer to q{i}" for i in range(8)]
+    assert sim.app.state.peak_in_flight[sim_key] == 1
+    assert sim.app.state.rejected_1302 == 0
+
+
+def test_a_quota_cooldown_reaches_the_other_instance(
+    sim: RunningServer, start_server: Start, bridge_settings: Callable[..., Settings],
+    sim_key: str, redis_url: str,
+) -> None:  # fmt: skip
+    sim.app.state.spent_keys = {sim_key: ("1308", datetime.now(UTC) + timedelta(hours=1))}
+    settings = bridge_settings(sim.url, redis_url=redis_url)
+    a, b = (start_server(create_app(settings)) for _ in range(2))
+    with pytest.raises(anthropic.RateLimitError):
+        _ask(a.url, "spent")
+    time.sleep(1.5)  # b copies shared cooldowns once a second
+    with pytest.raises(anthropic.RateLimitError) as info:
+        _ask(b.url, "spent")
+    assert "every API key's quota is spent" in info.value.message
+    assert sim.app.state.rejected_quota == 1  # b never asked Z.ai
+
+
+def test_redis_down_degrades_to_local_state(
+    sim: RunningServer, start_server: Start, bridge_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    dead = f"redis://127.0.0.1:{_free_port()}/0"
+    bridge = start_server(create_app(bridge_settings(sim.url, redis_url=dead)))
+    assert _ask(bridge.url, "still flows") == "answer to still flows"
+    assert any("Redis unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_a_dead_holder_frees_its_slot_when_the_lease_expires(redis_url: str) -> None:
+    async def main() -> None:
+        gone = RedisState(redis_url, ["lease-test"], ttl=0.3)  # never renews: "dies"
+        other = RedisState(redis_url, ["lease-test"], ttl=0.3)
+        assert await gone.take(0, 1) not in (None, LOCAL_LEASE)
+        assert await other.take(0, 1) is None
+        await anyio.sleep(0.4)
+        lease = await other.take(0, 1)
+        assert lease not in (None, LOCAL_LEASE)
+        other.release(lease)  # type: ignore[arg-type]
+        await anyio.sleep(0.05)
+        assert await gone.take(0, 1) is not None
+        await gone.aclose()
+        await other.aclose()
+
+    anyio.run(main)
+
+
+def test_cooldowns_are_copied_into_the_pool(redis_url: str) -> None:
+    async def main() -> None:
+        a = RedisState(redis_url, ["cool-test"])
+        b = RedisState(redis_url, ["cool-test"])
+        pool = KeyPool(["k"])
+        a.share_cooldown(0, 60, None)
+        await anyio.sleep(0.1)
+        await b._pull_cooldowns(pool)
+        assert pool.is_cooling(0) and pool.cooling_remaining(0) > 55
+        await a.aclose()
+        await b.aclose()
+
+    anyio.run(main)
