@@ -115,3 +115,15 @@ def test_downloads_only_from_the_upstreams_own_hosts_and_within_the_cap() -> Non
             anyio.run(fetch, url)
     with pytest.raises(UpstreamError, match="larger than"):
         anyio.run(fetch, "https://files.z.ai/a.png", 100)
+
+
+def test_a_key_echoed_in_an_upstream_error_is_scrubbed() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        key = request.headers["authorization"].removeprefix("Bearer ")
+        return httpx2.Response(400, json={"error": {"code": "1214", "message": f"bad {key}"}})
+
+    client = _client(handler, keys=("secret-media-key",))
+    job = decode_image_request({"prompt": "p"})
+    with pytest.raises(UpstreamError) as caught:
+        anyio.run(make_images, client, job)
+    assert "secret-media-key" not in str(caught.value) and caught.value.code == "1214"
