@@ -32,8 +32,8 @@ def wants_image(model: str, body: bytes) -> bool:
     """Whether this ``generateContent`` asks for image output (see the module)."""
     if "-image" in model.lower():
         return True
-    if b"esponse" not in body or b"IMAGE" not in body.upper():
-        return False  # cheap test first: most requests are text
+    if b"odalities" not in body or (b"IMAGE" not in body and b"image" not in body):
+        return False  # cheap test first (no copy of the body): most requests are text
     try:
         config = _config(decode_object(body))
     except ClientRequestError:

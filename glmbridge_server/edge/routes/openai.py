@@ -41,10 +41,10 @@ async def chat_completions(request: Request) -> Response | Answer:
 async def responses(request: Request) -> Response | Answer:
     """``POST /v1/responses`` (``previous_response_id`` needs ``responses_store``)."""
     store: ResponseStore | None = app_state(request).responses_store
-    images = media.serves_media(record_of(request))  # media (issue 21): the hosted image tool
 
     def decode(body: bytes) -> ir.Request:
-        if images and has_image_tool(body):  # media (issue 21): the gateway runs it
+        # media (issue 21): the hosted image tool, run by the gateway when a key may serve it
+        if has_image_tool(body) and media.serves_media(record_of(request)):
             raise _ImageTool(body)
         return (store.decode if store is not None else RESPONSES_DOOR.decode_request)(body)
 
