@@ -57,7 +57,7 @@ _QUALITY = {"low": "medium", "medium": "medium", "high": "high", "auto": "auto"}
 
 def has_image_tool(body: bytes) -> bool:
     """Whether a Responses request body offers the hosted ``image_generation`` tool."""
-    if b"\"image_generation\"" not in body:
+    if b'"image_generation"' not in body:
         return False  # cheap test first
     try:
         data = msgspec.json.decode(body)
