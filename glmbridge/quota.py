@@ -19,6 +19,7 @@ client which window ran out and when it resets (:meth:`QuotaReset.describe`).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -168,9 +169,20 @@ _UNITS = {1: "minute", 2: "day", 3: "hour", 4: "day", 5: "month", 6: "week"}
 
 
 def _number(value: object) -> float | None:
+    """A finite number, or ``None`` (wrong type, NaN, infinite, or past a float)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past 1.8e308
+        return None
+    return number if math.isfinite(number) else None
+
+
+# Reset times outside these years are nonsense (``nextResetTime: 1e20`` was sent once).
+_EARLIEST_RESET = datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000
+_LATEST_RESET = datetime(2200, 1, 1, tzinfo=UTC).timestamp() * 1000
+_MAX_TYPE = 64
 
 
 def parse_quota_limits(payload: object) -> list[QuotaWindow] | None:
@@ -180,7 +192,9 @@ def parse_quota_limits(payload: object) -> list[QuotaWindow] | None:
     Shape: ``{"success": true, "code": 200, "data": {"limits": [{"type": "TOKENS_LIMIT",
     "unit": 3, "number": 5, "percentage": 25, "nextResetTime": <ms>, "usage": …,
     "currentValue": …, "remaining": …}], "level": "pro"}}``; Lite plans send null counts
-    (nesquena/hermes-webui PR#7203), unknown fields and types are skipped.
+    (nesquena/hermes-webui PR#7203), unknown fields and types are skipped. Every field is
+    untrusted: a value of the wrong type, not finite, or a reset time outside 2000-2200 is
+    read as absent; this never raises.
     """
     if not isinstance(payload, dict):
         return None
@@ -192,23 +206,27 @@ def parse_quota_limits(payload: object) -> list[QuotaWindow] | None:
         return None
     out: list[QuotaWindow] = []
     for item in limits:
-        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+        kind = item.get("type") if isinstance(item, dict) else None
+        if not isinstance(kind, str) or not 0 < len(kind) <= _MAX_TYPE:
             continue
-        unit = _UNITS.get(item.get("unit"))  # type: ignore[arg-type]
+        raw_unit = item.get("unit")
+        unit = _UNITS.get(raw_unit) if type(raw_unit) is int else None
         number = _number(item.get("number"))
         if unit == "week" or (unit == "day" and number == 7):
             window = "weekly"
         elif unit == "month" and number in (None, 1.0):
             window = "monthly"
-        elif unit and number:
+        elif unit and number and 0 < number < 1e6:
             window = f"{number:g}-{unit}"
         else:
             window = "unknown"
         percent = _number(item.get("percentage"))
         total, current = _number(item.get("usage")), _number(item.get("currentValue"))
         if percent is None and total and current is not None:
-            percent = 100.0 * current / total
+            percent = _number(100.0 * current / total)
         reset_ms = _number(item.get("nextResetTime"))
-        resets = datetime.fromtimestamp(reset_ms / 1000, UTC) if reset_ms else None
-        out.append(QuotaWindow(item["type"], window, percent, resets))
+        resets = None
+        if reset_ms is not None and _EARLIEST_RESET <= reset_ms <= _LATEST_RESET:
+            resets = datetime.fromtimestamp(reset_ms / 1000, UTC)
+        out.append(QuotaWindow(kind, window, percent, resets))
     return out

@@ -7,12 +7,14 @@ For Anthropic's ``web_fetch_*`` server tool the gateway fetches pages itself (se
   ``MAX_URL_CHARS``, and the tool's domain lists.
 * :func:`address_refusal` — the SSRF rule for every address a host resolves to, before
   connecting and again at each redirect: loopback, private, link-local, CGNAT, multicast,
-  reserved and unspecified addresses are refused (an IPv4-mapped IPv6 address is judged as
-  its IPv4 address) unless the operator allows private targets.
+  reserved and unspecified addresses are refused (an IPv6 address that wraps an IPv4
+  address, :func:`embedded_ipv4`, is judged by it too; site-local ``fec0::/10`` is private)
+  unless the operator allows private targets.
 * :func:`content_kind` — the content-type allow-list (HTML, plain text, Markdown, JSON, XML,
   CSV); anything else is ``unsupported_content_type``.
 * :func:`html_to_text` — readable text from HTML (title, headings, paragraphs, list items,
-  links' text; scripts, styles and other non-content dropped), stdlib parser only.
+  links' text; scripts, styles and other non-content dropped), in linear time and within a
+  CPU budget (:mod:`glmbridge.html_text`).
 * :func:`fetch_result` / :func:`fetch_error` — the ``web_fetch_tool_result`` content.
 """
 
@@ -20,13 +22,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
 
 from glmbridge.errors import ClientRequestError
+from glmbridge.html_text import HtmlTooComplex, html_to_text
 from glmbridge.websearch import SearchFailure, SearchOptions, domain_allowed
 
 __all__ = [
@@ -35,9 +37,11 @@ __all__ = [
     "FetchFailure",
     "FetchOptions",
     "FetchedPage",
+    "HtmlTooComplex",
     "address_refusal",
     "check_url",
     "content_kind",
+    "embedded_ipv4",
     "fetch_error",
     "fetch_result",
     "html_to_text",
@@ -50,6 +54,11 @@ ALLOWED_CONTENT_TYPES = frozenset({
     "application/json", "application/xml", "text/xml", "text/csv",
 })  # fmt: skip
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: not global, not "private"
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+_COMPATIBLE = ipaddress.ip_network("::/96")
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 _DEFAULT_MAX_CHARS = 100_000  # of page text given to the model when max_content_tokens is unset
 
 
@@ -141,14 +150,58 @@ def check_url(url: object, options: FetchOptions) -> FetchFailure | None:
     return None
 
 
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address ``ip`` may carry: IPv4-mapped (``::ffff:a.b.c.d``), IPv4-translated
+    (``::ffff:0:a.b.c.d``, RFC 2765), IPv4-compatible (``::a.b.c.d``, RFC 4291 §2.5.5.1),
+    NAT64 (``64:ff9b::/96``, RFC 6052; ``64:ff9b:1::/48``, RFC 8215: one candidate per
+    prefix length it allows), 6to4 (``2002::/16``, RFC 3056) and Teredo (``2001::/32``, RFC 4380:
+    the server and the de-obfuscated client). A translator or relay on the path would
+    deliver the packet to that IPv4 address, so it is what the SSRF rule must judge."""
+    n = int(ip)
+    low = ipaddress.IPv4Address(n & 0xFFFFFFFF)
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip in _TRANSLATED or ip in _NAT64 or (ip in _COMPATIBLE and n > 1):  # not :: or ::1
+        return [low]
+    if ip in _NAT64_LOCAL:  # RFC 6052 §2.2 layouts for prefixes /48, /56, /64 and /96
+        byte = n.to_bytes(16, "big")
+        spots = (byte[6:8] + byte[9:11], byte[7:8] + byte[9:12], byte[9:13], byte[12:16])
+        return [ipaddress.IPv4Address(b) for b in spots]
+    if ip in _SIX_TO_FOUR:
+        return [ipaddress.IPv4Address((n >> 80) & 0xFFFFFFFF)]
+    if ip.teredo is not None:
+        return list(ip.teredo)
+    return []
+
+
 def address_refusal(address: str, *, allow_private: bool = False) -> str | None:
-    """Why connecting to ``address`` (an IP literal) is refused, or ``None``."""
+    """Why connecting to ``address`` (an IP literal) is refused, or ``None``.
+
+    An IPv6 address that embeds IPv4 addresses (:func:`embedded_ipv4`) is refused when any
+    of them is; deprecated site-local (``fec0::/10``) is private. Local-use NAT64
+    (``64:ff9b:1::/48``) is always refused: where its IPv4 address sits depends on the
+    translator's prefix length, so no single reading of it can be trusted."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return "not an IP address"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL:
+            return f"{ip} is a local-use NAT64 address"
+        for inner in embedded_ipv4(ip):
+            why = _refusal(inner, allow_private)
+            if why is not None:
+                return f"{ip} wraps {inner}: {why}" if ip.ipv4_mapped is None else why
+        if ip.ipv4_mapped is not None:
+            return None
+        if ip.is_site_local:
+            return None if allow_private else f"{ip} is a private address"
+        if ip in _NAT64 or ip in _SIX_TO_FOUR or ip in _TRANSLATED:
+            return None  # judged by the IPv4 address it wraps
+    return _refusal(ip, allow_private)
+
+
+def _refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: bool) -> str | None:
     if ip.is_multicast or ip.is_unspecified:
         return f"{ip} is not a unicast address"
     if ip.is_global:
@@ -184,79 +237,6 @@ def charset_of(content_type: str | None) -> str:
     except LookupError:
         return "utf-8"
     return name
-
-
-# --- HTML -> text -------------------------------------------------------------------------
-
-_SKIP = frozenset({"script", "style", "noscript", "template", "svg", "canvas", "iframe",
-                   "object", "head", "button", "select", "form", "nav"})  # fmt: skip
-_BLOCK = frozenset({"p", "div", "section", "article", "main", "header", "footer", "aside",
-                    "br", "hr", "table", "tr", "ul", "ol", "dl", "dt", "dd", "pre",
-                    "blockquote", "figure", "figcaption", "details", "summary"})  # fmt: skip
-_VOID = frozenset({"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed",
-                   "source", "track", "wbr"})  # fmt: skip
-
-
-class _TextParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.title: list[str] = []
-        self._skip = 0
-        self._in_title = False
-        self._pre = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "title":
-            self._in_title = True
-        elif tag in _SKIP and tag not in _VOID:
-            self._skip += 1
-        elif self._skip:
-            return
-        elif tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
-            self.out.append("\n\n" + "#" * int(tag[1]) + " ")
-        elif tag == "li":
-            self.out.append("\n- ")
-        elif tag in ("td", "th"):
-            self.out.append(" | ")
-        elif tag == "pre":
-            self._pre += 1
-            self.out.append("\n\n")
-        elif tag in _BLOCK:
-            self.out.append("\n\n" if tag not in ("br", "tr") else "\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self._in_title = False
-        elif tag in _SKIP and tag not in _VOID:
-            self._skip = max(0, self._skip - 1)
-        elif self._skip:
-            return
-        elif tag == "pre":
-            self._pre = max(0, self._pre - 1)
-            self.out.append("\n\n")
-        elif tag in _BLOCK or tag in ("h1", "h2", "h3", "h4", "h5", "h6", "li"):
-            self.out.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title.append(data)
-        elif not self._skip:
-            self.out.append(data if self._pre else re.sub(r"\s+", " ", data))
-
-
-def html_to_text(html: str) -> tuple[str | None, str]:
-    """``(title, text)`` of an HTML document."""
-    parser = _TextParser()
-    parser.feed(html)
-    parser.close()
-    text = "".join(parser.out)
-    # a collapsed run of blanks leaves one space at a line start; deeper indents are <pre>
-    lines = [line.rstrip() for line in text.splitlines()]
-    lines = [line[1:] if line[:1] == " " and line[1:2] != " " else line for line in lines]
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-    title = " ".join("".join(parser.title).split()) or None
-    return title, text
 
 
 # --- result blocks ------------------------------------------------------------------------

@@ -61,6 +61,7 @@ def _start_server(upstream: FaultServer, port: int) -> subprocess.Popen[bytes]:
         "GLMBRIDGE_MAX_RETRIES": "1",
         "GLMBRIDGE_AUTH_COOLDOWN": "0",
         "GLMBRIDGE_QUOTA_COOLDOWN": "0",
+        "GLMBRIDGE_SLOT_LEARNING": "0",
         "GLMBRIDGE_LOG_LEVEL": "error",
     }
     server = subprocess.Popen(
@@ -100,7 +101,9 @@ def soak(minutes: float, workers: int) -> dict[str, Any]:
         try:
             target = Target(f"http://127.0.0.1:{port}", TOKEN, KEY)
             while time.monotonic() - started < minutes * 60:
-                report = run_campaign(target, upstream, rounds=1, workers=workers)
+                # the defect attacks (each with targets of its own) run in the first round
+                report = run_campaign(target, upstream, rounds=1, workers=workers,
+                                      defects=None if rounds == 0 else {})  # fmt: skip
                 rounds += 1
                 total.requests += report.requests
                 total.faults += report.faults
@@ -109,6 +112,7 @@ def soak(minutes: float, workers: int) -> dict[str, Any]:
                     getattr(total, name).extend(getattr(report, name))
                 total.health_worst = max(total.health_worst, report.health_worst)
                 total.health_failures += report.health_failures
+                total.defect_seconds.update(report.defect_seconds)
             time.sleep(2.5)  # keep-alive and upstream connections close
             samples.append(_sample(server.pid))
         finally:

@@ -185,16 +185,24 @@ def _background_tasks(tg: anyio.abc.TaskGroup, state: AppState, upstream: Upstre
     """Start the optional background work: Redis shared state, the quota poller (or, without
     it, the quota estimate from the usage store)."""
     settings, key_pool, scheduler = state.settings, state.key_pool, state.scheduler
+    # Supervised: a failing loop is restarted, and never ends this task group (nor closes the
+    # shared clients); /health shows each loop's state.
+    run = state.supervisor.run
     if scheduler.remote is not None:
-        tg.start_soon(scheduler.remote.run, key_pool)
+        tg.start_soon(run, "redis", scheduler.remote.run, key_pool)
     if settings.quota_poll > 0 and len(key_pool) and not settings.mock:
         from glmbridge_server.traffic.quota_poller import poll_quotas  # optional: lazily
 
-        tg.start_soon(poll_quotas, state, settings, key_pool, scheduler, upstream.http)
+        tg.start_soon(
+            run, "quota_poller", poll_quotas, state, settings, key_pool, scheduler, upstream.http
+        )
     elif settings.usage_db is not None and settings.plan in ("lite", "pro", "max"):
         from glmbridge_server.traffic.quota_poller import estimate_quotas  # optional: lazily
 
-        tg.start_soon(estimate_quotas, settings, scheduler, settings.usage_db, state.key_ids)
+        tg.start_soon(
+            run, "quota_estimate", estimate_quotas, settings, scheduler, settings.usage_db,
+            state.key_ids,
+        )  # fmt: skip
 
 
 def _lifespan(state: AppState, transport: httpx2.AsyncBaseTransport | None) -> Any:

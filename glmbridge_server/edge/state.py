@@ -17,6 +17,7 @@ from glmbridge.routing import RouteTable
 from glmbridge.tokens import TokenEstimator
 from glmbridge.vision import Description
 from glmbridge_server.call.record import CallRecord
+from glmbridge_server.edge.supervisor import Supervisor
 from glmbridge_server.media.access import MediaState
 from glmbridge_server.settings import Settings
 from glmbridge_server.tools.responses_store import ResponseStore
@@ -60,6 +61,8 @@ class AppState:
     #: What answered last (for the statusline), and the quota poller's windows by key index.
     last_served: dict[str, Any] | None = None
     quota_windows: dict[int, Any] = field(default_factory=dict)
+    #: the lifespan's background loops, supervised (``/health`` shows them)
+    supervisor: Supervisor = field(default_factory=Supervisor)
     #: Tokenizer URL -> monotonic time to ask it again.
     tokenizer_unavailable: dict[str, float] = field(default_factory=dict)
     #: Made on first use, remade when the settings change.

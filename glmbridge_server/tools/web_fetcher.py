@@ -9,13 +9,16 @@ rebinding) cannot reach an internal address. Proxy environment variables are not
 proxy would resolve the name again.
 
 Limits: ``max_bytes`` of body (more is cut, and the page marked truncated), ``timeout``
-seconds for the whole fetch including redirects, and the content-type allow-list. Every
+seconds for the whole fetch including redirects, the content-type allow-list, and
+``convert_seconds`` of CPU time to turn HTML into text, in a worker thread (a page that
+needs more is refused: :mod:`glmbridge.html_text`). Every
 failure is a :class:`~glmbridge.webfetch.FetchFailure`, never an exception: it becomes a
 ``web_fetch_tool_result`` error block and a tool error for the model.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import socket
@@ -24,13 +27,16 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import anyio
+import anyio.to_thread
 import httpx2
+from anyio.lowlevel import RunVar
 
 from glmbridge._version import __version__
 from glmbridge.webfetch import (
     FetchedPage,
     FetchFailure,
     FetchOptions,
+    HtmlTooComplex,
     address_refusal,
     charset_of,
     check_url,
@@ -44,6 +50,20 @@ logger = logging.getLogger("glmbridge.fetch")
 
 _MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+_CONVERTERS: RunVar[anyio.CapacityLimiter] = RunVar("glmbridge_html_converters")
+
+
+def _converters() -> anyio.CapacityLimiter:
+    """At most two pages are converted at once per event loop: each is CPU work that shares
+    the interpreter with the loop."""
+    try:
+        return _CONVERTERS.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(2)
+        _CONVERTERS.set(limiter)
+        return limiter
 
 
 class _Refused(Exception):
@@ -62,6 +82,7 @@ class WebFetcher:
         timeout: seconds for a whole fetch.
         transport: an httpx2 transport (tests); the network otherwise.
         resolve: ``host -> addresses`` (tests); ``getaddrinfo`` otherwise.
+        convert_seconds: the CPU time an HTML page may take to become text.
     """
 
     def __init__(
@@ -72,12 +93,14 @@ class WebFetcher:
         timeout: float = 20.0,
         transport: httpx2.AsyncBaseTransport | None = None,
         resolve: Callable[[str], Sequence[str]] | None = None,
+        convert_seconds: float = 2.0,
     ) -> None:
         self.allow_private = allow_private
         self.max_bytes = max_bytes
         self.timeout = timeout
         self._transport = transport
         self._resolve = resolve
+        self.convert_seconds = convert_seconds
 
     async def fetch(self, url: str, options: FetchOptions) -> FetchedPage | FetchFailure:
         """The page at ``url``, or why not. Never raises a glmbridge error."""
@@ -151,6 +174,21 @@ class WebFetcher:
             return []
         return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
+    async def _convert(self, html: str) -> tuple[str | None, str]:
+        """HTML to text in a worker thread (the event loop keeps serving), within
+        ``convert_seconds`` of CPU time (and five times that of wall-clock time, for a
+        machine so busy that the thread hardly runs); a page that does not fit is refused."""
+        budget = self.convert_seconds
+        try:
+            return await anyio.to_thread.run_sync(
+                functools.partial(html_to_text, html, cpu_seconds=budget, wall_seconds=budget * 5),
+                limiter=_converters(),
+            )
+        except HtmlTooComplex:
+            why = f"the page could not be converted to text within {budget:g} s"
+            logger.info("web fetch: %s", why)
+            raise _Refused(FetchFailure("url_not_accessible", why)) from None
+
     async def _page(
         self, url: str, response: httpx2.Response, options: FetchOptions
     ) -> FetchedPage:
@@ -176,7 +214,7 @@ class WebFetcher:
         text = bytes(body).decode(charset_of(content_type), "replace")
         title = None
         if kind in ("text/html", "application/xhtml+xml"):
-            title, text = html_to_text(text)
+            title, text = await self._convert(text)
         if truncated:
             text += f"\n\n[truncated at {self.max_bytes} bytes]"
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

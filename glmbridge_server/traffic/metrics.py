@@ -67,6 +67,24 @@ class _InboundCollector:
         yield family
 
 
+class _UsageCollector:
+    """The usage store's rows written and lost since start (set before each render)."""
+
+    rows: dict[str, int] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.rows is None:
+            return
+        family = CounterMetricFamily(
+            "glmbridge_usage_rows",
+            "Usage-store rows since start, by outcome: written, or lost (counted exactly).",
+            labels=["outcome"],
+        )
+        for outcome in ("written", "lost"):
+            family.add_metric([outcome], self.rows.get(outcome, 0))
+        yield family
+
+
 class Metrics:
     """The server's counters, gauges and histograms, in a private registry.
 
@@ -79,6 +97,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         reg = self.registry
         reg.register(_InboundCollector())
+        self._usage = _UsageCollector()
+        reg.register(self._usage)
         self.connections = Gauge(
             "glmbridge_inbound_connections", "Inbound connections open now.", registry=reg
         )
@@ -184,8 +204,16 @@ class Metrics:
             return "none"
         return model if isinstance(model, str) and model in self.models else "other"
 
-    def render(self, keys: int, keys_healthy: int, scheduler: Scheduler | None = None) -> bytes:
-        """The exposition text, with the key, slot and queue gauges read now."""
+    def render(
+        self,
+        keys: int,
+        keys_healthy: int,
+        scheduler: Scheduler | None = None,
+        *,
+        usage_rows: dict[str, int] | None = None,
+    ) -> bytes:
+        """The exposition text, with the key, slot, queue and usage-store figures read now."""
+        self._usage.rows = usage_rows
         self.keys.set(keys)
         self.keys_healthy.set(keys_healthy)
         if scheduler is not None:

@@ -12,6 +12,10 @@ Without polling, an explicit ``plan`` (lite, pro, max) and the usage store give 
 estimate instead (:func:`estimate_quotas`: this gateway's credits per key in the last 5
 hours and 7 days against the plan's allowances; other clients of the key are not seen).
 
+Every field of the answer is untrusted: a value of the wrong type or out of range is read
+as absent, an answer over 256 KiB is ignored, and anything else unexpected is logged once
+(per key and kind) and ignored; the poller never stops on an answer.
+
 When a key's token or credit window reaches ``background_throttle`` percent, background
 calls stop using that key (they wait, then get the queue's 429) so the interactive turn
 and subagents keep working until the reset. The windows are shown in ``/status``.
@@ -46,6 +50,7 @@ logger = logging.getLogger("glmbridge.quota")
 QUOTA_PATH = "/api/monitor/usage/quota/limit"
 _TIMEOUT = httpx2.Timeout(5.0)
 _ESTIMATE_EVERY = 30.0
+_MAX_ANSWER = 256 * 1024
 
 
 def quota_url(settings: Settings) -> str:
@@ -57,8 +62,15 @@ def quota_url(settings: Settings) -> str:
 async def _fetch(http: httpx2.AsyncClient, url: str, key: str) -> list[QuotaWindow] | None:
     for auth in (key, f"Bearer {key}"):
         try:
-            response = await http.get(url, headers={"Authorization": auth}, timeout=_TIMEOUT)
-            windows = parse_quota_limits(msgspec.json.decode(response.content))
+            async with http.stream(
+                "GET", url, headers={"Authorization": auth}, timeout=_TIMEOUT
+            ) as response:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > _MAX_ANSWER:
+                        return None  # no quota answer is this long
+            windows = parse_quota_limits(msgspec.json.decode(bytes(body)))
         except (httpx2.HTTPError, msgspec.DecodeError):
             return None
         if windows is not None:
@@ -81,25 +93,43 @@ async def poll_quotas(
     """Poll every key's windows every ``quota_poll`` seconds, until cancelled; the results
     go to ``state.quota_windows`` (by key index) and ``scheduler.near_exhaustion``."""
     url = quota_url(settings)
+    complained: set[tuple[int, str]] = set()  # (key, error type) already logged
     while True:
         near: set[int] = set()
         for index in range(len(pool)):
-            windows = await _fetch(http, url, pool.lease(index).key)
-            if windows is None:
-                logger.info("quota endpoint gave no usable answer for key #%d", index)
-                near |= scheduler.near_exhaustion & {index}  # keep the last verdict
-                continue
-            state.quota_windows[index] = [_as_json(w) for w in windows]
-            if any(
-                w.kind != "TIME_LIMIT"
-                and w.used_percent is not None
-                and w.used_percent >= settings.background_throttle
-                for w in windows
-            ):
-                near.add(index)
+            try:
+                windows = await _fetch(http, url, pool.lease(index).key)
+                if _poll_key(state, settings, scheduler, index, windows):
+                    near.add(index)
+            except Exception as exc:  # an answer nobody foresaw: logged once, ignored
+                if (index, type(exc).__name__) not in complained:
+                    complained.add((index, type(exc).__name__))
+                    logger.warning("quota answer for key #%d ignored (%s)", index,
+                                   type(exc).__name__)  # fmt: skip
+                near |= scheduler.near_exhaustion & {index}
         _announce(near, scheduler, settings.background_throttle, "Z.ai's quota endpoint")
         scheduler.hold_back("polled", near)
         await anyio.sleep(settings.quota_poll)
+
+
+def _poll_key(
+    state: Any,
+    settings: Settings,
+    scheduler: Scheduler,
+    index: int,
+    windows: list[QuotaWindow] | None,
+) -> bool:
+    """Record key ``index``'s windows; whether one is past ``background_throttle``."""
+    if windows is None:
+        logger.info("quota endpoint gave no usable answer for key #%d", index)
+        return index in scheduler.near_exhaustion  # keep the last verdict
+    state.quota_windows[index] = [_as_json(w) for w in windows]
+    return any(
+        w.kind != "TIME_LIMIT"
+        and w.used_percent is not None
+        and w.used_percent >= settings.background_throttle
+        for w in windows
+    )
 
 
 def _announce(near: set[int], scheduler: Scheduler, threshold: float, source: str) -> None:

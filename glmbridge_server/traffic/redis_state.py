@@ -9,6 +9,16 @@ Redis's own clock) is added. A holder renews its leases every ``ttl / 3`` second
 instance that dies without releasing frees its slots within ``ttl`` seconds; a release
 removes the lease at once.
 
+The lease set comes with **one queue per key across instances** (issue 24, item 6): a
+request that finds every lease taken leaves its ticket in ``glmbridge:queue:<key id>``,
+scored by its arrival (wall clock) plus its priority class times ``queue_aging`` (the
+local queue's score), and asks again every few tens of milliseconds; a lease goes only to a
+ticket with fewer better-scored tickets ahead than there are free slots. So the instances
+are served in one order, best score first, instead of whichever happens to poll just after
+a release. A ticket that stops asking (its instance died) drops out after
+:data:`HEARTBEAT` seconds; one that gives up is removed at once. Cancelled while taking, the
+instance removes what the script may have added (:meth:`RedisState.take`).
+
 Cooldowns (a key rejected, a spent quota window) are shared the same way: a cooldown
 writes ``glmbridge:cool:<key id>`` with the reset time and expires with it; every
 instance copies the others' cooldowns into its key pool once a second.
@@ -35,7 +45,7 @@ import anyio
 from glmbridge.quota import QuotaReset
 from glmbridge_server.upstream.keypool import KeyPool
 
-__all__ = ["LOCAL_LEASE", "RedisState"]
+__all__ = ["HEARTBEAT", "LOCAL_LEASE", "RedisState"]
 
 logger = logging.getLogger("glmbridge.redis")
 
@@ -43,20 +53,43 @@ logger = logging.getLogger("glmbridge.redis")
 LOCAL_LEASE = "local"
 _PREFIX = "glmbridge"
 _RETRY_AFTER_FAILURE = 3.0
+#: A waiting ticket that has not asked again for this long leaves the shared queue.
+HEARTBEAT = 3.0
 _WARN_EVERY = 30.0
 
-# KEYS[1] the key's lease set; ARGV: limit, lease id, ttl ms. Redis's clock, so that the
-# instances' clocks never matter. Returns 1 when the lease was added.
+# KEYS: the key's lease set, its queue (ticket -> score), the queue's heartbeats (ticket ->
+# expiry ms). ARGV: limit, lease id, ttl ms, ticket, score, heartbeat ms. Redis's clock for
+# expiries, so that the instances' clocks never matter there. A lease is granted only when
+# fewer tickets with a better score wait than there are free slots: one queue across
+# instances, best score first. A ticket whose instance stopped asking drops out after the
+# heartbeat time. Returns {1, 0} when the lease was added, else {0, tickets ahead}.
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(stale) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+end
+local ticket = ARGV[4]
+local ahead = redis.call('ZRANK', KEYS[2], ticket)
+if not ahead then
+  ahead = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ARGV[5])
+end
+local free = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[1])
+if free > ahead then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 4)
-  return 1
+  redis.call('ZREM', KEYS[2], ticket)
+  redis.call('ZREM', KEYS[3], ticket)
+  return {1, 0}
 end
-return 0
+redis.call('ZADD', KEYS[2], 'NX', ARGV[5], ticket)
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ticket)
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[6]) * 4)
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[6]) * 4)
+return {0, ahead}
 """
 # KEYS: lease sets; ARGV[1] ttl ms, then one lease id per key. Renews leases still held.
 _RENEW = """
@@ -97,9 +130,17 @@ class RedisState:
         self._last_warning = 0.0
         self._tasks: set[Any] = set()  # fire-and-forget releases, kept from the GC
         self.degraded = False
+        #: Per key index: tickets ahead in the shared queue at the last refused take.
+        self.ahead: dict[int, int] = {}
 
     def _slots(self, index: int) -> str:
         return f"{_PREFIX}:slots:{self._key_ids[index]}"
+
+    def _queue(self, index: int) -> str:
+        return f"{_PREFIX}:queue:{self._key_ids[index]}"
+
+    def _beats(self, index: int) -> str:
+        return f"{_PREFIX}:beats:{self._key_ids[index]}"
 
     def _cool(self, index: int) -> str:
         return f"{_PREFIX}:cool:{self._key_ids[index]}"
@@ -118,25 +159,56 @@ class RedisState:
 
     # -- the semaphore ---------------------------------------------------------------------
 
-    async def take(self, index: int, limit: int) -> str | None:
-        """A lease on key ``index`` if fewer than ``limit`` are held across instances;
-        ``None`` when they are all taken; :data:`LOCAL_LEASE` when Redis is down."""
+    async def take(
+        self, index: int, limit: int, *, ticket: str | None = None, score: float = 0.0
+    ) -> str | None:
+        """A lease on key ``index`` if fewer than ``limit`` are held across instances and
+        no better ``ticket`` waits for one; ``None`` when not (the ticket then keeps its
+        place in the key's queue: ask again within :data:`HEARTBEAT`, or :meth:`leave`);
+        :data:`LOCAL_LEASE` when Redis is down. ``score`` orders the queue (lower first).
+
+        Cancelled at any point, it takes nothing: a lease Redis may have added is removed.
+        """
         if not self._available():
             return LOCAL_LEASE
         lease = os.urandom(8).hex()
-        slots = self._slots(index)
+        ticket = ticket or lease
+        keys = [self._slots(index), self._queue(index), self._beats(index)]
+        args: list[str | int] = [
+            limit, lease, self._ttl_ms, ticket, repr(float(score)), int(HEARTBEAT * 1000)
+        ]  # fmt: skip
         try:
-            ok = await self._take_script(keys=[slots], args=[limit, lease, self._ttl_ms])
+            ok, ahead = await self._take_script(keys=keys, args=args)
         except Exception as exc:  # redis.RedisError, OSError, timeouts: degrade, never fail
             self._failed(exc)
             return LOCAL_LEASE
+        except BaseException:  # cancelled: the script may have run all the same
+            self._spawn(self._forget(keys, lease, ticket))
+            raise
         if self.degraded:
             self.degraded = False
             logger.warning("Redis is back: key slots are shared again")
         if not ok:
+            self.ahead[index] = int(ahead)
             return None
-        self._held[lease] = slots
+        self._held[lease] = keys[0]
         return lease
+
+    def leave(self, index: int, ticket: str) -> None:
+        """Take ``ticket`` out of key ``index``'s queue (it stopped waiting)."""
+        if self._available():
+            keys = [self._slots(index), self._queue(index), self._beats(index)]
+            self._spawn(self._forget(keys, None, ticket))
+
+    async def _forget(self, keys: list[str], lease: str | None, ticket: str) -> None:
+        try:
+            with anyio.move_on_after(2.0):
+                if lease is not None:
+                    await self._client.zrem(keys[0], lease)
+                await self._client.zrem(keys[1], ticket)
+                await self._client.zrem(keys[2], ticket)
+        except Exception as exc:  # the lease and the ticket expire by themselves
+            self._failed(exc)
 
     def release(self, lease: str) -> None:
         """Give a lease back (in the background: callers are synchronous)."""

@@ -20,15 +20,20 @@ the upstream's answer is finished (a stream: when its last byte is read).
   ``2 × aging`` seconds before it, and a background call that has waited longer than
   that is served first: aging is built into the score, so nothing starves.
 * **Bounded waits.** Past ``max_queue_wait`` the request fails with a native
-  rate-limit error and a ``retry-after`` estimated from the queue and the recent slot
-  hold times. The relay keeps a queued stream alive meanwhile (headers after
-  ``commit_after``, then keep-alives) and stops its first-output clock while it waits.
+  rate-limit error and a ``retry-after`` of the queue's expected drain time (the requests
+  waiting times the recent slot hold time, over the slots), with ±25 % jitter so that
+  clients rejected together do not come back together. The relay keeps a queued stream
+  alive meanwhile (headers after ``commit_after``, then keep-alives) and stops its
+  first-output clock while it waits.
 
 Everything runs on one event loop: the state is plain lists and the waiting is an
 ``anyio.Event`` per waiter; the uncontended path takes a slot without awaiting. With a
-shared backend (``redis_url``: :mod:`glmbridge_server.traffic.redis_state`) a local slot must also
-win a Redis lease on the key; when other instances hold them all, the request gives the
-local slot back and asks again every ``_REMOTE_POLL`` seconds, within ``max_queue_wait``.
+shared backend (``redis_url``: :mod:`glmbridge_server.traffic.redis_state`) a request that has its
+local slot also waits, holding it, in the key's queue shared by every instance, scored like
+the local queue (arrival on the wall clock plus its class times ``aging``), until Redis
+grants it a lease; that wait counts in the request's queue wait. Whatever stops an acquire
+(a client hanging up, a timeout) at whichever await gives back all it took: the local slot,
+the lease, the ticket in the shared queue.
 Keys in ``near_exhaustion`` (the optional quota poller, the local credit estimate) are not
 offered to background calls.
 """
@@ -37,6 +42,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import random
 import time
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
@@ -61,8 +68,10 @@ UNLIMITED = 1_000_000
 PLAN_SLOTS = {"lite": 1, "pro": 2, "max": 3, "payg": 10, "unlimited": UNLIMITED}
 # The waiters re-check at least this often (cooldowns and learned limits expire by time).
 _RECHECK = 1.0
-# How often a request asks Redis again while other instances hold the key's slots.
+# How often a request in the shared queue asks Redis again (its heartbeat there, too).
 _REMOTE_POLL = 0.05
+# The longest retry-after a queue timeout suggests, before jitter.
+_MAX_RETRY_AFTER = 60.0
 # Weight of the newest sample in the moving average of slot hold times.
 _EWMA = 0.2
 
@@ -85,6 +94,8 @@ class Ticket:
     on_grant: Callable[[float], None] | None = None
     waited: float = 0.0
     since: float | None = None  # first time in the queue: retries keep their seniority
+    arrived: float | None = None  # wall clock at its first acquire (the shared queue's order)
+    tag: str = field(default_factory=lambda: os.urandom(8).hex())  # its id in Redis
 
 
 @dataclass(slots=True, eq=False)
@@ -126,6 +137,7 @@ class Scheduler:
         aging: seconds of waiting worth one priority class.
         learning: how long a limit learned from a ``1302`` holds.
         clock: a monotonic clock (tests inject one).
+        rng: the jitter of queue timeouts' ``retry_after`` (tests inject one).
     """
 
     def __init__(
@@ -136,6 +148,7 @@ class Scheduler:
         aging: float = 30.0,
         learning: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         if len(limits) != len(pool):
             raise ValueError("one slot limit per key is needed")
@@ -143,6 +156,7 @@ class Scheduler:
         self.aging = aging
         self.learning = learning
         self._clock = clock
+        self._rng = rng or random.Random()
         self._configured = [max(1, n) for n in limits]
         self._learned: list[tuple[int, float] | None] = [None] * len(pool)
         self._in_use = [0] * len(pool)
@@ -247,24 +261,52 @@ class Scheduler:
         if remote is None:
             return await self._acquire_local(ticket, exclude, max_wait)
         deadline = anyio.current_time() + max_wait
-        started = anyio.current_time()
-        while True:
-            left = max(0.0, deadline - anyio.current_time())
-            slot = await self._acquire_local(ticket, exclude, left)
-            index = slot.lease.index
-            lease = await remote.take(index, self.limit(index))
-            if lease is not None:
-                slot.remote = lease
-                if ticket.on_grant is not None:
-                    ticket.on_grant(0.0)
-                return slot
-            slot.release()  # other instances hold this key's slots: wait and ask again
-            if ticket.on_queue is not None:
-                ticket.on_queue()
-            if anyio.current_time() + _REMOTE_POLL > deadline:
-                waited = anyio.current_time() - started
-                raise self._timeout(self._clock() + ticket.priority * self.aging, waited)
-            await anyio.sleep(_REMOTE_POLL)
+        if ticket.arrived is None:
+            ticket.arrived = time.time()  # the instances' shared order: wall-clock arrival
+        slot = await self._acquire_local(ticket, exclude, max_wait)
+        try:  # from here on, whatever stops the wait gives the local slot back
+            await self._acquire_remote(remote, slot, ticket, deadline)
+        except BaseException:
+            slot.release()
+            raise
+        return slot
+
+    async def _acquire_remote(
+        self, remote: RedisState, slot: Slot, ticket: Ticket, deadline: float
+    ) -> None:
+        """Wait in the key's shared queue (Redis) while holding the local slot; sets
+        ``slot.remote``. The whole time on Redis counts in ``ticket.waited``."""
+        index = slot.lease.index
+        assert ticket.arrived is not None
+        score = ticket.arrived + ticket.priority * self.aging
+        started: float | None = None
+        asked = anyio.current_time()  # a wait in the shared queue counts from the first ask
+        try:
+            while True:
+                lease = await remote.take(index, self.limit(index), ticket=ticket.tag,
+                                          score=score)  # fmt: skip
+                if lease is not None:
+                    slot.remote = lease
+                    break
+                now = anyio.current_time()
+                if started is None:
+                    started = asked
+                    self.queued += 1
+                    if ticket.on_queue is not None:
+                        ticket.on_queue()
+                if now + _REMOTE_POLL > deadline:
+                    ahead = remote.ahead.get(index, 0)
+                    raise self._timeout(self._clock() + ticket.priority * self.aging,
+                                        now - started, queued=ahead)  # fmt: skip
+                await anyio.sleep(_REMOTE_POLL)
+        except BaseException:
+            if started is not None:  # it left the shared queue: other instances go on
+                remote.leave(index, ticket.tag)
+            raise
+        finally:  # the time on Redis counts, queued or not (a slow Redis is a wait too)
+            ticket.waited += anyio.current_time() - asked
+        if started is not None and ticket.on_grant is not None:
+            ticket.on_grant(anyio.current_time() - started)
 
     async def _acquire_local(
         self, ticket: Ticket, exclude: Container[int], max_wait: float
@@ -342,11 +384,17 @@ class Scheduler:
             waiter.event.set()
             free -= 1
 
-    def _timeout(self, score: float, waited: float) -> QueueTimeout:
+    def _timeout(self, score: float, waited: float, *, queued: int = 0) -> QueueTimeout:
+        """The 429 for a request that waited too long. Its ``retry_after`` is the queue's
+        expected drain time (everyone waiting now, ``queued`` more in a shared queue, times
+        the mean slot hold over the slots), with ±25 % jitter: rejected together, clients
+        do not all come back together (issue 24, item 7)."""
         self.timeouts += 1
         slots = sum(min(self.limit(i), 1000) for i in range(len(self._in_use)))
-        ahead = sum(1 for w in self._waiters if w.score < score)
-        retry = min(60.0, max(1.0, self._hold * (ahead + 1) / max(1, slots)))
+        ahead = max(queued, sum(1 for w in self._waiters if w.score < score))
+        waiting = max(queued, len(self._waiters))
+        drain = self._hold * (waiting + 1) / max(1, slots)
+        retry = max(1.0, min(_MAX_RETRY_AFTER, drain) * self._rng.uniform(0.75, 1.25))
         return QueueTimeout(
             f"every upstream slot is busy ({sum(self._in_use)} in flight on "
             f"{len(self._in_use)} key(s)); waited {waited:.0f} s in glmbridge's queue "

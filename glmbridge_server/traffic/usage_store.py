@@ -2,10 +2,13 @@
 
 Theory of operation. The request path only calls :meth:`UsageStore.record`, which puts a
 tuple on a bounded in-memory queue and returns; it never touches the database, never
-blocks and never raises. One writer thread owns the connection (WAL journal, a short busy
-timeout), inserts in batches, and deletes rows older than ``retention_days`` at start and
-then once a day. A full queue, a full disk or a locked database loses rows, never a
-request: each loss is counted and logged (at most once a minute). Readers (``/status``,
+blocks and never raises; it clamps every value to its column first (:func:`clean_row`).
+One writer thread owns the connection (WAL journal, a short busy timeout), inserts in
+batches, and deletes rows older than ``retention_days`` at start and then once a day. A
+full queue, a full disk or a locked database loses rows, never a request; a row SQLite
+refuses loses only itself (the batch is retried row by row), and no failure stops the
+writer. Each lost row is counted, exactly (:meth:`UsageStore.stats`, shown in ``/status``
+and ``/metrics``), and logged (at most once a minute). Readers (``/status``,
 ``glmbridge-server usage``) open their own connections; WAL lets them read while the
 writer writes.
 
@@ -14,8 +17,10 @@ Rows hold no prompt and no key: the key is identified by :func:`key_id` (a short
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import math
 import os
 import queue
 import sqlite3
@@ -25,7 +30,14 @@ from collections.abc import Iterable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-__all__ = ["UsageRow", "UsageStore", "default_data_dir", "key_id", "open_readonly"]
+__all__ = [
+    "UsageRow",
+    "UsageStore",
+    "clean_row",
+    "default_data_dir",
+    "key_id",
+    "open_readonly",
+]
 
 logger = logging.getLogger("glmbridge.usage")
 
@@ -78,6 +90,59 @@ class UsageRow:
     peak: bool
 
 
+_INT_MAX = 2**63 - 1  # SQLite's INTEGER
+_TEXT_MAX = 200
+_MS_MAX = 1e12  # about 30 years
+# Errors that one row causes (a value SQLite cannot bind or store), not the database.
+_ROW_ERRORS = (OverflowError, ValueError, TypeError, sqlite3.InterfaceError,
+               sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError)  # fmt: skip
+
+
+def _count(value: object) -> int:
+    """A token count or status: an integer in ``[0, 2**63 - 1]`` (0 when not a number)."""
+    if isinstance(value, float):
+        value = int(value) if math.isfinite(value) else 0
+    return min(max(value, 0), _INT_MAX) if isinstance(value, int) else 0
+
+
+def _ms(value: object) -> float | None:
+    """A duration in ms: finite, in ``[0, 1e12]``; ``None`` when absent or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return min(max(number, 0.0), _MS_MAX) if math.isfinite(number) else None
+
+
+def _text(value: object) -> str | None:
+    return value[:_TEXT_MAX] if isinstance(value, str) else None
+
+
+def clean_row(row: UsageRow) -> UsageRow:
+    """``row`` with every value of its column's type and within SQLite's range: counts
+    clamped to ``[0, 2**63 - 1]`` (an upstream once reported 2**63 tokens), durations finite,
+    text at most 200 characters. Called on the request path: cheap, and total."""
+    ts = row.ts if isinstance(row.ts, float) and math.isfinite(row.ts) else time.time()
+    return UsageRow(
+        ts=ts,
+        client=_text(row.client) or "?",
+        route=_text(row.route) or "?",
+        key_id=_text(row.key_id),
+        model=_text(row.model),
+        client_model=_text(row.client_model),
+        upstream=_text(row.upstream),
+        input_tokens=_count(row.input_tokens),
+        cached_tokens=_count(row.cached_tokens),
+        output_tokens=_count(row.output_tokens),
+        latency_ms=_ms(row.latency_ms) or 0.0,
+        ttft_ms=_ms(row.ttft_ms),
+        status=_count(row.status),
+        fallback=_text(row.fallback),
+        priority=_text(row.priority),
+        queue_wait_ms=_ms(row.queue_wait_ms),
+        peak=bool(row.peak),
+    )
+
+
 _INSERT = f"INSERT INTO usage VALUES ({', '.join('?' for _ in fields(UsageRow))})"
 
 
@@ -109,11 +174,26 @@ class UsageStore:
         self._thread.start()
 
     def record(self, row: UsageRow) -> None:
-        """Queue ``row`` for writing; never blocks, never raises."""
+        """Queue ``row`` for writing (its values made safe first: :func:`clean_row`); never
+        blocks, never raises."""
+        if not self._thread.is_alive():  # never expected; counted rather than piled up
+            self._lose(1, "the writer thread has stopped")
+            return
         try:
-            self._queue.put_nowait(row)
+            self._queue.put_nowait(clean_row(row))
         except queue.Full:
             self._lose(1, "the write queue is full")
+        except Exception as exc:  # a value clean_row cannot read
+            self._lose(1, f"a bad row ({type(exc).__name__})")
+
+    @property
+    def queued(self) -> int:
+        """Rows waiting for the writer."""
+        return self._queue.qsize()
+
+    def stats(self) -> dict[str, int]:
+        """``{written, lost, queued}`` since start (``/status``, ``/metrics``)."""
+        return {"written": self.written, "lost": self.lost, "queued": self.queued}
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, then stop the writer."""
@@ -147,19 +227,23 @@ class UsageStore:
                 except queue.Empty:
                     break
             rows = [r for r in batch if r is not None]
+            written, lost = self.written, self.lost
             try:
                 if conn is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     conn = _connect(self.path, timeout=0.5)
                 if rows:
-                    self._write(conn, rows)
+                    self._store(conn, rows)
                 if time.time() >= next_cleanup:
                     self._cleanup(conn)
                     next_cleanup = time.time() + _DAY
-            except (sqlite3.Error, OSError) as exc:
-                self._lose(len(rows), f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # the database failed (full, locked, corrupt, gone)
+                # exactly the rows of this batch neither written nor already counted
+                self._lose(len(rows) - (self.written - written) - (self.lost - lost),
+                           f"{type(exc).__name__}: {exc}")  # fmt: skip
                 if conn is not None:
-                    conn.close()
+                    with contextlib.suppress(Exception):
+                        conn.close()
                 conn = None
             finally:
                 for _ in batch:
@@ -168,6 +252,20 @@ class UsageStore:
                 if conn is not None:
                     conn.close()
                 return
+
+    def _store(self, conn: sqlite3.Connection, rows: list[UsageRow]) -> None:
+        """Write ``rows``; when SQLite refuses one, write them one by one and lose only
+        the bad ones. A failure of the database itself propagates."""
+        try:
+            self._write(conn, rows)
+            return
+        except _ROW_ERRORS:
+            pass
+        for row in rows:
+            try:
+                self._write(conn, [row])
+            except _ROW_ERRORS as exc:
+                self._lose(1, f"a bad row ({type(exc).__name__}: {exc})")
 
     def _write(self, conn: sqlite3.Connection, rows: Iterable[UsageRow]) -> None:
         data = [astuple(r) for r in rows]

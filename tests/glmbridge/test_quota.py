@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from glmbridge.quota import BEIJING, parse_quota_reset
+from glmbridge.quota import BEIJING, parse_quota_limits, parse_quota_reset
 
 NOW = datetime(2026, 8, 27, 10, 0, tzinfo=UTC)
 
@@ -100,3 +101,31 @@ def test_quota_endpoint_answers_are_read_tolerantly() -> None:
     assert parse_quota_limits({"code": 1001, "msg": "token expired", "success": False}) is None
     assert parse_quota_limits({"success": True, "data": None}) is None
     assert parse_quota_limits([1, 2]) is None
+
+
+#: Quota answers no one foresaw (issue 24, item 3): every field of the wrong type or range.
+HOSTILE_LIMITS = [
+    {"type": "TOKENS_LIMIT", "unit": [3], "number": 5, "percentage": 50},
+    {"type": "TOKENS_LIMIT", "unit": 3, "number": 5, "nextResetTime": 1e20},
+    {"type": "TOKENS_LIMIT", "unit": {"a": 1}, "number": 10**400, "percentage": 10**400},
+    {"type": "TOKENS_LIMIT", "unit": 3, "number": 1e308, "usage": 1e-320, "currentValue": 1e308},
+    {"type": "TOKENS_LIMIT", "unit": True, "nextResetTime": -1e20, "percentage": "95"},
+    {"type": "T" * 10_000, "unit": 3},
+    {"type": ["TOKENS_LIMIT"]},
+    {"type": "TIME_LIMIT", "unit": 3.5, "number": -1, "nextResetTime": 2**70},
+    None,
+    7,
+    "x",
+    [],
+]
+
+
+def test_every_field_of_a_quota_answer_is_untrusted() -> None:
+    windows = parse_quota_limits({"success": True, "code": 200,
+                                  "data": {"limits": HOSTILE_LIMITS}})  # fmt: skip
+    assert windows is not None and len(windows) == 6
+    for window in windows:
+        assert window.resets_at is None
+        assert window.used_percent is None or math.isfinite(window.used_percent)
+    assert windows[0].window == "unknown" and windows[0].used_percent == 50.0
+    assert windows[2].window == "unknown" and windows[2].used_percent is None

@@ -72,6 +72,23 @@ def test_domain_lists_apply_to_urls() -> None:
         ("240.0.0.1", True, True),  # reserved
         ("not-an-ip", True, True),
         ("fe80::1%eth0", True, False),
+        # IPv4 wrapped in IPv6 (issue 24, item 8): judged by the IPv4 address inside
+        ("64:ff9b::127.0.0.1", True, False),  # NAT64 (RFC 6052)
+        ("64:ff9b::a9fe:a9fe", True, False),
+        ("64:ff9b::8.8.8.8", False, False),
+        ("64:ff9b::240.0.0.1", True, True),
+        ("64:ff9b:1::7f00:1", True, True),  # local-use NAT64: where the IPv4 sits is unknown
+        ("64:ff9b:1:7f00:1::", True, True),
+        ("2002:7f00:1::", True, False),  # 6to4 of 127.0.0.1
+        ("2002:a9fe:a9fe::1", True, False),
+        ("2002:808:808::1", False, False),
+        ("::127.0.0.1", True, False),  # IPv4-compatible
+        ("::10.0.0.1", True, False),
+        ("::ffff:0:127.0.0.1", True, False),  # IPv4-translated
+        ("::ffff:0:a9fe:a9fe", True, False),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", True, False),  # Teredo client 127.0.0.1
+        ("fec0::1", True, False),  # deprecated site-local
+        ("fec0:1::1%eth0", True, False),
     ],
 )
 def test_address_rules(address: str, refused: bool, with_private: bool) -> None:
@@ -81,6 +98,25 @@ def test_address_rules(address: str, refused: bool, with_private: bool) -> None:
     if refused:
         opened = address_refusal(address, allow_private=True) is None
         assert opened is not with_private
+
+
+def test_every_embedded_ipv4_form_is_unwrapped() -> None:
+    from ipaddress import IPv4Address, IPv6Address
+
+    from glmbridge.webfetch import embedded_ipv4
+
+    loop = IPv4Address("127.0.0.1")
+    for form in ("::ffff:127.0.0.1", "::ffff:0:127.0.0.1", "::127.0.0.1", "64:ff9b::7f00:1",
+                 "2002:7f00:1::5", "64:ff9b:1::7f00:1"):  # fmt: skip
+        assert loop in embedded_ipv4(IPv6Address(form)), form
+    # RFC 6052 §2.2: a /48 prefix puts it in bits 48-63 and 72-87 (bits 64-71 are zero)
+    assert embedded_ipv4(IPv6Address("64:ff9b:1:7f00:0:100::")) == [
+        loop, IPv4Address("0.0.1.0"), IPv4Address("0.1.0.0"), IPv4Address("0.0.0.0")
+    ]  # fmt: skip
+    server, client = embedded_ipv4(IPv6Address("2001:0:4136:e378:8000:63bf:80ff:fffe"))
+    assert (str(server), str(client)) == ("65.54.227.120", "127.0.0.1")
+    assert embedded_ipv4(IPv6Address("::1")) == [] and embedded_ipv4(IPv6Address("::")) == []
+    assert embedded_ipv4(IPv6Address("2606:4700::1111")) == []
 
 
 def test_content_type_allow_list() -> None:

@@ -1,7 +1,7 @@
 """An attack client and an upstream fault mix: the hostile half of the hardening suite.
 
 :func:`run_campaign` drives a running bridge, in front of a :class:`~tests.server.faults.
-FaultServer`, in two phases, from a pool of threads, while a probe times ``/health``:
+FaultServer`, in three phases, from a pool of threads, while a probe times ``/health``:
 
 ``hostile``
     The upstream is healthy. Every attack of :data:`ATTACKS` (slow and silent connections,
@@ -14,6 +14,11 @@ FaultServer`, in two phases, from a pool of threads, while a probe times ``/heal
     in-band errors that echo the API key, garbage, silence). Statuses may be 5xx now, but
     every error is the door's native shape, every stream passes its grammar validator, and
     nothing the client receives contains a secret.
+``defects``
+    Once per campaign: :data:`DEFECTS` (:mod:`tests.server.attack_defects`), each attack that
+    once got through (issue 24: cancellations under Redis, hostile HTML, quota answers, usage
+    rows, raced video paths, Redis fairness, retry-after, wrapped IPv6, ``/status`` after
+    ``POST /config``), each against its own small target; any ``problem`` is a defect back.
 
 :class:`Report` counts requests, faults, statuses and every violation; its
 :meth:`Report.summary` is what ``tests/soak.py`` prints. All traffic is loopback and every
@@ -41,6 +46,7 @@ from glmbridge import validate_anthropic_stream
 from glmbridge.protocols.gemini.grammar import validate_gemini_stream
 from glmbridge.protocols.openai.grammar import validate_chat_stream
 from glmbridge.protocols.responses.grammar import validate_responses_stream
+from tests.server.attack_defects import DEFECTS
 from tests.server.faults import (
     DONE,
     GARBAGE,
@@ -61,6 +67,7 @@ from tests.server.faults import (
 
 __all__ = [
     "ATTACKS",
+    "DEFECTS",
     "FAULT_PLANS",
     "Outcome",
     "Report",
@@ -201,10 +208,14 @@ def _bodies(target: Target) -> dict[str, tuple[bytes, dict[str, str]]]:
         "null": (b"null", h),
         "wrong-types": (b'{"model":7,"max_tokens":"ten","messages":{"role":"x"}}', h),
         "alien-role": (
-            b'{"model":"glm-4.7","max_tokens":5,"messages":[{"role":"alien","content":"x"}]}', h
+            b'{"model":"glm-4.7","max_tokens":5,"messages":[{"role":"alien","content":"x"}]}',
+            h,
         ),
-        "nul-bytes": (b'{"model":"glm\\u0000","max_tokens":5,"messages":[{"role":"user",'
-                      b'"content":"\\u0000"}]}', h),  # fmt: skip
+        "nul-bytes": (
+            b'{"model":"glm\\u0000","max_tokens":5,"messages":[{"role":"user",'
+            b'"content":"\\u0000"}]}',
+            h,
+        ),  # fmt: skip
         "gzip-bomb": (bomb, {**h, "content-encoding": "gzip"}),
         "unknown-encoding": (b"{}", {**h, "content-encoding": "br-compressed-foo"}),
         "bad-token": (b"{}", {**h, "x-api-key": "guess"}),
@@ -251,8 +262,9 @@ def _hostile_protocol(target: Target) -> list[Outcome]:
         "garbage": GARBAGE,
         "bad-method": b"DELETE /v1/messages HTTP/1.1\r\nHost: localhost\r\n\r\n",
         "half-body": (
-            b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nx-api-key: " + target.token.encode()
-            + b"\r\ncontent-length: 5000\r\n\r\n{\"model\""
+            b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nx-api-key: "
+            + target.token.encode()
+            + b'\r\ncontent-length: 5000\r\n\r\n{"model"'
         ),  # fmt: skip
     }
     for name, data in requests.items():
@@ -279,8 +291,9 @@ def _disconnect_mid_stream(target: Target) -> list[Outcome]:
     started = time.monotonic()
     with (
         httpx2.Client(timeout=10) as http,
-        http.stream("POST", target.url + "/v1/messages", json=body,
-                    headers=target.headers()) as response,  # fmt: skip
+        http.stream(
+            "POST", target.url + "/v1/messages", json=body, headers=target.headers()
+        ) as response,  # fmt: skip
     ):
         status = response.status_code
         for _ in response.iter_raw():
@@ -293,12 +306,18 @@ def _disconnect_mid_stream(target: Target) -> list[Outcome]:
 _PROMPT = [{"role": "user", "content": "hi"}]
 _DOORS: dict[str, tuple[str, dict[str, Any], str]] = {
     # name: (path, body, validator)
-    "anthropic": ("/v1/messages", {"model": "glm-4.7", "max_tokens": 32, "messages": _PROMPT},
-                  "anthropic"),  # fmt: skip
+    "anthropic": (
+        "/v1/messages",
+        {"model": "glm-4.7", "max_tokens": 32, "messages": _PROMPT},
+        "anthropic",
+    ),  # fmt: skip
     "chat": ("/v1/chat/completions", {"model": "glm-4.7", "messages": _PROMPT}, "chat"),
     "responses": ("/v1/responses", {"model": "glm-4.7", "input": "hi"}, "responses"),
-    "gemini": ("/v1beta/models/glm-4.7:{action}",
-               {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, "gemini"),  # fmt: skip
+    "gemini": (
+        "/v1beta/models/glm-4.7:{action}",
+        {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+        "gemini",
+    ),  # fmt: skip
 }
 
 
@@ -414,6 +433,7 @@ class Report:
     health_worst: float = 0.0
     health_failures: int = 0
     errors: list[str] = field(default_factory=list)
+    defect_seconds: dict[str, float] = field(default_factory=dict)
 
     def add(self, phase: str, outcome: Outcome, secrets: tuple[str, ...], bound: float) -> None:
         self.requests += 1
@@ -445,6 +465,7 @@ class Report:
             "health_worst_ms": round(self.health_worst * 1000, 1),
             "health_failures": self.health_failures,
             "errors": self.errors[:20],
+            "defect_seconds": self.defect_seconds,
             "statuses": dict(sorted(self.statuses.items())),
         }
 
@@ -462,6 +483,32 @@ def _probe(target: Target, stop: threading.Event, report: Report) -> None:
             stop.wait(0.05)
 
 
+def _timed(job: Callable[[Target], list[Outcome]], target: Target) -> tuple[float, list[Outcome]]:
+    started = time.monotonic()
+    outcomes = job(target)
+    return time.monotonic() - started, outcomes
+
+
+def _run_defects(
+    target: Target,
+    report: Report,
+    secrets: tuple[str, ...],
+    bound: float,
+    defects: dict[str, Callable[[Target], list[Outcome]]],
+) -> None:
+    """Phase ``defects``: every attack that once got through (issue 24), one after the other
+    (several measure timing: order of service, event-loop stalls)."""
+    for name, job in defects.items():
+        try:
+            took, outcomes = _timed(job, target)
+        except Exception as exc:
+            report.errors.append(f"defects: {name}: {type(exc).__name__}: {exc}")
+            continue
+        report.defect_seconds[name] = round(took, 1)
+        for outcome in outcomes:
+            report.add("defects", outcome, secrets, bound)
+
+
 def run_campaign(
     target: Target,
     upstream: FaultServer,
@@ -470,8 +517,11 @@ def run_campaign(
     workers: int = 12,
     bound: float = 12.0,
     attacks: dict[str, Callable[[Target], list[Outcome]]] | None = None,
+    defects: dict[str, Callable[[Target], list[Outcome]]] | None = None,
 ) -> Report:
-    """Run both phases ``rounds`` times; ``bound`` is the longest any request may take."""
+    """Run both phases ``rounds`` times, then each of ``defects`` (default: every defect
+    attack of :mod:`tests.server.attack_defects`) once; ``bound`` is the longest any request
+    may take."""
     report = Report()
     secrets = (target.key, target.token)
     chosen = attacks or ATTACKS
@@ -500,6 +550,7 @@ def run_campaign(
                             report.add(phase, outcome, secrets, bound)
                 if phase == "faults":
                     report.faults += upstream.request_count
+        _run_defects(target, report, secrets, bound, DEFECTS if defects is None else defects)
     finally:
         stop.set()
         probe.join(timeout=5)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from starlette.applications import Starlette
 
-from glmbridge_server.app import create_app
+from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings, key_warnings
 from tests.server.conftest import RunningServer
 

@@ -37,9 +37,12 @@ async def health(request: Request) -> Response:
     """
     settings = record_of(request).settings
     keys = app_state(request).key_pool
+    supervisor = app_state(request).supervisor
     return JSONResponse(
         {
-            "status": "ok",
+            # "degraded": a background task (Redis, the quota poller) failed or stopped
+            "status": "ok" if supervisor.healthy else "degraded",
+            "background": supervisor.status(),
             "service": "glmbridge",
             "version": __version__,
             "mode": server_mode(settings),
@@ -67,10 +70,17 @@ async def root(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     """``GET /metrics``: Prometheus text exposition."""
-    keys = app_state(request).key_pool
     state = app_state(request)
-    body = state.metrics.render(len(keys), keys.healthy_count(), state.scheduler)
+    keys = state.key_pool
+    body = state.metrics.render(
+        len(keys), keys.healthy_count(), state.scheduler, usage_rows=_usage_rows(state)
+    )
     return Response(body, media_type=CONTENT_TYPE)
+
+
+def _usage_rows(state: Any) -> dict[str, int] | None:
+    store = getattr(state, "usage_store", None)
+    return None if store is None else store.stats()
 
 
 async def status(request: Request) -> Response:
@@ -109,9 +119,11 @@ async def status(request: Request) -> Response:
         },  # fmt: skip
         "last_served": state.last_served,
         "usage": None,
+        "usage_rows": None,
     }
     store = state.usage_store
     if store is not None:
+        out["usage_rows"] = store.stats()  # written, lost (exactly) and queued since start
         out["usage"] = await _cached_usage(state, store.path, settings.effective_plan)
     return JSONResponse(out)
 

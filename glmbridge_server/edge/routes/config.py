@@ -182,6 +182,8 @@ async def post_config(request: Request) -> Response:
     # The swap: three assignments with no await in between are atomic for the event loop.
     state.settings, state.route_table, state.model_catalog = new, table, catalog
     state.metrics.models = frozenset(table.models)
+    # The slots change now, not at the next upstream call: /status shows the new limits.
+    state.scheduler.configure(new.slot_limits(), aging=new.queue_aging, learning=new.slot_learning)
     if new.log_level != record_of(request).settings.log_level:
         logging.getLogger("glmbridge").setLevel(new.log_level.upper())
     changed = sorted(f for f in RUNTIME_FIELDS if getattr(update, f) is not _UNSET)

@@ -43,6 +43,7 @@ def test_the_attack_campaign_finds_no_defect(campaign_upstream: FaultServer) -> 
         max_retries=1,
         auth_cooldown=0.0,
         quota_cooldown=0.0,
+        slot_learning=0.0,  # the fault phase's 1302s teach no lasting limit
         max_connections=64,
     )
     server = run_in_thread(create_app(settings))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from glmbridge_server.app import create_app
+from glmbridge_server.edge.app import create_app
 from tests.server.conftest import RunningServer
 from tests.server.launch.test_claude_code_cli import claude_bin
 from tests.server.launch.test_codex_cli import codex_bin

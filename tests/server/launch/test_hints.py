@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from glmbridge_server.app import create_app
+from glmbridge_server.edge.app import create_app
 from glmbridge_server.launch.gemini_cli import settings_refusal
 from tests.server.conftest import RunningServer
 from tests.server.launch.test_launcher import (

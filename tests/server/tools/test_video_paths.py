@@ -128,3 +128,27 @@ def test_the_turn_reaches_a_video_model_with_the_video(
     urls = [p["video_url"]["url"] for p in parts if p.get("type") == "video_url"]
     assert urls and base64.b64decode(urls[0].removeprefix("data:video/mp4;base64,")) == MP4
     assert sent["model"] != "glm-4.7"  # routed to a video-capable model
+
+
+# --- races (issue 24, item 5) -------------------------------------------------------------------
+
+
+def test_a_fifo_is_refused_without_blocking(media: Path) -> None:
+    import threading
+
+    os.mkfifo(media / "pipe.mp4")
+    found: list[object] = []
+    lookup = threading.Thread(
+        target=lambda: found.append(find_video(str(media / "pipe.mp4"), [str(media)], 1 << 20)),
+        daemon=True,
+    )
+    lookup.start()
+    lookup.join(2.0)
+    assert not lookup.is_alive(), "opening a FIFO blocked"
+    assert found == [None]
+
+
+def test_swapping_files_and_directories_never_sends_an_outside_file(tmp_path: Path) -> None:
+    from tests.server.attack_defects import race_video_paths
+
+    assert race_video_paths(tmp_path, attempts=400) == []

@@ -221,10 +221,70 @@ def test_a_page_is_fetched_when_private_targets_are_allowed(
     sim.app.state.script_queue.append(
         Script(tool_calls=[ScriptToolCall(name="web_fetch", arguments={"url": url})])
     )
-    body = {"model": "claude-sonnet-4-5", "max_tokens": 512, "stream": True,
-            "tools": [FETCH_TOOL], "messages": [{"role": "user", "content": "read it"}]}
+    body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 512,
+        "stream": True,
+        "tools": [FETCH_TOOL],
+        "messages": [{"role": "user", "content": "read it"}],
+    }
     raw = httpx2.post(f"{bridge.url}/v1/messages", json=body, timeout=30).content
     validate_anthropic_stream(raw)
     starts = [e["content_block"]["type"] for n, e in sse_events(raw) if n == "content_block_start"]
     assert [t for t in starts if t != "thinking"] == [
         "server_tool_use", "web_fetch_tool_result", "text"]  # fmt: skip
+
+
+# --- hostile pages (issue 24, item 2) -----------------------------------------------------------
+
+
+def test_a_page_too_complex_to_convert_is_a_fetch_error() -> None:
+    page = b"<b>x</b>" * 100_000
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=page, headers={"content-type": "text/html"})
+
+    failure, _ = _fetch("https://public.test/", handler, convert_seconds=0.0)
+    assert isinstance(failure, FetchFailure) and failure.error_code == "url_not_accessible"
+    assert "converted to text" in failure.message
+    fetched, _ = _fetch("https://public.test/", handler)  # within the default budget
+    assert isinstance(fetched, FetchedPage) and fetched.text.startswith("x")
+
+
+@pytest.mark.e2e
+def test_health_answers_while_a_hostile_page_is_converted(
+    start_server: Callable[..., RunningServer], sim: RunningServer
+) -> None:
+    """``<a<a<a…`` froze the gateway (55 s for 192 KiB): now /health answers meanwhile."""
+    from tests.server.faults import FaultServer, Plan
+
+    hostile = b"<a" * (1 << 20)  # 2 MiB, the page cap
+    headers = (("content-type", "text/html"), ("content-length", str(len(hostile))),
+               ("connection", "close"))  # fmt: skip
+    with FaultServer(Plan(headers=headers, parts=(hostile,), chunked=False)) as page:
+        bridge = start_server(
+            create_app(make_bridge_settings(sim.url, web_fetch_allow_private=True))
+        )
+        done: list[Any] = []
+
+        def ask() -> None:
+            with anthropic.Anthropic(base_url=bridge.url, api_key="x", max_retries=0) as sdk:
+                done.append(_ask(sdk, sim, f"{page.url}/page"))
+
+        import threading
+        import time
+
+        worker = threading.Thread(target=ask)
+        worker.start()
+        worst = 0.0
+        with httpx2.Client(base_url=bridge.url, timeout=10) as http:
+            while worker.is_alive():
+                started = time.perf_counter()
+                assert http.get("/health").status_code == 200
+                worst = max(worst, time.perf_counter() - started)
+                time.sleep(0.02)
+        worker.join()
+    assert worst < 1.0, f"/health took {worst:.2f} s"
+    result = done[0].content[1]
+    assert result.type == "web_fetch_tool_result"
+    assert result.content.type == "web_fetch_result"  # converted (to nothing: one open tag)

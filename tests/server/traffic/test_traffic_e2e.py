@@ -207,3 +207,17 @@ def test_slots_change_at_runtime_through_post_config(
     assert 'glmbridge_key_slot_limit{key_index="0"} 2.0' in metrics
     bad = httpx.post(f"{bridge.url}/config", json={"key_slots": [0]})
     assert bad.status_code == 400 and "key_slots" in bad.text
+
+
+def test_status_shows_the_new_slot_limit_right_after_post_config(
+    sim: RunningServer, start_server: Start, bridge_settings: Callable[..., Settings],
+) -> None:  # fmt: skip
+    """Issue 24, item 9: no upstream call is needed for /status to see a new limit."""
+    bridge = _bridge(start_server, bridge_settings, sim)
+    assert httpx.get(f"{bridge.url}/status").json()["slots"]["limit"] == 1
+    r = httpx.post(f"{bridge.url}/config", json={"key_slots": [3]})
+    assert r.status_code == 200, r.text
+    status = httpx.get(f"{bridge.url}/status").json()
+    assert status["slots"]["limit"] == 3 and status["keys"][0]["limit"] == 3
+    metrics = httpx.get(f"{bridge.url}/metrics").text
+    assert 'glmbridge_key_slot_limit{key_index="0"} 3.0' in metrics
