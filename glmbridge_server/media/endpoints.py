@@ -24,7 +24,7 @@ import msgspec
 
 from glmbridge import ir
 from glmbridge.doors import door_for_protocol
-from glmbridge.errors import GlmbridgeError, UpstreamError
+from glmbridge.errors import ClientRequestError, ErrorKind, GlmbridgeError, UpstreamError
 from glmbridge.exchange import Exchange
 from glmbridge.media.forms import decode_form, decode_object
 from glmbridge.media.gemini import gemini_image_answer, gemini_image_job
@@ -166,6 +166,17 @@ async def images_generations(
         return _json(openai_images_body(items, filters, job=job))
 
     return await _answered(record, request, work)
+
+
+async def images_edits(app: MediaServices, record: CallRecord, request: MediaRequest) -> Answer:
+    """``POST /v1/images/edits`` (Codex's image tool sends edits here): a clear 400, since
+    Z.ai's image models only generate from text."""
+    err = ClientRequestError(
+        "image editing is not supported: Z.ai's image models (glm-image, cogview-4) generate "
+        "from text only; describe the whole image in a new prompt instead",
+        kind=ErrorKind.INVALID_REQUEST,
+    )
+    return error_answer(record, err)
 
 
 async def _video_fields(record: CallRecord, request: MediaRequest) -> dict[str, Any]:
@@ -340,6 +351,7 @@ async def responses_with_images(
 #: The media endpoints: (method, path, endpoint); the edge routes them.
 ENDPOINTS: tuple[tuple[str, str, Endpoint], ...] = (
     ("POST", "/v1/images/generations", images_generations),
+    ("POST", "/v1/images/edits", images_edits),
     ("POST", "/v1/videos", videos_create),
     ("GET", "/v1/videos/{video_id}", videos_retrieve),
     ("GET", "/v1/videos/{video_id}/content", videos_content),

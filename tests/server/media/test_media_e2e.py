@@ -362,3 +362,9 @@ def test_the_stream_stays_alive_while_an_image_is_made(
     end = kinds.index("response.image_generation_call.completed")
     assert kinds[start + 1 : end].count("response.in_progress") >= 3  # keep-alives meanwhile
     assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+def test_image_edits_are_a_clear_400(media_bridge: Any, sim: RunningServer) -> None:
+    with pytest.raises(openai.BadRequestError, match="editing is not supported"):
+        sdk(media_bridge).images.edit(image=("a.png", b"\x89PNG", "image/png"), prompt="x")
+    assert sim.app.state.media_requests == []
