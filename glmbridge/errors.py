@@ -129,6 +129,8 @@ class UpstreamError(GlmbridgeError):
         plan: the model is outside the key's plan (a client error; no key is at fault).
         spares_key: the failure says nothing about the key: it is never cooled for it
             (plan errors, the tokenizer's answers).
+        quota: a spent usage limit (a quota code, or any 429 naming a reset time): the key
+            rests until the reset and the request is not retried.
     """
 
     def __init__(
@@ -149,6 +151,7 @@ class UpstreamError(GlmbridgeError):
         self.retryable = retryable
         self.plan = False
         self.spares_key = False
+        self.quota = False
 
 
 class UpstreamTimeoutError(UpstreamError):

@@ -69,6 +69,7 @@ from glmbridge.routing import (
     accepted_effort,
     resolve_route,
 )
+from glmbridge.served import ServedAs
 from glmbridge.sse import SSEDecoder
 from glmbridge.tokens import TokenEstimator, estimate_request_tokens
 from glmbridge.upstream_errors import plan_error, scrub
@@ -131,7 +132,7 @@ class Exchange:
         message_id: str | None = None,
     ) -> None:
         self.door = door.for_request(request)
-        self.show_reasoning = wants_reasoning(request)
+        self.show_reasoning = wants_reasoning(request, door.name)
         """Whether the client asked for reasoning (:mod:`glmbridge.reasoning_gate`):
         decided on the request as sent, before :func:`adapt_request`."""
         self.request = adapt_request(request, route.spec)
@@ -161,6 +162,7 @@ class Exchange:
         override: str | None = None,
         thinking: ir.Thinking | None = None,
         estimator: TokenEstimator | None = None,
+        learned: ServedAs | None = None,
     ) -> Exchange:
         """Decode ``body``, route it, and encode it for the upstream.
 
@@ -171,6 +173,8 @@ class Exchange:
             override: a model id that wins over routing (``x-glmbridge-model``).
             thinking: the thinking setting for requests that carry none.
             estimator: a caller-owned token estimator (memoised across requests).
+            learned: which model answers which id, as answers taught (the router applies
+                the serving model's spec: :func:`glmbridge.routing.resolve_route`).
 
         Raises:
             ClientRequestError: the body is not a valid request (names the field).
@@ -183,6 +187,7 @@ class Exchange:
             override=override,
             thinking=thinking,
             estimator=estimator,
+            learned=learned,
         )
 
     @classmethod
@@ -196,12 +201,15 @@ class Exchange:
         override: str | None = None,
         thinking: ir.Thinking | None = None,
         estimator: TokenEstimator | None = None,
+        learned: ServedAs | None = None,
     ) -> Exchange:
         """:meth:`prepare` for a request already decoded (a driver that amended it, e.g.
         with a stored conversation)."""
+        # routed on the request as the client sent it (a server thinking default does not
+        # make a main-loop request a side request)
+        route = resolve_route(req, table, override=override, upstream=upstream, learned=learned)
         if req.thinking is None and thinking is not None:
             req = msgspec.structs.replace(req, thinking=thinking)
-        route = resolve_route(req, table, override=override, upstream=upstream)
         estimate = (
             estimator.request_tokens(req) if estimator is not None else estimate_request_tokens(req)
         )

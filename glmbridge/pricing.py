@@ -24,9 +24,13 @@ __all__ = ["ALLOWANCES", "MULTIPLIERS", "PriceTable", "is_peak"]
 
 _BEIJING = timezone(timedelta(hours=8))
 
-#: Credit multipliers per model: (input, cached input, output).
+#: Credit multipliers per model: (input, cached input, output). GLM-5.3-Flash 2.3/0.56/8,
+#: "~3x the quota of GLM-5.3" (stefandevo/glm-acp-agent#96 citing the docs;
+#: Yeachan-Heo/gajae-code PR#5026). Price what *served* a request (its answer's ``model``):
+#: on the Coding Plan a ``glm-4.7`` request is answered, and billed, as GLM-5.3-Flash.
 MULTIPLIERS: dict[str, tuple[float, float, float]] = {
     "glm-5.3": (6.9, 1.7, 24.0),
+    "glm-5.3-flash": (2.3, 0.56, 8.0),
     "glm-4.7": (4.6, 1.2, 16.0),
 }
 #: Credits per window by plan: (5-hour, weekly).

@@ -29,14 +29,18 @@ __all__ = [
     "QUOTA_WINDOW_CODES",
     "QuotaReset",
     "QuotaWindow",
+    "names_reset",
     "parse_quota_limits",
     "parse_quota_reset",
 ]
 
 #: Z.ai's clock: the reset times in its messages are naive times in UTC+8.
 BEIJING = timezone(timedelta(hours=8), "UTC+8")
-#: Codes whose message names a window and its reset.
-QUOTA_WINDOW_CODES = frozenset({"1308", "1310"})
+#: Codes whose message names a window and its reset: 1308/1310, and the usage limits of
+#: September 2026, 1316-1321, which "name a reset" too (tetsuo-ai/agenc-core PR#2491). Any
+#: other code counts when its message says "reset" with a time (:func:`names_reset`).
+QUOTA_WINDOW_CODES = frozenset({"1308", "1310", "1316", "1317", "1318", "1319", "1320", "1321"})
+_RESET_WORD = re.compile(r"reset|重置", re.IGNORECASE)
 # A reset further away than this is not believed (a garbled or unit-confused message).
 _MAX_AHEAD = timedelta(days=32)
 
@@ -54,7 +58,7 @@ class QuotaReset:
     """A spent quota window.
 
     Attributes:
-        code: the business code (``1308`` or ``1310``).
+        code: the business code (``1308``, ``1310``, ``1316``-``1321``, …).
         window: a human name: ``5-hour``, ``weekly``, ``monthly``, ``weekly/monthly``.
         resets_at: when it resets (timezone-aware, UTC).
     """
@@ -109,19 +113,26 @@ def _window(code: str, message: str) -> str:
         return "weekly/monthly"
     if weekly or monthly:
         return "weekly" if weekly else "monthly"
-    return "5-hour" if code == "1308" else "weekly/monthly"
+    return {"1308": "5-hour", "1310": "weekly/monthly"}.get(code, "usage")
+
+
+def names_reset(message: str) -> bool:
+    """Whether ``message`` says a limit resets at a date-time ("… will reset at
+    2026-08-27 21:31:39", "… 重置")."""
+    return _RESET_WORD.search(message) is not None and _TIME.search(message) is not None
 
 
 def parse_quota_reset(
     code: str | None, message: str, *, now: datetime | None = None
 ) -> QuotaReset | None:
-    """The window and reset time in a ``1308``/``1310`` message, else ``None``.
+    """The window and reset time in a usage-limit message (``1308``, ``1310``,
+    ``1316``-``1321``, or any code whose message names a reset), else ``None``.
 
     Only the first date-time in the message counts; without an explicit offset it is
     Beijing time. A reset more than 32 days ahead is not believed (``None``); one in
     the past is returned as is (the window has reset already: ``seconds_left`` is 0).
     """
-    if code not in QUOTA_WINDOW_CODES:
+    if code not in QUOTA_WINDOW_CODES and not names_reset(message):
         return None
     found = _TIME.search(message)
     if found is None:
@@ -143,7 +154,7 @@ def parse_quota_reset(
     resets_at = naive.replace(tzinfo=tz).astimezone(UTC)
     if resets_at - (now or datetime.now(UTC)) > _MAX_AHEAD:
         return None
-    return QuotaReset(code, _window(code, message), resets_at)
+    return QuotaReset(code or "429", _window(code or "", message), resets_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,13 +7,22 @@ models think by default. Anthropic never returns thinking blocks to a request wi
 ``thinking`` enabled, and clients rely on it: Claude Code's WebFetch sends its
 page-processing request with thinking disabled and reads only ``content[0]``, so a
 thinking block there makes it report "No response from model" (issue 11;
-musistudio/claude-code-router#935). The same rule holds in every door: OpenAI
-``reasoning_content``, Responses reasoning items and Gemini thought parts appear only
-when the request asked for reasoning.
+musistudio/claude-code-router#935). The same rule holds where the protocol demands it:
+Responses reasoning items appear only for a request with a reasoning setting, Gemini
+thought parts only with ``includeThoughts``.
+
+OpenAI Chat is the exception: GLM's own API, DeepSeek's, LiteLLM and OpenRouter return
+``reasoning_content`` by default (https://docs.z.ai/guides/capabilities/thinking-mode;
+https://api-docs.deepseek.com/guides/reasoning_model;
+https://docs.litellm.ai/docs/reasoning_content; https://openrouter.ai/docs/use-cases/
+reasoning-tokens), and the OpenAI-compatible clients used with GLM (OpenCode, Cline, Roo,
+Open WebUI) show it. So a chat request that says nothing about reasoning gets it; one that
+disables it (``reasoning_effort: "none"``) does not, and a server setting can hide it.
 
 :func:`wants_reasoning` decides from the request as the client sent it (after the
 server's ``thinking`` default for requests that carry none, before the request is
-adapted to the routed model): ``thinking`` present and not ``disabled``. When it says
+adapted to the routed model) and its door: ``thinking`` present and not ``disabled``, or
+no ``thinking`` at all on a door in :data:`REASONING_BY_DEFAULT`. When it says
 no, the reasoning is **dropped**: :func:`drop_reasoning` removes thinking blocks from a
 whole answer, :class:`ReasoningDropper` removes them from a stream of IR events and
 renumbers the blocks that follow, so stream and non-stream give the same blocks. The
@@ -34,15 +43,21 @@ from glmbridge.roles import UpstreamStreamDecoder
 if TYPE_CHECKING:
     from glmbridge.errors import UpstreamError
 
-__all__ = ["ReasoningDropper", "drop_reasoning", "wants_reasoning"]
+__all__ = ["REASONING_BY_DEFAULT", "ReasoningDropper", "drop_reasoning", "wants_reasoning"]
+
+#: Doors whose clients get the reasoning unless they turned it off (OpenAI Chat: above).
+REASONING_BY_DEFAULT = frozenset({"openai"})
 
 _REASONING_BLOCKS = (ir.ThinkingBlock, ir.RedactedThinkingBlock)
 _INDEXED = (ev.TextDelta, ev.ThinkingDelta, ev.SignatureDelta, ev.InputJsonDelta, ev.BlockStop)
 
 
-def wants_reasoning(req: ir.Request) -> bool:
-    """Whether the answer to ``req`` may carry reasoning (thinking enabled or adaptive)."""
-    return req.thinking is not None and req.thinking.type != "disabled"
+def wants_reasoning(req: ir.Request, door: str | None = None) -> bool:
+    """Whether the answer to ``req`` (through the door named ``door``) may carry reasoning:
+    thinking enabled or adaptive, or unsaid on a door in :data:`REASONING_BY_DEFAULT`."""
+    if req.thinking is None:
+        return door in REASONING_BY_DEFAULT
+    return req.thinking.type != "disabled"
 
 
 def drop_reasoning(resp: ir.Response) -> ir.Response:

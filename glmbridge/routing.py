@@ -15,6 +15,11 @@ Order of decisions (first match wins):
 3. the alias rules, in order (globs on the lowercased name: ``*sonnet*``).
 4. ``default_model``.
 
+A client name routed by a built-in rule of 3 or 4 goes to ``side_model`` instead when the
+request is a side request (:func:`is_side_request`: Claude Code's WebSearch, WebFetch and
+title calls, which name the main model but disable thinking and offer no client tools); a
+mapping the user configured is kept.
+
 Then, when ``route_media`` is on and the current user turn (the last user message,
 including images inside its ``tool_result`` blocks) holds an image, video or file
 document (PDF) that the chosen model cannot take, the route switches to a vision model
@@ -31,7 +36,7 @@ that profile.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
@@ -40,6 +45,7 @@ import msgspec
 from glmbridge import ir
 from glmbridge.errors import ClientRequestError
 from glmbridge.profiles import DEFAULT_PROFILE, PROFILES, UpstreamProfile
+from glmbridge.served import ServedAs
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -49,6 +55,7 @@ __all__ = [
     "RouteTable",
     "TOKENIZER_MODELS",
     "accepted_effort",
+    "is_side_request",
     "model_info",
     "normalize_model_name",
     "offered",
@@ -106,16 +113,29 @@ def _specs(ids: Iterable[str], **caps: Any) -> dict[str, ModelSpec]:
 _EFFORTS_53 = ("low", "high", "max")
 _EFFORTS_52 = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 DEFAULT_MODELS: dict[str, ModelSpec] = {
-    # 1M context, 131,072 output (zai-fidelity 5.3: docs.z.ai/guides/llm/glm-5.3).
+    # "1M" context (https://docs.z.ai/guides/llm/glm-5.3), 1,048,576 in the catalogs
+    # (Vercel, NousResearch/hermes-agent), 131,072 output.
     **_specs(
-        ["glm-5.3"], context_window=1_000_000, max_output=128 * _K, thinking="always",
+        ["glm-5.3"], context_window=1_048_576, max_output=128 * _K, thinking="always",
         tool_stream=True, efforts=_EFFORTS_53,
     ),
-    # Vision ("also accepts image input", zai-fidelity 1.3; OAS vision enum); the context
-    # is undocumented: 200K assumed; flashx assumed like flash.
+    # Tier-gated on the Coding Plan ("403 not available on plan" below it: anomalyco/models.dev
+    # PR#5493, PR#7333): GLM-5.3's spec, marked in model lists.
+    "glm-5.3-highspeed": ModelSpec(
+        id="glm-5.3-highspeed", context_window=1_048_576, max_output=128 * _K,
+        thinking="always", tool_stream=True, efforts=_EFFORTS_53,
+        display_name="GLM-5.3-HIGHSPEED (tier-gated)",
+    ),
+    # 1,048,576 context, 131,072 output, input "image/video/text/file", function calling
+    # (https://docs.z.ai/guides/vlm/glm-5.3-flash via open-octo/octo-agent PR#2317); flashx
+    # 1,000,000 / 131,072 (Vercel), its inputs assumed like flash's.
     **_specs(
-        ["glm-5.3-flash", "glm-5.3-flashx"], context_window=200 * _K, max_output=128 * _K,
-        thinking="always", vision=True, files=True, efforts=_EFFORTS_53,
+        ["glm-5.3-flash"], context_window=1_048_576, max_output=128 * _K, thinking="always",
+        vision=True, video=True, files=True, efforts=_EFFORTS_53,
+    ),
+    **_specs(
+        ["glm-5.3-flashx"], context_window=1_000_000, max_output=128 * _K, thinking="always",
+        vision=True, video=True, files=True, efforts=_EFFORTS_53,
     ),
     # 1M context (third-party docs, zai-fidelity 5.3).
     **_specs(
@@ -161,27 +181,31 @@ DEFAULT_MODELS: dict[str, ModelSpec] = {
 }  # fmt: skip
 """The built-in GLM model table (wire-specs A.3)."""
 
-# Claude names -> GLM (docs/routing.md says why): Opus and Sonnet go to glm-4.7, Z.ai's own
-# default for every Claude alias (DEVPACK overview; zai-org/feedback#182) and the newest model
-# that every plan is documented to include (DEVPACK FAQ: "GLM-4.7, GLM-4.6, GLM-4.5 and
-# GLM-4.5-Air"); newer ones are gated by plan tier (glm-5 was 1302 below Max:
-# kaitranntt/ccs#536), so a default of glm-5.3 would fail every request on such plans.
-# Haiku (and Claude Code's hard-coded claude-haiku-* summariser) goes to glm-4.5-air, Z.ai's
-# Haiku default, fast and honouring thinking-off. Other claude-* ids fall to default_model.
+# Claude names -> GLM (docs/routing.md says why). The Coding Plan serves two models since
+# September 2026 (glmbridge.profiles.CODING_PLAN_SERVED_AS), GLM-5.3 "across all GLM Coding
+# Plan tiers (Lite, Pro, and Max)" (KiwiGaze/glm-for-copilot PR#40; can1357/oh-my-pi#8540).
+# Opus and Sonnet (Claude Code's main loop) go to glm-5.3, the strongest model every tier has.
+# Haiku (Claude Code's hard-coded claude-haiku-* side requests: titles, summaries, WebFetch)
+# and other small side calls go to glm-5.3-flash: about three times GLM-5.3's quota (credit
+# multipliers 2.3/0.56/8 against 6.9/1.7/24: stefandevo/glm-acp-agent#96) and native vision.
+# Both always think; a "thinking: disabled" side request is adapted, never refused
+# (glmbridge.exchange.adapt_request). Other claude-* ids fall to default_model.
 _DEFAULT_ALIASES: list[tuple[str, str]] = [
-    ("*opus*", "glm-4.7"),
-    ("*sonnet*", "glm-4.7"),
-    ("*haiku*", "glm-4.5-air"),
+    ("*opus*", "glm-5.3"),
+    ("*sonnet*", "glm-5.3"),
+    ("*haiku*", "glm-5.3-flash"),
     # gemini-cli's small side requests (routing, next-speaker checks) use flash-lite; its
     # main model (gemini-*-pro / -flash) goes to the default.
-    ("gemini-*flash-lite*", "glm-4.5-air"),
-    ("gemma-*", "glm-4.5-air"),
+    ("gemini-*flash-lite*", "glm-5.3-flash"),
+    ("gemma-*", "glm-5.3-flash"),
 ]
+_BUILT_IN_DEFAULT = "glm-5.3"
 _SUFFIX = re.compile(r"\s*\[[^\]]*\]$")  # Claude Code's "[1m]" context suffix
 _GLOB_CHARS = frozenset("*?[")
 _TABLE_KEYS = frozenset(
-    {"models", "aliases", "default_model", "vision_model", "route_media", "upstreams"}
-)
+    {"models", "aliases", "default_model", "vision_model", "side_model", "route_media",
+     "upstreams"}
+)  # fmt: skip
 
 
 class RouteTable(msgspec.Struct, frozen=True):
@@ -194,6 +218,8 @@ class RouteTable(msgspec.Struct, frozen=True):
         vision_model: the preferred model when the current turn has media the chosen
             model cannot read; if the upstream does not serve it (or it has no video
             input for a video), the first capable model of ``models`` it serves.
+        side_model: the model for side requests routed by alias or default
+            (:func:`is_side_request`); ``None``: they follow the name like any request.
         route_media: whether media switch the model at all.
         upstreams: model id (or glob) -> profile name, pinning those models to a
             profile whatever the server's upstream (``{"glm-4.5-air": "zai-coding"}``).
@@ -201,8 +227,9 @@ class RouteTable(msgspec.Struct, frozen=True):
 
     models: dict[str, ModelSpec]
     aliases: list[tuple[str, str]]
-    default_model: str = "glm-4.7"
+    default_model: str = _BUILT_IN_DEFAULT
     vision_model: str = "glm-5.3-flash"
+    side_model: str | None = "glm-5.3-flash"
     route_media: bool = True
     upstreams: dict[str, str] = {}
 
@@ -232,6 +259,7 @@ class RouteTable(msgspec.Struct, frozen=True):
             aliases=aliases,
             default_model=_model_id(data.get("default_model", base.default_model), "default_model"),
             vision_model=_model_id(data.get("vision_model", base.vision_model), "vision_model"),
+            side_model=_optional_model(data.get("side_model", base.side_model), "side_model"),
             route_media=data.get("route_media", base.route_media),
             upstreams=_merge_upstreams(base.upstreams, data.get("upstreams", {})),
         )
@@ -315,6 +343,13 @@ def _merge_upstreams(base: dict[str, str], extra: Any) -> dict[str, str]:
     return pins
 
 
+def _optional_model(value: Any, where: str) -> str | None:
+    """A model id, or ``None`` for ``None`` / ``""`` / ``"off"`` (the feature is off)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off")):
+        return None
+    return _model_id(value, where)
+
+
 def _model_id(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{where}: expected a model id string, got {value!r}")
@@ -324,6 +359,8 @@ def _model_id(value: Any, where: str) -> str:
 def _check_targets(table: RouteTable) -> None:
     """Every alias target and fallback must be a known model or a ``glm-*`` id."""
     targets = [("default_model", table.default_model)]
+    if table.side_model is not None:
+        targets.append(("side_model", table.side_model))
     targets += [(f"aliases.{glob}", target) for glob, target in table.aliases]
     for where, target in targets:
         if target not in table.models and not target.startswith("glm-"):
@@ -343,9 +380,26 @@ def _conservative_spec(model_id: str) -> ModelSpec:
     return ModelSpec(id=model_id, context_window=128 * _K, max_output=16 * _K)
 
 
+def _family_spec(models: Mapping[str, ModelSpec], model_id: str) -> ModelSpec | None:
+    """The spec of the nearest known family of an unknown id: ``glm-5.3-prime`` and
+    ``glm-5.3-highspeed`` are GLM-5.3 variants (models.dev PR#5493; OpenRouter's
+    ``z-ai/glm-5.3-prime``), so they inherit its thinking mode, efforts and output, as
+    ``glm-5.3-flash-*`` inherits glm-5.3-flash's. Only ``-`` suffixes count (``glm-5.35``
+    is no family of ``glm-5.3``)."""
+    stem = model_id
+    while "-" in stem.removeprefix("glm-"):
+        stem = stem.rsplit("-", 1)[0]
+        spec = models.get(stem)
+        if spec is not None:
+            return msgspec.structs.replace(spec, id=model_id, display_name=model_id.upper())
+    return None
+
+
 def _spec_for(table: RouteTable, model_id: str) -> ModelSpec:
     spec = table.models.get(model_id)
-    return spec if spec is not None else _conservative_spec(model_id)
+    if spec is None:
+        spec = _family_spec(table.models, model_id) or _conservative_spec(model_id)
+    return spec
 
 
 def _current_turn_media(req: ir.Request) -> tuple[bool, bool, bool]:
@@ -366,7 +420,7 @@ def _current_turn_media(req: ir.Request) -> tuple[bool, bool, bool]:
 
 
 DEFAULT_ROUTE_TABLE = RouteTable(models=DEFAULT_MODELS, aliases=_DEFAULT_ALIASES)
-"""The built-in routing: Claude names to GLM-4.7 / GLM-4.5-Air, media to GLM-5.3-Flash (the
+"""The built-in routing: Claude names to GLM-5.3 / GLM-5.3-Flash, media to GLM-5.3-Flash (the
 Coding Plan's only vision model)."""
 
 
@@ -378,6 +432,35 @@ def _route_by_name(table: RouteTable, name: str) -> Route:
         if fnmatchcase(name, glob):
             return Route(target, _spec_for(table, target), f"alias:{glob}")
     return Route(table.default_model, _spec_for(table, table.default_model), "default")
+
+
+def is_side_request(req: ir.Request) -> bool:
+    """Whether ``req`` is a client's side request rather than its main loop: it disables
+    thinking and offers no client tools (server tools such as ``web_search`` allowed).
+    Claude Code's WebSearch, WebFetch and title requests name the main model that way
+    (tests/fixtures/claude_code: web_search_request.json, web_fetch_request.json,
+    request_small.json); its main loop and subagents offer tools, and its haiku-class
+    calls are routed by their name already."""
+    off = req.thinking is not None and req.thinking.type == "disabled"
+    return off and all(tool.server_type is not None for tool in req.tools)
+
+
+def _built_in(route: Route) -> bool:
+    """Whether ``route`` came from a built-in alias rule or the built-in default (a mapping
+    the user configured is kept for side requests too)."""
+    if route.reason == "default":
+        return route.model == _BUILT_IN_DEFAULT
+    glob = route.reason.removeprefix("alias:")
+    return (glob, route.model) in _DEFAULT_ALIASES
+
+
+def _side_route(route: Route, table: RouteTable, req: ir.Request) -> Route:
+    side = table.side_model
+    if side is None or route.model == side or not _built_in(route):
+        return route
+    if not is_side_request(req):
+        return route
+    return Route(side, _spec_for(table, side), f"side:{route.reason}")
 
 
 # GLM's reasoning_effort ladder, lowest first (OAS; THINK53).
@@ -418,16 +501,39 @@ def tokenizer_model(*, vision: bool) -> str:
     return TOKENIZER_MODELS[1] if vision else TOKENIZER_MODELS[0]
 
 
-def model_info(name: str, table: RouteTable = DEFAULT_ROUTE_TABLE) -> ModelSpec:
+def model_info(
+    name: str, table: RouteTable = DEFAULT_ROUTE_TABLE, *, upstream: UpstreamProfile | None = None
+) -> ModelSpec:
     """The capabilities of the GLM model that serves requests for ``name``.
 
     ``name`` is what a client asks for (``claude-sonnet-4-5[1m]``, ``opus``, ``GLM-5.3``):
     it is resolved as :func:`resolve_route` does without a request (pass-through, aliases,
     default; no media switch, no override). Read ``context_window`` and ``max_output``
     from the result (a launcher sets a client's context window from it). An unknown
-    ``glm-*`` id gets the conservative spec.
+    ``glm-*`` id gets its family's spec (``glm-5.3-prime``: GLM-5.3's), else the
+    conservative one. With ``upstream``, an id that profile answers with another model
+    (the Coding Plan's ``glm-4.7``) gets the serving model's spec.
     """
-    return _route_by_name(table, normalize_model_name(name)).spec
+    route = _route_by_name(table, normalize_model_name(name))
+    if upstream is not None:
+        route = _served_spec(route, table, upstream, None)
+    return route.spec
+
+
+def _served_spec(
+    route: Route, table: RouteTable, profile: UpstreamProfile, learned: ServedAs | None
+) -> Route:
+    """``route`` with the spec of the model that really answers it on ``profile``: what an
+    answer taught (``learned``) first, else the profile's served-as table."""
+    known = learned.known(profile.name, route.model) if learned is not None else None
+    serving = known if known is not None else profile.serving(route.model)
+    if serving is None or serving == route.model:
+        return route
+    return msgspec.structs.replace(route, spec=_spec_for(table, serving))
+
+
+def _lacks_media(spec: ModelSpec, image: bool, video: bool, files: bool) -> bool:
+    return (image and not spec.vision) or (video and not spec.video) or (files and not spec.files)
 
 
 def resolve_route(
@@ -436,6 +542,7 @@ def resolve_route(
     *,
     override: str | None = None,
     upstream: UpstreamProfile | None = None,
+    learned: ServedAs | None = None,
 ) -> Route:
     """Pick the upstream model and profile for ``req`` (see the module docstring).
 
@@ -446,6 +553,12 @@ def resolve_route(
         override: a model id that wins outright (no media or plan check): an explicit
             choice is honoured even if the model cannot read the images.
         upstream: the server's profile (default: the Coding Plan's chat API).
+        learned: what answers taught about which model serves an id (per profile).
+
+    The route's ``model`` is the id sent; its ``spec`` is that of the model that answers
+    it on the chosen profile (the Coding Plan answers ``glm-4.7`` with GLM-5.3-Flash:
+    :data:`glmbridge.profiles.CODING_PLAN_SERVED_AS`), so thinking mode, efforts, window
+    and output cap are the serving model's.
 
     Raises:
         ClientRequestError: the route names a model of the table that the upstream
@@ -456,17 +569,25 @@ def resolve_route(
     if override is not None:
         model = normalize_model_name(override)
         route = Route(model, _spec_for(table, model), "override")
-        return msgspec.structs.replace(route, upstream=_profile_for(route, table, base))
-    route = _route_by_name(table, normalize_model_name(req.model))
+        profile = _profile_for(route, table, base)
+        route = _served_spec(route, table, profile, learned)
+        return msgspec.structs.replace(route, upstream=profile)
+    route = _side_route(_route_by_name(table, normalize_model_name(req.model)), table, req)
+    profile = _profile_for(route, table, base)
+    served = _served_spec(route, table, profile, learned)
     if table.route_media:
         image, video, files = _current_turn_media(req)
-        spec = route.spec
-        if (image and not spec.vision) or (video and not spec.video) or (files and not spec.files):
+        # Both the id's own spec and its server's must take the media: whether the plan
+        # checks the parts against the id asked for or the model that serves is not known.
+        if _lacks_media(route.spec, image, video, files) or _lacks_media(
+            served.spec, image, video, files
+        ):
             model = _vision_model(table, base, video=video, files=files)
             route = Route(model, _spec_for(table, model), "vision")
-    profile = _profile_for(route, table, base)
-    _check_served(route, table, profile)
-    return msgspec.structs.replace(route, upstream=profile)
+            profile = _profile_for(route, table, base)
+            served = _served_spec(route, table, profile, learned)
+    _check_served(served, table, profile)
+    return msgspec.structs.replace(served, upstream=profile)
 
 
 def _pinned(model: str, table: RouteTable) -> str | None:
@@ -511,18 +632,35 @@ def _vision_model(
     return table.vision_model
 
 
-def offered(table: RouteTable, profile: UpstreamProfile) -> RouteTable:
+def offered(
+    table: RouteTable, profile: UpstreamProfile, live: Collection[str] | None = None
+) -> RouteTable:
     """``table`` with only the models a model list should offer on ``profile``: a built-in
     model the profile is known not to serve is left out (picking it would be the 400 of
-    :func:`resolve_route`); models a configuration adds and pinned ones stay."""
+    :func:`resolve_route`), and so is one it only accepts as an alias of another (the
+    Coding Plan's ``glm-4.7``: ``profile.listed``); models a configuration adds and pinned
+    ones stay.
+
+    ``live``: the ids the upstream's own model list names now (``GET {base}/models``): a
+    built-in model it does not name is left out too, and a ``glm-*`` id the table does not
+    know is added with its family's spec (:func:`model_info`)."""
     keep = {
         model_id: spec
         for model_id, spec in table.models.items()
         if model_id not in DEFAULT_MODELS
-        or profile.serves(model_id)
         or _pinned(model_id, table) is not None
+        or (
+            profile.serves(model_id)
+            and profile.lists(model_id)
+            and (live is None or model_id in live)
+        )
     }
-    if len(keep) == len(table.models):
+    for model_id in sorted(live or ()):
+        # a new id, not an alias of a listed model
+        new = model_id.startswith("glm-") and model_id not in table.models
+        if new and profile.serving(model_id) is None:
+            keep[model_id] = _spec_for(table, model_id)
+    if keep == table.models:
         return table
     return msgspec.structs.replace(table, models=keep)
 

@@ -14,6 +14,7 @@ import re
 from typing import Any, NamedTuple
 
 from glmbridge.errors import ErrorKind, UpstreamError
+from glmbridge.quota import names_reset
 
 __all__ = [
     "AUTH_CODES",
@@ -74,7 +75,10 @@ CODES: dict[str, ZaiCode] = {
                                                                  "1215")},
     "1211": ZaiCode(_K.NOT_FOUND, 404, False, _R, "model not found"),
     "1220": ZaiCode(_K.PERMISSION, 403, False, "key", "this key may not use this API"),
+    # 1221 API offline, 1231 duplicate request id (https://docs.z.ai/api-reference/api-code).
+    "1221": ZaiCode(_K.NOT_FOUND, 404, False, _R, "this API is offline"),
     "1222": ZaiCode(_K.NOT_FOUND, 404, False, _R, "the API does not exist"),
+    "1231": ZaiCode(_K.INVALID_REQUEST, 400, False, _R, "duplicate request id"),
     # "网络错误，请稍后重试" as a 400 or inside a 200 stream (llm-simple-router db72374).
     "1230": ZaiCode(_K.API_ERROR, 500, True, _R, "upstream error"),
     "1234": ZaiCode(_K.API_ERROR, 500, True, _R, "upstream network error"),
@@ -95,6 +99,14 @@ CODES: dict[str, ZaiCode] = {
     "1311": ZaiCode(_K.PERMISSION, 403, False, "plan", "model not included in the plan"),
     "1312": ZaiCode(_K.RATE_LIMIT, 429, True, _R, "high traffic"),  # status unknown (4.9)
     "1313": ZaiCode(_K.RATE_LIMIT, 429, False, _R, "fair-use restriction"),  # 4.10
+    # September 2026, all on HTTP 429: "The usage limits (1308, 1310, 1316-1321) name a
+    # reset … The rest (1309, 1311, 1313-1315) need a renewal, a plan change, another key or
+    # … a request to restore access" (tetsuo-ai/agenc-core PR#2491; the docs separate quota
+    # exhaustion into 1308/1309/1310/1316/1317: electricsheephq/evaos-code-review-bot-neondiff
+    # #66). 1314/1315: this key is done (another key may not be); never retried.
+    **{c: ZaiCode(_K.RATE_LIMIT, 429, False, "key", _ACCOUNT_HINT) for c in ("1314", "1315")},
+    **{c: ZaiCode(_K.RATE_LIMIT, 429, False, "quota", _QUOTA_HINT)
+       for c in ("1316", "1317", "1318", "1319", "1320", "1321")},
 }  # fmt: skip
 
 #: Stream finish reasons that are failures (mid-stream failures come only as finish
@@ -175,6 +187,12 @@ def error_from_parts(
                 text = wrapped["text"] + (f" (request {rid})" if rid else "")
     entry = BUSINESS_CODES.get(code_str or "")
     status_hint: int | None
+    # Any 429 that names a reset time is a spent usage limit, whatever its number: the key
+    # rests until then and nothing is retried (tetsuo-ai/agenc-core PR#2491: the usage
+    # limits are the codes that "name a reset").
+    quota = status == 429 and (
+        (entry is None or entry[0] is ErrorKind.RATE_LIMIT) and names_reset(text)
+    )
     if entry is not None:
         kind, status_hint, retryable, hint = entry
         if hint:
@@ -182,9 +200,11 @@ def error_from_parts(
     else:
         kind, retryable = _classify_status(status)
         status_hint = None
+    if quota:
+        kind, retryable, status_hint = ErrorKind.RATE_LIMIT, False, 429
     if code_str:
         text = f"[{code_str}] {text}"
-    return UpstreamError(
+    err = UpstreamError(
         text[:_MAX_MESSAGE],
         kind=kind,
         status=status,
@@ -193,6 +213,8 @@ def error_from_parts(
         retryable=retryable,
         status_hint=status_hint,
     )
+    err.quota = quota or (code_str or "") in QUOTA_CODES
+    return err
 
 
 def scrub(err: UpstreamError, secrets: tuple[str, ...]) -> UpstreamError:
@@ -222,15 +244,23 @@ def is_key_failure(err: UpstreamError) -> bool:
     """
     if err.plan or err.spares_key:
         return False
-    return err.status in (401, 403) or err.code in AUTH_CODES or err.code in QUOTA_CODES
+    return (
+        err.status in (401, 403) or err.code in AUTH_CODES or err.code in QUOTA_CODES or err.quota
+    )
 
 
 _NO_MODEL = ("modelcode", "does not exist", "模型不存在")
+# A tier-gated model below its tier: "403 not available on plan" (glm-5.3-highspeed on a
+# Lite/Pro key: anomalyco/models.dev PR#5493, PR#7333).
+_NOT_ON_PLAN = re.compile(r"not\s+available\s+(?:on|in|for)\s+(?:your\s+|this\s+|the\s+)?"
+                          r"(?:current\s+)?plan", re.IGNORECASE)  # fmt: skip
 
 
 def _means_not_in_plan(err: UpstreamError, in_plan: bool | None) -> bool:
     code = err.code or ""
     if code in PLAN_CODES:
+        return True
+    if err.status == 403 and _NOT_ON_PLAN.search(err.message):
         return True
     if in_plan is None:
         return False
@@ -245,7 +275,8 @@ def plan_error(err: UpstreamError, *, model: str, plan: str, in_plan: bool | Non
     """``err`` reclassified as "model not in your plan" when that is what it means.
 
     Z.ai says so in several ways (zai-fidelity 1.3, 4.3, 4.4, 4.9): 1311 "plan does not
-    include model"; on the Coding Plan endpoint 1214 "modelCode: does not exist" for a
+    include model"; a 403 "not available on plan" (a tier-gated model, whatever the
+    endpoint); on the Coding Plan endpoint 1214 "modelCode: does not exist" for a
     model it does not serve, a 404 for glm-4.6v, and 1113 ("no resource package") for a
     model outside the plan. 1113 on a model the plan does include stays a quota error
     (the key has no usable plan), as does every answer where ``in_plan`` is ``None``
@@ -272,7 +303,7 @@ def plan_error(err: UpstreamError, *, model: str, plan: str, in_plan: bool | Non
         "plan includes, or map this model name to one in the [models] configuration"
     )
     # "does not exist" answers (1214, a bare 404) stay a 404: the model may not exist at all.
-    missing = err.code == "1214" or not err.code
+    missing = err.code == "1214" or (not err.code and err.status != 403)
     out = UpstreamError(
         message[:_MAX_MESSAGE],
         kind=ErrorKind.NOT_FOUND if missing else ErrorKind.PERMISSION,

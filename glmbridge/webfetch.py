@@ -110,7 +110,7 @@ class FetchOptions(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class FetchFailure(msgspec.Struct, frozen=True):
-    """A fetch that gave no page: Anthropic's ``web_fetch_tool_error`` code and a note for
+    """A fetch that gave no page: Anthropic's ``web_fetch_tool_result_error`` code and a note for
     the model. Codes: ``invalid_tool_input``, ``url_too_long``, ``url_not_allowed``,
     ``url_not_accessible``, ``too_many_requests``, ``unsupported_content_type``,
     ``max_uses_exceeded``, ``unavailable``."""
@@ -262,7 +262,7 @@ def fetch_result(page: FetchedPage, options: FetchOptions) -> dict[str, Any]:
 
 def fetch_error(failure: FetchFailure | SearchFailure) -> dict[str, Any]:
     """The ``content`` of a failed ``web_fetch_tool_result``."""
-    return {"type": "web_fetch_tool_error", "error_code": failure.error_code}
+    return {"type": "web_fetch_tool_result_error", "error_code": failure.error_code}
 
 
 def page_for_model(page: FetchedPage, options: FetchOptions) -> str:

@@ -32,6 +32,10 @@ from glmbridge.errors import (
 )
 
 __all__ = [
+    "BIGMODEL_SEARCH",
+    "ZAI_SEARCH",
+    "SearchHost",
+    "search_host",
     "MAX_QUERY_CHARS",
     "SearchFailure",
     "SearchHit",
@@ -153,16 +157,53 @@ def domain_allowed(url: str, options: SearchOptions) -> bool:
 # --- Z.ai's Web Search API (wire-specs A.15) -------------------------------------------------
 
 
+class SearchHost(msgspec.Struct, frozen=True):
+    """What one host's Web Search API wants.
+
+    Attributes:
+        engine: the default ``search_engine``.
+        intent: ``search_intent`` must be sent (BigModel requires it; ``false``: search
+            as given, no intent recognition first).
+        max_query: the longest query it takes (longer ones are cut).
+    """
+
+    engine: str = "search-prime"
+    intent: bool = False
+    max_query: int = MAX_QUERY_CHARS
+
+
+#: Z.ai: ``search-prime`` (https://docs.z.ai/api-reference/tools/web-search).
+ZAI_SEARCH = SearchHost()
+#: BigModel: ``search_std`` / ``search_pro`` / ``search_pro_sogou`` / ``search_pro_quark``,
+#: ``search_intent`` required, queries of at most 70 characters
+#: (https://docs.bigmodel.cn/api-reference, 网络搜索).
+BIGMODEL_SEARCH = SearchHost(engine="search_std", intent=True, max_query=70)
+
+
+def search_host(base_url: str) -> SearchHost:
+    """The Web Search rules of the host of ``base_url`` (BigModel's or Z.ai's)."""
+    host = _host(base_url)
+    return BIGMODEL_SEARCH if host == "bigmodel.cn" or host.endswith(".bigmodel.cn") else ZAI_SEARCH
+
+
 def encode_zai_search(
-    query: str, options: SearchOptions, *, engine: str = "search-prime", count: int = 10
+    query: str,
+    options: SearchOptions,
+    *,
+    engine: str = "search-prime",
+    count: int = 10,
+    host: SearchHost = ZAI_SEARCH,
 ) -> bytes:
     """The body of ``POST …/paas/v4/web_search``.
 
     ``search_domain_filter`` takes one domain, so it is sent only when exactly one domain
     is allowed; other lists are applied to the results (and more results are asked for,
-    so that filtering leaves some).
+    so that filtering leaves some). ``host`` adds what that host requires
+    (:data:`BIGMODEL_SEARCH`: ``search_intent``, a 70-character query).
     """
-    body: dict[str, Any] = {"search_engine": engine, "search_query": query}
+    body: dict[str, Any] = {"search_engine": engine, "search_query": query[: host.max_query]}
+    if host.intent:
+        body["search_intent"] = False
     filtered = len(options.allowed_domains) > 1 or bool(options.blocked_domains)
     body["count"] = min(50, count * 3 if filtered else count)
     if len(options.allowed_domains) == 1:

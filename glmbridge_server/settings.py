@@ -24,9 +24,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from glmbridge.media.images import IMAGE_MODELS
 from glmbridge.profiles import PROFILES, UpstreamProfile, profile_for
-from glmbridge.routing import DEFAULT_ROUTE_TABLE, RouteTable
+from glmbridge_server.settings_check import ConfigurationError, check_settings, route_table
 
 __all__ = [
     "Settings",
@@ -101,7 +100,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     thinking: Literal["auto", "enabled", "disabled"] = "auto"
     count_tokens: Literal["auto", "upstream", "local"] = "auto"
     responses_store: int = 0
-    web_search_engine: str = "search-prime"
+    web_search_engine: str = ""
     web_search_url: str = ""
     web_search_cache_ttl: float = 600.0
     web_fetch_allow_private: bool = False
@@ -114,6 +113,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # media (issue 21): pay-as-you-go keys and upstream for image/video generation
     media_api_keys: tuple[str, ...] = ()
     media_upstream: str = ""
+    models_refresh: float = -1.0
+    upstream_protocol: Literal["openai", "anthropic"] = "openai"
+    reasoning_content: bool = True
     mock: bool = False
 
     def __repr__(self) -> str:
@@ -135,8 +137,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def upstream_profile(self) -> UpstreamProfile:
-        """The upstream profile (a built-in one, or an OpenAI-compatible base URL)."""
-        return profile_for(self.upstream)
+        """The upstream profile: a built-in one, or a base URL speaking ``upstream_protocol``
+        (``anthropic``: Anthropic Messages, with every normalisation of ``zai-anthropic``,
+        e.g. a corporate relay in front of Z.ai's Anthropic endpoint)."""
+        if self.upstream in PROFILES:
+            return PROFILES[self.upstream]
+        return profile_for(self.upstream, protocol=self.upstream_protocol)
 
     @property
     def upstream_base_url(self) -> str:
@@ -199,6 +205,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 def _to_str(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")
+    if "\0" in value:  # no host, path or name holds one (a path with one kills a thread)
+        raise ValueError("must not contain a NUL character")
     return value.strip()
 
 
@@ -227,6 +235,13 @@ def _to_seconds(value: object, *, allow_zero: bool = False) -> float:
     if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
         raise ValueError("must be a positive number of seconds")
     return number
+
+
+def _to_refresh(value: object) -> float:
+    """``auto`` (every six hours, off under ``--mock``: stored as -1), or seconds (0: off)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return -1.0
+    return _to_seconds(value, allow_zero=True)
 
 
 def _to_bool(value: object) -> bool:
@@ -267,7 +282,7 @@ def _to_upstream(value: object) -> str:
         )
     base = text.rstrip("/")
     # Forgive a full endpoint URL: the base is what the server appends paths to.
-    return base.removesuffix("/chat/completions")
+    return base.removesuffix("/chat/completions").removesuffix("/v1/messages")
 
 
 def _to_media_upstream(value: object) -> str:
@@ -481,27 +496,6 @@ def _to_fallbacks(value: object) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def route_table(models: Mapping[str, str], upstreams: Mapping[str, str] = {}) -> RouteTable:
-    """The routing table for a ``[models]`` map and an ``[upstreams]`` map.
-
-    ``default`` and ``vision`` name the fallback and the media model; every other key of
-    ``models`` is a client-name pattern (``opus`` matches any name containing "opus"; globs
-    allowed) mapped to a GLM model id. ``upstreams`` pins GLM model ids (globs allowed) to
-    an upstream profile. Entries are merged over the built-in table.
-    """
-    if not models and not upstreams:
-        return DEFAULT_ROUTE_TABLE
-    # media (issue 21): entries naming an image model route /v1/images/generations instead
-    aliases = {k: v for k, v in models.items()
-               if k not in ("default", "vision") and v.lower() not in IMAGE_MODELS}  # fmt: skip
-    data: dict[str, Any] = {"aliases": aliases, "upstreams": dict(upstreams)}
-    if "default" in models:
-        data["default_model"] = models["default"]
-    if "vision" in models:
-        data["vision_model"] = models["vision"]
-    return RouteTable.from_mapping(data)
-
-
 _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "host": _to_str,
     "port": _to_int(0, 65535),
@@ -557,6 +551,9 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "usage_retention_days": _to_int(1, 36_500),
     "media_api_keys": _to_keys,
     "media_upstream": _to_media_upstream,
+    "models_refresh": _to_refresh,
+    "upstream_protocol": _to_choice("openai", "anthropic"),
+    "reasoning_content": _to_bool,
     "mock": _to_bool,
 }
 
@@ -684,7 +681,12 @@ def load_settings(
         _env_layer(environ, "environment"),
         cli_layer,
     ]
-    return Settings(**_convert(layers))
+    settings = Settings(**_convert(layers))
+    try:  # values that are each valid may still not work together (a route)
+        check_settings(settings)
+    except ConfigurationError as exc:
+        raise SettingsError(str(exc)) from None
+    return settings
 
 
 def _is_loopback(host: str) -> bool:

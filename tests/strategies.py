@@ -19,6 +19,7 @@ equivalent non-stream GLM response (A.8) from the same chunks.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -422,7 +423,8 @@ _media = st.one_of(
         ir.MediaSource,
         type=st.just("base64"),
         media_type=st.sampled_from(["image/png", "image/jpeg", "image/gif", "image/webp"]),
-        data=st.text("ABCDEFabcdef0123456789+/", max_size=24),
+        # Canonical base64 (standard alphabet, padded): what every door hands the IR.
+        data=st.binary(max_size=18).map(lambda b: base64.b64encode(b).decode()),
     ),
     st.builds(ir.MediaSource, type=st.just("url"), url=st.just("https://example.com/a.png")),
     st.builds(ir.MediaSource, type=st.just("file"), file_id=st.just("file_011abc")),

@@ -7,7 +7,7 @@ are read with a cap; ``Retry-After`` is parsed; keys are scrubbed from upstream 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 
@@ -28,6 +28,7 @@ __all__ = [
     "map_upstream_errors",
     "parse_retry_after",
     "read_capped",
+    "retry_after_from",
     "scrub_key",
 ]
 
@@ -99,6 +100,21 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if seconds != seconds or seconds < 0:  # NaN or in the past
         return 0.0
     return seconds
+
+
+def retry_after_from(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait from a response's headers: ``retry-after-ms`` (milliseconds, what
+    Z.ai's Anthropic endpoint was logged sending with a 1310: Yeachan-Heo/gajae-code#1821,
+    and what the OpenAI and Anthropic SDKs read first) else ``retry-after``."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            value = float(millis.strip()) / 1000
+        except ValueError:
+            value = None
+        if value is not None and value == value:  # not NaN
+            return max(0.0, value)
+    return parse_retry_after(headers.get("retry-after"), now=now)
 
 
 def scrub_key(err: UpstreamError, key: str) -> UpstreamError:

@@ -68,8 +68,8 @@ from glmbridge.transport.boundary import (
     DEFAULT_TIMEOUT,
     aread_capped,
     map_upstream_errors,
-    parse_retry_after,
     read_capped,
+    retry_after_from,
     scrub_key,
 )
 
@@ -226,7 +226,7 @@ class _Core:
 
     def failure(self, call: _Call, response: httpx2.Response, body: bytes) -> GlmbridgeError:
         """The error behind a non-200 upstream answer; the key is scrubbed from it."""
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        retry_after = retry_after_from(response.headers)
         err = call.exchange.decode_error(response.status_code, body, retry_after=retry_after)
         return scrub_key(err, self.api_key)
 

@@ -27,6 +27,7 @@ from glmbridge.exchange import Exchange
 from glmbridge.fallback import chain, qualifies
 from glmbridge.priority import classify
 from glmbridge.routing import Route
+from glmbridge.served import served_model
 from glmbridge.upstream_errors import scrub
 from glmbridge_server.call.asgi import Answer, Receive, WholeAnswer
 from glmbridge_server.call.record import CallRecord
@@ -34,6 +35,7 @@ from glmbridge_server.settings import MOCK_MOUNT, Settings
 from glmbridge_server.traffic.scheduler import QueueTimeout, Ticket
 from glmbridge_server.upstream.client import UpstreamClient, UpstreamReply, backoff_delay
 from glmbridge_server.upstream.keypool import session_id_from
+from glmbridge_server.upstream.model_follower import note_served
 
 __all__ = [
     "Call",
@@ -125,11 +127,15 @@ class Call:
         """One upstream call (with the client's own retries); notes key and status."""
         ex = self.exchange
         record = self.record
+        headers = ex.headers
+        sim = record.headers.sim
+        if sim and self.settings.mock:  # the simulator's x-sim-* controls pass through
+            headers = lambda key: {**ex.headers(key), **sim}  # noqa: E731
         try:
             reply = await self.upstream.send(
                 self.url,
                 ex.body,
-                headers=ex.headers,
+                headers=headers,
                 decode_error=lambda status, body, retry: ex.decode_error(
                     status, body, retry_after=retry
                 ),
@@ -149,14 +155,17 @@ class Call:
             record.queue_wait_ms = round(self.ticket.waited * 1000, 1)
         return reply
 
-    async def decoded(self, decode: Callable[[Exchange, bytes], T]) -> T:
+    async def decoded(self, decode: Callable[[Exchange, bytes], T], *, answers: bool = True) -> T:
         """The one non-streamed call-and-decode: ``decode`` of the answer's body (e.g.
         :func:`as_ir`, :meth:`Exchange.complete`); an in-band error (an error object sent
-        with ``200``) is retried with the retry budget, then raised."""
+        with ``200``) is retried with the retry budget, then raised. ``answers``: this call
+        answers the client (its model is the record's served model; a describer's is not)."""
         attempt = 0
         while True:
             attempt += 1
             reply = await self.send()
+            if answers:
+                self.note_served(served_model(reply.response.content))
             try:
                 return decode(self.exchange, reply.response.content)
             except UpstreamError as err:
@@ -225,11 +234,20 @@ class Call:
         record.fallback = f"{first.model}@{first.upstream.name}"
         return True
 
+    def note_served(self, model: str | None) -> None:
+        """The model the upstream's answer names (the truth: the Coding Plan answers legacy
+        ids with another model); recorded and learned from."""
+        note_served(self.record.app, self.record, model)
+
     def served_headers(self) -> list[tuple[bytes, bytes]]:
-        """Which model and profile answered, and what it fell back from (if it did)."""
+        """Which model and profile answered, the id sent for it, and what it fell back from
+        (if it did). Before the answer names its model (a stream committed early), the
+        model the router expects to serve it."""
         route, first = self.exchange.route, self.first_route
+        served = self.record.served_model or route.spec.id
         out = [
-            (b"x-glmbridge-served-model", _header_value(route.model)),
+            (b"x-glmbridge-served-model", _header_value(served)),
+            (b"x-glmbridge-routed-model", _header_value(route.model)),
             (b"x-glmbridge-served-upstream", _header_value(route.upstream.name)),
         ]
         if route is not first:

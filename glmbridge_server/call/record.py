@@ -81,6 +81,8 @@ class ClientHeaders:
     priority: str | None = None
     model_override: str | None = None
     traceparent: str | None = None
+    #: ``x-sim-*`` controls for the simulator (forwarded to it in ``--mock`` mode only).
+    sim: dict[str, str] | None = None
 
     @classmethod
     def from_raw(cls, raw: list[tuple[bytes, bytes]]) -> ClientHeaders:
@@ -88,7 +90,12 @@ class ClientHeaders:
         out = cls()
         for name, value in raw:
             attr = _WANTED.get(name)
-            if attr is not None and getattr(out, attr) is None:
+            if attr is None:
+                if name.startswith(b"x-sim-"):
+                    sim = out.sim if out.sim is not None else {}
+                    sim[name.decode("latin-1")] = value.decode("latin-1")
+                    out.sim = sim
+            elif getattr(out, attr) is None:
                 setattr(out, attr, value.decode("latin-1"))
         return out
 
@@ -120,6 +127,8 @@ class CallRecord:
     #: The model the client named, the model routed to, and the upstream profile's name.
     client_model: str | None = None
     routed_model: str | None = None
+    #: The model the upstream's answer names (the Coding Plan serves legacy ids with another).
+    served_model: str | None = None
     upstream: str | None = None
     stream: bool | None = None
     #: ``"<model>@<upstream>"`` the call fell back from, if it did.

@@ -47,6 +47,7 @@ import httpx2
 
 from glmbridge.errors import GlmbridgeError, UpstreamError, UpstreamProtocolError
 from glmbridge.exchange import Exchange, ExchangeStream
+from glmbridge.served import ServedModelScanner
 from glmbridge.transport.boundary import map_upstream_errors
 from glmbridge_server.call.asgi import Answer, Receive, WholeAnswer
 from glmbridge_server.call.driver import Call, unless_disconnected
@@ -171,6 +172,14 @@ class StreamRelay(StreamingAnswer):
     async def _attempts(self, first_output: anyio.CancelScope) -> None:
         call = self._call
         call.pause_clock_while_queued(first_output)
+        paused = call.ticket.on_queue
+
+        def queued() -> None:  # waiting for a slot: commit and ping now, not in 5 s
+            if paused is not None:
+                paused()
+            self.commit_now()
+
+        call.ticket.on_queue = queued
         attempt = 0
         while True:
             attempt += 1
@@ -208,9 +217,12 @@ class StreamRelay(StreamingAnswer):
     async def _relay(self, stream: ExchangeStream, first_output: anyio.CancelScope) -> None:
         assert self._chunks is not None
         waiting = True  # for the first content: the first-output deadline applies
+        scanner = ServedModelScanner()  # the model the answer names, in its first bytes
         try:
             with map_upstream_errors():
                 async for chunk in self._chunks:
+                    if not scanner.done:
+                        self._call.note_served(scanner.feed(chunk))
                     out = stream.feed(chunk)
                     if waiting and stream.content_started:
                         first_output.deadline = math.inf

@@ -67,7 +67,8 @@ class StreamingAnswer:
         self._committed = False  # the response has started (200 stream, or an error status)
         self._sse = False  # ... as a 200 stream
         self._done = False
-        self._commit_due = False  # commit_after has passed
+        self._commit_due = False  # commit_after has passed (or the call was queued)
+        self._wake = anyio.Event()  # the keep-alive loop: commit now (see commit_now)
         self._data_sending = False
         self._ping_sent: anyio.Event | None = None
         self._last_send = time.monotonic()
@@ -138,6 +139,12 @@ class StreamingAnswer:
             self._data_sending = False
         self._last_send = time.monotonic()
 
+    def commit_now(self) -> None:
+        """Commit and start the keep-alives now, not after ``commit_after`` (the call waits
+        in the key-slot queue: a queued stream is never silent)."""
+        self._commit_due = True
+        self._wake.set()
+
     async def _early_commit(self) -> None:
         """Commit with the door's start event if ``commit_after`` has passed and the answer
         can (the work calls it when a new attempt may be able to)."""
@@ -190,10 +197,14 @@ class StreamingAnswer:
                 wait = self._last_send + interval - now
             else:  # not committed yet: wake for the commit, or to start pinging
                 wait = min(interval, commit_at - now) if not self._commit_due else interval
-            await anyio.sleep(max(0.0, wait))
+            with anyio.move_on_after(max(0.0, wait)):
+                await self._wake.wait()
             if self._finished():
                 return
-            if not self._commit_due and time.monotonic() >= commit_at:
+            woken = self._wake.is_set()
+            if woken:
+                self._wake = anyio.Event()
+            if woken or (not self._commit_due and time.monotonic() >= commit_at):
                 self._commit_due = True
                 if not (self._committed or self._data_sending):
                     preamble = self._preamble_now()

@@ -23,6 +23,7 @@ access_log = logging.getLogger("glmbridge.access")
 _FIELDS = (
     "client_model",
     "routed_model",
+    "served_model",
     "upstream",
     "stream",
     "upstream_status",
@@ -48,7 +49,7 @@ def observe_request(metrics: Metrics, record: CallRecord, elapsed: float) -> Non
         metrics.queue_wait.labels(priority).observe(record.queue_wait_ms / 1000)
     if priority is not None and record.queue_timeout:
         metrics.queue_timeouts.labels(priority).inc()
-    model = metrics.model_label(record.routed_model)
+    model = metrics.model_label(record.served_model or record.routed_model)
     ttft = record.ttft
     if ttft is not None:
         metrics.ttft.labels(model).observe(ttft)
@@ -105,8 +106,10 @@ def record_usage(app: AppState, record: CallRecord, elapsed: float) -> None:
     if record.routed_model is None or record.path.endswith("/count_tokens"):
         return
     status = record.status
-    if 200 <= status < 300:  # for the statusline: what answered last
-        app.last_served = {"model": record.routed_model, "upstream": record.upstream}
+    if 200 <= status < 300:  # for the statusline: what answered last (the answer's model)
+        served = record.served_model or record.routed_model
+        app.last_served = {"model": served, "routed_model": record.routed_model,
+                           "upstream": record.upstream}  # fmt: skip
     store = app.usage_store
     if store is None:
         return
@@ -121,6 +124,7 @@ def record_usage(app: AppState, record: CallRecord, elapsed: float) -> None:
         route=record.path,
         key_id=ids[index] if index is not None and index < len(ids) else None,
         model=_bounded(record.routed_model),
+        served_model=_bounded(record.served_model),
         client_model=_bounded(record.client_model),
         upstream=record.upstream,
         input_tokens=usage.input_tokens if usage else 0,

@@ -57,6 +57,11 @@ from glmbridge_server.traffic.scheduler import Scheduler
 from glmbridge_server.traffic.usage_store import UsageStore, key_id
 from glmbridge_server.upstream.client import UpstreamClient
 from glmbridge_server.upstream.keypool import KeyPool
+from glmbridge_server.upstream.model_follower import (
+    follow_models,
+    learned_store,
+    refresh_interval,
+)
 
 __all__ = ["begin_shutdown", "create_app"]
 
@@ -178,6 +183,7 @@ def _app_state(settings: Settings) -> AppState:
         # Claude Code resends the same prompt, tools and history every turn: remember them.
         token_estimator=TokenEstimator(),
         responses_store=ResponseStore(store) if store > 0 else None,
+        served_as=learned_store(settings),  # which model answers which id (learned)
     )
 
 
@@ -188,6 +194,9 @@ def _background_tasks(tg: anyio.abc.TaskGroup, state: AppState, upstream: Upstre
     # Supervised: a failing loop is restarted, and never ends this task group (nor closes the
     # shared clients); /health shows each loop's state.
     run = state.supervisor.run
+    if refresh_interval(settings) > 0:  # GET {base}/models now and every few hours
+        tg.start_soon(run, "model_follower", follow_models, state, upstream.http,
+                      anthropic_routes.build_model_catalog)  # fmt: skip
     if scheduler.remote is not None:
         tg.start_soon(run, "redis", scheduler.remote.run, key_pool)
     if settings.quota_poll > 0 and len(key_pool) and not settings.mock:

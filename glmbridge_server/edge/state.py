@@ -14,6 +14,7 @@ import anyio
 
 from glmbridge.doors import protocol_for_path
 from glmbridge.routing import RouteTable
+from glmbridge.served import ServedAs
 from glmbridge.tokens import TokenEstimator
 from glmbridge.vision import Description
 from glmbridge_server.call.record import CallRecord
@@ -61,6 +62,10 @@ class AppState:
     #: What answered last (for the statusline), and the quota poller's windows by key index.
     last_served: dict[str, Any] | None = None
     quota_windows: dict[int, Any] = field(default_factory=dict)
+    #: Which model answers which id, per profile (learned from answers; model_follower).
+    served_as: ServedAs = field(default_factory=ServedAs)
+    #: Profile name -> the ids its ``/models`` list names (model_follower).
+    live_models: dict[str, frozenset[str]] = field(default_factory=dict)
     #: the lifespan's background loops, supervised (``/health`` shows them)
     supervisor: Supervisor = field(default_factory=Supervisor)
     #: Tokenizer URL -> monotonic time to ask it again.

@@ -176,7 +176,8 @@ def _model(body: dict[str, Any]) -> tuple[str, ModelInfo]:
         raise _Unprocessable("string_type", ("model",), "Input should be a valid string", model)
     name = model.strip().lower()
     # Claude ids are remapped server-side (claude-3-5-sonnet -> glm-4.6 in glm.md; the Coding Plan
-    # maps to its current default). Ours: glm-4.7, and glm-4.5-air for haiku.
+    # maps to its current default). Ours: glm-4.7, and glm-4.5-air for haiku. No source shows
+    # this endpoint rerouting legacy ids as the chat API's Coding Plan path does: it does not.
     if name.startswith("claude-") and "[" not in name:
         name = "glm-4.5-air" if "haiku" in name else "glm-4.7"
     # A `[1m]` context suffix is not stripped server-side: `glm-5.2[1m]` is an unknown model

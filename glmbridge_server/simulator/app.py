@@ -22,7 +22,8 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from glmbridge_server.simulator.anthropic import MESSAGES_PATH, count_tokens, messages
 from glmbridge_server.simulator.asgi import Reply, json_reply
-from glmbridge_server.simulator.chat import chat, chat_coding, tokenizer
+from glmbridge_server.simulator.catalog import CODING_SERVED_AS
+from glmbridge_server.simulator.chat import chat, chat_coding, model_list, tokenizer
 from glmbridge_server.simulator.limits import KeyLimits, init_limits
 from glmbridge_server.simulator.media import ENDPOINTS as MEDIA_ENDPOINTS  # media (issue 21)
 from glmbridge_server.simulator.media import init_media
@@ -77,8 +78,10 @@ def _routes() -> list[BaseRoute]:
         routes.append(Route(f"{prefix}/web_search", search, methods=["POST"]))
         for method, path, endpoint in MEDIA_ENDPOINTS:  # media (issue 21)
             routes.append(Route(f"{prefix}{path}", endpoint, methods=[method]))
+        routes.append(Route(f"{prefix}/models", model_list, methods=["GET"]))
     routes.append(Route(MESSAGES_PATH, messages, methods=["POST"]))
     routes.append(Route(f"{MESSAGES_PATH}/count_tokens", count_tokens, methods=["POST"]))
+    routes.append(Route("/api/anthropic/v1/models", model_list, methods=["GET"]))
     return routes
 
 
@@ -96,7 +99,10 @@ def create_simulator_app(
     chat answer (time to first byte); requests with a key in ``invalid_keys`` get 401/1002, keys in
     ``quota_keys`` 429/1113. State for tests on ``app.state``: ``requests`` (last received bodies),
     ``script_queue`` (deque of :class:`Script`, popped FIFO), ``cancelled`` and ``active_streams``,
-    ``thinking_signatures`` (Anthropic mode: hex signatures on thinking blocks, ``False``: none);
+    ``thinking_signatures`` (Anthropic mode: hex signatures on thinking blocks, ``False``: none),
+    ``served_as`` (which model answers a legacy id on the Coding Plan), ``gated_keys`` (keys
+    whose tier includes the tier-gated ids), ``search_host`` (``"bigmodel"``: BigModel's Web
+    Search rules);
     per-key concurrency and spent quota windows: :mod:`glmbridge_server.simulator.limits`.
     """
     app = Starlette(
@@ -115,6 +121,10 @@ def create_simulator_app(
     st.thinking_signatures = True  # Anthropic mode: thinking blocks carry a hex signature
     st.search_quota, st.search_calls = None, 0  # the Web Search API (search)
     init_media(st)  # media (issue 21)
+    st.search_host = "zai"  # "bigmodel": BigModel's engines, search_intent, 70 characters
+    st.served_as = dict(CODING_SERVED_AS)  # the Coding Plan's rerouting (catalog)
+    st.gated_keys = set()  # keys whose tier includes glm-5.3-highspeed
+    st.model_lists = {}  # GET …/models: "coding" / "general" / "anthropic" -> ids
     return app
 
 

@@ -12,9 +12,12 @@ __all__ = [
     "ALWAYS_THINKS_EN",
     "ALWAYS_THINKS_ZH",
     "CODING_PLAN_MODELS",
+    "CODING_SERVED_AS",
     "ERROR_CODES",
     "MODELS",
+    "NOT_ON_PLAN",
     "OVERLOADED_MESSAGE",
+    "TIER_GATED",
     "ModelInfo",
 ]
 
@@ -30,6 +33,7 @@ class ModelInfo(NamedTuple):
 
 
 _K = 1024
+_EFFORTS_53 = ("low", "high", "max")
 # Thinking labels (THINK53): "always" cannot be disabled (5.3, 5.3-flash), "auto" decides for
 # itself, "hybrid" thinks whenever enabled, "none" has no thinking parameter. The simulator
 # reasons unless thinking is disabled or the model has none.
@@ -56,26 +60,46 @@ MODELS: dict[str, ModelInfo] = {
     "glm-5v-turbo": ModelInfo(128 * _K, 128 * _K, True, "auto"),
     "autoglm-phone-multilingual": ModelInfo(4 * _K, 128 * _K, True, "none"),
     # glm-5.3 always thinks: thinking.type "disabled" is a 400/1210 (farion1231/cc-switch#6737);
-    # the flash variants take images (Prism-Shadow/agenthub PR#192, KiwiGaze/glm-for-copilot
-    # PR#60). The flash context window is not documented in our sources; 200K is a guess.
-    # reasoning_effort: 5.3 / 5.3-Flash accept only low, high, max; 5.2 seven levels (OAS).
-    "glm-5.3": ModelInfo(128 * _K, 1_000_000, False, "always", ("low", "high", "max")),
-    "glm-5.3-flash": ModelInfo(128 * _K, 200 * _K, True, "always", ("low", "high", "max")),
-    "glm-5.3-flashx": ModelInfo(128 * _K, 200 * _K, True, "always", ("low", "high", "max")),
+    # 1,048,576 context (catalogs; https://docs.z.ai/guides/llm/glm-5.3 says "1M"). Flash:
+    # 1,048,576 / 131,072, "image/video/text/file" (https://docs.z.ai/guides/vlm/glm-5.3-flash
+    # via open-octo/octo-agent PR#2317); flashx 1,000,000 (Vercel). highspeed: tier-gated
+    # (anomalyco/models.dev PR#5493). reasoning_effort: 5.3 / 5.3-Flash accept only low, high,
+    # max; 5.2 seven levels (OAS).
+    **{
+        m: ModelInfo(128 * _K, 1_048_576, m.startswith("glm-5.3-flash"), "always", _EFFORTS_53)
+        for m in ("glm-5.3", "glm-5.3-highspeed", "glm-5.3-flash")
+    },
+    "glm-5.3-flashx": ModelInfo(128 * _K, 1_000_000, True, "always", _EFFORTS_53),
     "glm-5.2": ModelInfo(
         128 * _K, 1_000_000, False, "auto",
         ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
     ),
 }  # fmt: skip
 
-#: What the Coding Plan endpoint (``/api/coding/paas/v4``) serves, Aug 2026 (Pro):
-#: aaif-goose/goose#11667. Other models answer as recorded: an unknown model is 400/1214
-#: "modelCode: does not exist" (duolahypercho/codex-router#244, goose#11667); a real model
-#: outside the plan 429/1113 (GLM-4.6V-FlashX: zai-org/feedback#789).
+#: What the Coding Plan endpoint (``/api/coding/paas/v4``) accepts, Aug 2026 (Pro):
+#: aaif-goose/goose#11667, plus glm-5.3-highspeed (tier-gated, models.dev PR#5493). Other
+#: models answer as recorded: an unknown model is 400/1214 "modelCode: does not exist"
+#: (duolahypercho/codex-router#244, goose#11667); a real model outside the plan 429/1113
+#: (GLM-4.6V-FlashX: zai-org/feedback#789).
 CODING_PLAN_MODELS = frozenset({
-    "glm-5.3", "glm-5.3-flash", "glm-5.2", "glm-5.1", "glm-5-turbo", "glm-5", "glm-4.7",
-    "glm-4.6", "glm-4.5", "glm-4.5-air",
+    "glm-5.3", "glm-5.3-flash", "glm-5.3-highspeed", "glm-5.2", "glm-5.1", "glm-5-turbo",
+    "glm-5", "glm-4.7", "glm-4.6", "glm-4.5", "glm-4.5-air",
 })  # fmt: skip
+
+#: Which model answers a legacy id on the plan since September 2026 (the default of
+#: ``app.state.served_as``): "Calls to the legacy models GLM-5.2 and GLM-5.1 are switched
+#: automatically to GLM-5.3, and calls to GLM-5-Turbo and GLM-4.7 to GLM-5.3-Flash"
+#: (https://docs.bigmodel.cn/cn/coding-plan/overview, quoted in earendil-works/pi#9616); the
+#: answer's ``model`` names the model that served (anomalyco/models.dev PR#7331).
+CODING_SERVED_AS = {
+    "glm-5.2": "glm-5.3", "glm-5.1": "glm-5.3", "glm-5": "glm-5.3",
+    "glm-5-turbo": "glm-5.3-flash", "glm-4.7": "glm-5.3-flash",
+}  # fmt: skip
+
+#: Tier-gated ids: a key whose plan lacks them gets "403 not available on plan"
+#: (models.dev PR#5493, PR#7333; the body is not published: our wording).
+TIER_GATED = frozenset({"glm-5.3-highspeed"})
+NOT_ON_PLAN = "Model {model} is not available on your plan"
 
 #: The 1210 message for ``thinking.type: "disabled"`` on an always-thinking model:
 #: Anthropic endpoint, CN and intl hosts (farion1231/cc-switch#6737) ...
@@ -128,6 +152,14 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "1311": (403, "Your current plan does not include access to this model."),
     "1312": (429, _HIGH_TRAFFIC),
     "1313": (429, "Your usage violates the fair-use policy; your rate has been restricted."),
+    # September 2026, all HTTP 429 (tetsuo-ai/agenc-core PR#2491); the exact texts are not
+    # published: ours name the reset like 1308 does. 1314/1315 need another key or plan.
+    "1314": (429, "Access to this plan has been restricted; please contact customer service."),
+    "1315": (429, "Your plan does not allow this usage; please change plan or use another key."),
+    **{
+        c: (429, f"Usage limit reached ({c}). Your limit will reset at 2099-01-01 00:00:00")
+        for c in ("1316", "1317", "1318", "1319", "1320", "1321")
+    },
 }
 
 

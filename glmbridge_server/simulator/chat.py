@@ -24,11 +24,19 @@ from glmbridge_server.simulator.asgi import (
     gave_up,
     json_reply,
 )
-from glmbridge_server.simulator.intake import new_id, prepare, read_json, still_there
+from glmbridge_server.simulator.catalog import MODELS, TIER_GATED
+from glmbridge_server.simulator.intake import (
+    bearer,
+    check_key,
+    new_id,
+    prepare,
+    read_json,
+    still_there,
+)
 from glmbridge_server.simulator.rules import _estimate, _GlmError, _model, _validate
 from glmbridge_server.simulator.scripts import error_for_code
 
-__all__ = ["chat", "chat_coding", "error_reply", "tokenizer"]
+__all__ = ["chat", "chat_coding", "error_reply", "model_list", "tokenizer"]
 
 _encode = msgspec.json.encode
 
@@ -140,7 +148,7 @@ async def chat(request: Request, *, coding: bool = False) -> ASGIApp:
     st = request.app.state
     try:
         body = await read_json(request)
-        model, info = _model(body, coding=coding)
+        model, info = _model(body, coding=coding, plan=(st, bearer(request)))
         _validate(body, info)
         prompt, ctx, script = prepare(request, body, info)
     except _GlmError as exc:
@@ -193,3 +201,23 @@ async def tokenizer(request: Request) -> Reply:
         "total_tokens": p.tokens + p.image + p.video,
     }
     return json_reply({"id": rid, "created": int(time.time()), "request_id": rid, "usage": usage})
+
+
+async def model_list(request: Request) -> Reply:
+    """``GET …/models`` (and ``/api/anthropic/v1/models``): the served models, without
+    context metadata (PrimeIntellect-ai/prime-agent PR#1443; NousResearch/hermes-agent
+    PR#90279). ``app.state.model_lists`` (``coding``, ``general``, ``anthropic``) replaces
+    the defaults: the Coding Plan's two models and its tier-gated one, else every model."""
+    try:
+        check_key(request.app.state, request.headers.get("x-api-key", "") or bearer(request))
+    except _GlmError as exc:
+        return error_reply(exc.status, exc.code, exc.message)
+    path = request.url.path
+    surface = "coding" if "/coding/" in path else "anthropic" if "/anthropic/" in path else None
+    lists: dict[str, list[str]] = request.app.state.model_lists
+    ids = lists.get(surface or "general")
+    if ids is None:
+        ids = sorted(MODELS) if surface is None else ["glm-5.3", "glm-5.3-flash", *TIER_GATED]
+    created = int(time.time())
+    data = [{"id": i, "object": "model", "created": created, "owned_by": "z-ai"} for i in ids]
+    return json_reply({"object": "list", "data": data})

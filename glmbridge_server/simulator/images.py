@@ -7,6 +7,8 @@
 * A PNG whose bytes stop before its ``IEND`` chunk is corrupt: GLM answers ``1210`` to an
   image it cannot decode (anomalyco/opencode#2944, cc-switch#5025: "every later turn also
   fails"). Other bytes are accepted as they always were (tests send ``aGVsbG8=``).
+* Inline data that is not standard base64 (RFC 4648 §4: the URL-safe ``-``/``_`` alphabet
+  google-genai writes, a missing ``=``) is ``1210`` too: GLM cannot decode it either.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import struct
 import zlib
 from typing import Any
 
-__all__ = ["image_bytes", "is_corrupt", "png_facts"]
+__all__ = ["image_bytes", "is_corrupt", "not_base64", "png_facts"]
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -33,6 +35,20 @@ def image_bytes(part: dict[str, Any]) -> bytes | None:
         return base64.b64decode(data, validate=False)
     except (binascii.Error, ValueError):
         return None
+
+
+def not_base64(part: dict[str, Any]) -> bool:
+    """Whether an ``image_url`` part's inline data is not strict, standard base64."""
+    ref = part.get("image_url")
+    url = ref.get("url") if isinstance(ref, dict) else None
+    if not isinstance(url, str) or url.startswith(("http://", "https://")):
+        return False
+    data = url.split(",", 1)[1] if url.startswith("data:") else url
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return True
+    return False
 
 
 def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:

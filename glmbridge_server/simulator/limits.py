@@ -1,4 +1,5 @@
-"""The simulator's per-key limits: requests in flight (1302) and spent quota windows (1308/1310).
+"""The simulator's per-key limits: requests in flight (1302) and spent usage limits (1308/1310,
+1316-1321).
 
 Z.ai counts the requests a key has in flight; one too many is answered at once with
 ``429`` and code ``1302`` (wire-specs A.11/A.12; kaitranntt/ccs#536 body
@@ -35,6 +36,12 @@ BEIJING = timezone(timedelta(hours=8))
 _QUOTA_TEXT = {
     "1308": "Usage limit reached for 5 hour. Your limit will reset at {reset}",
     "1310": "Weekly/Monthly Limit Exhausted. Your limit will reset at {reset}",
+    # 1316-1321 (September 2026) "name a reset" too (tetsuo-ai/agenc-core PR#2491); their
+    # exact texts are not published: ours say which limit and when it resets.
+    **{
+        c: f"Usage limit reached ({c}). Your limit will reset at {{reset}}"
+        for c in ("1316", "1317", "1318", "1319", "1320", "1321")
+    },
 }
 # The CN wording on the Anthropic endpoint (dirge-code/dirge#818).
 _QUOTA_TEXT_CN = {"1308": "已达到 5 小时的使用上限。您的限额将在 {reset} 重置。"}

@@ -17,9 +17,11 @@ from glmbridge_server.simulator.catalog import (
     ALWAYS_THINKS_EN,
     CODING_PLAN_MODELS,
     MODELS,
+    NOT_ON_PLAN,
+    TIER_GATED,
     ModelInfo,
 )
-from glmbridge_server.simulator.images import image_bytes, is_corrupt
+from glmbridge_server.simulator.images import image_bytes, is_corrupt, not_base64
 from glmbridge_server.simulator.scripts import error_for_code
 
 _MAX_TOKENS_LIMIT = 131072
@@ -42,9 +44,13 @@ class _GlmError(Exception):
 _NO_MODEL_CODE = "modelCode: does not exist"
 
 
-def _model(body: dict[str, Any], *, coding: bool = False) -> tuple[str, ModelInfo]:
-    """The requested model; ``coding``: the Coding Plan endpoint, which serves its plan's
-    models only (1214 for an unknown model, 429/1113 for one outside the plan)."""
+def _model(
+    body: dict[str, Any], *, coding: bool = False, plan: Any = None
+) -> tuple[str, ModelInfo]:
+    """The model that answers; ``coding``: the Coding Plan endpoint, which serves its plan's
+    models only (1214 for an unknown model, 429/1113 for one outside the plan, 403 for a
+    tier-gated one), and answers legacy ids with another model. ``plan``: the app state
+    (``served_as``, ``gated_keys``) and the request's key, as ``(state, key)``."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _GlmError("1213", "model")
@@ -55,7 +61,18 @@ def _model(body: dict[str, Any], *, coding: bool = False) -> tuple[str, ModelInf
         raise _GlmError("1214", message=_NO_MODEL_CODE)  # duolahypercho/codex-router#244
     if name not in MODELS:
         raise _GlmError("1211")
+    if coding and plan is not None:
+        name = served_on_plan(name, *plan)
     return name, MODELS[name]
+
+
+def served_on_plan(name: str, state: Any, key: str) -> str:
+    """The model that answers ``name`` on the Coding Plan (``state.served_as``); a
+    tier-gated one for a key without the tier (not in ``state.gated_keys``) is a 403."""
+    if name in TIER_GATED and key not in state.gated_keys:
+        raise _GlmError("403", message=NOT_ON_PLAN.format(model=name))
+    served: str = state.served_as.get(name, name)
+    return served if served in MODELS else name
 
 
 def _is_num(v: Any) -> bool:
@@ -76,6 +93,8 @@ def _check_parts(parts: list[Any], where: str, info: ModelInfo) -> None:
             raise _GlmError("1214", f"{where}.content[{j}]")
         if not info.vision:  # text models take no media parts
             raise _GlmError("1214", f"{where}.content[{j}].type")
+        if kind == "image_url" and not_base64(part):  # URL-safe or unpadded (images.py)
+            raise _GlmError("1210")
         data = image_bytes(part) if kind == "image_url" else None
         if data is not None and is_corrupt(data):  # an image GLM cannot decode (_sim_images)
             raise _GlmError("1210")

@@ -20,6 +20,7 @@ import msgspec
 
 from glmbridge_server.simulator.catalog import ERROR_CODES, OVERLOADED_MESSAGE
 from glmbridge_server.simulator.images import image_bytes, png_facts
+from glmbridge_server.simulator.prompt import client_cwd, no_shell, path_arguments, spoken
 from glmbridge_server.simulator.values import example_for
 
 __all__ = [
@@ -115,9 +116,9 @@ class Context:
     json_schema: dict[str, Any] | None = None  # the schema a JSON-mode prompt asks for
     # what a vision model sees in each inline image of the last user message (_sim_images)
     seen: list[tuple[int, int, list[str]] | None] = field(default_factory=list)
+    cwd: str | None = None  # the client's working directory, from its context (prompt.py)
 
 
-_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
 
 
 def _text_parts(content: Any) -> list[str]:
@@ -158,12 +159,12 @@ def context_from_request(body: dict[str, Any]) -> tuple[Context, str]:
         else next((m for m in reversed(msgs) if m["role"] == "user"), {"content": ""})
     )
     parts = [p for m in users for p in _text_parts(m["content"])]
-    spoken = [t for p in parts if (t := _REMINDER.sub("", p).strip())]
+    said = [t for p in parts if (t := spoken(p))]  # the prompt, not the client's context
     content = last_user.get("content")
     rf = body.get("response_format") or {}
     ctx = Context(
         tools=[t for t in body.get("tools") or () if t.get("type") == "function"],
-        user_text=(spoken or parts or [""])[-1],
+        user_text=(said or [""])[-1],
         tool_results=[m["content"] for m in turn if m["role"] == "tool"],
         images=sum(1 for p in content if isinstance(p, dict) and p.get("type") != "text")
         if isinstance(content, list)
@@ -171,6 +172,7 @@ def context_from_request(body: dict[str, Any]) -> tuple[Context, str]:
         json_mode=rf.get("type") == "json_object",
         json_schema=_asked_schema(msgs) if rf.get("type") == "json_object" else None,
         seen=_seen(content),
+        cwd=client_cwd(text_of(m.get("content")) for m in msgs),
     )
     return ctx, directive_text
 
@@ -525,9 +527,14 @@ def default_script_for(ctx: Context) -> Script:
     match = _RUN_REQUEST.search(ctx.user_text)
     if match and _bash_tool(ctx.tools) is not None:
         return build_scenario(f"bash:{match.group(1)}", ctx)
+    if match:  # e.g. headless gemini-cli without --yolo: no shell tool to call
+        return Script(text=no_shell(match.group(1), ctx.tools))
     asked = _asked_tool(ctx)
     if asked is not None:
         call = _example_call(asked, 0)
+        if isinstance(call.arguments, dict):  # the file the user named, where the user is
+            args = path_arguments(call.arguments, asked, ctx.user_text, ctx.cwd)
+            call = ScriptToolCall(name=call.name, arguments=args)
         return Script(
             reasoning=f"The user asks me to use the {call.name} tool. I will call it with "
             "arguments that fit its parameters, then report what it returns.",

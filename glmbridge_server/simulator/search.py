@@ -10,6 +10,12 @@ counts down per call, ``app.state.search_calls`` counts calls. Results are a fun
 the query alone, so tests can predict them: result ``i`` (1-based) is
 ``https://<domain>/<slug>/<i>`` titled ``"<Query> - result i"`` (domain ``example-i.com``,
 or the ``search_domain_filter``).
+
+``app.state.search_host = "bigmodel"`` applies BigModel's rules instead
+(https://docs.bigmodel.cn/api-reference, 网络搜索): ``search_engine`` is one of
+``search_std`` / ``search_pro`` / ``search_pro_sogou`` / ``search_pro_quark``, ``search_intent``
+is required and the query is at most 70 characters (400/1214 otherwise); Z.ai's engine is
+``search-prime`` (https://docs.z.ai/api-reference/tools/web-search), checked when given.
 """
 
 from __future__ import annotations
@@ -26,6 +32,24 @@ __all__ = ["search"]
 
 _SLUG = re.compile(r"[^a-z0-9]+")
 _RESULTS = 5  # at most this many, whatever the count asked
+_BIGMODEL_ENGINES = frozenset({"search_std", "search_pro", "search_pro_sogou", "search_pro_quark"})
+_ZAI_ENGINES = frozenset({"search-prime", "search_pro_jina"})
+_BIGMODEL_QUERY_CAP = 70
+
+
+def _host_error(body: dict[str, Any], query: str, host: str) -> str | None:
+    """What the host rejects in a search request (its message), else ``None``."""
+    engine = body.get("search_engine")
+    if host == "bigmodel":
+        if engine not in _BIGMODEL_ENGINES:
+            return "Invalid search_engine parameter."
+        if "search_intent" not in body:
+            return "The search_intent parameter is required."
+        if len(query) > _BIGMODEL_QUERY_CAP:
+            return "Invalid search_query parameter: at most 70 characters."
+    elif engine is not None and engine not in _ZAI_ENGINES:
+        return "Invalid search_engine parameter."
+    return None
 
 
 def _error(status: int, code: str, message: str) -> Reply:
@@ -66,6 +90,9 @@ async def search(request: Request) -> Reply:
     query = body.get("search_query") if isinstance(body, dict) else None
     if not isinstance(query, str) or not query.strip():
         return _error(400, "1214", "Invalid search_query parameter.")
+    problem = _host_error(body, query, getattr(st, "search_host", "zai"))
+    if problem is not None:
+        return _error(400, "1214", problem)
     count = body.get("count", 10)
     if type(count) is not int or not 1 <= count <= 50:
         return _error(400, "1214", "Invalid count parameter.")

@@ -31,17 +31,19 @@ from glmbridge.transport.boundary import (
     MAX_ERROR_BODY,
     aread_capped,
     map_upstream_errors,
-    parse_retry_after,
+    retry_after_from,
 )
 from glmbridge.upstream_errors import scrub
 from glmbridge.websearch import (
     ZAI_SEARCH_PATH,
     SearchFailure,
     SearchHit,
+    SearchHost,
     SearchOptions,
     decode_zai_search,
     encode_zai_search,
     failure_for,
+    search_host,
 )
 
 __all__ = ["ZaiSearchEngine", "search_base_url"]
@@ -74,11 +76,13 @@ class ZaiSearchEngine:
     Parameters:
         http: the shared httpx2 client.
         url: the full endpoint URL (``…/paas/v4/web_search``).
-        engine: Z.ai's ``search_engine`` name (``search-prime``).
+        engine: the ``search_engine`` name (empty: the host's default, ``search-prime`` on
+            Z.ai, ``search_std`` on BigModel).
         ttl: seconds a result list is cached (0: no cache).
         timeout: seconds one search may take.
         secrets: scrubbed from every error message (the API keys).
         clock: the monotonic clock (tests).
+        host: the host's Web Search rules (default: from ``url``).
     """
 
     def __init__(
@@ -86,15 +90,18 @@ class ZaiSearchEngine:
         http: httpx2.AsyncClient,
         *,
         url: str,
-        engine: str = "search-prime",
+        engine: str = "",
         ttl: float = 600.0,
         timeout: float = 20.0,
         secrets: tuple[str, ...] = (),
         clock: Callable[[], float] = time.monotonic,
+        host: SearchHost | None = None,
     ) -> None:
         self.http = http
         self.url = url
-        self.engine = engine
+        self.host = host or search_host(url)
+        self.asked = engine  # as configured ("" = the host's default)
+        self.engine = engine or self.host.engine
         self.ttl = ttl
         self.timeout = timeout
         self.secrets = secrets
@@ -144,7 +151,7 @@ class ZaiSearchEngine:
         return hits
 
     async def _post(self, query: str, options: SearchOptions, key: str) -> list[SearchHit]:
-        body = encode_zai_search(query, options, engine=self.engine)
+        body = encode_zai_search(query, options, engine=self.engine, host=self.host)
         headers = {
             "authorization": f"Bearer {key}",
             "content-type": "application/json",
@@ -165,6 +172,6 @@ class ZaiSearchEngine:
         except TimeoutError:
             raise UpstreamTimeoutError(f"web search took more than {self.timeout:.0f} s") from None
         if response.status_code != 200:
-            retry = parse_retry_after(response.headers.get("retry-after"))
+            retry = retry_after_from(response.headers)
             raise error_from_upstream(response.status_code, data, retry_after=retry)
         return decode_zai_search(data, options)

@@ -33,6 +33,7 @@ from glmbridge import events as ev
 from glmbridge import ir
 from glmbridge.errors import GlmbridgeError
 from glmbridge.exchange import Exchange
+from glmbridge.reasoning_gate import drop_reasoning
 from glmbridge.server_tools import Outcome, ServerCall, ServerToolLoop, block_events
 from glmbridge.websearch import SearchFailure
 from glmbridge_server.call.asgi import Answer, Receive, WholeAnswer
@@ -112,7 +113,9 @@ class _Driver:
         base = self.exchange
         ex = Exchange(base.door, self.loop.next_request(), base.route,
                       input_estimate=base.input_estimate, message_id=base.message_id)  # fmt: skip
-        return await Call(self.record, ex).decoded(as_ir)
+        resp = await Call(self.record, ex).decoded(as_ir)
+        # reasoning only where the client asked (GLM-5.3 and Flash always reason)
+        return resp if base.show_reasoning else drop_reasoning(resp)
 
     async def search(
         self, calls: list[ServerCall], emit: Callable[[list[ir.Block]], Awaitable[None]]
@@ -176,7 +179,7 @@ def _engine(record: CallRecord, settings: Settings) -> ZaiSearchEngine:
     url = ZaiSearchEngine.endpoint(base)
     engine = state.search_engine
     wanted = (url, settings.web_search_engine, settings.web_search_cache_ttl)
-    if engine is None or (engine.url, engine.engine, engine.ttl) != wanted:
+    if engine is None or (engine.url, engine.asked, engine.ttl) != wanted:
         token = settings.auth_token
         engine = ZaiSearchEngine(
             state.client().http,

@@ -41,6 +41,7 @@ from glmbridge.vision import (
     FoundImage,
     describe_request,
     description_of,
+    failure_reason,
     find_images,
     with_descriptions,
 )
@@ -58,7 +59,7 @@ _VISION_CODES = frozenset({"1210", "1211", "1214", "1220", "1311"})
 _VISION_STATUSES = frozenset({403, 404})
 #: An image every describer rejected with these is unusable: remembered as a placeholder.
 _BAD_IMAGE_CODES = frozenset({"1210", "1214"})
-_REJECTED = "the image was rejected"
+_REJECTED = "every vision model rejected the image as invalid"
 
 
 def _enabled(record: CallRecord) -> bool:
@@ -187,23 +188,26 @@ async def _description(
     # Only models the upstream serves: on the Coding Plan another vision model is a 400.
     models = [m for m in dict.fromkeys(candidates) if m not in exclude and serving.serves(m)]
     models = models[:_MAX_DESCRIBERS]
-    failures: list[UpstreamError | GlmbridgeError] = [prior] if prior is not None else []
+    prior_model = exchange.route.model
+    failures: list[tuple[str, GlmbridgeError]] = [(prior_model, prior)] if prior else []
     for model in models:
         try:
             text = await _describe(record, exchange, found, model)
         except GlmbridgeError as err:
             logger.warning("describing an image with %s failed: %s", model, err.message)
-            failures.append(err)
+            failures.append((model, err))
             continue
         if text is not None:
             return _remember(cache, found.key, Description(text, describer=model))
-    bad = bool(failures) and all(
-        isinstance(e, UpstreamError) and e.code in _BAD_IMAGE_CODES for e in failures
+    # Remembered only on a describer's own verdict: its request holds nothing but the
+    # image, so a 1210 there is about the image. The failed turn's error (``prior``) may be
+    # about any part of that request, and is never taken for a verdict on the image alone.
+    bad = len(failures) > (prior is not None) and all(
+        isinstance(e, UpstreamError) and e.code in _BAD_IMAGE_CODES for _, e in failures
     )
     if bad:  # an image no model accepts: a placeholder from now on
         return _remember(cache, found.key, Description(None, failure=_REJECTED))
-    why = "no vision model answered" if failures else "no vision model is configured"
-    return Description(None, failure=why)
+    return Description(None, failure=failure_reason(failures, tried=bool(models)))
 
 
 def _remember(
@@ -225,4 +229,5 @@ async def _describe(
     route = resolve_route(ask, current.route_table, upstream=profile)
     if profile.media_profile is not None:  # images go to the profile's media upstream
         route = msgspec.structs.replace(route, upstream=PROFILES[profile.media_profile])
-    return description_of(await Call(record, Exchange(exchange.door, ask, route)).decoded(as_ir))
+    call = Call(record, Exchange(exchange.door, ask, route))
+    return description_of(await call.decoded(as_ir, answers=False))

@@ -29,6 +29,7 @@ _FIXED_ROUTES = frozenset(
     {
         "/",
         "/health",
+        "/status",
         "/config",
         "/metrics",
         "/api/event_logging/batch",
@@ -36,18 +37,27 @@ _FIXED_ROUTES = frozenset(
         "/v1/messages/count_tokens",
         "/v1/models",
         "/v1/chat/completions",
+        "/v1/responses",
     }
 )
+_GEMINI_VERSIONS = frozenset({"v1", "v1beta", "v1beta1"})
+_GEMINI_METHODS = frozenset({"generateContent", "streamGenerateContent", "countTokens"})
 
 
 def route_label(path: str) -> str:
-    """A bounded label for ``path``: the route template, or ``other``."""
+    """A bounded label for ``path``: the route template, or ``other``. Every door path has
+    its own (the Gemini door's by API version and method), so a dashboard can tell them
+    apart; a model name never becomes a label."""
     if path in _FIXED_ROUTES:
         return path
-    if path.startswith("/v1/models/"):
-        return "/v1/models/{model_id}"
-    if path.startswith("/v1beta/"):
-        return "/v1beta"
+    version, _, rest = path[1:].partition("/")
+    if version in _GEMINI_VERSIONS and (rest == "models" or rest.startswith("models/")):
+        if rest == "models":
+            return f"/{version}/models"
+        _, colon, method = rest.rpartition(":")
+        if colon and method in _GEMINI_METHODS:
+            return f"/{version}/models/{{model}}:{method}"
+        return f"/{version}/models/{{model_id}}"
     if path.startswith("/_mock/"):
         return "/_mock"
     return "other"

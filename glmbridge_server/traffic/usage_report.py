@@ -16,15 +16,18 @@ from glmbridge.pricing import ALLOWANCES, PriceTable
 
 __all__ = ["GROUPS", "format_table", "summarize", "window_usage"]
 
-GROUPS = {"day": "date(ts, 'unixepoch')", "model": "model", "key": "key_id"}
+# A row is the model that answered (its ``model`` field: the Coding Plan answers legacy ids
+# with GLM-5.3 or GLM-5.3-Flash, and bills them so), else the id sent.
+_MODEL = "coalesce(served_model, model)"
+GROUPS = {"day": "date(ts, 'unixepoch')", "model": _MODEL, "key": "key_id"}
 _COLUMNS = ("requests", "errors", "input", "cached", "output", "credits")
 
 
 def _rows(conn: sqlite3.Connection, group: str, since: float) -> list[tuple[Any, ...]]:
     sql = (
-        f"SELECT {group}, model, peak, count(*), sum(status >= 400), sum(input_tokens), "
+        f"SELECT {group}, {_MODEL}, peak, count(*), sum(status >= 400), sum(input_tokens), "
         "sum(cached_tokens), sum(output_tokens), avg(latency_ms) FROM usage WHERE ts >= ? "
-        f"GROUP BY {group}, model, peak ORDER BY 1"
+        f"GROUP BY {group}, {_MODEL}, peak ORDER BY 1"
     )
     return conn.execute(sql, (since,)).fetchall()
 

@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS usage (
     client TEXT, route TEXT, key_id TEXT, model TEXT, client_model TEXT, upstream TEXT,
     input_tokens INTEGER, cached_tokens INTEGER, output_tokens INTEGER,
     latency_ms REAL, ttft_ms REAL, status INTEGER, fallback TEXT, priority TEXT,
-    queue_wait_ms REAL, peak INTEGER
+    queue_wait_ms REAL, peak INTEGER, served_model TEXT
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
 """
@@ -88,6 +88,9 @@ class UsageRow:
     priority: str | None
     queue_wait_ms: float | None
     peak: bool
+    # the model the upstream's answer named (the Coding Plan answers legacy ids with
+    # another one); last, as ALTER TABLE adds it to older files
+    served_model: str | None = None
 
 
 _INT_MAX = 2**63 - 1  # SQLite's INTEGER
@@ -151,6 +154,9 @@ def _connect(path: Path, *, timeout: float) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(_SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
+    if "served_model" not in columns:  # a file from before the column
+        conn.execute("ALTER TABLE usage ADD COLUMN served_model TEXT")
     return conn
 
 

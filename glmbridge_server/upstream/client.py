@@ -41,13 +41,14 @@ from glmbridge.transport.boundary import (
     MAX_ERROR_BODY,
     aread_capped,
     map_upstream_errors,
-    parse_retry_after,
+    retry_after_from,
     scrub_key,
 )
 from glmbridge.upstream_errors import QUOTA_CODES, THROTTLE_CODES, is_key_failure
 from glmbridge_server.settings import MOCK_API_KEY, Settings
 from glmbridge_server.traffic.scheduler import Scheduler, Slot, Ticket
 from glmbridge_server.upstream.keypool import KeyLease, KeyPool
+from glmbridge_server.upstream.throttle_hold import ThrottleHold
 
 if TYPE_CHECKING:
     from glmbridge_server.traffic.metrics import Metrics
@@ -216,6 +217,7 @@ class UpstreamClient:
         retries = settings.max_retries if max_retries is None else max_retries
         tried_keys: set[int] = set()
         attempt = 0
+        hold = ThrottleHold(ticket, settings.max_queue_wait, self.rng) if ticket else None
         while True:
             attempt += 1
             lease, slot = await self._take(settings, session_id, tried_keys, ticket)
@@ -228,7 +230,14 @@ class UpstreamClient:
                     if err.code == "1302":
                         self._learn(slot)
                     slot.release()
-                if not await self._again(err, attempt, retries, settings, lease, tried_keys):
+                if lease is None and err.quota and err.retry_after is None:
+                    # no key to rest (--mock): the client still learns when it resets
+                    window = parse_quota_reset(err.code, err.message)
+                    err.retry_after = window.seconds_left() if window is not None else None
+                throttled = slot is not None and hold is not None
+                if not await self._again(
+                    err, attempt, retries, settings, lease, tried_keys, hold if throttled else None
+                ):
                     raise
                 continue
             except BaseException:
@@ -251,9 +260,12 @@ class UpstreamClient:
         settings: Settings,
         lease: KeyLease | None,
         tried_keys: set[int],
+        hold: ThrottleHold | None = None,
     ) -> bool:
-        """After a failed attempt: whether to try again (on another key at once, or on any
-        key after the backoff delay); ``False``: ``err`` is final."""
+        """After a failed attempt: whether to try again (on another key at once, after a
+        throttle hold, or on any key after the backoff delay); ``False``: ``err`` is final.
+        ``hold``: the call's throttle hold, when it waited for a slot (see
+        :mod:`glmbridge_server.upstream.throttle_hold`); its holds spend no retries."""
         if lease is not None and is_key_failure(err):
             self._cool_down(settings, lease, err)
             tried_keys.add(lease.index)
@@ -261,17 +273,20 @@ class UpstreamClient:
                 logger.warning("failing over from key #%d", lease.index)
                 return True
             return False
-        if attempt > retries or not _should_retry(err):
+        wait = hold.delay(err) if hold is not None and _should_retry(err) else None
+        if hold is not None and wait is not None:  # held in the bridge, not failed back
+            logger.warning("key #%s throttled (code %s); request held %.2f s",
+                           lease.index if lease else "-", err.code, wait)  # fmt: skip
+            await hold.hold(wait, self.sleep)
+            return True
+        spent = attempt - (hold.holds if hold is not None else 0)
+        if spent > retries or not _should_retry(err):
             return False
-        delay = backoff_delay(attempt, self.rng, err.retry_after)
-        logger.warning(
-            "upstream attempt %d failed (%s%s); retrying in %.2f s (key #%s)",
-            attempt,
-            err.status or type(err).__name__,
-            f", code {err.code}" if err.code else "",
-            delay,
-            lease.index if lease else "-",
-        )
+        delay = backoff_delay(spent, self.rng, err.retry_after)
+        logger.warning("upstream attempt %d failed (%s%s); retrying in %.2f s (key #%s)",
+                       attempt, err.status or type(err).__name__,
+                       f", code {err.code}" if err.code else "", delay,
+                       lease.index if lease else "-")  # fmt: skip
         if self.metrics is not None:
             self.metrics.retry(str(err.status or type(err).__name__))
         await self.sleep(delay)
@@ -324,7 +339,7 @@ class UpstreamClient:
         return self.keys.select(session_id, exclude=tried)
 
     def _cool_down(self, settings: Settings, lease: KeyLease, err: UpstreamError) -> None:
-        quota = err.code in QUOTA_CODES
+        quota = err.quota or err.code in QUOTA_CODES
         seconds = settings.quota_cooldown if quota else settings.auth_cooldown
         window = parse_quota_reset(err.code, err.message)
         if window is not None:  # a spent 5-hour/weekly window: rest until it resets
@@ -407,6 +422,6 @@ class UpstreamClient:
                 kind=ErrorKind.API_ERROR,
                 status_hint=502,
             )
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        retry_after = retry_after_from(response.headers)
         err = decode_error(response.status_code, err_body, retry_after)
         raise scrub_key(err, key)

@@ -57,11 +57,11 @@ def test_describe_names_window_both_clocks_and_the_wait() -> None:
 @pytest.mark.parametrize(
     ("code", "message"),
     [
-        ("1302", "Rate limit reached; reset at 2026-08-27 21:31:39"),  # not a window code
+        ("1302", "Rate limit reached for requests"),  # not a window code, no reset
         ("1308", "Usage limit reached for 5 hour."),  # no time
         ("1308", "reset at 2026-13-40 25:00:00"),  # not a date
         ("1310", "reset at 2027-08-27 21:31:39"),  # a year away: not believed
-        (None, "reset at 2026-08-27 21:31:39"),
+        (None, "busy until 2026-08-27 21:31:39"),  # a time, but no reset named
     ],
 )
 def test_unusable_messages(code: str | None, message: str) -> None:
@@ -129,3 +129,20 @@ def test_every_field_of_a_quota_answer_is_untrusted() -> None:
         assert window.used_percent is None or math.isfinite(window.used_percent)
     assert windows[0].window == "unknown" and windows[0].used_percent == 50.0
     assert windows[2].window == "unknown" and windows[2].used_percent is None
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "window"),
+    [
+        # the usage limits of September 2026 name a reset (tetsuo-ai/agenc-core PR#2491)
+        ("1316", "Usage limit reached. Your limit will reset at 2026-08-27 21:31:39", "usage"),
+        ("1321", "Credit limit reached for 5 hour. Resets at 2026-08-27 21:31:39", "5-hour"),
+        # any code, or none, whose message names a reset counts too
+        ("1302", "Rate limit reached; reset at 2026-08-27 21:31:39", "usage"),
+        (None, "您的限额将在 2026-08-27 21:31:39 重置", "usage"),
+    ],
+)
+def test_any_message_naming_a_reset_is_read(code: str | None, message: str, window: str) -> None:
+    found = parse_quota_reset(code, message, now=NOW)
+    assert found is not None and found.window == window
+    assert found.resets_at == datetime(2026, 8, 27, 13, 31, 39, tzinfo=UTC)

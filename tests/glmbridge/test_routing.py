@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from glmbridge import ir
@@ -18,8 +19,10 @@ from glmbridge.routing import (
     RouteTable,
     model_info,
     normalize_model_name,
+    offered,
     resolve_route,
 )
+from glmbridge.served import ServedAs
 
 IMAGE = ir.ImageBlock(source=ir.MediaSource(type="url", url="https://example.com/a.png"))
 VIDEO = ir.VideoBlock(source=ir.MediaSource(type="url", url="https://example.com/a.mp4"))
@@ -43,24 +46,24 @@ def tool_result(*content: ir.ContentBlock) -> ir.ToolResultBlock:
 
 # (case, request, override, expected model, expected reason)
 CASES: list[tuple[str, ir.Request, str | None, str, str]] = [
-    ("opus dated", req("claude-opus-4-5-20251101"), None, "glm-4.7", "alias:*opus*"),
-    ("sonnet", req("claude-sonnet-4-5"), None, "glm-4.7", "alias:*sonnet*"),
-    ("sonnet 1m suffix", req("claude-sonnet-4-5[1m]"), None, "glm-4.7", "alias:*sonnet*"),
-    ("haiku latest", req("claude-3-5-haiku-latest"), None, "glm-4.5-air", "alias:*haiku*"),
+    ("opus dated", req("claude-opus-4-5-20251101"), None, "glm-5.3", "alias:*opus*"),
+    ("sonnet", req("claude-sonnet-4-5"), None, "glm-5.3", "alias:*sonnet*"),
+    ("sonnet 1m suffix", req("claude-sonnet-4-5[1m]"), None, "glm-5.3", "alias:*sonnet*"),
+    ("haiku latest", req("claude-3-5-haiku-latest"), None, "glm-5.3-flash", "alias:*haiku*"),
     ("upper-case glm", req("GLM-4.6"), None, "glm-4.6", "passthrough"),
     ("glm with suffix", req("glm-4.5-air[1m]"), None, "glm-4.5-air", "passthrough"),
     ("unknown glm", req("glm-9"), None, "glm-9", "passthrough"),
-    ("unknown name", req("gpt-4o"), None, "glm-4.7", "default"),
-    ("empty name", req(""), None, "glm-4.7", "default"),
+    ("unknown name", req("gpt-4o"), None, "glm-5.3", "default"),
+    ("empty name", req(""), None, "glm-5.3", "default"),
     ("image in current turn", req("claude-sonnet-4-5", user(ir.TextBlock(text="see"), IMAGE)), None, "glm-5.3-flash", "vision"),
     ("video in current turn", req("claude-sonnet-4-5", user(VIDEO)), None, "glm-5.3-flash", "vision"),
     ("image in tool_result", req("claude-opus-4-5", user(), assistant(), user(tool_result(IMAGE))), None, "glm-5.3-flash", "vision"),
-    ("image only earlier", req("claude-opus-4-5", user(IMAGE), assistant(), user()), None, "glm-4.7", "alias:*opus*"),
+    ("image only earlier", req("claude-opus-4-5", user(IMAGE), assistant(), user()), None, "glm-5.3", "alias:*opus*"),
     ("prefill after image turn", req("claude-opus-4-5", user(IMAGE), assistant("{")), None, "glm-5.3-flash", "vision"),
     ("vision model keeps itself", req("glm-5.3-flash", user(IMAGE)), None, "glm-5.3-flash", "passthrough"),
     ("explicit glm text model + image", req("glm-4.6", user(IMAGE)), None, "glm-5.3-flash", "vision"),
-    ("override wins", req("claude-3-5-haiku-latest"), "GLM-5.1", "glm-5.1", "override"),
-    ("override wins over media", req("claude-sonnet-4-5", user(IMAGE)), "glm-4.7", "glm-4.7", "override"),
+    ("override wins", req("claude-3-5-haiku-latest"), "GLM-4.6", "glm-4.6", "override"),
+    ("override wins over media", req("claude-sonnet-4-5", user(IMAGE)), "glm-4.6", "glm-4.6", "override"),
 ]  # fmt: skip
 
 
@@ -70,7 +73,7 @@ CASES: list[tuple[str, ir.Request, str | None, str, str]] = [
 def test_resolve_route(request_: ir.Request, override: str | None, model: str, reason: str) -> None:
     route = resolve_route(request_, override=override)
     assert (route.model, route.reason) == (model, reason)
-    assert route.spec.id == model
+    assert route.spec.id == model  # none of these is answered by another model on the plan
 
 
 def test_unknown_glm_gets_a_conservative_spec() -> None:
@@ -82,14 +85,16 @@ def test_unknown_glm_gets_a_conservative_spec() -> None:
 def test_media_routing_can_be_disabled() -> None:
     table = RouteTable.from_mapping({"route_media": False})
     route = resolve_route(req("claude-sonnet-4-5", user(IMAGE)), table)
-    assert route.model == "glm-4.7"
+    assert route.model == "glm-5.3"
 
 
 @pytest.mark.parametrize(
     ("model", "ctx", "out", "vision", "thinking", "tool_stream"),
     [
-        ("glm-5.3", 1_000_000, 131072, False, "always", True),
-        ("glm-5.3-flash", 204800, 131072, True, "always", False),
+        ("glm-5.3", 1_048_576, 131072, False, "always", True),
+        ("glm-5.3-flash", 1_048_576, 131072, True, "always", False),
+        ("glm-5.3-flashx", 1_000_000, 131072, True, "always", False),
+        ("glm-5.3-highspeed", 1_048_576, 131072, False, "always", True),
         ("glm-5.2", 1_000_000, 131072, False, "auto", True),
         ("glm-5.1", 204800, 131072, False, "auto", True),
         ("glm-5-turbo", 202752, 131072, False, "auto", True),
@@ -115,7 +120,7 @@ def test_default_table_lists_every_documented_model() -> None:
         "glm-5.1", "glm-5", "glm-5-turbo", "glm-4.7", "glm-4.7-flash", "glm-4.7-flashx",
         "glm-4.6", "glm-4.5", "glm-4.5-air", "glm-4.5-x", "glm-4.5-airx", "glm-4.5-flash",
         "glm-4-32b-0414-128k", "glm-4.6v", "glm-4.6v-flash", "glm-4.6v-flashx", "glm-4.5v",
-        "glm-5v-turbo", "glm-5.3", "glm-5.3-flash", "glm-5.3-flashx", "glm-5.2",
+        "glm-5v-turbo", "glm-5.3", "glm-5.3-flash", "glm-5.3-flashx", "glm-5.2", "glm-5.3-highspeed",
     }  # fmt: skip
     assert all(spec.id == key for key, spec in DEFAULT_MODELS.items())
     assert all(spec.vision for spec in DEFAULT_MODELS.values() if spec.video)
@@ -141,11 +146,11 @@ def test_config_merge_alias_override_and_extra_model() -> None:
         }
     )
     assert table.aliases[:2] == [("*opus*", "glm-5.1"), ("claude-sonnet-4-5*", "my-model")]
-    assert ("*opus*", "glm-4.7") not in table.aliases  # replaced, not shadowed
-    assert ("*haiku*", "glm-4.5-air") in table.aliases  # built-ins kept
+    assert ("*opus*", "glm-5.3") not in table.aliases  # replaced, not shadowed
+    assert ("*haiku*", "glm-5.3-flash") in table.aliases  # built-ins kept
     assert resolve_route(req("claude-opus-4-5"), table).model == "glm-5.1"
     assert resolve_route(req("claude-sonnet-4-5-20250929"), table).model == "my-model"
-    assert resolve_route(req("claude-sonnet-4"), table).model == "glm-4.7"
+    assert resolve_route(req("claude-sonnet-4"), table).model == "glm-5.3"
     assert resolve_route(req("mystery"), table).model == "glm-4.6"
     assert table.models["glm-4.7"].max_output == 65536
     assert table.models["glm-4.7"].thinking == "hybrid"  # other fields kept
@@ -207,11 +212,12 @@ def test_routing_is_pure() -> None:
 
 
 def test_model_info_resolves_client_names() -> None:
-    assert model_info("claude-opus-4-5-20251101[1m]").id == "glm-4.7"
-    assert model_info("claude-sonnet-4-5").context_window == 204_800
-    assert model_info("glm-5.3[1m]").context_window == 1_000_000
+    assert model_info("claude-opus-4-5-20251101[1m]").id == "glm-5.3"
+    assert model_info("claude-sonnet-4-5").context_window == 1_048_576
+    assert model_info("glm-5.3[1m]").context_window == 1_048_576
     haiku = model_info("claude-haiku-4-5-20251001")  # Claude Code's hard-coded summariser
-    assert (haiku.id, haiku.context_window, haiku.max_output) == ("glm-4.5-air", 131072, 98304)
+    assert (haiku.id, haiku.context_window, haiku.max_output) == ("glm-5.3-flash", 1_048_576,
+                                                                   131072)  # fmt: skip
     assert model_info("GLM-5.2").max_output == 131072
     assert model_info("glm-9").context_window == 131072  # unknown: conservative
     assert model_info("claude-3-opus-20240229", RouteTable.from_mapping(
@@ -239,7 +245,12 @@ def test_video_on_pay_as_you_go_goes_to_a_video_model() -> None:
     zai = PROFILES["zai"]
     assert resolve_route(req("claude-sonnet-4-5", user(IMAGE)), upstream=zai).model == (
         "glm-5.3-flash")  # fmt: skip
-    assert resolve_route(req("claude-sonnet-4-5", user(VIDEO)), upstream=zai).model == "glm-4.6v"
+    # GLM-5.3-Flash reads video ("image/video/text/file": docs.z.ai/guides/vlm/glm-5.3-flash)
+    assert resolve_route(req("claude-sonnet-4-5", user(VIDEO)), upstream=zai).model == (
+        "glm-5.3-flash")  # fmt: skip
+    table = RouteTable.from_mapping({"vision_model": "glm-4.5v"})
+    assert resolve_route(req("claude-sonnet-4-5", user(VIDEO)), table, upstream=zai).model == (
+        "glm-4.5v")  # fmt: skip
     assert resolve_route(req("glm-4.5v", user(IMAGE)), upstream=zai).model == "glm-4.5v"
 
 
@@ -272,4 +283,108 @@ def test_a_pdf_in_the_current_turn_goes_to_a_model_with_file_input() -> None:
     route = resolve_route(req("claude-sonnet-4-5", user(tool_result(pdf))))
     assert (route.model, route.reason) == ("glm-5.3-flash", "vision") and route.spec.files
     text_doc = ir.DocumentBlock(source=ir.MediaSource(type="text", data="notes"))
-    assert resolve_route(req("claude-sonnet-4-5", user(text_doc))).model == "glm-4.7"
+    assert resolve_route(req("claude-sonnet-4-5", user(text_doc))).model == "glm-5.3"
+
+
+# --- the Coding Plan since September 2026 (issue 19) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "served"),
+    [("glm-5.2", "glm-5.3"), ("glm-5.1", "glm-5.3"), ("glm-5", "glm-5.3"),
+     ("glm-5-turbo", "glm-5.3-flash"), ("glm-4.7", "glm-5.3-flash")],
+)  # fmt: skip
+@pytest.mark.parametrize("profile", ["zai-coding", "bigmodel-coding", "zai-anthropic"])
+def test_a_legacy_id_on_the_plan_gets_the_serving_models_spec(
+    model: str, served: str, profile: str
+) -> None:
+    """docs.bigmodel.cn/cn/coding-plan/overview: 5.2/5.1 -> 5.3, 5-Turbo/4.7 -> 5.3-Flash."""
+    thinking_off = ir.Request(model=model, messages=[user()], thinking=ir.Thinking(type="disabled"))
+    route = resolve_route(thinking_off, upstream=PROFILES[profile])
+    assert route.model == model  # the id is sent as asked (the plan reroutes it)
+    assert route.spec == DEFAULT_MODELS[served]
+    assert route.spec.thinking == "always"
+    # pay-as-you-go serves each id as itself
+    assert resolve_route(thinking_off, upstream=PROFILES["zai"]).spec == DEFAULT_MODELS[model]
+
+
+def test_learned_serving_models_win_over_the_table() -> None:
+    coding = PROFILES["zai-coding"]
+    learned = ServedAs()
+    assert resolve_route(req("glm-4.5-air"), upstream=coding, learned=learned).spec.id == (
+        "glm-4.5-air")  # fmt: skip
+    assert learned.learn("zai-coding", "glm-4.5-air", "glm-5.3-flash")
+    assert not learned.learn("zai-coding", "glm-4.5-air", "glm-5.3-flash")  # no news
+    route = resolve_route(req("glm-4.5-air"), upstream=coding, learned=learned)
+    assert (route.model, route.spec.id) == ("glm-4.5-air", "glm-5.3-flash")
+    # per profile: pay-as-you-go is not affected
+    assert resolve_route(req("glm-4.5-air"), upstream=PROFILES["zai"], learned=learned).spec.id == (
+        "glm-4.5-air")  # fmt: skip
+    # an answer naming the id itself overrides the table
+    learned.learn("zai-coding", "glm-4.7", "glm-4.7")
+    assert resolve_route(req("glm-4.7"), upstream=coding, learned=learned).spec.id == "glm-4.7"
+    again = ServedAs.from_json(msgspec.json.encode(learned.to_builtins()))
+    assert again.get("zai-coding", "glm-4.5-air") == "glm-5.3-flash"
+    assert ServedAs.from_json(b"not json").to_builtins() == {}
+
+
+def test_an_image_for_a_legacy_text_id_still_goes_to_the_vision_model() -> None:
+    # glm-4.7 is served by GLM-5.3-Flash, but whether the plan checks the parts against the
+    # id is unknown: the turn goes to the vision model itself.
+    route = resolve_route(req("glm-4.7", user(IMAGE)), upstream=PROFILES["zai-coding"])
+    assert (route.model, route.reason) == ("glm-5.3-flash", "vision")
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [("glm-5.3-prime", "glm-5.3"), ("glm-5.2-highspeed", "glm-5.2"),
+     ("glm-5.3-flash-preview", "glm-5.3-flash"), ("glm-4.6v-plus", "glm-4.6v")],
+)  # fmt: skip
+def test_an_unknown_variant_inherits_its_familys_spec(model: str, family: str) -> None:
+    spec = resolve_route(req(model), upstream=PROFILES["zai"]).spec
+    assert spec == msgspec.structs.replace(
+        DEFAULT_MODELS[family], id=model, display_name=model.upper()
+    )
+    assert model_info(model).max_output == DEFAULT_MODELS[family].max_output
+    # a different family is not a variant
+    assert resolve_route(req("glm-5.35")).spec.max_output == 16384
+
+
+def test_the_plan_lists_the_models_it_serves() -> None:
+    listed = set(offered(DEFAULT_ROUTE_TABLE, PROFILES["zai-coding"]).models)
+    assert listed == {"glm-5.3", "glm-5.3-flash", "glm-5.3-highspeed"}
+    assert "(tier-gated)" in (DEFAULT_MODELS["glm-5.3-highspeed"].display_name or "")
+    bigmodel = set(offered(DEFAULT_ROUTE_TABLE, PROFILES["bigmodel-coding"]).models)
+    assert bigmodel == listed | {"glm-4.6v"}  # BigModel's coding host still serves it
+    assert resolve_route(req("glm-4.6v"), upstream=PROFILES["bigmodel-coding"]).model == "glm-4.6v"
+    # pay-as-you-go lists what it serves, legacy ids included
+    assert {"glm-4.7", "glm-5.1"} <= set(offered(DEFAULT_ROUTE_TABLE, PROFILES["zai"]).models)
+
+
+def test_model_info_on_the_plan_reports_the_serving_model() -> None:
+    assert model_info("glm-4.7", upstream=PROFILES["zai-coding"]).id == "glm-5.3-flash"
+    assert model_info("glm-4.7").id == "glm-4.7"
+
+
+def test_side_requests_go_to_the_side_model() -> None:
+    off = ir.Thinking(type="disabled")
+    side = ir.Request(model="claude-opus-4-8", messages=[user()], thinking=off)
+    search = ir.Tool(name="web_search", server_type="web_search_20250305")
+    searching = msgspec.structs.replace(side, tools=[search])
+    tool = ir.Tool(name="Bash", input_schema={"type": "object"})
+    working = msgspec.structs.replace(side, tools=[tool])  # a main loop that turned thinking off
+    assert (resolve_route(side).model, resolve_route(side).reason) == (
+        "glm-5.3-flash", "side:alias:*opus*")  # fmt: skip
+    assert resolve_route(searching).model == "glm-5.3-flash"
+    assert resolve_route(working).model == "glm-5.3"
+    assert resolve_route(req("claude-opus-4-8")).model == "glm-5.3"  # thinking unsaid
+    # an explicit GLM id or an override is honoured as asked
+    assert resolve_route(msgspec.structs.replace(side, model="glm-5.3")).model == "glm-5.3"
+    assert resolve_route(side, override="glm-5.3").model == "glm-5.3"
+    # configurable, and off
+    other = RouteTable.from_mapping({"side_model": "glm-4.6"})
+    assert resolve_route(side, other).model == "glm-4.6"
+    none = RouteTable.from_mapping({"side_model": "off"})
+    assert none.side_model is None and resolve_route(side, none).model == "glm-5.3"
+    with pytest.raises(ValueError, match="side_model"):
+        RouteTable.from_mapping({"side_model": "gpt-4o"})

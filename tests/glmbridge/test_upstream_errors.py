@@ -26,6 +26,8 @@ LISTED = [
     "1000", "1001", "1002", "1003", "1004", "1110", "1111", "1112", "1113", "1120", "1121",
     "1210", "1211", "1212", "1213", "1214", "1261", "1301", "1302", "1305", "1308", "1310",
     "1311", "1312", "1313",
+    # September 2026 (tetsuo-ai/agenc-core PR#2491; docs.z.ai/api-reference/api-code)
+    "1221", "1231", "1314", "1315", "1316", "1317", "1318", "1319", "1320", "1321",
 ]  # fmt: skip
 
 
@@ -40,8 +42,9 @@ def test_every_listed_code_has_one_row(code: str) -> None:
 
 
 def test_the_code_sets_follow_the_table() -> None:
-    assert {"1000", "1002", "1110", "1121"} <= AUTH_CODES
-    assert {"1113", "1308", "1309", "1310"} == QUOTA_CODES
+    assert {"1000", "1002", "1110", "1121", "1314", "1315"} <= AUTH_CODES
+    assert {"1113", "1308", "1309", "1310", "1316", "1317", "1318", "1319", "1320", "1321"} == (
+        QUOTA_CODES)  # fmt: skip
     assert {"1302", "1303", "1305", "1312"} == THROTTLE_CODES
     assert {"1311"} == PLAN_CODES
 
@@ -107,3 +110,39 @@ def test_the_exchange_reports_plan_errors_in_every_shape() -> None:
     custom = profile_for("http://127.0.0.1:9/api/coding/paas/v4")
     assert custom.plan and custom.serves("glm-5.3") and not custom.serves("glm-4.6v")
     assert not profile_for("http://127.0.0.1:9/api/paas/v4").plan
+
+
+# --- September 2026 (issue 19) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["1316", "1317", "1318", "1319", "1320", "1321"])
+def test_the_new_usage_limits_rest_the_key_and_are_not_retried(code: str) -> None:
+    err = error_from_parts(
+        429, code, "Usage limit reached. Your limit will reset at 2026-08-27 21:31:39"
+    )
+    assert err.kind is ErrorKind.RATE_LIMIT and not err.retryable and err.quota
+    assert is_key_failure(err)
+
+
+@pytest.mark.parametrize("code", ["1314", "1315"])
+def test_1314_and_1315_need_another_key(code: str) -> None:
+    err = error_from_parts(429, code, "access restricted")
+    assert not err.retryable and is_key_failure(err) and not err.quota
+
+
+@pytest.mark.parametrize("code", ["1302", "1399", None])
+def test_any_429_naming_a_reset_is_a_spent_usage_limit(code: str | None) -> None:
+    err = error_from_parts(429, code, "Limit reached; it will reset at 2026-08-27 21:31:39")
+    assert err.quota and not err.retryable and is_key_failure(err) and err.status_hint == 429
+    plain = error_from_parts(429, code, "Rate limit reached for requests")
+    assert not plain.quota
+
+
+def test_a_tier_gated_403_is_a_plan_error_that_cools_no_key() -> None:
+    # glm-5.3-highspeed below its tier: "403 not available on plan" (models.dev PR#5493)
+    err = error_from_parts(403, None, "Model glm-5.3-highspeed is not available on your plan")
+    assert is_key_failure(err)  # a bare 403 would cool the key ...
+    out = plan_error(err, model="glm-5.3-highspeed", plan="GLM Coding Plan", in_plan=True)
+    assert out.plan and out.spares_key and not is_key_failure(out)  # ... this one never does
+    assert out.status_hint == 403 and "glm-5.3-highspeed" in out.message
+    assert "not available on the GLM Coding Plan" in out.message

@@ -218,7 +218,7 @@ def test_a_refused_url_is_an_error_block_without_fetching() -> None:
                                         "only http and https URLs can be fetched")  # fmt: skip
     _, result = loop.record(call, PAGE)
     assert isinstance(result, ir.UnknownBlock)
-    assert result.raw["content"] == {"type": "web_fetch_tool_error",
+    assert result.raw["content"] == {"type": "web_fetch_tool_result_error",
                                      "error_code": "invalid_tool_input"}  # fmt: skip
     assert loop.usage.web_fetch_requests == 0
 

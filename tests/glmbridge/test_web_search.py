@@ -16,10 +16,13 @@ from glmbridge import ir
 from glmbridge.accumulate import accumulate
 from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError, UpstreamProtocolError
 from glmbridge.events import MessageDelta, MessageStart, MessageStop
+from glmbridge.profiles import PROFILES
 from glmbridge.protocols import anthropic as ac
 from glmbridge.protocols.anthropic.grammar import validate_anthropic_stream, validate_event_sequence
 from glmbridge.server_tools import SEARCH_FUNCTION, ServerToolLoop, block_events, cite
 from glmbridge.websearch import (
+    BIGMODEL_SEARCH,
+    ZAI_SEARCH,
     SearchFailure,
     SearchHit,
     SearchOptions,
@@ -29,6 +32,7 @@ from glmbridge.websearch import (
     failure_for,
     hit_from_token,
     hit_token,
+    search_host,
 )
 
 # --- the Web Search API (wire-specs A.15) -----------------------------------------------
@@ -367,3 +371,18 @@ def test_gemini_door_renders_searches_as_grounding_metadata(searches: int, fail:
     assert plain["webSearchQueries"] == [f"q{i}" for i in range(searches)]
     pages = [] if fail else [{"web": {"uri": h.url, "title": h.title}} for h in HITS] * searches
     assert plain["groundingChunks"] == pages
+
+
+def test_bigmodels_host_gets_its_engine_intent_and_query_cap() -> None:
+    """https://docs.bigmodel.cn/api-reference (网络搜索): search_std … search_pro_quark, a
+    required search_intent, 70-character queries; Z.ai: search-prime."""
+    assert search_host("https://open.bigmodel.cn/api/paas/v4") is BIGMODEL_SEARCH
+    assert search_host("https://api.z.ai/api/paas/v4") is ZAI_SEARCH
+    body = msgspec.json.decode(
+        encode_zai_search("x" * 100, SearchOptions(), engine="search_std", host=BIGMODEL_SEARCH)
+    )
+    assert body["search_intent"] is False and body["search_query"] == "x" * 70
+    assert "search_intent" not in msgspec.json.decode(encode_zai_search("q", SearchOptions()))
+    # BigModel's tokenizer takes only the GLM-4 family (文本分词器): the local estimate there
+    assert not PROFILES["bigmodel"].tokenizer and not PROFILES["bigmodel-coding"].tokenizer
+    assert PROFILES["zai"].tokenizer and PROFILES["zai-coding"].tokenizer

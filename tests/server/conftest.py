@@ -23,6 +23,7 @@ from glmbridge_server.edge.app import create_app
 from glmbridge_server.edge.inbound import uvicorn_options
 from glmbridge_server.settings import Settings
 from glmbridge_server.simulator import create_simulator_app
+from glmbridge_server.simulator.catalog import CODING_SERVED_AS
 from glmbridge_server.simulator.limits import reset_limits
 from glmbridge_server.simulator.media import init_media
 from tests.server.faults import FaultServer
@@ -76,6 +77,10 @@ def reset_simulator(app: Starlette) -> None:
     st.script_queue.clear()
     st.cancelled = 0
     st.prefix_cache.clear()
+    st.served_as = dict(CODING_SERVED_AS)
+    st.gated_keys = set()
+    st.search_host = "zai"
+    st.model_lists = {}
     reset_limits(st)
     init_media(st)
 
@@ -88,6 +93,10 @@ def make_bridge_settings(sim_url: str, **overrides: Any) -> Settings:
         "max_retries": 0,
         "ping_interval": 10.0,
         "web_search_url": f"{sim_url}/api/paas/v4",  # server tools search the simulator
+        # A lasting 1302 ([[sim:error:1302]]) is held within max_queue_wait before the
+        # client gets its 429 (glmbridge_server/throttle_hold.py): seconds, not minutes.
+        "max_queue_wait": 3.0,
+        "models_refresh": 0,  # no GET /models in the request logs (test_coding_plan_e2e reads it)
     }
     values.update(overrides)
     return Settings(**values)

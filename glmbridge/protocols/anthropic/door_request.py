@@ -20,6 +20,7 @@ from glmbridge._tool_args import JSON_DECODER, exact_float
 from glmbridge.errors import (
     ClientRequestError,
 )
+from glmbridge.inline_base64 import normalize_base64
 from glmbridge.protocols.anthropic import wire as aw
 from glmbridge.protocols.json_errors import validation_error
 
@@ -72,6 +73,8 @@ def decode_request(body: bytes) -> ir.Request:
     params = _decode_params(body)
     if params.max_tokens is None:
         raise ClientRequestError("required", path="max_tokens")
+    if params.max_tokens < 1:  # Anthropic's own answer: 400, "greater than or equal to 1"
+        raise ClientRequestError("must be greater than or equal to 1", path="max_tokens")
     return request_to_ir(params)
 
 
@@ -176,9 +179,10 @@ def _block_to_ir(raw: msgspec.Raw, prefix: str, j: int) -> ir.Block:
             return ir.RedactedThinkingBlock(data=p.data)
         case aw.ImageBlockParam():
             cc = _cache_to_ir(p.cache_control)
-            return ir.ImageBlock(source=_source_to_ir(p.source), cache_control=cc)
+            source = _source_to_ir(p.source, f"{prefix}.{j}")
+            return ir.ImageBlock(source=source, cache_control=cc)
         case aw.DocumentBlockParam():
-            return _document_to_ir(p, raw)
+            return _document_to_ir(p, raw, f"{prefix}.{j}")
         case aw.SearchResultBlockParam():
             return ir.SearchResultBlock(
                 source=p.source,
@@ -230,10 +234,11 @@ def _tool_result_to_ir(p: aw.ToolResultBlockParam, path: str) -> ir.ToolResultBl
     )
 
 
-def _source_to_ir(src: aw.ImageSource | aw.PlainTextSource) -> ir.MediaSource:
+def _source_to_ir(src: aw.ImageSource | aw.PlainTextSource, path: str) -> ir.MediaSource:
     match src:
         case aw.Base64Source():
-            return ir.MediaSource(type="base64", media_type=src.media_type, data=src.data)
+            data = normalize_base64(src.data, f"{path}.source.data")
+            return ir.MediaSource(type="base64", media_type=src.media_type, data=data)
         case aw.URLSource():
             return ir.MediaSource(type="url", url=src.url)
         case aw.FileSource():
@@ -243,7 +248,7 @@ def _source_to_ir(src: aw.ImageSource | aw.PlainTextSource) -> ir.MediaSource:
     assert_never(src)
 
 
-def _document_to_ir(p: aw.DocumentBlockParam, raw: msgspec.Raw) -> ir.Block:
+def _document_to_ir(p: aw.DocumentBlockParam, raw: msgspec.Raw, path: str) -> ir.Block:
     src = p.source
     if isinstance(src, aw.ContentSource):
         # The IR has no "content" source: text-only content becomes a text source;
@@ -258,7 +263,7 @@ def _document_to_ir(p: aw.DocumentBlockParam, raw: msgspec.Raw) -> ir.Block:
             return ir.UnknownBlock(original_type="document", raw=_DECODE_ANY.decode(raw))
         source = ir.MediaSource(type="text", media_type="text/plain", data=text)
     else:
-        source = _source_to_ir(src)
+        source = _source_to_ir(src, path)
     return ir.DocumentBlock(
         source=source, title=p.title, context=p.context, cache_control=_cache_to_ir(p.cache_control)
     )

@@ -31,7 +31,6 @@ Translation choices:
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 from typing import Any
@@ -41,6 +40,7 @@ import msgspec
 from glmbridge import ir
 from glmbridge._tool_args import exact_float
 from glmbridge.errors import ClientRequestError
+from glmbridge.inline_base64 import decode_base64, normalize_base64
 from glmbridge.protocols.gemini import wire as gw
 
 __all__ = ["decode_request", "request_to_ir", "schema_to_json"]
@@ -199,7 +199,8 @@ def _data_part(part: gw.Part, path: str, *, model: bool) -> ir.Block | None:
         return ir.TextBlock(text=part.text)
     if part.inline_data is not None:
         blob = part.inline_data
-        source = ir.MediaSource(type="base64", media_type=blob.mime_type, data=blob.data)
+        data = normalize_base64(blob.data, f"{path}.inlineData.data")
+        source = ir.MediaSource(type="base64", media_type=blob.mime_type, data=data)
         return _media(blob.mime_type, source, path)
     if part.file_data is not None:
         uri = part.file_data.file_uri
@@ -225,7 +226,8 @@ def _media(mime: str, source: ir.MediaSource, path: str) -> ir.Block:
     if mime.lower() == "application/pdf":
         return ir.DocumentBlock(source=source)
     if kind == "text" and source.type == "base64":
-        text = base64.b64decode(source.data or "").decode("utf-8", "replace")
+        raw = decode_base64(source.data or "", f"{path}.inlineData.data")
+        text = raw.decode("utf-8", "replace")
         return ir.DocumentBlock(source=ir.MediaSource(type="text", data=text))
     raise ClientRequestError(f"{mime[:40]} input is not supported by GLM models", path=path)
 

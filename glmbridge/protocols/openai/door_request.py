@@ -35,6 +35,7 @@ import msgspec
 from glmbridge import ir
 from glmbridge._tool_args import exact_float, parse_arguments
 from glmbridge.errors import ClientRequestError
+from glmbridge.inline_base64 import normalize_base64
 from glmbridge.protocols.json_errors import decode_body
 
 __all__ = ["FREEFORM_SCHEMA", "call_arguments", "decode_request", "effort_to_ir", "freeform_tool"]
@@ -396,6 +397,7 @@ def media_source(url: str, path: str) -> ir.MediaSource:
             raise ClientRequestError("data URLs must be base64 (data:<type>;base64,...)",
                                      path=path)  # fmt: skip
         media_type = header[5:].removesuffix(";base64") or "application/octet-stream"
+        data = normalize_base64(data, path)
         return ir.MediaSource(type="base64", media_type=media_type, data=data)
     if url.startswith(("http://", "https://")):
         return ir.MediaSource(type="url", url=url)
@@ -416,6 +418,7 @@ def document_block(data: str | None, file_id: str | None, name: str | None,
     if data.startswith("data:"):
         return ir.DocumentBlock(source=media_source(data, path), title=name)
     media_type = (mimetypes.guess_type(name)[0] if name else None) or "application/pdf"
+    data = normalize_base64(data, path)
     source = ir.MediaSource(type="base64", media_type=media_type, data=data)
     return ir.DocumentBlock(source=source, title=name)
 

@@ -109,12 +109,13 @@ async def prepare(
     settings = current.settings
     body = await read_model_body(request, settings)
     thinking = None if settings.thinking == "auto" else ir.Thinking(type=settings.thinking)
+    learned = app_state(request).served_as
 
     def build() -> Exchange:
         req = (decode or door.decode_request)(body)
         if settings.video_dirs:  # opt-in: videos named by path in the turn (video_paths.py)
             req = attach_videos(req, settings.video_dirs, settings.video_max_bytes)
-        return Exchange.from_request(
+        exchange = Exchange.from_request(
             door,
             req,
             table=current.route_table,
@@ -122,7 +123,11 @@ async def prepare(
             override=record.headers.model_override or None,
             thinking=thinking,
             estimator=record.app.token_estimator,
+            learned=learned,
         )
+        if req.thinking is None and thinking is None and not settings.reasoning_content:
+            exchange.show_reasoning = False  # reasoning_content = false: only when asked
+        return exchange
 
     exchange = await off_loop(body, build, force=bool(settings.video_dirs))
     note_route(record, exchange)

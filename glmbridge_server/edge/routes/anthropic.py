@@ -47,6 +47,7 @@ from glmbridge_server.edge.routes import (
 from glmbridge_server.edge.routes import gemini as gemini_routes
 from glmbridge_server.edge.routes import openai as openai_routes
 from glmbridge_server.launch.codex import codex_catalog
+from glmbridge_server.upstream.model_follower import live_models
 
 __all__ = ["build_model_catalog", "routes"]
 
@@ -256,8 +257,9 @@ async def models_index(request: Request) -> Response:
     :func:`~glmbridge_server.edge.routes.anthropic_client`), else OpenAI's list."""
     if "client_version" in request.query_params:  # Codex CLI (model_catalog_url)
         current = record_of(request).runtime
-        table = offered(current.route_table, current.settings.upstream_profile)
-        return JSONResponse(codex_catalog(table))
+        profile = current.settings.upstream_profile
+        live = live_models(app_state(request), profile)  # what Z.ai lists now
+        return JSONResponse(codex_catalog(offered(current.route_table, profile, live)))
     if gemini_client(request):  # google-genai on /v1 (its api_version "v1")
         return await gemini_routes.models_index(request)
     if not anthropic_client(request):

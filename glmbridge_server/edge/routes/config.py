@@ -30,7 +30,9 @@ from glmbridge_server.call.record import snapshot
 from glmbridge_server.edge.bodies import read_body
 from glmbridge_server.edge.routes import app_state, error_response, record_of
 from glmbridge_server.edge.routes.anthropic import build_model_catalog
-from glmbridge_server.settings import Settings, convert_setting, keys_fingerprint, route_table
+from glmbridge_server.settings import Settings, convert_setting, keys_fingerprint
+from glmbridge_server.settings_check import ConfigurationError, check_settings
+from glmbridge_server.upstream.model_follower import live_models
 
 __all__ = ["ConfigUpdate", "apply_update", "effective_models", "routes"]
 
@@ -173,12 +175,16 @@ async def post_config(request: Request) -> Response:
         update = _decode(await read_body(request, _MAX_CONFIG_BODY))
         state = app_state(request)
         new = apply_update(state.settings, update)
-        table = route_table(new.models, new.upstreams)
+        # The whole new configuration, routes included, before any of it is applied.
+        table = check_settings(new)
     except GlmbridgeError as err:
         return error_response(err, request)
+    except ConfigurationError as exc:  # a route of the new configuration fails
+        return error_response(ClientRequestError(str(exc), path=exc.field), request)
     except ValueError as exc:  # the routing table refused the map
         return error_response(ClientRequestError(f"models: {exc}"), request)
-    catalog = build_model_catalog(offered(table, new.upstream_profile))
+    profile = new.upstream_profile
+    catalog = build_model_catalog(offered(table, profile, live_models(state, profile)))
     # The swap: three assignments with no await in between are atomic for the event loop.
     state.settings, state.route_table, state.model_catalog = new, table, catalog
     state.metrics.models = frozenset(table.models)

@@ -24,6 +24,7 @@ from glmbridge_server.call.asgi import Answer
 from glmbridge_server.edge.bodies import off_loop, read_model_body
 from glmbridge_server.edge.routes import answer, app_state, error_response, prepare, record_of
 from glmbridge_server.media import endpoints as media  # media (issue 21)
+from glmbridge_server.upstream.model_follower import live_models
 
 __all__ = ["model_catalog", "routes"]
 
@@ -108,10 +109,15 @@ def model_catalog(table: RouteTable) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _offered(request: Request, table: RouteTable) -> RouteTable:
+    profile = record_of(request).settings.upstream_profile
+    return offered(table, profile, live_models(app_state(request), profile))
+
+
 async def models_index(request: Request) -> Response:
     """``GET /v1beta/models`` (one page: the catalog is small)."""
     current = record_of(request).runtime
-    catalog = model_catalog(offered(current.route_table, current.settings.upstream_profile))
+    catalog = model_catalog(_offered(request, current.route_table))
     return JSONResponse({"models": list(catalog.values())})
 
 
@@ -120,7 +126,7 @@ async def models_show(request: Request) -> Response:
     name = request.path_params["rest"].removeprefix("models/")
     current = record_of(request).runtime
     table = current.route_table
-    catalog = model_catalog(offered(table, current.settings.upstream_profile))
+    catalog = model_catalog(_offered(request, table))
     info = catalog.get(name)
     if info is None:
         target = resolve_route(ir.Request(model=name, messages=[]), table).model

@@ -159,7 +159,7 @@ def test_non_stream_text(client: anthropic.Anthropic, sim: RunningServer) -> Non
     assert message.stop_reason == "end_turn"
     assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
     (sent,) = chats(sim)
-    assert sent["model"] == "glm-4.7" and sent.get("stream") in (None, False)
+    assert sent["model"] == "glm-5.3" and sent.get("stream") in (None, False)
     assert sent["messages"][-1] == {"role": "user", "content": "hello"}
 
 
@@ -178,7 +178,7 @@ def test_stream_matches_non_stream(
     assert text == text_of(final) == "You said: same answer"
     assert [b.model_dump() for b in final.content] == [b.model_dump() for b in whole.content]
     assert final.stop_reason == whole.stop_reason == "end_turn" and final.model == SONNET
-    assert chats(sim)[-1]["stream"] is True and chats(sim)[-1]["model"] == "glm-4.7"
+    assert chats(sim)[-1]["stream"] is True and chats(sim)[-1]["model"] == "glm-5.3"
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -430,7 +430,7 @@ def test_async_transport(sim: RunningServer) -> None:
             assert count.input_tokens > 0
 
     asyncio.run(scenario())
-    assert [c["model"] for c in chats(sim)] == ["glm-4.7"] * 5
+    assert [c["model"] for c in chats(sim)] == ["glm-5.3"] * 5
     assert chats(sim)[1]["stream"] is True
 
 
@@ -485,7 +485,7 @@ def test_transport_through_the_anthropic_endpoint(sim: RunningServer, mode: str)
     assert tool.usage.input_tokens > 0  # Z.ai's zero start usage never reaches the SDK
     assert count.input_tokens > 0
     bodies = [r for r in sim.app.state.requests if "messages" in r]
-    assert [b["model"] for b in bodies] == ["glm-4.7", "glm-4.7"]
+    assert [b["model"] for b in bodies] == ["glm-5.3", "glm-5.3"]
     assert bodies[1]["stream"] is True and bodies[1]["tools"][0]["name"] == "get_weather"
 
 
@@ -575,11 +575,11 @@ def oai(tee: _Tee) -> Iterator[openai.OpenAI]:
 
 def test_openai_chat_over_the_transport(oai: openai.OpenAI, tee: _Tee, sim: RunningServer) -> None:
     hi = [{"role": "user", "content": "hi"}]
-    done = oai.chat.completions.create(model="glm-4.7", messages=hi)  # type: ignore[arg-type]
+    done = oai.chat.completions.create(model="glm-5.3", messages=hi)  # type: ignore[arg-type]
     assert done.object == "chat.completion" and done.choices[0].message.content == "You said: hi"
     assert done.usage is not None and done.usage.total_tokens > 0
     stream = oai.chat.completions.create(
-        model="glm-4.7",
+        model="glm-5.3",
         messages=[{"role": "user", "content": "[[sim:tool]] weather?"}],
         tools=[WEATHER_FN],
         stream=True,
@@ -594,16 +594,16 @@ def test_openai_chat_over_the_transport(oai: openai.OpenAI, tee: _Tee, sim: Runn
 
 
 def test_openai_responses_over_the_transport(oai: openai.OpenAI, tee: _Tee) -> None:
-    done = oai.responses.create(model="glm-4.7", input="hello", reasoning={"summary": "auto"})
+    done = oai.responses.create(model="glm-5.3", input="hello", reasoning={"summary": "auto"})
     assert done.status == "completed" and done.output_text == "You said: hello"
     assert [item.type for item in done.output] == ["reasoning", "message"]
-    events = list(oai.responses.create(model="glm-4.7", input="hello", stream=True,
+    events = list(oai.responses.create(model="glm-5.3", input="hello", stream=True,
                                        reasoning={"summary": "auto"}))  # fmt: skip
     assert events[-1].type == "response.completed"
     final = validate_responses_stream(tee.last_body())
     assert [item["type"] for item in final["output"]] == ["reasoning", "message"]
     # GLM reasons anyway; without a reasoning request the answer carries none (issue 11)
-    plain = oai.responses.create(model="glm-4.7", input="hello")
+    plain = oai.responses.create(model="glm-5.3", input="hello")
     assert [item.type for item in plain.output] == ["message"]
     assert plain.usage is not None and plain.usage.output_tokens > 0
 
@@ -611,13 +611,13 @@ def test_openai_responses_over_the_transport(oai: openai.OpenAI, tee: _Tee) -> N
 def test_openai_errors_over_the_transport(oai: openai.OpenAI) -> None:
     with pytest.raises(openai.RateLimitError) as caught:
         oai.chat.completions.create(
-            model="glm-4.7", messages=[{"role": "user", "content": "[[sim:error:1302]]"}]
+            model="glm-5.3", messages=[{"role": "user", "content": "[[sim:error:1302]]"}]
         )
     assert caught.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
     assert KEY not in str(caught.value.body)
     with pytest.raises(openai.BadRequestError) as bad:
         oai.chat.completions.create(
-            model="glm-4.7", messages=[{"role": "user", "content": "x"}], n=3
+            model="glm-5.3", messages=[{"role": "user", "content": "x"}], n=3
         )
     assert bad.value.body["param"] == "n"  # type: ignore[index]
     with pytest.raises(openai.NotFoundError) as missing:
@@ -635,10 +635,10 @@ def test_openai_async_transport(sim: RunningServer) -> None:
             max_retries=0,
         ) as sdk:
             chat = await sdk.chat.completions.create(
-                model="glm-4.7", messages=[{"role": "user", "content": "hi"}], stream=True
+                model="glm-5.3", messages=[{"role": "user", "content": "hi"}], stream=True
             )
             text = "".join([c.choices[0].delta.content or "" async for c in chat if c.choices])
-            stream = await sdk.responses.create(model="glm-4.7", input="yo", stream=True)
+            stream = await sdk.responses.create(model="glm-5.3", input="yo", stream=True)
             last = [event async for event in stream][-1]
             assert last.type == "response.completed"
             return text, last.response.output_text
@@ -666,7 +666,7 @@ def test_google_genai_over_the_transport(sim: RunningServer) -> None:
     chunks = list(client.models.generate_content_stream(model="gemini-2.5-pro", contents="yo"))
     assert "".join(c.text or "" for c in chunks) == "You said: yo"
     assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP  # type: ignore[index]
-    assert chats(sim)[-1]["model"] == "glm-4.7"  # gemini names route to GLM
+    assert chats(sim)[-1]["model"] == "glm-5.3"  # gemini names route to GLM
     assert client.models.count_tokens(model="gemini-2.5-pro", contents="hi").total_tokens
     with pytest.raises(genai_errors.ClientError) as caught:
         client.models.generate_content(model="gemini-2.5-pro", contents="[[sim:error:1302]]")

@@ -65,7 +65,7 @@ def test_non_stream_answer(sdk: anthropic.Anthropic, sim_requests: list[Any]) ->
     assert msg.stop_reason == "end_turn" and msg.content[-1].type == "text"
     assert msg.id.startswith("msg_") and msg.model == SONNET
     (body,) = [r for r in sim_requests if isinstance(r, dict) and "messages" in r]
-    assert body["model"] == "glm-4.7"  # routed, not Z.ai's own claude-* mapping
+    assert body["model"] == "glm-5.3"  # routed, not Z.ai's own claude-* mapping
 
 
 def test_stream_fills_the_zero_start_usage_and_keeps_the_final_counts(
@@ -175,7 +175,7 @@ def test_zai_auto_sends_an_image_turn_through_the_chat_api() -> None:
         # the Coding Plan's only vision model (zai-fidelity 1.3), not glm-4.6v (404 there)
         assert chat["model"] == "glm-5.3-flash" and "max_tokens" in chat
         assert isinstance(chat["messages"][-1]["content"], list)  # OpenAI-style parts
-        assert anth["model"] == "glm-4.7" and anth["messages"][-1]["content"] == "and text?"
+        assert anth["model"] == "glm-5.3" and anth["messages"][-1]["content"] == "and text?"
     finally:
         server.stop()
 
@@ -232,7 +232,7 @@ def test_a_pinned_model_goes_to_its_own_profile() -> None:
     handler, level = Fields(), access.level
     access.addHandler(handler)
     access.setLevel(logging.INFO)
-    server = _bridge("zai-anthropic", upstreams={"glm-4.5-air": "zai-coding"})
+    server = _bridge("zai-anthropic", upstreams={"glm-5.3-flash": "zai-coding"})
     try:
         with anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0) as client:
             client.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=user("a"))
@@ -242,6 +242,6 @@ def test_a_pinned_model_goes_to_its_own_profile() -> None:
         access.removeHandler(handler)
         access.setLevel(level)
     assert [(f["routed_model"], f["upstream"]) for f in seen] == [
-        ("glm-4.5-air", "zai-coding"),
-        ("glm-4.7", "zai-anthropic"),
+        ("glm-5.3-flash", "zai-coding"),
+        ("glm-5.3", "zai-anthropic"),
     ]

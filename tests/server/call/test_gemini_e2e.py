@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 RunningServer = Any  # conftest.RunningServer: .app, .url
 Start = Callable[[Starlette], RunningServer]
 MakeSettings = Callable[..., Settings]
-MODEL = "gemini-2.5-flash"  # a Gemini name: routed to the default GLM model (glm-4.7)
+MODEL = "gemini-2.5-flash"  # a Gemini name: routed to the default GLM model (glm-5.3)
 MODES = ["sync", "async"]
 VERSIONS = [None, "v1beta"]  # None: the SDK's default, /v1
 TOKEN = "gemini-door-token"
@@ -253,7 +253,7 @@ def test_text(
     assert usage.total_token_count == (usage.prompt_token_count + usage.candidates_token_count
                                        + (usage.thoughts_token_count or 0))  # fmt: skip
     upstream = last_chat(sim)
-    assert upstream["model"] == "glm-4.7" and bool(upstream.get("stream")) is streamed
+    assert upstream["model"] == "glm-5.3" and bool(upstream.get("stream")) is streamed
     assert upstream["messages"][0] == {"role": "system", "content": "Be brief."}
     assert upstream["temperature"] == 0.5
 
@@ -299,7 +299,9 @@ def test_thinking_budget_zero_turns_thinking_off(bridge: RunningServer, sim: Run
     answer = Gemini(bridge.url, "sync").answer(False, contents="hi [[sim:thinking]]",
                                                config=config)  # fmt: skip
     assert answer.thought_parts == 0
-    assert last_chat(sim)["thinking"] == {"type": "disabled"}
+    # a side request now (thinking off, no tools): GLM-5.3-Flash, which cannot stop
+    # thinking, so "disabled" is not sent and the thoughts are dropped
+    assert last_chat(sim)["model"] == "glm-5.3-flash" and "thinking" not in last_chat(sim)
 
 
 # --- function calling --------------------------------------------------------------------
@@ -463,15 +465,15 @@ def test_models_list_and_get(bridge: RunningServer, mode: str, api_version: str 
     gemini = Gemini(bridge.url, mode, api_version)
     models = gemini.call("list")
     names = [m.name for m in models]
-    assert "models/glm-4.7" in names and "models/glm-5.1" in names
+    assert "models/glm-5.3" in names and "models/glm-5.3-flash" in names
     assert len(names) == len(set(names))
     for model in models:
         assert "generateContent" in (model.supported_actions or ())
         assert "streamGenerateContent" in (model.supported_actions or ())
         assert model.input_token_limit and model.output_token_limit
         assert model.input_token_limit >= model.output_token_limit
-    glm = gemini.call("get", model="glm-4.7")
-    assert glm.name == "models/glm-4.7" and glm.display_name
+    glm = gemini.call("get", model="glm-5.3")
+    assert glm.name == "models/glm-5.3" and glm.display_name
     routed = gemini.call("get", model=MODEL)  # a Gemini name shows the GLM model it uses
     assert routed.name == f"models/{MODEL}"
     assert routed.display_name == glm.display_name
@@ -588,7 +590,7 @@ def test_auth_token_for_models_on_v1(guarded: RunningServer) -> None:
     """google-genai lists models on /v1 (its default api_version): its key is read there, and
     a refusal is Google-shaped."""
     gemini = Gemini(guarded.url, "sync", api_key=TOKEN)
-    assert "models/glm-4.7" in [m.name for m in gemini.call("list")]
+    assert "models/glm-5.3" in [m.name for m in gemini.call("list")]
     response = httpx2.get(f"{guarded.url}/v1/models", headers={"x-goog-api-key": "no"})
     assert_google_error(response, 401, "UNAUTHENTICATED")
 
@@ -752,7 +754,7 @@ def test_snake_case_body_matches_camel_case(bridge: RunningServer, sim: RunningS
     assert upstream[0] == upstream[1]
     sent = upstream[0]
     assert sent["max_tokens"] == 300 and sent["top_p"] == 0.5 and sent["stop"] == ["END"]
-    assert sent["thinking"] == {"type": "disabled"}
+    assert "thinking" not in sent  # budget 0 on GLM-5.3, which cannot stop thinking
     system = sent["messages"][0]
     assert system["role"] == "system" and system["content"].startswith("Be brief.")
     assert "must call the `get_weather` tool" in system["content"]  # toolConfig ANY, one name

@@ -202,7 +202,7 @@ def test_non_stream_text(bridge: RunningServer, sim: RunningServer, mode: str) -
     usage = completion.usage
     assert usage is not None and usage.prompt_tokens > 0 and usage.completion_tokens > 0
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
-    assert last_chat(sim)["model"] == "glm-4.7"
+    assert last_chat(sim)["model"] == "glm-5.3"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -240,11 +240,18 @@ def test_reasoning_content(bridge: RunningServer, mode: str, streamed: bool) -> 
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-def test_no_reasoning_content_unless_asked(bridge: RunningServer, streamed: bool) -> None:
-    # GLM reasons anyway; a client that did not ask for reasoning gets none (issue 11).
+def test_reasoning_content_unless_turned_off(bridge: RunningServer, streamed: bool) -> None:
+    # GLM's own API, DeepSeek's, LiteLLM and OpenRouter return reasoning_content by default
+    # (issue 19; docs/design.md): a chat client that says nothing gets it ...
     chat = Chat(bridge.url, "sync")
     content, reasoning, _, finish = chat.answer(streamed, messages=user("think [[sim:thinking]]"))
-    assert reasoning == "" and content.startswith("You said: think") and finish == "stop"
+    assert reasoning.strip().startswith("Let me think") and finish == "stop"
+    assert content.startswith("You said: think")
+    # ... one that turns reasoning off gets none (GLM-5.3 reasons anyway: issue 11)
+    content, reasoning, _, _ = chat.answer(
+        streamed, messages=user("think [[sim:thinking]]"), reasoning_effort="none"
+    )
+    assert reasoning == "" and content.startswith("You said: think")
 
 
 def test_reasoning_effort_none_turns_thinking_off(
@@ -559,23 +566,23 @@ def test_models_list_and_retrieve(bridge: RunningServer, mode: str) -> None:
         async with openai.AsyncOpenAI(base_url=bridge.url + "/v1", api_key="x",
                                       max_retries=0) as client:  # fmt: skip
             listed = [m async for m in client.models.list()]
-            return listed, await client.models.retrieve("glm-4.7")
+            return listed, await client.models.retrieve("glm-5.3")
 
     if mode == "sync":
         with openai.OpenAI(base_url=bridge.url + "/v1", api_key="x", max_retries=0) as client:
-            models, info = list(client.models.list()), client.models.retrieve("glm-4.7")
+            models, info = list(client.models.list()), client.models.retrieve("glm-5.3")
             with pytest.raises(openai.NotFoundError) as missing:
                 client.models.retrieve("no-such-model")
         assert missing.value.code == "not_found"
     else:
         models, info = asyncio.run(go())
     ids = [m.id for m in models]
-    for expected in ("claude-sonnet-4-5", "claude-haiku-4-5", "glm-4.7", "glm-4.5-air"):
+    for expected in ("claude-sonnet-4-5", "claude-haiku-4-5", "glm-5.3", "glm-5.3-flash"):
         assert expected in ids
     assert len(ids) == len(set(ids))
     assert all(m.object == "model" and m.owned_by == "glmbridge" for m in models)
     assert all(isinstance(m.created, int) for m in models)
-    assert info.id == "glm-4.7" and info.object == "model"
+    assert info.id == "glm-5.3" and info.object == "model"
 
 
 def test_models_shape_follows_the_client(bridge: RunningServer) -> None:
@@ -586,10 +593,10 @@ def test_models_shape_follows_the_client(bridge: RunningServer) -> None:
         listed = httpx2.get(f"{bridge.url}/v1/models", headers=headers).json()
         assert "has_more" in listed and "object" not in listed
         assert {m["type"] for m in listed["data"]} == {"model"}
-        one = httpx2.get(f"{bridge.url}/v1/models/glm-4.7", headers=headers).json()
+        one = httpx2.get(f"{bridge.url}/v1/models/glm-5.3", headers=headers).json()
         assert one["type"] == "model" and "display_name" in one
-    one = httpx2.get(f"{bridge.url}/v1/models/glm-4.7").json()
-    assert one == {**one, "id": "glm-4.7", "object": "model", "owned_by": "glmbridge"}
+    one = httpx2.get(f"{bridge.url}/v1/models/glm-5.3").json()
+    assert one == {**one, "id": "glm-5.3", "object": "model", "owned_by": "glmbridge"}
 
 
 def test_scripted_tool_calls_with_unicode_arguments(

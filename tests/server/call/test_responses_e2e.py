@@ -29,7 +29,7 @@ pytestmark = pytest.mark.e2e
 RunningServer = Any  # conftest.RunningServer: .app, .url
 Start = Callable[[Starlette], RunningServer]
 MakeSettings = Callable[..., Settings]
-MODEL = "gpt-5-codex"  # not a GLM name: routed to the default model (glm-4.7, tool_stream)
+MODEL = "gpt-5-codex"  # not a GLM name: routed to the default model (glm-5.3, tool_stream)
 MODES = ["sync", "async"]
 # how the answer is fetched: create(), create(stream=True), or the responses.stream() helper
 WAYS = ["create", "stream", "helper"]
@@ -181,7 +181,7 @@ def test_text(bridge: RunningServer, sim: RunningServer, mode: str, way: str) ->
         assert kinds[:2] == ["response.created", "response.in_progress"]
         assert "response.output_text.delta" in kinds and kinds[-1] == "response.completed"
     upstream = chats(sim)[-1]
-    assert upstream["model"] == "glm-4.7" and bool(upstream.get("stream")) is (way != "create")
+    assert upstream["model"] == "glm-5.3" and bool(upstream.get("stream")) is (way != "create")
     assert upstream["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
@@ -475,10 +475,10 @@ def test_codex_model_catalog(bridge: RunningServer) -> None:
         assert isinstance(model["context_window"], int) and model["context_window"] > 0
         assert model["apply_patch_tool_type"] == "freeform"
         slugs.append(model["slug"])
-    assert slugs[0] == "glm-4.7"  # the default model first
+    assert slugs[0] == "glm-5.3"  # the default model first
     assert "glm-5.3" not in slugs or next(
         m for m in catalog["models"] if m["slug"] == "glm-5.3"
-    )["context_window"] == 1_000_000  # fmt: skip
+    )["context_window"] == 1_048_576  # fmt: skip
     # without client_version, an OpenAI client gets OpenAI's list
     listed = httpx2.get(f"{bridge.url}/v1/models", timeout=30).json()
     assert listed["object"] == "list" and {m["id"] for m in listed["data"]} >= set(slugs)

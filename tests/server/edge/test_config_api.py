@@ -78,7 +78,7 @@ def test_get_config_is_redacted(server: RunningServer) -> None:
     assert len(fingerprint) == 16 and not any(fingerprint in key for key in KEYS)
     assert config["auth_token"] == "***"
     assert config["host"] == "127.0.0.1" and config["thinking"] == "auto"
-    assert config["effective_models"]["opus"] == "glm-4.7"
+    assert config["effective_models"]["opus"] == "glm-5.3"
     assert set(config["effective_models"]) == {"opus", "sonnet", "haiku", "default", "vision"}
     assert "models" in config["runtime_fields"] and "api_keys" not in config["runtime_fields"]
 
@@ -96,7 +96,7 @@ def test_post_changes_the_opus_mapping_for_the_next_request(
     server: RunningServer, sim: RunningServer
 ) -> None:
     assert ask(server, "claude-opus-4-5").status_code == 200
-    assert last_chat(sim)["model"] == "glm-4.7"
+    assert last_chat(sim)["model"] == "glm-5.3"
     response = post_config(server, {"models": {"opus": "glm-4.6"}})
     assert response.status_code == 200, response.text
     assert response.json()["models"] == {"opus": "glm-4.6"}
@@ -112,15 +112,17 @@ def test_post_changes_the_opus_mapping_for_the_next_request(
     post_config(server, {"models": {"opus": None}})
     assert get_config(server)["models"] == {"haiku": "glm-4.5"}
     assert ask(server, "claude-opus-4-5").status_code == 200
-    assert last_chat(sim)["model"] == "glm-4.7"
+    assert last_chat(sim)["model"] == "glm-5.3"
 
 
 def test_post_changes_the_default_thinking_mode(server: RunningServer, sim: RunningServer) -> None:
     assert ask(server, "claude-sonnet-4-5").status_code == 200
     assert "thinking" not in last_chat(sim)
     assert post_config(server, {"thinking": "disabled"}).status_code == 200
-    assert ask(server, "claude-sonnet-4-5").status_code == 200
+    assert ask(server, "glm-4.6").status_code == 200  # GLM-5.3 cannot stop thinking
     assert last_chat(sim)["thinking"] == {"type": "disabled"}
+    assert ask(server, "claude-sonnet-4-5").status_code == 200  # still the main model
+    assert last_chat(sim)["model"] == "glm-5.3" and "thinking" not in last_chat(sim)
     assert get_config(server)["thinking"] == "disabled"
 
 
@@ -150,7 +152,7 @@ def test_upstream_profile_change_retargets_the_client(start_server: Start) -> No
         auth.append((request.headers.get("x-api-key"), request.headers.get("authorization")))
         return httpx2.Response(400, json={"error": {"code": "1210", "message": "test"}})
 
-    settings = Settings(upstream="zai-coding", api_keys=("k-1",), max_retries=0)
+    settings = Settings(upstream="zai-coding", api_keys=("k-1",), max_retries=0, models_refresh=0)
     server = start_server(create_app(settings, transport=httpx2.MockTransport(upstream)))
     ask(server, "claude-sonnet-4-5")
     response = httpx2.post(server.url + "/config", json={"upstream": "bigmodel"})

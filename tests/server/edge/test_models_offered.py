@@ -38,8 +38,10 @@ def _lists(url: str) -> dict[str, set[str]]:
 
 def test_the_coding_plan_lists_only_its_models(bridge: RunningServer) -> None:
     for door, ids in _lists(bridge.url).items():
-        assert "glm-4.7" in ids, door
-        assert "glm-4.6v" not in ids, door  # not in the Coding Plan (docs/routing.md)
+        # GLM-5.3, GLM-5.3-Flash and the tier-gated variant; legacy ids are other models in
+        # disguise (docs.bigmodel.cn/cn/coding-plan/overview), glm-4.6v is not served
+        assert {"glm-5.3", "glm-5.3-flash", "glm-5.3-highspeed"} <= ids, door
+        assert not {"glm-4.7", "glm-5.1", "glm-4.6v"} & ids, door
 
 
 def test_pay_as_you_go_lists_its_vision_models(
@@ -59,4 +61,5 @@ def test_models_a_configuration_adds_stay_listed() -> None:
     table = msgspec.structs.replace(DEFAULT_ROUTE_TABLE, models=extra)
     assert "glm-9-preview" in offered(table, coding).models
     assert "glm-4.6v" not in offered(DEFAULT_ROUTE_TABLE, coding).models
-    assert offered(DEFAULT_ROUTE_TABLE, profile_for("zai")) is DEFAULT_ROUTE_TABLE
+    payg = set(offered(DEFAULT_ROUTE_TABLE, profile_for("zai")).models)
+    assert payg == set(DEFAULT_ROUTE_TABLE.models) - {"glm-5.3-highspeed"}  # a plan's tier

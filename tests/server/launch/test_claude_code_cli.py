@@ -108,12 +108,21 @@ def test_claude_code_runs_a_bash_tool_call_and_reports_its_output(
     assert len(bodies[-1]["tools"]) >= 20
 
 
-def test_claude_code_plain_answer(claude_bin: Path, bridge: RunningServer, tmp_path: Path) -> None:
+def test_claude_code_plain_answer(
+    claude_bin: Path, bridge: RunningServer, sim: RunningServer, tmp_path: Path
+) -> None:
     code, result = run_claude(claude_bin, bridge, tmp_path, "[[sim:text]] tell me about GLM")
     assert code == 0, result
     assert result["is_error"] is False
     assert "tell me about GLM" in result["result"]
     assert result["usage"]["input_tokens"] > 1000  # Claude Code's prompt, counted
+    # Default routing on the Coding Plan (issue 19): the main loop on GLM-5.3, side requests
+    # on GLM-5.3-Flash, and no request asks an always-thinking model to stop thinking.
+    bodies = [r for r in sim.app.state.requests if isinstance(r, dict) and "messages" in r]
+    main = [b for b in bodies if len(b.get("tools") or ()) >= 20]
+    assert main and {b["model"] for b in main} == {"glm-5.3"}
+    assert {b["model"] for b in bodies} <= {"glm-5.3", "glm-5.3-flash"}
+    assert all(b.get("thinking", {}).get("type") != "disabled" for b in bodies)
 
 
 def test_claude_code_shows_a_non_retryable_upstream_error(
@@ -131,8 +140,8 @@ def test_claude_code_shows_a_non_retryable_upstream_error(
 def test_the_launcher_gives_claude_code_the_real_context_window(
     claude_bin: Path, bridge: RunningServer, sim: RunningServer, tmp_path: Path
 ) -> None:
-    # Left alone, Claude Code 2.1 starts on "opus[1m]" and counts a 1M window for a
-    # ~200K GLM model, so it would auto-compact about 5x too late. Through the launcher,
+    # Left alone, Claude Code 2.1 starts on "opus[1m]" and counts its own 1M window, not
+    # the GLM model's (1,048,576 for GLM-5.3 and Flash). Through the launcher,
     # its own /context shows the routed model's real window.
     home = tmp_path / "home"
     home.mkdir()
@@ -144,9 +153,11 @@ def test_the_launcher_gives_claude_code_the_real_context_window(
         "IS_SANDBOX": "1",
         "DISABLE_AUTOUPDATER": "1",
         "GLMBRIDGE_UPSTREAM": f"{sim.url}/api/coding/paas/v4",  # what `bridge` serves
+        # the launcher under test is this tree's (as the bridge is), not an installed one
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
     }
     port = bridge.url.rpartition(":")[2]
-    for args, model in (([], "glm-4.7"), (["--model", "haiku"], "glm-4.5-air")):
+    for args, model in (([], "glm-5.3"), (["--model", "haiku"], "glm-5.3-flash")):
         proc = subprocess.run(
             [sys.executable, "-m", "glmbridge_server", "claude", "--port", port,
              "-p", "/context", *args],
@@ -156,4 +167,6 @@ def test_the_launcher_gives_claude_code_the_real_context_window(
         assert proc.returncode == 0, proc.stderr[-2000:]
         window = model_info(model).context_window
         assert f"**Model:** {model}" in proc.stdout, proc.stdout[:500]
-        assert f"/ {window / 1000:.1f}k" in proc.stdout, proc.stdout[:500]
+        # Claude Code prints a window of a million or more as "1m" (GLM-5.3: 1,048,576)
+        shown = f"{window / 1e6:.0f}m" if window >= 1e6 else f"{window / 1000:.1f}k"
+        assert f"/ {shown}" in proc.stdout, proc.stdout[:500]

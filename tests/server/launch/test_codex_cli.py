@@ -51,7 +51,7 @@ def codex_bin() -> Path:
 
 
 def run_codex(
-    codex_bin: Path, bridge: RunningServer, tmp_path: Path, prompt: str, model: str = "glm-4.7"
+    codex_bin: Path, bridge: RunningServer, tmp_path: Path, prompt: str, model: str = "glm-5.3"
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     home = tmp_path / "codex-home"
     work = tmp_path / "work"

@@ -139,8 +139,8 @@ def test_environment_and_verbatim_arguments(
     assert e["ANTHROPIC_BASE_URL"] == guarded.url
     assert e["ANTHROPIC_AUTH_TOKEN"] == TOKEN
     assert e["ANTHROPIC_DEFAULT_OPUS_MODEL"] == "glm-4.6"
-    assert e["ANTHROPIC_DEFAULT_SONNET_MODEL"] == "glm-4.7"
-    assert e["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "glm-4.5-air"
+    assert e["ANTHROPIC_DEFAULT_SONNET_MODEL"] == "glm-5.3"
+    assert e["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "glm-5.3-flash"
     assert e["API_TIMEOUT_MS"] == "3000000"
     assert e["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
     # Claude Code is told the real window of the model it talks to (--model opus: glm-4.6),
@@ -170,7 +170,7 @@ def test_codex_gets_a_glmbridge_provider_and_verbatim_arguments(
         f"{guarded.url}/v1/models"
     )
     assert json.loads(flags["model_provider"]) == "glmbridge"
-    assert json.loads(flags["model"]) == "glm-4.7"
+    assert json.loads(flags["model"]) == "glm-5.3"
     assert got["env"]["GLMBRIDGE_API_KEY"] == TOKEN
     # the catalog URL really answers Codex's shape
     catalog = httpx2.get(
@@ -195,8 +195,9 @@ def test_gemini_gets_the_bridge_and_its_settings(
     assert "GOOGLE_API_KEY" not in e  # a real Google key is never sent to the bridge
     settings = json.loads(Path(e["GEMINI_CLI_SYSTEM_SETTINGS_PATH"]).read_text())
     assert settings["security"]["auth"]["selectedType"] == "gemini-api-key"
-    # compress at 70% of glm-4.7's window, as a share of the 1M window gemini-cli assumes
-    assert 0.1 < settings["model"]["compressionThreshold"] < 0.2
+    # compress at 70% of the routed model's window, as a share of the 1M window gemini-cli
+    # assumes, at most its own 0.5: GLM-5.3's 1,048,576 window leaves gemini-cli's default
+    assert settings["model"]["compressionThreshold"] == 0.5
     assert not (home / ".gemini").exists()  # the user's own settings are not touched
 
 

@@ -12,6 +12,7 @@ import anthropic
 import anyio
 import httpx2
 import pytest
+from anthropic.types import WebFetchToolResultErrorBlock
 
 from glmbridge.grammar import validate_anthropic_stream
 from glmbridge.webfetch import FetchedPage, FetchFailure, FetchOptions
@@ -195,7 +196,9 @@ def test_a_loopback_url_is_refused_but_the_turn_completes(
     kinds = [b.type for b in msg.content if b.type != "thinking"]
     assert kinds == ["server_tool_use", "web_fetch_tool_result", "text"]
     result = msg.content[1]
-    assert result.content.type == "web_fetch_tool_error"
+    # The SDK's own type, not a loose object: Anthropic's name is web_fetch_tool_result_error.
+    assert isinstance(result.content, WebFetchToolResultErrorBlock)
+    assert result.content.type == "web_fetch_tool_result_error"
     assert result.content.error_code == "url_not_allowed"
     assert msg.stop_reason == "end_turn"
     tool_msg = [r for r in sim.app.state.requests if "messages" in r][-1]["messages"][-1]

@@ -65,12 +65,12 @@ def test_request_and_token_counters_move(server: RunningServer) -> None:
         == 2
     )
     for kind in ("input", "output"):
-        moved = value(after, "glmbridge_tokens_total", kind=kind, model="glm-4.7") - value(
-            before, "glmbridge_tokens_total", kind=kind, model="glm-4.7"
+        moved = value(after, "glmbridge_tokens_total", kind=kind, model="glm-5.3") - value(
+            before, "glmbridge_tokens_total", kind=kind, model="glm-5.3"
         )
         assert moved > 0, kind
     assert value(after, "glmbridge_request_duration_seconds_count", route="/v1/messages") == 2
-    ttft = value(after, "glmbridge_time_to_first_token_seconds_count", model="glm-4.7")
+    ttft = value(after, "glmbridge_time_to_first_token_seconds_count", model="glm-5.3")
     assert ttft == 1  # only the stream has a first token
     assert value(after, "glmbridge_keys") == 1 and value(after, "glmbridge_keys_healthy") == 1
 

@@ -19,12 +19,12 @@ from glmbridge.errors import (
 )
 from glmbridge.profiles import profile_for
 from glmbridge.protocols import openai
+from glmbridge.transport.boundary import parse_retry_after, retry_after_from
 from glmbridge_server.settings import Settings
 from glmbridge_server.upstream.client import (
     BACKOFF_CAP,
     UpstreamClient,
     backoff_delay,
-    parse_retry_after,
 )
 from glmbridge_server.upstream.keypool import KeyPool
 
@@ -168,6 +168,15 @@ def test_parse_retry_after_forms() -> None:
     assert parse_retry_after("2.5") == 2.5
     assert parse_retry_after("-4") == 0.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_retry_after_ms_is_read_first() -> None:
+    # Z.ai's Anthropic endpoint was logged sending retry-after-ms with a 1310
+    # (Yeachan-Heo/gajae-code#1821)
+    assert retry_after_from({"retry-after-ms": "504641000"}) == pytest.approx(504641.0)
+    assert retry_after_from({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert retry_after_from({"retry-after-ms": "x", "retry-after": "9"}) == 9.0
+    assert retry_after_from({"retry-after": "3"}) == 3.0 and retry_after_from({}) is None
 
 
 def test_backoff_is_full_jitter_and_capped() -> None:

@@ -331,7 +331,7 @@ REQUEST_CASES = [
     pytest.param({"temperature": 0.5}, "temperature", 0.5, id="temperature"),
     pytest.param({"top_p": 0.9}, "top_p", 0.9, id="top_p"),
     pytest.param({"top_k": 5}, "top_k", 5, id="top_k"),
-    pytest.param({"max_tokens": 0}, "max_tokens", 0, id="max_tokens-zero"),
+    pytest.param({"max_tokens": 1}, "max_tokens", 1, id="max_tokens-one"),
     pytest.param(
         {
             "cache_control": EPHEMERAL,

@@ -400,8 +400,13 @@ def test_thinking_disabled_is_never_sent_to_an_always_thinking_model(effort: str
     wire = json.loads(ac.AnthropicUpstream().encode_request(adapted, route))
     assert "thinking" not in wire and wire["output_config"]["effort"] == (effort or "low")
     # a model that can stop thinking keeps the client's choice
-    req, route = _route("glm-4.7", max_tokens=100, thinking=ir.Thinking(type="disabled"))
+    req, route = _route("glm-4.6", max_tokens=100, thinking=ir.Thinking(type="disabled"))
     assert adapt_request(req, route.spec) is req
+    # glm-4.7 is answered by GLM-5.3-Flash on the plan (docs.bigmodel.cn/cn/coding-plan/
+    # overview): its spec is Flash's, and Flash always thinks
+    req, route = _route("glm-4.7", max_tokens=100, thinking=ir.Thinking(type="disabled"))
+    assert route.spec.id == "glm-5.3-flash"
+    assert adapt_request(req, route.spec).thinking is None
 
 
 # --- routing through profiles -------------------------------------------------------------------
@@ -425,7 +430,7 @@ def test_zai_auto_sends_media_turns_through_the_chat_api() -> None:
 
 
 def test_a_route_can_pin_a_model_to_a_profile() -> None:
-    table = glmbridge.RouteTable.from_mapping({"upstreams": {"glm-4.5-air": "zai-coding"}})
+    table = glmbridge.RouteTable.from_mapping({"upstreams": {"glm-5.3-flash": "zai-coding"}})
     haiku = ir.Request(model="claude-haiku-4-5", messages=_user(ir.TextBlock(text="hi")))
     sonnet = ir.Request(model=MODEL, messages=_user(ir.TextBlock(text="hi")))
     assert resolve_route(haiku, table, upstream=ZAI).upstream.name == "zai-coding"
@@ -451,7 +456,7 @@ def test_exchange_prepares_for_the_routed_profile() -> None:
     chat = Exchange.prepare(ac.DOOR, body)
     assert chat.url == "https://api.z.ai/api/coding/paas/v4/chat/completions"
     assert chat.headers("k")["authorization"] == "Bearer k"
-    assert json.loads(chat.body)["model"] == "glm-4.7"
+    assert json.loads(chat.body)["model"] == "glm-5.3"
 
 
 def test_deltas_that_do_not_fit_the_open_block_are_dropped() -> None:

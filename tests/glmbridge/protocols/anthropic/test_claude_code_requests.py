@@ -211,12 +211,12 @@ def test_limits_thinking_and_stream(name: str) -> None:
         assert route.model == doc["model"] and route.reason == "passthrough"
 
 
-def test_main_request_routes_to_glm_47_with_thinking() -> None:
-    """Claude Code's main request (opus, adaptive thinking) -> glm-4.7, thinking enabled."""
+def test_main_request_routes_to_glm_53_with_thinking() -> None:
+    """Claude Code's main request (opus, adaptive thinking) -> glm-5.3, thinking enabled."""
     route, glm, out = convert((FIXTURES / "request_main.json").read_bytes())
-    assert (route.model, route.reason) == ("glm-4.7", "alias:*opus*")
+    assert (route.model, route.reason) == ("glm-5.3", "alias:*opus*")
     assert out["thinking"] == {"type": "enabled"}
-    assert out["max_tokens"] == 64000  # below glm-4.7's 128K cap: unchanged
+    assert out["max_tokens"] == 64000  # below glm-5.3's 128K cap: unchanged
     assert out["tool_stream"] is True and out["tool_choice"] == "auto"
     assert len(glm) < len((FIXTURES / "request_main.json").read_bytes())
 
@@ -331,7 +331,7 @@ def test_image_in_an_earlier_turn_does_not_switch_models() -> None:
     doc["messages"].append({"role": "assistant", "content": [{"type": "text", "text": "I see."}]})
     doc["messages"].append({"role": "user", "content": "thanks"})
     route, _, out = convert(compact(doc))
-    assert route.model == "glm-4.7"
+    assert route.model == "glm-5.3"
     # the text model cannot read it: a placeholder, never the bytes
     assert _image_parts(out) == [] and PNG_B64 not in json.dumps(out)
 
@@ -346,3 +346,31 @@ def test_system_message_inside_a_tool_loop_waits_for_the_tool_result() -> None:
     assert out["messages"][-1]["content"] == (
         "<system-reminder>\nHook: the command was allowed.\n</system-reminder>"
     )
+
+
+# --- the Coding Plan since September 2026 (issue 19) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fixture", "model"),
+    [
+        ("request_main.json", "glm-5.3"),  # the main loop
+        ("request_bare.json", "glm-5.3"),
+        ("request_small.json", "glm-5.3-flash"),  # the session title: thinking off, no tools
+        ("web_search_request.json", "glm-5.3-flash"),  # WebSearch: thinking off, server tool
+        ("web_fetch_request.json", "glm-5.3-flash"),  # WebFetch's page processing
+        ("request_small_glm_env.json", "glm-4.5-air"),  # a glm id is passed through as asked
+    ],
+)
+def test_claude_codes_side_requests_go_to_flash_and_never_disable_thinking(
+    fixture: str, model: str
+) -> None:
+    """Default routing: the main loop on GLM-5.3, side requests on GLM-5.3-Flash (three times
+    the quota: stefandevo/glm-acp-agent#96); both always think, so ``disabled`` is never sent
+    (GLM-5.3 answers 400 to it: openclaw/openclaw PR#148642)."""
+    exchange = glmbridge.Exchange.prepare(ac.DOOR, (FIXTURES / fixture).read_bytes())
+    out = json.loads(exchange.body)
+    assert exchange.route.model == out["model"] == model
+    if model.startswith("glm-5.3"):
+        assert exchange.route.spec.thinking == "always"
+        assert out.get("thinking", {}).get("type") != "disabled"
