@@ -579,8 +579,13 @@ def run(quick: bool, do_profile: bool) -> dict[str, Any]:
                     "baseline_median_us": base["median_us"],
                     "ratio": ratio,
                     "target": target,
-                    "target_id": (f"b ({door[0]} door)" if door else
-                                  "b" if upstream == "chat" else "b (anthropic upstream)"),
+                    "target_id": (
+                        f"b ({door[0]} door)"
+                        if door
+                        else "b"
+                        if upstream == "chat"
+                        else "b (anthropic upstream)"
+                    ),
                     "verdict": verdict,
                 }
             )

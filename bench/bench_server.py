@@ -117,7 +117,19 @@ TARGET_RPS = 0.75  # fraction of the direct throughput
 TARGET_RPS_ISSUE3 = 0.5  # the line issue 3 set (reported alongside)
 # The direct path each proxy is compared with (default: "direct", the chat API).
 REFERENCE = {"glmbridge_anthropic": "direct_anthropic"}
-DIRECTS = ("direct", "direct_anthropic")
+DIRECTS = ("direct", "direct_anthropic", "relay", "relay_anthropic")
+# The floor (issue 22): a relay that adds one socket hop and parses nothing, in front of the
+# same simulator. Each proxy is also reported beyond the relay of its own upstream.
+RELAY_REFERENCE = {"glmbridge_anthropic": "relay_anthropic"}
+RELAYS = ("relay", "relay_anthropic")
+HAPROXY = shutil.which("haproxy") or (
+    "/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None
+)
+TCP_RELAY = ROOT / "bench" / "_tcp_relay.py"
+# Issue 22's targets, beyond the relay: (a) p50, (b) p50 of the whole stream, (a) throughput.
+TARGET_RELAY_A_MS = 1.5
+TARGET_RELAY_B_MS = 25.0
+TARGET_RELAY_RPS = 0.80
 CONCURRENCY = 16
 HOST = "127.0.0.1"
 
@@ -336,6 +348,7 @@ def start_glmbridge(
     *,
     upstream: str = "chat",
     tree: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
     """glmbridge-server in front of the simulator's chat API, or (``upstream="anthropic"``)
     its Anthropic endpoint through the bench-only ``sim-anthropic`` profile.
@@ -345,7 +358,7 @@ def start_glmbridge(
     """
     port = _free_port()
     env = _clean_env()
-    env.update(ZAI_API_KEY="bench-key", GLMBRIDGE_MAX_RETRIES="0")
+    env.update(ZAI_API_KEY="bench-key", GLMBRIDGE_MAX_RETRIES="0", **(extra_env or {}))
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     if upstream == "anthropic":
@@ -359,6 +372,42 @@ def start_glmbridge(
     server = servers.start(name, argv, env, port)
     wait_ready(server, "/health", 30)
     return server
+
+
+HAPROXY_CONFIG = """\
+global
+  maxconn 4096
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+listen relay
+  bind {host}:{port}
+  server simulator {host}:{target}
+"""
+
+
+def start_relay(servers: Servers, sim: Server, kind: str) -> tuple[Server, str]:
+    """The zero-parse floor in front of the simulator: HAProxy in TCP mode (``kind`` "haproxy",
+    when installed) or ``bench/_tcp_relay.py`` (asyncio streams on uvloop). Returns the server
+    and a sentence saying which one runs."""
+    port = _free_port()
+    if kind == "haproxy" and HAPROXY is not None:
+        cfg = servers.tmp / "haproxy.cfg"
+        cfg.write_text(HAPROXY_CONFIG.format(host=HOST, port=port, target=sim.port))
+        version = subprocess.run([HAPROXY, "-v"], capture_output=True, text=True).stdout
+        label = " ".join(version.split()[:3]) + " in TCP mode (mode tcp, 1 process)"
+        argv = [HAPROXY, "-db", "-f", str(cfg)]
+    else:
+        why = "requested" if kind != "haproxy" else "haproxy not installed"
+        label = f"bench/_tcp_relay.py: asyncio streams on uvloop, zero parse ({why})"
+        argv = [sys.executable, str(TCP_RELAY), str(port), str(sim.port)]
+    relay = servers.start("relay", argv, _clean_env(), port)
+    relay.base = SIM_BASE
+    wait_ready(relay, "/health", 20)
+    print(f"relay: {label}", file=sys.stderr)
+    return relay, label
 
 
 LITELLM_CONFIG = """\
@@ -423,7 +472,7 @@ def make_path(name: str, server: Server, body: bytes, *, direct: bool) -> Path_:
         headers = {"authorization": "Bearer bench-key", "content-type": "application/json",
                    "accept": "text/event-stream"}  # fmt: skip
         return Path_(name, server, f"{server.url}{DOOR_PATHS[name]}", body, headers)
-    if direct and name == "direct_anthropic":
+    if direct and name in ("direct_anthropic", "relay_anthropic"):
         url = f"{server.url}{SIM_ANTHROPIC}"
         headers = {  # what glmbridge's Anthropic upstream codec sends
             "x-api-key": "bench-key",
@@ -625,7 +674,27 @@ def evaluate(res: dict[str, Any], bridges: list[str]) -> dict[str, Any]:
         per_chunk = (b[name]["p50_ms"] - b[ref]["p50_ms"]) * 1000 / CHUNKS
         ra = ac[name]["rps"] / ac[ref]["rps"]
         rb = bc[name]["rps"] / bc[ref]["rps"]
+        rel = RELAY_REFERENCE.get(name, "relay")
+        beyond_a = a[name]["p50_ms"] - a[rel]["p50_ms"]
+        beyond_b = b[name]["p50_ms"] - b[rel]["p50_ms"]
+        rel_ra = ac[name]["rps"] / ac[rel]["rps"]
+        rel_rb = bc[name]["rps"] / bc[rel]["rps"]
         out[name] = {
+            "relay": rel,
+            "a_p50_beyond_relay_ms": beyond_a,
+            "a_min_beyond_relay_ms": a[name]["min_ms"] - a[rel]["min_ms"],
+            "a_p50_ratio_to_relay": a[name]["p50_ms"] / a[rel]["p50_ms"],
+            "b_p50_beyond_relay_ms": beyond_b,
+            "b_min_beyond_relay_ms": b[name]["min_ms"] - b[rel]["min_ms"],
+            "b_p50_ratio_to_relay": b[name]["p50_ms"] / b[rel]["p50_ms"],
+            "b_beyond_relay_per_chunk_us": beyond_b * 1000 / CHUNKS,
+            "a_rps_ratio_to_relay": rel_ra,
+            "b_rps_ratio_to_relay": rel_rb,
+            "verdicts_issue22": {
+                "a_p50_beyond_relay": _verdict(beyond_a <= TARGET_RELAY_A_MS),
+                "b_p50_beyond_relay": _verdict(beyond_b <= TARGET_RELAY_B_MS),
+                "a_throughput_vs_relay": _verdict(rel_ra >= TARGET_RELAY_RPS),
+            },
             "compared_with": ref,
             "a_p50_added_ms": added_a,
             "a_p95_added_ms": a[name]["p95_ms"] - a[ref]["p95_ms"],
@@ -671,7 +740,29 @@ def table(res: dict[str, Any], ev: dict[str, Any], cols: list[str]) -> str:
         vs(lambda c: f"+{ev[c]['a_p50_added_ms']:.2f} ms {ev[c]['verdicts']['a_p50_added']}"),
         f"≤ {TARGET_A_MS:g} ms",
     )
+    row("(a) min ms", [f"{a[c]['min_ms']:.2f}" for c in cols], "")
+    row(
+        "**(a) p50 beyond the relay** (ratio)",
+        vs(
+            lambda c: (
+                f"+{ev[c]['a_p50_beyond_relay_ms']:.2f} ms (×{ev[c]['a_p50_ratio_to_relay']:.2f})"
+                f" {ev[c]['verdicts_issue22']['a_p50_beyond_relay']}"
+            )
+        ),
+        f"≤ {TARGET_RELAY_A_MS:g} ms",
+    )
     row("(b) 2000-chunk stream, p50 ms", [f"{b[c]['p50_ms']:.1f}" for c in cols], "")
+    row("(b) min ms", [f"{b[c]['min_ms']:.1f}" for c in cols], "")
+    row(
+        "**(b) p50 beyond the relay** (ratio)",
+        vs(
+            lambda c: (
+                f"+{ev[c]['b_p50_beyond_relay_ms']:.1f} ms (×{ev[c]['b_p50_ratio_to_relay']:.2f})"
+                f" {ev[c]['verdicts_issue22']['b_p50_beyond_relay']}"
+            )
+        ),
+        f"≤ {TARGET_RELAY_B_MS:g} ms",
+    )
     row("(b) p95 ms", [f"{b[c]['p95_ms']:.1f}" for c in cols], "")
     row("(b) p99 ms", [f"{b[c]['p99_ms']:.1f}" for c in cols], "")
     row(
@@ -704,6 +795,21 @@ def table(res: dict[str, Any], ev: dict[str, Any], cols: list[str]) -> str:
             for c in cols
         ],
         f"≥ {TARGET_RPS:.0%} of direct",
+    )
+    row(
+        f"**(a) req/s @{CONCURRENCY} vs the relay**",
+        vs(
+            lambda c: (
+                f"{ev[c]['a_rps_ratio_to_relay']:.0%} "
+                f"{ev[c]['verdicts_issue22']['a_throughput_vs_relay']}"
+            )
+        ),
+        f"≥ {TARGET_RELAY_RPS:.0%} of the relay",
+    )
+    row(
+        f"(b) req/s @{CONCURRENCY} vs the relay",
+        vs(lambda c: f"{ev[c]['b_rps_ratio_to_relay']:.0%}"),
+        "",
     )
     for wl, seq in (("a", a), ("b", b)):
         cells = []
@@ -769,6 +875,15 @@ def machine() -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     mode = "quick" if args.quick else "full"
     sz = SIZES[mode]
+    only = set(args.only.split(",")) if args.only else None
+
+    def wanted(name: str) -> bool:
+        """Whether a path (or the server only it uses) is in this run (``--only``)."""
+        if name in ("direct_anthropic", "relay_anthropic"):
+            name = "glmbridge_anthropic"
+        always = ("direct", "relay", "glmbridge", "glmbridge_ref")
+        return only is None or name in only or name in always
+
     started = time.monotonic()
     load_before = os.getloadavg()
     a_body, a_glm, a_msg = workload_a()
@@ -783,15 +898,19 @@ def run(args: argparse.Namespace) -> int:
     servers = Servers(tmp)
     try:
         sim = start_simulator(servers)
+        relay, relay_label = start_relay(servers, sim, args.relay)
         bridge = start_glmbridge(servers, "glmbridge", sim, "warning")
-        bridge_info = start_glmbridge(servers, "glmbridge_info", sim, "info")
-        chat_bridges = [bridge, bridge_info]
+        chat_bridges = [bridge]
+        if wanted("glmbridge_info"):
+            chat_bridges.append(start_glmbridge(servers, "glmbridge_info", sim, "info"))
         if args.compare_tree is not None:
             chat_bridges.append(
                 start_glmbridge(servers, "glmbridge_ref", sim, "warning", tree=args.compare_tree)
             )
-        bridge_anth = start_glmbridge(
-            servers, "glmbridge_anthropic", sim, "warning", upstream="anthropic"
+        bridge_anth = (
+            start_glmbridge(servers, "glmbridge_anthropic", sim, "warning", upstream="anthropic")
+            if wanted("glmbridge_anthropic")
+            else None
         )
         litellm = None
         litellm_note = None
@@ -805,20 +924,23 @@ def run(args: argparse.Namespace) -> int:
             else:
                 litellm_note = f"{LITELLM_BIN} not found"
                 print(f"litellm: not measured ({litellm_note})", file=sys.stderr)
-        bridges = [*chat_bridges, bridge_anth] + ([litellm] if litellm else [])
+        bridges = [*chat_bridges, *([bridge_anth] if bridge_anth else [])]
+        bridges += [litellm] if litellm else []
 
         def paths_for(anth: bytes, glm: bytes, msg: bytes) -> list[Path_]:
             """direct, the chat-upstream bridges, direct_anthropic, glmbridge_anthropic,
             then LiteLLM (compared with direct)."""
             ps = [make_path("direct", sim, glm, direct=True)]
+            ps.append(make_path("relay", relay, glm, direct=True))
             ps += [make_path(s.name, s, anth, direct=False) for s in chat_bridges]
             ps.append(make_path("glmbridge_chat", bridge, glm, direct=False))
             ps.append(make_path("glmbridge_responses", bridge, responses_body(glm), direct=False))
             ps.append(make_path("glmbridge_gemini", bridge, gemini_body(glm), direct=False))
             ps.append(make_path("direct_anthropic", sim, msg, direct=True))
+            ps.append(make_path("relay_anthropic", relay, msg, direct=True))
             rest = [s for s in bridges if s not in chat_bridges]
             ps += [make_path(s.name, s, anth, direct=False) for s in rest]
-            return ps
+            return [p for p in ps if wanted(p.name)]
 
         # Same answer on every path (and the stream really has CHUNKS content chunks).
         with httpx2.Client(trust_env=False, timeout=60.0) as client:
@@ -843,14 +965,15 @@ def run(args: argparse.Namespace) -> int:
                 raise RuntimeError(
                     f"(b) direct stream has {n_content} content chunks, not {CHUNKS}"
                 )
-            raw = fetch(client, next(p for p in pb if p.name == "direct_anthropic"))
+            direct_anth = [p for p in pb if p.name == "direct_anthropic"]
+            raw = fetch(client, direct_anth[0]) if direct_anth else b""
             n_content = raw.count(b'"type":"text_delta"')
-            if n_content != CHUNKS:
+            if direct_anth and n_content != CHUNKS:
                 raise RuntimeError(
                     f"(b) direct_anthropic stream has {n_content} text deltas, not {CHUNKS}"
                 )
-        names = ["simulator", *(s.name for s in bridges)]
-        measured = [sim, *bridges]
+        names = ["simulator", "relay", *(s.name for s in bridges)]
+        measured = [sim, relay, *bridges]
         ll = SIZES_LITELLM[mode]
         lim_seq_a = {"litellm": ll["a_seq"]}
         lim_seq_b = {"litellm": ll["b_seq"]}
@@ -878,16 +1001,18 @@ def run(args: argparse.Namespace) -> int:
                 raise RuntimeError(f"{s.name} exited during the run: {s.log.read_text()[-2000:]}")
         info_lines = sum(
             1
-            for line in bridge_info.log.read_text(errors="replace").splitlines()
+            for b in chat_bridges
+            if b.name == "glmbridge_info"
+            for line in b.log.read_text(errors="replace").splitlines()
             if "POST /v1/messages" in line
         )
     finally:
         servers.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    bridge_names = [n for n in names if n != "simulator"] + list(DOOR_PATHS)
-    ev = evaluate(res, bridge_names)
     cols = [p.name for p in pa]
+    bridge_names = [n for n in cols if n not in DIRECTS]
+    ev = evaluate(res, bridge_names)
     md = table(res, ev, cols)
     print(md)
     out = {
@@ -904,6 +1029,8 @@ def run(args: argparse.Namespace) -> int:
             "transport": "HTTP/1.1 over 127.0.0.1 sockets, keep-alive, one process per server",
             "servers": {
                 "simulator": "bench/_sim_runner.py: uvicorn, access log off",
+                "relay": relay_label,
+                "relay_anthropic": f"the same relay, to {SIM_ANTHROPIC}",
                 "glmbridge": "glmbridge-server --log-level warning, GLMBRIDGE_MAX_RETRIES=0",
                 "glmbridge_info": "glmbridge-server --log-level info (default), log to a file",
                 **(
@@ -964,9 +1091,74 @@ def run(args: argparse.Namespace) -> int:
     ok = all(
         v == "PASS"
         for name in ("glmbridge", "glmbridge_anthropic")
+        if name in ev
         for v in ev[name]["verdicts"].values()
     )
     return 0 if ok else 1
+
+
+PROFILE_RUNNER = """\
+import cProfile, signal, sys
+from glmbridge_server.cli import main
+out = sys.argv.pop(1)
+prof = cProfile.Profile()
+# Profiling starts on SIGUSR1, after the start-up and the warm-up requests.
+signal.signal(signal.SIGUSR1, lambda *_: prof.enable())
+try:
+    main()
+except (SystemExit, KeyboardInterrupt):
+    pass
+finally:
+    prof.disable()
+    prof.dump_stats(out)
+"""
+
+
+def profile(args: argparse.Namespace) -> int:
+    """One glmbridge-server under cProfile: (a) and (b) requests, then its top functions."""
+    import pstats
+
+    n_a, n_b = (40, 4) if args.quick else (300, 20)
+    a_body, _, _ = workload_a()
+    b_body, _, _ = workload_b()
+    tmp = Path(tempfile.mkdtemp(prefix="glmbridge-profile-"))
+    servers = Servers(tmp)
+    out = tmp / "server.prof"
+    runner = tmp / "profiled_server.py"
+    runner.write_text(PROFILE_RUNNER)
+    try:
+        sim = start_simulator(servers)
+        port = _free_port()
+        env = _clean_env()
+        env.update(ZAI_API_KEY="bench-key", GLMBRIDGE_MAX_RETRIES="0",
+                   GLMBRIDGE_UPSTREAM=f"{sim.url}{SIM_BASE}", PYTHONPATH=str(ROOT))  # fmt: skip
+        argv = [sys.executable, str(runner), str(out), "--port", str(port), "--log-level",
+                "warning"]  # fmt: skip
+        server = servers.start("glmbridge", argv, env, port)
+        wait_ready(server, "/health", 30)
+        with httpx2.Client(trust_env=False, timeout=60.0) as client:
+            for body in (a_body, b_body) * 5:  # warm-up, not profiled
+                one_request(client, make_path("glmbridge", server, body, direct=False))
+            server.proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.2)
+            for label, body, n in (("a", a_body, n_a), ("b", b_body, n_b)):
+                if label not in args.profile_workloads:
+                    continue
+                p = make_path("glmbridge", server, body, direct=False)
+                cpu0 = server.cpu_seconds()
+                for _ in range(n):
+                    one_request(client, p)
+                cpu = (server.cpu_seconds() - cpu0) * 1000 / n
+                print(f"({label}) {n} requests, {cpu:.2f} ms server CPU each (profiled)")
+        server.proc.terminate()
+        server.proc.wait(timeout=30)
+    finally:
+        servers.stop()
+    stats = pstats.Stats(str(out))
+    stats.strip_dirs().sort_stats("tottime").print_stats(args.profile_top)
+    stats.sort_stats("cumulative").print_stats(args.profile_top)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
 
 
 def main() -> int:
@@ -982,7 +1174,32 @@ def main() -> int:
         "earlier commit) in front of the chat API, as column glmbridge_ref",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON result file")
+    parser.add_argument(
+        "--relay",
+        choices=("haproxy", "python"),
+        default="haproxy",
+        help="the zero-parse floor: HAProxy in TCP mode (default; falls back to the asyncio "
+        "relay when haproxy is not installed) or bench/_tcp_relay.py",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="comma-separated paths to run besides direct, relay and glmbridge "
+        "(e.g. glmbridge_ref,glmbridge_anthropic,relay_anthropic,direct_anthropic)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the benchmark: run one glmbridge-server under cProfile, send it "
+        "(a) and (b) requests, print where its time goes",
+    )
+    parser.add_argument("--profile-top", type=int, default=30, help="functions shown")
+    parser.add_argument(
+        "--profile-workloads", default="ab", help="profile (a), (b) or both (default: ab)"
+    )
     args = parser.parse_args()
+    if args.profile:
+        return profile(args)
     limit = 120 if args.quick else 420
     if args.litellm:
         limit += 240

@@ -50,6 +50,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from enum import Enum
+from typing import TypedDict, Unpack
 
 import msgspec
 
@@ -79,6 +80,7 @@ __all__ = [
     "Exchange",
     "ExchangeStream",
     "FrontDoor",
+    "RoutingOptions",
     "UpstreamCodec",
     "UpstreamStreamDecoder",
     "adapt_request",
@@ -111,6 +113,18 @@ def adapt_request(req: ir.Request, spec: ModelSpec) -> ir.Request:
 
 
 # --- the exchange ------------------------------------------------------------------------------
+
+
+class RoutingOptions(TypedDict, total=False):
+    """The keyword options of :meth:`Exchange.prepare`, as :meth:`Exchange.from_request`
+    takes them (see its arguments)."""
+
+    table: RouteTable
+    upstream: UpstreamProfile | None
+    override: str | None
+    thinking: ir.Thinking | None
+    estimator: TokenEstimator | None
+    learned: ServedAs | None
 
 
 class Exchange:
@@ -152,43 +166,17 @@ class Exchange:
         sets it to keep the answer (the Responses store)."""
 
     @classmethod
-    def prepare(
-        cls,
-        door: FrontDoor,
-        body: bytes,
-        *,
-        table: RouteTable = DEFAULT_ROUTE_TABLE,
-        upstream: UpstreamProfile | None = None,
-        override: str | None = None,
-        thinking: ir.Thinking | None = None,
-        estimator: TokenEstimator | None = None,
-        learned: ServedAs | None = None,
-    ) -> Exchange:
+    def prepare(cls, door: FrontDoor, body: bytes, **options: Unpack[RoutingOptions]) -> Exchange:
         """Decode ``body``, route it, and encode it for the upstream.
 
         Args:
             door: the client's protocol.
-            table: the routing table.
-            upstream: the default upstream profile (routes may name another).
-            override: a model id that wins over routing (``x-glmbridge-model``).
-            thinking: the thinking setting for requests that carry none.
-            estimator: a caller-owned token estimator (memoised across requests).
-            learned: which model answers which id, as answers taught (the router applies
-                the serving model's spec: :func:`glmbridge.routing.resolve_route`).
+            options: how to route it (:class:`RoutingOptions`, passed to :meth:`from_request`).
 
         Raises:
             ClientRequestError: the body is not a valid request (names the field).
         """
-        return cls.from_request(
-            door,
-            door.decode_request(body),
-            table=table,
-            upstream=upstream,
-            override=override,
-            thinking=thinking,
-            estimator=estimator,
-            learned=learned,
-        )
+        return cls.from_request(door, door.decode_request(body), **options)
 
     @classmethod
     def from_request(
@@ -204,7 +192,19 @@ class Exchange:
         learned: ServedAs | None = None,
     ) -> Exchange:
         """:meth:`prepare` for a request already decoded (a driver that amended it, e.g.
-        with a stored conversation)."""
+        with a stored conversation).
+
+        Args:
+            door: the client's protocol.
+            req: the decoded request.
+            table: the routing table.
+            upstream: the default upstream profile (routes may name another).
+            override: a model id that wins over routing (``x-glmbridge-model``).
+            thinking: the thinking setting for requests that carry none.
+            estimator: a caller-owned token estimator (memoised across requests).
+            learned: which model answers which id, as answers taught (the router applies
+                the serving model's spec: :func:`glmbridge.routing.resolve_route`).
+        """
         # routed on the request as the client sent it (a server thinking default does not
         # make a main-loop request a side request)
         route = resolve_route(req, table, override=override, upstream=upstream, learned=learned)

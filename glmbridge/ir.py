@@ -106,18 +106,19 @@ class TextBlock(_Block, tag="text", frozen=True):
     citations: list[dict[str, Any]] | None = None
 
 
-class ImageBlock(_Block, tag="image", frozen=True):
+class _MediaBlock(_Block, frozen=True):
+    """Base of the blocks that are only media bytes (an image, a video)."""
+
+    source: MediaSource
+    cache_control: CacheControl | None = None
+
+
+class ImageBlock(_MediaBlock, tag="image", frozen=True):
     """An image, as base64 bytes or a URL."""
 
-    source: MediaSource
-    cache_control: CacheControl | None = None
 
-
-class VideoBlock(_Block, tag="video", frozen=True):
+class VideoBlock(_MediaBlock, tag="video", frozen=True):
     """A video (GLM vision models and Gemini accept them; Anthropic has no such block)."""
-
-    source: MediaSource
-    cache_control: CacheControl | None = None
 
 
 class DocumentBlock(_Block, tag="document", frozen=True):

@@ -354,40 +354,38 @@ def _to_list(value: object) -> list[str]:
     raise ValueError("must be a comma-separated string or a list of strings")
 
 
-def _to_dirs(value: object) -> tuple[str, ...]:
-    dirs: list[str] = []
-    for item in _to_list(value):
-        path = os.path.expanduser(item)
-        if not os.path.isabs(path):
-            raise ValueError(f"{item!r} is not an absolute directory path")
-        if path not in dirs:
-            dirs.append(path)
-    return tuple(dirs)
+def _to_unique(normalise: Callable[[str], str]) -> Callable[[object], tuple[str, ...]]:
+    """A list setting: each item normalised (``ValueError`` names a bad one), in order,
+    each kept once."""
+
+    def convert(value: object) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(normalise(item) for item in _to_list(value)))
+
+    return convert
 
 
-def _to_hosts(value: object) -> tuple[str, ...]:
-    hosts: list[str] = []
-    for item in _to_list(value):
-        host = item.lower().rstrip(".")
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-        if host != "*" and not all(ch.isalnum() or ch in "-._:" for ch in host):
-            raise ValueError(f"{item!r} is not a host name or address (no scheme, port or path)")
-        if host not in hosts:
-            hosts.append(host)
-    return tuple(hosts)
+def _dir(item: str) -> str:
+    path = os.path.expanduser(item)
+    if not os.path.isabs(path):
+        raise ValueError(f"{item!r} is not an absolute directory path")
+    return path
 
 
-def _to_origins(value: object) -> tuple[str, ...]:
-    origins: list[str] = []
-    for item in _to_list(value):
-        origin = item.lower().rstrip("/")
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
-            raise ValueError(f"{item!r} is not an origin like https://app.example:8443")
-        if origin not in origins:
-            origins.append(origin)
-    return tuple(origins)
+def _host(item: str) -> str:
+    host = item.lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host != "*" and not all(ch.isalnum() or ch in "-._:" for ch in host):
+        raise ValueError(f"{item!r} is not a host name or address (no scheme, port or path)")
+    return host
+
+
+def _origin(item: str) -> str:
+    origin = item.lower().rstrip("/")
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+        raise ValueError(f"{item!r} is not an origin like https://app.example:8443")
+    return origin
 
 
 def keys_fingerprint(keys: tuple[str, ...]) -> str | None:
@@ -502,8 +500,8 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "upstream": _to_upstream,
     "api_keys": _to_keys,
     "auth_token": _to_secret,
-    "allowed_hosts": _to_hosts,
-    "allowed_origins": _to_origins,
+    "allowed_hosts": _to_unique(_host),
+    "allowed_origins": _to_unique(_origin),
     "log_level": _to_choice(*_LOG_LEVELS),
     "log_format": _to_choice("text", "json"),
     "connect_timeout": _to_seconds,
@@ -515,7 +513,7 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "max_retries": _to_int(0, 10),
     "max_body_bytes": _to_int(1024, 2**40),
     "max_json_objects": _to_int(100, 100_000_000),
-    "video_dirs": _to_dirs,
+    "video_dirs": _to_unique(_dir),
     "video_max_bytes": _to_int(1024, 2**31),
     "max_connections": _to_int(8, 1_000_000),
     "max_header_bytes": _to_int(4096, 16 * 1024 * 1024),

@@ -43,6 +43,7 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Generic, TypeVar
 
 import anyio
 import httpx2
@@ -82,6 +83,7 @@ DEFAULT_FIRST_OUTPUT_TIMEOUT = 300.0
 # per request: async, at most this long before the client's body ends; sync, in a thread.
 _DRAIN_SECONDS = 0.25
 _DRAIN_BYTES = 64 * 1024
+_Upstream = TypeVar("_Upstream", httpx2.BaseTransport, httpx2.AsyncBaseTransport)
 
 
 def _response(
@@ -108,24 +110,31 @@ def _raw_ok(response: httpx2.Response) -> bool:
 class _Call:
     """One SDK request: its exchange, the upstream request, and the first-output deadline."""
 
-    __slots__ = ("deadline", "exchange", "request_id", "upstream")
+    __slots__ = ("_opening", "deadline", "exchange", "request_id", "upstream")
 
     def __init__(self, exchange: Exchange, upstream: httpx2.Request, request_id: str,
                  deadline: float) -> None:  # fmt: skip
         self.exchange, self.upstream, self.request_id = exchange, upstream, request_id
         self.deadline = deadline
+        self._opening = b""
 
-    def first(self, stream: ExchangeStream, chunk: bytes) -> bytes:
-        """Feed one chunk before the first output, within the first-output deadline."""
-        out = stream.feed(chunk)
-        if not stream.started and time.monotonic() > self.deadline:
+    def first(self, stream: ExchangeStream, chunk: bytes) -> bool:
+        """Feed one chunk before the first output, within the first-output deadline; whether
+        the client would now see output (the driver stops reading then)."""
+        self._opening = stream.feed(chunk)
+        if stream.started:
+            return True
+        if time.monotonic() > self.deadline:
             raise UpstreamTimeoutError(
                 "timed out waiting for the upstream's first output", retryable=False
             )
-        return out
+        return False
 
-    def no_output(self, stream: ExchangeStream) -> bytes:
-        """The upstream body ended before any output: flush, which must produce some."""
+    def opening(self, stream: ExchangeStream) -> bytes:
+        """The client's first bytes: the output of the chunk that started the answer, or, if
+        the upstream body ended before any output, the flush, which must produce some."""
+        if stream.started:
+            return self._opening
         out = stream.flush()
         if not stream.started:
             raise UpstreamProtocolError("the upstream closed the stream without any event")
@@ -240,6 +249,27 @@ class _Core:
         return _response(200, out, call.request_id)
 
 
+class _Configured(Generic[_Upstream]):
+    """The constructor both transports share (their docstrings describe the arguments)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        upstream: str | UpstreamProfile = DEFAULT_PROFILE,
+        route_table: RouteTable = DEFAULT_ROUTE_TABLE,
+        upstream_transport: _Upstream | None = None,
+        timeout: httpx2.Timeout = DEFAULT_TIMEOUT,
+        first_output_timeout: float = DEFAULT_FIRST_OUTPUT_TIMEOUT,
+    ) -> None:
+        self._core = _Core(api_key, upstream, route_table, timeout, first_output_timeout)
+        self._upstream: _Upstream = upstream_transport or self._default_upstream()
+
+    def _default_upstream(self) -> _Upstream:
+        """A pooled transport of the right kind (sync or async)."""
+        raise NotImplementedError
+
+
 # --- sync ------------------------------------------------------------------------------------
 
 
@@ -300,7 +330,7 @@ def _read_epilogue(chunks: Iterator[bytes]) -> None:
             return
 
 
-class GlmTransport(httpx2.BaseTransport):
+class GlmTransport(_Configured[httpx2.BaseTransport], httpx2.BaseTransport):
     """An ``httpx2`` transport that answers Anthropic Messages, OpenAI Chat Completions and
     OpenAI Responses requests from Z.ai GLM.
 
@@ -318,18 +348,8 @@ class GlmTransport(httpx2.BaseTransport):
     Retries are left to the SDK (``max_retries``). See the module docstring for an example.
     """
 
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        upstream: str | UpstreamProfile = DEFAULT_PROFILE,
-        route_table: RouteTable = DEFAULT_ROUTE_TABLE,
-        upstream_transport: httpx2.BaseTransport | None = None,
-        timeout: httpx2.Timeout = DEFAULT_TIMEOUT,
-        first_output_timeout: float = DEFAULT_FIRST_OUTPUT_TIMEOUT,
-    ) -> None:
-        self._core = _Core(api_key, upstream, route_table, timeout, first_output_timeout)
-        self._upstream = upstream_transport or httpx2.HTTPTransport()
+    def _default_upstream(self) -> httpx2.BaseTransport:
+        return httpx2.HTTPTransport()
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         """Answer one SDK request (never raises for upstream failures: error responses)."""
@@ -353,12 +373,9 @@ class GlmTransport(httpx2.BaseTransport):
                 stream = call.exchange.open_stream()
                 chunks = response.iter_raw() if _raw_ok(response) else response.iter_bytes()
                 for chunk in chunks:  # read until the client would see output
-                    first = call.first(stream, chunk)
-                    if stream.started:
+                    if call.first(stream, chunk):
                         break
-                else:
-                    first = call.no_output(stream)
-                relay = _SyncRelay(first, response, chunks, stream)
+                relay = _SyncRelay(call.opening(stream), response, chunks, stream)
             finally:
                 if relay is None:
                     response.close()
@@ -416,25 +433,15 @@ class _AsyncRelay(httpx2.AsyncByteStream):
         await self._upstream.aclose()
 
 
-class AsyncGlmTransport(httpx2.AsyncBaseTransport):
+class AsyncGlmTransport(_Configured[httpx2.AsyncBaseTransport], httpx2.AsyncBaseTransport):
     """The asyncio/trio twin of :class:`GlmTransport`, for ``anthropic.AsyncAnthropic``.
 
     Same arguments, except that ``upstream_transport`` is an ``httpx2.AsyncBaseTransport``
     (default: a pooled ``httpx2.AsyncHTTPTransport()``).
     """
 
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        upstream: str | UpstreamProfile = DEFAULT_PROFILE,
-        route_table: RouteTable = DEFAULT_ROUTE_TABLE,
-        upstream_transport: httpx2.AsyncBaseTransport | None = None,
-        timeout: httpx2.Timeout = DEFAULT_TIMEOUT,
-        first_output_timeout: float = DEFAULT_FIRST_OUTPUT_TIMEOUT,
-    ) -> None:
-        self._core = _Core(api_key, upstream, route_table, timeout, first_output_timeout)
-        self._upstream = upstream_transport or httpx2.AsyncHTTPTransport()
+    def _default_upstream(self) -> httpx2.AsyncBaseTransport:
+        return httpx2.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         """Answer one SDK request (never raises for upstream failures: error responses)."""
@@ -459,12 +466,9 @@ class AsyncGlmTransport(httpx2.AsyncBaseTransport):
                 stream = call.exchange.open_stream()
                 chunks = response.aiter_raw() if _raw_ok(response) else response.aiter_bytes()
                 async for chunk in chunks:  # read until the client would see output
-                    first = call.first(stream, chunk)
-                    if stream.started:
+                    if call.first(stream, chunk):
                         break
-                else:
-                    first = call.no_output(stream)
-                relay = _AsyncRelay(first, response, chunks, stream)
+                relay = _AsyncRelay(call.opening(stream), response, chunks, stream)
             finally:
                 if relay is None:
                     await response.aclose()

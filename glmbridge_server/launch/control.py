@@ -7,7 +7,7 @@ a pid that the server on the port confirms as its own: 0 stopped or nothing to s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from glmbridge_server.launch.background import (
@@ -45,16 +45,27 @@ def _command(name: str, args: Sequence[str]) -> Target | None:
     return target_of(opts.port)
 
 
-def main_status(args: Sequence[str]) -> int:
-    """``glmbridge-server status [--port N]``."""
+def _run(
+    name: str, args: Sequence[str], act: Callable[[Target, dict[str, Any] | None], int]
+) -> int:
+    """Parse ``args``, then ``act`` on the target and its pid file (``None``: none); a
+    :class:`LauncherError` is reported and becomes the exit status."""
     try:
-        target = _command("status", args)
+        target = _command(name, args)
         if target is None:
             return 0
-        info = read_pid_file(target.pid_file)
-        health = probe(target)
+        return act(target, read_pid_file(target.pid_file))
     except LauncherError as exc:
         return report(exc)
+
+
+def main_status(args: Sequence[str]) -> int:
+    """``glmbridge-server status [--port N]``."""
+    return _run("status", args, _status)
+
+
+def _status(target: Target, info: dict[str, Any] | None) -> int:
+    health = probe(target)
     if health is not None:
         _print_status(target, health, info)
         return 0
@@ -90,34 +101,31 @@ def _print_status(target: Target, health: dict[str, Any], info: dict[str, Any] |
 
 def main_stop(args: Sequence[str]) -> int:
     """``glmbridge-server stop [--port N]``: stop the background server the launcher started."""
-    try:
-        target = _command("stop", args)
-        if target is None:
-            return 0
-        info = read_pid_file(target.pid_file)
-        if info is None or not process_alive(info["pid"]):
-            target.pid_file.unlink(missing_ok=True)
-            health = probe(target)
-            if health is not None:
-                raise LauncherError(
-                    f"glmbridge-server: the glmbridge on port {target.port} (pid "
-                    f"{health.get('pid')}) was not started by the launcher; stop it where it runs"
-                )
-            print(f"glmbridge is not running on port {target.port}; nothing to stop")
-            return 0
-        pid = info["pid"]
-        try:
-            health = probe(target)
-        except LauncherError:
-            health = None
-        if not (health and health.get("pid") == pid) and not looks_like_our_server(pid):
-            target.pid_file.unlink(missing_ok=True)
+    return _run("stop", args, _stop)
+
+
+def _stop(target: Target, info: dict[str, Any] | None) -> int:
+    if info is None or not process_alive(info["pid"]):
+        target.pid_file.unlink(missing_ok=True)
+        health = probe(target)
+        if health is not None:
             raise LauncherError(
-                f"glmbridge-server: pid {pid} is not the glmbridge on port {target.port}; "
-                "removed the stale pid file and stopped nothing"
+                f"glmbridge-server: the glmbridge on port {target.port} (pid "
+                f"{health.get('pid')}) was not started by the launcher; stop it where it runs"
             )
-    except LauncherError as exc:
-        return report(exc)
+        print(f"glmbridge is not running on port {target.port}; nothing to stop")
+        return 0
+    pid = info["pid"]
+    try:
+        health = probe(target)
+    except LauncherError:
+        health = None
+    if not (health and health.get("pid") == pid) and not looks_like_our_server(pid):
+        target.pid_file.unlink(missing_ok=True)
+        raise LauncherError(
+            f"glmbridge-server: pid {pid} is not the glmbridge on port {target.port}; "
+            "removed the stale pid file and stopped nothing"
+        )
     terminate(pid)
     target.pid_file.unlink(missing_ok=True)
     print(f"stopped glmbridge (pid {pid}) on port {target.port}")

@@ -26,9 +26,10 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "UsageRow",
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
 """
 _QUEUE = 10_000
+_LINGER = 0.25  # seconds between two batches
 _BATCH = 500
 _DAY = 86_400.0
 
@@ -120,30 +122,34 @@ def _text(value: object) -> str | None:
     return value[:_TEXT_MAX] if isinstance(value, str) else None
 
 
+def _name(value: object) -> str:
+    return _text(value) or "?"
+
+
+def _latency(value: object) -> float:
+    return _ms(value) or 0.0
+
+
+def _ts(value: object) -> float:
+    return value if isinstance(value, float) and math.isfinite(value) else time.time()
+
+
+# How each column is made safe: by its declared type, except the few with a default.
+_BY_TYPE: dict[str, Callable[[object], object]] = {
+    "str | None": _text, "int": _count, "float | None": _ms, "bool": bool,
+}  # fmt: skip
+_BY_NAME: dict[str, Callable[[object], object]] = {
+    "ts": _ts, "client": _name, "route": _name, "latency_ms": _latency,
+}  # fmt: skip
+_CLEANERS = tuple((f.name, _BY_NAME.get(f.name) or _BY_TYPE[str(f.type)]) for f in fields(UsageRow))
+
+
 def clean_row(row: UsageRow) -> UsageRow:
     """``row`` with every value of its column's type and within SQLite's range: counts
     clamped to ``[0, 2**63 - 1]`` (an upstream once reported 2**63 tokens), durations finite,
     text at most 200 characters. Called on the request path: cheap, and total."""
-    ts = row.ts if isinstance(row.ts, float) and math.isfinite(row.ts) else time.time()
-    return UsageRow(
-        ts=ts,
-        client=_text(row.client) or "?",
-        route=_text(row.route) or "?",
-        key_id=_text(row.key_id),
-        model=_text(row.model),
-        client_model=_text(row.client_model),
-        upstream=_text(row.upstream),
-        input_tokens=_count(row.input_tokens),
-        cached_tokens=_count(row.cached_tokens),
-        output_tokens=_count(row.output_tokens),
-        latency_ms=_ms(row.latency_ms) or 0.0,
-        ttft_ms=_ms(row.ttft_ms),
-        status=_count(row.status),
-        fallback=_text(row.fallback),
-        priority=_text(row.priority),
-        queue_wait_ms=_ms(row.queue_wait_ms),
-        peak=bool(row.peak),
-    )
+    values: list[Any] = [clean(getattr(row, name)) for name, clean in _CLEANERS]
+    return UsageRow(*values)
 
 
 _INSERT = f"INSERT INTO usage VALUES ({', '.join('?' for _ in fields(UsageRow))})"
@@ -258,6 +264,10 @@ class UsageStore:
                 if conn is not None:
                     conn.close()
                 return
+            # Let rows gather before the next batch: the request path's put() then finds no
+            # thread waiting, so a busy server wakes this thread (and hands it the GIL) a few
+            # times a second instead of once per request (issue 22).
+            time.sleep(_LINGER)
 
     def _store(self, conn: sqlite3.Connection, rows: list[UsageRow]) -> None:
         """Write ``rows``; when SQLite refuses one, write them one by one and lose only

@@ -47,6 +47,7 @@ from glmbridge.transport.boundary import (
 from glmbridge.upstream_errors import QUOTA_CODES, THROTTLE_CODES, is_key_failure
 from glmbridge_server.settings import MOCK_API_KEY, Settings
 from glmbridge_server.traffic.scheduler import Scheduler, Slot, Ticket
+from glmbridge_server.upstream.http11 import Http11Transport
 from glmbridge_server.upstream.keypool import KeyLease, KeyPool
 from glmbridge_server.upstream.throttle_hold import ThrottleHold
 
@@ -168,16 +169,20 @@ class UpstreamClient:
             write=settings.idle_timeout,
             pool=settings.pool_timeout,  # a full pool answers "overloaded" at once
         )
+        limits = httpx2.Limits(
+            max_connections=settings.upstream_connections,
+            max_keepalive_connections=min(50, settings.upstream_connections),
+            keepalive_expiry=60.0,
+        )
+        # Proxy variables must not hijack a loopback upstream (the simulator, --mock).
+        trust_env = not (settings.mock or _is_loopback_url(settings.upstream_base_url))
+        if transport is None:  # ours: httptools parsing, one piece per socket read (issue 22)
+            transport = Http11Transport(limits=limits, trust_env=trust_env)
         self.http = httpx2.AsyncClient(
             transport=transport,
             timeout=timeout,
-            limits=httpx2.Limits(
-                max_connections=settings.upstream_connections,
-                max_keepalive_connections=min(50, settings.upstream_connections),
-                keepalive_expiry=60.0,
-            ),
-            # Proxy variables must not hijack a loopback upstream (the simulator, --mock).
-            trust_env=not (settings.mock or _is_loopback_url(settings.upstream_base_url)),
+            limits=limits,  # proxied URLs get httpx2's own transports, with these limits
+            trust_env=trust_env,
             follow_redirects=False,
             headers={"User-Agent": f"glmbridge/{__version__}", "Accept-Language": "en-US,en"},
         )

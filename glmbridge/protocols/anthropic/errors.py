@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import msgspec
@@ -14,6 +13,7 @@ from glmbridge.errors import (
     UpstreamError,
 )
 from glmbridge.protocols.anthropic import wire as aw
+from glmbridge.protocols.retry_hints import retry_headers
 from glmbridge.upstream_errors import BUSINESS_CODES, error_from_parts
 
 logger = logging.getLogger("glmbridge.protocols.anthropic")
@@ -65,13 +65,7 @@ def error_headers(err: GlmbridgeError) -> dict[str, str]:
     503 or 529; ``x-should-retry: false`` for upstream errors that a retry cannot fix
     (exhausted quota or balance, bad credentials): the SDKs would otherwise retry them.
     """
-    headers: dict[str, str] = {}
-    if isinstance(err, UpstreamError):
-        if err.retry_after is not None and err.status_hint in (429, 503, 529):
-            headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
-        if not err.retryable:
-            headers["x-should-retry"] = "false"
-    return headers
+    return retry_headers(err)
 
 
 def error_event(err: GlmbridgeError) -> bytes:

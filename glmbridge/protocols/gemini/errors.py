@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from glmbridge.errors import KIND_STATUS, ErrorKind, GlmbridgeError, UpstreamError
+from glmbridge.protocols.retry_hints import retry_headers
 from glmbridge.upstream_errors import QUOTA_CODES
 
 __all__ = ["GOOGLE_ERRORS", "encode_error", "error_headers", "error_object"]
@@ -69,7 +70,4 @@ def encode_error(err: GlmbridgeError, *, request_id: str | None = None) -> tuple
 
 def error_headers(err: GlmbridgeError) -> dict[str, str]:
     """``retry-after`` when the upstream said how long to wait."""
-    wait = err.retry_after if isinstance(err, UpstreamError) else None
-    if wait is not None and err.status_hint in (429, 503, 529):
-        return {"retry-after": str(max(0, math.ceil(wait)))}
-    return {}
+    return retry_headers(err, should_retry=False)

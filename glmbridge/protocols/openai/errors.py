@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import msgspec
@@ -16,6 +15,7 @@ from glmbridge.errors import (
     UpstreamError,
 )
 from glmbridge.protocols.openai.wire import DECODE_COMPLETION
+from glmbridge.protocols.retry_hints import retry_headers
 from glmbridge.upstream_errors import QUOTA_CODES, error_from_parts
 
 __all__ = [
@@ -105,17 +105,8 @@ def encode_error(err: GlmbridgeError, *, request_id: str | None = None) -> tuple
 def error_headers(err: GlmbridgeError) -> dict[str, str]:
     """``retry-after`` when the upstream said how long to wait; ``x-should-retry: false``
     for errors a retry cannot fix (the openai SDK honours both)."""
-    headers: dict[str, str] = {}
-    if isinstance(err, UpstreamError):
-        if err.retryable and err.status_hint in (429, 503, 529):
-            # Codex retries a 429 only when told how long to wait (its recorded behaviour).
-            wait = err.retry_after if err.retry_after is not None else 1
-            headers["retry-after"] = str(max(1, math.ceil(wait)))
-        elif err.retry_after is not None and err.status_hint in (429, 503, 529):
-            headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
-        if not err.retryable:
-            headers["x-should-retry"] = "false"
-    return headers
+    # Codex retries a 429 only when told how long to wait (its recorded behaviour).
+    return retry_headers(err, min_wait=1)
 
 
 def error_data(err: GlmbridgeError) -> bytes:

@@ -104,6 +104,10 @@ class _State(Enum):
     ERROR = "after an exception"
 
 
+# The states in which a payload is not decoded (a tuple: ``in`` compares by identity in C).
+_ENDED = (_State.DONE, _State.FAILED, _State.CLOSED, _State.ERROR)
+
+
 class _Kind(Enum):
     """Block kinds, one per upstream payload kind."""
 
@@ -192,11 +196,8 @@ class StreamDecoder:
             StreamStateError: called after :meth:`flush` or after an exception.
         """
         state = self._state
-        if state is _State.CLOSED or state is _State.ERROR:
-            raise StreamStateError(f"StreamDecoder.feed called {state.value}")
-        if state is _State.DONE or state is _State.FAILED:
-            logger.debug("payload %s ignored", state.value)
-            return []
+        if state in _ENDED:
+            return self._after_end(state)
         stripped = data.strip()
         if not stripped:
             return []
@@ -240,27 +241,46 @@ class StreamDecoder:
                         blk.parts.append(reasoning)
                         out.append(ev.ThinkingDelta(index=blk.index, thinking=reasoning))
                         return out
-                elif not content and not reasoning and len(calls) == 1 and blk.tool is not None:
-                    # Next argument fragment of the open tool block (tool_stream), with
-                    # nothing that _tool_delta would record: same result as that path.
-                    call, slot = calls[0], blk.tool
-                    fn = call.function
-                    if (
-                        call.index == slot.key
-                        and (not call.id or call.id == slot.id)
-                        and fn is not None
-                        and (not fn.name or fn.name == slot.name)
-                        and isinstance(fn.arguments, str)
-                    ):
-                        self._feed_args(blk, fn.arguments, out)
-                        if slot.scanner.done:
-                            self._close(out)
-                            self._drain(out)
-                        return out
+                elif self._next_args(blk, delta, calls, out):
+                    return out
             self._on_choice(choice, out)
         if chunk.usage is not None:
             self._usage = chunk.usage
         return out
+
+    def _after_end(self, state: _State) -> list[ev.Event]:
+        """A payload after the end: misuse after :meth:`flush` or an exception, else ignored."""
+        if state is _State.CLOSED or state is _State.ERROR:
+            raise StreamStateError(f"StreamDecoder.feed called {state.value}")
+        logger.debug("payload %s ignored", state.value)
+        return []
+
+    def _next_args(self, blk: _Block, delta: w.RespMessage, calls: list[w.RespToolCall],
+                   out: list[ev.Event]) -> bool:  # fmt: skip
+        """Hot path of :meth:`feed`: ``delta`` is only the next argument fragment of the open
+        tool block (tool_stream), with nothing that _tool_delta would record; same result as
+        that path. False: it is not, and nothing was done."""
+        slot = blk.tool
+        if slot is None or delta.content or delta.reasoning_content or len(calls) != 1:
+            return False
+        call = calls[0]
+        fn = call.function
+        if (
+            call.index != slot.key
+            or (call.id and call.id != slot.id)
+            or fn is None
+            or (fn.name and fn.name != slot.name)
+            or not isinstance(fn.arguments, str)
+        ):
+            return False
+        # _feed_args, inlined: this path replaces that call, so a fragment costs no more calls.
+        piece = slot.scanner.feed(fn.arguments) if fn.arguments else ""
+        if piece:
+            out.append(ev.InputJsonDelta(index=blk.index, partial_json=piece))
+        if slot.scanner.done:
+            self._close(out)
+            self._drain(out)
+        return True
 
     def flush(self) -> list[ev.Event]:
         """End of the upstream stream: finish cleanly or report truncation.
