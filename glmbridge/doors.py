@@ -31,7 +31,14 @@ InboundProtocol = Literal["anthropic", "openai", "gemini", "admin"]
 
 #: Path prefixes of the OpenAI doors (Chat Completions and Responses, plus the endpoints whose
 #: errors OpenAI clients must be able to read).
-_OPENAI_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
+_OPENAI_PATHS = (
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/responses",
+    "/v1/images/",
+    "/v1/videos",
+)  # media (issue 21): images and videos
 
 #: The error shape of each protocol (``admin`` uses Anthropic's).
 _ERROR_DOORS: dict[str, FrontDoor] = {

@@ -293,6 +293,7 @@ def serve(settings: Settings) -> int:
             print(f"glmbridge-server: {_port_holder(settings)}", file=sys.stderr)
         return 1
     secrets = [*settings.api_keys, *([settings.auth_token] if settings.auth_token else [])]
+    secrets += settings.media_api_keys  # media (issue 21): its keys are scrubbed too
     configure_logging(settings.log_level, settings.log_format, secrets)
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"

@@ -44,7 +44,7 @@ MOCK_MOUNT = "/_mock"
 MOCK_API_KEY = "mock-key.not-a-secret"
 
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-_SECRET_FIELDS = frozenset({"api_keys", "auth_token", "redis_url"})
+_SECRET_FIELDS = frozenset({"api_keys", "media_api_keys", "auth_token", "redis_url"})
 
 
 class SettingsError(Exception):
@@ -110,6 +110,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     usage_store: bool = True
     data_dir: str = ""
     usage_retention_days: int = 90
+    # media (issue 21): pay-as-you-go keys and upstream for image/video generation
+    media_api_keys: tuple[str, ...] = ()
+    media_upstream: str = ""
     models_refresh: float = -1.0
     upstream_protocol: Literal["openai", "anthropic"] = "openai"
     reasoning_content: bool = True
@@ -130,6 +133,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         out: dict[str, Any] = msgspec.to_builtins(self)
         del out["sources"]
         out["api_keys"] = f"<{len(self.api_keys)} key(s)>"
+        out["media_api_keys"] = f"<{len(self.media_api_keys)} key(s)>"
+        out["media_upstream"] = redact_url(self.media_upstream)
         out["auth_token"] = "***" if self.auth_token else None
         out["upstream"] = redact_url(self.upstream)
         out["redis_url"] = redact_url(self.redis_url) if self.redis_url else ""
@@ -283,6 +288,16 @@ def _to_upstream(value: object) -> str:
     base = text.rstrip("/")
     # Forgive a full endpoint URL: the base is what the server appends paths to.
     return base.removesuffix("/chat/completions").removesuffix("/v1/messages")
+
+
+def _to_media_upstream(value: object) -> str:
+    """``zai``, ``bigmodel``, an http(s) base URL, or empty (the main upstream's region)."""
+    text = _to_str(value).strip()
+    if text in ("", "zai", "bigmodel"):
+        return text
+    if text in PROFILES:
+        raise ValueError("must be zai or bigmodel (media is pay-as-you-go) or a base URL")
+    return _to_upstream(text)
 
 
 def _to_keys(value: object) -> tuple[str, ...]:
@@ -537,6 +552,8 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "usage_store": _to_bool,
     "data_dir": _to_str,
     "usage_retention_days": _to_int(1, 36_500),
+    "media_api_keys": _to_keys,
+    "media_upstream": _to_media_upstream,
     "models_refresh": _to_refresh,
     "upstream_protocol": _to_choice("openai", "anthropic"),
     "reasoning_content": _to_bool,
@@ -550,8 +567,11 @@ def convert_setting(name: str, value: object) -> Any:
     return _CONVERTERS[name](value)
 
 
+_ENV_NAMES = {"api_keys": "ZAI_API_KEY", "media_api_keys": "ZAI_MEDIA_API_KEY"}
+
+
 def _env_name(field: str) -> str:
-    return "ZAI_API_KEY" if field == "api_keys" else f"GLMBRIDGE_{field.upper()}"
+    return _ENV_NAMES.get(field) or f"GLMBRIDGE_{field.upper()}"
 
 
 # --- sources ---------------------------------------------------------------------------------

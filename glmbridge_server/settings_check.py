@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from glmbridge import ir
 from glmbridge.errors import ClientRequestError
+from glmbridge.media.images import IMAGE_MODELS
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, RouteTable, resolve_route
 
 if TYPE_CHECKING:  # settings imports this module
@@ -40,7 +41,9 @@ def route_table(models: Mapping[str, str], upstreams: Mapping[str, str] = {}) ->
     """
     if not models and not upstreams:
         return DEFAULT_ROUTE_TABLE
-    aliases = {k: v for k, v in models.items() if k not in ("default", "vision", "side")}
+    # media (issue 21): entries naming an image model route /v1/images/generations instead
+    special = ("default", "vision", "side")
+    aliases = {k: v for k, v in models.items() if k not in special and v not in IMAGE_MODELS}
     data: dict[str, Any] = {"aliases": aliases, "upstreams": dict(upstreams)}
     if "default" in models:
         data["default_model"] = models["default"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -38,19 +38,20 @@ from glmbridge.errors import ClientRequestError, ErrorKind, UpstreamError
 from glmbridge.ids import new_request_id
 from glmbridge.routing import offered
 from glmbridge.tokens import TokenEstimator
-from glmbridge_server.call.asgi import HttpMiddleware, Message, Receive, Scope, Send
+from glmbridge_server.call.asgi import Answer, HttpMiddleware, Message, Receive, Scope, Send
 from glmbridge_server.call.record import CallRecord
 from glmbridge_server.dashboard import Dashboard
 from glmbridge_server.dashboard import routes as dashboard
 from glmbridge_server.dashboard.observe import ObserveMiddleware
 from glmbridge_server.edge.access import log_access, observe_request, record_usage
-from glmbridge_server.edge.routes import admin, door_for, error_response
+from glmbridge_server.edge.routes import admin, door_for, error_response, record_of
 from glmbridge_server.edge.routes import anthropic as anthropic_routes
 from glmbridge_server.edge.routes import config as config_routes
 from glmbridge_server.edge.routes import gemini as gemini_routes
 from glmbridge_server.edge.routes import openai as openai_routes
 from glmbridge_server.edge.security import SecurityMiddleware
 from glmbridge_server.edge.state import RECORD, AppState
+from glmbridge_server.media import endpoints as media  # media (issue 21)
 from glmbridge_server.settings import MOCK_MOUNT, Settings, route_table
 from glmbridge_server.simulator import mount as mount_simulator
 from glmbridge_server.tools.responses_store import ResponseStore
@@ -138,6 +139,19 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     if exc.headers:
         response.headers.update(exc.headers)
     return response
+
+
+def _media_routes() -> list[BaseRoute]:
+    """media (issue 21): the media wing's endpoints, given the call's record."""
+
+    def bind(endpoint: media.Endpoint) -> Callable[[Request], Awaitable[Answer]]:
+        async def route(request: Request) -> Answer:
+            state: AppState = request.app.state
+            return await endpoint(state, record_of(request), request)
+
+        return route
+
+    return [Route(path, bind(fn), methods=[method]) for method, path, fn in media.ENDPOINTS]
 
 
 def begin_shutdown(app: object) -> None:
@@ -261,6 +275,7 @@ def create_app(
         *anthropic_routes.routes,
         *openai_routes.routes,
         *gemini_routes.routes,
+        *_media_routes(),  # media (issue 21)
         # the dashboard: one plain ASGI app for its page, files and API (dashboard/routes.py)
         Route(dashboard.PREFIX, dashboard.app),
         Route(dashboard.PREFIX + "/{rest:path}", dashboard.app),

@@ -20,6 +20,7 @@ from glmbridge.vision import Description
 from glmbridge_server.call.record import CallRecord
 from glmbridge_server.dashboard import Dashboard
 from glmbridge_server.edge.supervisor import Supervisor
+from glmbridge_server.media.access import MediaState
 from glmbridge_server.settings import Settings
 from glmbridge_server.tools.responses_store import ResponseStore
 from glmbridge_server.tools.search_engine import ZaiSearchEngine
@@ -75,6 +76,8 @@ class AppState:
     image_descriptions: collections.OrderedDict[str, Description] | None = None
     #: The dashboard's sessions, inspector and tracer (glmbridge_server.dashboard).
     dashboard: Dashboard | None = None
+    #: media (issue 21): the media keys' pool and the video task table.
+    media: MediaState = field(default_factory=MediaState)
 
     def client(self) -> UpstreamClient:
         """The upstream client (the lifespan makes it before the first request)."""

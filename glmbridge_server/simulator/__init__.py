@@ -1,4 +1,5 @@
-"""The built-in GLM simulator: Z.ai's chat, Anthropic-endpoint, tokenizer and Web Search APIs.
+"""The built-in GLM simulator: Z.ai's chat, Anthropic-endpoint, tokenizer, Web Search and media
+APIs.
 
 It backs the server's ``--mock`` mode (mounted by :func:`mount`) and the end-to-end tests
 (``docs/simulator.md``). Independent of ``glmbridge``: it models the upstream, so it must not

@@ -1,8 +1,8 @@
 """The simulator's ASGI app and its one mount in the server (``--mock``).
 
 The only simulator module that imports Starlette: it routes Z.ai's paths to the endpoints
-(:mod:`~.chat`, :mod:`~.anthropic`, :mod:`~.search`), wraps them in the per-key limits
-(:mod:`~.limits`) and keeps the state tests steer on ``app.state``.
+(:mod:`~.chat`, :mod:`~.anthropic`, :mod:`~.search`, :mod:`~.media`), wraps them in the
+per-key limits (:mod:`~.limits`) and keeps the state tests steer on ``app.state``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from glmbridge_server.simulator.asgi import Reply, json_reply
 from glmbridge_server.simulator.catalog import CODING_SERVED_AS
 from glmbridge_server.simulator.chat import chat, chat_coding, model_list, tokenizer
 from glmbridge_server.simulator.limits import KeyLimits, init_limits
+from glmbridge_server.simulator.media import ENDPOINTS as MEDIA_ENDPOINTS  # media (issue 21)
+from glmbridge_server.simulator.media import init_media
 from glmbridge_server.simulator.scripts import Script
 from glmbridge_server.simulator.search import search
 
@@ -74,6 +76,8 @@ def _routes() -> list[BaseRoute]:
         routes.append(Route(f"{prefix}/chat/completions", answer, methods=["POST"]))
         routes.append(Route(f"{prefix}/tokenizer", tokenizer, methods=["POST"]))
         routes.append(Route(f"{prefix}/web_search", search, methods=["POST"]))
+        for method, path, endpoint in MEDIA_ENDPOINTS:  # media (issue 21)
+            routes.append(Route(f"{prefix}{path}", endpoint, methods=[method]))
         routes.append(Route(f"{prefix}/models", model_list, methods=["GET"]))
     routes.append(Route(MESSAGES_PATH, messages, methods=["POST"]))
     routes.append(Route(f"{MESSAGES_PATH}/count_tokens", count_tokens, methods=["POST"]))
@@ -116,6 +120,7 @@ def create_simulator_app(
     st.cancelled = st.active_streams = 0
     st.thinking_signatures = True  # Anthropic mode: thinking blocks carry a hex signature
     st.search_quota, st.search_calls = None, 0  # the Web Search API (search)
+    init_media(st)  # media (issue 21)
     st.search_host = "zai"  # "bigmodel": BigModel's engines, search_intent, 70 characters
     st.served_as = dict(CODING_SERVED_AS)  # the Coding Plan's rerouting (catalog)
     st.gated_keys = set()  # keys whose tier includes glm-5.3-highspeed

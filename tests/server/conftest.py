@@ -25,6 +25,7 @@ from glmbridge_server.settings import Settings
 from glmbridge_server.simulator import create_simulator_app
 from glmbridge_server.simulator.catalog import CODING_SERVED_AS
 from glmbridge_server.simulator.limits import reset_limits
+from glmbridge_server.simulator.media import init_media
 from tests.server.faults import FaultServer
 
 SIM_KEY = "sim-key-0001.secret"
@@ -81,6 +82,7 @@ def reset_simulator(app: Starlette) -> None:
     st.search_host = "zai"
     st.model_lists = {}
     reset_limits(st)
+    init_media(st)
 
 
 def make_bridge_settings(sim_url: str, **overrides: Any) -> Settings:

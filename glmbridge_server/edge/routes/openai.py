@@ -15,11 +15,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from glmbridge import ir
 from glmbridge.errors import GlmbridgeError
+from glmbridge.media.responses import has_image_tool  # media (issue 21)
 from glmbridge.protocols.openai import CHAT_DOOR
 from glmbridge.protocols.responses import RESPONSES_DOOR
 from glmbridge_server.call.asgi import Answer
-from glmbridge_server.edge.routes import answer, app_state, error_response, prepare
+from glmbridge_server.edge.routes import answer, app_state, error_response, prepare, record_of
+from glmbridge_server.media import endpoints as media  # media (issue 21)
 from glmbridge_server.tools.responses_store import ResponseStore
 
 __all__ = ["model_list", "model_object", "routes"]
@@ -38,14 +41,34 @@ async def chat_completions(request: Request) -> Response | Answer:
 async def responses(request: Request) -> Response | Answer:
     """``POST /v1/responses`` (``previous_response_id`` needs ``responses_store``)."""
     store: ResponseStore | None = app_state(request).responses_store
+
+    def decode(body: bytes) -> ir.Request:
+        # media (issue 21): the hosted image tool, run by the gateway when a key may serve it
+        if has_image_tool(body) and media.serves_media(record_of(request)):
+            raise _ImageTool(body)
+        return (store.decode if store is not None else RESPONSES_DOOR.decode_request)(body)
+
     try:
-        if store is None:
-            return await answer(request, await prepare(request, RESPONSES_DOOR))
-        exchange = await prepare(request, RESPONSES_DOOR, store.decode)
-        store.keep(exchange)
+        try:
+            exchange = await prepare(request, RESPONSES_DOOR, decode)
+        except _ImageTool as wanted:  # media (issue 21)
+            record = record_of(request)
+            return await media.responses_with_images(app_state(request), record,
+                                                     request.receive, wanted.body,
+                                                     RESPONSES_DOOR)  # fmt: skip
+        if store is not None:
+            store.keep(exchange)
         return await answer(request, exchange)
     except GlmbridgeError as err:
         return error_response(err, request, RESPONSES_DOOR)
+
+
+class _ImageTool(Exception):
+    """media (issue 21): the request offers the hosted image_generation tool."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__("image_generation tool")
+        self.body = body
 
 
 def model_object(info: dict[str, Any]) -> dict[str, Any]:

@@ -124,14 +124,15 @@ def test_codex_tools(name: str) -> None:
     assert [(t.name, t.server_type) for t in req.tools if t.server_type] == [
         ("web_search", "web_search")]  # fmt: skip
     functions = [t["name"] for t in body["tools"] if t["type"] == "function"]
-    namespace = sent["namespace"]
-    inner = [t["name"] for t in namespace["tools"]]
-    flat = [f"multi_agent_v1__{n}" for n in inner]
+    # every namespace (multi_agent_v1; image_gen with ChatGPT-mode auth) is flattened
+    inner = [(ns["name"], t) for ns in body["tools"] if ns["type"] == "namespace"
+             for t in ns["tools"]]  # fmt: skip
+    flat = [f"{ns}__{t['name']}" for ns, t in inner]
     customs = [t["name"] for t in body["tools"] if t["type"] == "custom"]
     assert sorted(by_name) == sorted(functions + flat + customs)
-    assert req.echo["namespaced"] == {f"multi_agent_v1__{n}": ["multi_agent_v1", n] for n in inner}
+    assert req.echo["namespaced"] == {f"{ns}__{t['name']}": [ns, t["name"]] for ns, t in inner}
     assert "multi_agent_v1__close_agent" in by_name and not by_name["get_goal"].freeform
-    for name_, raw in zip(flat, namespace["tools"], strict=True):
+    for name_, (_, raw) in zip(flat, inner, strict=True):
         assert schema_of(by_name[name_]) == raw["parameters"]
         assert by_name[name_].description == raw["description"]
     assert schema_of(by_name["exec_command"])["required"] == ["cmd"]
