@@ -224,8 +224,9 @@ def glm_streams(draw: st.DrawFn, *, interleave: bool | None = None) -> GlmStream
     carrier = finish_carrier if deltas and deltas[-1] is finish_carrier else None
     carriers = [carrier, *early_finish] if carrier is not None else []
     chunks = [
-        chunk(d, finish if any(d is c for c in carriers) and finish not in ABNORMAL_FINISHES
-              else None)  # fmt: skip
+        chunk(
+            d, finish if any(d is c for c in carriers) and finish not in ABNORMAL_FINISHES else None
+        )  # fmt: skip
         for d in deltas
     ]
 

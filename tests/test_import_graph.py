@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("glmbridge", "glmbridge_server")
 
+
 def _modules() -> dict[str, tuple[Path, bool]]:
     """Dotted name -> (file, is a package ``__init__``) for every module of both packages."""
     found = {}

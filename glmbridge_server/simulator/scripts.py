@@ -119,8 +119,6 @@ class Context:
     cwd: str | None = None  # the client's working directory, from its context (prompt.py)
 
 
-
-
 def _text_parts(content: Any) -> list[str]:
     if isinstance(content, str):
         return [content]

@@ -54,7 +54,11 @@ def run_in_thread(app: Starlette) -> RunningServer:
     # A bridge runs with the inbound limits `glmbridge-server` sets (glmbridge_server.edge.inbound).
     limits = uvicorn_options(settings) if isinstance(settings, Settings) else {}
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2,
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
         **limits,
     )
     server = uvicorn.Server(config)

@@ -555,8 +555,10 @@ def test_a_failing_tokenizer_is_remembered_and_cools_no_key(
                                "message": {"role": "assistant", "content": "hi"}}]})  # fmt: skip
 
     server = start_server(
-        create_app(bridge_settings("http://glm.invalid"),  # -> .../api/coding/paas/v4
-                   transport=httpx2.MockTransport(upstream))  # fmt: skip
+        create_app(
+            bridge_settings("http://glm.invalid"),  # -> .../api/coding/paas/v4
+            transport=httpx2.MockTransport(upstream),
+        )  # fmt: skip
     )
     with anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0) as sdk:
         counts = [sdk.messages.count_tokens(model=SONNET, messages=user("hi" * n)).input_tokens

@@ -199,7 +199,7 @@ def sse_frames(raw: bytes) -> list[dict[str, Any]]:
     out = []
     for frame in frames:
         assert frame.startswith(b"data: "), frame[:200]  # no comments, event: or id: lines
-        payload = frame[len(b"data: "):]
+        payload = frame[len(b"data: ") :]
         assert b"\n" not in payload and b"\r" not in payload
         assert payload != b"[DONE]"
         out.append(json.loads(payload))
@@ -310,8 +310,11 @@ def test_thinking_budget_zero_turns_thinking_off(bridge: RunningServer, sim: Run
 def weather_tool(openapi: bool = False) -> types.Tool:
     """``get_weather`` as a JSON Schema declaration, or with Gemini's OpenAPI ``parameters``."""
     if openapi:
-        params = types.Schema(type=types.Type.OBJECT, required=["location"],
-                              properties={"location": types.Schema(type=types.Type.STRING)})
+        params = types.Schema(
+            type=types.Type.OBJECT,
+            required=["location"],
+            properties={"location": types.Schema(type=types.Type.STRING)},
+        )
         decl = types.FunctionDeclaration(name="get_weather", description="Weather for a city",
                                          parameters=params)  # fmt: skip
     else:
@@ -378,11 +381,27 @@ def test_function_response_without_id_answers_the_call_by_name(
     history = [
         types.Content(role="user", parts=[types.Part(text="weather in Paris?")]),
         # gemini-cli's placeholder signature on a call that had none: accepted, ignored
-        types.Content(role="model", parts=[types.Part(function_call=types.FunctionCall(
-            name="get_weather", args={"location": "Paris"}),
-            thought_signature=b"skip_thought_signature_validator")]),  # fmt: skip
-        types.Content(role="user", parts=[types.Part(function_response=types.FunctionResponse(
-            name="get_weather", response={"error": "service down"}))]),  # fmt: skip
+        types.Content(
+            role="model",
+            parts=[
+                types.Part(
+                    function_call=types.FunctionCall(
+                        name="get_weather", args={"location": "Paris"}
+                    ),
+                    thought_signature=b"skip_thought_signature_validator",
+                )
+            ],
+        ),  # fmt: skip
+        types.Content(
+            role="user",
+            parts=[
+                types.Part(
+                    function_response=types.FunctionResponse(
+                        name="get_weather", response={"error": "service down"}
+                    )
+                )
+            ],
+        ),  # fmt: skip
     ]
     answer = Gemini(bridge.url, "sync").answer(False, contents=history, config=config)
     assert answer.text == "The command output was:\nError: service down"  # an error result
@@ -508,9 +527,7 @@ def test_invalid_body_is_a_google_400(bridge: RunningServer) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("streamed", [False, True])
-def test_rate_limit_is_resource_exhausted(
-    bridge: RunningServer, mode: str, streamed: bool
-) -> None:
+def test_rate_limit_is_resource_exhausted(bridge: RunningServer, mode: str, streamed: bool) -> None:
     with pytest.raises(errors.ClientError) as info:
         Gemini(bridge.url, mode).answer(streamed, contents="hi [[sim:error:1302]]")
     err = info.value

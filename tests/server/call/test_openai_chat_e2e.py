@@ -305,7 +305,10 @@ def test_one_tool_call(
     bridge: RunningServer, sim: RunningServer, mode: str, model: str, streamed: bool
 ) -> None:
     _, reasoning, calls, finish = Chat(bridge.url, mode).answer(
-        streamed, model=model, tools=[WEATHER], messages=user("weather? [[sim:tool]]"),
+        streamed,
+        model=model,
+        tools=[WEATHER],
+        messages=user("weather? [[sim:tool]]"),
         reasoning_effort="medium",
     )
     assert finish == "tool_calls"
@@ -353,9 +356,7 @@ def test_tool_round_trip(bridge: RunningServer, sim: RunningServer, mode: str) -
     sent = last_chat(sim)["messages"]
     assistant = next(m for m in sent if m["role"] == "assistant")
     assert assistant["tool_calls"][0]["id"] == call.id
-    assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {
-        "location": "Paris"
-    }
+    assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {"location": "Paris"}
     assert assistant["reasoning_content"].strip() == message.reasoning_content.strip()  # type: ignore[attr-defined]
     tool = next(m for m in sent if m["role"] == "tool")
     assert tool["tool_call_id"] == call.id and "22C and sunny" in json.dumps(tool["content"])

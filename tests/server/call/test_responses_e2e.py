@@ -423,9 +423,7 @@ def test_prompt_too_long_is_context_length_exceeded(bridge: RunningServer) -> No
 
 
 @pytest.mark.parametrize("scenario", ["network_error", "cut"])
-def test_mid_stream_failure_ends_with_response_failed(
-    bridge: RunningServer, scenario: str
-) -> None:
+def test_mid_stream_failure_ends_with_response_failed(bridge: RunningServer, scenario: str) -> None:
     raw, final = raw_stream(bridge.url, {"input": f"fail [[sim:{scenario}]]"})
     kinds = event_types(raw)
     assert kinds[-1] == "response.failed" and "response.output_text.delta" in kinds

@@ -182,4 +182,3 @@ def test_a_normal_answer_still_flows(
     response = httpx2.post(f"{url}/v1/messages", json={**BODY, "stream": True}, timeout=10)
     assert response.status_code == 200
     assert b"message_stop" in response.content
-

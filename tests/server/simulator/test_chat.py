@@ -24,15 +24,34 @@ from glmbridge_server.simulator import (
 
 AUTH = {"Authorization": "Bearer test.key"}
 URL = "/api/paas/v4/chat/completions"
-BASH_TOOL = {"type": "function", "function": {
-    "name": "Bash", "description": "Run a shell command",
-    "parameters": {"type": "object", "required": ["command"], "properties": {
-        "command": {"type": "string"}, "description": {"type": "string"},
-        "timeout": {"type": "number"}}}}}
-WEATHER_TOOL = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather for a city",
-    "parameters": {"type": "object", "required": ["city"],
-                   "properties": {"city": {"type": "string"}}}}}
+BASH_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "Bash",
+        "description": "Run a shell command",
+        "parameters": {
+            "type": "object",
+            "required": ["command"],
+            "properties": {
+                "command": {"type": "string"},
+                "description": {"type": "string"},
+                "timeout": {"type": "number"},
+            },
+        },
+    },
+}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {
+            "type": "object",
+            "required": ["city"],
+            "properties": {"city": {"type": "string"}},
+        },
+    },
+}
 ID_RE = re.compile(r"^\d{14}[0-9a-f]{16}$")
 CALL_RE = re.compile(r"^call_[0-9a-f]{24}$")
 
@@ -52,8 +71,9 @@ def user(text: str, **extra: Any) -> dict[str, Any]:
     return {"model": "glm-4.7", "messages": [{"role": "user", "content": text}], **extra}
 
 
-def post(client: TestClient, body: dict[str, Any], headers: dict[str, str] | None = None,
-         url: str = URL):
+def post(
+    client: TestClient, body: dict[str, Any], headers: dict[str, str] | None = None, url: str = URL
+):
     return client.post(url, json=body, headers={**AUTH, **(headers or {})})
 
 
@@ -65,7 +85,7 @@ def sse(text: str) -> list[dict[str, Any]]:
     out = []
     for block in blocks[:-2]:
         assert block.startswith("data: ") and "\n" not in block, block
-        out.append(json.loads(block[len("data: "):]))
+        out.append(json.loads(block[len("data: ") :]))
     return out
 
 
@@ -89,6 +109,7 @@ def error_of(r) -> tuple[int, str]:
 
 # ---------------------------------------------------------------------------- routes and auth
 
+
 @pytest.mark.parametrize("prefix", ["", "/v4", "/paas/v4", "/api/paas/v4", "/api/coding/paas/v4"])
 def test_all_base_paths_serve_chat_and_tokenizer(client, prefix):
     assert post(client, user("hi"), url=f"{prefix}/chat/completions").status_code == 200
@@ -106,12 +127,15 @@ def test_health_and_unknown_path(client):
     assert (body["status"], body["error"], body["path"]) == (404, "Not Found", "/api/paas/v4/nope")
 
 
-@pytest.mark.parametrize(("headers", "expected"), [
-    ({}, (401, "1001")),
-    ({"Authorization": "Bearer "}, (401, "1001")),
-    ({"Authorization": "Bearer bad.key"}, (401, "1002")),
-    ({"Authorization": "Bearer broke.key"}, (429, "1113")),
-])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, (401, "1001")),
+        ({"Authorization": "Bearer "}, (401, "1001")),
+        ({"Authorization": "Bearer bad.key"}, (401, "1002")),
+        ({"Authorization": "Bearer broke.key"}, (429, "1113")),
+    ],
+)
 def test_auth_errors(client, headers, expected):
     r = client.post(URL, json=user("hi"), headers=headers)
     assert error_of(r) == expected
@@ -119,28 +143,49 @@ def test_auth_errors(client, headers, expected):
 
 # ---------------------------------------------------------------------------- validation
 
-@pytest.mark.parametrize(("body", "expected"), [
-    ({"messages": [{"role": "user", "content": "x"}]}, "1213"),
-    ({"model": "glm-4.7"}, "1213"),
-    ({"model": "glm-4.7", "messages": []}, "1213"),
-    ({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}, "1211"),
-    (user("x", stop=["a", "b", "c", "d", "e"]), "1214"),  # OAS: maxItems 4
-    (user("x", tool_choice="required"), "1214"),
-    (user("x", tool_choice={"type": "function", "function": {"name": "f"}}), "1214"),
-    (user("x", max_tokens=131073), "1214"),
-    ({**user("x"), "model": "glm-4.5v", "max_tokens": 16385}, "1214"),
-    (user("x", temperature=1.5), "1214"),
-    (user("x", thinking={"type": "auto"}), "1214"),
-    (user("x", response_format={"type": "json_schema"}), "1214"),
-    ({"model": "glm-4.7", "messages": [{"role": "system", "content": "be nice"}]}, "1214"),
-    ({"model": "glm-4.7", "messages": [{"role": "robot", "content": "x"}]}, "1214"),
-    ({"model": "glm-4.7", "messages": [{"role": "user", "content": "x"},
-                                       {"role": "tool", "content": "out"}]}, "1214"),
-    ({"model": "glm-4.7", "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "what is this"},
-        {"type": "image_url", "image_url": {"url": "aGVsbG8="}}]}]}, "1214"),
-    (user("x", tools=[{"type": "function", "function": {"name": "bad name"}}]), "1214"),
-])
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"messages": [{"role": "user", "content": "x"}]}, "1213"),
+        ({"model": "glm-4.7"}, "1213"),
+        ({"model": "glm-4.7", "messages": []}, "1213"),
+        ({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}, "1211"),
+        (user("x", stop=["a", "b", "c", "d", "e"]), "1214"),  # OAS: maxItems 4
+        (user("x", tool_choice="required"), "1214"),
+        (user("x", tool_choice={"type": "function", "function": {"name": "f"}}), "1214"),
+        (user("x", max_tokens=131073), "1214"),
+        ({**user("x"), "model": "glm-4.5v", "max_tokens": 16385}, "1214"),
+        (user("x", temperature=1.5), "1214"),
+        (user("x", thinking={"type": "auto"}), "1214"),
+        (user("x", response_format={"type": "json_schema"}), "1214"),
+        ({"model": "glm-4.7", "messages": [{"role": "system", "content": "be nice"}]}, "1214"),
+        ({"model": "glm-4.7", "messages": [{"role": "robot", "content": "x"}]}, "1214"),
+        (
+            {
+                "model": "glm-4.7",
+                "messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "out"}],
+            },
+            "1214",
+        ),
+        (
+            {
+                "model": "glm-4.7",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "what is this"},
+                            {"type": "image_url", "image_url": {"url": "aGVsbG8="}},
+                        ],
+                    }
+                ],
+            },
+            "1214",
+        ),
+        (user("x", tools=[{"type": "function", "function": {"name": "bad name"}}]), "1214"),
+    ],
+)
 def test_invalid_requests_are_rejected_like_glm(client, body, expected):
     assert error_of(post(client, body)) == (400, expected)
 
@@ -151,13 +196,30 @@ def test_invalid_json_body(client):
 
 
 def test_accepted_variants(client):
-    image = [{"type": "text", "text": "what is this"},
-             {"type": "image_url", "image_url": {"url": "aGVsbG8="}}]
-    ok = [user("x", tool_choice="auto", stop=["END"], max_tokens=131072,
-               stream_options={"include_usage": True}, parallel_tool_calls=True),
-          {"model": "GLM-4.6V", "messages": [{"role": "user", "content": image}]},
-          {"model": "glm-4.7", "messages": [{"role": "user", "content": [
-              {"type": "text", "text": "text parts are fine on text models"}]}]}]
+    image = [
+        {"type": "text", "text": "what is this"},
+        {"type": "image_url", "image_url": {"url": "aGVsbG8="}},
+    ]
+    ok = [
+        user(
+            "x",
+            tool_choice="auto",
+            stop=["END"],
+            max_tokens=131072,
+            stream_options={"include_usage": True},
+            parallel_tool_calls=True,
+        ),
+        {"model": "GLM-4.6V", "messages": [{"role": "user", "content": image}]},
+        {
+            "model": "glm-4.7",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "text parts are fine on text models"}],
+                }
+            ],
+        },
+    ]
     for body in ok:
         assert post(client, body).status_code == 200, body
 
@@ -168,6 +230,7 @@ def test_prompt_longer_than_context_window_is_1261(client):
 
 
 # ---------------------------------------------------------------------------- non-streaming
+
 
 def test_non_stream_text_shape(client):
     before = int(time.time())
@@ -184,8 +247,12 @@ def test_non_stream_text_shape(client):
     assert msg["reasoning_content"].startswith("\n") and len(msg["reasoning_content"]) > 10
     assert "tool_calls" not in msg
     usage = data["usage"]
-    assert set(usage) == {"prompt_tokens", "completion_tokens", "total_tokens",
-                          "prompt_tokens_details"}
+    assert set(usage) == {
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "prompt_tokens_details",
+    }
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert usage["prompt_tokens_details"] == {"cached_tokens": 0}
 
@@ -217,8 +284,10 @@ def test_non_stream_tool_call_shape(client):
 
 
 def test_thinking_disabled_and_non_thinking_models_have_no_reasoning(client):
-    for body in (user("hi", thinking={"type": "disabled"}),
-                 {**user("hi"), "model": "glm-4-32b-0414-128k"}):
+    for body in (
+        user("hi", thinking={"type": "disabled"}),
+        {**user("hi"), "model": "glm-4-32b-0414-128k"},
+    ):
         msg = post(client, body).json()["choices"][0]["message"]
         assert "reasoning_content" not in msg and msg["content"] == "You said: hi"
         events = stream(client, body)
@@ -236,7 +305,8 @@ def test_max_tokens_truncates_text_with_length(client):
 
 def test_max_tokens_can_cut_a_tool_call_arguments(client, app):
     app.state.script_queue.append(
-        Script(tool_calls=[ScriptToolCall(name="Bash", arguments={"command": "x" * 100})]))
+        Script(tool_calls=[ScriptToolCall(name="Bash", arguments={"command": "x" * 100})])
+    )
     data = post(client, user("go", tools=[BASH_TOOL], max_tokens=8)).json()
     choice = data["choices"][0]
     assert choice["finish_reason"] == "length"
@@ -259,6 +329,7 @@ def test_json_object_mode_answers_json(client):
 
 # ---------------------------------------------------------------------------- streaming
 
+
 def test_stream_text_quirks(client):
     body = user("Hello streaming world")
     events = stream(client, body)
@@ -270,17 +341,23 @@ def test_stream_text_quirks(client):
         assert e["model"] == "glm-4.7" and isinstance(e["created"], int)
         (choice,) = e["choices"]
         assert choice["delta"]["role"] == "assistant"  # repeated on every delta
-    assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": "",
-                                                "reasoning_content": "\n"}
+    assert events[0]["choices"][0]["delta"] == {
+        "role": "assistant",
+        "content": "",
+        "reasoning_content": "\n",
+    }
     # reasoning fragments strictly before content fragments
-    kinds = [("r" if "reasoning_content" in e["choices"][0]["delta"] else "c")
-             for e in events[1:-1]]
+    kinds = [
+        ("r" if "reasoning_content" in e["choices"][0]["delta"] else "c") for e in events[1:-1]
+    ]
     assert kinds == sorted(kinds, key=lambda k: k == "c") and "r" in kinds and "c" in kinds
-    assert all(e["choices"][0]["finish_reason"] is None and "usage" not in e
-               for e in events[:-1])
+    assert all(e["choices"][0]["finish_reason"] is None and "usage" not in e for e in events[:-1])
     last = events[-1]
-    assert last["choices"][0] == {"index": 0, "delta": {"role": "assistant", "content": ""},
-                                  "finish_reason": "stop"}
+    assert last["choices"][0] == {
+        "index": 0,
+        "delta": {"role": "assistant", "content": ""},
+        "finish_reason": "stop",
+    }
     assert last["usage"]["completion_tokens"] > 0
     # the stream says the same as the non-stream answer
     msg = post(client, body).json()["choices"][0]["message"]
@@ -314,8 +391,10 @@ def test_golden_parallel_calls_one_chunk_each_with_early_finish(client):
         (call,) = choice["delta"]["tool_calls"]
         assert set(choice["delta"]) == {"tool_calls"}  # no role on tool-call chunks
         assert call["index"] == i and CALL_RE.match(call["id"])
-    assert [e["choices"][0]["delta"]["tool_calls"][0]["function"]["name"]
-            for e in tool_events] == ["Bash", "get_weather"]
+    assert [e["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] for e in tool_events] == [
+        "Bash",
+        "get_weather",
+    ]
     assert events[-1]["choices"][0]["finish_reason"] == "tool_calls" and "usage" in events[-1]
     # the non-stream answer holds the same calls
     msg = post(client, user("[[sim:parallel_tools]]", tools=[BASH_TOOL, WEATHER_TOOL]))
@@ -326,8 +405,11 @@ def test_golden_parallel_calls_one_chunk_each_with_early_finish(client):
 def test_tool_stream_fragments_and_parallel_indices(client):
     body = user("[[sim:parallel_tools]]", tools=[BASH_TOOL, WEATHER_TOOL], tool_stream=True)
     events = stream(client, body)
-    frags = [(e["choices"][0]["delta"]["tool_calls"], e["choices"][0]["finish_reason"])
-             for e in events if "tool_calls" in e["choices"][0]["delta"]]
+    frags = [
+        (e["choices"][0]["delta"]["tool_calls"], e["choices"][0]["finish_reason"])
+        for e in events
+        if "tool_calls" in e["choices"][0]["delta"]
+    ]
     assert all(fr is None for _, fr in frags)  # no doubled finish_reason with tool_stream
     calls: dict[int, dict[str, Any]] = {}
     for (tc,), _ in frags:
@@ -351,11 +433,14 @@ def test_tool_stream_ignored_without_stream(client):
     assert json.loads(msg["tool_calls"][0]["function"]["arguments"]) == {"city": "Paris"}
 
 
-@pytest.mark.parametrize(("scenario", "reason", "fragments"),
-                         [("network_error", "network_error", 3), ("sensitive", "sensitive", 2)])
+@pytest.mark.parametrize(
+    ("scenario", "reason", "fragments"),
+    [("network_error", "network_error", 3), ("sensitive", "sensitive", 2)],
+)
 def test_mid_stream_failures_are_finish_reasons(client, scenario, reason, fragments):
-    events = stream(client, user("hi", thinking={"type": "disabled"}),
-                    headers={"x-sim-scenario": scenario})
+    events = stream(
+        client, user("hi", thinking={"type": "disabled"}), headers={"x-sim-scenario": scenario}
+    )
     assert len(events) == 1 + fragments + 1  # priming chunk, fragments, final
     assert events[-1]["choices"][0]["finish_reason"] == reason and "usage" in events[-1]
     assert all("error" not in e for e in events)
@@ -389,14 +474,27 @@ def test_long_stream_is_fast(client):
 
 # ---------------------------------------------------------------------------- errors by script
 
-@pytest.mark.parametrize(("scenario", "status"), [
-    ("error:1302", 429), ("error:1261", 400), ("error:1113", 429), ("error:1002", 401),
-    ("error:500", 500), ("error:1305", 429)])
+
+@pytest.mark.parametrize(
+    ("scenario", "status"),
+    [
+        ("error:1302", 429),
+        ("error:1261", 400),
+        ("error:1113", 429),
+        ("error:1002", 401),
+        ("error:500", 500),
+        ("error:1305", 429),
+    ],
+)
 def test_business_code_errors(client, scenario, status):
     assert error_of(post(client, user("hi"), {"x-sim-scenario": scenario})) == (
-        status, scenario.split(":")[1])
+        status,
+        scenario.split(":")[1],
+    )
     assert error_of(post(client, user(f"please [[sim:{scenario}]]", stream=True))) == (
-        status, scenario.split(":")[1])
+        status,
+        scenario.split(":")[1],
+    )
 
 
 def test_unknown_scenario_and_bad_script_are_loud(client):
@@ -406,6 +504,7 @@ def test_unknown_scenario_and_bad_script_are_loud(client):
 
 
 # ---------------------------------------------------------------------------- script selection
+
 
 def test_header_script_wins_over_directive_and_queue(client, app):
     app.state.script_queue.append(Script(text="from queue"))
@@ -418,19 +517,26 @@ def test_header_script_wins_over_directive_and_queue(client, app):
 
 def test_json_directive_in_last_user_message(client):
     text = 'Claude says [[sim:{"text": "scripted [[x]]", "reasoning": "hmm"}]] now'
-    body = {"model": "glm-4.6", "messages": [
-        {"role": "system", "content": "You are Claude Code."},
-        {"role": "user", "content": [
-            {"type": "text", "text": "<system-reminder>r</system-reminder>"},
-            {"type": "text", "text": text}]}]}
+    body = {
+        "model": "glm-4.6",
+        "messages": [
+            {"role": "system", "content": "You are Claude Code."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "<system-reminder>r</system-reminder>"},
+                    {"type": "text", "text": text},
+                ],
+            },
+        ],
+    }
     msg = post(client, body).json()["choices"][0]["message"]
     assert msg["content"] == "scripted [[x]]" and msg["reasoning_content"] == "\nhmm"
 
 
 def test_script_queue_is_fifo(client, app):
     app.state.script_queue.extend([Script(text="one"), Script(text="two")])
-    texts = [post(client, user("hi")).json()["choices"][0]["message"]["content"]
-             for _ in range(3)]
+    texts = [post(client, user("hi")).json()["choices"][0]["message"]["content"] for _ in range(3)]
     assert texts == ["one", "two", "You said: hi"]
 
 
@@ -452,12 +558,18 @@ def test_transport_only_script_keeps_default_content(client):
 
 # ---------------------------------------------------------------------------- default behaviour
 
+
 def conversation(*, directive: str = "") -> list[dict[str, Any]]:
-    call = {"id": "call_0123456789abcdef01234567", "type": "function",
-            "function": {"name": "Bash", "arguments": '{"command":"ls"}'}}
-    return [{"role": "user", "content": f"list files {directive}"},
-            {"role": "assistant", "content": "\n\n", "tool_calls": [call]},
-            {"role": "tool", "tool_call_id": call["id"], "content": "a.txt\nb.txt"}]
+    call = {
+        "id": "call_0123456789abcdef01234567",
+        "type": "function",
+        "function": {"name": "Bash", "arguments": '{"command":"ls"}'},
+    }
+    return [
+        {"role": "user", "content": f"list files {directive}"},
+        {"role": "assistant", "content": "\n\n", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "a.txt\nb.txt"},
+    ]
 
 
 def test_default_quotes_tool_result_and_directive_does_not_loop(client):
@@ -479,18 +591,25 @@ def test_default_bash_call_from_directive_and_text_without_tools(client):
 
 
 def test_prompt_cache_reports_seen_prefix(client):
-    first = {"model": "glm-4.7", "messages": conversation()[:1] + [
-        {"role": "assistant", "content": "ok"}, {"role": "user", "content": "again"}]}
+    first = {
+        "model": "glm-4.7",
+        "messages": conversation()[:1]
+        + [{"role": "assistant", "content": "ok"}, {"role": "user", "content": "again"}],
+    }
     u1 = post(client, first).json()["usage"]
     assert u1["prompt_tokens_details"]["cached_tokens"] == 0
-    second = {"model": "glm-4.7", "messages": first["messages"] + [
-        {"role": "assistant", "content": "sure"}, {"role": "user", "content": "more"}]}
+    second = {
+        "model": "glm-4.7",
+        "messages": first["messages"]
+        + [{"role": "assistant", "content": "sure"}, {"role": "user", "content": "more"}],
+    }
     u2 = post(client, second).json()["usage"]
     cached = u2["prompt_tokens_details"]["cached_tokens"]
     assert cached == u1["prompt_tokens"] and 0 < cached < u2["prompt_tokens"]
 
 
 # ---------------------------------------------------------------------------- tokenizer, log
+
 
 def test_tokenizer(client):
     data = post(client, {**user("hello " * 100), "model": "glm-4.6"},
@@ -500,8 +619,18 @@ def test_tokenizer(client):
     u = data["usage"]
     assert u["image_tokens"] == u["video_tokens"] == 0 and u["total_tokens"] == u["prompt_tokens"]
     assert u["prompt_tokens"] == post(client, user("hello " * 100)).json()["usage"]["prompt_tokens"]
-    vision = {"model": "glm-4.6v", "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "what"}, {"type": "image_url", "image_url": {"url": "eA=="}}]}]}
+    vision = {
+        "model": "glm-4.6v",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what"},
+                    {"type": "image_url", "image_url": {"url": "eA=="}},
+                ],
+            }
+        ],
+    }
     u = post(client, vision, url="/tokenizer").json()["usage"]
     assert u["image_tokens"] > 0 and u["total_tokens"] == u["prompt_tokens"] + u["image_tokens"]
     assert error_of(post(client, {"model": "nope", "messages": []}, url="/tokenizer"))[1] == "1211"
@@ -526,6 +655,7 @@ def test_request_log(client, app):
 
 # ---------------------------------------------------------------------------- cancellation
 
+
 async def _drive(app, body: dict[str, Any], disconnect_after: int) -> list[dict[str, Any]]:
     """Run the ASGI app directly; the client disconnects after N body messages."""
     sent: list[dict[str, Any]] = []
@@ -545,11 +675,20 @@ async def _drive(app, body: dict[str, Any], disconnect_after: int) -> list[dict[
         if sum(m["type"] == "http.response.body" for m in sent) >= disconnect_after:
             enough.set()
 
-    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
-             "http_version": "1.1", "method": "POST", "scheme": "http", "path": URL,
-             "raw_path": URL.encode(), "query_string": b"", "root_path": "",
-             "headers": [(b"authorization", b"Bearer k"), (b"content-type", b"application/json")],
-             "client": ("127.0.0.1", 1234), "server": ("sim", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": URL,
+        "raw_path": URL.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"authorization", b"Bearer k"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("sim", 80),
+    }
     with anyio.fail_after(5):
         await app(scope, receive, send)
     return sent
@@ -579,9 +718,12 @@ def test_real_server_disconnect_is_counted(app):
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.01)
         base = f"http://127.0.0.1:{port}"
-        with httpx2.Client(base_url=base, headers=AUTH) as c, c.stream(
-                "POST", URL, json=user("hi", stream=True),
-                headers={"x-sim-scenario": "slow:0.2"}) as r:
+        with (
+            httpx2.Client(base_url=base, headers=AUTH) as c,
+            c.stream(
+                "POST", URL, json=user("hi", stream=True), headers={"x-sim-scenario": "slow:0.2"}
+            ) as r,
+        ):
             assert r.status_code == 200
             chunks = r.iter_bytes()  # keep a reference: dropping it closes the connection
             assert next(chunks).startswith(b"data: {")
@@ -617,20 +759,35 @@ def test_golden_empty_content_is_1213(client, role, content):
     # GLM-5: 400/1213 for content "" (earendil-works/pi#3309, #3311, curl-verified)
     messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
     if role == "tool":
-        messages = [{"role": "user", "content": "run"},
-                    {"role": "assistant", "content": None, "tool_calls": [
-                        {"id": "c1", "type": "function",
-                         "function": {"name": "Bash", "arguments": "{}"}}]},
-                    {"role": "tool", "tool_call_id": "c1", "content": content}]
+        messages = [
+            {"role": "user", "content": "run"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "Bash", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": content},
+        ]
     assert error_of(post(client, {"model": "glm-5", "messages": messages})) == (400, "1213")
 
 
 def test_golden_empty_text_part_is_rejected(client):
     # "messages[0].content[1].text:不能为空" on the coding endpoint (zed-industries/zed#38153)
-    parts = [{"type": "image_url", "image_url": {"url": "https://x/a.png"}},
-             {"type": "text", "text": ""}]
-    r = post(client, {"model": "glm-5.3-flash", "messages": [{"role": "user", "content": parts}]},
-             url=CODING)
+    parts = [
+        {"type": "image_url", "image_url": {"url": "https://x/a.png"}},
+        {"type": "text", "text": ""},
+    ]
+    r = post(
+        client,
+        {"model": "glm-5.3-flash", "messages": [{"role": "user", "content": parts}]},
+        url=CODING,
+    )
     assert error_of(r) == (400, "1214") and "不能为空" in r.json()["error"]["message"]
 
 

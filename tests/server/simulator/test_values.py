@@ -54,8 +54,13 @@ def numbers(draw: st.DrawFn) -> dict[str, Any]:
     if step is not None:
         schema["multipleOf"] = step
     width = (step or 1) * 4
-    lo = draw(st.one_of(st.none(), st.integers(-1000, 1000),
-                        st.floats(-1000, 1000, allow_nan=False).map(lambda f: round(f, 2))))
+    lo = draw(
+        st.one_of(
+            st.none(),
+            st.integers(-1000, 1000),
+            st.floats(-1000, 1000, allow_nan=False).map(lambda f: round(f, 2)),
+        )
+    )
     hi = draw(st.one_of(st.none(), st.integers(0, 2000)))
     if lo is not None:
         key = draw(st.sampled_from(["minimum", "exclusiveMinimum", "draft4"]))
@@ -152,8 +157,13 @@ def test_the_example_is_valid_for_any_schema(schema: dict[str, Any], name: str) 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tool_parameters(), st.integers(0, 2))
 @example(  # a second call must not append to a string whose pattern sits inside anyOf
-    {"type": "object", "required": ["url"], "properties": {"url": {"anyOf": [
-        {"type": "null"}, {"type": "string", "pattern": r"^[A-Z]{3}-\d{4}$"}]}}},
+    {
+        "type": "object",
+        "required": ["url"],
+        "properties": {
+            "url": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": r"^[A-Z]{3}-\d{4}$"}]}
+        },
+    },
     1,
 )
 def test_tool_call_arguments_are_valid_for_the_offered_tool(

@@ -63,7 +63,9 @@ def _ask(url: str, text: str) -> str:
     with (
         anthropic.Anthropic(base_url=url, api_key="x", max_retries=0) as sdk,
         sdk.messages.stream(
-            model="claude-sonnet-4-5", max_tokens=100, messages=messages  # type: ignore[arg-type]
+            model="claude-sonnet-4-5",
+            max_tokens=100,
+            messages=messages,  # type: ignore[arg-type]
         ) as s,
     ):
         message = s.get_final_message()

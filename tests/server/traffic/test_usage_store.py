@@ -106,8 +106,10 @@ def test_statusline_line_from_a_live_bridge(
 ) -> None:  # fmt: skip
     bridge = start_server(create_app(bridge_settings(sim.url, data_dir=str(tmp_path))))
     _ask(bridge.url)
-    info = {"model": {"id": "claude-sonnet-4-5", "display_name": "Sonnet"},
-            "context_window": {"total_input_tokens": 50_000, "context_window_size": 200_000}}
+    info = {
+        "model": {"id": "claude-sonnet-4-5", "display_name": "Sonnet"},
+        "context_window": {"total_input_tokens": 50_000, "context_window_size": 200_000},
+    }
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(info)))
     # the 40 ms budget is for an idle desktop; this test checks the line, not the time
     monkeypatch.setattr(statusline, "_TIMEOUT", 10.0)
