@@ -111,4 +111,5 @@ def record_images(
             input_tokens=0, cached_tokens=0, output_tokens=0,
             latency_ms=round(latency * 1000, 1), ttft_ms=None, status=200, fallback=None,
             priority=None, queue_wait_ms=None, peak=is_peak(datetime.fromtimestamp(now, UTC)),
+            cost_usd=job.price_usd,
         ))  # fmt: skip

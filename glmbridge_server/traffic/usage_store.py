@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS usage (
     client TEXT, route TEXT, key_id TEXT, model TEXT, client_model TEXT, upstream TEXT,
     input_tokens INTEGER, cached_tokens INTEGER, output_tokens INTEGER,
     latency_ms REAL, ttft_ms REAL, status INTEGER, fallback TEXT, priority TEXT,
-    queue_wait_ms REAL, peak INTEGER, served_model TEXT, error_kind TEXT
+    queue_wait_ms REAL, peak INTEGER, served_model TEXT, error_kind TEXT, cost_usd REAL
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
 """
@@ -96,6 +96,9 @@ class UsageRow:
     #: The error the client was answered with (``rate_limit_error``, …), if any; after
     #: ``served_model`` for the same reason.
     error_kind: str | None = None
+    #: What the row cost in US dollars where a price is known per call (a generated image);
+    #: model calls are counted in tokens and plan credits instead. Last, likewise.
+    cost_usd: float | None = None
 
 
 _INT_MAX = 2**63 - 1  # SQLite's INTEGER
@@ -168,6 +171,8 @@ def _connect(path: Path, *, timeout: float) -> sqlite3.Connection:
         conn.execute("ALTER TABLE usage ADD COLUMN served_model TEXT")
     if "error_kind" not in columns:  # a file from before this one (added after served_model)
         conn.execute("ALTER TABLE usage ADD COLUMN error_kind TEXT")
+    if "cost_usd" not in columns:  # likewise (added after error_kind)
+        conn.execute("ALTER TABLE usage ADD COLUMN cost_usd REAL")
     return conn
 
 

@@ -9,7 +9,9 @@ answers every media request with a 403 that names ``ZAI_MEDIA_API_KEY`` and send
 from __future__ import annotations
 
 import base64
+import contextlib
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +22,10 @@ from google import genai
 from google.genai import errors, types
 from starlette.applications import Starlette
 
+from glmbridge.media.images import IMAGE_MODELS
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
+from glmbridge_server.traffic.usage_store import open_readonly
 
 pytestmark = pytest.mark.e2e
 
@@ -368,3 +372,23 @@ def test_image_edits_are_a_clear_400(media_bridge: Any, sim: RunningServer) -> N
     with pytest.raises(openai.BadRequestError, match="editing is not supported"):
         sdk(media_bridge).images.edit(image=("a.png", b"\x89PNG", "image/png"), prompt="x")
     assert sim.app.state.media_requests == []
+
+
+def test_each_image_is_a_usage_row_with_its_price(
+    sim: RunningServer, start_server: Start, bridge_settings: MakeSettings, tmp_path: Any
+) -> None:
+    settings = bridge_settings(sim.url, media_api_keys=MEDIA_KEYS, data_dir=str(tmp_path))
+    server = start_server(create_app(settings))
+    sdk(server).images.generate(model="gpt-image-1", prompt="two cats", n=2)
+    db = settings.usage_db
+    assert db is not None
+    deadline = time.monotonic() + 5
+    rows: list[tuple[Any, ...]] = []
+    while time.monotonic() < deadline and len(rows) < 2:  # the writer batches every 0.25 s
+        time.sleep(0.1)
+        with contextlib.closing(open_readonly(db)) as conn:
+            rows = conn.execute(
+                "SELECT model, client_model, cost_usd FROM usage WHERE route = ?",
+                ("/v1/images/generations",),
+            ).fetchall()
+    assert rows == [("glm-image", "gpt-image-1", IMAGE_MODELS["glm-image"].price_usd)] * 2
