@@ -145,7 +145,8 @@ def test_gemini_settings_file_in_a_shared_folder_is_foreseen(
     shared.mkdir(mode=0o777)
     shared.chmod(0o777)  # like /tmp: gemini-cli will not read a settings file below it
     assert settings_refusal(shared / "state" / "x.json") is not None
-    assert settings_refusal(Path(sys.prefix) / "bin" / "python-not-there") is None or (
+    # a folder only root can write (not the checkout, which may itself lie under /tmp)
+    assert settings_refusal(Path("/usr/lib/glmbridge-not-there/x.json")) is None or (
         os.geteuid() != 0
     )
     env = env_for(home, sim, GLMBRIDGE_STATE_DIR=str(shared / "state"))
