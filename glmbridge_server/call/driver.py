@@ -51,7 +51,7 @@ __all__ = [
     "shutting_down",
     "unless_disconnected",
     "upstream_url",
-    "wait_stopping",
+    "on_shutdown",
 ]
 
 logger = logging.getLogger("glmbridge.server")
@@ -312,10 +312,16 @@ class _Tap(httpx2.AsyncByteStream):
         await self.inner.aclose()
 
 
-async def wait_stopping(record: CallRecord) -> None:
-    """Return when the server starts to shut down (never, outside a lifespan)."""
+def on_shutdown(record: CallRecord, callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` when the server starts to shut down (never, outside a lifespan);
+    returns the function that unsubscribes it (:class:`~glmbridge_server.call.shutdown.
+    Shutdown`: a subscription, not a waiting task per call)."""
     stopping = record.app.stopping
-    await (stopping.wait() if stopping is not None else anyio.sleep_forever())
+    return stopping.subscribe(callback) if stopping is not None else _nothing
+
+
+def _nothing() -> None:
+    return None
 
 
 def shutting_down() -> UpstreamError:
@@ -331,35 +337,34 @@ async def unless_disconnected(
     """Run ``work``, cancelling it (and its upstream call) the moment the client leaves, or
     with an ``overloaded`` error when the server starts to shut down.
 
-    The body has been read, so the next ASGI message can only be ``http.disconnect``.
+    The body has been read, so the next ASGI message can only be ``http.disconnect``. The
+    work runs in this task; one helper task watches the client.
     """
     result: Answer | None = None
     error: GlmbridgeError | None = None
     async with anyio.create_task_group() as tg:
+        every = tg.cancel_scope
 
-        async def stop() -> None:
+        def stop() -> None:
             nonlocal error
-            await wait_stopping(record)
             error = shutting_down()
-            tg.cancel_scope.cancel()
+            every.cancel()
 
         async def watch() -> None:
             while (await receive())["type"] != "http.disconnect":
                 pass
             record.disconnected = True
-            tg.cancel_scope.cancel()
-
-        async def run() -> None:
-            nonlocal result, error
-            try:
-                result = await work()
-            except GlmbridgeError as exc:  # carried out of the task group unwrapped
-                error = exc
-            tg.cancel_scope.cancel()
+            every.cancel()
 
         tg.start_soon(watch)
-        tg.start_soon(stop)
-        tg.start_soon(run)
+        unsubscribe = on_shutdown(record, stop)
+        try:
+            result = await work()
+        except GlmbridgeError as exc:  # carried out of the task group unwrapped
+            error = exc
+        finally:
+            unsubscribe()
+        every.cancel()
     if error is not None:
         raise error
     return result if result is not None else WholeAnswer(b"", 499, media_type=None)

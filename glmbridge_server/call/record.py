@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import anyio
-
 from glmbridge.exchange import Exchange
 from glmbridge.ir import Usage
 from glmbridge.routing import RouteTable
@@ -26,6 +24,7 @@ from glmbridge_server.tools.search_engine import ZaiSearchEngine
 from glmbridge_server.upstream.client import UpstreamClient
 
 if TYPE_CHECKING:  # the dashboard's inspector writes through it; the call only carries it
+    from glmbridge_server.call.shutdown import Shutdown
     from glmbridge_server.dashboard.inspector import Capture
 
 __all__ = [
@@ -49,7 +48,7 @@ class AppServices(Protocol):
     route_table: RouteTable
     model_catalog: dict[str, dict[str, str]]
     token_estimator: TokenEstimator
-    stopping: anyio.Event | None
+    stopping: Shutdown | None
     search_engine: ZaiSearchEngine | None
     image_descriptions: collections.OrderedDict[str, Description] | None
 

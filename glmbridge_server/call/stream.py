@@ -30,7 +30,7 @@ import anyio
 from glmbridge.errors import GlmbridgeError, UpstreamError
 from glmbridge.exchange import Exchange
 from glmbridge_server.call.asgi import Message, Receive, Scope, Send
-from glmbridge_server.call.driver import shutting_down, wait_stopping
+from glmbridge_server.call.driver import on_shutdown, shutting_down
 from glmbridge_server.call.record import CallRecord
 
 __all__ = ["SSE_HEADERS", "StreamingAnswer", "stream_headers"]
@@ -68,7 +68,8 @@ class StreamingAnswer:
         self._sse = False  # ... as a 200 stream
         self._done = False
         self._commit_due = False  # commit_after has passed (or the call was queued)
-        self._wake = anyio.Event()  # the keep-alive loop: commit now (see commit_now)
+        self._woken = False  # commit now (see commit_now): the guard's next turn does
+        self._idle: anyio.CancelScope | None = None  # the guard's wait, while it waits
         self._data_sending = False
         self._ping_sent: anyio.Event | None = None
         self._last_send = time.monotonic()
@@ -77,11 +78,13 @@ class StreamingAnswer:
         self._send = send
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
-                tg.start_soon(self._keep_alive)
+                tg.start_soon(self._guard, receive, tg.cancel_scope)
                 with anyio.CancelScope() as work:
-                    tg.start_soon(self._watch_stopping, work)
-                    await self._run()
+                    unsubscribe = on_shutdown(self.record, lambda: self._stop(work))
+                    try:
+                        await self._run()
+                    finally:
+                        unsubscribe()
                 if work.cancel_called:
                     await self._fail(shutting_down())
                 self._done = True
@@ -143,7 +146,9 @@ class StreamingAnswer:
         """Commit and start the keep-alives now, not after ``commit_after`` (the call waits
         in the key-slot queue: a queued stream is never silent)."""
         self._commit_due = True
-        self._wake.set()
+        self._woken = True
+        if self._idle is not None:
+            self._idle.cancel()  # the guard stops waiting and commits
 
     async def _early_commit(self) -> None:
         """Commit with the door's start event if ``commit_after`` has passed and the answer
@@ -186,8 +191,14 @@ class StreamingAnswer:
 
     # -- sending (the keep-alive's side) ---------------------------------------------------
 
-    async def _keep_alive(self) -> None:
-        """Commit after ``commit_after`` seconds of silence; once committed, ping while idle."""
+    async def _guard(self, receive: Receive, everything: anyio.CancelScope) -> None:
+        """The answer's one helper task: it watches the client while it waits to commit
+        (after ``commit_after`` seconds of silence, or at once on :meth:`commit_now`) and,
+        once committed, to ping while idle.
+
+        The client is watched by waiting for its next ASGI message: the body has been read,
+        so it can only be ``http.disconnect``, and the client leaving cancels the answer.
+        """
         settings = self.record.settings
         commit_at = time.monotonic() + settings.commit_after
         interval = settings.ping_interval
@@ -197,13 +208,19 @@ class StreamingAnswer:
                 wait = self._last_send + interval - now
             else:  # not committed yet: wake for the commit, or to start pinging
                 wait = min(interval, commit_at - now) if not self._commit_due else interval
-            with anyio.move_on_after(max(0.0, wait)):
-                await self._wake.wait()
+            with anyio.move_on_after(max(0.0, wait)) as idle:
+                self._idle = idle
+                if not self._woken:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    if not self._done:
+                        self.record.disconnected = True
+                        everything.cancel()
+                    return
+            self._idle = None
             if self._finished():
                 return
-            woken = self._wake.is_set()
-            if woken:
-                self._wake = anyio.Event()
+            woken, self._woken = self._woken, False
             if woken or (not self._commit_due and time.monotonic() >= commit_at):
                 self._commit_due = True
                 if not (self._committed or self._data_sending):
@@ -234,17 +251,8 @@ class StreamingAnswer:
 
     # -- the client and the server ---------------------------------------------------------
 
-    async def _watch_stopping(self, work: anyio.CancelScope) -> None:
-        await wait_stopping(self.record)
+    def _stop(self, work: anyio.CancelScope) -> None:
+        """The server is stopping: end the work (a shutdown error follows) unless done."""
         if not self._finished():
             logger.info("server shutting down: ending an open stream with an error event")
             work.cancel()
-
-    async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
-        """Cancel the answer when the client leaves before it is done (the body has been
-        read: the next ASGI message can only be ``http.disconnect``)."""
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        if not self._done:
-            self.record.disconnected = True
-            scope.cancel()

@@ -34,6 +34,7 @@ from glmbridge._version import __version__
 from glmbridge.errors import GlmbridgeError
 from glmbridge_server.call.asgi import Answer, Message, Receive, Scope, Send, WholeAnswer
 from glmbridge_server.call.record import Runtime
+from glmbridge_server.call.shutdown import Shutdown
 from glmbridge_server.dashboard.session import COOKIE, cookie_value, has_session, token_matches
 from glmbridge_server.dashboard.views import RANGES, settings_view, usage_view
 from glmbridge_server.edge.bodies import read_body
@@ -319,7 +320,7 @@ class _EventStream:
 
     async def _events(self, send: Send) -> None:
         state = self.state
-        stopping: anyio.Event | None = getattr(state, "stopping", None)
+        stopping: Shutdown | None = getattr(state, "stopping", None)
         await _chunk(send, b"retry: 3000\n\n")
         last = 0.0
         while stopping is None or not stopping.is_set():

@@ -40,6 +40,7 @@ from glmbridge.routing import offered
 from glmbridge.tokens import TokenEstimator
 from glmbridge_server.call.asgi import Answer, HttpMiddleware, Message, Receive, Scope, Send
 from glmbridge_server.call.record import CallRecord
+from glmbridge_server.call.shutdown import Shutdown
 from glmbridge_server.dashboard import Dashboard
 from glmbridge_server.dashboard import routes as dashboard
 from glmbridge_server.dashboard.observe import ObserveMiddleware
@@ -227,7 +228,7 @@ def _lifespan(state: AppState, transport: httpx2.AsyncBaseTransport | None) -> A
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         upstream = UpstreamClient(settings, state.key_pool, transport=transport,
                                   metrics=state.metrics, scheduler=state.scheduler)  # fmt: skip
-        state.upstream, state.stopping = upstream, anyio.Event()
+        state.upstream, state.stopping = upstream, Shutdown()
         usage_db = settings.usage_db  # the writer thread lives as long as the app serves
         if usage_db is not None:
             state.usage_store = UsageStore(usage_db, retention_days=settings.usage_retention_days)

@@ -10,14 +10,13 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
-
 from glmbridge.doors import protocol_for_path
 from glmbridge.routing import RouteTable
 from glmbridge.served import ServedAs
 from glmbridge.tokens import TokenEstimator
 from glmbridge.vision import Description
 from glmbridge_server.call.record import CallRecord
+from glmbridge_server.call.shutdown import Shutdown
 from glmbridge_server.dashboard import Dashboard
 from glmbridge_server.edge.supervisor import Supervisor
 from glmbridge_server.media.access import MediaState
@@ -58,7 +57,7 @@ class AppState:
     simulator: Any = None
     #: Set by the lifespan: the upstream client, the shutdown signal, the usage store.
     upstream: UpstreamClient | None = None
-    stopping: anyio.Event | None = None
+    stopping: Shutdown | None = None
     usage_store: UsageStore | None = None
     #: What answered last (for the statusline), and the quota poller's windows by key index.
     last_served: dict[str, Any] | None = None
