@@ -39,6 +39,7 @@ from glmbridge.media.responses import ImageToolPlan
 from glmbridge.media.videos import decode_video_request, video_object
 from glmbridge.roles import FrontDoor
 from glmbridge.tokens import TokenEstimator
+from glmbridge_server.asgi_types import RequestView
 from glmbridge_server.call import relay
 from glmbridge_server.call.asgi import Answer, Receive, Scope, Send, WholeAnswer
 from glmbridge_server.call.driver import unless_disconnected
@@ -67,17 +68,11 @@ logger = logging.getLogger("glmbridge.media")
 _encode = msgspec.json.encode
 
 
-class MediaRequest(Protocol):
+class MediaRequest(RequestView, Protocol):
     """What the media endpoints read of an HTTP request (Starlette's request has it)."""
 
     @property
-    def headers(self) -> Mapping[str, str]: ...
-    @property
-    def query_params(self) -> Mapping[str, str]: ...
-    @property
     def path_params(self) -> Mapping[str, Any]: ...
-    @property
-    def receive(self) -> Receive: ...
     def stream(self) -> AsyncIterator[bytes]: ...
 
 
