@@ -21,7 +21,14 @@ from glmbridge.media.responses import has_image_tool  # media (issue 21)
 from glmbridge.protocols.openai import CHAT_DOOR
 from glmbridge.protocols.responses import RESPONSES_DOOR
 from glmbridge_server.call.asgi import Answer
-from glmbridge_server.edge.routes import answer, app_state, error_response, prepare, record_of
+from glmbridge_server.edge.routes import (
+    ForMedia,
+    answer,
+    app_state,
+    error_response,
+    prepare,
+    record_of,
+)
 from glmbridge_server.media import endpoints as media  # media (issue 21)
 from glmbridge_server.tools.responses_store import ResponseStore
 
@@ -45,13 +52,13 @@ async def responses(request: Request) -> Response | Answer:
     def decode(body: bytes) -> ir.Request:
         # media (issue 21): the hosted image tool, run by the gateway when a key may serve it
         if has_image_tool(body) and media.serves_media(record_of(request)):
-            raise _ImageTool(body)
+            raise ForMedia(body)
         return (store.decode if store is not None else RESPONSES_DOOR.decode_request)(body)
 
     try:
         try:
             exchange = await prepare(request, RESPONSES_DOOR, decode)
-        except _ImageTool as wanted:  # media (issue 21)
+        except ForMedia as wanted:  # media (issue 21)
             record = record_of(request)
             return await media.responses_with_images(app_state(request), record,
                                                      request.receive, wanted.body,
@@ -61,14 +68,6 @@ async def responses(request: Request) -> Response | Answer:
         return await answer(request, exchange)
     except GlmbridgeError as err:
         return error_response(err, request, RESPONSES_DOOR)
-
-
-class _ImageTool(Exception):
-    """media (issue 21): the request offers the hosted image_generation tool."""
-
-    def __init__(self, body: bytes) -> None:
-        super().__init__("image_generation tool")
-        self.body = body
 
 
 def model_object(info: dict[str, Any]) -> dict[str, Any]:
