@@ -57,6 +57,7 @@ from glmbridge_server.upstream.client import UpstreamClient
 
 __all__ = [
     "ENDPOINTS",
+    "ForMedia",
     "MediaRequest",
     "MediaServices",
     "gemini_image",
@@ -66,6 +67,15 @@ __all__ = [
 
 logger = logging.getLogger("glmbridge.media")
 _encode = msgspec.json.encode
+
+
+class ForMedia(Exception):
+    """Raised by a door's decode hook in the edge's routes for a request that this wing
+    answers instead of GLM (image output, the hosted image tool); ``body`` is what it said."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__("media request")
+        self.body = body
 
 
 class MediaRequest(RequestView, Protocol):

@@ -25,7 +25,6 @@ from glmbridge_server.edge.state import AppState, record_in
 from glmbridge_server.tools.video_paths import attach_videos
 
 __all__ = [
-    "ForMedia",
     "anthropic_client",
     "answer",
     "app_state",
@@ -37,15 +36,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("glmbridge.server")
-
-
-class ForMedia(Exception):
-    """media (issue 21): raised by a door's decode hook for a request that the media wing
-    answers instead of GLM (image output, the hosted image tool); ``body`` is what it said."""
-
-    def __init__(self, body: bytes) -> None:
-        super().__init__("media request")
-        self.body = body
 
 
 def app_state(request: Request) -> AppState:

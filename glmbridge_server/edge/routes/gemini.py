@@ -22,14 +22,7 @@ from glmbridge.protocols import gemini
 from glmbridge.routing import RouteTable, offered, resolve_route
 from glmbridge_server.call.asgi import Answer
 from glmbridge_server.edge.bodies import off_loop, read_model_body
-from glmbridge_server.edge.routes import (
-    ForMedia,
-    answer,
-    app_state,
-    error_response,
-    prepare,
-    record_of,
-)
+from glmbridge_server.edge.routes import answer, app_state, error_response, prepare, record_of
 from glmbridge_server.media import endpoints as media  # media (issue 21)
 from glmbridge_server.upstream.model_follower import live_models
 
@@ -60,12 +53,12 @@ async def model_method(request: Request) -> Response | Answer:
 
         def decode(body: bytes) -> ir.Request:
             if wants_image(model, body):  # media (issue 21): image output, not GLM
-                raise ForMedia(body)
+                raise media.ForMedia(body)
             return gemini.decode_request(body, model=model, stream=stream)
 
         try:
             exchange = await prepare(request, door, decode)
-        except ForMedia as wanted:  # media (issue 21)
+        except media.ForMedia as wanted:  # media (issue 21)
             sse = request.query_params.get("alt", "").lower() == "sse"
             return await media.gemini_image(app_state(request), record_of(request), model,
                                             wanted.body, door, sse=sse)  # fmt: skip

@@ -21,14 +21,7 @@ from glmbridge.media.responses import has_image_tool  # media (issue 21)
 from glmbridge.protocols.openai import CHAT_DOOR
 from glmbridge.protocols.responses import RESPONSES_DOOR
 from glmbridge_server.call.asgi import Answer
-from glmbridge_server.edge.routes import (
-    ForMedia,
-    answer,
-    app_state,
-    error_response,
-    prepare,
-    record_of,
-)
+from glmbridge_server.edge.routes import answer, app_state, error_response, prepare, record_of
 from glmbridge_server.media import endpoints as media  # media (issue 21)
 from glmbridge_server.tools.responses_store import ResponseStore
 
@@ -52,13 +45,13 @@ async def responses(request: Request) -> Response | Answer:
     def decode(body: bytes) -> ir.Request:
         # media (issue 21): the hosted image tool, run by the gateway when a key may serve it
         if has_image_tool(body) and media.serves_media(record_of(request)):
-            raise ForMedia(body)
+            raise media.ForMedia(body)
         return (store.decode if store is not None else RESPONSES_DOOR.decode_request)(body)
 
     try:
         try:
             exchange = await prepare(request, RESPONSES_DOOR, decode)
-        except ForMedia as wanted:  # media (issue 21)
+        except media.ForMedia as wanted:  # media (issue 21)
             record = record_of(request)
             return await media.responses_with_images(app_state(request), record,
                                                      request.receive, wanted.body,
