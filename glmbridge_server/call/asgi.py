@@ -7,8 +7,10 @@ it with the connection's ``scope``, ``receive`` and ``send``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
+
+from glmbridge_server.asgi_types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "ASGIApp",
@@ -20,12 +22,6 @@ __all__ = [
     "Send",
     "WholeAnswer",
 ]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class Answer(Protocol):

@@ -142,8 +142,16 @@ def _json(data: Any, status: int = 200) -> Answer:
     return _reply(msgspec.json.encode(data), status)
 
 
+@cache
+def _html(name: str) -> bytes:
+    """A page with the ``head.html`` partial (what every page's head opens with) in place of
+    its ``<!--head-->`` line."""
+    assets = _assets()
+    return assets[name].body.replace(b"<!--head-->\n", assets["head.html"].body, 1)
+
+
 def _page(name: str, status: int = 200, error: str = "", **extra: str) -> Answer:
-    body = _assets()[name].body
+    body = _html(name)
     if error:  # our own fixed messages, escaped anyway
         body = body.replace(b"<!--error-->", html.escape(error).encode())
     return _reply(body, status, "text/html; charset=utf-8", {**_NO_STORE, **extra})

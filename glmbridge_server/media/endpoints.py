@@ -39,6 +39,7 @@ from glmbridge.media.responses import ImageToolPlan
 from glmbridge.media.videos import decode_video_request, video_object
 from glmbridge.roles import FrontDoor
 from glmbridge.tokens import TokenEstimator
+from glmbridge_server.asgi_types import RequestView
 from glmbridge_server.call import relay
 from glmbridge_server.call.asgi import Answer, Receive, Scope, Send, WholeAnswer
 from glmbridge_server.call.driver import unless_disconnected
@@ -56,6 +57,7 @@ from glmbridge_server.upstream.client import UpstreamClient
 
 __all__ = [
     "ENDPOINTS",
+    "ForMedia",
     "MediaRequest",
     "MediaServices",
     "gemini_image",
@@ -67,17 +69,20 @@ logger = logging.getLogger("glmbridge.media")
 _encode = msgspec.json.encode
 
 
-class MediaRequest(Protocol):
+class ForMedia(Exception):
+    """Raised by a door's decode hook in the edge's routes for a request that this wing
+    answers instead of GLM (image output, the hosted image tool); ``body`` is what it said."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__("media request")
+        self.body = body
+
+
+class MediaRequest(RequestView, Protocol):
     """What the media endpoints read of an HTTP request (Starlette's request has it)."""
 
     @property
-    def headers(self) -> Mapping[str, str]: ...
-    @property
-    def query_params(self) -> Mapping[str, str]: ...
-    @property
     def path_params(self) -> Mapping[str, Any]: ...
-    @property
-    def receive(self) -> Receive: ...
     def stream(self) -> AsyncIterator[bytes]: ...
 
 

@@ -8,12 +8,13 @@ which a Starlette route sends as they are.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
 import msgspec
+
+from glmbridge_server.asgi_types import ASGIApp, Message, Receive, RequestView, Scope, Send
 
 __all__ = [
     "ASGIApp",
@@ -30,19 +31,13 @@ __all__ = [
     "wait_unless_disconnected",
 ]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 
 class _URL(Protocol):
     @property
     def path(self) -> str: ...
 
 
-class Request(Protocol):
+class Request(RequestView, Protocol):
     """What an endpoint reads of a request (``starlette.requests.Request`` has it all)."""
 
     @property
@@ -51,12 +46,6 @@ class Request(Protocol):
     def method(self) -> str: ...
     @property
     def url(self) -> _URL: ...
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-    @property
-    def query_params(self) -> Mapping[str, str]: ...
-    @property
-    def receive(self) -> Receive: ...
     async def body(self) -> bytes: ...
 
 

@@ -24,13 +24,21 @@ __all__ = ["image_bytes", "is_corrupt", "not_base64", "png_facts"]
 _PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def image_bytes(part: dict[str, Any]) -> bytes | None:
-    """The bytes of an ``image_url`` part with inline data (data URL or bare base64)."""
+def _inline_data(part: dict[str, Any]) -> str | None:
+    """The base64 text of an ``image_url`` part with inline data (data URL or bare
+    base64); ``None`` for an http(s) URL or a malformed part."""
     ref = part.get("image_url")
     url = ref.get("url") if isinstance(ref, dict) else None
     if not isinstance(url, str) or url.startswith(("http://", "https://")):
         return None
-    data = url.split(",", 1)[1] if url.startswith("data:") else url
+    return url.split(",", 1)[1] if url.startswith("data:") else url
+
+
+def image_bytes(part: dict[str, Any]) -> bytes | None:
+    """The bytes of an ``image_url`` part with inline data (data URL or bare base64)."""
+    data = _inline_data(part)
+    if data is None:
+        return None
     try:
         return base64.b64decode(data, validate=False)
     except (binascii.Error, ValueError):
@@ -39,11 +47,9 @@ def image_bytes(part: dict[str, Any]) -> bytes | None:
 
 def not_base64(part: dict[str, Any]) -> bool:
     """Whether an ``image_url`` part's inline data is not strict, standard base64."""
-    ref = part.get("image_url")
-    url = ref.get("url") if isinstance(ref, dict) else None
-    if not isinstance(url, str) or url.startswith(("http://", "https://")):
+    data = _inline_data(part)
+    if data is None:
         return False
-    data = url.split(",", 1)[1] if url.startswith("data:") else url
     try:
         base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):

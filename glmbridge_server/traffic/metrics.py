@@ -8,7 +8,7 @@ routes are path templates, models are the routed GLM ids, keys are indices, neve
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -95,12 +95,131 @@ class _UsageCollector:
         yield family
 
 
+class _Declared(NamedTuple):
+    """One metric: its kind, name, help text, label names and (histograms) buckets."""
+
+    kind: type[Counter | Gauge | Histogram]
+    name: str
+    doc: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+
+    def make(self, registry: CollectorRegistry) -> Counter | Gauge | Histogram:
+        """The metric, registered in ``registry``."""
+        if self.kind is Histogram:
+            return Histogram(self.name, self.doc, self.labels, registry=registry,
+                             buckets=self.buckets)  # fmt: skip
+        return self.kind(self.name, self.doc, self.labels, registry=registry)
+
+
+#: Every metric of :class:`Metrics`, by the attribute that holds it.
+_DECLARED: dict[str, _Declared] = {
+    # what the clients asked and got: requests, errors, latency, first token, tokens
+    "requests": _Declared(
+        Counter,
+        "glmbridge_requests",
+        "HTTP requests answered, by route, inbound protocol and status.",
+        ("route", "protocol", "status"),
+    ),
+    "errors": _Declared(
+        Counter, "glmbridge_errors", "Requests that ended in an error, by error type.", ("type",)
+    ),
+    "latency": _Declared(
+        Histogram,
+        "glmbridge_request_duration_seconds",
+        "Time from request to the end of the response.",
+        ("route", "protocol"),
+        _LATENCY_BUCKETS,
+    ),
+    "ttft": _Declared(
+        Histogram,
+        "glmbridge_time_to_first_token_seconds",
+        "Streams: time from request to the first content token sent to the client.",
+        ("model",),
+        _TTFT_BUCKETS,
+    ),
+    "tokens": _Declared(
+        Counter,
+        "glmbridge_tokens",
+        "Tokens reported by the upstream: input (incl. cached), output, cached.",
+        ("kind", "model"),
+    ),
+    "in_progress": _Declared(
+        Gauge, "glmbridge_requests_in_progress", "Requests being handled now."
+    ),
+    # the upstream side: retries, key cool-downs, keys
+    "retries": _Declared(
+        Counter,
+        "glmbridge_upstream_retries",
+        "Upstream calls retried, by the reason (upstream status or failure class).",
+        ("reason",),
+    ),
+    "cooldowns": _Declared(
+        Counter,
+        "glmbridge_key_cooldowns",
+        "API keys taken out of rotation, by key index and reason (auth or quota).",
+        ("key_index", "reason"),
+    ),
+    "keys": _Declared(Gauge, "glmbridge_keys", "Configured upstream API keys."),
+    "keys_healthy": _Declared(Gauge, "glmbridge_keys_healthy", "API keys not cooling down now."),
+    # traffic control: slots per key, the queue and its waits
+    "slots_in_use": _Declared(
+        Gauge,
+        "glmbridge_key_slots_in_use",
+        "Upstream requests in flight, by key index.",
+        ("key_index",),
+    ),
+    "slot_limit": _Declared(
+        Gauge,
+        "glmbridge_key_slot_limit",
+        "Effective upstream slots per key (configured, or learned from 1302).",
+        ("key_index",),
+    ),
+    "queue_length": _Declared(
+        Gauge,
+        "glmbridge_queue_length",
+        "Requests waiting for a slot, by priority class.",
+        ("priority",),
+    ),
+    "queue_wait": _Declared(
+        Histogram,
+        "glmbridge_queue_wait_seconds",
+        "Time requests waited for an upstream slot (only those that waited).",
+        ("priority",),
+        _TTFT_BUCKETS,
+    ),
+    "queue_timeouts": _Declared(
+        Counter,
+        "glmbridge_queue_timeouts",
+        "Requests that gave up after max_queue_wait.",
+        ("priority",),
+    ),
+}
+
+
 class Metrics:
     """The server's counters, gauges and histograms, in a private registry.
 
     ``models`` are the model ids that may appear as a label; any other routed model is
-    counted as ``other``, so a client cannot grow ``/metrics`` by inventing names.
+    counted as ``other``, so a client cannot grow ``/metrics`` by inventing names. Each
+    attribute below is built from its row of ``_DECLARED``.
     """
+
+    requests: Counter
+    errors: Counter
+    latency: Histogram
+    ttft: Histogram
+    tokens: Counter
+    in_progress: Gauge
+    retries: Counter
+    cooldowns: Counter
+    keys: Gauge
+    keys_healthy: Gauge
+    slots_in_use: Gauge
+    slot_limit: Gauge
+    queue_length: Gauge
+    queue_wait: Histogram
+    queue_timeouts: Counter
 
     def __init__(self, models: Iterable[str] = ()) -> None:
         self.models = frozenset(models)
@@ -113,92 +232,8 @@ class Metrics:
             "glmbridge_inbound_connections", "Inbound connections open now.", registry=reg
         )
         self.connections.set_function(inbound.open_connections)
-        self._request_metrics(reg)
-        self._upstream_metrics(reg)
-        self._slot_metrics(reg)
-
-    def _request_metrics(self, reg: CollectorRegistry) -> None:
-        """What the clients asked and got: requests, errors, latency, first token, tokens."""
-        self.requests = Counter(
-            "glmbridge_requests",
-            "HTTP requests answered, by route, inbound protocol and status.",
-            ["route", "protocol", "status"],
-            registry=reg,
-        )
-        self.errors = Counter(
-            "glmbridge_errors", "Requests that ended in an error, by error type.", ["type"],
-            registry=reg,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "glmbridge_request_duration_seconds",
-            "Time from request to the end of the response.",
-            ["route", "protocol"],
-            buckets=_LATENCY_BUCKETS,
-            registry=reg,
-        )
-        self.ttft = Histogram(
-            "glmbridge_time_to_first_token_seconds",
-            "Streams: time from request to the first content token sent to the client.",
-            ["model"],
-            buckets=_TTFT_BUCKETS,
-            registry=reg,
-        )
-        self.tokens = Counter(
-            "glmbridge_tokens",
-            "Tokens reported by the upstream: input (incl. cached), output, cached.",
-            ["kind", "model"],
-            registry=reg,
-        )
-        self.in_progress = Gauge(
-            "glmbridge_requests_in_progress", "Requests being handled now.", registry=reg
-        )
-
-    def _upstream_metrics(self, reg: CollectorRegistry) -> None:
-        """The upstream side: retries, key cool-downs, keys."""
-        self.retries = Counter(
-            "glmbridge_upstream_retries",
-            "Upstream calls retried, by the reason (upstream status or failure class).",
-            ["reason"],
-            registry=reg,
-        )
-        self.cooldowns = Counter(
-            "glmbridge_key_cooldowns",
-            "API keys taken out of rotation, by key index and reason (auth or quota).",
-            ["key_index", "reason"],
-            registry=reg,
-        )
-        self.keys = Gauge("glmbridge_keys", "Configured upstream API keys.", registry=reg)
-        self.keys_healthy = Gauge(
-            "glmbridge_keys_healthy", "API keys not cooling down now.", registry=reg
-        )
-
-    def _slot_metrics(self, reg: CollectorRegistry) -> None:
-        """Traffic control: slots per key, the queue and its waits."""
-        self.slots_in_use = Gauge(
-            "glmbridge_key_slots_in_use", "Upstream requests in flight, by key index.",
-            ["key_index"], registry=reg,
-        )  # fmt: skip
-        self.slot_limit = Gauge(
-            "glmbridge_key_slot_limit",
-            "Effective upstream slots per key (configured, or learned from 1302).",
-            ["key_index"],
-            registry=reg,
-        )
-        self.queue_length = Gauge(
-            "glmbridge_queue_length", "Requests waiting for a slot, by priority class.",
-            ["priority"], registry=reg,
-        )  # fmt: skip
-        self.queue_wait = Histogram(
-            "glmbridge_queue_wait_seconds",
-            "Time requests waited for an upstream slot (only those that waited).",
-            ["priority"],
-            buckets=_TTFT_BUCKETS,
-            registry=reg,
-        )
-        self.queue_timeouts = Counter(
-            "glmbridge_queue_timeouts", "Requests that gave up after max_queue_wait.",
-            ["priority"], registry=reg,
-        )  # fmt: skip
+        for attribute, declared in _DECLARED.items():
+            setattr(self, attribute, declared.make(reg))
 
     def retry(self, reason: str) -> None:
         """Count one retried upstream call."""

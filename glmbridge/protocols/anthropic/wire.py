@@ -123,13 +123,17 @@ class SearchResultBlockParam(_Block, tag="search_result"):
     cache_control: CacheControl | None = None
 
 
-class ToolUseBlockParam(_Block, tag="tool_use"):
-    """An assistant's client-tool call."""
+class _CallParam(_Block):
+    """Base of an assistant's tool calls in a request (client and server tools alike)."""
 
     id: str
     name: str
     input: dict[str, Any]
     cache_control: CacheControl | None = None
+
+
+class ToolUseBlockParam(_CallParam, tag="tool_use"):
+    """An assistant's client-tool call."""
 
 
 class ToolResultBlockParam(_Block, tag="tool_result"):
@@ -154,13 +158,8 @@ class RedactedThinkingBlockParam(_Block, tag="redacted_thinking"):
     data: str
 
 
-class ServerToolUseBlockParam(_Block, tag="server_tool_use"):
+class ServerToolUseBlockParam(_CallParam, tag="server_tool_use"):
     """An assistant's server-tool call (``web_search`` …)."""
-
-    id: str
-    name: str
-    input: dict[str, Any]
-    cache_control: CacheControl | None = None
 
 
 class WebSearchToolResultBlockParam(_Block, tag="web_search_tool_result"):
@@ -309,20 +308,20 @@ class RedactedThinkingBlock(_Out, tag_field="type", tag="redacted_thinking"):
     data: str
 
 
-class ToolUseBlock(_Out, tag_field="type", tag="tool_use"):
+class _Call(_Out, tag_field="type"):
+    """Base of the response's tool calls (client and server tools alike)."""
+
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+class ToolUseBlock(_Call, tag="tool_use"):
     """Response client-tool call."""
 
-    id: str
-    name: str
-    input: dict[str, Any]
 
-
-class ServerToolUseBlock(_Out, tag_field="type", tag="server_tool_use"):
+class ServerToolUseBlock(_Call, tag="server_tool_use"):
     """Response server-tool call."""
-
-    id: str
-    name: str
-    input: dict[str, Any]
 
 
 class WebSearchToolResultBlock(_Out, tag_field="type", tag="web_search_tool_result"):

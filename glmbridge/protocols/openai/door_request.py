@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, NotRequired, Protocol, TypeAlias, TypedDict, Unpack
 
 import msgspec
 
@@ -38,7 +38,16 @@ from glmbridge.errors import ClientRequestError
 from glmbridge.inline_base64 import normalize_base64
 from glmbridge.protocols.json_errors import decode_body
 
-__all__ = ["FREEFORM_SCHEMA", "call_arguments", "decode_request", "effort_to_ir", "freeform_tool"]
+__all__ = [
+    "FREEFORM_SCHEMA",
+    "DoorFields",
+    "SharedParams",
+    "call_arguments",
+    "decode_request",
+    "effort_to_ir",
+    "freeform_tool",
+    "shared_request",
+]
 
 logger = logging.getLogger("glmbridge.protocols.openai")
 
@@ -267,6 +276,54 @@ def effort_to_ir(effort: str | None, path: str) -> tuple[ir.Thinking | None, str
     return ir.Thinking(type="enabled"), mapped
 
 
+class SharedParams(Protocol):
+    """What a Chat Completions and a Responses body both say, and both doors read alike."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def temperature(self) -> float | None: ...
+    @property
+    def top_p(self) -> float | None: ...
+    @property
+    def stream(self) -> bool | None: ...
+
+
+class DoorFields(TypedDict):
+    """The fields of the IR request that each OpenAI-family door decodes its own way."""
+
+    messages: list[ir.Message]
+    system: list[ir.TextBlock]
+    max_tokens: int | None
+    response_format: ir.ResponseFormat | None
+    user_id: str | None
+    echo: dict[str, Any]
+    stop_sequences: NotRequired[list[str]]
+
+
+def shared_request(
+    params: SharedParams,
+    tools: tuple[list[ir.Tool], ir.ToolChoice | None],
+    reasoning: tuple[ir.Thinking | None, str | None],
+    **fields: Unpack[DoorFields],
+) -> ir.Request:
+    """The IR request of an OpenAI-family door: model, sampling and stream from
+    ``params``, the tools with their choice and the ``(thinking, effort)`` pair as the
+    door decoded them, the rest as given."""
+    (tool_list, choice), (thinking, effort) = tools, reasoning
+    return ir.Request(
+        model=params.model,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        stream=bool(params.stream),
+        tools=tool_list,
+        tool_choice=choice,
+        thinking=thinking,
+        effort=effort,
+        **fields,
+    )
+
+
 def decode_request(body: bytes) -> ir.Request:
     """Decode a client's ``POST /v1/chat/completions`` body into an IR request.
 
@@ -294,21 +351,15 @@ def decode_request(body: bytes) -> ir.Request:
         thinking = ir.Thinking(type=params.thinking.type)
     system, messages = _messages(params.messages)
     tools = [_tool(t) for t in params.tools or ()]
-    tools, choice = _tool_choice(params, tools)
     options = params.stream_options
-    return ir.Request(
-        model=params.model,
+    return shared_request(
+        params,
+        _tool_choice(params, tools),
+        (thinking, effort),
         messages=messages,
         system=system,
         max_tokens=_max_tokens(params),
-        temperature=params.temperature,
-        top_p=params.top_p,
         stop_sequences=_stop(params.stop),
-        stream=bool(params.stream),
-        tools=tools,
-        tool_choice=choice,
-        thinking=thinking,
-        effort=effort,
         response_format=_response_format(params.response_format),
         user_id=params.safety_identifier or params.user,
         echo={"include_usage": bool(options is not None and options.include_usage)},

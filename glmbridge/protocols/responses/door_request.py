@@ -41,6 +41,7 @@ from glmbridge.protocols.openai.door_request import (
     effort_to_ir,
     freeform_tool,
     media_source,
+    shared_request,
 )
 from glmbridge.protocols.responses import wire as rw
 from glmbridge.protocols.responses.items import NAMESPACE_SEPARATOR, decode_reasoning
@@ -123,19 +124,13 @@ def request_to_ir(
     }
     if params.max_output_tokens is not None and params.max_output_tokens < 1:
         raise ClientRequestError("must be at least 1", path="max_output_tokens")
-    tools, choice = _tool_choice(params, tools)
-    return ir.Request(
-        model=params.model,
+    return shared_request(
+        params,
+        _tool_choice(params, tools),
+        (thinking, effort),
         messages=[*(history or []), *messages],
         system=system,
         max_tokens=params.max_output_tokens,
-        temperature=params.temperature,
-        top_p=params.top_p,
-        stream=bool(params.stream),
-        tools=tools,
-        tool_choice=choice,
-        thinking=thinking,
-        effort=effort,
         response_format=_format(params.text),
         user_id=params.safety_identifier or params.user or params.prompt_cache_key,
         echo=echo,

@@ -53,26 +53,18 @@ async def model_method(request: Request) -> Response | Answer:
 
         def decode(body: bytes) -> ir.Request:
             if wants_image(model, body):  # media (issue 21): image output, not GLM
-                raise _ImageWanted(body)
+                raise media.ForMedia(body)
             return gemini.decode_request(body, model=model, stream=stream)
 
         try:
             exchange = await prepare(request, door, decode)
-        except _ImageWanted as wanted:  # media (issue 21)
+        except media.ForMedia as wanted:  # media (issue 21)
             sse = request.query_params.get("alt", "").lower() == "sse"
             return await media.gemini_image(app_state(request), record_of(request), model,
                                             wanted.body, door, sse=sse)  # fmt: skip
         return await answer(request, exchange)
     except GlmbridgeError as err:
         return error_response(err, request, door)
-
-
-class _ImageWanted(Exception):
-    """media (issue 21): the request asks for image output; ``body`` is what it said."""
-
-    def __init__(self, body: bytes) -> None:
-        super().__init__("image output")
-        self.body = body
 
 
 async def _count_tokens(request: Request, model: str) -> Response:

@@ -45,13 +45,13 @@ async def responses(request: Request) -> Response | Answer:
     def decode(body: bytes) -> ir.Request:
         # media (issue 21): the hosted image tool, run by the gateway when a key may serve it
         if has_image_tool(body) and media.serves_media(record_of(request)):
-            raise _ImageTool(body)
+            raise media.ForMedia(body)
         return (store.decode if store is not None else RESPONSES_DOOR.decode_request)(body)
 
     try:
         try:
             exchange = await prepare(request, RESPONSES_DOOR, decode)
-        except _ImageTool as wanted:  # media (issue 21)
+        except media.ForMedia as wanted:  # media (issue 21)
             record = record_of(request)
             return await media.responses_with_images(app_state(request), record,
                                                      request.receive, wanted.body,
@@ -61,14 +61,6 @@ async def responses(request: Request) -> Response | Answer:
         return await answer(request, exchange)
     except GlmbridgeError as err:
         return error_response(err, request, RESPONSES_DOOR)
-
-
-class _ImageTool(Exception):
-    """media (issue 21): the request offers the hosted image_generation tool."""
-
-    def __init__(self, body: bytes) -> None:
-        super().__init__("image_generation tool")
-        self.body = body
 
 
 def model_object(info: dict[str, Any]) -> dict[str, Any]:

@@ -165,7 +165,7 @@ def test_every_answer_carries_a_strict_csp(guarded: RunningServer) -> None:
 
 def test_no_inline_script_or_style_in_the_pages() -> None:
     static = Path(__file__).parents[3] / "glmbridge_server" / "dashboard" / "static"
-    for page in ("index.html", "login.html"):
+    for page in ("head.html", "index.html", "login.html"):
         text = (static / page).read_text()
         assert "<style" not in text and " style=" not in text
         assert not re.search(r"\son[a-z]+\s*=", text)  # no inline event handlers

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
 from glmbridge_server.simulator import Script, ScriptError
+from glmbridge_server.traffic.metrics import _DECLARED, Metrics
 
 pytestmark = pytest.mark.e2e
 
@@ -128,3 +129,14 @@ def test_each_app_has_its_own_registry(
     httpx2.post(one.url + "/v1/messages", json=BODY)
     assert value(scrape(one), "glmbridge_requests_total", route="/v1/messages") == 1
     assert value(scrape(two), "glmbridge_requests_total", route="/v1/messages") == 0
+
+
+def test_every_declared_metric_is_a_typed_attribute() -> None:
+    """The table that builds the metrics and the attributes that type them name the same
+    metrics, each of the declared kind."""
+    metrics = Metrics()
+    typed = Metrics.__annotations__  # the class-level ones: the declared metrics only
+    assert set(typed) == set(_DECLARED)
+    for attribute, declared in _DECLARED.items():
+        assert type(getattr(metrics, attribute)) is declared.kind, attribute
+        assert typed[attribute] == declared.kind.__name__, attribute

@@ -35,6 +35,13 @@ export function replace(el, ...children) {
   return append(el, children);
 }
 
+/** Listen to events of one target ({name: handler, …}); returns what stops listening. */
+export function listen(target, handlers) {
+  const pairs = Object.entries(handlers);
+  for (const [name, handler] of pairs) target.addEventListener(name, handler);
+  return () => { for (const [name, handler] of pairs) target.removeEventListener(name, handler); };
+}
+
 const integer = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 

@@ -1,6 +1,6 @@
 // The live inspector: every exchange as it happens, and its four panes on demand.
 import { getJSON, postJSON } from "./api.js";
-import { h, replace, table, notice, fmtInt, fmtMs, fmtBytes, fmtClock } from "./dom.js";
+import { h, replace, table, notice, listen, fmtInt, fmtMs, fmtBytes, fmtClock } from "./dom.js";
 
 const PANE_TITLES = {
   client_request: "Client request",
@@ -168,14 +168,9 @@ export async function mount(container, ctx) {
   const view = new InspectorView(await getJSON("/dashboard/api/inspector"));
   replace(container, view.page());
   view.render();
-  const onExchange = (event) => view.exchanged(event.detail.summary);
-  const onLive = (event) => view.lived(event.detail);
-  ctx.bus.addEventListener("exchange", onExchange);
-  ctx.bus.addEventListener("live", onLive);
-  return {
-    unmount() {
-      ctx.bus.removeEventListener("exchange", onExchange);
-      ctx.bus.removeEventListener("live", onLive);
-    },
-  };
+  const stop = listen(ctx.bus, {
+    exchange: (event) => view.exchanged(event.detail.summary),
+    live: (event) => view.lived(event.detail),
+  });
+  return { unmount: stop };
 }

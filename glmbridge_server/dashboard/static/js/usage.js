@@ -2,7 +2,7 @@
 import { getJSON } from "./api.js";
 import { stackedBars, hbars } from "./charts.js";
 import {
-  h, replace, table, meter, notice, fmtInt, fmtNum, fmtPct, fmtTokens, fmtMs,
+  h, replace, table, meter, notice, listen, fmtInt, fmtNum, fmtPct, fmtTokens, fmtMs,
   fmtLocal, fmtBeijing, fmtUntil,
 } from "./dom.js";
 
@@ -233,12 +233,10 @@ export async function mount(container, ctx) {
     if (now !== seen) { seen = now; soon(); }
   };
   const onExchange = (event) => { if (event.detail.phase === "end") soon(); };
-  ctx.bus.addEventListener("live", onLive);
-  ctx.bus.addEventListener("exchange", onExchange);
+  const stop = listen(ctx.bus, { live: onLive, exchange: onExchange });
   return {
     unmount() {
-      ctx.bus.removeEventListener("live", onLive);
-      ctx.bus.removeEventListener("exchange", onExchange);
+      stop();
       clearTimeout(pending);
     },
   };
