@@ -1,0 +1,105 @@
+"""The raw-JSON memo and the Anthropic door's tool memo (issue 22)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from glmbridge import ir
+from glmbridge.errors import ClientRequestError
+from glmbridge.memo import RawMemo
+from glmbridge.protocols import anthropic
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "claude_code" / "request_main.json"
+
+
+def _body(**changes: object) -> bytes:
+    data = json.loads(FIXTURE.read_text())
+    data.update(changes)
+    return json.dumps(data).encode()
+
+
+def test_the_same_tool_bytes_decode_to_the_same_objects() -> None:
+    first = anthropic.decode_request(_body())
+    second = anthropic.decode_request(_body())
+    assert len(first.tools) == 24
+    assert all(a is b for a, b in zip(first.tools, second.tools, strict=True))
+
+
+def test_a_remembered_tool_equals_a_fresh_decode() -> None:
+    body = _body()
+    memoised = anthropic.decode_request(body).tools
+    fresh = [anthropic.door_request._decode_tool(msgspec.Raw(json.dumps(t).encode()), i)
+             for i, t in enumerate(json.loads(body)["tools"])]  # fmt: skip
+    assert [(t.name, t.description, bytes(t.input_schema)) for t in memoised] == [  # type: ignore[arg-type]
+        (t.name, t.description, bytes(t.input_schema))
+        for t in fresh  # type: ignore[arg-type]
+    ]
+
+
+def test_a_changed_tool_is_decoded_anew() -> None:
+    data = json.loads(FIXTURE.read_text())
+    before = anthropic.decode_request(json.dumps(data).encode()).tools
+    data["tools"][0]["description"] += " (changed)"
+    after = anthropic.decode_request(json.dumps(data).encode()).tools
+    assert after[0] is not before[0]
+    assert after[0].description == before[0].description + " (changed)"
+    assert all(a is b for a, b in zip(before[1:], after[1:], strict=True))
+
+
+def test_a_remembered_schema_does_not_hold_the_request_body() -> None:
+    # A Raw decoded from a buffer holds it (a bytearray with an export cannot be resized);
+    # the memo keeps a copy, so the request body is free once the request is done.
+    tool = {"name": "held_or_not", "description": "d", "input_schema": {"type": "object"}}
+    request = {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
+    body = bytearray(json.dumps({**request, "tools": [tool]}).encode())
+    req = anthropic.decode_request(body)
+    body.extend(b" ")  # BufferError if the remembered tool still spans the body
+    assert msgspec.json.decode(bytes(req.tools[0].input_schema)) == {"type": "object"}  # type: ignore[arg-type]
+    control = bytearray(b'{"a": {"x": 1}}')
+    held = msgspec.json.decode(control, type=dict[str, msgspec.Raw])
+    with pytest.raises(BufferError):
+        control.extend(b" ")
+    assert held
+
+
+def test_server_tools_are_not_shared() -> None:
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+    body = _body(tools=[search])
+    first, second = anthropic.decode_request(body).tools[0], anthropic.decode_request(body).tools[0]
+    assert first.server_type == "web_search_20250305"
+    assert first.config == {"max_uses": 5}
+    assert first is not second and first.config is not second.config
+
+
+def test_an_invalid_tool_is_refused_every_time() -> None:
+    bad = {"name": "x", "input_schema": []}
+    for _ in range(2):
+        with pytest.raises(ClientRequestError, match=r"tools\.0\.input_schema"):
+            anthropic.decode_request(_body(tools=[bad]))
+
+
+def test_the_memo_is_bounded() -> None:
+    memo: RawMemo[int] = RawMemo(max_item=10, max_total=25)
+    memo.put(b"x" * 11, 1)  # too long to keep
+    assert memo.get(b"x" * 11) is None
+    memo.put(b"a" * 10, 1)
+    memo.put(b"b" * 10, 2)
+    assert (memo.get(b"a" * 10), memo.get(b"b" * 10), len(memo)) == (1, 2, 2)
+    memo.put(b"c" * 10, 3)  # 30 > 25: starts over
+    assert (memo.get(b"a" * 10), memo.get(b"c" * 10), len(memo)) == (None, 3, 1)
+
+
+def test_memoised_tools_reach_the_upstream_unchanged() -> None:
+    body = _body()
+    once = anthropic.decode_request(body)
+    twice = anthropic.decode_request(body)
+    assert isinstance(once.tools[0], ir.Tool)
+    from glmbridge.exchange import Exchange
+
+    a = Exchange.from_request(anthropic.DOOR, once).body
+    b = Exchange.from_request(anthropic.DOOR, twice).body
+    assert a == b
