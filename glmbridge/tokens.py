@@ -15,7 +15,8 @@ merges bytes inside each piece. GLM's vocabulary holds most English words, ident
 and JSON punctuation runs whole, so the estimate is a count of those *pieces* plus a
 fitted share per punctuation byte, newline and digit (least squares on the recorded
 requests' texts and on this repository's docs and source: +2% of the total on each, 5%
-and 4% mean error per text). Long words count as one piece, which GLM may split.
+and 4% mean error per text). Long words cost only through a small share per byte:
+random strings (hashes, base64: about a token a character in GLM) are underestimated.
 
 Non-ASCII text: a run of non-ASCII letters is a piece like an ASCII word, and each
 character adds a share by script, measured on the same tokenizer (``_NON_ASCII_COSTS``:
@@ -61,9 +62,12 @@ _NON_ASCII_COSTS = (
     (bytes(range(0xF0, 0xF5)), 1.5),  # emoji and other astral characters
 )
 # The fit of _ascii_tokens (a piece counts 1).
-_PER_PUNCT = 0.40
-_PER_NEWLINE = 0.45
-_PER_DIGIT = 0.67  # digit groups of 3, and digits glued to letters split off
+_PER_PUNCT = 0.24
+_PER_NEWLINE = 0.67
+_PER_DIGIT = 0.66  # digit groups of 3, and digits glued to letters split off
+# GLM splits long words (a long identifier ~4 bytes a token, a hash or base64 ~1): a share
+# per byte of any text stands in for it, fixed at what the recorded texts barely feel.
+_PER_BYTE = 0.01
 
 IMAGE_TOKENS = 1600
 """An image of unknown size: Anthropic's cost of a ~1.15 MP image (w*h/750, capped)."""
@@ -72,11 +76,12 @@ VIDEO_TOKENS = 8000
 DOCUMENT_TOKENS = 1600
 """A document given by URL or file id (size unknown): about one page."""
 _PDF_BYTES_PER_TOKEN = 8  # text PDFs: ~50 KB/page with fonts, ~2-3K tokens per page + page image
-# GLM's chat template (zai-org's GLM-4.7 and GLM-5.2 chat_template.jinja): ``[gMASK]<sop>``,
-# the ``<|assistant|><think>`` the answer starts with, and GLM-5.2's ``<|system|>Reasoning
-# Effort: Max`` line (6 tokens; GLM-5.x thinks whatever the client asked); one role token
-# per message.
-_REQUEST_OVERHEAD = 11
+# GLM's chat template (zai-org's GLM-4.7 and GLM-5.2 chat_template.jinja): ``[gMASK]<sop>``
+# and the ``<|assistant|><think>`` the answer starts with (or ``<think></think>``), GLM-5.2's
+# ``<|system|>Reasoning Effort: Max`` line unless thinking is disabled; a role token per
+# message.
+_REQUEST_OVERHEAD = 5
+_REASONING_EFFORT_LINE = 6
 _MESSAGE_OVERHEAD = 1  # <|user|>, <|system|>
 _ASSISTANT_OVERHEAD = 3  # <|assistant|> and an empty <think></think>
 _TOOL_CALL_OVERHEAD = 2  # <tool_call> ... </tool_call> (arguments as JSON below)
@@ -116,7 +121,7 @@ def _ascii_tokens(data: bytes, extra: float) -> int:
     digits, non-ASCII), *punctuation* (ASCII) and whitespace, a piece starts at every
     non-whitespace byte after whitespace (a word with its leading space, or a punctuation
     run), at every punctuation byte after a word byte, and at leading whitespace. Plus
-    the fitted share per punctuation byte (long runs split), newline and digit
+    the fitted share per punctuation byte (long runs split), newline, digit and byte
     (``_PER_*``), plus ``extra``. The byte-pair tests run on two bit masks (one bit per
     byte, ``int.from_bytes``), about twice as fast as ``bytes.count`` of each pair. Every
     count only grows as text is appended, and whitespace followed by anything else starts
@@ -131,7 +136,12 @@ def _ascii_tokens(data: bytes, extra: float) -> int:
         + data[:1].isspace()
     )
     digits = len(data) - len(data.translate(None, _DIGIT_BYTES))
-    extra += _PER_PUNCT * punct.bit_count() + _PER_NEWLINE * data.count(b"\n") + _PER_DIGIT * digits
+    extra += (
+        _PER_PUNCT * punct.bit_count()
+        + _PER_NEWLINE * data.count(b"\n")
+        + _PER_DIGIT * digits
+        + _PER_BYTE * len(data)
+    )
     return pieces + floor(extra)
 
 
@@ -205,6 +215,8 @@ class _Counter:
 
     def request(self, req: ir.Request) -> int:
         tokens = _REQUEST_OVERHEAD
+        if req.thinking is None or req.thinking.type != "disabled":
+            tokens += _REASONING_EFFORT_LINE
         if req.system:
             tokens += _MESSAGE_OVERHEAD + self.blocks(req.system)
         fmt = req.response_format
