@@ -14,8 +14,8 @@ punctuation mark, digit groups of up to 3, a punctuation run, whitespace runs), 
 merges bytes inside each piece. GLM's vocabulary holds most English words, identifiers
 and JSON punctuation runs whole, so the estimate is a count of those *pieces* plus a
 fitted share per punctuation byte, newline and digit (least squares on the recorded
-requests' texts and on this repository's docs and source: +2% of the total on each, 5%
-and 4% mean error per text). Long words cost only through a small share per byte:
+requests' texts and on this repository's docs and source: +3% and -1% of the total,
+6% and 4% mean error per text). Long words cost only through a small share per byte:
 random strings (hashes, base64: about a token a character in GLM) are underestimated.
 
 Non-ASCII text: a run of non-ASCII letters is a piece like an ASCII word, and each
