@@ -2,32 +2,30 @@
 
 Calibration
 -----------
-GLM's tokenizer is a byte-level BPE with a large (~150K) vocabulary, like the
-OpenAI ``o200k``/``cl100k`` family. Such tokenizers first split text with a regex
-(words with their leading space, digit groups, punctuation runs, whitespace runs)
-and then merge bytes inside each piece. For common English and code almost every
-piece is one token, so counting *approximated pieces* is a good estimate:
+The reference is GLM's own count: GLM's byte-level BPE tokenizer (GLM-4.5's 151K
+vocabulary; GLM-4.7 and 5.x extend it) applied to the prompt GLM's chat template renders
+from the chat-completions body. That reference reproduces the ``prompt_tokens`` of real
+Z.ai answers to within a token (charmbracelet/fantasy's recorded Z.ai traffic), and every
+recorded Claude Code, Codex and gemini-cli request is held to it within 10%
+(``tests/fixtures/token_counts/README.md``, ``tests/glmbridge/test_token_truth.py``).
 
-* a letter run with an optional leading space is one token per 8 letters (common
-  words are whole tokens; long identifiers split);
-* digits group by 3 (``12345`` is two tokens);
-* punctuation groups by 2 (``"):``, ``{"`` are frequent merged tokens);
-* a whitespace run (a newline plus indentation) is one token.
+The tokenizer first splits text with a regex (a letter run with its leading space or one
+punctuation mark, digit groups of up to 3, a punctuation run, whitespace runs), then
+merges bytes inside each piece. GLM's vocabulary holds most English words, identifiers
+and JSON punctuation runs whole, so the estimate is a count of those *pieces* plus a
+fitted share per punctuation byte, newline and digit (least squares on the recorded
+requests' texts and on this repository's docs and source: +3% and -1% of the total,
+6% and 4% mean error per text). Long words cost only through a small share per byte:
+random strings (hashes, base64: about a token a character in GLM) are underestimated.
 
-On typical text this gives about 4.2 characters per token for English prose,
-3-3.5 for source code and about 3 for JSON, matching published averages of those
-tokenizers. CJK text costs about one token per 1.3 characters (GLM's vocabulary is
-rich in Chinese; Japanese and Korean fare a little worse), and other non-ASCII
-letters add one token per 3 extra UTF-8 bytes (accented Latin is nearly free,
-Cyrillic/Greek cost more, emoji several tokens). The estimate is a count of
-matches, so it only grows as text is appended: it is monotone and never constant.
-The piece count is not computed with that regex (3 ms on a 76 KB request) but
-predicted from byte-class counts (words, punctuation, digits, newlines) that
-``bytes.translate``/``bytes.count`` produce at C speed; see
-``_ascii_tokens``.
+Non-ASCII text: a run of non-ASCII letters is a piece like an ASCII word, and each
+character adds a share by script, measured on the same tokenizer (``_NON_ASCII_COSTS``:
+Chinese is ~1.7 characters per token, Cyrillic nearly as cheap as English, Hebrew a
+token per letter). Every count only grows as text is appended, and a new
+whitespace-separated word always adds a token.
 
-Request-level costs (images, documents, per-message framing, the tool preamble)
-are module constants below, with their reasons.
+Request-level costs (the chat template's framing, the tool preamble and each tool's
+JSON line, images, documents) are module constants below, with their reasons.
 """
 
 from __future__ import annotations
@@ -42,17 +40,34 @@ from glmbridge import ir
 
 __all__ = ["TokenEstimator", "estimate_request_tokens", "estimate_text_tokens"]
 
-# Byte classes for the C-speed counts of _ascii_tokens and estimate_text_tokens.
+# Byte classes for the C-speed counts of _ascii_tokens and _schema_tokens.
 _PUNCT_BYTES = string.punctuation.encode()
 _DIGIT_BYTES = string.digits.encode()
-_PUNCT_WS_BYTES = _PUNCT_BYTES + string.whitespace.encode()
-_HIGH_BYTES = bytes(range(128, 256))
-_CJK_LEAD_BYTES = bytes([*range(0xE3, 0xEE), 0xEF])
-# ASCII whitespace (the set bytes.split() splits on) -> b" ", every other byte -> b"x":
-# a word starts at each b" x" (and at a leading b"x"), so no list of words is built.
-_WORD_CLASS = bytes(0x20 if b in b" \t\n\r\x0b\x0c" else 0x78 for b in range(256))
-_CJK_CHARS_PER_TOKEN = 1.3
-_EXTRA_UTF8_BYTES_PER_TOKEN = 3  # non-CJK multi-byte characters
+_PUNCT_DIGIT_BYTES = _PUNCT_BYTES + _DIGIT_BYTES
+# One bit per byte (the low bit) for _ascii_tokens' masks: ASCII punctuation, and the word
+# bytes (neither punctuation nor ASCII whitespace: letters, digits, non-ASCII).
+_WHITESPACE = b" \t\n\r\x0b\x0c"  # what bytes.isspace() and bytes.split() take
+_PUNCT_BITS = bytes(b in _PUNCT_BYTES for b in range(256))
+_WORD_BITS = bytes(b not in _PUNCT_BYTES and b not in _WHITESPACE for b in range(256))
+_ASCII_BYTES = bytes(range(128))
+# What a non-ASCII character adds to its word's piece, by its UTF-8 lead byte (measured
+# on GLM's tokenizer: tests/fixtures/token_counts; Chinese is ~1.7 characters per token).
+_NON_ASCII_COSTS = (
+    (bytes([*range(0xE3, 0xEE), 0xEF]), 0.6),  # CJK, kana, hangul, full-width forms
+    (bytes(range(0xD0, 0xD5)), 0.1),  # Cyrillic
+    (bytes(range(0xD6, 0xD8)), 1.0),  # Hebrew
+    (bytes(range(0xD8, 0xDC)), 0.15),  # Arabic
+    (bytes([*range(0xC2, 0xD0), 0xD5, *range(0xDC, 0xE0)]), 0.3),  # accents, Greek, ...
+    (bytes([0xE0, 0xE1, 0xE2, 0xEE]), 0.7),  # Indic, dashes, quotes, symbols
+    (bytes(range(0xF0, 0xF5)), 1.5),  # emoji and other astral characters
+)
+# The fit of _ascii_tokens (a piece counts 1).
+_PER_PUNCT = 0.24
+_PER_NEWLINE = 0.67
+_PER_DIGIT = 0.66  # digit groups of 3, and digits glued to letters split off
+# GLM splits long words (a long identifier ~4 bytes a token, a hash or base64 ~1): a share
+# per byte of any text stands in for it, fixed at what the recorded texts barely feel.
+_PER_BYTE = 0.01
 
 IMAGE_TOKENS = 1600
 """An image of unknown size: Anthropic's cost of a ~1.15 MP image (w*h/750, capped)."""
@@ -61,13 +76,27 @@ VIDEO_TOKENS = 8000
 DOCUMENT_TOKENS = 1600
 """A document given by URL or file id (size unknown): about one page."""
 _PDF_BYTES_PER_TOKEN = 8  # text PDFs: ~50 KB/page with fonts, ~2-3K tokens per page + page image
-_MESSAGE_OVERHEAD = 4  # role markers and separators of the chat template
-_BLOCK_OVERHEAD = 1  # joins between content parts
-_REQUEST_OVERHEAD = 3  # start of the prompt and the assistant turn prefix
-_TOOL_OVERHEAD = 8  # per-tool wrapper of name/description/parameters in the template
-_TOOLS_PREAMBLE = 80  # the template's "you may call these functions" instructions
-_SERVER_TOOL = 120  # hidden instructions of a server tool (web search) besides its config
-_JSON_CHARS_PER_TOKEN = 3  # raw JSON schemas: quotes, braces and short keys
+# GLM's chat template (zai-org's GLM-4.7 and GLM-5.2 chat_template.jinja): ``[gMASK]<sop>``
+# and the ``<|assistant|><think>`` the answer starts with (or ``<think></think>``), GLM-5.2's
+# ``<|system|>Reasoning Effort: Max`` line unless thinking is disabled; a role token per
+# message.
+_REQUEST_OVERHEAD = 5
+_REASONING_EFFORT_LINE = 6
+_MESSAGE_OVERHEAD = 1  # <|user|>, <|system|>
+_ASSISTANT_OVERHEAD = 3  # <|assistant|> and an empty <think></think>
+_TOOL_CALL_OVERHEAD = 2  # <tool_call> ... </tool_call> (arguments as JSON below)
+_TOOL_RESULT_OVERHEAD = 3  # <|observation|><tool_response> ... </tool_response>
+_TOOLS_PREAMBLE = 96  # the template's "# Tools ... <tools></tools> ... <tool_call>" text
+_SERVER_TOOL = 90  # a web search/fetch server tool: the gateway's function (name, text, schema)
+_SCHEMA_NOTE = 13  # "Respond only with a JSON object that conforms to this JSON Schema:"
+_FORCED_CHOICE_NOTE = 14  # "In this response you must call the `name` tool." (GLM has only auto)
+# A tool's line is ``json.dumps(function)``: its name and description as text, then the
+# schema from byte counts of its compact JSON (a fit on the recorded tools' rendered lines:
+# 2% mean error; a pretty-printed schema counts its indentation as spaces) and a wrapper.
+_TOOL_OVERHEAD = 12
+_SCHEMA_PER_MARK = 0.54  # punctuation and digits
+_SCHEMA_PER_SPACE = 0.35  # words of the descriptions inside the schema
+_SCHEMA_PER_BYTE = 0.13
 
 _json_encode = msgspec.json.Encoder(decimal_format="number").encode
 
@@ -77,43 +106,54 @@ def estimate_text_tokens(text: str) -> int:
     if not text:
         return 0
     if text.isascii():
-        return _ascii_tokens(text.encode("ascii"))
-    # Non-ASCII: words and ASCII bytes are counted as above; CJK characters (the 3-byte
-    # UTF-8 sequences led by 0xE3-0xED and 0xEF: U+3000-U+D7FF and full-width forms)
-    # by their rate; other non-ASCII bytes (accents,
-    # Cyrillic, emoji) one token per 3 bytes.
+        return _ascii_tokens(text.encode("ascii"), 0.0)
     data = text.encode("utf-8", "surrogatepass")
-    cjk = len(data) - len(data.translate(None, _CJK_LEAD_BYTES))
-    other_bytes = len(data) - len(data.translate(None, _HIGH_BYTES)) - 3 * cjk
-    return (
-        _ascii_tokens(data)  # words of any script, ASCII punctuation, digits
-        + ceil(cjk / _CJK_CHARS_PER_TOKEN)
-        + ceil(other_bytes / _EXTRA_UTF8_BYTES_PER_TOKEN)
-    )
+    high = data.translate(None, _ASCII_BYTES)  # one pass; usually a few bytes
+    n = len(high)
+    extra = sum(cost * (n - len(high.translate(None, leads))) for leads, cost in _NON_ASCII_COSTS)
+    return _ascii_tokens(data, extra)  # words of any script, ASCII punctuation, digits
 
 
-def _ascii_tokens(data: bytes) -> int:
-    """Piece count of ASCII text from byte-class counts, at C speed.
+def _ascii_tokens(data: bytes, extra: float) -> int:
+    """Token estimate from byte-class counts, at C speed.
 
-    A fit of a regex piece count (words with their leading space split every 8
-    letters, digits by 3, punctuation by 2, whitespace runs) over Claude Code system prompts,
-    tool descriptions, JSON schemas and Python source (mean error 6%): one token per
-    whitespace-separated word, plus 0.7 per punctuation character, 0.6 per newline,
-    0.3 per digit (digits group by three) and 0.04 per letter (long identifiers split).
-    ``bytes.translate`` and ``bytes.count`` make it ~15x faster than that regex on a
-    76 KB request. Every count only grows as text is appended, and a new word always
-    adds a token.
+    The tokenizer's regex pieces, one token each: with the byte classes *word* (letters,
+    digits, non-ASCII), *punctuation* (ASCII) and whitespace, a piece starts at every
+    non-whitespace byte after whitespace (a word with its leading space, or a punctuation
+    run), at every punctuation byte after a word byte, and at leading whitespace. Plus
+    the fitted share per punctuation byte (long runs split), newline, digit and byte
+    (``_PER_*``), plus ``extra``. The byte-pair tests run on two bit masks (one bit per
+    byte, ``int.from_bytes``), about twice as fast as ``bytes.count`` of each pair. Every
+    count only grows as text is appended, and whitespace followed by anything else starts
+    a piece, so a new word always adds a token.
     """
-    punct = len(data) - len(data.translate(None, _PUNCT_BYTES))
-    alnum = len(data.translate(None, _PUNCT_WS_BYTES))
+    word = int.from_bytes(data.translate(_WORD_BITS), "little")
+    punct = int.from_bytes(data.translate(_PUNCT_BITS), "little")
+    solid = word | punct
+    pieces = (
+        (solid & ~(solid << 8)).bit_count()  # after whitespace, or first
+        + (punct & (word << 8)).bit_count()
+        + data[:1].isspace()
+    )
     digits = len(data) - len(data.translate(None, _DIGIT_BYTES))
-    classes = data.translate(_WORD_CLASS)
-    words = classes.count(b" x") + (classes[:1] == b"x")  # == len(data.split()), 3x faster
-    extra = 0.7 * punct + 0.6 * data.count(b"\n") + 0.04 * (alnum - digits) + 0.3 * digits
-    # Leading whitespace is a piece of its own (so whitespace-only text costs one token
-    # and the count stays strictly monotone when a word follows it).
-    leading_space = classes[:1] == b" "
-    return max(1, words + leading_space + floor(extra))
+    extra += (
+        _PER_PUNCT * punct.bit_count()
+        + _PER_NEWLINE * data.count(b"\n")
+        + _PER_DIGIT * digits
+        + _PER_BYTE * len(data)
+    )
+    return pieces + floor(extra)
+
+
+def _schema_tokens(data: bytes) -> int:
+    """A compact JSON schema as GLM's template prints it (``json.dumps``: ", " and ": "),
+    from byte counts (a fit on the recorded tools' lines)."""
+    marks = len(data) - len(data.translate(None, _PUNCT_DIGIT_BYTES))
+    return floor(
+        _SCHEMA_PER_MARK * marks
+        + _SCHEMA_PER_SPACE * data.count(b" ")
+        + _SCHEMA_PER_BYTE * len(data)
+    )
 
 
 class TokenEstimator:
@@ -175,16 +215,32 @@ class _Counter:
 
     def request(self, req: ir.Request) -> int:
         tokens = _REQUEST_OVERHEAD
+        if req.thinking is None or req.thinking.type != "disabled":
+            tokens += _REASONING_EFFORT_LINE
         if req.system:
             tokens += _MESSAGE_OVERHEAD + self.blocks(req.system)
-        for message in req.messages:
-            tokens += _MESSAGE_OVERHEAD + self.blocks(message.content)
+        fmt = req.response_format
+        if fmt is not None and fmt.schema is not None:
+            tokens += _SCHEMA_NOTE + self.json(fmt.schema)  # appended to the system prompt
+        # GLM's template drops the reasoning of turns before the last user message.
+        last_user = _last_user_turn(req.messages)
+        for i, message in enumerate(req.messages):
+            if message.role == "assistant":
+                tokens += _ASSISTANT_OVERHEAD + self.blocks(message.content, i > last_user)
+            else:
+                tokens += _MESSAGE_OVERHEAD + self.blocks(message.content)
         if req.tools:
             tokens += _TOOLS_PREAMBLE + sum(self.tool(tool) for tool in req.tools)
+            choice = req.tool_choice
+            if choice is not None and choice.type in ("any", "tool"):
+                tokens += _FORCED_CHOICE_NOTE  # a system line (upstream_request._tool_choice)
         return tokens
 
-    def blocks(self, blocks: Iterable[ir.Block]) -> int:
-        return sum(self.block(b) + _BLOCK_OVERHEAD for b in blocks)
+    def blocks(self, blocks: Iterable[ir.Block], reasoning: bool = True) -> int:
+        block = self.block
+        if reasoning:
+            return sum(block(b) for b in blocks)
+        return sum(block(b) for b in blocks if not isinstance(b, ir.ThinkingBlock))
 
     def block(self, block: ir.Block) -> int:
         """Tokens of one content block (nested tool results included)."""
@@ -194,9 +250,9 @@ class _Counter:
         if isinstance(block, ir.ThinkingBlock):
             return text(block.thinking)  # the signature is never sent upstream
         if isinstance(block, (ir.ToolUseBlock, ir.ServerToolUseBlock)):
-            return text(block.name) + self.json(block.input)
+            return _TOOL_CALL_OVERHEAD + text(block.name) + self.json(block.input)
         if isinstance(block, ir.ToolResultBlock):
-            return self.blocks(block.content) + text(block.tool_use_id)
+            return _TOOL_RESULT_OVERHEAD + self.blocks(block.content)  # the id is not shown
         if isinstance(block, ir.ImageBlock):
             return self.media(block.source, IMAGE_TOKENS)
         if isinstance(block, ir.VideoBlock):
@@ -235,12 +291,23 @@ class _Counter:
         return body + self.text(block.title or "") + self.text(block.context or "")
 
     def tool(self, tool: ir.Tool) -> int:
+        if tool.server_type is not None:
+            return _SERVER_TOOL  # replaced by the gateway's own function (server_tools)
         tokens = _TOOL_OVERHEAD + self.text(tool.name) + self.text(tool.description or "")
         schema = tool.input_schema
         if isinstance(schema, msgspec.Raw):
-            tokens += ceil(len(schema) / _JSON_CHARS_PER_TOKEN)
+            tokens += _schema_tokens(bytes(schema))
         elif schema is not None:
-            tokens += ceil(len(_json_encode(schema)) / _JSON_CHARS_PER_TOKEN)
-        if tool.server_type is not None:
-            tokens += _SERVER_TOOL + self.json(tool.config or {})
+            tokens += _schema_tokens(_json_encode(schema))
         return tokens
+
+
+def _last_user_turn(messages: list[ir.Message]) -> int:
+    """The index of the last user message that is not only tool results (-1: none)."""
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if message.role == "user" and not all(
+            isinstance(b, ir.ToolResultBlock) for b in message.content
+        ):
+            return i
+    return -1

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from glmbridge_server.simulator.catalog import (
     ModelInfo,
 )
 from glmbridge_server.simulator.images import image_bytes, is_corrupt, not_base64
+from glmbridge_server.simulator.prompt_tokens import request_tokens
 from glmbridge_server.simulator.scripts import error_for_code
 
 _MAX_TOKENS_LIMIT = 131072
@@ -247,28 +247,16 @@ def _check_tools(body: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------- token estimates
 
 
-def _content_cost(content: Any) -> tuple[int, int, int]:
-    """(text chars, image tokens, video tokens) of a message content."""
-    if isinstance(content, str):
-        return len(content), 0, 0
-    chars = img = vid = 0
+def _media_cost(content: Any) -> tuple[int, int]:
+    """(image tokens, video tokens) of a message content."""
+    img = vid = 0
     for part in content if isinstance(content, list) else ():
         kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            chars += len(str(part.get("text", "")))
-        elif kind == "video_url":
+        if kind == "video_url":
             vid += _VIDEO_TOKENS
         elif kind in ("image_url", "file_url"):
             img += _IMAGE_TOKENS
-    return chars, img, vid
-
-
-def _message_tokens(m: dict[str, Any]) -> tuple[int, int, int]:
-    chars, img, vid = _content_cost(m.get("content"))
-    chars += len(m.get("reasoning_content") or "")
-    if m.get("tool_calls"):
-        chars += len(_encode(m["tool_calls"]))
-    return 4 + math.ceil(chars / 4), img, vid  # 4: role/separator tokens
+    return img, vid
 
 
 @dataclass(slots=True)
@@ -281,13 +269,13 @@ class _Prompt:
 
 
 def _estimate(body: dict[str, Any]) -> _Prompt:
-    p = _Prompt(
-        tokens=math.ceil(len(_encode(body.get("tools") or [])) / 4) if body.get("tools") else 0
-    )
-    for m in body["messages"]:
-        t, img, vid = _message_tokens(m)
-        p.per_message.append(t + img + vid)
-        p.tokens += t
+    """GLM's count of the prompt (:mod:`~.prompt_tokens`), media apart."""
+    fixed, per_message = request_tokens(body)
+    p = _Prompt(tokens=fixed)
+    for m, text in zip(body["messages"], per_message, strict=True):
+        img, vid = _media_cost(m.get("content"))
+        p.per_message.append(text + img + vid)
+        p.tokens += text
         p.image += img
         p.video += vid
     return p

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import msgspec
 import pytest
 from hypothesis import given, settings
@@ -16,33 +14,15 @@ PROSE = (
     "The quick brown fox jumps over the lazy dog. Tokenizers split words, digits and "
     "punctuation in predictable ways, and this estimate follows them closely enough. "
 )
-CODE = (
-    "def feed(self, chunk: bytes) -> list[Event]:\n"
-    "    if self._state is not State.OPEN:\n"
-    "        raise StreamStateError('closed')\n"
-    "    return [self._parse(line) for line in chunk.split(b'\\n')]\n"
-)
-JSON_TEXT = json.dumps({"type": "text", "text": "hello", "nested": {"a": [1, 2, 3], "b": None}})
-CHINESE = "我们今天讨论的是一个关于自然语言处理的问题，它涉及分词、编码和模型推理。"
-
-
-@pytest.mark.parametrize(
-    ("text", "low", "high"),
-    [(PROSE, 3.8, 5.0), (CODE, 2.8, 4.2), (JSON_TEXT, 2.0, 3.6), (CHINESE, 1.0, 1.6)],
-    ids=["prose", "code", "json", "chinese"],
-)
-def test_chars_per_token_in_calibrated_range(text: str, low: float, high: float) -> None:
-    ratio = len(text) / estimate_text_tokens(text)
-    assert low <= ratio <= high, ratio
+# How close each text and each recorded request comes to GLM's real count:
+# test_token_truth.py. These tests pin the estimate's shape.
 
 
 def test_known_small_strings() -> None:
     assert estimate_text_tokens("") == 0
-    assert estimate_text_tokens("hello") == 1
-    assert estimate_text_tokens("hello world") == 2
-    assert estimate_text_tokens("12345") == 2  # digits group by three
-    # long words cost more than short ones (the fast estimate spreads it per letter)
-    assert estimate_text_tokens("internationalization " * 10) > estimate_text_tokens("hello " * 10)
+    assert estimate_text_tokens("hello") == 1  # GLM: 1
+    assert estimate_text_tokens("hello world") == 2  # GLM: 2
+    assert estimate_text_tokens("   ") == 1  # a whitespace run is one piece
 
 
 def test_cjk_costs_more_per_character_than_ascii() -> None:
@@ -54,7 +34,7 @@ def test_cjk_costs_more_per_character_than_ascii() -> None:
 
 def test_non_ascii_letters_counted() -> None:
     assert estimate_text_tokens("naïve café") >= estimate_text_tokens("naive cafe")
-    assert estimate_text_tokens("Привет мир") > estimate_text_tokens("Privet mir")
+    assert estimate_text_tokens("תצורת השרת") > estimate_text_tokens("tsurat hasharat")
     assert estimate_text_tokens("🎉") >= 1
 
 

@@ -225,7 +225,7 @@ def test_accepted_variants(client):
 
 
 def test_prompt_longer_than_context_window_is_1261(client):
-    body = {**user("word " * 60_000), "model": "glm-4.5v"}  # 64K context
+    body = {**user("word " * 70_000), "model": "glm-4.5v"}  # 64K context; a token a word
     assert error_of(post(client, body)) == (400, "1261")
 
 
@@ -260,7 +260,8 @@ def test_non_stream_text_shape(client):
 def test_usage_is_estimated_from_the_request(client):
     small = post(client, user("hi")).json()["usage"]["prompt_tokens"]
     big = post(client, user("hi " * 400)).json()["usage"]["prompt_tokens"]
-    assert 0 < small < 20 and 250 < big < 350
+    # GLM's tokenizer and template: 13 and 413 tokens (tests/fixtures/token_counts)
+    assert 9 <= small <= 17 and 372 <= big <= 454
 
 
 def test_client_request_id_is_echoed(client):
