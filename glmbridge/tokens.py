@@ -156,6 +156,9 @@ def _schema_tokens(data: bytes) -> int:
     )
 
 
+_MAX_REMEMBERED_TOOLS = 4096  # distinct tool objects a TokenEstimator remembers
+
+
 class TokenEstimator:
     """Request token estimates with a memo of long texts, owned by the caller.
 
@@ -174,6 +177,10 @@ class TokenEstimator:
         self._max = max_cached_chars
         self._memo: dict[str, int] = {}
         self._memo_chars = 0
+        # Tools by identity: a door that remembers its tool definitions (glmbridge.memo)
+        # hands back the same objects every turn; the entry holds the tool, so its id is
+        # not reused while the entry lives.
+        self._tools: dict[int, tuple[ir.Tool, int]] = {}
 
     def text_tokens(self, text: str) -> int:
         """:func:`estimate_text_tokens`, remembered for long texts."""
@@ -189,9 +196,20 @@ class TokenEstimator:
             self._memo_chars += len(text)
         return tokens
 
+    def tool_tokens(self, tool: ir.Tool) -> int:
+        """The tokens of one tool definition, remembered for the same tool object."""
+        entry = self._tools.get(id(tool))
+        if entry is not None and entry[0] is tool:
+            return entry[1]
+        tokens = _Counter(self.text_tokens).tool(tool)
+        if len(self._tools) >= _MAX_REMEMBERED_TOOLS:
+            self._tools.clear()
+        self._tools[id(tool)] = (tool, tokens)
+        return tokens
+
     def request_tokens(self, req: ir.Request) -> int:
         """Estimate the input tokens of ``req`` (see :func:`estimate_request_tokens`)."""
-        return _Counter(self.text_tokens).request(req)
+        return _Counter(self.text_tokens, self.tool_tokens).request(req)
 
 
 def estimate_request_tokens(req: ir.Request) -> int:
@@ -208,10 +226,13 @@ def estimate_request_tokens(req: ir.Request) -> int:
 class _Counter:
     """Walks a request, counting texts with ``text`` (plain or memoised)."""
 
-    __slots__ = ("text",)
+    __slots__ = ("each_tool", "text")
 
-    def __init__(self, text: Callable[[str], int]) -> None:
+    def __init__(
+        self, text: Callable[[str], int], tool: Callable[[ir.Tool], int] | None = None
+    ) -> None:
         self.text = text
+        self.each_tool = tool or self.tool
 
     def request(self, req: ir.Request) -> int:
         tokens = _REQUEST_OVERHEAD
@@ -230,7 +251,7 @@ class _Counter:
             else:
                 tokens += _MESSAGE_OVERHEAD + self.blocks(message.content)
         if req.tools:
-            tokens += _TOOLS_PREAMBLE + sum(self.tool(tool) for tool in req.tools)
+            tokens += _TOOLS_PREAMBLE + sum(map(self.each_tool, req.tools))
             choice = req.tool_choice
             if choice is not None and choice.type in ("any", "tool"):
                 tokens += _FORCED_CHOICE_NOTE  # a system line (upstream_request._tool_choice)

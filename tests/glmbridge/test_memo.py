@@ -103,3 +103,16 @@ def test_memoised_tools_reach_the_upstream_unchanged() -> None:
     a = Exchange.from_request(anthropic.DOOR, once).body
     b = Exchange.from_request(anthropic.DOOR, twice).body
     assert a == b
+
+
+def test_the_token_estimator_counts_remembered_tools_once_and_alike() -> None:
+    from glmbridge.tokens import TokenEstimator, estimate_request_tokens
+
+    estimator = TokenEstimator()
+    first = anthropic.decode_request(_body())
+    second = anthropic.decode_request(_body())
+    assert estimator.request_tokens(first) == estimate_request_tokens(first)
+    assert estimator.request_tokens(second) == estimate_request_tokens(second)
+    assert len(estimator._tools) == 24  # the second request's tools were the first's
+    changed = msgspec.structs.replace(first.tools[0], description="another text")
+    assert estimator.tool_tokens(changed) != estimator.tool_tokens(first.tools[0])
