@@ -3,8 +3,8 @@
 httpx2's default transport parses responses with h11 in pure Python and yields one piece per
 chunk of the upstream's chunked encoding, so a streamed answer costs the relay one parse, one
 ``feed`` and one ASGI ``send`` per upstream event. This transport parses with ``httptools``
-(llhttp, in C; uvicorn's own parser) over anyio streams (asyncio underneath, as httpcore2
-uses them) and yields **everything one socket read brought as one piece**: the events the
+(llhttp, in C; uvicorn's own parser) over asyncio protocols (the server runs on asyncio or
+uvloop, as uvicorn does) and yields **everything that arrived as one piece**: the events the
 upstream has already sent go to the client in one write. ``bench/bench_upstream.py`` measures
 it against httpx2's transport and aiohttp (docs/performance.md, "The upstream path").
 
@@ -27,7 +27,7 @@ transports for proxied URLs. What it does, as httpcore2 does for HTTP/1.1:
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import select
 import ssl
 import time
@@ -41,7 +41,7 @@ import httpx2
 
 __all__ = ["Http11Transport"]
 
-_READ = 65536
+_HIGH_WATER = 1024 * 1024  # unread bytes at which a connection stops reading (TCP pushes back)
 _JOIN = 1024 * 1024  # requests up to this size go out in one write (larger: no joined copy)
 _LIMITS = httpx2.Limits()
 _Origin = tuple[bytes, bytes, int]
@@ -104,9 +104,106 @@ class _Parse:
         return piece
 
 
+class _Wire(asyncio.Protocol):
+    """One upstream socket as asyncio hands it over: what arrived, kept until read; EOF and
+    loss noted; writes paused and resumed by the event loop's flow control.
+
+    A protocol instead of an anyio stream (issue 22): reading what is already there costs
+    nothing, and waiting costs one future and one timer, where a stream read inside
+    ``anyio.fail_after`` cost a cancel scope, a context manager and several checkpoints per
+    socket read (about 13 per Claude Code turn).
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.data: list[bytes] = []
+        self.size = 0
+        self.eof = False
+        self.error: BaseException | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    # -- asyncio's side ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.data.append(data)
+        self.size += len(data)
+        if self.size > _HIGH_WATER and not self._reading_paused:
+            self._reading_paused = True  # the reader is slow: let TCP push back
+            assert self.transport is not None
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        if exc is not None and self.error is None:
+            self.error = exc
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- the connection's side ---------------------------------------------------------------
+
+    def take(self) -> bytes:
+        """Everything that arrived (one piece), and reading resumed if it was paused."""
+        data = self.data
+        piece = data[0] if len(data) == 1 else b"".join(data)
+        data.clear()
+        self.size = 0
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return piece
+
+    async def wait(self, timeout: float | None, expired: type[Exception], what: str) -> None:
+        """Wait for the next event (data, EOF, loss, writable), at most ``timeout``
+        seconds (then ``expired(what)``)."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
+        try:
+            await waiter
+        except TimeoutError:
+            raise expired(what) from None
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    @property
+    def writing_paused(self) -> bool:
+        return self._writing_paused
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class _Connection:
-    def __init__(self, stream: anyio.abc.ByteStream, origin: _Origin) -> None:
-        self.stream = stream
+    def __init__(self, wire: _Wire, origin: _Origin) -> None:
+        assert wire.transport is not None
+        self.wire = wire
+        self.transport: asyncio.Transport = wire.transport
         self.origin = origin
         self.idle_since = 0.0
         self.parse = _Parse()
@@ -114,24 +211,36 @@ class _Connection:
 
     def dropped(self) -> bool:
         """Whether the idle connection has something to read: EOF (or junk), not reusable."""
-        sock = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        wire = self.wire
+        if wire.eof or wire.data or self.transport.is_closing():
+            return True
+        sock = self.transport.get_extra_info("socket")
         if sock is None:
             return False
-        try:
+        try:  # a FIN the event loop has not seen yet
             return bool(select.select([sock], [], [], 0)[0])
         except (OSError, ValueError):
             return True
 
+    async def send(self, data: bytes, timeout: float | None) -> None:
+        wire = self.wire
+        if wire.eof or self.transport.is_closing():
+            raise httpx2.WriteError(_lost(wire.error, "the connection is closed"))
+        self.transport.write(data)
+        while wire.writing_paused and not wire.eof:
+            await wire.wait(timeout, httpx2.WriteTimeout, "timed out sending the request")
+        if wire.error is not None:
+            raise httpx2.WriteError(_lost(wire.error, "the connection was lost"))
+
     async def receive(self, timeout: float | None) -> bytes:
-        try:
-            with anyio.fail_after(timeout):
-                return await self.stream.receive(_READ)
-        except TimeoutError as exc:
-            raise httpx2.ReadTimeout("timed out reading the response") from exc
-        except anyio.EndOfStream:
-            return b""
-        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
+        wire = self.wire
+        while not wire.data:
+            if wire.eof:
+                if wire.error is not None:
+                    raise httpx2.ReadError(_lost(wire.error, "the connection was lost"))
+                return b""
+            await wire.wait(timeout, httpx2.ReadTimeout, "timed out reading the response")
+        return wire.take()
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``. A parse error is kept in :attr:`failed` (raised by the reader
@@ -144,9 +253,11 @@ class _Connection:
             self.failed = httpx2.RemoteProtocolError(f"malformed response: {exc}")
 
     async def aclose(self) -> None:
-        with anyio.CancelScope(shield=True):
-            with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await self.stream.aclose()
+        self.transport.close()
+
+
+def _lost(error: BaseException | None, default: str) -> str:
+    return (str(error) or type(error).__name__) if error is not None else default
 
 
 class Http11Transport(httpx2.AsyncBaseTransport):
@@ -252,20 +363,18 @@ class Http11Transport(httpx2.AsyncBaseTransport):
     async def _connect(self, origin: _Origin, timeout: float | None) -> _Connection:
         scheme, host, port = origin
         name = host.decode("ascii")
-        # anyio starts TLS when given a context or a hostname: neither for http.
         tls: dict[str, Any] = {}
         if scheme == b"https":
-            tls = {"ssl_context": self._ssl, "tls_hostname": name}
+            tls = {"ssl": self._ssl, "server_hostname": name}
+        loop = asyncio.get_running_loop()
         try:
             with anyio.fail_after(timeout):
-                stream: anyio.abc.ByteStream = await anyio.connect_tcp(
-                    name, port, tls_standard_compatible=False, **tls
-                )
+                _, wire = await loop.create_connection(_Wire, name, port, **tls)
         except TimeoutError as exc:
             raise httpx2.ConnectTimeout("timed out connecting") from exc
-        except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+        except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
             raise httpx2.ConnectError(str(exc) or type(exc).__name__) from exc
-        return _Connection(stream, origin)
+        return _Connection(wire, origin)
 
     async def _put_idle(self, conn: _Connection) -> None:
         if self._closed or (self._max_idle is not None and len(self._idle) >= self._max_idle):
@@ -293,14 +402,8 @@ class Http11Transport(httpx2.AsyncBaseTransport):
             parts.append(b"0\r\n\r\n")
         if sum(map(len, parts)) <= _JOIN:  # one write for the usual request
             parts = [b"".join(parts)]
-        try:
-            with anyio.fail_after(timeout):
-                for data in parts:
-                    await conn.stream.send(data)
-        except TimeoutError as exc:
-            raise httpx2.WriteTimeout("timed out sending the request") from exc
-        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            raise httpx2.WriteError(str(exc) or type(exc).__name__) from exc
+        for data in parts:
+            await conn.send(data, timeout)
 
     async def _read_head(self, conn: _Connection, timeout: float | None, head: bool) -> None:
         parse = conn.parse
