@@ -29,21 +29,22 @@ __all__ = [
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_CHARS = 24
-# 18 random bytes = 144 bits > log2(62**24) ≈ 142.9, so the modulo bias is negligible.
-_ID_BYTES = 18
-_ID_SPACE = 62**_ID_CHARS
+# Random bytes below 248 (= 4 * 62) map uniformly onto base62; the others are dropped.
+# 32 bytes give 24 usable ones but with probability ~1e-7 (then more are drawn).
+_TO_BASE62 = bytes(ord(_BASE62[i % 62]) for i in range(248)) + bytes(8)
+_OVER_248 = bytes(range(248, 256))
 _VALID_TOOL_ID = re.compile(r"[A-Za-z0-9_-]+")
 _BAD_TOOL_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 SIGNATURE_PREFIX = "glmbridge.v1."
 
 
 def _random_base62() -> str:
-    n = int.from_bytes(os.urandom(_ID_BYTES), "big") % _ID_SPACE
-    out = []
-    for _ in range(_ID_CHARS):
-        n, r = divmod(n, 62)
-        out.append(_BASE62[r])
-    return "".join(out)
+    # bytes.translate instead of 24 divmods of a big integer: ids are made several times
+    # per request (issue 22)
+    chars = b""
+    while len(chars) < _ID_CHARS:
+        chars += os.urandom(32).translate(_TO_BASE62, _OVER_248)
+    return chars[:_ID_CHARS].decode("ascii")
 
 
 def new_message_id() -> str:
