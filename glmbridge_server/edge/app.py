@@ -28,7 +28,7 @@ import anyio.to_thread
 import httpx2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -127,6 +127,44 @@ class RequestContextMiddleware(HttpMiddleware):
             log_access(record, elapsed)
             record_usage(app_state, record, elapsed)
             metrics.in_progress.dec()  # last: "0 in progress" means everything is recorded
+
+
+class HotRoutes:
+    """The POST endpoints at fixed paths (``/v1/messages``, ``/v1/chat/completions``, …),
+    called straight from a table: no route matching over every route and no per-route
+    wrapper on the path every model request takes (issue 22). Everything else, and any
+    other method on those paths (a 405), goes on to Starlette's exception handling and
+    router. The endpoints render their own errors; anything unexpected reaches the
+    request-context middleware, the last resort."""
+
+    def __init__(self, app: Any, routes: list[BaseRoute]) -> None:
+        self.app = app
+        self.table: dict[str, Callable[[Request], Awaitable[Any]]] = {
+            route.path: route.endpoint
+            for route in routes
+            if isinstance(route, Route) and not route.param_convertors and route.methods == {"POST"}
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self.table.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        response = await endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
+class _App(Starlette):
+    """Starlette with the edge's own middleware stack (see :func:`create_app`)."""
+
+    def build_middleware_stack(self) -> Any:
+        # The request-context middleware is the last-resort handler (a 500 in the path's
+        # protocol), so Starlette's ServerErrorMiddleware, one more wrapper of every send,
+        # is left out; its exception middleware stays for the router's 404 and 405.
+        handlers = {k: v for k, v in self.exception_handlers.items() if k not in (500, Exception)}
+        routed = ExceptionMiddleware(self.router, handlers=handlers)
+        observed = ObserveMiddleware(HotRoutes(routed, self.router.routes))
+        return RequestContextMiddleware(SecurityMiddleware(observed))
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -283,13 +321,12 @@ def create_app(
     ]
     if state.settings.mock:
         state.simulator = mount_simulator(routes, MOCK_MOUNT)
-    app = Starlette(
+    # The middleware, outermost first: the request context (the call's record, the
+    # request id, the access log, metrics and usage row, the last-resort handler), security
+    # (Host, Origin, token, body size), the dashboard's inspector and traces, then the hot
+    # routes (_App.build_middleware_stack).
+    app = _App(
         routes=routes,
-        middleware=[
-            Middleware(RequestContextMiddleware),
-            Middleware(SecurityMiddleware),
-            Middleware(ObserveMiddleware),  # the dashboard's inspector and the traces
-        ],
         exception_handlers={HTTPException: _http_exception},
         lifespan=_lifespan(state, transport),
     )
