@@ -15,92 +15,33 @@ auth token.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
-import gc
 import json
-import logging
-import signal
 import socket
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from glmbridge_server.logs import (
+    JsonFormatter,
+    RedactingFormatter,
+    configure_logging,
+    secrets_of,
+)
 
 # Only the standard library at import time: `glmbridge-server statusline` must answer
 # within ~50 ms, and the glmbridge package takes longer than that to import.
 if TYPE_CHECKING:
     from glmbridge_server.settings import Settings
 
-__all__ = ["build_parser", "configure_logging", "main", "missing_extra"]
-
-_STD_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any structured fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            out.update(fields)
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
-
-
-# Every C0 control character but tab, and DEL, escaped: a client value with "\n" in it (a
-# model name, a header) cannot forge a log line of its own.
-_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9} | {10: "\\n", 13: "\\r"}
-
-
-class TextFormatter(logging.Formatter):
-    """The text log format: one line per record (tracebacks follow on their own lines)."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return super().formatMessage(record).translate(_ESCAPES)
-
-
-class RedactingFormatter(logging.Formatter):
-    """Wraps a formatter and blanks out secrets (keys, the auth token) in every line.
-
-    glmbridge never logs a key on purpose; this is the safety net for third-party log
-    lines and for error text echoed by an upstream.
-    """
-
-    def __init__(self, inner: logging.Formatter, secrets: Sequence[str]) -> None:
-        super().__init__()
-        self.inner = inner
-        self.secrets = tuple(s for s in secrets if len(s) >= 4)
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = self.inner.format(record)
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "[redacted]")
-        return text
-
-
-def configure_logging(level: str, fmt: str, secrets: Sequence[str] = ()) -> None:
-    """Send all logs (glmbridge and uvicorn) to stderr in ``text`` or ``json`` format."""
-    handler = logging.StreamHandler(sys.stderr)
-    inner: logging.Formatter
-    if fmt == "json":
-        inner = JsonFormatter()
-    else:
-        inner = TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    handler.setFormatter(RedactingFormatter(inner, secrets))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # httpx2/httpcore debug lines include request headers (the upstream key): keep them quiet.
-    for noisy in ("httpx2", "httpcore", "httpcore2", "hpack"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+__all__ = [
+    "JsonFormatter",
+    "RedactingFormatter",
+    "build_parser",
+    "configure_logging",
+    "main",
+    "missing_extra",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="answer from the built-in GLM simulator (no key needed); steer it with "
         "[[sim:SCENARIO]] in a prompt, e.g. [[sim:tool]], [[sim:error:1302]] (docs/simulator.md)",
+    )
+    parser.add_argument(
+        "--workers",
+        help="worker processes on the one port (default 1); more than 1 needs redis_url "
+        "(docs/operations.md)",
     )
     parser.add_argument("--log-level", help="debug, info (default), warning, error")
     parser.add_argument("--log-format", help="text (default) or json")
@@ -230,17 +176,6 @@ def missing_extra(settings: Settings) -> str | None:
     return None
 
 
-def settle_heap() -> None:
-    """Move everything alive after start-up out of the cyclic collector's reach.
-
-    A large request allocates enough objects to trigger full collections, and each one
-    walks every tracked object of the process with the interpreter held: with the imported
-    modules frozen, those pauses stay proportional to the request (issue 13, item 3).
-    """
-    gc.collect()
-    gc.freeze()
-
-
 def _manual_env(settings: Settings) -> dict[str, str]:
     """What the launcher would give Claude Code for models and context, for a manual start."""
     from glmbridge_server.edge.routes.config import effective_models
@@ -274,11 +209,8 @@ def _port_holder(settings: Settings) -> str:
 
 def serve(settings: Settings) -> int:
     """Run the server until interrupted."""
-    import uvicorn
-
-    from glmbridge_server.edge.app import create_app
-    from glmbridge_server.edge.inbound import uvicorn_options
     from glmbridge_server.edge.security import bind_refusal
+    from glmbridge_server.workers import run_server, supervise
 
     refusal = bind_refusal(settings)
     if refusal is not None:
@@ -292,59 +224,14 @@ def serve(settings: Settings) -> int:
         if exc.errno == errno.EADDRINUSE:
             print(f"glmbridge-server: {_port_holder(settings)}", file=sys.stderr)
         return 1
-    secrets = [*settings.api_keys, *([settings.auth_token] if settings.auth_token else [])]
-    secrets += settings.media_api_keys  # media (issue 21): its keys are scrubbed too
-    configure_logging(settings.log_level, settings.log_format, secrets)
+    configure_logging(settings.log_level, settings.log_format, secrets_of(settings))
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        **uvicorn_options(settings),
-        log_config=None,
-        access_log=False,  # glmbridge logs one richer line per request itself
-        server_header=False,
-        # Forwarded headers are not trusted: glmbridge is not meant to sit behind a proxy
-        # that rewrites client addresses, and the middleware costs time on every request.
-        proxy_headers=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
     _announce(settings, url)
-    settle_heap()
-    # uvicorn handles SIGINT/SIGTERM itself (a graceful shutdown), then re-raises the signal
-    # to the handler it found: Ctrl-C's KeyboardInterrupt, and our _Stopped for SIGTERM, are
-    # that normal end, so the exit status is 0 either way.
-    previous = signal.signal(signal.SIGTERM, _stopped)
-    try:
-        with contextlib.suppress(KeyboardInterrupt, _Stopped):
-            _server_class()(config).run(sockets=[sock])
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    if settings.workers > 1:
+        return supervise(settings, sock)
+    run_server(settings, sock)
     return 0
-
-
-class _Stopped(Exception):
-    """SIGTERM arrived (after uvicorn's own shutdown, or before it started)."""
-
-
-def _stopped(signum: int, frame: Any) -> None:
-    raise _Stopped
-
-
-def _server_class() -> type[Any]:
-    import uvicorn
-
-    from glmbridge_server.edge.app import begin_shutdown
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, telling the app when it starts to stop (open answers end)."""
-
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            begin_shutdown(self.config.app)  # a no-op for an app that is not glmbridge's
-            await super().shutdown(sockets)
-
-    return Server
 
 
 def usage(argv: Sequence[str]) -> int:
@@ -426,7 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"glmbridge-server: configuration error: {exc}", file=sys.stderr)
         return 2
-    missing = missing_extra(settings)
+    from glmbridge_server.workers import refusal
+
+    missing = missing_extra(settings) or refusal(settings)
     if missing is not None:
         print(f"glmbridge-server: configuration error: {missing}", file=sys.stderr)
         return 2
