@@ -224,7 +224,8 @@ def serve(settings: Settings) -> int:
         if exc.errno == errno.EADDRINUSE:
             print(f"glmbridge-server: {_port_holder(settings)}", file=sys.stderr)
         return 1
-    configure_logging(settings.log_level, settings.log_format, secrets_of(settings))
+    configure_logging(settings.log_level, settings.log_format, secrets_of(settings),
+                      process=settings.workers > 1)  # fmt: skip
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     _announce(settings, url)

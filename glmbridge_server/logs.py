@@ -27,7 +27,12 @@ _STD_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message",
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any structured fields."""
+    """One JSON object per line: time, level, logger, message and any structured fields
+    (and the process id, ``pid``, when ``process`` is set: one of several workers)."""
+
+    def __init__(self, *, process: bool = False) -> None:
+        super().__init__()
+        self.process = process
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -36,6 +41,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.process:
+            out["pid"] = record.process
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             out.update(fields)
@@ -76,14 +83,19 @@ class RedactingFormatter(logging.Formatter):
         return text
 
 
-def configure_logging(level: str, fmt: str, secrets: Sequence[str] = ()) -> None:
-    """Send all logs (glmbridge and uvicorn) to stderr in ``text`` or ``json`` format."""
+def configure_logging(
+    level: str, fmt: str, secrets: Sequence[str] = (), *, process: bool = False
+) -> None:
+    """Send all logs (glmbridge and uvicorn) to stderr in ``text`` or ``json`` format;
+    ``process``: each line names the process (``name[pid]:``, or a ``pid`` field), for the
+    interleaved lines of several workers."""
     handler = logging.StreamHandler(sys.stderr)
     inner: logging.Formatter
     if fmt == "json":
-        inner = JsonFormatter()
+        inner = JsonFormatter(process=process)
     else:
-        inner = TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        name = "%(name)s[%(process)d]" if process else "%(name)s"
+        inner = TextFormatter(f"%(asctime)s %(levelname)-7s {name}: %(message)s")
     handler.setFormatter(RedactingFormatter(inner, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -181,7 +181,7 @@ def _worker_main(
     """A worker process's entry point (spawned by :func:`supervise`)."""
     from glmbridge_server.edge.state import Worker
 
-    configure_logging(settings.log_level, settings.log_format, secrets_of(settings))
+    configure_logging(settings.log_level, settings.log_format, secrets_of(settings), process=True)
     threading.Thread(target=_watch_supervisor, args=(server_pid,), daemon=True).start()
     worker = Worker(index=index, count=settings.workers, server_pid=server_pid)
     run_server(settings, sock, worker=worker, on_started=ready.set)

@@ -130,6 +130,15 @@ async def status_data(state: Any, settings: Settings) -> dict[str, Any]:
         "usage": None,
         "usage_rows": None,
     }
+    remote = scheduler.remote
+    if remote is not None:  # across every instance and worker sharing Redis (None: down)
+        shared = await remote.shared_status()
+        out["shared_slots"] = None if shared is None else {
+            "in_use": sum(k["in_use"] or 0 for k in shared),
+            "queued": sum(k["queued"] or 0 for k in shared),
+        }  # fmt: skip
+        for key, across in zip(keys, shared or [{}] * len(keys), strict=True):
+            key["shared"] = across or None
     store = state.usage_store
     if store is not None:
         out["usage_rows"] = store.stats()  # written, lost (exactly) and queued since start
