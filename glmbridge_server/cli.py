@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind the listening socket ourselves, so ``--port 0`` can report the real port."""
+def _bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """Bind the listening socket ourselves, so ``--port 0`` can report the real port
+    (``reuse_port``: one of a group of sockets on one port, :func:`_bind_workers`)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     infos = socket.getaddrinfo(host, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM)
     family, _, _, _, address = infos[0] if infos else (family, 0, 0, "", (host, port))
@@ -94,6 +95,8 @@ def _bind(host: str, port: int) -> socket.socket:
     # then. Without it every small SSE frame waits for the client's delayed ACK (~40 ms).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
     except OSError:
@@ -101,6 +104,29 @@ def _bind(host: str, port: int) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def _bind_workers(host: str, port: int, count: int) -> list[socket.socket]:
+    """One listening socket per worker, all on one port (``SO_REUSEPORT``: Linux spreads
+    new connections over them), or one socket they all share where ``SO_REUSEPORT`` does
+    not spread connections (macOS, BSD: the last socket bound would get them all).
+
+    Why not one shared socket everywhere: every worker's event loop accepts every connection
+    waiting on it in one go (asyncio), so a burst of connections (a client pool opening 16)
+    all went to one worker. The sockets stay open in the supervisor: connections that arrive
+    for a worker being replaced wait for it instead of being refused.
+    """
+    if not sys.platform.startswith("linux"):
+        return [_bind(host, port)]
+    if port != 0:  # any program on the port, SO_REUSEPORT or not, makes this fail
+        _bind(host, port).close()
+    first = _bind(host, port, reuse_port=True)
+    port = first.getsockname()[1]
+    try:
+        return [first, *(_bind(host, port, reuse_port=True) for _ in range(count - 1))]
+    except OSError:
+        first.close()
+        raise
 
 
 def _announce(settings: Settings, url: str) -> None:
@@ -217,7 +243,10 @@ def serve(settings: Settings) -> int:
         print(f"glmbridge-server: {refusal}", file=sys.stderr)
         return 2
     try:
-        sock = _bind(settings.host, settings.port)
+        if settings.workers > 1:
+            sockets = _bind_workers(settings.host, settings.port, settings.workers)
+        else:
+            sockets = [_bind(settings.host, settings.port)]
     except OSError as exc:
         where = f"{settings.host}:{settings.port}"
         print(f"glmbridge-server: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
@@ -226,12 +255,12 @@ def serve(settings: Settings) -> int:
         return 1
     configure_logging(settings.log_level, settings.log_format, secrets_of(settings),
                       process=settings.workers > 1)  # fmt: skip
-    host, port = sock.getsockname()[:2]
+    host, port = sockets[0].getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     _announce(settings, url)
     if settings.workers > 1:
-        return supervise(settings, sock)
-    run_server(settings, sock)
+        return supervise(settings, sockets)
+    run_server(settings, sockets[0])
     return 0
 
 

@@ -1,25 +1,29 @@
 """Serving: one process, or ``workers`` processes on one port under a small supervisor.
 
 One process serves by default. With ``workers = N`` (``--workers N``) the command's process
-binds the port once, then becomes a supervisor: it starts N worker processes (spawned, so
-each is a fresh interpreter with nothing inherited but the settings and the listening
-socket), restarts one that dies after it started serving, stops them all on SIGINT or
-SIGTERM (each shuts down as a single server does: open answers end with an error, the
-usage rows are written) and exits 0. A worker that dies before it serves (a broken
+binds the port, then becomes a supervisor: it starts N worker processes (spawned, so each
+is a fresh interpreter with nothing inherited but the settings and its listening socket),
+restarts one that dies after it started serving, stops them all on SIGINT or SIGTERM (each
+shuts down as a single server does: open answers end with an error, the usage rows are
+written) and exits 0. A worker that dies before it serves (a broken
 configuration fails the same way every time) stops the whole server with exit status 1.
 A worker whose supervisor disappears (SIGKILL) stops by itself within a second.
 
-Why one shared socket and our own supervisor:
+Why a socket per worker and our own supervisor:
 
-* **One listening socket, inherited by every worker** (not ``SO_REUSEPORT``): every worker
-  waits on the same accept queue, so a new connection goes to a worker whose event loop is
-  free to accept it, while ``SO_REUSEPORT`` hashes each connection to one worker's queue
-  whether that worker is busy or not (and loses what was queued there when a worker dies).
-  It also keeps ``--port 0`` and the "who holds the port" message exactly as they are.
+* **One listening socket per worker, all bound to the port with** ``SO_REUSEPORT``
+  (:func:`glmbridge_server.cli._bind_workers`; Linux): the kernel spreads new connections
+  over the workers. One socket shared by every worker (uvicorn's way) was measured to hand
+  a burst of connections to a single worker: an asyncio event loop accepts every connection
+  waiting on its socket at once, so the first worker to wake took all 16 of a client pool's
+  connections, and with keep-alive they stayed there. The supervisor keeps every socket
+  open, so connections for a worker being replaced wait in its queue. Where
+  ``SO_REUSEPORT`` does not spread connections (macOS, BSD), the workers share one socket.
 * **Our supervisor, not uvicorn's** ``Multiprocess``: uvicorn's builds its own
   ``uvicorn.Server`` in each worker, so glmbridge's shutdown hook (open answers end at once,
   :func:`~glmbridge_server.edge.app.begin_shutdown`) and its log configuration would not
-  run there; the loop below is short and owns exactly what glmbridge needs.
+  run there, and it serves one shared socket; the loop below is short and owns exactly what
+  glmbridge needs.
 
 Each worker builds its app with :func:`~glmbridge_server.edge.app.create_app` from the same
 :class:`Settings` (keys included, passed through the spawn pipe, not the environment) and
@@ -208,8 +212,9 @@ class _Child:
         return cls(index, process, ready)
 
 
-def supervise(settings: Settings, sock: socket.socket) -> int:
-    """Run ``settings.workers`` worker processes on ``sock`` until SIGINT or SIGTERM.
+def supervise(settings: Settings, sockets: list[socket.socket]) -> int:
+    """Run ``settings.workers`` worker processes until SIGINT or SIGTERM: worker ``i`` serves
+    ``sockets[i]`` (one socket for all when only one is given).
 
     Returns 0 after a clean stop, 1 when a worker could not start serving.
     """
@@ -221,9 +226,12 @@ def supervise(settings: Settings, sock: socket.socket) -> int:
     }
     children: list[_Child] = []
     try:
-        children = [_Child.start(ctx, settings, sock, i) for i in range(settings.workers)]
+        children = [
+            _Child.start(ctx, settings, sockets[i % len(sockets)], i)
+            for i in range(settings.workers)
+        ]
         _describe(settings, children)
-        return _keep_alive(ctx, settings, sock, children, stop)
+        return _keep_alive(ctx, settings, sockets, children, stop)
     finally:
         _stop_all(children)
         for sig, handler in previous.items():
@@ -243,7 +251,7 @@ def _describe(settings: Settings, children: list[_Child]) -> None:
 
 
 def _keep_alive(
-    ctx: Any, settings: Settings, sock: socket.socket, children: list[_Child], stop: Any
+    ctx: Any, settings: Settings, sockets: list[socket.socket], children: list[_Child], stop: Any
 ) -> int:
     """Replace a worker that exits while serving; give up on one that never served."""
     while not stop.wait(_POLL):
@@ -257,7 +265,7 @@ def _keep_alive(
                 return 1
             logger.warning("worker %d (pid %s) exited (exit code %s); starting another",
                            child.index, child.process.pid, code)  # fmt: skip
-            children[i] = _Child.start(ctx, settings, sock, child.index)
+            children[i] = _Child.start(ctx, settings, sockets[i % len(sockets)], child.index)
     return 0
 
 

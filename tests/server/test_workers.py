@@ -7,6 +7,7 @@ own (``--mock``), and Redis is a real ``redis-server`` started for the module.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -118,6 +119,18 @@ def _gone(pids: set[int], within: float = 10.0) -> bool:
     return True
 
 
+def _burst(url: str, count: int) -> list[dict[str, Any]]:
+    """``/health`` on ``count`` connections opened at once (one pool, as clients do)."""
+
+    async def run() -> list[dict[str, Any]]:
+        limits = httpx2.Limits(max_connections=count, max_keepalive_connections=count)
+        async with httpx2.AsyncClient(limits=limits, timeout=10) as http:
+            answers = await asyncio.gather(*(http.get(f"{url}/health") for _ in range(count)))
+        return [dict(a.json()) for a in answers]
+
+    return asyncio.run(run())
+
+
 def _stream(http: httpx2.Client, text: str) -> str:
     """A streamed Anthropic turn; the text it answered."""
     body = {"model": "claude-sonnet-4-5", "max_tokens": 100, "stream": True,
@@ -149,6 +162,14 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
                 assert "2 worker processes" in changed.json()["error"]["message"]
             finally:
                 http.close()
+        # a client pool opening its connections at once gets both workers, not one
+        assert {health["worker"]["pid"] for health in _burst(server.url, 16)} == pids
+        # a second server cannot take the port over, with workers or without
+        port = server.url.rpartition(":")[2]
+        for extra in ((), ("--workers", "2")):
+            second = serve("--mock", "--port", port, *extra, env=_env(tmp_path), cwd=tmp_path)
+            assert second.returncode == 1
+            assert f"a glmbridge already runs there (pid {server.proc.pid}" in second.stderr
         log = server.log.read_text()
         assert "2 worker processes (pids" in log
         assert all(f"glmbridge.access[{pid}]: POST /v1/messages 200" in log for pid in pids)
