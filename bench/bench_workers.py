@@ -1,6 +1,6 @@
 """``--workers 1`` against ``--workers 2`` (issue 22, item 5; not a test).
 
-    python bench/bench_workers.py            # ~3 min on 2 cores
+    python bench/bench_workers.py            # ~2 min on 2 cores
     python bench/bench_workers.py --quick    # smoke run (< 1 min), noisier
 
 Same run, same machine, every server its own process tree, the paths interleaved request by
@@ -44,8 +44,8 @@ from bench_server import (
     _clean_env,
     _free_port,
     concurrent,
-    make_path,
     machine,
+    make_path,
     sequential,
     start_glmbridge,
     start_relay,
@@ -148,7 +148,9 @@ def table(res: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    sz = SIZES["quick" if args.quick else "full"]
+    sz = dict(SIZES["quick" if args.quick else "full"])
+    if args.rounds:
+        sz["rounds"] = args.rounds
     load_before = os.getloadavg()
     a_body, a_glm, _ = workload_a()
     b_body, b_glm, _ = workload_b()
@@ -183,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         "machine": machine(),
         "relay": relay_label,
         "concurrency": CONCURRENCY,
+        "sizes": sz,
         "load_average_before": load_before,
         "load_average_after": load_after,
         "w2_worker_cpu_s_during_concurrent": shares,
@@ -204,6 +207,9 @@ def run(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (< 1 min), noisier")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="req/s rounds per path, alternating the order (default 6: the "
+                        "machine is shared, so single rounds vary)")  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="do not write the results file")
     return run(parser.parse_args())
 

@@ -248,6 +248,15 @@ def _describe(settings: Settings, children: list[_Child]) -> None:
         shared = "each with its own slots and key rests (workers_local_state)"
     print(f"{len(children)} worker processes (pids {pids}), {shared}", file=sys.stderr,
           flush=True)  # fmt: skip
+    # What stays in one worker's memory although a client may come back to another one
+    kept = [what for what, on in (
+        ("Responses conversations (responses_store)", settings.responses_store > 0),
+        ("video tasks", bool(settings.media_api_keys) or settings.effective_plan == "payg"),
+    ) if on]  # fmt: skip
+    if kept:
+        print(f"note: {' and '.join(kept)} are kept by the worker that made them: a follow-up "
+              "on another connection may reach another worker and not find them",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
 def _keep_alive(
