@@ -86,8 +86,8 @@ class Workers:
                 http.close()
         return out
 
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
         return self.proc.wait(30)
 
 
@@ -191,8 +191,19 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
         assert victim not in now and len(now & first) == 1
         assert "exited (exit code -9); starting another" in server.log.read_text()
     finally:
-        assert server.stop() == 0
+        assert server.stop(signal.SIGINT) == 0  # Ctrl-C: the same clean stop
     assert _gone(now)
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    server = Workers(tmp_path, _env(tmp_path), "--mock", "--workers", "2")
+    try:
+        pids = server.worker_pids(2)
+    finally:
+        server.proc.kill()  # SIGKILL: the supervisor cannot stop them
+        server.proc.wait(10)
+    assert _gone(pids)  # each noticed within a second and stopped as on SIGTERM
 
 
 def test_several_workers_without_redis_are_refused(tmp_path: Path) -> None:

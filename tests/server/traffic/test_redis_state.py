@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
 from glmbridge_server.traffic.redis_state import LOCAL_LEASE, RedisState
+from glmbridge_server.upstream import model_follower
 from glmbridge_server.upstream.keypool import KeyPool
 from tests.server.conftest import RunningServer
 
@@ -224,3 +225,30 @@ def test_instances_sharing_redis_poll_the_quota_once_per_round(
     sim.app.state.quota_polls = 0
     time.sleep(2.0)  # four rounds of 0.5 s: four polls between the two (eight without Redis)
     assert 3 <= sim.app.state.quota_polls <= 5
+
+
+def test_instances_sharing_redis_read_the_model_lists_once_per_round(
+    sim: RunningServer, start_server: Start, bridge_settings: Callable[..., Settings],
+    redis_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    reads: list[str] = []
+    read = model_follower._read
+
+    async def counted(*args: Any) -> frozenset[str]:
+        reads.append(args[1].name)
+        return await read(*args)
+
+    monkeypatch.setattr(model_follower, "_read", counted)
+    sim.app.state.model_lists = {"coding": ["glm-5.3", "glm-5.3-flash", "glm-5.3-prime"]}
+    settings = bridge_settings(sim.url, models_refresh=0.5, redis_url=redis_url)
+    apps = [create_app(settings) for _ in range(2)]
+    for app in apps:
+        start_server(app)
+    deadline = time.monotonic() + 10
+    for app in apps:  # each serves the lists, read by whichever led the round
+        while not any("glm-5.3-prime" in ids for ids in app.state.live_models.values()):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    reads.clear()
+    time.sleep(2.0)  # four rounds of 0.5 s: four reads between the two (eight without Redis)
+    assert 3 <= len(reads) <= 5
