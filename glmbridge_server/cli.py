@@ -8,8 +8,9 @@ The server runs in the foreground until Ctrl-C (or SIGTERM): open answers then e
 with an error (an error event in a stream), and it exits 0 without a traceback.
 
 Exit codes of ``serve``: 0 after a clean shutdown (Ctrl-C or SIGTERM), 1 when the address cannot
-be bound, 2 for usage and configuration errors, including a non-loopback address without an
-auth token.
+be bound (or, with ``--workers N``, a worker cannot start), 2 for usage and configuration
+errors, including a non-loopback address without an auth token and several workers without
+Redis (:mod:`glmbridge_server.workers`).
 """
 
 from __future__ import annotations
