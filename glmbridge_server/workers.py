@@ -140,28 +140,30 @@ def run_server(
     from glmbridge_server.edge.app import create_app
     from glmbridge_server.edge.inbound import uvicorn_options
 
-    app = create_app(settings)
-    if worker is not None:
-        app.state.worker = worker
-    config = uvicorn.Config(
-        app,
-        **uvicorn_options(settings),
-        log_config=None,
-        access_log=False,  # glmbridge logs one richer line per request itself
-        server_header=False,
-        # Forwarded headers are not trusted: glmbridge is not meant to sit behind a proxy
-        # that rewrites client addresses, and the middleware costs time on every request.
-        proxy_headers=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
-    settle_heap()
     # uvicorn handles SIGINT/SIGTERM itself (a graceful shutdown), then re-raises the signal
     # to the handler it found: Ctrl-C's KeyboardInterrupt, and our _Stopped for SIGTERM, are
-    # that normal end, so the exit status is 0 either way.
+    # that normal end, so the exit status is 0 either way (a signal while the app is still
+    # being built, too: nothing has started that would need stopping).
     previous = signal.signal(signal.SIGTERM, _stopped)
     try:
         with contextlib.suppress(KeyboardInterrupt, _Stopped):
+            app = create_app(settings)
+            if worker is not None:
+                app.state.worker = worker
+            config = uvicorn.Config(
+                app,
+                **uvicorn_options(settings),
+                log_config=None,
+                access_log=False,  # glmbridge logs one richer line per request itself
+                server_header=False,
+                # Forwarded headers are not trusted: glmbridge is not meant to sit behind a
+                # proxy that rewrites client addresses, and the middleware costs time on
+                # every request.
+                proxy_headers=False,
+                lifespan="on",
+                timeout_graceful_shutdown=5,
+            )
+            settle_heap()
             server = _server_class()(config)
             server.on_started = on_started
             server.run(sockets=[sock])

@@ -8,13 +8,13 @@ own (``--mock``), and Redis is a real ``redis-server`` started for the module.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,19 +239,9 @@ def test_slots_hold_across_workers_and_every_usage_row_lands(
         pids = server.worker_pids(2)
         for pid in sorted(pids):  # three streams on each worker, six at once
             clients += server.pinned(pid, 3)
-        answers: list[Any] = [None] * 6
-
-        def run(i: int) -> None:
-            try:
-                answers[i] = _stream(clients[i], f"q{i}")
-            except Exception as exc:  # handed to the assertions
-                answers[i] = exc
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            tries = [pool.submit(_stream, http, f"q{i}") for i, http in enumerate(clients)]
+            answers = [t.exception(60) or t.result() for t in tries]
         assert all(isinstance(a, str) and "event: message_stop" in a for a in answers), answers
         assert sim.app.state.peak_in_flight[SIM_KEY] == 2  # never more, across both workers
         assert sim.app.state.rejected_1302 == 0
