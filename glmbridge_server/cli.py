@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers",
         help="worker processes on the one port (default 1); more than 1 needs redis_url "
-        "(docs/operations.md)",
+        "(docs/configuration.md)",
     )
     parser.add_argument("--log-level", help="debug, info (default), warning, error")
     parser.add_argument("--log-format", help="text (default) or json")

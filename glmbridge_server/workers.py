@@ -28,7 +28,7 @@ Why a socket per worker and our own supervisor:
 Each worker builds its app with :func:`~glmbridge_server.edge.app.create_app` from the same
 :class:`Settings` (keys included, passed through the spawn pipe, not the environment) and
 records which worker it is (:class:`~glmbridge_server.edge.state.Worker`). What the workers
-share, and what stays per process, is in docs/operations.md ("Several worker processes").
+share, and what stays per process, is in docs/configuration.md ("Several worker processes").
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def refusal(settings: Settings) -> str | None:
     return (
         f"workers = {settings.workers} needs redis_url: without it each worker keeps its own "
         "upstream slots and key rests, and together they would exceed a key's limit at Z.ai; "
-        "set redis_url (docs/operations.md), or workers_local_state = true to accept "
+        "set redis_url (docs/configuration.md), or workers_local_state = true to accept "
         "per-worker limits"
     )
 

@@ -125,7 +125,7 @@ async def status_data(state: Any, settings: Settings) -> dict[str, Any]:
         },  # fmt: skip
         "last_served": state.last_served,
         # the process that answered: with workers > 1, slots, queue, counters and
-        # last_served above are its own (docs/operations.md)
+        # last_served above are its own (docs/configuration.md)
         "worker": state.worker.view(),
         "usage": None,
         "usage_rows": None,

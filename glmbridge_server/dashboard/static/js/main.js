@@ -77,7 +77,7 @@ async function start() {
 }
 
 // With several worker processes, this page talks to one of them: say which, and that the
-// inspector and the live figures are that worker's (docs/operations.md).
+// inspector and the live figures are that worker's (docs/configuration.md).
 function workerNote(w) {
   if (!w || w.count <= 1) return "";
   return ` · worker ${w.index + 1} of ${w.count} (pid ${w.pid}): inspector and live figures are this worker's`;
