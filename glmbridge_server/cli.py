@@ -8,99 +8,41 @@ The server runs in the foreground until Ctrl-C (or SIGTERM): open answers then e
 with an error (an error event in a stream), and it exits 0 without a traceback.
 
 Exit codes of ``serve``: 0 after a clean shutdown (Ctrl-C or SIGTERM), 1 when the address cannot
-be bound, 2 for usage and configuration errors, including a non-loopback address without an
-auth token.
+be bound (or, with ``--workers N``, a worker cannot start), 2 for usage and configuration
+errors, including a non-loopback address without an auth token and several workers without
+Redis (:mod:`glmbridge_server.workers`).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
-import gc
 import json
-import logging
-import signal
 import socket
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from glmbridge_server.logs import (
+    JsonFormatter,
+    RedactingFormatter,
+    configure_logging,
+    secrets_of,
+)
 
 # Only the standard library at import time: `glmbridge-server statusline` must answer
 # within ~50 ms, and the glmbridge package takes longer than that to import.
 if TYPE_CHECKING:
     from glmbridge_server.settings import Settings
 
-__all__ = ["build_parser", "configure_logging", "main", "missing_extra"]
-
-_STD_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any structured fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            out.update(fields)
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
-
-
-# Every C0 control character but tab, and DEL, escaped: a client value with "\n" in it (a
-# model name, a header) cannot forge a log line of its own.
-_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9} | {10: "\\n", 13: "\\r"}
-
-
-class TextFormatter(logging.Formatter):
-    """The text log format: one line per record (tracebacks follow on their own lines)."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return super().formatMessage(record).translate(_ESCAPES)
-
-
-class RedactingFormatter(logging.Formatter):
-    """Wraps a formatter and blanks out secrets (keys, the auth token) in every line.
-
-    glmbridge never logs a key on purpose; this is the safety net for third-party log
-    lines and for error text echoed by an upstream.
-    """
-
-    def __init__(self, inner: logging.Formatter, secrets: Sequence[str]) -> None:
-        super().__init__()
-        self.inner = inner
-        self.secrets = tuple(s for s in secrets if len(s) >= 4)
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = self.inner.format(record)
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "[redacted]")
-        return text
-
-
-def configure_logging(level: str, fmt: str, secrets: Sequence[str] = ()) -> None:
-    """Send all logs (glmbridge and uvicorn) to stderr in ``text`` or ``json`` format."""
-    handler = logging.StreamHandler(sys.stderr)
-    inner: logging.Formatter
-    if fmt == "json":
-        inner = JsonFormatter()
-    else:
-        inner = TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    handler.setFormatter(RedactingFormatter(inner, secrets))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # httpx2/httpcore debug lines include request headers (the upstream key): keep them quiet.
-    for noisy in ("httpx2", "httpcore", "httpcore2", "hpack"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+__all__ = [
+    "JsonFormatter",
+    "RedactingFormatter",
+    "build_parser",
+    "configure_logging",
+    "main",
+    "missing_extra",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer from the built-in GLM simulator (no key needed); steer it with "
         "[[sim:SCENARIO]] in a prompt, e.g. [[sim:tool]], [[sim:error:1302]] (docs/simulator.md)",
     )
+    parser.add_argument(
+        "--workers",
+        help="worker processes on the one port (default 1); more than 1 needs redis_url "
+        "(docs/configuration.md)",
+    )
     parser.add_argument("--log-level", help="debug, info (default), warning, error")
     parser.add_argument("--log-format", help="text (default) or json")
     from glmbridge._version import __version__
@@ -139,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind the listening socket ourselves, so ``--port 0`` can report the real port."""
+def _bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """Bind the listening socket ourselves, so ``--port 0`` can report the real port
+    (``reuse_port``: one of a group of sockets on one port, :func:`_bind_workers`)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     infos = socket.getaddrinfo(host, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM)
     family, _, _, _, address = infos[0] if infos else (family, 0, 0, "", (host, port))
@@ -148,6 +96,8 @@ def _bind(host: str, port: int) -> socket.socket:
     # then. Without it every small SSE frame waits for the client's delayed ACK (~40 ms).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
     except OSError:
@@ -155,6 +105,29 @@ def _bind(host: str, port: int) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def _bind_workers(host: str, port: int, count: int) -> list[socket.socket]:
+    """One listening socket per worker, all on one port (``SO_REUSEPORT``: Linux spreads
+    new connections over them), or one socket they all share where ``SO_REUSEPORT`` does
+    not spread connections (macOS, BSD: the last socket bound would get them all).
+
+    Why not one shared socket everywhere: every worker's event loop accepts every connection
+    waiting on it in one go (asyncio), so a burst of connections (a client pool opening 16)
+    all went to one worker. The sockets stay open in the supervisor: connections that arrive
+    for a worker being replaced wait for it instead of being refused.
+    """
+    if not sys.platform.startswith("linux"):
+        return [_bind(host, port)]
+    if port != 0:  # any program on the port, SO_REUSEPORT or not, makes this fail
+        _bind(host, port).close()
+    first = _bind(host, port, reuse_port=True)
+    port = first.getsockname()[1]
+    try:
+        return [first, *(_bind(host, port, reuse_port=True) for _ in range(count - 1))]
+    except OSError:
+        first.close()
+        raise
 
 
 def _announce(settings: Settings, url: str) -> None:
@@ -230,17 +203,6 @@ def missing_extra(settings: Settings) -> str | None:
     return None
 
 
-def settle_heap() -> None:
-    """Move everything alive after start-up out of the cyclic collector's reach.
-
-    A large request allocates enough objects to trigger full collections, and each one
-    walks every tracked object of the process with the interpreter held: with the imported
-    modules frozen, those pauses stay proportional to the request (issue 13, item 3).
-    """
-    gc.collect()
-    gc.freeze()
-
-
 def _manual_env(settings: Settings) -> dict[str, str]:
     """What the launcher would give Claude Code for models and context, for a manual start."""
     from glmbridge_server.edge.routes.config import effective_models
@@ -274,77 +236,33 @@ def _port_holder(settings: Settings) -> str:
 
 def serve(settings: Settings) -> int:
     """Run the server until interrupted."""
-    import uvicorn
-
-    from glmbridge_server.edge.app import create_app
-    from glmbridge_server.edge.inbound import uvicorn_options
     from glmbridge_server.edge.security import bind_refusal
+    from glmbridge_server.workers import run_server, supervise
 
     refusal = bind_refusal(settings)
     if refusal is not None:
         print(f"glmbridge-server: {refusal}", file=sys.stderr)
         return 2
     try:
-        sock = _bind(settings.host, settings.port)
+        if settings.workers > 1:
+            sockets = _bind_workers(settings.host, settings.port, settings.workers)
+        else:
+            sockets = [_bind(settings.host, settings.port)]
     except OSError as exc:
         where = f"{settings.host}:{settings.port}"
         print(f"glmbridge-server: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
         if exc.errno == errno.EADDRINUSE:
             print(f"glmbridge-server: {_port_holder(settings)}", file=sys.stderr)
         return 1
-    secrets = [*settings.api_keys, *([settings.auth_token] if settings.auth_token else [])]
-    secrets += settings.media_api_keys  # media (issue 21): its keys are scrubbed too
-    configure_logging(settings.log_level, settings.log_format, secrets)
-    host, port = sock.getsockname()[:2]
+    configure_logging(settings.log_level, settings.log_format, secrets_of(settings),
+                      process=settings.workers > 1)  # fmt: skip
+    host, port = sockets[0].getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        **uvicorn_options(settings),
-        log_config=None,
-        access_log=False,  # glmbridge logs one richer line per request itself
-        server_header=False,
-        # Forwarded headers are not trusted: glmbridge is not meant to sit behind a proxy
-        # that rewrites client addresses, and the middleware costs time on every request.
-        proxy_headers=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
     _announce(settings, url)
-    settle_heap()
-    # uvicorn handles SIGINT/SIGTERM itself (a graceful shutdown), then re-raises the signal
-    # to the handler it found: Ctrl-C's KeyboardInterrupt, and our _Stopped for SIGTERM, are
-    # that normal end, so the exit status is 0 either way.
-    previous = signal.signal(signal.SIGTERM, _stopped)
-    try:
-        with contextlib.suppress(KeyboardInterrupt, _Stopped):
-            _server_class()(config).run(sockets=[sock])
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    if settings.workers > 1:
+        return supervise(settings, sockets)
+    run_server(settings, sockets[0])
     return 0
-
-
-class _Stopped(Exception):
-    """SIGTERM arrived (after uvicorn's own shutdown, or before it started)."""
-
-
-def _stopped(signum: int, frame: Any) -> None:
-    raise _Stopped
-
-
-def _server_class() -> type[Any]:
-    import uvicorn
-
-    from glmbridge_server.edge.app import begin_shutdown
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, telling the app when it starts to stop (open answers end)."""
-
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            begin_shutdown(self.config.app)  # a no-op for an app that is not glmbridge's
-            await super().shutdown(sockets)
-
-    return Server
 
 
 def usage(argv: Sequence[str]) -> int:
@@ -426,7 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"glmbridge-server: configuration error: {exc}", file=sys.stderr)
         return 2
-    missing = missing_extra(settings)
+    from glmbridge_server.workers import refusal
+
+    missing = missing_extra(settings) or refusal(settings)
     if missing is not None:
         print(f"glmbridge-server: configuration error: {missing}", file=sys.stderr)
         return 2

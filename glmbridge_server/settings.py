@@ -92,6 +92,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     queue_aging: float = 30.0
     slot_learning: float = 300.0
     redis_url: str = ""
+    workers: int = 1
+    workers_local_state: bool = False
     quota_poll: float = 0.0
     background_throttle: float = 90.0
     models: dict[str, str] = {}
@@ -534,6 +536,8 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "queue_aging": _to_seconds,
     "slot_learning": lambda v: _to_seconds(v, allow_zero=True),
     "redis_url": _to_redis_url,
+    "workers": _to_int(1, 64),
+    "workers_local_state": _to_bool,
     "quota_poll": lambda v: _to_seconds(v, allow_zero=True),
     "background_throttle": _to_percent,
     "models": _to_models,

@@ -6,6 +6,7 @@ every call's record points to it. Nothing here imports Starlette.
 from __future__ import annotations
 
 import collections
+import os
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,10 +30,25 @@ from glmbridge_server.traffic.usage_store import UsageStore
 from glmbridge_server.upstream.client import UpstreamClient
 from glmbridge_server.upstream.keypool import KeyPool
 
-__all__ = ["RECORD", "AppState", "record_in"]
+__all__ = ["RECORD", "AppState", "Worker", "record_in"]
 
 #: Where the edge keeps the call's record in the ASGI scope's state.
 RECORD = "glmbridge.call"
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """The process this app serves in: one of ``count`` workers on one port (``workers``);
+    ``server_pid`` is the process ``glmbridge-server stop`` signals (the supervisor, or this
+    process when it serves alone)."""
+
+    index: int = 0
+    count: int = 1
+    server_pid: int = field(default_factory=os.getpid)
+
+    def view(self) -> dict[str, int]:
+        """What ``/health``, ``/status`` and ``/metrics`` say about it."""
+        return {"index": self.index, "count": self.count, "pid": os.getpid()}
 
 
 @dataclass(eq=False)
@@ -77,6 +93,8 @@ class AppState:
     dashboard: Dashboard | None = None
     #: media (issue 21): the media keys' pool and the video task table.
     media: MediaState = field(default_factory=MediaState)
+    #: which worker process this is (``workers`` > 1; glmbridge_server/workers.py)
+    worker: Worker = field(default_factory=Worker)
 
     def client(self) -> UpstreamClient:
         """The upstream client (the lifespan makes it before the first request)."""

@@ -90,6 +90,9 @@ def _print_status(target: Target, health: dict[str, Any], info: dict[str, Any] |
         print(f"mode: {health.get('mode', 'keys')}")
         print(f"upstream: {running.name} ({running.upstream})")
         print(f"API keys: {running.keys}, {health.get('keys_healthy')} healthy")
+    worker = health.get("worker")
+    if isinstance(worker, dict) and isinstance(worker.get("count"), int) and worker["count"] > 1:
+        print(f"workers: {worker['count']} processes share the port (stop stops them all)")
     if ours and info:
         print(f"log: {info.get('log')}")
     wanted = Mode.of_settings(target.settings)

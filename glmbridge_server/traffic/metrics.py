@@ -19,7 +19,7 @@ from glmbridge_server.edge import inbound
 if TYPE_CHECKING:
     from glmbridge_server.traffic.scheduler import Scheduler
 
-__all__ = ["CONTENT_TYPE", "Metrics", "route_label"]
+__all__ = ["CONTENT_TYPE", "Metrics", "label_worker", "route_label"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -256,8 +256,11 @@ class Metrics:
         scheduler: Scheduler | None = None,
         *,
         usage_rows: dict[str, int] | None = None,
+        worker: dict[str, int] | None = None,
     ) -> bytes:
-        """The exposition text, with the key, slot, queue and usage-store figures read now."""
+        """The exposition text, with the key, slot, queue and usage-store figures read now;
+        ``worker`` (one of several processes: ``{index, count, pid}``) labels every sample
+        with ``worker="<index>"`` (:func:`label_worker`)."""
         self._usage.rows = usage_rows
         self.keys.set(keys)
         self.keys_healthy.set(keys_healthy)
@@ -268,4 +271,33 @@ class Metrics:
                 self.slot_limit.labels(label).set(key["limit"])
             for priority, count in scheduler.queue_lengths().items():
                 self.queue_length.labels(priority.name.lower()).set(count)
-        return generate_latest(self.registry)
+        text = generate_latest(self.registry)
+        return text if worker is None else label_worker(text, worker)
+
+
+def label_worker(text: bytes, worker: dict[str, int]) -> bytes:
+    """``text`` (an exposition) with ``worker="<index>"`` on every sample, and a
+    ``glmbridge_worker_info`` sample naming the worker's pid and the worker count.
+
+    With several worker processes on one port a scrape reaches one of them; each keeps its
+    own series, so a counter never seems to go backwards when the next scrape reaches
+    another worker, and ``sum without (worker)`` adds up the workers seen.
+    """
+    label = b'worker="%d"' % worker["index"]
+    lines = []
+    for line in text.split(b"\n"):
+        if line and not line.startswith(b"#"):
+            name, brace, rest = line.partition(b"{")
+            if brace:
+                line = name + b"{" + label + (b"," + rest if not rest.startswith(b"}") else rest)
+            else:
+                name, _, value = line.partition(b" ")
+                line = name + b"{" + label + b"} " + value
+        lines.append(line)
+    info = (
+        b"# HELP glmbridge_worker_info The worker process that answered this scrape.\n"
+        b"# TYPE glmbridge_worker_info gauge\n"
+        b'glmbridge_worker_info{%s,pid="%d",workers="%d"} 1.0\n'
+        % (label, worker["pid"], worker["count"])
+    )
+    return info + b"\n".join(lines)

@@ -19,10 +19,14 @@ as absent, an answer over 256 KiB is ignored, and anything else unexpected is lo
 When a key's token or credit window reaches ``background_throttle`` percent, background
 calls stop using that key (they wait, then get the queue's 429) so the interactive turn
 and subagents keep working until the reset. The windows are shown in ``/status``.
+
+Several instances sharing Redis (or the worker processes of one server) poll once per round
+between them: :func:`poll_quotas`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import time
@@ -40,7 +44,7 @@ from glmbridge.quota import QuotaWindow, parse_quota_limits
 from glmbridge_server.settings import Settings
 from glmbridge_server.traffic.scheduler import Scheduler
 from glmbridge_server.traffic.usage_report import summarize
-from glmbridge_server.traffic.usage_store import open_readonly
+from glmbridge_server.traffic.usage_store import key_id, open_readonly
 from glmbridge_server.upstream.keypool import KeyPool
 
 __all__ = ["QUOTA_PATH", "estimate_quotas", "poll_quotas", "quota_url"]
@@ -50,6 +54,7 @@ logger = logging.getLogger("glmbridge.quota")
 QUOTA_PATH = "/api/monitor/usage/quota/limit"
 _TIMEOUT = httpx2.Timeout(5.0)
 _ESTIMATE_EVERY = 30.0
+_FOLLOW_EVERY = 5.0  # seconds between two reads of the windows another instance polled
 _MAX_ANSWER = 256 * 1024
 
 
@@ -91,25 +96,88 @@ async def poll_quotas(
     state: Any, settings: Settings, pool: KeyPool, scheduler: Scheduler, http: httpx2.AsyncClient
 ) -> None:
     """Poll every key's windows every ``quota_poll`` seconds, until cancelled; the results
-    go to ``state.quota_windows`` (by key index) and ``scheduler.near_exhaustion``."""
+    go to ``state.quota_windows`` (by key index) and ``scheduler.near_exhaustion``.
+
+    With a shared state backend (Redis) one instance (or worker process) polls per round and
+    publishes the windows by key id; the others read them every few seconds instead of
+    asking Z.ai themselves."""
     url = quota_url(settings)
     complained: set[tuple[int, str]] = set()  # (key, error type) already logged
+    key_ids = [key_id(pool.lease(i).key) for i in range(len(pool))]
+    round_name = "quota:" + key_id(",".join(key_ids))  # instances polling the same keys
+    every = settings.quota_poll
     while True:
-        near: set[int] = set()
-        for index in range(len(pool)):
-            try:
-                windows = await _fetch(http, url, pool.lease(index).key)
-                if _poll_key(state, settings, scheduler, index, windows):
-                    near.add(index)
-            except Exception as exc:  # an answer nobody foresaw: logged once, ignored
-                if (index, type(exc).__name__) not in complained:
-                    complained.add((index, type(exc).__name__))
-                    logger.warning("quota answer for key #%d ignored (%s)", index,
-                                   type(exc).__name__)  # fmt: skip
-                near |= scheduler.near_exhaustion & {index}
+        remote = scheduler.remote
+        if remote is None or await remote.lead(round_name, every):
+            near = await _poll_round(state, settings, pool, scheduler, http, url, complained)
+            if remote is not None:
+                shared = {kid: state.quota_windows.get(i) for i, kid in enumerate(key_ids)}
+                await remote.publish(round_name, json.dumps(shared), 3 * every)
+        else:
+            news = await remote.news(round_name)
+            near = _adopt(state, settings, scheduler, key_ids, news)
         _announce(near, scheduler, settings.background_throttle, "Z.ai's quota endpoint")
         scheduler.hold_back("polled", near)
-        await anyio.sleep(settings.quota_poll)
+        await anyio.sleep(every if remote is None else min(every, _FOLLOW_EVERY))
+
+
+async def _poll_round(
+    state: Any,
+    settings: Settings,
+    pool: KeyPool,
+    scheduler: Scheduler,
+    http: httpx2.AsyncClient,
+    url: str,
+    complained: set[tuple[int, str]],
+) -> set[int]:
+    """Ask Z.ai for every key's windows once; the keys past ``background_throttle``."""
+    near: set[int] = set()
+    for index in range(len(pool)):
+        try:
+            windows = await _fetch(http, url, pool.lease(index).key)
+            if _poll_key(state, settings, scheduler, index, windows):
+                near.add(index)
+        except Exception as exc:  # an answer nobody foresaw: logged once, ignored
+            if (index, type(exc).__name__) not in complained:
+                complained.add((index, type(exc).__name__))
+                logger.warning("quota answer for key #%d ignored (%s)", index,
+                               type(exc).__name__)  # fmt: skip
+            near |= scheduler.near_exhaustion & {index}
+    return near
+
+
+def _adopt(
+    state: Any, settings: Settings, scheduler: Scheduler, key_ids: list[str], news: str | None
+) -> set[int]:
+    """Take the windows another instance published (``news``); the keys past the threshold.
+    Nothing published yet (or unreadable): the last verdicts stand."""
+    try:
+        shared = json.loads(news) if news else None
+    except ValueError:
+        shared = None
+    if not isinstance(shared, dict):
+        return set(scheduler.near_exhaustion)
+    near: set[int] = set()
+    for index, kid in enumerate(key_ids):
+        windows = shared.get(kid)
+        if not isinstance(windows, list):
+            near |= scheduler.near_exhaustion & {index}
+            continue
+        state.quota_windows[index] = windows
+        if _past(windows, settings.background_throttle):
+            near.add(index)
+    return near
+
+
+def _past(windows: list[dict[str, Any]], threshold: float) -> bool:
+    """Whether a token or credit window (not the tool-call one) is past ``threshold`` %."""
+    return any(
+        isinstance(w, dict)
+        and w.get("kind") != "TIME_LIMIT"
+        and isinstance(w.get("used_percent"), int | float)
+        and w["used_percent"] >= threshold
+        for w in windows
+    )
 
 
 def _poll_key(
@@ -124,12 +192,7 @@ def _poll_key(
         logger.info("quota endpoint gave no usable answer for key #%d", index)
         return index in scheduler.near_exhaustion  # keep the last verdict
     state.quota_windows[index] = [_as_json(w) for w in windows]
-    return any(
-        w.kind != "TIME_LIMIT"
-        and w.used_percent is not None
-        and w.used_percent >= settings.background_throttle
-        for w in windows
-    )
+    return _past(state.quota_windows[index], settings.background_throttle)
 
 
 def _announce(near: set[int], scheduler: Scheduler, threshold: float, source: str) -> None:

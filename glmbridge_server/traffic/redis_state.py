@@ -23,6 +23,15 @@ Cooldowns (a key rejected, a spent quota window) are shared the same way: a cool
 writes ``glmbridge:cool:<key id>`` with the reset time and expires with it; every
 instance copies the others' cooldowns into its key pool once a second.
 
+A limit learned from a ``1302`` (:meth:`Scheduler.throttled`) is shared too: it is written
+to ``glmbridge:limit:<key id>`` for ``slot_learning`` seconds, and the take script grants
+no more leases than the lowest of the caller's limit and that one.
+
+Work that one instance can do for all (the quota poller, the model-list follower) is done
+by one of them per round: :meth:`RedisState.lead` is a lock that expires with the round,
+and the leader publishes what it found (:meth:`publish`) for the others to read
+(:meth:`news`). Several worker processes of one server (``workers``) are instances too.
+
 **Redis down** (or unreachable at start): the instance carries on with its local state
 only and logs a warning (at most every 30 s); it retries Redis every few seconds. The
 key's limit is then enforced per instance, not across them.
@@ -58,7 +67,8 @@ HEARTBEAT = 3.0
 _WARN_EVERY = 30.0
 
 # KEYS: the key's lease set, its queue (ticket -> score), the queue's heartbeats (ticket ->
-# expiry ms). ARGV: limit, lease id, ttl ms, ticket, score, heartbeat ms. Redis's clock for
+# expiry ms), the limit learned from a 1302 by any instance (expires by itself). ARGV:
+# limit, lease id, ttl ms, ticket, score, heartbeat ms. The lower limit wins. Redis's clock for
 # expiries, so that the instances' clocks never matter there. A lease is granted only when
 # fewer tickets with a better score wait than there are free slots: one queue across
 # instances, best score first. A ticket whose instance stopped asking drops out after the
@@ -77,7 +87,12 @@ local ahead = redis.call('ZRANK', KEYS[2], ticket)
 if not ahead then
   ahead = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ARGV[5])
 end
-local free = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[1])
+local limit = tonumber(ARGV[1])
+local learned = tonumber(redis.call('GET', KEYS[4]) or '')
+if learned and learned < limit then
+  limit = learned
+end
+local free = limit - redis.call('ZCARD', KEYS[1])
 if free > ahead then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 4)
@@ -129,6 +144,7 @@ class RedisState:
         self._down_until = 0.0
         self._last_warning = 0.0
         self._tasks: set[Any] = set()  # fire-and-forget releases, kept from the GC
+        self._me = f"{os.getpid()}-{os.urandom(4).hex()}"  # this instance, in lead locks
         self.degraded = False
         #: Per key index: tickets ahead in the shared queue at the last refused take.
         self.ahead: dict[int, int] = {}
@@ -144,6 +160,9 @@ class RedisState:
 
     def _cool(self, index: int) -> str:
         return f"{_PREFIX}:cool:{self._key_ids[index]}"
+
+    def _limit(self, index: int) -> str:
+        return f"{_PREFIX}:limit:{self._key_ids[index]}"
 
     def _failed(self, exc: BaseException) -> None:
         self._down_until = time.monotonic() + _RETRY_AFTER_FAILURE
@@ -173,7 +192,7 @@ class RedisState:
             return LOCAL_LEASE
         lease = os.urandom(8).hex()
         ticket = ticket or lease
-        keys = [self._slots(index), self._queue(index), self._beats(index)]
+        keys = [self._slots(index), self._queue(index), self._beats(index), self._limit(index)]
         args: list[str | int] = [
             limit, lease, self._ttl_ms, ticket, repr(float(score)), int(HEARTBEAT * 1000)
         ]  # fmt: skip
@@ -266,6 +285,64 @@ class RedisState:
                 quota = QuotaReset(q["code"], q["window"], resets)
             if left > 0 and pool.cooling_remaining(index) < left - 1:
                 pool.cool_down(index, left, quota)
+
+    def share_limit(self, index: int, limit: int, seconds: float) -> None:
+        """Publish a limit learned from a ``1302`` on key ``index`` for ``seconds``."""
+        if seconds > 0 and self._available():
+            self._spawn(self._set(self._limit(index), str(limit), seconds))
+
+    # -- work done by one instance for all ------------------------------------------------
+
+    async def lead(self, name: str, seconds: float) -> bool:
+        """Whether this instance does the ``name`` work of the round: the first to ask in
+        each ``seconds`` wins; every instance does its own while Redis is unavailable."""
+        if not self._available():
+            return True
+        try:
+            won = await self._client.set(f"{_PREFIX}:lead:{name}", self._me, nx=True,
+                                         px=max(1, int(seconds * 1000)))  # fmt: skip
+        except Exception as exc:
+            self._failed(exc)
+            return True
+        return bool(won)
+
+    async def publish(self, name: str, value: str, seconds: float) -> None:
+        """Leave the ``name`` work's result for the other instances for ``seconds``."""
+        if self._available():
+            await self._set(f"{_PREFIX}:news:{name}", value, seconds)
+
+    async def news(self, name: str) -> str | None:
+        """The last result of the ``name`` work another instance published, if any."""
+        if not self._available():
+            return None
+        try:
+            value = await self._client.get(f"{_PREFIX}:news:{name}")
+        except Exception as exc:
+            self._failed(exc)
+            return None
+        return value if isinstance(value, str) else None
+
+    async def shared_status(self) -> list[dict[str, int | None]] | None:
+        """Per key, across every instance: leases held, tickets queued, and the learned
+        limit (``None``: none); ``None`` when Redis does not answer."""
+        if not self._available():
+            return None
+        try:
+            with anyio.fail_after(0.5):
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for i in range(len(self._key_ids)):  # (a dead instance's lease: ttl)
+                        pipe.zcard(self._slots(i))
+                        pipe.zcard(self._queue(i))
+                        pipe.get(self._limit(i))
+                    values = await pipe.execute()
+        except Exception as exc:
+            self._failed(exc)
+            return None
+        return [
+            {"in_use": int(held), "queued": int(queued),
+             "learned_limit": int(learned) if learned else None}
+            for held, queued, learned in zip(values[::3], values[1::3], values[2::3], strict=True)
+        ]  # fmt: skip
 
     # -- the background loop -----------------------------------------------------------
 

@@ -201,6 +201,8 @@ class Scheduler:
         """
         new = max(1, min(self.limit(index), self._in_use[index] - 1))
         self._learned[index] = (new, self._clock() + self.learning)
+        if self.remote is not None:  # the other instances (workers) take no more either
+            self.remote.share_limit(index, new, self.learning)
         return new
 
     # -- taking and giving back ---------------------------------------------------------

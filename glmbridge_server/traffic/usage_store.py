@@ -3,7 +3,7 @@
 Theory of operation. The request path only calls :meth:`UsageStore.record`, which puts a
 tuple on a bounded in-memory queue and returns; it never touches the database, never
 blocks and never raises; it clamps every value to its column first (:func:`clean_row`).
-One writer thread owns the connection (WAL journal, a short busy timeout), inserts in
+One writer thread owns the connection (WAL journal, a busy timeout), inserts in
 batches, and deletes rows older than ``retention_days`` at start and then once a day. A
 full queue, a full disk or a locked database loses rows, never a request; a row SQLite
 refuses loses only itself (the batch is retried row by row), and no failure stops the
@@ -11,6 +11,12 @@ writer. Each lost row is counted, exactly (:meth:`UsageStore.stats`, shown in ``
 and ``/metrics``), and logged (at most once a minute). Readers (``/status``,
 ``glmbridge-server usage``) open their own connections; WAL lets them read while the
 writer writes.
+
+Several processes may write one file (``workers`` > 1, or several servers on one data
+dir): each has its own writer thread; WAL lets them take turns, the busy timeout
+(:data:`_BUSY`) waits out another writer's transaction, a batch that still finds the file
+locked is tried again (:data:`_LOCKED_TRIES` times) before its rows count as lost, and a
+column added by a newer version is added once whichever process opens the file first.
 
 Rows hold no prompt and no key: the key is identified by :func:`key_id` (a short hash).
 """
@@ -56,6 +62,8 @@ _QUEUE = 10_000
 _LINGER = 0.25  # seconds between two batches
 _BATCH = 500
 _DAY = 86_400.0
+_BUSY = 5.0  # seconds a write waits for another writer (process) to finish its transaction
+_LOCKED_TRIES = 3
 
 
 def default_data_dir() -> Path:
@@ -167,12 +175,14 @@ def _connect(path: Path, *, timeout: float) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(_SCHEMA)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
-    if "served_model" not in columns:  # a file from before the column
-        conn.execute("ALTER TABLE usage ADD COLUMN served_model TEXT")
-    if "error_kind" not in columns:  # a file from before this one (added after served_model)
-        conn.execute("ALTER TABLE usage ADD COLUMN error_kind TEXT")
-    if "cost_usd" not in columns:  # likewise (added after error_kind)
-        conn.execute("ALTER TABLE usage ADD COLUMN cost_usd REAL")
+    # Columns a file from an older version lacks, in the order they were added.
+    for name, kind in (("served_model", "TEXT"), ("error_kind", "TEXT"), ("cost_usd", "REAL")):
+        if name not in columns:
+            try:
+                conn.execute(f"ALTER TABLE usage ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it just now
+                if "duplicate column" not in str(exc):
+                    raise
     return conn
 
 
@@ -253,7 +263,7 @@ class UsageStore:
             try:
                 if conn is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
-                    conn = _connect(self.path, timeout=0.5)
+                    conn = _connect(self.path, timeout=_BUSY)
                 if rows:
                     self._store(conn, rows)
                 if time.time() >= next_cleanup:
@@ -283,7 +293,7 @@ class UsageStore:
         """Write ``rows``; when SQLite refuses one, write them one by one and lose only
         the bad ones. A failure of the database itself propagates."""
         try:
-            self._write(conn, rows)
+            self._write_locked(conn, rows)
             return
         except _ROW_ERRORS:
             pass
@@ -292,6 +302,18 @@ class UsageStore:
                 self._write(conn, [row])
             except _ROW_ERRORS as exc:
                 self._lose(1, f"a bad row ({type(exc).__name__}: {exc})")
+
+    def _write_locked(self, conn: sqlite3.Connection, rows: list[UsageRow]) -> None:
+        """:meth:`_write`, tried again while another process holds the file past the busy
+        timeout (its rows are not lost to a long transaction elsewhere)."""
+        for attempt in range(_LOCKED_TRIES):
+            try:
+                self._write(conn, rows)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == _LOCKED_TRIES - 1:
+                    raise
+                time.sleep(_LINGER)
 
     def _write(self, conn: sqlite3.Connection, rows: Iterable[UsageRow]) -> None:
         data = [astuple(r) for r in rows]

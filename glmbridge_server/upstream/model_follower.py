@@ -13,12 +13,15 @@ earendil-works/pi#9616). Two things keep the bridge current without a release:
 * **What is listed.** :func:`follow_models` reads ``GET {base}/models`` on each profile in
   use at start and every ``models_refresh`` seconds (off under ``--mock`` unless asked),
   prunes or extends what the model lists offer (:func:`glmbridge.routing.offered`) and logs
-  what changed. It never delays start-up or a request; a failure is a debug line.
+  what changed. It never delays start-up or a request; a failure is a debug line. With a
+  shared state backend (Redis), one instance (or worker process) reads the lists per round
+  and the others adopt what it published.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,7 @@ from glmbridge.profiles import UpstreamProfile, profile_for
 from glmbridge.routing import RouteTable, offered
 from glmbridge.served import ServedAs, listed_models
 from glmbridge_server.settings import MOCK_API_KEY, Settings
-from glmbridge_server.traffic.usage_store import default_data_dir
+from glmbridge_server.traffic.usage_store import default_data_dir, key_id
 
 __all__ = [
     "LEARNED_FILE",
@@ -49,6 +52,8 @@ logger = logging.getLogger("glmbridge.models")
 LEARNED_FILE = "served_models.json"
 _TIMEOUT = httpx2.Timeout(10.0)
 _DEFAULT_REFRESH = 6 * 3600.0
+_ROUND = "models"  # the shared round's name (Redis: one instance reads the lists for all)
+_FOLLOW_EVERY = 30.0  # seconds between two looks at the lists another instance read
 
 
 def _learned_path(settings: Settings) -> Path | None:
@@ -88,11 +93,16 @@ def note_served(state: Any, record: Any, served: str | None) -> None:
     path = _learned_path(settings) if settings is not None else None
     if path is None:
         return
-    try:  # rare (news only) and small: written at once
+    # Rare (news only) and small: written at once, through a file of this process's own and
+    # a rename, so that another worker process reading or writing it never sees half a file.
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(msgspec.json.encode(learned.to_builtins()))
+        partial.write_bytes(msgspec.json.encode(learned.to_builtins()))
+        os.replace(partial, path)
     except OSError as exc:
         logger.debug("could not save %s: %s", path, exc)
+        partial.unlink(missing_ok=True)
 
 
 def refresh_interval(settings: Settings) -> float:
@@ -168,9 +178,36 @@ async def refresh_once(state: Any, http: httpx2.AsyncClient, catalog: Catalog) -
                 logger.info("%s lists %s", profile.name, ", ".join(sorted(ids)))
             live[profile.name], changed = ids, True
     if changed:
-        state.live_models = live
-        profile = settings.upstream_profile
-        state.model_catalog = catalog(offered(state.route_table, profile, live.get(profile.name)))
+        _apply(state, live, catalog)
+
+
+def _apply(state: Any, live: dict[str, frozenset[str]], catalog: Catalog) -> None:
+    """Serve what the lists name: the live lists and the model catalog built from them."""
+    state.live_models = live
+    profile = state.settings.upstream_profile
+    state.model_catalog = catalog(offered(state.route_table, profile, live.get(profile.name)))
+
+
+def _round(state: Any) -> str:
+    """The shared round's name: instances that read the same profiles share one."""
+    names = ",".join(p.name for p in _profiles(state.settings, state.route_table))
+    return f"{_ROUND}:{key_id(names)}"
+
+
+def _encode(live: dict[str, frozenset[str]]) -> str:
+    return msgspec.json.encode({name: sorted(ids) for name, ids in live.items()}).decode()
+
+
+def _adopt(state: Any, news: str | None, catalog: Catalog) -> None:
+    """Take the model lists another instance read (``news``), when they differ."""
+    if not news:
+        return
+    live = {
+        name: frozenset(ids)
+        for name, ids in msgspec.json.decode(news, type=dict[str, list[str]]).items()
+    }
+    if live != getattr(state, "live_models", {}):
+        _apply(state, live, catalog)
 
 
 async def follow_models(state: Any, http: httpx2.AsyncClient, catalog: Catalog) -> None:
@@ -184,11 +221,18 @@ async def follow_models(state: Any, http: httpx2.AsyncClient, catalog: Catalog) 
         http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=state.simulator))
     try:
         while True:
+            remote = getattr(state.scheduler, "remote", None)
+            shared = _round(state)
             try:
-                await refresh_once(state, http, catalog)
+                if remote is None or await remote.lead(shared, interval):
+                    await refresh_once(state, http, catalog)
+                    if remote is not None:
+                        await remote.publish(shared, _encode(state.live_models), 2 * interval)
+                else:  # another instance (worker) reads the lists this round: adopt them
+                    _adopt(state, await remote.news(shared), catalog)
             except Exception as exc:  # never let a bad answer end the task or the server
                 logger.debug("model lists not refreshed: %s", exc)
-            await anyio.sleep(interval)
+            await anyio.sleep(interval if remote is None else min(interval, _FOLLOW_EVERY))
     finally:
         if state.settings.mock:
             with anyio.CancelScope(shield=True):

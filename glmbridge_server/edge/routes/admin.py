@@ -6,7 +6,6 @@ this is glmbridge and whether it is healthy, and nothing secret (key counts, nev
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -31,7 +30,8 @@ async def health(request: Request) -> Response:
     """Liveness plus a secret-free summary: mode, upstream, key count, version, pid.
 
     The pid lets ``glmbridge-server stop`` check that the process it is about to signal is
-    the server answering on the port; the mode, upstream URL (without user info or query)
+    the server answering on the port (with ``workers`` > 1: their supervisor; ``worker``
+    names the process that answered); the mode, upstream URL (without user info or query)
     and key count let ``glmbridge-server claude`` see whether this server is the one the
     caller's environment asks for.
     """
@@ -51,7 +51,8 @@ async def health(request: Request) -> Response:
             "keys": len(keys),
             "keys_healthy": keys.healthy_count(),
             "mock": settings.mock,
-            "pid": os.getpid(),
+            "pid": app_state(request).worker.server_pid,
+            "worker": app_state(request).worker.view(),
         }
     )
 
@@ -72,9 +73,11 @@ async def metrics(request: Request) -> Response:
     """``GET /metrics``: Prometheus text exposition."""
     state = app_state(request)
     keys = state.key_pool
+    worker = state.worker.view() if state.worker.count > 1 else None
     body = state.metrics.render(
-        len(keys), keys.healthy_count(), state.scheduler, usage_rows=_usage_rows(state)
-    )
+        len(keys), keys.healthy_count(), state.scheduler, usage_rows=_usage_rows(state),
+        worker=worker,
+    )  # fmt: skip
     return Response(body, media_type=CONTENT_TYPE)
 
 
@@ -121,9 +124,21 @@ async def status_data(state: Any, settings: Settings) -> dict[str, Any]:
             "timed_out": scheduler.timeouts,
         },  # fmt: skip
         "last_served": state.last_served,
+        # the process that answered: with workers > 1, slots, queue, counters and
+        # last_served above are its own (docs/configuration.md)
+        "worker": state.worker.view(),
         "usage": None,
         "usage_rows": None,
     }
+    remote = scheduler.remote
+    if remote is not None:  # across every instance and worker sharing Redis (None: down)
+        shared = await remote.shared_status()
+        out["shared_slots"] = None if shared is None else {
+            "in_use": sum(k["in_use"] or 0 for k in shared),
+            "queued": sum(k["queued"] or 0 for k in shared),
+        }  # fmt: skip
+        for key, across in zip(keys, shared or [{}] * len(keys), strict=True):
+            key["shared"] = across or None
     store = state.usage_store
     if store is not None:
         out["usage_rows"] = store.stats()  # written, lost (exactly) and queued since start

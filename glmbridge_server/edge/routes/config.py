@@ -7,6 +7,8 @@ naming the field, and nothing changes. A valid update builds a new immutable
 ``app.state`` in one step (no ``await`` in between), so every client sees the change at
 once while requests already running finish with the configuration they started with.
 
+With ``workers`` > 1 a ``POST`` is a ``409``: it would change one worker process only.
+
 Only non-secret operational settings can change: keys, the auth token, the bind address,
 the allowed hosts and origins, and custom upstream URLs need a restart. A leaked token
 therefore cannot point the server (and its API keys) at another host.
@@ -176,6 +178,13 @@ async def post_config(request: Request) -> Response:
             )
         update = _decode(await read_body(request, _MAX_CONFIG_BODY))
         state = app_state(request)
+        if state.worker.count > 1:  # the change would reach one worker process of several
+            raise ClientRequestError(
+                f"POST /config: this server runs {state.worker.count} worker processes and "
+                "a change would reach only the one that answers; change the configuration "
+                "and restart the server",
+                status_hint=409,
+            )
         new = apply_update(state.settings, update)
         # The whole new configuration, routes included, before any of it is applied.
         table = check_settings(new)

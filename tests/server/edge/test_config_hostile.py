@@ -17,7 +17,7 @@ import httpx2
 import pytest
 from starlette.applications import Starlette
 
-from glmbridge_server import cli
+from glmbridge_server import cli, workers
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.edge.routes.config import RUNTIME_FIELDS
 from glmbridge_server.settings import Settings
@@ -125,7 +125,7 @@ def test_config_file_hostile_values(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GLMBRIDGE_CONFIG", raising=False)
-    monkeypatch.setattr(cli, "_server_class", lambda: _NoServe)
+    monkeypatch.setattr(workers, "_server_class", lambda: _NoServe)
     if field == "port":
         return  # the test's own --port 0 wins; port values are in test_settings
     for value in HOSTILE_TOML:
@@ -148,7 +148,7 @@ def test_an_unserved_model_in_a_config_file_is_one_line_and_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "_server_class", lambda: _NoServe)
+    monkeypatch.setattr(workers, "_server_class", lambda: _NoServe)
     path = tmp_path / "glmbridge.toml"
     path.write_text('[models]\nopus = "glm-4.6v"\n', encoding="utf-8")
     assert cli.main(["--config", str(path), "--port", "0", "--mock"]) == 2

@@ -17,9 +17,9 @@ import httpx2
 import pytest
 from starlette.applications import Starlette
 
-from glmbridge_server.cli import settle_heap
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
+from glmbridge_server.workers import settle_heap
 
 pytestmark = pytest.mark.e2e
 

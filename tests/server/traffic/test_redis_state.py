@@ -14,12 +14,14 @@ from typing import Any
 
 import anthropic
 import anyio
+import httpx2
 import pytest
 from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
 from glmbridge_server.traffic.redis_state import LOCAL_LEASE, RedisState
+from glmbridge_server.upstream import model_follower
 from glmbridge_server.upstream.keypool import KeyPool
 from tests.server.conftest import RunningServer
 
@@ -154,3 +156,99 @@ def test_cooldowns_are_copied_into_the_pool(redis_url: str) -> None:
         await b.aclose()
 
     anyio.run(main)
+
+
+def test_a_limit_learned_by_one_instance_holds_for_the_others(redis_url: str) -> None:
+    async def main() -> None:
+        a = RedisState(redis_url, ["learn-test"])
+        b = RedisState(redis_url, ["learn-test"])
+        a.share_limit(0, 1, 0.5)  # a got a 1302: one slot on this key for 0.5 s
+        await anyio.sleep(0.1)
+        first = await b.take(0, 2)
+        assert first not in (None, LOCAL_LEASE)
+        assert await b.take(0, 2) is None  # the learned 1 holds, not b's configured 2
+        assert await b.shared_status() == [{"in_use": 1, "queued": 1, "learned_limit": 1}]
+        await anyio.sleep(0.5)  # the learned limit expired: the configured one is back
+        second = await b.take(0, 2)
+        assert second not in (None, LOCAL_LEASE)
+        await a.aclose()
+        await b.aclose()
+
+    anyio.run(main)
+
+
+def test_one_instance_leads_each_round_and_the_others_read_its_news(redis_url: str) -> None:
+    async def main() -> None:
+        a = RedisState(redis_url, ["lead-test"])
+        b = RedisState(redis_url, ["lead-test"])
+        assert await a.lead("round-test", 0.3)
+        assert not await b.lead("round-test", 0.3)  # a does this round's work
+        assert not await a.lead("round-test", 0.3)  # once per round, even for a
+        assert await b.news("round-test") is None
+        await a.publish("round-test", '{"found": 1}', 5)
+        assert await b.news("round-test") == '{"found": 1}'
+        await anyio.sleep(0.35)
+        assert await b.lead("round-test", 0.3)  # the next round goes to whoever asks first
+        await a.aclose()
+        await b.aclose()
+
+    anyio.run(main)
+
+
+def test_without_redis_every_instance_does_its_own_round() -> None:
+    async def main() -> None:
+        dead = RedisState(f"redis://127.0.0.1:{_free_port()}/0", ["x"])
+        assert await dead.lead("round", 5)  # Redis unreachable: do the work locally
+        assert await dead.lead("round", 5)
+        assert await dead.news("round") is None
+        assert await dead.shared_status() is None
+        await dead.aclose()
+
+    anyio.run(main)
+
+
+def test_instances_sharing_redis_poll_the_quota_once_per_round(
+    sim: RunningServer, start_server: Start, bridge_settings: Callable[..., Settings],
+    sim_key: str, redis_url: str,
+) -> None:  # fmt: skip
+    sim.app.state.quota_limits = {sim_key: [
+        {"type": "TOKENS_LIMIT", "unit": 3, "number": 5, "percentage": 95},
+    ]}  # fmt: skip
+    settings = bridge_settings(sim.url, quota_poll=0.5, redis_url=redis_url)
+    bridges = [start_server(create_app(settings)) for _ in range(2)]
+    deadline = time.monotonic() + 10
+    for bridge in bridges:  # each shows the windows, polled by whichever led the round
+        while not (key := httpx2.get(f"{bridge.url}/status").json()["keys"][0])["windows"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert key["near_exhaustion"] and key["windows"][0]["used_percent"] == 95.0
+    sim.app.state.quota_polls = 0
+    time.sleep(2.0)  # four rounds of 0.5 s: four polls between the two (eight without Redis)
+    assert 3 <= sim.app.state.quota_polls <= 5
+
+
+def test_instances_sharing_redis_read_the_model_lists_once_per_round(
+    sim: RunningServer, start_server: Start, bridge_settings: Callable[..., Settings],
+    redis_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    reads: list[str] = []
+    read = model_follower._read
+
+    async def counted(*args: Any) -> frozenset[str]:
+        reads.append(args[1].name)
+        return await read(*args)
+
+    monkeypatch.setattr(model_follower, "_read", counted)
+    sim.app.state.model_lists = {"coding": ["glm-5.3", "glm-5.3-flash", "glm-5.3-prime"]}
+    settings = bridge_settings(sim.url, models_refresh=0.5, redis_url=redis_url)
+    apps = [create_app(settings) for _ in range(2)]
+    for app in apps:
+        start_server(app)
+    deadline = time.monotonic() + 10
+    for app in apps:  # each serves the lists, read by whichever led the round
+        while not any("glm-5.3-prime" in ids for ids in app.state.live_models.values()):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    reads.clear()
+    time.sleep(2.0)  # four rounds of 0.5 s: four reads between the two (eight without Redis)
+    assert 3 <= len(reads) <= 5

@@ -3,8 +3,10 @@ a broken database never fails a request."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
+import multiprocessing
 import time
 from collections.abc import Callable
 from contextlib import redirect_stdout
@@ -49,6 +51,32 @@ def test_rows_are_written_and_summarised(tmp_path: Path) -> None:
     assert by_model["glm-4.5-air"]["errors"] == 1
     assert by_model["glm-4.5-air"]["credits_unknown"] == 1
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _write_rows(path: Path, writer: int, count: int) -> tuple[int, int]:
+    """One writer process (a worker): ``count`` rows in small bursts, then a clean close."""
+    store = UsageStore(path)
+    for i in range(count):
+        store.record(_row(client=f"w{writer}", input_tokens=i))
+        if i % 50 == 49:
+            time.sleep(0.01)  # bursts, so the writers' batches interleave
+    store.close()
+    return store.written, store.lost
+
+
+def test_several_writer_processes_lose_no_row(tmp_path: Path) -> None:
+    path = tmp_path / "usage.sqlite3"  # a new file: the writers also race to create it
+    with concurrent.futures.ProcessPoolExecutor(
+        3, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        results = list(pool.map(_write_rows, [path] * 3, range(3), [2000] * 3))
+    assert results == [(2000, 0)] * 3
+    conn = open_readonly(path)
+    try:
+        counts = dict(conn.execute("SELECT client, count(*) FROM usage GROUP BY client"))
+    finally:
+        conn.close()
+    assert counts == {"w0": 2000, "w1": 2000, "w2": 2000}
 
 
 def test_an_unusable_database_loses_rows_not_requests(tmp_path: Path) -> None:

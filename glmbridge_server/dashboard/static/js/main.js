@@ -69,11 +69,18 @@ async function start() {
   document.getElementById("logout").hidden = !o.auth;
   replace(document.getElementById("foot"),
     `glmbridge ${o.version} · ${o.mode} · upstream ${o.upstream} · plan ${o.plan}`,
-    o.tracing ? " · OpenTelemetry on" : "");
+    o.tracing ? " · OpenTelemetry on" : "", workerNote(o.status.worker));
   ctx.live = o.status;
   connect();
   window.addEventListener("hashchange", show);
   await show();
+}
+
+// With several worker processes, this page talks to one of them: say which, and that the
+// inspector and the live figures are that worker's (docs/configuration.md).
+function workerNote(w) {
+  if (!w || w.count <= 1) return "";
+  return ` · worker ${w.index + 1} of ${w.count} (pid ${w.pid}): inspector and live figures are this worker's`;
 }
 
 start();
