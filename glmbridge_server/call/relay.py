@@ -233,11 +233,13 @@ class StreamRelay(StreamingAnswer):
                     if waiting and stream.content_started:
                         first_output.deadline = math.inf
                         waiting = False
+                    if stream.finished:  # complete: don't wait for the upstream's EOF
+                        self._note_first_token(stream)
+                        await self._emit(out, last=True)
+                        return
                     if out:
                         await self._emit(out)
                         self._note_first_token(stream)
-                    if stream.finished:
-                        return  # the answer is complete: don't wait for the upstream's EOF
                 out = stream.flush()
         except GlmbridgeError as err:
             if not stream.content_started:
@@ -288,11 +290,11 @@ class StreamRelay(StreamingAnswer):
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def _emit(self, data: bytes) -> None:
+    async def _emit(self, data: bytes, *, last: bool = False) -> None:
         if not self._committed:
-            await self._open(data)
+            await self._open(data, last=last)
         else:
-            await self._body(data)
+            await self._body(data, last=last)
 
     def _note_first_token(self, stream: ExchangeStream) -> None:
         """Record the time of the first content token (once) for the log and metrics."""

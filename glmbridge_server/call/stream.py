@@ -67,6 +67,7 @@ class StreamingAnswer:
         self._committed = False  # the response has started (200 stream, or an error status)
         self._sse = False  # ... as a 200 stream
         self._done = False
+        self._response_ended = False  # the last body message (more_body false) went out
         self._commit_due = False  # commit_after has passed (or the call was queued)
         self._woken = False  # commit now (see commit_now): the guard's next turn does
         self._idle: anyio.CancelScope | None = None  # the guard's wait, while it waits
@@ -88,7 +89,7 @@ class StreamingAnswer:
                 if work.cancel_called:
                     await self._fail(shutting_down())
                 self._done = True
-                if self._committed:
+                if self._committed and not self._response_ended:
                     await send(_END)
                 tg.cancel_scope.cancel()
             await self._after()
@@ -129,15 +130,19 @@ class StreamingAnswer:
 
     # -- sending (the work's side) ---------------------------------------------------------
 
-    async def _open(self, first: bytes) -> None:
-        """Commit the ``200`` stream with ``first`` as its first bytes."""
+    async def _open(self, first: bytes, *, last: bool = False) -> None:
+        """Commit the ``200`` stream with ``first`` as its first bytes (and, ``last``, its
+        only ones: see :meth:`_body`)."""
         while self._ping_sent is not None:
             await self._ping_sent.wait()
         self._data_sending = True
         try:
             await self._start(200, self._stream_headers())
-            if first:
-                await self._send({"type": "http.response.body", "body": first, "more_body": True})
+            if first or last:
+                await self._send(
+                    {"type": "http.response.body", "body": first, "more_body": not last}
+                )
+                self._response_ended = last
         finally:
             self._data_sending = False
         self._last_send = time.monotonic()
@@ -170,15 +175,18 @@ class StreamingAnswer:
         status = err.status if isinstance(err, UpstreamError) else None
         self.record.failed(err.kind.value, status)
 
-    async def _body(self, data: bytes) -> None:
-        """Send body bytes (they wait for a ping in flight)."""
-        if not data:
+    async def _body(self, data: bytes, *, last: bool = False) -> None:
+        """Send body bytes (they wait for a ping in flight). ``last``: they end the
+        response, so the server writes them and the end of the body at once (one socket
+        write less per answer than a separate end, issue 22); nothing may follow."""
+        if not (data or last):
             return
         while self._ping_sent is not None:
             await self._ping_sent.wait()
         self._data_sending = True
         try:
-            await self._send({"type": "http.response.body", "body": data, "more_body": True})
+            await self._send({"type": "http.response.body", "body": data, "more_body": not last})
+            self._response_ended = last
         finally:
             self._data_sending = False
         self._last_send = time.monotonic()
