@@ -177,9 +177,11 @@ def decode_request(body: bytes) -> GenerateContentRequest:
         return decode_body(_DECODE, body)
     try:
         raw = _DECODE_ANY.decode(body)
+        # Back to bytes and through the typed decoder (Raw fields need bytes). The
+        # normalising walk recurses as deep as the body nests: inside the guard too.
+        normal = _ENCODE(_normalise(raw))
     except msgspec.DecodeError:
         raise ClientRequestError("body is not valid JSON") from None
     except RecursionError:
         raise ClientRequestError("body is nested too deeply") from None
-    # Back to bytes and through the typed decoder (Raw fields need bytes).
-    return decode_body(_DECODE, _ENCODE(_normalise(raw)))
+    return decode_body(_DECODE, normal)

@@ -933,3 +933,20 @@ def test_throttling_is_not_a_quota_failure() -> None:
     assert [d["@type"] for d in obj["details"]] == [_INFO]
     assert obj["details"][0]["metadata"] == {"upstream_code": "1302"}
     assert "PerDay" not in json.dumps(obj)
+
+
+def test_a_deeply_nested_snake_case_body_is_a_400_naming_the_depth() -> None:
+    # snake_case keys take the normalising path; its walk recurses as deep as the body
+    # nests, and a RecursionError there was a 500 (found by the issue 18 dedup work)
+    from glmbridge.protocols.gemini import wire as gemini_wire
+
+    depth = 600
+    body = (
+        b'{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generation_config":'
+        + b'{"x":'
+        + b"[" * depth
+        + b"]" * depth
+        + b"}}"
+    )
+    with pytest.raises(ClientRequestError, match="nested too deeply"):
+        gemini_wire.decode_request(body)
