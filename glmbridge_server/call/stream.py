@@ -3,11 +3,12 @@
 :class:`StreamingAnswer` is an ASGI application for one streamed answer. It owns the
 concurrency of the response, written once:
 
-* **One task group** per answer: the work (:meth:`StreamingAnswer._run`), a keep-alive
-  task, a watcher of the client and one of the server's shutdown.
-* **One sender rule.** The work and the keep-alive task share ``send``. The event loop only
+* **One helper task** per answer beside the work (:meth:`StreamingAnswer._run`): the
+  guard, which commits early, pings while idle and watches the client; the server's
+  shutdown is a subscription (:mod:`glmbridge_server.call.shutdown`), not a task.
+* **One sender rule.** The work and the guard share ``send``. The event loop only
   switches tasks at an await, so a flag and an event replace a lock on the hot path: the
-  keep-alive skips its ping (or early commit) while the work is sending, and the work waits
+  guard skips its ping (or early commit) while the work is sending, and the work waits
   (rarely) for a ping or an early commit being sent.
 * **Late commit, bounded.** Nothing goes out before the first output, unless
   ``commit_after`` seconds pass in silence: then the subclass commits with the door's start
@@ -21,6 +22,7 @@ concurrency of the response, written once:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable
@@ -49,6 +51,13 @@ def stream_headers(
     return [(b"content-type", kind), *SSE_HEADERS, *extra]
 
 
+async def _end_task(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it has ended (even while this one is cancelled)."""
+    task.cancel()
+    with anyio.CancelScope(shield=True):
+        await asyncio.wait((task,))
+
+
 async def _never_sent(message: Message) -> None:
     raise RuntimeError("the answer has not been started")
 
@@ -68,6 +77,7 @@ class StreamingAnswer:
         self._sse = False  # ... as a 200 stream
         self._done = False
         self._response_ended = False  # the last body message (more_body false) went out
+        self._guard_failed: Exception | None = None
         self._commit_due = False  # commit_after has passed (or the call was queued)
         self._woken = False  # commit now (see commit_now): the guard's next turn does
         self._idle: anyio.CancelScope | None = None  # the guard's wait, while it waits
@@ -78,25 +88,42 @@ class StreamingAnswer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._send = send
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._guard, receive, tg.cancel_scope)
-                with anyio.CancelScope() as work:
-                    unsubscribe = on_shutdown(self.record, lambda: self._stop(work))
-                    try:
-                        await self._run()
-                    finally:
-                        unsubscribe()
-                if work.cancel_called:
-                    await self._fail(shutting_down())
-                self._done = True
-                if self._committed and not self._response_ended:
-                    await send(_END)
-                tg.cancel_scope.cancel()
+            with anyio.CancelScope() as everything:
+                guard = asyncio.get_running_loop().create_task(self._guarded(receive, everything))
+                try:
+                    with anyio.CancelScope() as work:
+                        unsubscribe = on_shutdown(self.record, lambda: self._stop(work))
+                        try:
+                            await self._run()
+                        finally:
+                            unsubscribe()
+                    if work.cancel_called:
+                        await self._fail(shutting_down())
+                    self._done = True
+                    if self._committed and not self._response_ended:
+                        await send(_END)
+                finally:
+                    await _end_task(guard)
+            if self._guard_failed is not None:
+                raise self._guard_failed
             await self._after()
         except* OSError:
             self.record.disconnected = True  # ASGI >= 2.4 servers report a gone client so
         finally:
             await self._cleanup()
+
+    async def _guarded(self, receive: Receive, everything: anyio.CancelScope) -> None:
+        """The guard as the answer's one helper task (a plain asyncio task: an anyio task
+        group cost more than the rest of a short answer's bookkeeping, issue 22); what it
+        raises ends the answer, as a task group would."""
+        try:
+            await self._guard(receive, everything)
+        except OSError:
+            self.record.disconnected = True  # a ping to a client that has gone
+            everything.cancel()
+        except Exception as exc:
+            self._guard_failed = exc
+            everything.cancel()
 
     # -- for subclasses --------------------------------------------------------------------
 
