@@ -201,6 +201,7 @@ class UpstreamClient:
         if transport is None:  # ours: httptools parsing, one piece per socket read (issue 22)
             transport = Http11Transport(limits=limits, trust_env=trust_env)
         self._targets: dict[str, tuple[httpx2.URL, httpx2.AsyncBaseTransport | None]] = {}
+        self._merged: dict[tuple[tuple[str, str], ...], httpx2.Headers] = {}
         self.http = httpx2.AsyncClient(
             transport=transport,
             timeout=timeout,
@@ -231,8 +232,13 @@ class UpstreamClient:
                 "POST", parsed, content=body, headers=headers, extensions=extensions
             )
             return await self.http.send(request, stream=True)
-        merged = self.http.headers.copy()
-        merged.update(headers)
+        signature = tuple(headers.items())  # a route's headers for a key: a handful of sets
+        merged = self._merged.get(signature)
+        if merged is None:
+            if len(self._merged) >= 64:
+                self._merged.clear()
+            merged = self._merged[signature] = self.http.headers.copy()
+            merged.update(headers)  # the Request copies it (and adds the length to its copy)
         if extensions is None:  # the client's own timeouts, as build_request applies them
             extensions = {"timeout": self.http.timeout.as_dict()}
         request = httpx2.Request("POST", parsed, content=body, headers=merged,
