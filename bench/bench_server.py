@@ -330,11 +330,13 @@ def wait_ready(server: Server, path: str, timeout: float) -> None:
     raise RuntimeError(f"{server.name} did not start (exit {server.proc.poll()}):\n{tail}")
 
 
-def start_simulator(servers: Servers) -> Server:
+def start_simulator(servers: Servers, tree: Path | None = None) -> Server:
+    """The GLM simulator (``tree``: from that source tree instead, ``PYTHONPATH``)."""
     port = _free_port()
-    sim = servers.start(
-        "simulator", [sys.executable, str(SIM_RUNNER), str(port)], _clean_env(), port
-    )
+    env = _clean_env()
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    sim = servers.start("simulator", [sys.executable, str(SIM_RUNNER), str(port)], env, port)
     sim.base = SIM_BASE
     wait_ready(sim, "/health", 20)
     return sim
@@ -897,7 +899,7 @@ def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="glmbridge-bench-"))
     servers = Servers(tmp)
     try:
-        sim = start_simulator(servers)
+        sim = start_simulator(servers, args.simulator_tree)
         relay, relay_label = start_relay(servers, sim, args.relay)
         bridge = start_glmbridge(servers, "glmbridge", sim, "warning")
         chat_bridges = [bridge]
@@ -1028,7 +1030,8 @@ def run(args: argparse.Namespace) -> int:
         "method": {
             "transport": "HTTP/1.1 over 127.0.0.1 sockets, keep-alive, one process per server",
             "servers": {
-                "simulator": "bench/_sim_runner.py: uvicorn, access log off",
+                "simulator": "bench/_sim_runner.py: uvicorn, access log off"
+                + (f", from the source tree {args.simulator_tree}" if args.simulator_tree else ""),
                 "relay": relay_label,
                 "relay_anthropic": f"the same relay, to {SIM_ANTHROPIC}",
                 "glmbridge": "glmbridge-server --log-level warning, GLMBRIDGE_MAX_RETRIES=0",
@@ -1172,6 +1175,13 @@ def main() -> int:
         metavar="DIR",
         help="also run glmbridge-server from this source tree (e.g. a git worktree of an "
         "earlier commit) in front of the chat API, as column glmbridge_ref",
+    )
+    parser.add_argument(
+        "--simulator-tree",
+        type=Path,
+        metavar="DIR",
+        help="run the simulator (the shared fake upstream) from this source tree, e.g. to "
+        "compare with figures taken with an earlier simulator",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON result file")
     parser.add_argument(
