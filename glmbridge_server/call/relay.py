@@ -120,7 +120,7 @@ async def _close_quietly(
     response: httpx2.Response | None, chunks: AsyncIterator[bytes] | None = None
 ) -> None:
     """Close the upstream response (and its body iterator) at once, even when cancelled."""
-    if response is None:
+    if response is None or response.is_closed:  # read to the end: httpx2 closed it then
         return
     # Shielded: this runs while the request is being cancelled (client gone).
     with anyio.CancelScope(shield=True), contextlib.suppress(httpx2.HTTPError):

@@ -40,25 +40,26 @@ def observe_request(metrics: Metrics, record: CallRecord, elapsed: float) -> Non
     """Count one finished request in ``metrics``."""
     route = route_label(record.path)
     protocol = record.protocol
-    metrics.requests.labels(route, protocol, str(record.status)).inc()
-    metrics.latency.labels(route, protocol).observe(elapsed)
+    child = metrics.child
+    child(metrics.requests, route, protocol, str(record.status)).inc()
+    child(metrics.latency, route, protocol).observe(elapsed)
     if record.error_type:
-        metrics.errors.labels(record.error_type).inc()
+        child(metrics.errors, record.error_type).inc()
     priority = record.priority
     if priority is not None and record.queue_wait_ms is not None:
-        metrics.queue_wait.labels(priority).observe(record.queue_wait_ms / 1000)
+        child(metrics.queue_wait, priority).observe(record.queue_wait_ms / 1000)
     if priority is not None and record.queue_timeout:
-        metrics.queue_timeouts.labels(priority).inc()
+        child(metrics.queue_timeouts, priority).inc()
     model = metrics.model_label(record.served_model or record.routed_model)
     ttft = record.ttft
     if ttft is not None:
-        metrics.ttft.labels(model).observe(ttft)
+        child(metrics.ttft, model).observe(ttft)
     usage = record.usage
     if usage is not None:
         cached = usage.cache_read_input_tokens
-        metrics.tokens.labels("input", model).inc(usage.input_tokens + cached)
-        metrics.tokens.labels("output", model).inc(usage.output_tokens)
-        metrics.tokens.labels("cached", model).inc(cached)
+        child(metrics.tokens, "input", model).inc(usage.input_tokens + cached)
+        child(metrics.tokens, "output", model).inc(usage.output_tokens)
+        child(metrics.tokens, "cached", model).inc(cached)
 
 
 def log_access(record: CallRecord, elapsed: float) -> None:

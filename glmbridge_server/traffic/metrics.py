@@ -8,7 +8,7 @@ routes are path templates, models are the routed GLM ids, keys are indices, neve
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -234,6 +234,17 @@ class Metrics:
         self.connections.set_function(inbound.open_connections)
         for attribute, declared in _DECLARED.items():
             setattr(self, attribute, declared.make(reg))
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: every request counts itself in a few
+        metrics, and ``labels()`` validates and locks each time (issue 22). The label
+        values are bounded (routes, protocols, statuses, known models), so is this."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def retry(self, reason: str) -> None:
         """Count one retried upstream call."""

@@ -33,7 +33,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,9 @@ def clean_row(row: UsageRow) -> UsageRow:
 
 
 _INSERT = f"INSERT INTO usage VALUES ({', '.join('?' for _ in fields(UsageRow))})"
+# A row's values in column order (dataclasses.astuple deep-copies every value: 14 us a row,
+# half of what a usage row cost the server, issue 22).
+_VALUES = attrgetter(*(f.name for f in fields(UsageRow)))
 
 
 def _connect(path: Path, *, timeout: float) -> sqlite3.Connection:
@@ -316,7 +320,7 @@ class UsageStore:
                 time.sleep(_LINGER)
 
     def _write(self, conn: sqlite3.Connection, rows: Iterable[UsageRow]) -> None:
-        data = [astuple(r) for r in rows]
+        data = [_VALUES(r) for r in rows]
         with conn:
             conn.executemany(_INSERT, data)
         self.written += len(data)

@@ -332,6 +332,11 @@ class Http11Transport(httpx2.AsyncBaseTransport):
         if self._slots is None:
             self._slots = anyio.Semaphore(self._max)
         try:
+            self._slots.acquire_nowait()  # the usual case: no timer, no cancel scope
+            return
+        except anyio.WouldBlock:
+            pass
+        try:
             with anyio.fail_after(timeout):
                 await self._slots.acquire()
         except TimeoutError as exc:
