@@ -116,3 +116,29 @@ def test_the_token_estimator_counts_remembered_tools_once_and_alike() -> None:
     assert len(estimator._tools) == 24  # the second request's tools were the first's
     changed = msgspec.structs.replace(first.tools[0], description="another text")
     assert estimator.tool_tokens(changed) != estimator.tool_tokens(first.tools[0])
+
+
+def test_the_chat_upstream_encodes_remembered_tools_once_and_alike() -> None:
+    from glmbridge.exchange import Exchange
+    from glmbridge.protocols.openai import upstream_request
+
+    upstream_request._TOOLS_JSON.clear()
+    first = Exchange.from_request(anthropic.DOOR, anthropic.decode_request(_body()))
+    assert len(upstream_request._TOOLS_JSON) == 1
+    second = Exchange.from_request(anthropic.DOOR, anthropic.decode_request(_body()))
+    assert len(upstream_request._TOOLS_JSON) == 1  # the same tools: the same JSON reused
+    assert first.body == second.body
+    # the body equals one encoded without the memo
+    upstream_request._TOOLS_JSON.clear()
+    fresh = [
+        anthropic.door_request._decode_tool(msgspec.Raw(json.dumps(t).encode()), i)
+        for i, t in enumerate(json.loads(_body())["tools"])
+    ]
+    request = msgspec.structs.replace(anthropic.decode_request(_body()), tools=fresh)
+    assert Exchange.from_request(anthropic.DOOR, request).body == first.body
+    changed = json.loads(FIXTURE.read_text())
+    changed["tools"][3]["description"] = "changed"
+    other = Exchange.from_request(
+        anthropic.DOOR, anthropic.decode_request(json.dumps(changed).encode())
+    )
+    assert b'"description":"changed"' in other.body
