@@ -142,3 +142,20 @@ def test_the_chat_upstream_encodes_remembered_tools_once_and_alike() -> None:
         anthropic.DOOR, anthropic.decode_request(json.dumps(changed).encode())
     )
     assert b'"description":"changed"' in other.body
+
+
+def test_the_memo_compares_a_slot_before_it_hashes() -> None:
+    memo: RawMemo[str] = RawMemo(max_item=1000, max_total=1010, slots=2)
+    memo.put(b"tool-a", "A", 0)
+    memo.put(b"tool-b", "B", 1)
+    assert memo.get(b"tool-a", 0) == "A"  # the slot's last part
+    assert memo.get(b"tool-b", 0) == "B"  # another part there: the dictionary, then the slot
+    assert memo.get(b"tool-b", 0) == "B"
+    assert memo.get(b"tool-a", 5) == "A"  # no such slot: the dictionary only
+    assert memo.get(b"tool-c", 1) is None
+    memo.put(b"x" * 1000, "X", 0)  # over max_total: starts over, slots included
+    assert (memo.get(b"tool-a", 0), memo.get(b"tool-b", 1), memo.get(b"x" * 1000, 0)) == (
+        None,
+        None,
+        "X",
+    )

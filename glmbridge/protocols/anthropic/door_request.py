@@ -276,14 +276,14 @@ def _document_to_ir(p: aw.DocumentBlockParam, raw: msgspec.Raw, path: str) -> ir
 def _tool_to_ir(raw: msgspec.Raw, i: int) -> ir.Tool:
     """A tool definition, decoded once per distinct definition (:data:`_TOOL_MEMO`)."""
     key = bytes(raw)  # a copy: the memo must not keep this request's body alive
-    tool = _TOOL_MEMO.get(key)
+    tool = _TOOL_MEMO.get(key, i)
     if tool is None:
         tool = _decode_tool(raw, i)
         if tool.server_type is None:  # a server tool's config is a dict: not shareable
             schema = tool.input_schema  # a view of this request's body: a copy instead
             if isinstance(schema, msgspec.Raw):
                 tool = msgspec.structs.replace(tool, input_schema=msgspec.Raw(bytes(schema)))
-            _TOOL_MEMO.put(key, tool)
+            _TOOL_MEMO.put(key, tool, i)
     return tool
 
 
