@@ -48,7 +48,7 @@ function editor(row) {
       return input.value.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
     };
   } else if (ed.type === "map") {
-    input = h("textarea", { id, name: row.name, rows: 4, placeholder: "opus = glm-5.1" });
+    input = h("textarea", { id, name: row.name, rows: 4, placeholder: "opus = glm-5.3" });
     const before = row.value || {};
     input.value = Object.entries(before).map(([k, v]) => `${k} = ${v}`).join("\n");
     read = () => {  // a merge patch: changed entries, removed ones as null
