@@ -55,45 +55,44 @@ class MessageStart(_Event, tag="message_start", frozen=True):
     usage: Usage
 
 
-class BlockStart(_Event, tag="content_block_start", frozen=True):
-    """Block ``index`` opens; ``block`` is its empty shell."""
+class _BlockEvent(_Event, frozen=True):
+    """Base of the events about one block; ``index`` is its place (0, 1, 2 … in start order)."""
 
     index: int
+
+
+class BlockStart(_BlockEvent, tag="content_block_start", frozen=True):
+    """Block ``index`` opens; ``block`` is its empty shell."""
+
     block: Block
 
 
-class TextDelta(_Event, tag="text_delta", frozen=True):
+class TextDelta(_BlockEvent, tag="text_delta", frozen=True):
     """Text appended to text block ``index``."""
 
-    index: int
     text: str
 
 
-class ThinkingDelta(_Event, tag="thinking_delta", frozen=True):
+class ThinkingDelta(_BlockEvent, tag="thinking_delta", frozen=True):
     """Reasoning appended to thinking block ``index``."""
 
-    index: int
     thinking: str
 
 
-class SignatureDelta(_Event, tag="signature_delta", frozen=True):
+class SignatureDelta(_BlockEvent, tag="signature_delta", frozen=True):
     """The signature of thinking block ``index`` (once, just before its stop)."""
 
-    index: int
     signature: str
 
 
-class InputJsonDelta(_Event, tag="input_json_delta", frozen=True):
+class InputJsonDelta(_BlockEvent, tag="input_json_delta", frozen=True):
     """A fragment of tool block ``index``'s JSON arguments (concatenate them)."""
 
-    index: int
     partial_json: str
 
 
-class BlockStop(_Event, tag="content_block_stop", frozen=True):
+class BlockStop(_BlockEvent, tag="content_block_stop", frozen=True):
     """Block ``index`` is complete."""
-
-    index: int
 
 
 class MessageDelta(_Event, tag="message_delta", frozen=True):
