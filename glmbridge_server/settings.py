@@ -433,20 +433,27 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
+def _table(
+    value: object, looks_like: str, table_of: str, entry: Callable[[str], object]
+) -> dict[Any, object]:
+    """A TOML table as it is, or the environment's ``name=…,name=…`` read into one (each
+    name stripped, what follows its ``=`` read by ``entry``); the entries are not checked."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"must be a table of {table_of}")
+    table: dict[Any, object] = {}
+    for item in filter(None, (p.strip() for p in value.split(","))):
+        name, sep, rest = item.partition("=")
+        if not sep:
+            raise ValueError(f"must look like {looks_like}")
+        table[name.strip()] = entry(rest)
+    return table
+
+
 def _to_pairs(value: object, key: str, target: str) -> dict[str, str]:
     """A ``key = target`` table (TOML) or ``key=target,key=target`` (environment)."""
-    pairs: dict[Any, object]
-    if isinstance(value, str):
-        pairs = {}
-        for item in filter(None, (p.strip() for p in value.split(","))):
-            name, sep, to = item.partition("=")
-            if not sep:
-                raise ValueError(f"must look like {key}={target},{key}={target}")
-            pairs[name.strip()] = to.strip()
-    elif isinstance(value, dict):
-        pairs = value
-    else:
-        raise ValueError(f"must be a table of {key} = {target}")
+    pairs = _table(value, f"{key}={target},{key}={target}", f"{key} = {target}", str.strip)
     out: dict[str, str] = {}
     for name, dest in pairs.items():
         if not isinstance(dest, str) or not dest.strip() or not name:
@@ -472,18 +479,12 @@ def _to_upstreams(value: object) -> dict[str, str]:
 def _to_fallbacks(value: object) -> dict[str, tuple[str, ...]]:
     """``{"glm-5.3": ["glm-5.2", "glm-4.7"], "zai-coding": "zai"}`` (TOML; a string value is
     comma-separated) or ``glm-5.3=glm-5.2>glm-4.7,zai-coding=zai`` (environment)."""
-    table: dict[Any, object]
-    if isinstance(value, str):
-        table = {}
-        for item in filter(None, (p.strip() for p in value.split(","))):
-            name, sep, targets = item.partition("=")
-            if not sep:
-                raise ValueError("must look like model=fallback>fallback,profile=profile")
-            table[name.strip()] = targets.split(">")
-    elif isinstance(value, dict):
-        table = value
-    else:
-        raise ValueError("must be a table of model or profile = list of fallbacks")
+    table = _table(
+        value,
+        "model=fallback>fallback,profile=profile",
+        "model or profile = list of fallbacks",
+        lambda targets: targets.split(">"),
+    )
     out: dict[str, tuple[str, ...]] = {}
     for name, raw in table.items():
         items: object = raw.split(",") if isinstance(raw, str) else raw
