@@ -26,7 +26,9 @@ Translation choices:
   budget enables it (and, without a level, sets the effort: ≤2K low, ≤8K medium, ≤24K
   high, more max), ``thinkingLevel`` MINIMAL/LOW/MEDIUM/HIGH is the effort, and
   ``includeThoughts`` decides whether the answer shows thought parts (``echo``).
-* ``safetySettings``, ``cachedContent``, penalties and ``seed`` are ignored (logged).
+* ``safetySettings``, ``cachedContent``, ``presencePenalty``, ``frequencyPenalty`` and
+  ``seed`` are dropped: Z.ai's chat API documents none of them (``seed`` is only in its
+  SDK). With DEBUG logging on, one line names the dropped fields (names, never values).
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ def request_to_ir(
     tools = _tools(req.tools or [])
     tools, choice = _tool_choice(req.tool_config, tools)
     thinking, effort, include = _thinking(config.thinking_config)
+    if logger.isEnabledFor(logging.DEBUG):  # the one check a request pays otherwise
+        _log_dropped(req, config)
     return ir.Request(
         model=model,
         messages=_contents(req.contents),
@@ -103,6 +107,20 @@ def request_to_ir(
 
 _encode = msgspec.json.Encoder(decimal_format="number").encode
 _decode = msgspec.json.Decoder(float_hook=exact_float).decode
+
+
+def _log_dropped(req: gw.GenerateContentRequest, config: gw.GenerationConfig) -> None:
+    """One DEBUG line naming the fields GLM has no equivalent for (never their values)."""
+    fields = (
+        ("safetySettings", req.safety_settings),
+        ("cachedContent", req.cached_content),
+        ("seed", config.seed),
+        ("presencePenalty", config.presence_penalty),
+        ("frequencyPenalty", config.frequency_penalty),
+    )
+    dropped = [name for name, value in fields if value is not None]
+    if dropped:
+        logger.debug("dropped (GLM has no equivalent): %s", ", ".join(dropped))
 
 
 # --- contents ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Google-shaped error bodies."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from functools import cache
 from pathlib import Path
@@ -310,6 +311,51 @@ def test_count_tokens_wrapped_request() -> None:
     inner = {"model": "models/gemini-2.5-pro", "contents": USER,
              "systemInstruction": {"parts": [{"text": "sys"}]}}  # fmt: skip
     assert decode({"generateContentRequest": inner}) == decode(inner)
+
+
+_UNSUPPORTED = {  # each field GLM has no equivalent for, with a value that must not be logged
+    "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "SECRET_5"}],
+    "cachedContent": "cachedContents/SECRET_1",
+    "seed": 9176543,
+    "presencePenalty": 0.7654321,
+    "frequencyPenalty": 0.1234567,
+}
+_CONFIG_FIELDS = {"seed", "presencePenalty", "frequencyPenalty"}
+
+
+def _carrying(fields: list[str]) -> dict[str, Any]:
+    body: dict[str, Any] = {"contents": USER, "generationConfig": {"temperature": 0.5}}
+    for name in fields:
+        where = body["generationConfig"] if name in _CONFIG_FIELDS else body
+        where[name] = _UNSUPPORTED[name]
+    return body
+
+
+@pytest.mark.parametrize("fields", [[name] for name in _UNSUPPORTED] + [list(_UNSUPPORTED)])
+def test_unsupported_fields_are_dropped_with_one_debug_line_of_names(
+    fields: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="glmbridge")
+    assert decode(_carrying(fields)) == decode(_carrying([]))
+    (line,) = [r for r in caplog.records if "no equivalent" in r.getMessage()]
+    assert line.levelno == logging.DEBUG
+    assert line.getMessage() == "dropped (GLM has no equivalent): " + ", ".join(fields)
+    assert "SECRET" not in caplog.text and "9176543" not in caplog.text
+    assert "765" not in caplog.text and "234" not in caplog.text
+
+
+def test_nothing_is_logged_without_unsupported_fields(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="glmbridge")
+    for name in RECORDED:
+        decode_recorded(name)
+    decode(_carrying([]))
+    assert not [r for r in caplog.records if "no equivalent" in r.getMessage()]
+
+
+def test_unsupported_fields_are_not_logged_above_debug(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="glmbridge")
+    decode(_carrying(list(_UNSUPPORTED)))
+    assert caplog.records == []
 
 
 # --- snake_case -------------------------------------------------------------------------------
