@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -30,15 +29,10 @@ import httpx2
 
 from tests.server.attack import Report, Target, run_campaign
 from tests.server.faults import FaultServer
+from tests.support.servers import free_port
 
 KEY = "soak-key-7d41.secret"
 TOKEN = "soak-token-0c9a"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _sample(pid: int) -> tuple[int, int]:
@@ -84,7 +78,7 @@ def _start_server(upstream: FaultServer, port: int) -> subprocess.Popen[bytes]:
 def soak(minutes: float, workers: int) -> dict[str, Any]:
     """Run campaign rounds for ``minutes``; the summary with the resource figures."""
     with FaultServer() as upstream:
-        port = _free_port()
+        port = free_port()
         server = _start_server(upstream, port)
         samples: list[tuple[int, int]] = [_sample(server.pid)]
         stop = threading.Event()

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 
 from glmbridge_server.edge.app import create_app
-from tests.server.conftest import RunningServer, make_bridge_settings, run_in_thread
 from tests.server.faults import (
     FaultServer,
     Pause,
@@ -36,6 +35,7 @@ from tests.server.faults import (
     stream_plan,
 )
 from tests.server.redis_server import RedisServer
+from tests.support.servers import RunningServer, make_bridge_settings, run_in_thread
 
 if TYPE_CHECKING:
     from tests.server.attack import Outcome, Target

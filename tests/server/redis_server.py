@@ -10,23 +10,19 @@ import subprocess
 import time
 from types import TracebackType
 
+from tests.support.servers import free_port
+
 __all__ = ["REDIS_SERVER", "RedisServer"]
 
 # redis-server is a test requirement (.ci/run installs the Debian package).
 REDIS_SERVER = shutil.which("redis-server") or "redis-server"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class RedisServer:
     """``with RedisServer() as redis: redis.url`` — started, answering, then terminated."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._proc: subprocess.Popen[bytes] | None = None
 

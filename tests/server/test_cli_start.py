@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings, key_warnings
-from tests.server.conftest import RunningServer
+from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
 

@@ -26,9 +26,9 @@ import pytest
 from glmbridge_server import cli
 from glmbridge_server.launch.background import Target, process_alive, start_background
 from glmbridge_server.settings import load_settings
-from tests.server.conftest import SIM_KEY, RunningServer
 from tests.server.redis_server import RedisServer
 from tests.server.test_cli_start import serve
+from tests.support.servers import SIM_KEY, RunningServer
 
 pytestmark = pytest.mark.e2e
 

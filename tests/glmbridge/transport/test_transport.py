@@ -24,7 +24,9 @@ from glmbridge.protocols.openai.grammar import validate_chat_stream
 from glmbridge.protocols.responses import validate_responses_stream
 from glmbridge.transport import AsyncGlmTransport, GlmTransport
 from glmbridge_server.simulator import create_simulator_app
-from tests.server.conftest import RunningServer, reset_simulator, run_in_thread
+from tests.support.messages import text_of, user
+from tests.support.servers import RunningServer, run_in_thread
+from tests.support.simulator import chats, reset_simulator
 
 SONNET = "claude-sonnet-4-5"
 BASE_URL = "http://glmbridge.local"
@@ -40,14 +42,6 @@ WEATHER = {
 }
 
 pytestmark = pytest.mark.e2e
-
-
-def user(text: str) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": text}]
-
-
-def text_of(message: Any) -> str:
-    return "".join(b.text for b in message.content if b.type == "text")
 
 
 class _Recorded(httpx2.SyncByteStream, httpx2.AsyncByteStream):
@@ -138,10 +132,6 @@ def client(tee: _Tee) -> Iterator[anthropic.Anthropic]:
         api_key="unused", base_url=BASE_URL, http_client=http, max_retries=0
     ) as sdk:
         yield sdk
-
-
-def chats(sim: RunningServer) -> list[dict[str, Any]]:
-    return [r for r in sim.app.state.requests if "messages" in r]
 
 
 # --- sync ------------------------------------------------------------------------------------
@@ -484,7 +474,7 @@ def test_transport_through_the_anthropic_endpoint(sim: RunningServer, mode: str)
     assert [b.name for b in tool.content if b.type == "tool_use"] == ["get_weather"]
     assert tool.usage.input_tokens > 0  # Z.ai's zero start usage never reaches the SDK
     assert count.input_tokens > 0
-    bodies = [r for r in sim.app.state.requests if "messages" in r]
+    bodies = chats(sim)
     assert [b["model"] for b in bodies] == ["glm-5.3", "glm-5.3"]
     assert bodies[1]["stream"] is True and bodies[1]["tools"][0]["name"] == "get_weather"
 

@@ -21,7 +21,6 @@ import httpx2
 import pytest
 
 from glmbridge import validate_anthropic_stream
-from glmbridge.sse import SSEDecoder
 from glmbridge.transport import AsyncGlmTransport, GlmTransport
 from tests.server.faults import (
     GARBAGE,
@@ -38,6 +37,8 @@ from tests.server.faults import (
     silent,
     stream_plan,
 )
+from tests.support.messages import text_of
+from tests.support.sse import sse_events
 
 pytestmark = pytest.mark.e2e
 
@@ -142,9 +143,7 @@ class RawResponse:
 
     @property
     def events(self) -> list[tuple[str | None, dict[str, Any]]]:
-        decoder = SSEDecoder()
-        frames = decoder.feed(self.body) + decoder.flush()
-        return [(f.event, json.loads(f.data)) for f in frames]
+        return sse_events(self.body)
 
     @property
     def names(self) -> list[str | None]:
@@ -176,10 +175,6 @@ def post_raw(
     return RawResponse(
         response.status_code, response.headers, response.content, time.monotonic() - started
     )
-
-
-def text_of(message: Any) -> str:
-    return "".join(b.text for b in message.content if b.type == "text")
 
 
 def assert_sdk_answer(message: Any, text: str = "Hi") -> None:

@@ -19,44 +19,24 @@ from starlette.applications import Starlette
 
 from glmbridge.grammar import validate_anthropic_stream
 from glmbridge.routing import model_info
-from glmbridge.sse import SSEDecoder
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
 from glmbridge_server.simulator import Script, ScriptToolCall, create_simulator_app
+from tests.support.messages import text_of, user
+from tests.support.servers import MakeSettings, RunningServer, Start
+from tests.support.simulator import chats
+from tests.support.sse import sse_events
+from tests.support.tools import CLOCK, WEATHER
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any  # conftest.RunningServer: .app, .url
-Start = Callable[[Starlette], RunningServer]
-MakeSettings = Callable[..., Settings]
 SONNET = "claude-sonnet-4-5"  # -> glm-4.7 (tool_stream capable)
 HAIKU = "claude-haiku-4-5"  # -> glm-4.5-air (no tool_stream)
-WEATHER = {
-    "name": "get_weather",
-    "description": "Current weather for a place.",
-    "input_schema": {
-        "type": "object",
-        "properties": {"location": {"type": "string"}},
-        "required": ["location"],
-    },
-}
-CLOCK = {
-    "name": "get_time",
-    "description": "Current time in a timezone.",
-    "input_schema": {
-        "type": "object",
-        "properties": {"timezone": {"type": "string"}},
-        "required": ["timezone"],
-    },
-}
-
-
-def user(text: str) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": text}]
 
 
 def last_chat(sim: RunningServer) -> dict[str, Any]:
-    """The last chat-completions body the simulator received."""
+    """The last chat-completions body the simulator received (not a tokenizer body: those
+    carry ``messages`` too, which is all ``tests.support.simulator.chats`` looks for)."""
     chats = [r for r in sim.app.state.requests if "max_tokens" in r or "stream" in r]
     assert chats, "the simulator received no chat request"
     return chats[-1]
@@ -66,16 +46,6 @@ def post_stream(url: str, body: dict[str, Any], **headers: str) -> tuple[httpx2.
     body = {"max_tokens": 256, "stream": True, **body}
     response = httpx2.post(f"{url}/v1/messages", json=body, headers=headers, timeout=30)
     return response, response.content
-
-
-def sse_events(raw: bytes) -> list[tuple[str | None, dict[str, Any]]]:
-    decoder = SSEDecoder()
-    frames = decoder.feed(raw) + decoder.flush()
-    return [(f.event, json.loads(f.data)) for f in frames]
-
-
-def text_of(message: Any) -> str:
-    return "".join(b.text for b in message.content if b.type == "text")
 
 
 # --- basic answers -------------------------------------------------------------------------
@@ -369,7 +339,7 @@ def test_throttled_request_is_retried(
     with anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0) as sdk:
         message = sdk.messages.create(model=SONNET, max_tokens=64, messages=user("again"))
     assert text_of(message) == "You said: again"
-    assert len([r for r in sim.app.state.requests if "messages" in r]) == 2
+    assert len(chats(sim)) == 2
 
 
 # --- unicode, volume, cancellation, pings ----------------------------------------------------

@@ -20,8 +20,8 @@ import pytest
 from glmbridge import validate_anthropic_stream
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
-from tests.server.conftest import RunningServer, run_in_thread
-from tests.server.launch.test_claude_code_cli import claude_bin, run_claude  # noqa: F401
+from tests.support.clis import run_claude
+from tests.support.servers import RunningServer, run_in_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -185,13 +185,13 @@ def test_zai_auto_sends_an_image_turn_through_the_chat_api() -> None:
 
 @pytest.mark.claude_cli
 def test_claude_code_runs_a_tool_through_the_anthropic_endpoint(
-    claude_bin: Path,  # noqa: F811
+    claude_bin: Path,
     zai: RunningServer,
     sim_requests: list[Any],
     tmp_path: Path,
 ) -> None:
     code, result = run_claude(
-        claude_bin, zai, tmp_path,
+        claude_bin, zai.url, tmp_path,
         "Please [[sim:bash:echo via-anthropic-$((6*7))]]", "--allowedTools", "Bash",
     )  # fmt: skip
     assert code == 0, result

@@ -7,7 +7,6 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
@@ -16,10 +15,9 @@ from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
+from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
-
-RunningServer = Any
 
 
 def _leave_mid_body(url: str, path: str) -> None:

@@ -23,16 +23,15 @@ import anthropic
 import httpx2
 import openai
 import pytest
-from starlette.applications import Starlette
 
 from glmbridge.websearch import BIGMODEL_SEARCH, ZAI_SEARCH, SearchFailure, SearchOptions
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import MOCK_API_KEY, Settings
 from glmbridge_server.simulator import Script
 from glmbridge_server.tools.search_engine import ZaiSearchEngine
-from tests.server.conftest import RunningServer
+from tests.support.servers import RunningServer, Start
+from tests.support.simulator import chats
 
-Start = Callable[[Starlette], RunningServer]
 Settle = Callable[..., Settings]
 OFF = {"type": "disabled"}
 BASH = {"name": "Bash", "description": "run", "input_schema": {"type": "object"}}
@@ -60,10 +59,6 @@ def _ask(url: str, model: str, *, stream: bool, **extra: Any) -> tuple[str, http
     return text, headers  # type: ignore[return-value]
 
 
-def _chats(sim: RunningServer) -> list[dict[str, Any]]:
-    return [r for r in sim.app.state.requests if isinstance(r, dict) and "messages" in r]
-
-
 @pytest.mark.parametrize("stream", [False, True])
 def test_claude_codes_main_loop_on_glm53_side_requests_on_flash(
     sim: RunningServer, start_server: Start, bridge_settings: Settle, stream: bool
@@ -83,7 +78,7 @@ def test_claude_codes_main_loop_on_glm53_side_requests_on_flash(
         text, headers = _ask(bridge.url, model, stream=stream, **extra)
         assert text, (model, extra)
         assert headers["x-glmbridge-served-model"] == served
-        sent = _chats(sim)[-1]
+        sent = chats(sim)[-1]
         assert sent["model"] == served
         assert sent.get("thinking", {}).get("type") != "disabled"  # never refused for it
 
@@ -98,9 +93,9 @@ def test_claude_codes_web_search_runs_on_flash(
     )
     text, _ = _ask(bridge.url, "claude-opus-4-8", stream=False, thinking=OFF, tools=[tool])
     assert text
-    models = {c["model"] for c in _chats(sim)}
+    models = {c["model"] for c in chats(sim)}
     assert models == {"glm-5.3-flash"}
-    assert all(c.get("thinking", {}).get("type") != "disabled" for c in _chats(sim))
+    assert all(c.get("thinking", {}).get("type") != "disabled" for c in chats(sim))
 
 
 @pytest.mark.parametrize(
@@ -117,7 +112,7 @@ def test_a_legacy_id_reports_the_model_that_served_it_everywhere(
             _, headers = _ask(bridge.url, model, stream=stream, thinking=OFF)
             assert headers["x-glmbridge-served-model"] == served
             assert headers["x-glmbridge-routed-model"] == model
-    sent = _chats(sim)[-1]
+    sent = chats(sim)[-1]
     assert sent["model"] == model and sent.get("thinking", {}).get("type") != "disabled"
     logged = [r for r in caplog.records if getattr(r, "fields", {}).get("routed_model") == model]
     assert logged and all(r.fields["served_model"] == served for r in logged)  # type: ignore[attr-defined]
@@ -166,7 +161,7 @@ def test_the_answers_teach_which_model_serves_an_unsettled_id(
     assert any("answers glm-4.5-air with glm-5.3-flash" in r.getMessage() for r in caplog.records)
     # learned: thinking off is now adapted for it (the simulator refuses it for Flash)
     text, _ = _ask(bridge.url, "glm-4.5-air", stream=True, thinking=OFF)
-    assert text and _chats(sim)[-1].get("thinking", {}).get("type") != "disabled"
+    assert text and chats(sim)[-1].get("thinking", {}).get("type") != "disabled"
 
 
 def test_a_tier_gated_model_is_a_plan_error_that_cools_no_key(

@@ -8,14 +8,12 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
-from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
 from glmbridge_server.simulator.scripts import Script, ScriptError
-from tests.server.conftest import RunningServer
+from tests.support.servers import RunningServer, Start
 
-Start = Callable[[Starlette], RunningServer]
 CHAIN = {"glm-4.6": ("glm-4.5", "glm-4.5-air")}
 BODY = {"model": "glm-4.6", "max_tokens": 100,
         "messages": [{"role": "user", "content": "hello"}]}  # fmt: skip

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any, Literal
 
 import httpx2
@@ -20,17 +19,14 @@ import pydantic
 import pytest
 from google import genai
 from google.genai import errors, types
-from starlette.applications import Starlette
 
 from glmbridge.protocols.gemini.grammar import validate_gemini_stream
 from glmbridge_server.edge.app import create_app
-from glmbridge_server.settings import Settings
+from tests.support.servers import MakeSettings, RunningServer, Start
+from tests.support.simulator import chats, directive, last_chat
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any  # conftest.RunningServer: .app, .url
-Start = Callable[[Starlette], RunningServer]
-MakeSettings = Callable[..., Settings]
 MODEL = "gemini-2.5-flash"  # a Gemini name: routed to the default GLM model (glm-5.3)
 MODES = ["sync", "async"]
 VERSIONS = [None, "v1beta"]  # None: the SDK's default, /v1
@@ -48,22 +44,6 @@ NO_AFC = types.AutomaticFunctionCallingConfig(disable=True)
 class City(pydantic.BaseModel):
     name: str
     population: int
-
-
-def directive(**script: Any) -> str:
-    """A JSON ``[[sim:{…}]]`` directive for the simulator."""
-    return f"[[sim:{json.dumps(script)}]]"
-
-
-def chats(sim: RunningServer) -> list[dict[str, Any]]:
-    """The chat-completions bodies the simulator received."""
-    return [r for r in sim.app.state.requests if "messages" in r]
-
-
-def last_chat(sim: RunningServer) -> dict[str, Any]:
-    found = chats(sim)
-    assert found, "the simulator received no chat request"
-    return found[-1]
 
 
 # --- the SDK, sync or async --------------------------------------------------------------

@@ -16,58 +16,25 @@ import httpx2
 import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from starlette.applications import Starlette
 
 from glmbridge.protocols.openai.grammar import validate_chat_stream
 from glmbridge.protocols.openai.stream import TRUNCATED_MESSAGE
 from glmbridge.protocols.openai.wire import NETWORK_ERROR_MESSAGE
 from glmbridge_server.edge.app import create_app
-from glmbridge_server.settings import Settings
 from glmbridge_server.simulator import Script, ScriptToolCall
+from tests.support import tools
+from tests.support.error_bodies import assert_openai_error
+from tests.support.messages import user
+from tests.support.servers import MakeSettings, RunningServer, Start
+from tests.support.simulator import last_chat
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any  # conftest.RunningServer: .app, .url
-Start = Callable[[Starlette], RunningServer]
-MakeSettings = Callable[..., Settings]
 MODEL = "gpt-4o"  # not a GLM name: routed to the default model (glm-4.7, tool_stream)
 AIR = "glm-4.5-air"  # no tool_stream: whole tool calls upstream
 MODES = ["sync", "async"]
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a place.",
-        "parameters": {
-            "type": "object",
-            "properties": {"location": {"type": "string"}},
-            "required": ["location"],
-        },
-    },
-}
-CLOCK = {
-    "type": "function",
-    "function": {
-        "name": "get_time",
-        "description": "Current time in a timezone.",
-        "parameters": {
-            "type": "object",
-            "properties": {"timezone": {"type": "string"}},
-            "required": ["timezone"],
-        },
-    },
-}
-
-
-def user(text: str) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": text}]
-
-
-def last_chat(sim: RunningServer) -> dict[str, Any]:
-    """The last chat-completions body the simulator received."""
-    chats = [r for r in sim.app.state.requests if "messages" in r]
-    assert chats, "the simulator received no chat request"
-    return chats[-1]
+WEATHER = tools.function_tool(tools.WEATHER)
+CLOCK = tools.function_tool(tools.CLOCK)
 
 
 # --- the SDK, sync or async --------------------------------------------------------------
@@ -175,17 +142,6 @@ class Chat:
 def post_raw(url: str, body: dict[str, Any], **headers: str) -> httpx2.Response:
     body = {"model": MODEL, **body}
     return httpx2.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=30)
-
-
-def assert_openai_error(response: httpx2.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert isinstance(error["message"], str) and error["message"]
-    return error
 
 
 # --- plain answers ----------------------------------------------------------------------------

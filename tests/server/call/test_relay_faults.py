@@ -42,10 +42,10 @@ from tests.server.faults import (
     sse,
     stream_plan,
 )
+from tests.support.messages import text_of
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any  # conftest.RunningServer
 SONNET = "claude-sonnet-4-5"
 MESSAGES = [{"role": "user", "content": "hello"}]
 BODY: dict[str, Any] = {"model": SONNET, "max_tokens": 64, "messages": MESSAGES}
@@ -64,10 +64,6 @@ def sdk_stream(url: str, timeout: float = 8.0) -> tuple[Any, float]:
     with sdk(url, timeout) as client, client.messages.stream(**BODY) as stream:
         message = stream.get_final_message()
     return message, time.monotonic() - started
-
-
-def text_of(message: Any) -> str:
-    return "".join(b.text for b in message.content if b.type == "text")
 
 
 @dataclass

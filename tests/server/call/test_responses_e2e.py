@@ -9,26 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx2
 import openai
 import pytest
 from openai.types.responses import Response
-from starlette.applications import Starlette
 
 from glmbridge.protocols.responses import validate_responses_stream
 from glmbridge.protocols.responses.items import decode_reasoning
-from glmbridge.sse import SSEDecoder
 from glmbridge_server.edge.app import create_app
-from glmbridge_server.settings import Settings
+from tests.support.error_bodies import assert_openai_error
+from tests.support.servers import MakeSettings, RunningServer, Start
+from tests.support.simulator import chats, directive
+from tests.support.sse import sse_events
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any  # conftest.RunningServer: .app, .url
-Start = Callable[[Starlette], RunningServer]
-MakeSettings = Callable[..., Settings]
 MODEL = "gpt-5-codex"  # not a GLM name: routed to the default model (glm-5.3, tool_stream)
 MODES = ["sync", "async"]
 # how the answer is fetched: create(), create(stream=True), or the responses.stream() helper
@@ -51,16 +48,6 @@ APPLY_PATCH = {
     "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"},
 }
 PATCH = '*** Begin Patch\n*** Add File: hello.txt\n+hello "world" 😀\n*** End Patch\n'
-
-
-def directive(**script: Any) -> str:
-    """A JSON ``[[sim:{…}]]`` directive for the simulator."""
-    return f"[[sim:{json.dumps(script)}]]"
-
-
-def chats(sim: RunningServer) -> list[dict[str, Any]]:
-    """The chat-completions bodies the simulator received."""
-    return [r for r in sim.app.state.requests if "messages" in r]
 
 
 def items(response: Response, kind: str) -> list[Any]:
@@ -144,19 +131,7 @@ def raw_stream(url: str, body: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
 
 
 def event_types(raw: bytes) -> list[str]:
-    decoder = SSEDecoder()
-    return [json.loads(f.data)["type"] for f in decoder.feed(raw) + decoder.flush()]
-
-
-def assert_openai_error(response: httpx2.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert isinstance(error["message"], str) and error["message"]
-    return error
+    return [data["type"] for _, data in sse_events(raw)]
 
 
 # --- text and reasoning ------------------------------------------------------------------

@@ -13,28 +13,24 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx2
 import pytest
-from starlette.applications import Starlette
 
 from glmbridge_server.dashboard.inspector import Inspector, Summary, redact_headers
 from glmbridge_server.dashboard.views import usage_view
 from glmbridge_server.edge.app import create_app
-from glmbridge_server.settings import Settings, load_settings
+from glmbridge_server.settings import load_settings
 from glmbridge_server.simulator.scripts import Script, ScriptError
 from glmbridge_server.traffic.usage_report import summarize
 from glmbridge_server.traffic.usage_store import UsageRow, UsageStore, open_readonly
+from tests.support.servers import MakeSettings, RunningServer, Start
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
-Start = Callable[[Starlette], RunningServer]
-MakeSettings = Callable[..., Settings]
 TOKEN = "tok-dash-8c1f27e94b"
 SONNET = "claude-sonnet-4-5"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx2
 import pytest
-from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
-from glmbridge_server.settings import Settings, load_settings
+from glmbridge_server.settings import load_settings
 from glmbridge_server.traffic.usage_report import summarize
+from tests.support.servers import MakeSettings, RunningServer, Start
 
 
 def _chromium_path() -> str | None:
@@ -45,9 +45,6 @@ pytestmark = [
     ),
 ]
 
-RunningServer = Any
-Start = Callable[[Starlette], RunningServer]
-MakeSettings = Callable[..., Settings]
 ARTIFACTS = Path(__file__).parents[3] / "test-artifacts" / "dashboard"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

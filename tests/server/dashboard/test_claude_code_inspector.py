@@ -1,13 +1,11 @@
 """The real Claude Code through glmbridge with the inspector on: each of its requests appears
 with the client named, its GLM translation and GLM's answer; its usage is counted under
-"Claude Code". (The CLI is installed as in tests/server/launch/test_claude_code_cli.py.)"""
+"Claude Code". (The CLI is the ``claude_bin`` fixture's, tests/support/clis.py.)"""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
@@ -15,19 +13,10 @@ from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
-from tests.server.launch.test_claude_code_cli import claude_bin, run_claude
+from tests.support.clis import NEEDS_NPM, run_claude
+from tests.support.servers import RunningServer
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.claude_cli,
-    pytest.mark.skipif(
-        shutil.which("npm") is None, reason="needs node and npm to install Claude Code"
-    ),
-]
-
-__all__ = ["claude_bin"]  # the fixture, shared with the launcher's Claude Code tests
-
-RunningServer = Any
+pytestmark = [pytest.mark.e2e, pytest.mark.claude_cli, NEEDS_NPM]
 
 
 def test_claude_code_requests_appear_with_their_translation(
@@ -39,7 +28,7 @@ def test_claude_code_requests_appear_with_their_translation(
 ) -> None:
     settings = bridge_settings(sim.url, inspector=True, data_dir=str(tmp_path / "data"))
     server = start_server(create_app(settings))
-    code, result = run_claude(claude_bin, server, tmp_path, "Say hello in one word.")
+    code, result = run_claude(claude_bin, server.url, tmp_path, "Say hello in one word.")
     assert code == 0, result
     held = httpx2.get(server.url + "/dashboard/api/inspector").json()["exchanges"]
     mine = [s for s in held if s["client"] == "Claude Code" and s["path"] == "/v1/messages"]

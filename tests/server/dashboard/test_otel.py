@@ -9,27 +9,23 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx2
 import pytest
-from starlette.applications import Starlette
 
 from glmbridge_server.dashboard.otel import Tracing
 from glmbridge_server.edge.app import create_app
-from glmbridge_server.settings import Settings
 from glmbridge_server.simulator.scripts import Script, ScriptError
+from tests.support.servers import MakeSettings, RunningServer, Start
 
 pytest.importorskip("opentelemetry.sdk")
 trace_service = pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
-Start = Callable[[Starlette], RunningServer]
-MakeSettings = Callable[..., Settings]
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 

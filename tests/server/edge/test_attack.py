@@ -14,8 +14,8 @@ import pytest
 
 from glmbridge_server.edge.app import create_app
 from tests.server.attack import Target, run_campaign
-from tests.server.conftest import SIM_KEY, make_bridge_settings, run_in_thread
 from tests.server.faults import FaultServer
+from tests.support.servers import SIM_KEY, make_bridge_settings, run_in_thread
 
 pytestmark = pytest.mark.e2e
 

@@ -12,16 +12,13 @@ import anthropic
 import anyio
 import httpx2
 import pytest
-from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.edge.supervisor import Supervisor
 from glmbridge_server.settings import Settings
 from glmbridge_server.traffic import quota_poller
 from tests.glmbridge.test_quota import HOSTILE_LIMITS
-from tests.server.conftest import RunningServer
-
-Start = Callable[[Starlette], RunningServer]
+from tests.support.servers import RunningServer, Start
 
 
 def _ask(url: str) -> str:

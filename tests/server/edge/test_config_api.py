@@ -5,22 +5,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
 import pytest
-from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings, keys_fingerprint
 from glmbridge_server.simulator import Script
+from tests.support.servers import MakeSettings, RunningServer, Start
+from tests.support.simulator import last_chat
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
-Start = Callable[[Starlette], RunningServer]
-MakeSettings = Callable[..., Settings]
 TOKEN = "tok-config-5e2b7a"
 KEYS = ("sim-key-AAAA-1111.secret", "sim-key-BBBB-2222.secret")
 AUTH = {"x-api-key": TOKEN}
@@ -55,12 +53,6 @@ def ask(server: RunningServer, model: str, **extra: Any) -> httpx2.Response:
     return httpx2.post(
         server.url + "/v1/messages", json={**body, **extra}, headers=AUTH, timeout=30
     )
-
-
-def last_chat(sim: RunningServer) -> dict[str, Any]:
-    chats = [r for r in sim.app.state.requests if "messages" in r]
-    assert chats, "the simulator got no chat request"
-    return chats[-1]
 
 
 def test_get_config_is_redacted(server: RunningServer) -> None:

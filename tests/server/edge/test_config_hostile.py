@@ -9,23 +9,21 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-from starlette.applications import Starlette
 
 from glmbridge_server import cli, workers
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.edge.routes.config import RUNTIME_FIELDS
 from glmbridge_server.settings import Settings
+from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
-Start = Callable[[Starlette], RunningServer]
 TOKEN = "tok-hostile-config-7f3a"
 AUTH = {"x-api-key": TOKEN}
 

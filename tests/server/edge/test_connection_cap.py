@@ -14,10 +14,10 @@ from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
+from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
 SLOW = {"model": "glm-4.7", "max_tokens": 64, "stream": True,
         "messages": [{"role": "user", "content": "[[sim:slow:0.1]]"}]}  # fmt: skip
 

@@ -20,10 +20,10 @@ from starlette.applications import Starlette
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
 from glmbridge_server.workers import settle_heap
+from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
 LIMIT = 100_000  # the default max_json_objects
 
 _ANSWER = {

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.server.conftest import RunningServer
 from tests.strategies import json_values
+from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
 

@@ -20,10 +20,10 @@ import pytest
 from glmbridge_server.cli import configure_logging
 from glmbridge_server.settings import SettingsError, load_settings
 from tests.server.faults import FaultServer, Plan, json_plan, stream_plan
+from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
 BODY = {"model": "glm-4.7", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
 HTML = Plan(
     headers=(("content-type", "text/html; charset=utf-8"), ("connection", "close")),

@@ -18,10 +18,10 @@ from glmbridge_server.edge import inbound
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings, load_settings
 from tests.server.attack import read_until_closed
+from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
 LIMITS = {
     "header_timeout": 0.5,
     "body_timeout": 0.5,

@@ -19,8 +19,9 @@ from google import genai
 from google.genai import types
 
 from glmbridge_server.simulator import Script, ScriptError
-from tests.server.conftest import RunningServer
-from tests.server.tools.test_vision_fallback import chats, png, texts_of
+from tests.server.tools.test_vision_fallback import png, texts_of
+from tests.support.servers import RunningServer
+from tests.support.simulator import chats
 
 pytestmark = pytest.mark.e2e
 

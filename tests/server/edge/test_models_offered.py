@@ -5,7 +5,6 @@ a 400; pay-as-you-go lists it. Models a configuration adds are always listed."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import httpx2
 import msgspec
@@ -16,10 +15,9 @@ from glmbridge.profiles import profile_for
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, model_info, offered
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
+from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
-
-RunningServer = Any
 
 
 def _lists(url: str) -> dict[str, set[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anthropic
 import pytest
 
-from tests.server.conftest import RunningServer
+from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,6 @@ import gzip
 import json
 import zlib
 from collections.abc import Callable
-from typing import Any
 
 import httpx2
 import pytest
@@ -14,10 +13,10 @@ from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
+from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
 BODY = json.dumps({"model": "glm-4.7", "messages": [{"role": "user", "content": "hi"}]}).encode()
 
 

@@ -12,22 +12,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import anthropic
 import httpx2
 import pytest
-from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings, load_settings
+from tests.support.servers import MakeSettings, RunningServer, Start
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
-Start = Callable[[Starlette], RunningServer]
-MakeSettings = Callable[..., Settings]
 TOKEN = "tok-3f9a1c7e5b2d4a60"
 SONNET = "claude-sonnet-4-5"
 MESSAGE = {"model": SONNET, "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,20 +28,15 @@ from glmbridge.protocols.responses.grammar import validate_responses_stream
 from glmbridge.routing import model_info
 from glmbridge_server.edge.routes.config import effective_models
 from glmbridge_server.settings import route_table
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
 SLOW = "count to twenty [[sim:slow:0.3]]"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "glmbridge_server", "--mock", "--port", str(port), *extra],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -1,8 +1,8 @@
 """The real Claude Code CLI against glmbridge, with the GLM simulator as the upstream.
 
-The CLI is installed from npm by this module's fixture (pinned to the version whose
-traffic was recorded in tests/fixtures/claude_code/) into a cache directory, so the
-first run costs one `npm install` (~10 s) and later runs none. The simulator scripts
+The CLI is installed from npm by the ``claude_bin`` fixture (tests/support/clis.py: pinned to
+the version whose traffic was recorded in tests/fixtures/claude_code/) into a cache directory,
+so the first run costs one `npm install` (~10 s) and later runs none. The simulator scripts
 the model through a `[[sim:...]]` directive in the prompt.
 """
 
@@ -10,71 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from glmbridge.routing import model_info
-from tests.server.conftest import RunningServer
+from tests.support.clis import NEEDS_NPM, run_claude
+from tests.support.servers import RunningServer
+from tests.support.simulator import chats
 
-CLAUDE_CODE_VERSION = "2.1.197"
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.claude_cli,
-    pytest.mark.skipif(
-        shutil.which("npm") is None, reason="needs node and npm to install Claude Code"
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def claude_bin() -> Path:
-    """The `claude` executable, installed from npm on first use."""
-    root = Path(
-        os.environ.get("GLMBRIDGE_CLAUDE_CODE_DIR")
-        or Path.home() / ".cache" / "glmbridge-tests" / f"claude-code-{CLAUDE_CODE_VERSION}"
-    )
-    binary = root / "node_modules" / ".bin" / "claude"
-    if not binary.exists():
-        root.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["npm", "install", "--prefix", str(root), "--no-audit", "--no-fund",
-             f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}"],
-            check=True, capture_output=True, timeout=600,
-        )  # fmt: skip
-    assert binary.exists(), f"npm did not install {binary}"
-    return binary
-
-
-def run_claude(
-    claude_bin: Path, bridge: RunningServer, tmp_path: Path, prompt: str, *extra: str
-) -> tuple[int, dict[str, Any]]:
-    """Run `claude -p PROMPT --output-format json` against the bridge in a fresh HOME."""
-    home = tmp_path / "home"
-    work = tmp_path / "work"
-    home.mkdir(exist_ok=True)
-    work.mkdir(exist_ok=True)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "IS_SANDBOX": "1",  # the CLI refuses some flags as root without it
-        "ANTHROPIC_BASE_URL": bridge.url,
-        "ANTHROPIC_AUTH_TOKEN": "glmbridge-test",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
-    }
-    proc = subprocess.run(
-        [str(claude_bin), "-p", prompt, "--output-format", "json", *extra],
-        cwd=work, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert proc.stdout.strip(), f"no output; stderr: {proc.stderr[-2000:]}"
-    return proc.returncode, json.loads(proc.stdout)
+pytestmark = [pytest.mark.e2e, pytest.mark.claude_cli, NEEDS_NPM]
 
 
 def test_claude_code_runs_a_bash_tool_call_and_reports_its_output(
@@ -82,7 +29,7 @@ def test_claude_code_runs_a_bash_tool_call_and_reports_its_output(
 ) -> None:
     # The shell computes 42, so the text can only appear if Claude Code really ran it.
     code, result = run_claude(
-        claude_bin, bridge, tmp_path,
+        claude_bin, bridge.url, tmp_path,
         "Please [[sim:bash:echo hello-from-glmbridge-$((6*7))]]", "--allowedTools", "Bash",
     )  # fmt: skip
     assert code == 0, result
@@ -92,7 +39,7 @@ def test_claude_code_runs_a_bash_tool_call_and_reports_its_output(
 
     # What reached GLM: the tool call went out as tool_calls, its result came back as a
     # `tool` message right after it, with the command's real output.
-    bodies = [r for r in sim.app.state.requests if isinstance(r, dict) and "messages" in r]
+    bodies = chats(sim)
     follow_up = bodies[-1]["messages"]
     calls = [m for m in follow_up if m["role"] == "assistant" and m.get("tool_calls")]
     assert calls, "the assistant tool call was not replayed to GLM"
@@ -111,14 +58,14 @@ def test_claude_code_runs_a_bash_tool_call_and_reports_its_output(
 def test_claude_code_plain_answer(
     claude_bin: Path, bridge: RunningServer, sim: RunningServer, tmp_path: Path
 ) -> None:
-    code, result = run_claude(claude_bin, bridge, tmp_path, "[[sim:text]] tell me about GLM")
+    code, result = run_claude(claude_bin, bridge.url, tmp_path, "[[sim:text]] tell me about GLM")
     assert code == 0, result
     assert result["is_error"] is False
     assert "tell me about GLM" in result["result"]
     assert result["usage"]["input_tokens"] > 1000  # Claude Code's prompt, counted
     # Default routing on the Coding Plan (issue 19): the main loop on GLM-5.3, side requests
     # on GLM-5.3-Flash, and no request asks an always-thinking model to stop thinking.
-    bodies = [r for r in sim.app.state.requests if isinstance(r, dict) and "messages" in r]
+    bodies = chats(sim)
     main = [b for b in bodies if len(b.get("tools") or ()) >= 20]
     assert main and {b["model"] for b in main} == {"glm-5.3"}
     assert {b["model"] for b in bodies} <= {"glm-5.3", "glm-5.3-flash"}
@@ -131,7 +78,7 @@ def test_claude_code_shows_a_non_retryable_upstream_error(
     # GLM 1261 (prompt too long) becomes a 400 invalid_request_error carrying GLM's
     # message; Claude Code does not retry it and recognises it as its own "prompt is too
     # long" condition (which drives its compaction logic).
-    code, result = run_claude(claude_bin, bridge, tmp_path, "[[sim:error:1261]]")
+    code, result = run_claude(claude_bin, bridge.url, tmp_path, "[[sim:error:1261]]")
     assert code == 1
     assert result["is_error"] is True
     assert "prompt is too long" in result["result"].lower()

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
-import shutil
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,16 +22,12 @@ import pytest
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.launch.claude import CLAUDE_SETTINGS
-from tests.server.conftest import RunningServer, make_bridge_settings, run_in_thread
-from tests.server.launch.test_claude_code_cli import claude_bin  # noqa: F401 (a fixture)
+from tests.support.certificates import self_signed
+from tests.support.clis import NEEDS_NPM, run_claude
+from tests.support.servers import RunningServer, make_bridge_settings, run_in_thread
+from tests.support.simulator import chats
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.claude_cli,
-    pytest.mark.skipif(
-        shutil.which("npm") is None, reason="needs node and npm to install Claude Code"
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.claude_cli, NEEDS_NPM]
 
 
 @pytest.fixture(scope="module")
@@ -46,33 +39,14 @@ def web_bridge(sim: RunningServer) -> Iterator[RunningServer]:
 
 def _claude(binary: Path, url: str, tmp_path: Path, prompt: str, tool: str,
             **env: str) -> dict[str, Any]:  # fmt: skip
-    home, work = tmp_path / "home", tmp_path / "work"
-    home.mkdir(exist_ok=True)
-    work.mkdir(exist_ok=True)
-    full_env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "IS_SANDBOX": "1",
-        "ANTHROPIC_BASE_URL": url,
-        "ANTHROPIC_AUTH_TOKEN": "glmbridge-test",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        **env,
-    }
-    proc = subprocess.run(
-        [str(binary), "--settings", CLAUDE_SETTINGS, "-p", prompt, "--output-format", "json",
-         "--allowedTools", tool],
-        cwd=work, env=full_env, capture_output=True, text=True, timeout=180,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert proc.stdout.strip(), f"no output; stderr: {proc.stderr[-2000:]}"
-    result: dict[str, Any] = json.loads(proc.stdout)
+    """Claude Code as ``glmbridge-server claude`` runs it (its settings), with one tool allowed."""
+    _, result = run_claude(binary, url, tmp_path, prompt, "--settings", CLAUDE_SETTINGS,
+                           "--allowedTools", tool, **env)  # fmt: skip
     return result
 
 
 def test_claude_code_searches_the_web_and_answers_from_a_result(
-    claude_bin: Path,  # noqa: F811
+    claude_bin: Path,
     web_bridge: RunningServer,
     sim: RunningServer,
     tmp_path: Path,
@@ -94,21 +68,13 @@ def test_claude_code_searches_the_web_and_answers_from_a_result(
 @pytest.fixture
 def https_page(tmp_path: Path) -> Iterator[str]:
     """An HTTPS server on 127.0.0.1 (self-signed) serving /page.html."""
-    if shutil.which("openssl") is None:
-        raise RuntimeError("openssl is needed to make the test certificate")
     site = tmp_path / "site"
     site.mkdir()
     (site / "page.html").write_text(
         "<html><head><title>Fetch me</title></head><body><h1>Hello page</h1>"
         "<p>The secret number is 4242.</p></body></html>"
     )
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    cert, key = self_signed(tmp_path)
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *a: Any, **kw: Any) -> None:
@@ -129,7 +95,7 @@ def https_page(tmp_path: Path) -> Iterator[str]:
 
 
 def test_claude_code_fetches_a_page_and_the_bridge_processes_it(
-    claude_bin: Path,  # noqa: F811
+    claude_bin: Path,
     web_bridge: RunningServer,
     sim: RunningServer,
     tmp_path: Path,
@@ -143,7 +109,7 @@ def test_claude_code_fetches_a_page_and_the_bridge_processes_it(
     # The page-processing request (Claude Code sends it with thinking off and no tools) reached
     # GLM-5.3-Flash, the side-request model, which cannot stop thinking: "disabled" is not sent
     # (GLM-5.3 answers 400 to it: openclaw/openclaw PR#148642) …
-    bodies = [r for r in sim.app.state.requests if isinstance(r, dict) and "messages" in r]
+    bodies = chats(sim)
     page_requests = [b for b in bodies if "Web page content" in json.dumps(b["messages"])
                      and not b.get("tools")]  # fmt: skip
     assert page_requests, "WebFetch's page-processing request never reached GLM"

@@ -1,83 +1,44 @@
 """The real Codex CLI (``codex exec``) against glmbridge's Responses door, with the GLM
 simulator as the upstream.
 
-The CLI is installed from npm by this module's fixture (pinned to the version whose
-traffic is recorded in tests/fixtures/codex/) into a cache directory. Codex is pointed
-at the bridge exactly as ``glmbridge-server codex`` does it (``codex_argv``: ``-c``
-overrides defining a ``glmbridge`` provider with ``wire_api = "responses"`` and the
+The CLI is installed from npm by the ``codex_bin`` fixture (tests/support/clis.py: pinned to
+the version whose traffic is recorded in tests/fixtures/codex/) into a cache directory. Codex
+is pointed at the bridge exactly as ``glmbridge-server codex`` does it (``codex_argv``:
+``-c`` overrides defining a ``glmbridge`` provider with ``wire_api = "responses"`` and the
 model catalog URL), in a fresh ``CODEX_HOME``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from glmbridge_server.launch.codex import codex_argv
-from tests.server.conftest import RunningServer
+from tests.support.clis import NEEDS_NPM, client_env, work_dirs
+from tests.support.servers import RunningServer
+from tests.support.simulator import chats
 
-CODEX_VERSION = "0.171.0"
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.codex_cli,
-    pytest.mark.skipif(shutil.which("npm") is None, reason="needs node and npm to install Codex"),
-]
-
-
-@pytest.fixture(scope="module")
-def codex_bin() -> Path:
-    """The `codex` executable, installed from npm on first use."""
-    root = Path(
-        os.environ.get("GLMBRIDGE_CODEX_DIR")
-        or Path.home() / ".cache" / "glmbridge-tests" / f"codex-{CODEX_VERSION}"
-    )
-    binary = root / "node_modules" / ".bin" / "codex"
-    if not binary.exists():
-        root.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["npm", "install", "--prefix", str(root), "--no-audit", "--no-fund",
-             f"@openai/codex@{CODEX_VERSION}"],
-            check=True, capture_output=True, timeout=600,
-        )  # fmt: skip
-    assert binary.exists(), f"npm did not install {binary}"
-    return binary
+pytestmark = [pytest.mark.e2e, pytest.mark.codex_cli, NEEDS_NPM]
 
 
 def run_codex(
     codex_bin: Path, bridge: RunningServer, tmp_path: Path, prompt: str, model: str = "glm-5.3"
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    home = tmp_path / "codex-home"
-    work = tmp_path / "work"
-    home.mkdir(exist_ok=True)
-    work.mkdir(exist_ok=True)
+    home, work = work_dirs(tmp_path, "codex-home")
     argv = codex_argv(
         ["exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", prompt],
         bridge.url,
         model,
     )
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "CODEX_HOME": str(home),
-        "LANG": "C.UTF-8",
-        "GLMBRIDGE_API_KEY": "glmbridge-test",
-    }
+    env = client_env(tmp_path, CODEX_HOME=str(home), GLMBRIDGE_API_KEY="glmbridge-test")
     proc = subprocess.run(
         [str(codex_bin), *argv[1:]],
         cwd=work, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     return proc, work
-
-
-def chats(sim: RunningServer) -> list[dict[str, Any]]:
-    return [r for r in sim.app.state.requests if "messages" in r]
 
 
 def test_codex_runs_exec_command_and_reports_its_output(

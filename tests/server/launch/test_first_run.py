@@ -3,15 +3,14 @@ README shows them: the client's own consent rule stays (it refuses), the launche
 one line that fixes it, and that line, run as printed, works. Also Claude Code's resume line
 (item 10): the conversation goes on through the bridge.
 
-The clients are the cached ones of test_claude_code_cli.py, test_codex_cli.py and
-test_gemini_cli.py; the bridge's upstream is the GLM simulator.
+The clients are the cached ones (``claude_bin``, ``codex_bin``, ``gemini_bin``:
+tests/support/clis.py); the bridge's upstream is the GLM simulator.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,19 +20,13 @@ from pathlib import Path
 import pytest
 
 from glmbridge_server.edge.app import create_app
-from tests.server.conftest import RunningServer
-from tests.server.launch.test_claude_code_cli import claude_bin
-from tests.server.launch.test_codex_cli import codex_bin
-from tests.server.launch.test_gemini_cli import gemini_bin
 from tests.server.launch.test_hints import run_in_terminal
-from tests.server.launch.test_launcher import MakeSettings, Start, port_of, upstream_of
+from tests.server.launch.test_launcher import port_of, upstream_of
+from tests.support.clis import NEEDS_NPM
+from tests.support.servers import MakeSettings, RunningServer, Start
+from tests.support.simulator import chats
 
-__all__ = ["claude_bin", "codex_bin", "gemini_bin"]  # fixtures
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("npm") is None, reason="needs node and npm for the clients"),
-]
+pytestmark = [pytest.mark.e2e, NEEDS_NPM]
 
 
 @pytest.fixture
@@ -181,6 +174,6 @@ def test_claude_print_in_a_fresh_folder_and_its_resume_line(
     assert again[-2] == "--resume"
     resumed = launch(fresh, env, *again, "-p", "second question")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    last = [r for r in sim.app.state.requests if "messages" in r][-1]
+    last = chats(sim)[-1]
     said = " ".join(str(m.get("content")) for m in last["messages"] if m["role"] == "user")
     assert "first question" in said and "second question" in said  # the same conversation

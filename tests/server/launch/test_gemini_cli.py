@@ -1,9 +1,9 @@
 """The real gemini-cli (headless ``-p``) against glmbridge's Gemini door, with the GLM
 simulator as the upstream.
 
-The CLI is installed from npm by this module's fixture (pinned to the version whose
-traffic is recorded in tests/fixtures/gemini_cli/) into a cache directory. It is pointed at
-the bridge as the recordings were made (/work/notes/gemini-cli-research.md §1):
+The CLI is installed from npm by the ``gemini_bin`` fixture (tests/support/clis.py: pinned to
+the version whose traffic is recorded in tests/fixtures/gemini_cli/) into a cache directory. It
+is pointed at the bridge as the recordings were made (/work/notes/gemini-cli-research.md §1):
 ``GOOGLE_GEMINI_BASE_URL`` and ``GEMINI_API_KEY``, a fresh ``HOME`` whose
 ``.gemini/settings.json`` selects the ``gemini-api-key`` auth type (headless mode refuses
 the "gateway" type a custom base URL implies otherwise), and ``--skip-trust``.
@@ -12,17 +12,16 @@ the "gateway" type a custom base URL implies otherwise), and ``--skip-trust``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.server.conftest import RunningServer
+from tests.support.clis import NEEDS_NPM, client_env, work_dirs
+from tests.support.servers import RunningServer
+from tests.support.simulator import chats
 
-GEMINI_CLI_VERSION = "0.61.0"
 SETTINGS = {
     "security": {"auth": {"selectedType": "gemini-api-key"}},
     "privacy": {"usageStatisticsEnabled": False},
@@ -30,57 +29,26 @@ SETTINGS = {
 }
 ROUTER_ANSWER = {"complexity_reasoning": "Architecture work.", "complexity_score": 100}
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.gemini_cli,
-    pytest.mark.skipif(shutil.which("npm") is None, reason="needs node and npm for gemini-cli"),
-]
-
-
-@pytest.fixture(scope="module")
-def gemini_bin() -> Path:
-    """The `gemini` executable, installed from npm on first use."""
-    root = Path(
-        os.environ.get("GLMBRIDGE_GEMINI_CLI_DIR")
-        or Path.home() / ".cache" / "glmbridge-tests" / f"gemini-cli-{GEMINI_CLI_VERSION}"
-    )
-    binary = root / "node_modules" / ".bin" / "gemini"
-    if not binary.exists():
-        root.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["npm", "install", "--prefix", str(root), "--no-audit", "--no-fund",
-             f"@google/gemini-cli@{GEMINI_CLI_VERSION}"],
-            check=True, capture_output=True, timeout=600,
-        )  # fmt: skip
-    assert binary.exists(), f"npm did not install {binary}"
-    return binary
+pytestmark = [pytest.mark.e2e, pytest.mark.gemini_cli, NEEDS_NPM]
 
 
 def run_gemini(
     gemini_bin: Path, bridge: RunningServer, tmp_path: Path, prompt: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
     """``gemini --skip-trust <args> -p <prompt>`` in a fresh HOME and working directory."""
-    home = tmp_path / "home"
-    work = tmp_path / "work"
-    (home / ".gemini").mkdir(parents=True, exist_ok=True)
+    home, work = work_dirs(tmp_path)
+    (home / ".gemini").mkdir(exist_ok=True)
     (home / ".gemini" / "settings.json").write_text(json.dumps(SETTINGS))
-    work.mkdir(exist_ok=True)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "GEMINI_API_KEY": "glmbridge-test",
-        "GOOGLE_GEMINI_BASE_URL": bridge.url,
-        "TMPDIR": str(tmp_path),  # its error reports (gemini-client-error-*.json) go there
-    }
+    env = client_env(
+        home,
+        GEMINI_API_KEY="glmbridge-test",
+        GOOGLE_GEMINI_BASE_URL=bridge.url,
+        TMPDIR=str(tmp_path),  # its error reports (gemini-client-error-*.json) go there
+    )
     return subprocess.run(
         [str(gemini_bin), "--skip-trust", *args, "-p", prompt],
         cwd=work, env=env, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
     )  # fmt: skip
-
-
-def chats(sim: RunningServer) -> list[dict[str, Any]]:
-    return [r for r in sim.app.state.requests if "messages" in r]
 
 
 def tool_names(body: dict[str, Any]) -> set[str]:

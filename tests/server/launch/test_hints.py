@@ -23,17 +23,8 @@ import pytest
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.launch.gemini_cli import settings_refusal
-from tests.server.conftest import RunningServer
-from tests.server.launch.test_launcher import (
-    MakeSettings,
-    Start,
-    base_env,
-    dump,
-    home,
-    port_of,
-    run,
-    upstream_of,
-)
+from tests.server.launch.test_launcher import base_env, dump, home, port_of, run, upstream_of
+from tests.support.servers import MakeSettings, RunningServer, Start
 
 __all__ = ["home"]  # a fixture
 

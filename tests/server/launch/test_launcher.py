@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-from starlette.applications import Starlette
 
 from glmbridge.routing import DEFAULT_ROUTE_TABLE, ModelSpec, RouteTable, model_info
 from glmbridge_server.edge.app import create_app
@@ -31,13 +29,10 @@ from glmbridge_server.launch.claude import (
     context_window,
 )
 from glmbridge_server.settings import Settings
-from tests.server.conftest import SIM_KEY
+from tests.support.servers import SIM_KEY, MakeSettings, RunningServer, Start, free_port
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
-Start = Callable[[Starlette], RunningServer]
-MakeSettings = Callable[..., Settings]
 TOKEN = "tok-launcher-0b7e"
 STAND_IN = f"""#!{sys.executable}
 import json, os, sys
@@ -97,12 +92,6 @@ def upstream_of(sim: RunningServer) -> str:
 
 def port_of(server: RunningServer) -> str:
     return server.url.rpartition(":")[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

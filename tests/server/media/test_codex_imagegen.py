@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,9 @@ from typing import Any
 import pytest
 
 from glmbridge_server.edge.app import create_app
-from tests.server.launch.test_codex_cli import codex_bin  # noqa: F401  (the fixture)
+from tests.support.clis import client_env
+from tests.support.servers import MakeSettings, RunningServer, Start
+from tests.support.simulator import chats
 
 pytestmark = [pytest.mark.e2e, pytest.mark.codex_cli]
 
@@ -61,8 +62,7 @@ def run_imagegen(binary: Path, url: str, tmp_path: Path) -> subprocess.Completed
     call = {"tool_calls": [{"name": "image_gen__imagegen",
                             "arguments": {"prompt": "a red circle logo"}}]}  # fmt: skip
     prompt = f"make a logo [[sim:{json.dumps(call)}]]"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
-           "CODEX_HOME": str(home), "LANG": "C.UTF-8"}  # fmt: skip
+    env = client_env(tmp_path, CODEX_HOME=str(home))
     return subprocess.run(
         [str(binary), *flags, "exec", "--skip-git-repo-check",
          "--dangerously-bypass-approvals-and-sandbox", prompt],
@@ -70,17 +70,16 @@ def run_imagegen(binary: Path, url: str, tmp_path: Path) -> subprocess.Completed
     )  # fmt: skip
 
 
-def tool_turn(sim: Any) -> list[dict[str, Any]]:
+def tool_turn(sim: RunningServer) -> list[dict[str, Any]]:
     """The messages of GLM's last turn (after the tool ran)."""
-    chats = [r for r in sim.app.state.requests if "messages" in r]
-    return list(chats[-1]["messages"])
+    return list(chats(sim)[-1]["messages"])
 
 
 def test_codex_generates_an_image_with_glm_image(
-    codex_bin: Path,  # noqa: F811
-    sim: Any,
-    start_server: Any,
-    bridge_settings: Any,
+    codex_bin: Path,
+    sim: RunningServer,
+    start_server: Start,
+    bridge_settings: MakeSettings,
     tmp_path: Path,
 ) -> None:
     server = start_server(create_app(bridge_settings(sim.url, media_api_keys=("media-key",))))
@@ -100,9 +99,9 @@ def test_codex_generates_an_image_with_glm_image(
 
 
 def test_with_only_a_coding_plan_key_codex_is_told_to_set_a_media_key(
-    codex_bin: Path,  # noqa: F811
-    sim: Any,
-    bridge: Any,
+    codex_bin: Path,
+    sim: RunningServer,
+    bridge: RunningServer,
     tmp_path: Path,
 ) -> None:
     proc = run_imagegen(codex_bin, bridge.url, tmp_path)

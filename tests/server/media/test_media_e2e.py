@@ -12,7 +12,6 @@ import base64
 import contextlib
 import struct
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -20,18 +19,16 @@ import openai
 import pytest
 from google import genai
 from google.genai import errors, types
-from starlette.applications import Starlette
 
 from glmbridge.media.images import IMAGE_MODELS
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
 from glmbridge_server.traffic.usage_store import open_readonly
+from tests.support.servers import MakeSettings, RunningServer, Start
+from tests.support.simulator import chats
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
-Start = Callable[[Starlette], RunningServer]
-MakeSettings = Callable[..., Settings]
 PNG = b"\x89PNG\r\n\x1a\n"
 MEDIA_KEYS = ("media-key-0001", "media-key-0002")
 
@@ -147,7 +144,7 @@ def test_a_gemini_image_model_answers_inline_data(media_bridge: Any, sim: Runnin
     part = response.candidates[0].content.parts[0]
     assert part.inline_data.mime_type == "image/png"
     assert png_prompt(part.inline_data.data) == "a banana on a desk"
-    assert not [r for r in sim.app.state.requests if "messages" in r]  # GLM was not asked
+    assert not chats(sim)  # GLM was not asked
 
 
 def test_response_modalities_image_streams_one_inline_image(media_bridge: Any) -> None:
@@ -233,7 +230,7 @@ def test_with_only_a_coding_plan_key_every_media_call_is_a_clear_403(
         google.models.generate_content(model="gemini-2.5-flash-image", contents="x")
     assert caught.value.code == 403 and "ZAI_MEDIA_API_KEY" in str(caught.value)
     assert sim.app.state.media_requests == []  # nothing was sent upstream
-    assert not [r for r in sim.app.state.requests if "messages" in r]
+    assert not chats(sim)
 
 
 def test_a_payg_main_upstream_serves_media_with_its_own_keys(
@@ -257,10 +254,6 @@ def test_a_refused_media_key_fails_over_to_the_next(
 # --- the Responses door's hosted image_generation tool -----------------------------------------
 
 DRAW = '[[sim:{"tool_calls": [{"name": "image_generation", "arguments": {"prompt": "a cat"}}]}]]'
-
-
-def chats(sim: RunningServer) -> list[dict[str, Any]]:
-    return [r for r in sim.app.state.requests if "messages" in r]
 
 
 def test_the_hosted_image_tool_yields_an_image_generation_call(

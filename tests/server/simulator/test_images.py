@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import httpx2
 
-from tests.server.conftest import RunningServer
 from tests.server.tools.test_vision_fallback import png
+from tests.support.servers import RunningServer
 
 CHAT = "/api/paas/v4/chat/completions"
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import httpx2
 
-from tests.server.conftest import RunningServer
+from tests.support.servers import RunningServer
 
 RESET = datetime(2026, 8, 27, 13, 31, 39, tzinfo=UTC)  # 21:31:39 in Beijing
 

@@ -17,7 +17,7 @@ import httpx2
 import pytest
 
 from glmbridge_server.simulator.media import init_media
-from tests.server.conftest import RunningServer
+from tests.support.servers import RunningServer
 
 PAYG = "/api/paas/v4"
 CODING = "/api/coding/paas/v4"

@@ -17,7 +17,7 @@ import pytest
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
-from tests.server.conftest import RunningServer, run_in_thread
+from tests.support.servers import RunningServer, run_in_thread
 
 pytestmark = pytest.mark.e2e
 

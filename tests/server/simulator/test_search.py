@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx2
 
-from tests.server.conftest import RunningServer
+from tests.support.servers import RunningServer
 
 PATH = "/api/paas/v4/web_search"
 

@@ -12,14 +12,10 @@ from starlette.applications import Starlette
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
 from glmbridge_server.tools.responses_store import ResponseStore
+from tests.support.servers import RunningServer
+from tests.support.simulator import chats
 
 pytestmark = pytest.mark.e2e
-
-RunningServer = Any
-
-
-def chats(sim: RunningServer) -> list[dict[str, Any]]:
-    return [r for r in sim.app.state.requests if "messages" in r]
 
 
 def sdk(server: RunningServer) -> openai.OpenAI:

@@ -8,7 +8,6 @@ import base64
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import anthropic
 import pytest
@@ -18,8 +17,9 @@ from glmbridge import ir
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings, SettingsError, load_settings
 from glmbridge_server.tools.video_paths import attach_videos, find_video
+from tests.support.servers import RunningServer
+from tests.support.simulator import chats
 
-RunningServer = Any
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64
 WEBM = b"\x1a\x45\xdf\xa3" + b"\x00" * 60
 
@@ -123,7 +123,7 @@ def test_the_turn_reaches_a_video_model_with_the_video(
             messages=[{"role": "user", "content": f"What happens in {media}/clip.mp4?"}],
         )  # fmt: skip
     assert message.content
-    sent = [r for r in sim.app.state.requests if "messages" in r][-1]
+    sent = chats(sim)[-1]
     parts = sent["messages"][-1]["content"]
     urls = [p["video_url"]["url"] for p in parts if p.get("type") == "video_url"]
     assert urls and base64.b64decode(urls[0].removeprefix("data:video/mp4;base64,")) == MP4

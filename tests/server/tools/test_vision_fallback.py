@@ -16,7 +16,8 @@ import pytest
 from glmbridge.grammar import validate_anthropic_stream
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.simulator import Script, ScriptError
-from tests.server.conftest import RunningServer, make_bridge_settings
+from tests.support.servers import RunningServer, make_bridge_settings
+from tests.support.simulator import chats
 
 pytestmark = pytest.mark.e2e
 
@@ -37,10 +38,6 @@ def png(text: str | None = None, *, corrupt: bool = False) -> str:
 
 def image(data: str) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
-
-
-def chats(sim: RunningServer) -> list[dict[str, Any]]:
-    return [r for r in sim.app.state.requests if isinstance(r, dict) and "messages" in r]
 
 
 def describes(sim: RunningServer) -> list[dict[str, Any]]:

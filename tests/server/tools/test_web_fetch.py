@@ -19,8 +19,9 @@ from glmbridge.webfetch import FetchedPage, FetchFailure, FetchOptions
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.simulator import Script, ScriptToolCall
 from glmbridge_server.tools.web_fetcher import WebFetcher
-from tests.server.call.test_anthropic_e2e import sse_events
-from tests.server.conftest import RunningServer, make_bridge_settings
+from tests.support.servers import RunningServer, make_bridge_settings
+from tests.support.simulator import chats
+from tests.support.sse import sse_events
 
 HTML = b"<html><head><title>Page</title></head><body><p>Secret 4242</p></body></html>"
 DNS = {
@@ -201,7 +202,7 @@ def test_a_loopback_url_is_refused_but_the_turn_completes(
     assert result.content.type == "web_fetch_tool_result_error"
     assert result.content.error_code == "url_not_allowed"
     assert msg.stop_reason == "end_turn"
-    tool_msg = [r for r in sim.app.state.requests if "messages" in r][-1]["messages"][-1]
+    tool_msg = chats(sim)[-1]["messages"][-1]
     assert tool_msg["role"] == "tool" and "loopback" in tool_msg["content"]
 
 

@@ -20,8 +20,9 @@ from glmbridge.grammar import validate_anthropic_stream
 from glmbridge.websearch import hit_from_token
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.simulator import Script, ScriptError, ScriptToolCall
-from tests.server.call.test_anthropic_e2e import sse_events
-from tests.server.conftest import RunningServer, make_bridge_settings, run_in_thread
+from tests.support.servers import RunningServer, make_bridge_settings, run_in_thread
+from tests.support.simulator import chats
+from tests.support.sse import sse_events
 
 pytestmark = pytest.mark.e2e
 
@@ -64,10 +65,6 @@ def _kwargs(**over: Any) -> dict[str, Any]:
     }
 
 
-def _chats(sim: RunningServer) -> list[dict[str, Any]]:
-    return [r for r in sim.app.state.requests if isinstance(r, dict) and "messages" in r]
-
-
 def test_non_streamed_search_answer(sdk: anthropic.Anthropic, sim: RunningServer) -> None:
     msg = sdk.messages.create(**_kwargs())
     kinds = [b.type for b in msg.content]
@@ -94,10 +91,10 @@ def test_non_streamed_search_answer(sdk: anthropic.Anthropic, sim: RunningServer
     assert msg.stop_reason == "end_turn"
     # GLM was offered a web_search function (forced by instruction on the first round), and
     # got the numbered results back as a tool message.
-    chats = _chats(sim)
-    assert [t["function"]["name"] for t in chats[-2]["tools"]] == ["web_search"]
-    assert chats[-2].get("stream") in (None, False)
-    tool_msg = chats[-1]["messages"][-1]
+    bodies = chats(sim)
+    assert [t["function"]["name"] for t in bodies[-2]["tools"]] == ["web_search"]
+    assert bodies[-2].get("stream") in (None, False)
+    tool_msg = bodies[-1]["messages"][-1]
     assert (
         tool_msg["role"] == "tool"
         and "[1] glmbridge release notes - result 1" in (tool_msg["content"])
@@ -167,7 +164,7 @@ def test_claude_code_web_search_request_replayed(
     assert sim.app.state.search_calls == 1
     # A side request: GLM-5.3-Flash, which always thinks, so "disabled" is never sent (GLM-5.3
     # answers 400 to it: openclaw/openclaw PR#148642); the answer still has no thinking.
-    assert _chats(sim)[0]["model"] == "glm-5.3-flash" and "thinking" not in _chats(sim)[0]
+    assert chats(sim)[0]["model"] == "glm-5.3-flash" and "thinking" not in chats(sim)[0]
     assert "thinking" not in types
 
 
@@ -200,7 +197,7 @@ def test_a_rate_limited_search_is_an_error_block_not_a_failed_turn(
     assert result.content.type == "web_search_tool_result_error"
     assert result.content.error_code == "too_many_requests"
     assert msg.content[-1].type == "text" and msg.stop_reason == "end_turn"
-    tool_msg = _chats(sim)[-1]["messages"][-1]
+    tool_msg = chats(sim)[-1]["messages"][-1]
     assert tool_msg["role"] == "tool" and "too_many_requests" in tool_msg["content"]
     # The engine now pauses: a second turn does not spend another call.
     calls = sim.app.state.search_calls
@@ -244,7 +241,7 @@ def test_max_uses_is_enforced(sdk: anthropic.Anthropic, sim: RunningServer) -> N
     assert msg.usage.server_tool_use is not None
     assert msg.usage.server_tool_use.web_search_requests == 1
     assert sim.app.state.search_calls == 1
-    assert "tools" not in _chats(sim)[-1]  # the last round offers no search
+    assert "tools" not in chats(sim)[-1]  # the last round offers no search
 
 
 def test_web_search_off_keeps_the_old_behaviour(start_server: Any, sim: RunningServer) -> None:
@@ -253,7 +250,7 @@ def test_web_search_off_keeps_the_old_behaviour(start_server: Any, sim: RunningS
     with anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0) as c:
         msg = c.messages.create(**_kwargs())
     assert [b.type for b in msg.content] == ["text"]
-    assert "tools" not in _chats(sim)[-1]
+    assert "tools" not in chats(sim)[-1]
 
 
 # --- the OpenAI Responses door's hosted web_search tool ---------------------------------------
@@ -309,7 +306,7 @@ def test_responses_web_search_is_opt_in(search_bridge: RunningServer, sim: Runni
         resp = oai.responses.create(model="gpt-5-codex", input="hello",
                                     tools=[{"type": "web_search"}])  # fmt: skip
     assert [i.type for i in resp.output if i.type != "reasoning"] == ["message"]
-    assert "tools" not in _chats(sim)[-1] and sim.app.state.search_calls == 0
+    assert "tools" not in chats(sim)[-1] and sim.app.state.search_calls == 0
 
 
 def test_gemini_google_search_is_run_by_the_gateway(

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
-from glmbridge_server.settings import Settings
 from glmbridge_server.simulator import Script, ScriptError
 from glmbridge_server.traffic.metrics import _DECLARED, Metrics
+from tests.support.servers import MakeSettings, RunningServer, Start
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
-Start = Callable[[Starlette], RunningServer]
-MakeSettings = Callable[..., Settings]
 TOKEN = "tok-metrics-91c4"
 BODY = {
     "model": "claude-sonnet-4-5",

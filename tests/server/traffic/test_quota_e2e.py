@@ -10,13 +10,10 @@ from datetime import UTC, datetime, timedelta
 import anthropic
 import httpx2
 import pytest
-from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
-from tests.server.conftest import RunningServer
-
-Start = Callable[[Starlette], RunningServer]
+from tests.support.servers import RunningServer, Start
 
 
 def _ask(url: str, stream: bool = False) -> str:

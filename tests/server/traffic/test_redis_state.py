@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,47 +13,20 @@ import anthropic
 import anyio
 import httpx2
 import pytest
-from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
 from glmbridge_server.traffic.redis_state import LOCAL_LEASE, RedisState
 from glmbridge_server.upstream import model_follower
 from glmbridge_server.upstream.keypool import KeyPool
-from tests.server.conftest import RunningServer
-
-Start = Callable[[Starlette], RunningServer]
-# redis-server is a test requirement (.ci/run installs the Debian package).
-REDIS_SERVER = shutil.which("redis-server") or "redis-server"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.server.redis_server import RedisServer
+from tests.support.servers import RunningServer, Start, free_port
 
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(10)
+    with RedisServer() as redis:
+        yield redis.url
 
 
 def _ask(url: str, text: str) -> str:
@@ -119,7 +89,7 @@ def test_redis_down_degrades_to_local_state(
     sim: RunningServer, start_server: Start, bridge_settings: Callable[..., Settings],
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    dead = f"redis://127.0.0.1:{_free_port()}/0"
+    dead = f"redis://127.0.0.1:{free_port()}/0"
     bridge = start_server(create_app(bridge_settings(sim.url, redis_url=dead)))
     assert _ask(bridge.url, "still flows") == "answer to still flows"
     assert any("Redis unavailable" in r.getMessage() for r in caplog.records)
@@ -197,7 +167,7 @@ def test_one_instance_leads_each_round_and_the_others_read_its_news(redis_url: s
 
 def test_without_redis_every_instance_does_its_own_round() -> None:
     async def main() -> None:
-        dead = RedisState(f"redis://127.0.0.1:{_free_port()}/0", ["x"])
+        dead = RedisState(f"redis://127.0.0.1:{free_port()}/0", ["x"])
         assert await dead.lead("round", 5)  # Redis unreachable: do the work locally
         assert await dead.lead("round", 5)
         assert await dead.news("round") is None

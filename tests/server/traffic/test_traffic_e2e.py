@@ -11,13 +11,10 @@ from typing import Any
 
 import anthropic
 import httpx2 as httpx
-from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
-from tests.server.conftest import RunningServer
-
-Start = Callable[[Starlette], RunningServer]
+from tests.support.servers import RunningServer, Start
 
 
 def _slow(text: str, seconds: float) -> str:

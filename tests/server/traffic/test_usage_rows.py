@@ -6,19 +6,15 @@ and /metrics."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
-from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.traffic.usage_store import UsageStore, clean_row, open_readonly
-from tests.server.conftest import RunningServer, make_bridge_settings
 from tests.server.faults import FaultServer, glm_completion, json_plan
 from tests.server.traffic.test_usage_store import _row
-
-Start = Callable[[Starlette], RunningServer]
+from tests.support.servers import Start, make_bridge_settings
 
 
 def test_values_are_clamped_to_their_columns() -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 import anthropic
 import httpx2
 import pytest
-from starlette.applications import Starlette
 
 from glmbridge_server.cli import main
 from glmbridge_server.edge.app import create_app
@@ -23,9 +22,7 @@ from glmbridge_server.launch import statusline
 from glmbridge_server.settings import Settings
 from glmbridge_server.traffic.usage_report import summarize
 from glmbridge_server.traffic.usage_store import UsageRow, UsageStore, open_readonly
-from tests.server.conftest import RunningServer
-
-Start = Callable[[Starlette], RunningServer]
+from tests.support.servers import RunningServer, Start
 
 
 def _row(**kw: object) -> UsageRow:

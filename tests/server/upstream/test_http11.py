@@ -5,9 +5,7 @@ stale connections, and failures raised as httpx2's exceptions (what the boundary
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +15,7 @@ import httpx2
 import pytest
 
 from glmbridge_server.upstream.http11 import Http11Transport
+from tests.support.certificates import self_signed
 
 pytestmark = pytest.mark.anyio
 
@@ -174,15 +173,7 @@ async def test_connect_error() -> None:
 
 
 async def test_tls_verified_reused_and_refused_when_untrusted(tmp_path: Path) -> None:
-    if shutil.which("openssl") is None:
-        raise RuntimeError("openssl is needed to make the test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    cert, key = self_signed(tmp_path)
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(str(cert), str(key))
     trusting = ssl.create_default_context(cafile=str(cert))

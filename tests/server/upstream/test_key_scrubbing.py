@@ -14,10 +14,10 @@ from starlette.applications import Starlette
 
 from glmbridge_server.edge.app import create_app
 from glmbridge_server.settings import Settings
+from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
 
-RunningServer = Any
 KEY = "zai-secret-key.0123456789abcdef"
 ECHO = f"invalid api key: Bearer {KEY}"
 

@@ -20,8 +20,8 @@ from glmbridge_server.traffic.scheduler import Scheduler, Ticket
 from glmbridge_server.upstream.client import UpstreamClient
 from glmbridge_server.upstream.keypool import KeyPool
 from glmbridge_server.upstream.throttle_hold import HOLD_CAP
-from tests.server.conftest import RunningServer, make_bridge_settings
 from tests.server.upstream.test_upstream import BASE, OK_BODY, glm_error
+from tests.support.servers import RunningServer, make_bridge_settings
 
 
 def _send(replies: list[httpx2.Response], *, ticket: Ticket | None, **settings: Any) -> Any:
