@@ -504,6 +504,69 @@ def test_snake_case_response_modalities_alone_is_read() -> None:
         decode(b'{"contents": [], "generationConfig": {"response_modalities": ["AUDIO"]}}')
 
 
+@pytest.mark.parametrize("name", ["presencePenalty", "frequencyPenalty"])
+def test_a_snake_case_penalty_alone_is_named_in_the_debug_line(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The body's only snake_case key: unread, it was dropped without the line naming it.
+    body = _carrying([name])
+    body["generationConfig"][_snake(name)] = body["generationConfig"].pop(name)
+    caplog.set_level(logging.DEBUG, logger="glmbridge")
+    assert decode(body) == decode(_carrying([]))
+    (line,) = [r for r in caplog.records if "no equivalent" in r.getMessage()]
+    assert line.getMessage() == f"dropped (GLM has no equivalent): {name}"
+
+
+def _decoded_and_logged(
+    body: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> tuple[ir.Request, list[str]]:
+    caplog.clear()
+    return decode(body), [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize("name", ["googleSearchRetrieval", "codeExecution", "urlContext"])
+def test_a_snake_case_hosted_tool_alone_is_read(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Search becomes the gateway's tool, the others are dropped with a line: in both spellings.
+    caplog.set_level(logging.INFO, logger="glmbridge")
+    camel = _decoded_and_logged({"contents": USER, "tools": [{name: {}}]}, caplog)
+    assert camel[0].tools or camel[1]
+    assert _decoded_and_logged({"contents": USER, "tools": [{_snake(name): {}}]}, caplog) == camel
+
+
+def test_unknown_keys_are_ignored_at_every_level() -> None:
+    # Not read by the one-pass decode (it refuses unknown keys): the lenient path reads them.
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "hi", "videoMetadata": {}}],
+                      "someday": 1}],
+        "generationConfig": {"temperature": 0.5, "responseLogprobs": True,
+                             "thinkingConfig": {"thinkingBudget": 0, "newKnob": 1}},
+        "labels": {"team": "a"},
+    }  # fmt: skip
+    plain = {"contents": USER, "generationConfig": {"temperature": 0.5,
+             "thinkingConfig": {"thinkingBudget": 0}}}  # fmt: skip
+    assert decode(body) == decode(plain)
+    assert decode({**body, "system_instruction": {"parts": [{"text": "s"}]}}).system == [text("s")]
+
+
+def test_snake_case_keys_in_the_users_own_data_alone_change_nothing() -> None:
+    # camelCase protocol keys with snake_case names inside args and schemas: the same
+    # request whichever path reads it.
+    body = {
+        "contents": [*USER, {"role": "model", "parts": [{"functionCall": {
+            "name": "f", "args": {"mime_type": 1, "top_k": [1.5, 10**30]}}}]}],
+        "tools": [{"functionDeclarations": [{"name": "f", "parametersJsonSchema": {
+            "type": "object", "properties": {"file_uri": {"type": "string"}}}}]}],
+        "generationConfig": {"temperature": 0.25},
+    }  # fmt: skip
+    req = decode(body)
+    assert req.messages[1].content[0].input == {"mime_type": 1, "top_k": [1.5, 10**30]}
+    assert comparable(req) == comparable(decode({**body, "tools": [{"function_declarations": [
+        {"name": "f", "parametersJsonSchema": {"type": "object", "properties": {
+            "file_uri": {"type": "string"}}}}]}]}))  # fmt: skip
+
+
 # --- schema_to_json --------------------------------------------------------------------------
 
 SCHEMAS: dict[str, tuple[Any, Any]] = {
