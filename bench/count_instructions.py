@@ -10,6 +10,7 @@ Run from the repository root (needs Debian's ``valgrind``)::
     python bench/count_instructions.py                     # this tree, workload (a)
     python bench/count_instructions.py --tree /tmp/before  # another tree (a git worktree)
     python bench/count_instructions.py --workload b -n 10  # the 2000-chunk stream
+    python bench/count_instructions.py --workload g        # gemini-cli's turn, Gemini door
 
 It starts the GLM simulator (``_sim_runner.py``) normally and one ``glmbridge-server`` under
 callgrind with instrumentation off, sends warm-up requests, switches instrumentation on
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import shutil
 import socket
 import subprocess
@@ -36,13 +38,27 @@ import bench_server as B  # the sibling module: servers, workloads
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def request_bytes(body: bytes) -> bytes:
-    """One raw HTTP/1.1 ``POST /v1/messages`` with ``body`` (no client library in the way)."""
-    head = (
-        b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-        b"x-api-key: x\r\nanthropic-version: 2023-06-01\r\ncontent-length: %d\r\n\r\n"
-    )
-    return head % len(body) + body
+GEMINI_FIXTURE = ROOT / "tests" / "fixtures" / "gemini_cli" / "tool-2.json"
+MESSAGES_HEAD = b"POST /v1/messages HTTP/1.1\r\nx-api-key: x\r\nanthropic-version: 2023-06-01\r\n"
+GEMINI_HEAD = (
+    b"POST /v1beta/models/glm-4.7:streamGenerateContent?alt=sse HTTP/1.1\r\nx-goog-api-key: x\r\n"
+)
+
+
+def request_bytes(body: bytes, head: bytes = MESSAGES_HEAD) -> bytes:
+    """One raw HTTP/1.1 request (``head``: its request line and key) with ``body`` (no client
+    library in the way)."""
+    rest = b"host: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+    return head + rest % len(body) + body
+
+
+def workload_g() -> bytes:
+    """gemini-cli's recorded first turn (46 KB, its 15 tools) answering a short text."""
+    body = json.loads(GEMINI_FIXTURE.read_text(encoding="utf-8"))["body"]
+    part = body["contents"][-1]["parts"][-1]
+    assert part["text"] == "say hi", part
+    part["text"] = "say hi " + B.A_DIRECTIVE
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def exchange(sock: socket.socket, request: bytes) -> None:
@@ -69,7 +85,7 @@ def total_instructions(out: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", type=Path, default=ROOT, help="glmbridge source tree")
-    parser.add_argument("--workload", choices=("a", "b"), default="a")
+    parser.add_argument("--workload", choices=("a", "b", "g"), default="a")
     parser.add_argument("-n", type=int, default=100, help="requests counted")
     args = parser.parse_args()
     for tool in ("valgrind", "callgrind_control"):
@@ -91,8 +107,10 @@ def main() -> int:
                 "--port", str(port), "--log-level", "warning"]  # fmt: skip
         server = servers.start("glmbridge", argv, env, port)
         B.wait_ready(server, "/health", 240)
-        body = (B.workload_a() if args.workload == "a" else B.workload_b())[0]
-        request = request_bytes(body)
+        if args.workload == "g":
+            request = request_bytes(workload_g(), GEMINI_HEAD)
+        else:
+            request = request_bytes((B.workload_a() if args.workload == "a" else B.workload_b())[0])
         with socket.create_connection((B.HOST, port)) as sock:
             for _ in range(20):  # warm-up: connections, memos, lazy imports
                 exchange(sock, request)
