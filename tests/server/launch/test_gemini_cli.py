@@ -3,10 +3,12 @@ simulator as the upstream.
 
 The CLI is installed from npm by the ``gemini_bin`` fixture (tests/support/clis.py: pinned to
 the version whose traffic is recorded in tests/fixtures/gemini_cli/) into a cache directory. It
-is pointed at the bridge as the recordings were made (/work/notes/gemini-cli-research.md §1):
+is pointed at the bridge as the recordings were made (tests/fixtures/gemini_cli/README.md):
 ``GOOGLE_GEMINI_BASE_URL`` and ``GEMINI_API_KEY``, a fresh ``HOME`` whose
 ``.gemini/settings.json`` selects the ``gemini-api-key`` auth type (headless mode refuses
-the "gateway" type a custom base URL implies otherwise), and ``--skip-trust``.
+the "gateway" type a custom base URL implies otherwise: ``validateAuthMethod`` in its
+packages/cli/src/config/auth.ts has no branch for it, google-gemini/gemini-cli#27550), and
+``--skip-trust``.
 """
 
 from __future__ import annotations
