@@ -130,6 +130,9 @@ class GuardedProtocol(HttpToolsProtocol):
             raise ValueError("request target must be a path (absolute-form is not accepted)")
         self._enter("body", None)
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:
+            cycle.transport = _HeadWithBody(self.transport, self.loop)
 
     def on_message_complete(self) -> None:
         if self._phase == "body":
@@ -199,6 +202,53 @@ class GuardedProtocol(HttpToolsProtocol):
         STATS["evicted"] += 1
         oldest._close(_TIMEOUT_408 if oldest._phase == "head" and oldest._head_bytes else b"")
         return True
+
+
+class _HeadWithBody:
+    """A response's transport that sends its head with the first body bytes: uvicorn
+    writes the status line and headers at ``http.response.start``, and a separate socket
+    write (and a separate wake-up of the client) for them costs as much as the body's
+    (issue 22). The head waits until the next write or the end of the event loop's turn,
+    whichever comes first, so nothing is delayed beyond the callbacks already due; writes
+    keep their order, and closing sends what is held first."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = b""  # b"": nothing written yet; None: passing through
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is None:
+            self._transport.write(data)
+        elif not held:  # the first write, the head: held for one turn
+            self._held = data
+            self._loop.call_soon(self._flush)
+        else:
+            self._held = None
+            self._transport.write(held + data if len(data) < _JOIN_BELOW else held)
+            if len(data) >= _JOIN_BELOW:
+                self._transport.write(data)
+
+    def _flush(self) -> None:
+        held, self._held = self._held, None
+        if held and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+_JOIN_BELOW = 64 * 1024  # a larger first body is written on its own, not copied
 
 
 def effective_max_connections(wanted: int) -> int:
