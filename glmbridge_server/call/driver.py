@@ -12,6 +12,7 @@ for a client leaving and the server stopping (the streamed one is
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -31,6 +32,7 @@ from glmbridge.routing import Route
 from glmbridge.served import served_model
 from glmbridge.upstream_errors import scrub
 from glmbridge_server.call.asgi import Answer, Receive, WholeAnswer
+from glmbridge_server.call.cancel import CancelScope
 from glmbridge_server.call.record import Attribute, CallRecord, Step
 from glmbridge_server.settings import MOCK_MOUNT, Settings
 from glmbridge_server.traffic.scheduler import QueueTimeout, Ticket
@@ -212,19 +214,19 @@ class Call:
                     continue
                 raise
 
-    def pause_clock_while_queued(self, scope: anyio.CancelScope) -> None:
+    def pause_clock_while_queued(self, scope: CancelScope) -> None:
         """Stop ``scope``'s first-output deadline while the request waits for a slot."""
         left: float | None = None  # the clock's remaining time while it is paused
 
         def queued() -> None:
             nonlocal left
             if left is None:
-                left, scope.deadline = scope.deadline - anyio.current_time(), math.inf
+                left, scope.deadline = scope.deadline - _now(), math.inf
 
         def granted(waited: float) -> None:
             nonlocal left
             if left is not None:
-                scope.deadline, left = anyio.current_time() + left, None
+                scope.deadline, left = _now() + left, None
 
         self.ticket.on_queue, self.ticket.on_grant = queued, granted
 
@@ -329,6 +331,11 @@ def shutting_down() -> UpstreamError:
     # Not the upstream's failure, but the same for the client: the answer could not be
     # completed here, and retrying (elsewhere, or once the server is back) may work.
     return UpstreamError(_STOPPING, kind=ErrorKind.OVERLOADED, status_hint=503, retryable=True)
+
+
+def _now() -> float:
+    """The event loop's clock (what a :class:`CancelScope` deadline is on)."""
+    return asyncio.get_running_loop().time()
 
 
 async def unless_disconnected(

@@ -36,6 +36,7 @@ that owns the whole exchange):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -50,6 +51,7 @@ from glmbridge.exchange import Exchange, ExchangeStream
 from glmbridge.served import ServedModelScanner
 from glmbridge.transport.boundary import map_upstream_errors
 from glmbridge_server.call.asgi import Answer, Receive, WholeAnswer
+from glmbridge_server.call.cancel import CancelScope
 from glmbridge_server.call.driver import Call, unless_disconnected
 from glmbridge_server.call.record import CallRecord
 from glmbridge_server.call.stream import StreamingAnswer, stream_headers
@@ -84,7 +86,7 @@ async def answer(record: CallRecord, exchange: Exchange, receive: Receive) -> An
 
 
 async def _complete(call: Call) -> Answer:
-    with anyio.move_on_after(max(0.0, call.deadline - time.monotonic())) as scope:
+    with CancelScope(_loop_deadline(call.deadline)) as scope:
         call.pause_clock_while_queued(scope)
         while True:
             try:  # retried inside (transport, then in-band); then the fallbacks
@@ -162,7 +164,7 @@ class StreamRelay(StreamingAnswer):
     async def _run(self) -> None:
         call = self._call
         failure: GlmbridgeError | None = None
-        with anyio.CancelScope(deadline=_loop_deadline(call.deadline)) as first_output:
+        with CancelScope(_loop_deadline(call.deadline)) as first_output:
             try:
                 await self._attempts(first_output)
             except GlmbridgeError as err:
@@ -172,7 +174,7 @@ class StreamRelay(StreamingAnswer):
         if failure is not None:
             await self._fail(failure)
 
-    async def _attempts(self, first_output: anyio.CancelScope) -> None:
+    async def _attempts(self, first_output: CancelScope) -> None:
         call = self._call
         call.pause_clock_while_queued(first_output)
         paused = call.ticket.on_queue
@@ -220,7 +222,7 @@ class StreamRelay(StreamingAnswer):
                 self._upstream = self._chunks = None
                 release()
 
-    async def _relay(self, stream: ExchangeStream, first_output: anyio.CancelScope) -> None:
+    async def _relay(self, stream: ExchangeStream, first_output: CancelScope) -> None:
         assert self._chunks is not None
         waiting = True  # for the first content: the first-output deadline applies
         scanner = ServedModelScanner()  # the model the answer names, in its first bytes
@@ -276,7 +278,8 @@ class StreamRelay(StreamingAnswer):
         response, chunks = leftover
         size = 0
         try:
-            with anyio.move_on_after(_DRAIN_SECONDS), map_upstream_errors():
+            deadline = asyncio.get_running_loop().time() + _DRAIN_SECONDS
+            with CancelScope(deadline), map_upstream_errors():
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > _DRAIN_BYTES:
@@ -323,5 +326,5 @@ def _no_release() -> None:
 
 
 def _loop_deadline(deadline: float) -> float:
-    """A ``time.monotonic()`` deadline on anyio's clock."""
-    return anyio.current_time() + max(0.0, deadline - time.monotonic())
+    """A ``time.monotonic()`` deadline on the event loop's clock."""
+    return asyncio.get_running_loop().time() + max(0.0, deadline - time.monotonic())

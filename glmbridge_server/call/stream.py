@@ -32,6 +32,7 @@ import anyio
 from glmbridge.errors import GlmbridgeError, UpstreamError
 from glmbridge.exchange import Exchange
 from glmbridge_server.call.asgi import Message, Receive, Scope, Send
+from glmbridge_server.call.cancel import CancelScope, end_task
 from glmbridge_server.call.driver import on_shutdown, shutting_down
 from glmbridge_server.call.record import CallRecord
 
@@ -49,13 +50,6 @@ def stream_headers(
     """A ``200`` stream's headers: the door's stream content type, no caching, ``extra``."""
     kind = exchange.door.stream_content_type.encode()
     return [(b"content-type", kind), *SSE_HEADERS, *extra]
-
-
-async def _end_task(task: asyncio.Task[None]) -> None:
-    """Cancel ``task`` and wait until it has ended (even while this one is cancelled)."""
-    task.cancel()
-    with anyio.CancelScope(shield=True):
-        await asyncio.wait((task,))
 
 
 async def _never_sent(message: Message) -> None:
@@ -80,7 +74,7 @@ class StreamingAnswer:
         self._guard_failed: Exception | None = None
         self._commit_due = False  # commit_after has passed (or the call was queued)
         self._woken = False  # commit now (see commit_now): the guard's next turn does
-        self._idle: anyio.CancelScope | None = None  # the guard's wait, while it waits
+        self._idle: CancelScope | None = None  # the guard's wait, while it waits
         self._data_sending = False
         self._ping_sent: anyio.Event | None = None
         self._last_send = time.monotonic()
@@ -88,10 +82,10 @@ class StreamingAnswer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._send = send
         try:
-            with anyio.CancelScope() as everything:
+            with CancelScope() as everything:
                 guard = asyncio.get_running_loop().create_task(self._guarded(receive, everything))
                 try:
-                    with anyio.CancelScope() as work:
+                    with CancelScope() as work:
                         unsubscribe = on_shutdown(self.record, lambda: self._stop(work))
                         try:
                             await self._run()
@@ -103,7 +97,7 @@ class StreamingAnswer:
                     if self._committed and not self._response_ended:
                         await send(_END)
                 finally:
-                    await _end_task(guard)
+                    await end_task(guard)
             if self._guard_failed is not None:
                 raise self._guard_failed
             await self._after()
@@ -112,7 +106,7 @@ class StreamingAnswer:
         finally:
             await self._cleanup()
 
-    async def _guarded(self, receive: Receive, everything: anyio.CancelScope) -> None:
+    async def _guarded(self, receive: Receive, everything: CancelScope) -> None:
         """The guard as the answer's one helper task (a plain asyncio task: an anyio task
         group cost more than the rest of a short answer's bookkeeping, issue 22); what it
         raises ends the answer, as a task group would."""
@@ -226,7 +220,7 @@ class StreamingAnswer:
 
     # -- sending (the keep-alive's side) ---------------------------------------------------
 
-    async def _guard(self, receive: Receive, everything: anyio.CancelScope) -> None:
+    async def _guard(self, receive: Receive, everything: CancelScope) -> None:
         """The answer's one helper task: it watches the client while it waits to commit
         (after ``commit_after`` seconds of silence, or at once on :meth:`commit_now`) and,
         once committed, to ping while idle.
@@ -235,6 +229,7 @@ class StreamingAnswer:
         so it can only be ``http.disconnect``, and the client leaving cancels the answer.
         """
         settings = self.record.settings
+        loop = asyncio.get_running_loop()
         commit_at = time.monotonic() + settings.commit_after
         interval = settings.ping_interval
         while True:
@@ -243,7 +238,7 @@ class StreamingAnswer:
                 wait = self._last_send + interval - now
             else:  # not committed yet: wake for the commit, or to start pinging
                 wait = min(interval, commit_at - now) if not self._commit_due else interval
-            with anyio.move_on_after(max(0.0, wait)) as idle:
+            with CancelScope(loop.time() + max(0.0, wait)) as idle:
                 self._idle = idle
                 if not self._woken:
                     while (await receive())["type"] != "http.disconnect":
@@ -286,7 +281,7 @@ class StreamingAnswer:
 
     # -- the client and the server ---------------------------------------------------------
 
-    def _stop(self, work: anyio.CancelScope) -> None:
+    def _stop(self, work: CancelScope) -> None:
         """The server is stopping: end the work (a shutdown error follows) unless done."""
         if not self._finished():
             logger.info("server shutting down: ending an open stream with an error event")
