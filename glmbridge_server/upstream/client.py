@@ -48,7 +48,7 @@ from glmbridge.transport.boundary import (
 from glmbridge.upstream_errors import QUOTA_CODES, THROTTLE_CODES, is_key_failure
 from glmbridge_server.settings import MOCK_API_KEY, Settings
 from glmbridge_server.traffic.scheduler import Scheduler, Slot, Ticket
-from glmbridge_server.upstream.http11 import Http11Transport
+from glmbridge_server.upstream.http11 import Http11Transport, request_head
 from glmbridge_server.upstream.keypool import KeyLease, KeyPool
 from glmbridge_server.upstream.throttle_hold import ThrottleHold
 
@@ -149,6 +149,37 @@ def _is_loopback_url(url: str) -> bool:
         return False
 
 
+_UNSET: Any = object()
+
+
+@dataclass(slots=True)
+class _Head:
+    """A POST's request line and headers for one URL and header set, less the length."""
+
+    prefix: bytes
+    #: What the responses name as their request: this method, URL and headers (the body
+    #: is not kept).
+    request: httpx2.Request
+    timeouts: dict[str, Any]
+
+    @classmethod
+    def of(cls, http: httpx2.AsyncClient, url: httpx2.URL, headers: dict[str, str]) -> _Head | None:
+        """The head for ``headers`` merged over the client's; ``None`` when the length
+        line is not the last (the caller set a length or framing header itself)."""
+        merged = http.headers.copy()
+        merged.update(headers)
+        # With a body, httpx2 adds Content-Length last: that line is what changes per call.
+        request = httpx2.Request("POST", url, content=b"-", headers=merged)
+        head = request_head(request)
+        line = b"Content-Length: 1\r\n\r\n"
+        if not head.endswith(b"\r\n" + line):
+            return None
+        return cls(head[: -len(line)], request, http.timeout.as_dict())
+
+    def with_length(self, length: int) -> bytes:
+        return self.prefix + b"Content-Length: %d\r\n\r\n" % length
+
+
 class UpstreamClient:
     """Sends requests to the GLM upstream with pooling, retries and key failover.
 
@@ -202,6 +233,9 @@ class UpstreamClient:
             transport = Http11Transport(limits=limits, trust_env=trust_env)
         self._targets: dict[str, tuple[httpx2.URL, httpx2.AsyncBaseTransport | None]] = {}
         self._merged: dict[tuple[tuple[str, str], ...], httpx2.Headers] = {}
+        # Rendered request heads (our transport): None where httpx2 would lay one out
+        # otherwise (a caller's own length or framing header), which takes the generic path.
+        self._heads: dict[tuple[str, tuple[tuple[str, str], ...]], _Head | None] = {}
         self.http = httpx2.AsyncClient(
             transport=transport,
             timeout=timeout,
@@ -233,6 +267,17 @@ class UpstreamClient:
             )
             return await self.http.send(request, stream=True)
         signature = tuple(headers.items())  # a route's headers for a key: a handful of sets
+        if isinstance(direct, Http11Transport):  # ours: no httpx2.Request per call
+            head = self._heads.get((url, signature), _UNSET)
+            if head is _UNSET:
+                if len(self._heads) >= 64:
+                    self._heads.clear()
+                head = self._heads[(url, signature)] = _Head.of(self.http, parsed, headers)
+            if head is not None:
+                timeouts = extensions["timeout"] if extensions else head.timeouts
+                response = await direct.post(parsed, head.with_length(len(body)), body, timeouts)
+                response.request = head.request
+                return response
         merged = self._merged.get(signature)
         if merged is None:
             if len(self._merged) >= 64:

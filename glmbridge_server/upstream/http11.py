@@ -39,7 +39,7 @@ import anyio.abc
 import httptools
 import httpx2
 
-__all__ = ["Http11Transport"]
+__all__ = ["Http11Transport", "request_head"]
 
 _HIGH_WATER = 1024 * 1024  # unread bytes at which a connection stops reading (TCP pushes back)
 _JOIN = 1024 * 1024  # requests up to this size go out in one write (larger: no joined copy)
@@ -291,7 +291,26 @@ class Http11Transport(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
-        url = request.url
+        parts = await _request_parts(request)
+        response = await self._exchange(request.url, parts, timeouts, request.method == "HEAD")
+        response.request = request
+        return response
+
+    async def post(
+        self, url: httpx2.URL, head: bytes, body: bytes, timeouts: dict[str, Any]
+    ) -> httpx2.Response:
+        """POST ``body`` with ``head`` (the request line and headers, content length
+        included, ending in a blank line) already rendered: the upstream client's hot path,
+        without an ``httpx2.Request`` built and read back per call (issue 22). The response
+        is the same as :meth:`handle_async_request`'s; the caller sets its ``request``."""
+        parts = [head + body] if len(head) + len(body) <= _JOIN else [head, body]
+        return await self._exchange(url, parts, timeouts, False)
+
+    async def _exchange(
+        self, url: httpx2.URL, parts: list[bytes], timeouts: dict[str, Any], head: bool
+    ) -> httpx2.Response:
+        """Send ``parts`` on a pooled connection to ``url``'s origin; the response with its
+        head read and its body still to come."""
         scheme = url.raw_scheme
         if scheme not in (b"http", b"https"):
             raise httpx2.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
@@ -303,8 +322,10 @@ class Http11Transport(httpx2.AsyncBaseTransport):
             conn = await self._pop_idle(origin)
             if conn is None:
                 conn = await self._connect(origin, timeouts.get("connect"))
-            await self._send(conn, request, timeouts.get("write"))
-            await self._read_head(conn, timeouts.get("read"), request.method == "HEAD")
+            write = timeouts.get("write")
+            for data in parts:
+                await conn.send(data, write)
+            await self._read_head(conn, timeouts.get("read"), head)
         except BaseException:
             if conn is not None:
                 await conn.aclose()
@@ -314,7 +335,7 @@ class Http11Transport(httpx2.AsyncBaseTransport):
         return httpx2.Response(
             status_code=parse.status,
             headers=parse.headers,
-            stream=_Body(self, conn, timeouts.get("read"), request.method == "HEAD"),
+            stream=_Body(self, conn, timeouts.get("read"), head),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": parse.reason},
         )
 
@@ -390,26 +411,6 @@ class Http11Transport(httpx2.AsyncBaseTransport):
 
     # -- one exchange ------------------------------------------------------------------------
 
-    async def _send(
-        self, conn: _Connection, request: httpx2.Request, timeout: float | None
-    ) -> None:
-        url = request.url
-        lines = [request.method.encode("ascii") + b" " + url.raw_path + b" HTTP/1.1"]
-        lines += [k + b": " + v for k, v in request.headers.raw]
-        chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
-        parts = [b"\r\n".join(lines) + b"\r\n\r\n"]
-        async for part in request.stream:  # type: ignore[union-attr]
-            if chunked and part:
-                parts.append(b"%x\r\n%b\r\n" % (len(part), part))
-            elif part:
-                parts.append(part)
-        if chunked:
-            parts.append(b"0\r\n\r\n")
-        if sum(map(len, parts)) <= _JOIN:  # one write for the usual request
-            parts = [b"".join(parts)]
-        for data in parts:
-            await conn.send(data, timeout)
-
     async def _read_head(self, conn: _Connection, timeout: float | None, head: bool) -> None:
         parse = conn.parse
         parse.reset()
@@ -482,6 +483,30 @@ class _Body(httpx2.AsyncByteStream):
             await self._pool._put_idle(conn)
         else:
             await conn.aclose()
+
+
+def request_head(request: httpx2.Request) -> bytes:
+    """``request``'s request line and headers as they go on the wire, blank line included."""
+    lines = [request.method.encode("ascii") + b" " + request.url.raw_path + b" HTTP/1.1"]
+    lines += [k + b": " + v for k, v in request.headers.raw]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+async def _request_parts(request: httpx2.Request) -> list[bytes]:
+    """What to write for ``request``: its head and body (in chunked framing if it says so),
+    as one piece when it is not large."""
+    chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+    parts = [request_head(request)]
+    async for part in request.stream:  # type: ignore[union-attr]
+        if chunked and part:
+            parts.append(b"%x\r\n%b\r\n" % (len(part), part))
+        elif part:
+            parts.append(part)
+    if chunked:
+        parts.append(b"0\r\n\r\n")
+    if sum(map(len, parts)) <= _JOIN:  # one write for the usual request
+        parts = [b"".join(parts)]
+    return parts
 
 
 def _until_eof(parse: _Parse) -> bool:
