@@ -56,6 +56,7 @@ from glmbridge_server.call.driver import Call, unless_disconnected
 from glmbridge_server.call.record import CallRecord
 from glmbridge_server.call.stream import StreamingAnswer, stream_headers
 from glmbridge_server.tools import server_tools, vision_fallback
+from glmbridge_server.upstream.http11 import body_finished, body_pieces
 
 __all__ = ["StreamRelay", "answer", "preview"]
 
@@ -112,10 +113,10 @@ def preview(data: bytes, limit: int = 4096) -> str:
 
 
 def _chunks_of(response: httpx2.Response) -> AsyncIterator[bytes]:
-    # We ask for identity encoding; the raw iterator skips httpx2's decoder layer on
-    # every chunk unless the upstream compressed anyway.
+    # We ask for identity encoding; the raw pieces skip httpx2's decoder layer on every
+    # chunk unless the upstream compressed anyway.
     encoding = response.headers.get("content-encoding", "identity").lower()
-    return response.aiter_raw() if encoding == "identity" else response.aiter_bytes()
+    return body_pieces(response) if encoding == "identity" else response.aiter_bytes()
 
 
 async def _close_quietly(
@@ -123,6 +124,9 @@ async def _close_quietly(
 ) -> None:
     """Close the upstream response (and its body iterator) at once, even when cancelled."""
     if response is None or response.is_closed:  # read to the end: httpx2 closed it then
+        return
+    if body_finished(response):  # our transport, read to the end: nothing to wait for
+        await response.aclose()
         return
     # Shielded: this runs while the request is being cancelled (client gone).
     with anyio.CancelScope(shield=True), contextlib.suppress(httpx2.HTTPError):
