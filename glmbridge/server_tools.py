@@ -46,6 +46,7 @@ import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, TypeAlias
 
 import msgspec
@@ -117,6 +118,9 @@ _CITED_CHARS = 150  # Anthropic's cited_text is at most 150 characters
 
 Failure: TypeAlias = SearchFailure | FetchFailure
 Outcome: TypeAlias = Sequence[SearchHit] | FetchedPage | SearchFailure | FetchFailure
+
+
+_SERVER_TYPE = attrgetter("server_type")
 
 
 def is_web_search(tool: ir.Tool) -> bool:
@@ -198,6 +202,8 @@ class ServerToolLoop:
         """
         found_search: SearchOptions | None = None
         found_fetch: FetchOptions | None = None
+        if not any(map(_SERVER_TYPE, req.tools)):  # the usual case: client tools only
+            return None
         for i, tool in enumerate(req.tools):
             if search and found_search is None and is_web_search(tool):
                 found_search = SearchOptions.from_config(tool.config, f"tools.{i}")

@@ -181,6 +181,8 @@ class TokenEstimator:
         # hands back the same objects every turn; the entry holds the tool, so its id is
         # not reused while the entry lives.
         self._tools: dict[int, tuple[ir.Tool, int]] = {}
+        # The last tool list's sum, by the identity of its tools (the entry holds them).
+        self._last_tools: tuple[tuple[int, ...], tuple[ir.Tool, ...], int] = ((), (), 0)
 
     def text_tokens(self, text: str) -> int:
         """:func:`estimate_text_tokens`, remembered for long texts."""
@@ -207,9 +209,21 @@ class TokenEstimator:
         self._tools[id(tool)] = (tool, tokens)
         return tokens
 
+    def tools_tokens(self, tools: list[ir.Tool]) -> int:
+        """The tokens of a list of tool definitions; the last list's sum is remembered
+        for the same tool objects in the same order (one comparison instead of a call per
+        tool: the door hands back the same objects for a resent array)."""
+        ids = tuple(map(id, tools))
+        last = self._last_tools
+        if ids == last[0]:  # the entry holds those tools: their ids are not reused
+            return last[2]
+        total = sum(map(self.tool_tokens, tools))
+        self._last_tools = (ids, tuple(tools), total)
+        return total
+
     def request_tokens(self, req: ir.Request) -> int:
         """Estimate the input tokens of ``req`` (see :func:`estimate_request_tokens`)."""
-        return _Counter(self.text_tokens, self.tool_tokens).request(req)
+        return _Counter(self.text_tokens, self.tools_tokens).request(req)
 
 
 def estimate_request_tokens(req: ir.Request) -> int:
@@ -226,13 +240,13 @@ def estimate_request_tokens(req: ir.Request) -> int:
 class _Counter:
     """Walks a request, counting texts with ``text`` (plain or memoised)."""
 
-    __slots__ = ("each_tool", "text")
+    __slots__ = ("all_tools", "text")
 
     def __init__(
-        self, text: Callable[[str], int], tool: Callable[[ir.Tool], int] | None = None
+        self, text: Callable[[str], int], tools: Callable[[list[ir.Tool]], int] | None = None
     ) -> None:
         self.text = text
-        self.each_tool = tool or self.tool
+        self.all_tools = tools or self.tools
 
     def request(self, req: ir.Request) -> int:
         tokens = _REQUEST_OVERHEAD
@@ -251,7 +265,7 @@ class _Counter:
             else:
                 tokens += _MESSAGE_OVERHEAD + self.blocks(message.content)
         if req.tools:
-            tokens += _TOOLS_PREAMBLE + sum(map(self.each_tool, req.tools))
+            tokens += _TOOLS_PREAMBLE + self.all_tools(req.tools)
             choice = req.tool_choice
             if choice is not None and choice.type in ("any", "tool"):
                 tokens += _FORCED_CHOICE_NOTE  # a system line (upstream_request._tool_choice)
@@ -310,6 +324,10 @@ class _Counter:
         else:
             body = DOCUMENT_TOKENS
         return body + self.text(block.title or "") + self.text(block.context or "")
+
+    def tools(self, tools: list[ir.Tool]) -> int:
+        """Tokens of every tool definition."""
+        return sum(map(self.tool, tools))
 
     def tool(self, tool: ir.Tool) -> int:
         if tool.server_type is not None:

@@ -31,13 +31,20 @@ logger = logging.getLogger("glmbridge.protocols.anthropic")
 
 # Free-form JSON (tool input, schemas, unknown blocks) keeps numbers beyond the float
 # range exactly instead of failing the request (see _tool_args.exact_float).
-_DECODE_PARAMS = msgspec.json.Decoder(aw.MessageCreateParams, float_hook=exact_float)
+_DECODE_PARAMS = msgspec.json.Decoder(aw.MessageCreateIn, float_hook=exact_float)
+_DECODE_TOOL_LIST = msgspec.json.Decoder(list[msgspec.Raw] | None)
 _DECODE_BLOCK = msgspec.json.Decoder(aw.BlockParam, float_hook=exact_float)
 _DECODE_TOOL = msgspec.json.Decoder(aw.ToolParam, float_hook=exact_float)
 _DECODE_ANY = JSON_DECODER
 #: Client tool definitions by their JSON: Claude Code resends the same 24 (83% of its
 #: request) every turn (glmbridge.memo).
 _TOOL_MEMO: RawMemo[ir.Tool] = RawMemo()
+#: The last few whole tools arrays (their bytes, their tools): a turn that resends one is
+#: answered with one comparison instead of a look at each of its tools. A tuple, replaced
+#: whole, so threads that decode large bodies can share it.
+_RECENT_TOOLS: tuple[tuple[bytes, tuple[ir.Tool, ...]], ...] = ()
+_RECENT_ARRAYS = 4
+_MAX_ARRAY = 1 << 20
 
 _CONTENT_BLOCKS = (
     ir.TextBlock,
@@ -91,7 +98,7 @@ def decode_count_tokens_request(body: bytes) -> ir.Request:
     return request_to_ir(_decode_params(body))
 
 
-def _decode_params(body: bytes) -> aw.MessageCreateParams:
+def _decode_params(body: bytes) -> aw.MessageCreateIn:
     try:
         return _DECODE_PARAMS.decode(body)
     except msgspec.ValidationError as exc:
@@ -102,7 +109,7 @@ def _decode_params(body: bytes) -> aw.MessageCreateParams:
         raise ClientRequestError("body is nested too deeply") from None
 
 
-def request_to_ir(params: aw.MessageCreateParams) -> ir.Request:
+def request_to_ir(params: aw.MessageCreateIn) -> ir.Request:
     """Convert a decoded ``MessageCreateParams`` into an :class:`ir.Request`.
 
     Raises:
@@ -119,7 +126,7 @@ def request_to_ir(params: aw.MessageCreateParams) -> ir.Request:
         top_k=params.top_k,
         stop_sequences=params.stop_sequences or [],
         stream=bool(params.stream),
-        tools=[_tool_to_ir(raw, i) for i, raw in enumerate(params.tools or ())],
+        tools=_tools_to_ir(params.tools),
         tool_choice=_tool_choice_to_ir(params.tool_choice),
         thinking=_thinking_to_ir(params.thinking),
         effort=config.effort if config is not None else None,
@@ -271,6 +278,28 @@ def _document_to_ir(p: aw.DocumentBlockParam, raw: msgspec.Raw, path: str) -> ir
     return ir.DocumentBlock(
         source=source, title=p.title, context=p.context, cache_control=_cache_to_ir(p.cache_control)
     )
+
+
+def _tools_to_ir(raw: msgspec.Raw) -> list[ir.Tool]:
+    """The request's tools (``raw``: the whole array, as sent). An array byte for byte one
+    of the last few comes back as the same tool objects (a new list: callers may change
+    it); otherwise each tool goes through the per-tool memo (:func:`_tool_to_ir`)."""
+    global _RECENT_TOOLS
+    if not raw:
+        return []
+    key = bytes(raw)  # a copy: a remembered array must not keep this request's body alive
+    for seen, tools in _RECENT_TOOLS:
+        if seen == key:  # different lengths differ at once; equal ones are one memcmp
+            return list(tools)
+    try:
+        raws = _DECODE_TOOL_LIST.decode(key)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(exc, "tools") from None
+    decoded = [_tool_to_ir(r, i) for i, r in enumerate(raws or ())]
+    if len(key) <= _MAX_ARRAY and all(t.server_type is None for t in decoded):
+        # server tools carry a dict of settings: not shared between requests
+        _RECENT_TOOLS = ((key, tuple(decoded)), *_RECENT_TOOLS[: _RECENT_ARRAYS - 1])
+    return decoded
 
 
 def _tool_to_ir(raw: msgspec.Raw, i: int) -> ir.Tool:

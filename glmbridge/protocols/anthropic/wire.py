@@ -285,6 +285,14 @@ class MessageCreateParams(_Wire):
     output_format: OutputFormat | None = None  # the structured-outputs beta spelling
 
 
+class MessageCreateIn(MessageCreateParams):
+    """:class:`MessageCreateParams` as the door decodes it: ``tools`` is kept raw, whole, so
+    that an array byte for byte one the door has seen is recognised by one comparison
+    (absent: empty bytes); the door decodes it to ``list[Raw]`` otherwise."""
+
+    tools: msgspec.Raw = msgspec.Raw(b"")  # type: ignore[assignment]
+
+
 # --- response ---------------------------------------------------------------------------
 
 

@@ -404,7 +404,7 @@ def _tools_json(given: list[ir.Tool], tools: list[w.ToolDef], dialect: Dialect) 
     """``tools`` as JSON (what the request encoder would write for them), remembered."""
     key = (dialect.name, tuple(map(id, given)))
     found = _TOOLS_JSON.get(key)
-    if found is not None and all(a is b for a, b in zip(found[0], given, strict=True)):
+    if found is not None:  # the entry holds those tools: equal ids are the same objects
         return found[1]
     raw = msgspec.Raw(_ENCODE_REQUEST.encode(tools))
     if len(_TOOLS_JSON) >= _TOOLS_JSON_ENTRIES:
