@@ -9,9 +9,17 @@ import math
 from pathlib import Path
 
 import httpx2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from glmbridge_server.edge.app import create_app
-from glmbridge_server.traffic.usage_store import UsageStore, clean_row, open_readonly
+from glmbridge_server.traffic.usage_store import (
+    _VALUES,
+    UsageStore,
+    _clean_values,
+    clean_row,
+    open_readonly,
+)
 from tests.server.faults import FaultServer, glm_completion, json_plan
 from tests.server.traffic.test_usage_store import _row
 from tests.support.servers import Start, make_bridge_settings
@@ -28,11 +36,35 @@ def test_values_are_clamped_to_their_columns() -> None:
     assert row.model == "m" * 200 and row.key_id is None and math.isfinite(row.ts)
 
 
+_ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=260),
+    st.just(""),
+    st.lists(st.integers(), max_size=1),
+)
+_COLUMNS = ("client", "route", "key_id", "model", "input_tokens", "cached_tokens",
+            "output_tokens", "latency_ms", "ttft_ms", "status", "queue_wait_ms", "peak",
+            "cost_usd", "served_model", "error_kind")  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_COLUMNS), _ANY_VALUE, max_size=6))
+def test_the_fast_check_keeps_exactly_what_the_cleaners_keep(changes: dict[str, object]) -> None:
+    """The request path checks a row at C speed and cleans only a row that fails (issue 22):
+    whatever the values, what is queued is what the cleaners make of them."""
+    row = _row(**changes)  # type: ignore[arg-type]
+    assert _clean_values(row) == _VALUES(clean_row(row))
+
+
 def test_the_writer_survives_a_row_sqlite_refuses(tmp_path: Path) -> None:
     store = UsageStore(tmp_path / "u.sqlite3")
     store.record(_row(input_tokens=2**63))  # clamped: written
-    store._queue.put(_row(input_tokens=2**63))  # as if it got past the clamp: lost alone
-    store._queue.put(_row(output_tokens=object()))  # type: ignore[arg-type]
+    # as if they got past the clamp: each is lost alone
+    store._queue.put(_VALUES(_row(input_tokens=2**63)))
+    store._queue.put(_VALUES(_row(output_tokens=object())))  # type: ignore[arg-type]
     for _ in range(5):
         store.record(_row())
     store.flush()
