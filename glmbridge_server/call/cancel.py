@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from functools import partial
 from types import TracebackType
 
 __all__ = ["CancelScope", "end_task"]
@@ -175,9 +176,18 @@ async def end_task(task: asyncio.Task[None]) -> None:
     task.cancel()
     cancelled: asyncio.CancelledError | None = None
     while not task.done():
+        ended = task.get_loop().create_future()  # asyncio.wait, without its set and timer
+        settle = partial(_settle, ended)
+        task.add_done_callback(settle)
         try:
-            await asyncio.wait((task,))
+            await ended
         except asyncio.CancelledError as exc:
+            task.remove_done_callback(settle)
             cancelled = exc
     if cancelled is not None:
         raise cancelled
+
+
+def _settle(future: asyncio.Future[None], task: asyncio.Task[None]) -> None:
+    if not future.done():
+        future.set_result(None)
