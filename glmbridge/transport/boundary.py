@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from email.utils import parsedate_to_datetime
+from types import TracebackType
 
 import httpx2
 
@@ -42,8 +43,49 @@ MAX_ERROR_BODY = 64 * 1024
 _AFTER_SEND = (httpx2.ReadTimeout, httpx2.WriteTimeout, httpx2.ReadError)
 
 
-@contextmanager
-def map_upstream_errors() -> Iterator[None]:
+class _UpstreamErrors(AbstractContextManager[None]):
+    """:func:`map_upstream_errors`: a plain context manager, not a generator one (it wraps
+    every upstream call and every streamed body; a generator's set-up cost several times
+    as much, issue 22)."""
+
+    __slots__ = ()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or not isinstance(exc, httpx2.TransportError):
+            return
+        if isinstance(exc, httpx2.PoolTimeout):
+            # Every pooled connection is busy (the server's upstream_connections): say so
+            # at once, natively, rather than let the client wait out a timeout.
+            raise UpstreamError(
+                "glmbridge has no free upstream connection (upstream_connections is "
+                "reached); try again shortly",
+                kind=ErrorKind.OVERLOADED,
+                retry_after=1.0,
+                retryable=False,
+            ) from exc
+        if isinstance(exc, httpx2.TimeoutException):
+            phase = {
+                httpx2.ConnectTimeout: "connecting to",
+                httpx2.WriteTimeout: "sending to",
+            }.get(type(exc), "waiting for data from")
+            raise UpstreamTimeoutError(
+                f"timed out {phase} the upstream", retryable=not isinstance(exc, _AFTER_SEND)
+            ) from exc
+        detail = str(exc)[:200] or type(exc).__name__
+        raise UpstreamConnectionError(
+            f"upstream connection failed: {detail}", retryable=not isinstance(exc, _AFTER_SEND)
+        ) from exc
+
+
+_MAP_UPSTREAM_ERRORS = _UpstreamErrors()
+
+
+def map_upstream_errors() -> AbstractContextManager[None]:
     """Translate httpx2 transport exceptions into glmbridge upstream errors.
 
     Timeouts become :class:`UpstreamTimeoutError` (saying in which phase), other
@@ -51,32 +93,7 @@ def map_upstream_errors() -> Iterator[None]:
     request reached the upstream (connect, pool, a dropped keep-alive connection) are
     ``retryable``: after it, each retry would be a new billed generation.
     """
-    try:
-        yield
-    except httpx2.PoolTimeout as exc:
-        # Every pooled connection is busy (the server's upstream_connections): say so at
-        # once, natively, rather than let the client wait out a timeout.
-        raise UpstreamError(
-            "glmbridge has no free upstream connection (upstream_connections is reached); "
-            "try again shortly",
-            kind=ErrorKind.OVERLOADED,
-            retry_after=1.0,
-            retryable=False,
-        ) from exc
-    except httpx2.TimeoutException as exc:
-        phase = {
-            httpx2.ConnectTimeout: "connecting to",
-            httpx2.PoolTimeout: "waiting for a connection to",
-            httpx2.WriteTimeout: "sending to",
-        }.get(type(exc), "waiting for data from")
-        raise UpstreamTimeoutError(
-            f"timed out {phase} the upstream", retryable=not isinstance(exc, _AFTER_SEND)
-        ) from exc
-    except httpx2.TransportError as exc:
-        detail = str(exc)[:200] or type(exc).__name__
-        raise UpstreamConnectionError(
-            f"upstream connection failed: {detail}", retryable=not isinstance(exc, _AFTER_SEND)
-        ) from exc
+    return _MAP_UPSTREAM_ERRORS
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
