@@ -363,11 +363,12 @@ _MUST_CALL_NAMED = "In this response you must call the `{name}` tool."
 
 
 def _tool_choice(
-    req: ir.Request, tools: list[w.ToolDef], dialect: Dialect, body: dict[str, Any]
+    req: ir.Request, tools: msgspec.Raw | None, dialect: Dialect, body: dict[str, Any]
 ) -> str:
-    """Set ``tools``/``tool_choice``/``parallel_tool_calls`` in ``body``; return the
-    system-prompt line that emulates a choice the dialect lacks (or ``""``)."""
-    if not tools:
+    """Set ``tools`` (the array's JSON, ``None`` when no tool is sent), ``tool_choice`` and
+    ``parallel_tool_calls`` in ``body``; return the system-prompt line that emulates a
+    choice the dialect lacks (or ``""``)."""
+    if tools is None:
         return ""
     choice = req.tool_choice or ir.ToolChoice()
     value = _CHOICE_VALUES[choice.type]
@@ -380,7 +381,7 @@ def _tool_choice(
                      dialect.name)  # fmt: skip
         note = _MUST_CALL_NAMED.format(name=choice.name) if choice.name else _MUST_CALL
         value = "auto"
-    body["tools"] = _tools_json(req.tools, tools, dialect)
+    body["tools"] = tools
     if value == "function" and choice.name:
         body["tool_choice"] = w.NamedToolChoice(
             type="function", function=w.NamedFunction(name=choice.name)
@@ -400,16 +401,22 @@ _TOOLS_JSON: dict[tuple[str, tuple[int, ...]], tuple[tuple[ir.Tool, ...], msgspe
 _TOOLS_JSON_ENTRIES = 64
 
 
-def _tools_json(given: list[ir.Tool], tools: list[w.ToolDef], dialect: Dialect) -> msgspec.Raw:
-    """``tools`` as JSON (what the request encoder would write for them), remembered."""
-    key = (dialect.name, tuple(map(id, given)))
+def _tools_json(req: ir.Request, dialect: Dialect) -> msgspec.Raw | None:
+    """``req``'s tools as the dialect's JSON array (what the request encoder would write
+    for them; ``None``: no tool to send), remembered for a list of client tools only
+    (a dropped server tool is logged every time)."""
+    key = (dialect.name, tuple(map(id, req.tools)))
     found = _TOOLS_JSON.get(key)
     if found is not None:  # the entry holds those tools: equal ids are the same objects
         return found[1]
+    tools = _tools(req, dialect)
+    if not tools:
+        return None
     raw = msgspec.Raw(_ENCODE_REQUEST.encode(tools))
-    if len(_TOOLS_JSON) >= _TOOLS_JSON_ENTRIES:
-        _TOOLS_JSON.clear()
-    _TOOLS_JSON[key] = (tuple(given), raw)
+    if len(tools) == len(req.tools):
+        if len(_TOOLS_JSON) >= _TOOLS_JSON_ENTRIES:
+            _TOOLS_JSON.clear()
+        _TOOLS_JSON[key] = (tuple(req.tools), raw)
     return raw
 
 
@@ -502,7 +509,7 @@ def request_from_ir(
     ctx = _Ctx(spec, dialect)
     response_format, system_extra = _response_format(req, dialect)
     body: dict[str, Any] = {}
-    choice_note = _tool_choice(req, _tools(req, dialect), dialect, body)
+    choice_note = _tool_choice(req, _tools_json(req, dialect), dialect, body)
     if choice_note:
         system_extra = f"{system_extra}\n\n{choice_note}" if system_extra else choice_note
     _sampling(req, dialect, body)
