@@ -172,7 +172,7 @@ class TokenEstimator:
     or event loop.
     """
 
-    def __init__(self, *, min_cached_chars: int = 256, max_cached_chars: int = 32 << 20) -> None:
+    def __init__(self, *, min_cached_chars: int = 32, max_cached_chars: int = 32 << 20) -> None:
         self._min = min_cached_chars
         self._max = max_cached_chars
         self._memo: dict[str, int] = {}
