@@ -132,7 +132,8 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:
-            cycle.transport = _HeadWithBody(self.transport, self.loop)
+            # Duck-typed: it has every method uvicorn's cycle calls on its transport.
+            cycle.transport = _HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         if self._phase == "body":

@@ -202,7 +202,7 @@ def _clean_values(row: UsageRow) -> tuple[Any, ...]:
         msgspec.convert(values, _AS_IS)  # the usual row: clean already
     except msgspec.ValidationError:
         return _VALUES(clean_row(row))
-    return values  # type: ignore[no-any-return]
+    return values
 
 
 def _connect(path: Path, *, timeout: float) -> sqlite3.Connection:
