@@ -46,6 +46,7 @@ __all__ = [
     "decode_request",
     "effort_to_ir",
     "freeform_tool",
+    "function_tool",
     "shared_request",
 ]
 
@@ -240,6 +241,14 @@ FREEFORM_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 """The function schema a free-form (``custom``) tool is offered to GLM with."""
+
+
+def function_tool(name: str, description: str | None, parameters: msgspec.Raw) -> ir.Tool:
+    """An IR tool for an OpenAI function definition (Chat's ``function`` object, a Responses
+    ``function`` tool): the ``parameters`` schema is kept raw, and absent or ``null`` is none."""
+    first = bytes(memoryview(parameters)[:1])  # look at one byte only
+    schema = None if first in (b"", b"n") else parameters
+    return ir.Tool(name=name, description=description, input_schema=schema)
 
 
 def freeform_tool(name: str, description: str | None, fmt: dict[str, Any] | None) -> ir.Tool:
@@ -527,9 +536,7 @@ def _tool(tool: FunctionTool | CustomTool) -> ir.Tool:
         c = tool.custom
         return freeform_tool(c.name, c.description, c.format)
     fn = tool.function
-    first = bytes(memoryview(fn.parameters)[:1])  # look at one byte only
-    schema = None if first in (b"", b"n") else fn.parameters
-    return ir.Tool(name=fn.name, description=fn.description, input_schema=schema)
+    return function_tool(fn.name, fn.description, fn.parameters)
 
 
 def _tool_choice(
