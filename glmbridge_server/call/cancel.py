@@ -32,15 +32,58 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from functools import partial
 from types import TracebackType
 
-__all__ = ["CancelScope", "end_task"]
+__all__ = ["CancelScope", "LoopTimer", "end_task"]
 
 # The innermost entered scope of each task, and whether a cancellation these scopes caused
 # is on its way to it.
 _INNERMOST: dict[asyncio.Task[object], CancelScope] = {}
 _PENDING: set[asyncio.Task[object]] = set()
+
+
+class LoopTimer:
+    """One callback pending on an event loop, armed, re-armed and disarmed in place: a cancel
+    scope's deadline, an inbound connection's header and body timeouts."""
+
+    __slots__ = ("_callback", "_handle", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._handle: asyncio.Handle | None = None
+
+    @property
+    def armed(self) -> bool:
+        """Whether the callback is pending."""
+        return self._handle is not None
+
+    def at(self, when: float) -> None:
+        """Call back at ``when`` on the loop's clock (instead of any pending call)."""
+        self.disarm()
+        self._handle = self._loop.call_at(when, self._fire)
+
+    def after(self, delay: float) -> None:
+        """Call back ``delay`` seconds from now (instead of any pending call)."""
+        self.disarm()
+        self._handle = self._loop.call_later(delay, self._fire)
+
+    def soon(self) -> None:
+        """Call back from the loop's next turn (instead of any pending call)."""
+        self.disarm()
+        self._handle = self._loop.call_soon(self._fire)
+
+    def disarm(self) -> None:
+        """Drop the pending call, if any."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._callback()
 
 
 class CancelScope:
@@ -52,12 +95,12 @@ class CancelScope:
     """
 
     __slots__ = (
-        "_handle",
         "_deadline",
         "_entry_cancelling",
         "_loop",
         "_parent",
         "_task",
+        "_timer",
         "cancel_called",
         "cancelled_caught",
     )
@@ -67,7 +110,8 @@ class CancelScope:
         self._task: asyncio.Task[object] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._parent: CancelScope | None = None
-        self._handle: asyncio.Handle | None = None
+        # Made when first needed: most scopes are cancelled from another task, with no timer.
+        self._timer: LoopTimer | None = None
         self._entry_cancelling = 0
         #: ``cancel()`` was called or the deadline passed.
         self.cancel_called = False
@@ -84,7 +128,7 @@ class CancelScope:
         self._parent = _INNERMOST.get(task)
         _INNERMOST[task] = self
         if self.cancel_called:  # cancelled before it was entered
-            self._handle = self._loop.call_soon(self._fire)
+            self._timer_for(self._loop).soon()
         else:
             self._arm()
         return self
@@ -122,7 +166,7 @@ class CancelScope:
             return  # not entered yet (``__enter__`` fires it) or already exited
         self._disarm()
         if asyncio.current_task() is self._task:
-            self._handle = self._loop.call_soon(self._fire)  # type: ignore[union-attr]
+            self._timer_for(self._loop).soon()  # type: ignore[arg-type]
         else:
             self._fire()
 
@@ -140,18 +184,23 @@ class CancelScope:
 
     # -- the cancellation --------------------------------------------------------------
 
+    def _timer_for(self, loop: asyncio.AbstractEventLoop) -> LoopTimer:
+        timer = self._timer
+        if timer is None:
+            timer = self._timer = LoopTimer(loop, self._fire)
+        return timer
+
     def _arm(self) -> None:
         if self._deadline != math.inf:
             assert self._loop is not None
-            self._handle = self._loop.call_at(self._deadline, self._fire)
+            self._timer_for(self._loop).at(self._deadline)
 
     def _disarm(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        timer = self._timer
+        if timer is not None:
+            timer.disarm()
 
     def _fire(self) -> None:
-        self._handle = None
         task = self._task
         if task is None:
             return  # exited meanwhile

@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from glmbridge_server.call.cancel import LoopTimer
 from glmbridge_server.settings import Settings
 
 __all__ = [
@@ -88,7 +89,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._phase = "head"
         self._since = time.monotonic()
         self._head_bytes = 0
-        self._deadline: asyncio.TimerHandle | None = None
+        self._timer = LoopTimer(self.loop, self._expired)
 
     # --- the phases ---------------------------------------------------------------------------
 
@@ -99,10 +100,10 @@ class GuardedProtocol(HttpToolsProtocol):
             STATS["refused"] += 1
             self._close(_FULL_503)
             return
-        self._arm(self.header_timeout)
+        self._timer.after(self.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._timer.disarm()
         _OPEN.discard(self)
         super().connection_lost(exc)
 
@@ -117,10 +118,10 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._phase == "head" and self._head_bytes > self.max_header_bytes:
             STATS["header_too_large"] += 1
             self._close(_TOO_LARGE_431)
-        elif self._phase == "body" and self._deadline is None:
+        elif self._phase == "body" and not self._timer.armed:
             # Armed here, not in on_headers_complete: a request without a body completes
             # within the same feed, and then no timer is needed at all.
-            self._arm(self.body_timeout)
+            self._timer.after(self.body_timeout)
 
     def on_headers_complete(self) -> None:
         if not self.url.startswith(b"/") and self.url != b"*":
@@ -158,20 +159,12 @@ class GuardedProtocol(HttpToolsProtocol):
         self._phase = phase
         self._since = time.monotonic()
         self._head_bytes = 0
-        self._disarm()
-        if timeout is not None:
-            self._arm(timeout)
-
-    def _arm(self, timeout: float) -> None:
-        self._deadline = self.loop.call_later(timeout, self._expired)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        if timeout is None:
+            self._timer.disarm()
+        else:
+            self._timer.after(timeout)
 
     def _expired(self) -> None:
-        self._deadline = None
         if self.transport.is_closing():
             return
         if self._phase == "head":
@@ -184,7 +177,7 @@ class GuardedProtocol(HttpToolsProtocol):
         log.debug("closed a connection too slow in its %s", self._phase)
 
     def _close(self, response: bytes) -> None:
-        self._disarm()
+        self._timer.disarm()
         if response:
             self.transport.write(response)
         self.transport.close()

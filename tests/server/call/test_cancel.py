@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from glmbridge_server.call.cancel import CancelScope, end_task
+from glmbridge_server.call.cancel import CancelScope, LoopTimer, end_task
 
 pytestmark = pytest.mark.anyio
 
@@ -153,3 +153,30 @@ async def test_end_task_waits_for_the_task_even_when_cancelled_meanwhile() -> No
     with pytest.raises(asyncio.CancelledError):
         await task
     assert ended.is_set() and helper.done()
+
+
+async def test_loop_timer_arms_rearms_and_disarms() -> None:
+    """One pending call at a time: re-arming replaces it, disarming drops it, firing clears
+    ``armed`` before the callback runs."""
+    loop = asyncio.get_running_loop()
+    seen: list[bool] = []
+    timer: LoopTimer
+
+    def callback() -> None:
+        seen.append(timer.armed)
+
+    timer = LoopTimer(loop, callback)
+    assert not timer.armed
+    timer.after(0.01)
+    timer.at(loop.time() + 0.02)  # replaces the first: one call only
+    assert timer.armed
+    await asyncio.sleep(0.05)
+    assert seen == [False] and not timer.armed
+    timer.soon()
+    timer.disarm()
+    await asyncio.sleep(0.01)
+    assert seen == [False]
+    timer.soon()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert seen == [False, False]
