@@ -77,7 +77,7 @@ _SIMPLE_ESC = frozenset('"\\/bfnrt')
 _LITERALS = {"t": "true", "f": "false", "n": "null"}
 # Inside a string: plain characters and complete simple escapes (\n, \", \\ ...) leave
 # the scanner in the string state, so a run of them is consumed in one step.
-_STR_RUN = re.compile(r'(?:[^"\\]|\\["\\/bfnrt])*')
+_STR_RUN = re.compile(r'[^"\\]*(?:\\["\\/bfnrt][^"\\]*)*')
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
@@ -135,6 +135,11 @@ class ArgsScanner:
     def feed(self, fragment: str) -> str:
         """Scan ``fragment``; return the text that is now safe to forward (maybe ``""``)."""
         st = self._st
+        if st == _STRING and '"' not in fragment and "\\" not in fragment and not self._hold:
+            # Fast path (most tool_stream fragments): plain characters inside a string
+            # value. The state stays _STRING and all of it is safe, as _scan would find;
+            # the last safe point is already this state and stack, nothing is pending.
+            return fragment
         if st in (_DONE, _FAIL):
             if st == _DONE and fragment.strip():
                 logger.warning("tool arguments: ignoring data after the complete JSON value")

@@ -81,7 +81,7 @@ class _UpstreamEvent(msgspec.Struct):
     usage: aw.UsageIn | None = None
 
 
-_DECODE_EVENT = msgspec.json.Decoder(_UpstreamEvent, float_hook=exact_float)
+_DECODE_EVENT = msgspec.json.Decoder(_UpstreamEvent, float_hook=exact_float).decode
 TRUNCATED_MESSAGE = "upstream stream ended before completion"
 
 
@@ -93,6 +93,11 @@ class _DState(Enum):
     FAILED = "after an error event"
     CLOSED = "after flush"
     ERROR = "after an exception"
+
+
+# The states in which a payload is decoded: one tuple test per payload (``in`` compares
+# by identity in C; ``_DState.X`` is a slow enum-class lookup in CPython 3.11).
+_LIVE = (_DState.IDLE, _DState.STREAMING, _DState.ANSWERED)
 
 
 class StreamDecoder:
@@ -135,13 +140,15 @@ class StreamDecoder:
             StreamStateError: called after :meth:`flush` or after an exception.
         """
         state = self._state
-        if state is _DState.CLOSED or state is _DState.ERROR:
-            raise StreamStateError(f"StreamDecoder.feed called {state.value}")
-        if state is _DState.DONE or state is _DState.FAILED or not data.strip():
-            return []
+        if state not in _LIVE:
+            if state is _DState.CLOSED or state is _DState.ERROR:
+                raise StreamStateError(f"StreamDecoder.feed called {state.value}")
+            return []  # after message_stop or an error event: ignored
         try:
-            event = _DECODE_EVENT.decode(data)
+            event = _DECODE_EVENT(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            if not data.strip():
+                return []  # a blank payload (checked only here: it is rare)
             self._state = _DState.ERROR
             raise UpstreamProtocolError(f"upstream stream event is not valid: {exc}") from None
         kind = event.type
