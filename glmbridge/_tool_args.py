@@ -134,12 +134,22 @@ class ArgsScanner:
 
     def feed(self, fragment: str) -> str:
         """Scan ``fragment``; return the text that is now safe to forward (maybe ``""``)."""
-        st = self._st
-        if st == _STRING and '"' not in fragment and "\\" not in fragment and not self._hold:
-            # Fast path (most tool_stream fragments): plain characters inside a string
-            # value. The state stays _STRING and all of it is safe, as _scan would find;
-            # the last safe point is already this state and stack, nothing is pending.
+        if (
+            self._st == _STRING
+            and not self._hold
+            and (('"' not in fragment and "\\" not in fragment) or _STR_RUN.fullmatch(fragment))
+        ):
+            # Fast path (most tool_stream fragments): plain characters and whole simple
+            # escapes inside a string value. The state stays _STRING and all of it is
+            # safe, as _feed would find: a string value's last scanned character was safe
+            # (in this state, with this stack), so nothing is pending and the repair
+            # point needs no update.
             return fragment
+        return self._feed(fragment)
+
+    def _feed(self, fragment: str) -> str:
+        """:meth:`feed` without its fast path (the general path, any fragment)."""
+        st = self._st
         if st in (_DONE, _FAIL):
             if st == _DONE and fragment.strip():
                 logger.warning("tool arguments: ignoring data after the complete JSON value")

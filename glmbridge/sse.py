@@ -57,6 +57,7 @@ _CRLF = b"\r\n"
 _DATA = b"data:"
 _DATA_SP = b"data: "
 _EVENT_SP = b"event: "
+_LF_DATA_SP = b"\ndata: "
 _COLON = 0x3A  # ":" as an int, to compare with line[0]
 _LF_INT = 0x0A  # ints: `int in bytes` is a memchr
 _CR_INT = 0x0D
@@ -135,9 +136,19 @@ class SSEDecoder:
                     return None
             return None
         if chunk.startswith(_EVENT_SP):
-            end = chunk.find(_LF)
-            if end > 0 and chunk.startswith(_DATA_SP, end + 1) and _CR_INT not in chunk[:end]:
-                return self._single(chunk, end + 7)
+            # Three LFs in all, two of them at the end: the one before "data: " ends the
+            # event line, and the payload (between "data: " and the end) holds none.
+            start = chunk.find(_LF_DATA_SP) + 7
+            if (
+                start > 7
+                and chunk[-1] == _LF_INT == chunk[-2]
+                and chunk.count(_LF_INT) == 3
+                and _CR_INT not in chunk
+            ):
+                try:
+                    return chunk[start:-2].decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
         return None
 
     @staticmethod

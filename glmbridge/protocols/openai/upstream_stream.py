@@ -236,7 +236,7 @@ class StreamDecoder:
                         blk.parts.append(reasoning)
                         out.append(ev.ThinkingDelta(index=blk.index, thinking=reasoning))
                         return out
-                elif self._next_args(blk, delta, calls, out):
+                elif not content and not reasoning and self._next_args(blk, calls, out):
                     return out
         self._on_chunk(chunk, out)
         return out
@@ -278,29 +278,32 @@ class StreamDecoder:
         logger.debug("payload %s ignored", state.value)
         return []
 
-    def _next_args(self, blk: _Block, delta: w.RespMessage, calls: list[w.RespToolCall],
-                   out: list[ev.Event]) -> bool:  # fmt: skip
-        """Hot path of :meth:`feed`: ``delta`` is only the next argument fragment of the open
-        tool block (tool_stream), with nothing that _tool_delta would record; same result as
-        that path. False: it is not, and nothing was done."""
+    def _next_args(self, blk: _Block, calls: list[w.RespToolCall], out: list[ev.Event]) -> bool:
+        """Hot path of :meth:`feed`: the delta (no text, no reasoning) is only the next
+        argument fragment of the open tool block (tool_stream), with nothing that
+        _tool_delta would record; same result as that path. False: it is not, and
+        nothing was done."""
         slot = blk.tool
-        if slot is None or delta.content or delta.reasoning_content or len(calls) != 1:
+        if slot is None or len(calls) != 1:
             return False
         call = calls[0]
         fn = call.function
         if (
-            call.index != slot.key
+            fn is None
+            or call.index != slot.key
             or (call.id and call.id != slot.id)
-            or fn is None
             or (fn.name and fn.name != slot.name)
-            or not isinstance(fn.arguments, str)
         ):
             return False
+        args = fn.arguments
+        if not isinstance(args, str):
+            return False
         # _feed_args, inlined: this path replaces that call, so a fragment costs no more calls.
-        piece = slot.scanner.feed(fn.arguments) if fn.arguments else ""
+        scanner = slot.scanner
+        piece = scanner.feed(args) if args else ""
         if piece:
             out.append(ev.InputJsonDelta(index=blk.index, partial_json=piece))
-        if slot.scanner.done:
+        if scanner.done:
             self._close(out)
             self._drain(out)
         return True
