@@ -18,6 +18,9 @@ the non-streamed translation of the same arguments always agree:
   empty/unusable arguments and ``{"value": …}`` for valid non-object JSON.
 - After a syntax error nothing more is forwarded; the result is the last safe prefix
   plus its suffix (the bad tail is dropped).
+- A fragment that only continues a string value (plain characters and whole simple
+  escapes: most ``tool_stream`` fragments) is forwarded whole without the character
+  loop; ``_feed`` is the general path it stands for.
 
 :func:`parse_arguments` (non-stream) runs the same machine over the whole string
 when a plain decode does not yield an object.

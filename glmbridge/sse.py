@@ -33,7 +33,9 @@ whatever byte chunks the transport delivers:
 Speed: each chunk costs a few ``bytes`` methods in C (``find``/``replace``/``split``)
 plus one short Python loop over its *lines*; there is no per-byte Python code. When
 a chunk holds whole events and no partial line is pending, it is split in place
-with no copying or joining.
+with no copying or joining. :meth:`SSEDecoder.feed_single_data` recognises the usual
+chunk of one event (``data: …`` or ``event: …`` + ``data: …``) with a few bytes methods
+and no split, for the stream machine's per-chunk path.
 """
 
 from __future__ import annotations

@@ -62,6 +62,13 @@ stream: a cut-off answer is never reported as a complete one.
 
 **Errors.** Bad JSON raises :class:`UpstreamProtocolError`; after any raise, and
 after :meth:`flush`, every call raises :class:`StreamStateError`.
+
+**Speed.** A payload is decoded as it is, straight into the typed structs of ``wire``;
+blank payloads, ``[DONE]`` and whitespace JSON does not allow around a chunk are
+recognised only when that fails (``_feed_unusual``). A chunk that only continues the
+open block (more text, more reasoning, or the next argument fragment of the open tool
+call) takes a hot path in :meth:`StreamDecoder.feed` with the same result as the general
+path ``_on_chunk`` (``tests/glmbridge/test_stream_fast_paths.py`` compares them).
 """
 
 from __future__ import annotations
