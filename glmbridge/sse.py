@@ -259,6 +259,8 @@ class SSEDecoder:
                     self._retry = None
             elif line.startswith(_DATA_SP):  # the hot path: "data: {...}"
                 data.append(line[6:])
+            elif line.startswith(_EVENT_SP):  # Anthropic's framing names every event
+                self._event = line[7:]  # as _field would set it, without the call
             elif line.startswith(_DATA):
                 data.append(line[5:])
             elif line[0] != _COLON:

@@ -61,7 +61,9 @@ logger = logging.getLogger("glmbridge.protocols.anthropic")
 # block) the hot path in ``feed``.
 
 
-class _Delta(msgspec.Struct):
+# gc=False: decoded JSON cannot form reference cycles, so the per-event structs need not
+# be tracked by the cyclic collector (as the GLM path's wire structs).
+class _Delta(msgspec.Struct, gc=False):
     type: str = ""
     text: str | None = None
     thinking: str | None = None
@@ -71,11 +73,11 @@ class _Delta(msgspec.Struct):
     stop_sequence: str | None = None
 
 
-class _Message(msgspec.Struct):
+class _Message(msgspec.Struct, gc=False):
     usage: aw.UsageIn | None = None
 
 
-class _UpstreamEvent(msgspec.Struct):
+class _UpstreamEvent(msgspec.Struct, gc=False):
     type: str = ""
     index: int | None = None
     delta: _Delta | None = None
@@ -155,21 +157,24 @@ class StreamDecoder:
             self._state = _DState.ERROR
             raise UpstreamProtocolError(f"upstream stream event is not valid: {exc}") from None
         kind = event.type
-        out: list[ev.Event] = []
         # Hot path: a text, thinking or tool-argument delta for the open block.
         index = event.index
         if kind == "content_block_delta" and index is not None and index == self._open:
             delta = event.delta or _Delta()
             dtype = delta.type
             if dtype == "text_delta" and delta.text and self._kind == "text":
-                if self._pending_text is not None:
-                    self._open_block(ir.TextBlock(text=""), out)
-                return [*out, ev.TextDelta(index=self._map[index], text=delta.text)]
+                if self._pending_text is None:
+                    return [ev.TextDelta(index=self._map[index], text=delta.text)]
+                opened: list[ev.Event] = []
+                self._open_block(ir.TextBlock(text=""), opened)
+                opened.append(ev.TextDelta(index=self._map[index], text=delta.text))
+                return opened
             if dtype == "thinking_delta" and delta.thinking and self._thinking is not None:
                 self._thinking.append(delta.thinking)
                 return [ev.ThinkingDelta(index=self._map[index], thinking=delta.thinking)]
             if dtype == "input_json_delta" and delta.partial_json and self._kind == "tool":
                 return [ev.InputJsonDelta(index=self._map[index], partial_json=delta.partial_json)]
+        out: list[ev.Event] = []
         if state is _DState.IDLE and kind != "error":
             self._start(event, out)
         handler = _HANDLERS.get(kind)
