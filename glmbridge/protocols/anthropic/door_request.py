@@ -23,7 +23,7 @@ from glmbridge.errors import (
 from glmbridge.inline_base64 import normalize_base64
 from glmbridge.memo import RawMemo
 from glmbridge.protocols.anthropic import wire as aw
-from glmbridge.protocols.json_errors import validation_error
+from glmbridge.protocols.json_errors import decode_body, validation_error
 
 __all__ = ["decode_count_tokens_request", "decode_request", "request_to_ir"]
 
@@ -99,14 +99,7 @@ def decode_count_tokens_request(body: bytes) -> ir.Request:
 
 
 def _decode_params(body: bytes) -> aw.MessageCreateIn:
-    try:
-        return _DECODE_PARAMS.decode(body)
-    except msgspec.ValidationError as exc:
-        raise _validation_error(exc) from None
-    except msgspec.DecodeError:
-        raise ClientRequestError("body is not valid JSON") from None
-    except RecursionError:
-        raise ClientRequestError("body is nested too deeply") from None
+    return decode_body(_DECODE_PARAMS, body, allowed=_ALLOWED)
 
 
 def request_to_ir(params: aw.MessageCreateIn) -> ir.Request:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-from typing import Any, Literal, NotRequired, Protocol, TypeAlias, TypedDict, Unpack
+from typing import Any, NotRequired, Protocol, TypedDict, Unpack
 
 import msgspec
 
@@ -37,6 +37,24 @@ from glmbridge._tool_args import exact_float, parse_arguments
 from glmbridge.errors import ClientRequestError
 from glmbridge.inline_base64 import normalize_base64
 from glmbridge.protocols.json_errors import decode_body
+from glmbridge.protocols.openai.wire import (
+    AssistantIn,
+    ChatRequestIn,
+    CustomTool,
+    DeveloperIn,
+    FilePartIn,
+    FileRefIn,
+    FunctionTool,
+    ImagePartIn,
+    MessageIn,
+    ResponseFormatIn,
+    SystemIn,
+    TextPartIn,
+    ToolCallIn,
+    ToolIn,
+    UserIn,
+    UserPart,
+)
 
 __all__ = [
     "FREEFORM_SCHEMA",
@@ -46,178 +64,11 @@ __all__ = [
     "decode_request",
     "effort_to_ir",
     "freeform_tool",
+    "function_tool",
     "shared_request",
 ]
 
 logger = logging.getLogger("glmbridge.protocols.openai")
-
-
-class _In(msgspec.Struct, kw_only=True):
-    """Inbound shapes: unknown fields are ignored."""
-
-
-class ImageURL(_In):
-    url: str
-    detail: str | None = None
-
-
-class FileRef(_In):
-    file_data: str | None = None
-    file_id: str | None = None
-    filename: str | None = None
-
-
-class TextPart(_In, tag_field="type", tag="text"):
-    text: str
-
-
-class ImagePart(_In, tag_field="type", tag="image_url"):
-    image_url: ImageURL
-
-
-class AudioPart(_In, tag_field="type", tag="input_audio"):
-    input_audio: Any = None
-
-
-class FilePart(_In, tag_field="type", tag="file"):
-    file: FileRef
-
-
-class RefusalPart(_In, tag_field="type", tag="refusal"):
-    refusal: str
-
-
-UserPart: TypeAlias = TextPart | ImagePart | AudioPart | FilePart
-AssistantPart: TypeAlias = TextPart | RefusalPart
-
-
-class CallFunction(_In):
-    name: str
-    arguments: Any = None  # a JSON string by the spec; some clients send the object
-
-
-class CustomCall(_In):
-    name: str
-    input: str = ""
-
-
-class ToolCallIn(_In):
-    id: str
-    type: Literal["function", "custom"] = "function"
-    function: CallFunction | None = None
-    custom: CustomCall | None = None
-
-
-class SystemIn(_In, tag_field="role", tag="system"):
-    content: str | list[TextPart]
-
-
-class DeveloperIn(_In, tag_field="role", tag="developer"):
-    content: str | list[TextPart]
-
-
-class UserIn(_In, tag_field="role", tag="user"):
-    content: str | list[UserPart]
-
-
-class AssistantIn(_In, tag_field="role", tag="assistant"):
-    content: str | list[AssistantPart] | None = None
-    tool_calls: list[ToolCallIn] | None = None
-    reasoning_content: str | None = None
-    refusal: str | None = None
-
-
-class ToolIn(_In, tag_field="role", tag="tool"):
-    tool_call_id: str
-    content: str | list[TextPart]
-
-
-MessageIn: TypeAlias = SystemIn | DeveloperIn | UserIn | AssistantIn | ToolIn
-
-
-class FunctionDefIn(_In):
-    name: str
-    description: str | None = None
-    parameters: msgspec.Raw = msgspec.Raw(b"")  # kept raw: never re-encoded
-    strict: bool | None = None
-
-
-class FunctionTool(_In, tag_field="type", tag="function"):
-    function: FunctionDefIn
-
-
-class CustomDefIn(_In):
-    name: str
-    description: str | None = None
-    format: dict[str, Any] | None = None
-
-
-class CustomTool(_In, tag_field="type", tag="custom"):
-    custom: CustomDefIn
-
-
-class NamedFunction(_In):
-    name: str
-
-
-class NamedChoice(_In):
-    type: Literal["function", "custom", "allowed_tools"]
-    function: NamedFunction | None = None
-    custom: NamedFunction | None = None
-    allowed_tools: dict[str, Any] | None = None
-
-
-class StreamOptionsIn(_In):
-    include_usage: bool | None = None
-
-
-class JsonSchemaIn(_In):
-    name: str = "response"
-    schema: dict[str, Any] | None = None
-    description: str | None = None
-    strict: bool | None = None
-
-
-class ResponseFormatIn(_In):
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: JsonSchemaIn | None = None
-
-
-class ThinkingIn(_In):
-    type: Literal["enabled", "disabled", "adaptive"]
-
-
-class ChatRequestIn(_In):
-    """The fields of a client's Chat Completions request that glmbridge reads."""
-
-    model: str
-    messages: list[MessageIn]
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    n: int | None = None
-    stop: str | list[str] | None = None
-    stream: bool | None = None
-    stream_options: StreamOptionsIn | None = None
-    tools: list[FunctionTool | CustomTool] | None = None
-    tool_choice: Literal["none", "auto", "required"] | NamedChoice | None = None
-    parallel_tool_calls: bool | None = None
-    reasoning_effort: str | None = None
-    response_format: ResponseFormatIn | None = None
-    thinking: ThinkingIn | None = None  # GLM's own extension
-    user: str | None = None
-    safety_identifier: str | None = None
-    # Dropped (logged at debug): GLM has no equivalent.
-    seed: Any = None
-    frequency_penalty: Any = None
-    presence_penalty: Any = None
-    logit_bias: Any = None
-    logprobs: Any = None
-    top_logprobs: Any = None
-    modalities: Any = None
-    audio: Any = None
-    functions: Any = None
 
 
 _DECODE = msgspec.json.Decoder(ChatRequestIn, float_hook=exact_float)
@@ -240,6 +91,14 @@ FREEFORM_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 """The function schema a free-form (``custom``) tool is offered to GLM with."""
+
+
+def function_tool(name: str, description: str | None, parameters: msgspec.Raw) -> ir.Tool:
+    """An IR tool for an OpenAI function definition (Chat's ``function`` object, a Responses
+    ``function`` tool): the ``parameters`` schema is kept raw, and absent or ``null`` is none."""
+    first = bytes(memoryview(parameters)[:1])  # look at one byte only
+    schema = None if first in (b"", b"n") else parameters
+    return ir.Tool(name=name, description=description, input_schema=schema)
 
 
 def freeform_tool(name: str, description: str | None, fmt: dict[str, Any] | None) -> ir.Tool:
@@ -388,7 +247,7 @@ def _stop(stop: str | list[str] | None) -> list[str]:
 # --- messages --------------------------------------------------------------------------
 
 
-def _text(content: str | list[TextPart]) -> str:
+def _text(content: str | list[TextPartIn]) -> str:
     return content if isinstance(content, str) else "".join(p.text for p in content)
 
 
@@ -427,11 +286,11 @@ def _user_blocks(content: str | list[UserPart], path: str) -> list[ir.Block]:
     blocks: list[ir.Block] = []
     for j, part in enumerate(content):
         ppath = f"{path}.content.{j}"
-        if isinstance(part, TextPart):
+        if isinstance(part, TextPartIn):
             blocks.append(ir.TextBlock(text=part.text))
-        elif isinstance(part, ImagePart):
+        elif isinstance(part, ImagePartIn):
             blocks.append(ir.ImageBlock(source=media_source(part.image_url.url, ppath)))
-        elif isinstance(part, FilePart):
+        elif isinstance(part, FilePartIn):
             blocks.append(_document(part.file, ppath))
         else:
             raise ClientRequestError(
@@ -474,7 +333,7 @@ def document_block(data: str | None, file_id: str | None, name: str | None,
     return ir.DocumentBlock(source=source, title=name)
 
 
-def _document(ref: FileRef, path: str) -> ir.DocumentBlock:
+def _document(ref: FileRefIn, path: str) -> ir.DocumentBlock:
     return document_block(ref.file_data, ref.file_id, ref.filename, f"{path}.file")
 
 
@@ -487,7 +346,7 @@ def _assistant_blocks(msg: AssistantIn, path: str) -> list[ir.Block]:
         if content:
             blocks.append(ir.TextBlock(text=content))
     elif content:
-        text = "".join(p.text if isinstance(p, TextPart) else p.refusal for p in content)
+        text = "".join(p.text if isinstance(p, TextPartIn) else p.refusal for p in content)
         if text:
             blocks.append(ir.TextBlock(text=text))
     for k, call in enumerate(msg.tool_calls or ()):
@@ -527,9 +386,7 @@ def _tool(tool: FunctionTool | CustomTool) -> ir.Tool:
         c = tool.custom
         return freeform_tool(c.name, c.description, c.format)
     fn = tool.function
-    first = bytes(memoryview(fn.parameters)[:1])  # look at one byte only
-    schema = None if first in (b"", b"n") else fn.parameters
-    return ir.Tool(name=fn.name, description=fn.description, input_schema=schema)
+    return function_tool(fn.name, fn.description, fn.parameters)
 
 
 def _tool_choice(

@@ -9,6 +9,11 @@ every field is optional, and fields whose type differs between GLM's docs and it
 wire (``function.arguments``: string on the wire, object in the OpenAPI file; error
 ``code``: string or int) are typed ``Any`` and normalised by the codec.
 
+A client's Chat Completions request (the door's side, :mod:`.door_request`) is read by
+its own lenient Structs (``ChatRequestIn`` and its parts, named ``...In``): the same wire
+seen from the other end, as ``anthropic.wire`` holds both ``MessageCreateParams`` and
+``MessageCreateIn``.
+
 This module also holds what the non-stream codec and the stream decoder share, so
 both paths translate the same upstream data identically: :class:`Dialect` with the
 ``GLM`` and ``OPENAI`` instances, and the finish-reason and usage mapping.
@@ -302,6 +307,177 @@ class ChatCompletionRequest(_Wire):
     response_format: ResponseFormat | UnsetType = UNSET
     user_id: str | UnsetType = UNSET
     user: str | UnsetType = UNSET
+
+
+# --- client requests (the Chat Completions door; inbound, lenient) ----------------------
+
+
+class _ClientIn(msgspec.Struct, kw_only=True):
+    """A client's request shapes: unknown fields are ignored."""
+
+
+class ImageURL(_ClientIn):
+    url: str
+    detail: str | None = None
+
+
+class FileRefIn(_ClientIn):
+    file_data: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+
+
+class TextPartIn(_ClientIn, tag_field="type", tag="text"):
+    text: str
+
+
+class ImagePartIn(_ClientIn, tag_field="type", tag="image_url"):
+    image_url: ImageURL
+
+
+class AudioPart(_ClientIn, tag_field="type", tag="input_audio"):
+    input_audio: Any = None
+
+
+class FilePartIn(_ClientIn, tag_field="type", tag="file"):
+    file: FileRefIn
+
+
+class RefusalPart(_ClientIn, tag_field="type", tag="refusal"):
+    refusal: str
+
+
+UserPart: TypeAlias = TextPartIn | ImagePartIn | AudioPart | FilePartIn
+AssistantPart: TypeAlias = TextPartIn | RefusalPart
+
+
+class CallFunction(_ClientIn):
+    name: str
+    arguments: Any = None  # a JSON string by the spec; some clients send the object
+
+
+class CustomCall(_ClientIn):
+    name: str
+    input: str = ""
+
+
+class ToolCallIn(_ClientIn):
+    id: str
+    type: Literal["function", "custom"] = "function"
+    function: CallFunction | None = None
+    custom: CustomCall | None = None
+
+
+class SystemIn(_ClientIn, tag_field="role", tag="system"):
+    content: str | list[TextPartIn]
+
+
+class DeveloperIn(_ClientIn, tag_field="role", tag="developer"):
+    content: str | list[TextPartIn]
+
+
+class UserIn(_ClientIn, tag_field="role", tag="user"):
+    content: str | list[UserPart]
+
+
+class AssistantIn(_ClientIn, tag_field="role", tag="assistant"):
+    content: str | list[AssistantPart] | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    reasoning_content: str | None = None
+    refusal: str | None = None
+
+
+class ToolIn(_ClientIn, tag_field="role", tag="tool"):
+    tool_call_id: str
+    content: str | list[TextPartIn]
+
+
+MessageIn: TypeAlias = SystemIn | DeveloperIn | UserIn | AssistantIn | ToolIn
+
+
+class FunctionDefIn(_ClientIn):
+    name: str
+    description: str | None = None
+    parameters: msgspec.Raw = msgspec.Raw(b"")  # kept raw: never re-encoded
+    strict: bool | None = None
+
+
+class FunctionTool(_ClientIn, tag_field="type", tag="function"):
+    function: FunctionDefIn
+
+
+class CustomDefIn(_ClientIn):
+    name: str
+    description: str | None = None
+    format: dict[str, Any] | None = None
+
+
+class CustomTool(_ClientIn, tag_field="type", tag="custom"):
+    custom: CustomDefIn
+
+
+class NamedFunctionIn(_ClientIn):
+    name: str
+
+
+class NamedChoice(_ClientIn):
+    type: Literal["function", "custom", "allowed_tools"]
+    function: NamedFunctionIn | None = None
+    custom: NamedFunctionIn | None = None
+    allowed_tools: dict[str, Any] | None = None
+
+
+class StreamOptionsIn(_ClientIn):
+    include_usage: bool | None = None
+
+
+class JsonSchemaIn(_ClientIn):
+    name: str = "response"
+    schema: dict[str, Any] | None = None
+    description: str | None = None
+    strict: bool | None = None
+
+
+class ResponseFormatIn(_ClientIn):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaIn | None = None
+
+
+class ThinkingIn(_ClientIn):
+    type: Literal["enabled", "disabled", "adaptive"]
+
+
+class ChatRequestIn(_ClientIn):
+    """The fields of a client's Chat Completions request that glmbridge reads."""
+
+    model: str
+    messages: list[MessageIn]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    n: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool | None = None
+    stream_options: StreamOptionsIn | None = None
+    tools: list[FunctionTool | CustomTool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedChoice | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: str | None = None
+    response_format: ResponseFormatIn | None = None
+    thinking: ThinkingIn | None = None  # GLM's own extension
+    user: str | None = None
+    safety_identifier: str | None = None
+    # Dropped (logged at debug): GLM has no equivalent.
+    seed: Any = None
+    frequency_penalty: Any = None
+    presence_penalty: Any = None
+    logit_bias: Any = None
+    logprobs: Any = None
+    top_logprobs: Any = None
+    modalities: Any = None
+    audio: Any = None
+    functions: Any = None
 
 
 # --- responses and chunks (inbound, lenient) ---------------------------------------

@@ -40,6 +40,7 @@ from glmbridge.protocols.openai.door_request import (
     document_block,
     effort_to_ir,
     freeform_tool,
+    function_tool,
     media_source,
     shared_request,
 )
@@ -339,9 +340,7 @@ def _function(raw: msgspec.Raw, path: str) -> ir.Tool:
     if fn.type != "function":
         raise ClientRequestError("only function tools may be nested in a namespace",
                                  path=f"{path}.type")  # fmt: skip
-    first = bytes(memoryview(fn.parameters)[:1])
-    schema = None if first in (b"", b"n") else fn.parameters
-    return ir.Tool(name=fn.name, description=fn.description, input_schema=schema)
+    return function_tool(fn.name, fn.description, fn.parameters)
 
 
 def _tool_choice(
