@@ -18,6 +18,9 @@ the non-streamed translation of the same arguments always agree:
   empty/unusable arguments and ``{"value": …}`` for valid non-object JSON.
 - After a syntax error nothing more is forwarded; the result is the last safe prefix
   plus its suffix (the bad tail is dropped).
+- A fragment that only continues a string value (plain characters and whole simple
+  escapes: most ``tool_stream`` fragments) is forwarded whole without the character
+  loop; ``_feed`` is the general path it stands for.
 
 :func:`parse_arguments` (non-stream) runs the same machine over the whole string
 when a plain decode does not yield an object.
@@ -77,7 +80,7 @@ _SIMPLE_ESC = frozenset('"\\/bfnrt')
 _LITERALS = {"t": "true", "f": "false", "n": "null"}
 # Inside a string: plain characters and complete simple escapes (\n, \", \\ ...) leave
 # the scanner in the string state, so a run of them is consumed in one step.
-_STR_RUN = re.compile(r'(?:[^"\\]|\\["\\/bfnrt])*')
+_STR_RUN = re.compile(r'[^"\\]*(?:\\["\\/bfnrt][^"\\]*)*')
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
@@ -134,6 +137,21 @@ class ArgsScanner:
 
     def feed(self, fragment: str) -> str:
         """Scan ``fragment``; return the text that is now safe to forward (maybe ``""``)."""
+        if (
+            self._st == _STRING
+            and not self._hold
+            and (('"' not in fragment and "\\" not in fragment) or _STR_RUN.fullmatch(fragment))
+        ):
+            # Fast path (most tool_stream fragments): plain characters and whole simple
+            # escapes inside a string value. The state stays _STRING and all of it is
+            # safe, as _feed would find: a string value's last scanned character was safe
+            # (in this state, with this stack), so nothing is pending and the repair
+            # point needs no update.
+            return fragment
+        return self._feed(fragment)
+
+    def _feed(self, fragment: str) -> str:
+        """:meth:`feed` without its fast path (the general path, any fragment)."""
         st = self._st
         if st in (_DONE, _FAIL):
             if st == _DONE and fragment.strip():

@@ -307,6 +307,8 @@ class _State(Enum):
     ERROR = "error"
 
 
+# A global, not ``_State.STREAMING`` (a slow enum-class lookup in CPython 3.11), per chunk.
+_STREAMING = _State.STREAMING
 _CONTENT_DELTAS = (ev.TextDelta, ev.ThinkingDelta, ev.InputJsonDelta)
 _FAST_DELTAS = frozenset(_CONTENT_DELTAS)  # exact-type check; subclasses use isinstance
 _FINAL = (ev.MessageStop, ev.StreamError)
@@ -442,7 +444,7 @@ class ExchangeStream:
             UpstreamError: the upstream reported an error before any content.
             UpstreamProtocolError: the upstream bytes are malformed.
         """
-        if self._state is not _State.STREAMING:
+        if self._state is not _STREAMING:
             if self._state is _State.FINISHED:
                 if chunk:
                     logger.debug("%d upstream bytes after the end ignored", len(chunk))

@@ -33,7 +33,9 @@ whatever byte chunks the transport delivers:
 Speed: each chunk costs a few ``bytes`` methods in C (``find``/``replace``/``split``)
 plus one short Python loop over its *lines*; there is no per-byte Python code. When
 a chunk holds whole events and no partial line is pending, it is split in place
-with no copying or joining.
+with no copying or joining. :meth:`SSEDecoder.feed_single_data` recognises the usual
+chunk of one event (``data: …`` or ``event: …`` + ``data: …``) with a few bytes methods
+and no split, for the stream machine's per-chunk path.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ _CRLF = b"\r\n"
 _DATA = b"data:"
 _DATA_SP = b"data: "
 _EVENT_SP = b"event: "
+_LF_DATA_SP = b"\ndata: "
 _COLON = 0x3A  # ":" as an int, to compare with line[0]
 _LF_INT = 0x0A  # ints: `int in bytes` is a memchr
 _CR_INT = 0x0D
@@ -135,9 +138,19 @@ class SSEDecoder:
                     return None
             return None
         if chunk.startswith(_EVENT_SP):
-            end = chunk.find(_LF)
-            if end > 0 and chunk.startswith(_DATA_SP, end + 1) and _CR_INT not in chunk[:end]:
-                return self._single(chunk, end + 7)
+            # Three LFs in all, two of them at the end: the one before "data: " ends the
+            # event line, and the payload (between "data: " and the end) holds none.
+            start = chunk.find(_LF_DATA_SP) + 7
+            if (
+                start > 7
+                and chunk[-1] == _LF_INT == chunk[-2]
+                and chunk.count(_LF_INT) == 3
+                and _CR_INT not in chunk
+            ):
+                try:
+                    return chunk[start:-2].decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
         return None
 
     @staticmethod
@@ -246,6 +259,8 @@ class SSEDecoder:
                     self._retry = None
             elif line.startswith(_DATA_SP):  # the hot path: "data: {...}"
                 data.append(line[6:])
+            elif line.startswith(_EVENT_SP):  # Anthropic's framing names every event
+                self._event = line[7:]  # as _field would set it, without the call
             elif line.startswith(_DATA):
                 data.append(line[5:])
             elif line[0] != _COLON:

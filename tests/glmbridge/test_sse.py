@@ -273,3 +273,32 @@ def test_feed_single_data_matches_feed() -> None:
     partial.feed(b"data: 1\n\n")
     partial.feed(b"data: par")  # a partial line is pending: the shortcut must decline
     assert partial.feed_single_data(b"data: 2\n\n") is None
+
+
+_SSE_PIECES = [b"event: ", b"event: content_block_delta", b"data: ", b"data:", b"id: 1",
+               b":", b"\n", b"\n\n", b"\r", b"\r\n", b" ", b'{"a":"\xc3\xa9"}', b"x", b"\xff",
+               b"\xc3"]  # fmt: skip
+_event_framed = st.builds(
+    lambda name, payload: b"event: " + name + b"\ndata: " + payload + b"\n\n",
+    st.sampled_from([b"", b"content_block_delta", b"x y", b"a:b"]),
+    st.lists(st.sampled_from([b"", b"{}", b" ", b":", b"data: ", b"\xc3\xa9", b"\xff", b"z"]),
+             max_size=4).map(b"".join),
+)  # fmt: skip
+
+
+@given(chunk=st.one_of(_event_framed, st.lists(st.sampled_from(_SSE_PIECES)).map(b"".join)))
+def test_feed_single_data_agrees_with_feed_on_any_chunk(chunk: bytes) -> None:
+    """On any chunk, the shortcut either declines or returns the data of the one event
+    feed() would dispatch, leaving nothing pending (so declining consumed nothing)."""
+    fast = SSEDecoder()
+    fast.feed(b"data: 1\n\n")
+    slow = SSEDecoder()
+    slow.feed(b"data: 1\n\n")
+    data = fast.feed_single_data(chunk)
+    events = slow.feed(chunk)
+    if data is None:
+        assert fast.feed(chunk) == events
+        assert fast.flush() == slow.flush()
+    else:
+        assert [e.data for e in events] == [data]
+        assert slow.flush() == []

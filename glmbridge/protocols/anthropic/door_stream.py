@@ -90,6 +90,8 @@ class _Kind(Enum):
     NONE = "none"  # complete-on-start blocks (redacted_thinking, results): no deltas
 
 
+# The fast path's kinds as globals: ``_Kind.TEXT`` is a slow enum-class lookup (CPython 3.11).
+_TEXT, _THINKING, _TOOL = _Kind.TEXT, _Kind.THINKING, _Kind.TOOL
 _DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
 _DELTA_KIND = {
     _Kind.TEXT: b',"delta":{"type":"text_delta","text":',
@@ -132,15 +134,15 @@ class StreamEncoder:
         # Fast path: a delta for the open block of the matching kind. Empty text and
         # thinking deltas are dropped (the Anthropic grammar has none).
         if type(event) is TextDelta:
-            if self._open is _Kind.TEXT and event.index == self._index:
+            if self._open is _TEXT and event.index == self._index:
                 text = event.text
                 return self._prefix + _ENCODE_STR(text) + _DELTA_TAIL if text else b""
         elif type(event) is ThinkingDelta:
-            if self._open is _Kind.THINKING and event.index == self._index:
+            if self._open is _THINKING and event.index == self._index:
                 text = event.thinking
                 return self._prefix + _ENCODE_STR(text) + _DELTA_TAIL if text else b""
         elif type(event) is InputJsonDelta:  # noqa: SIM102
-            if self._open is _Kind.TOOL and event.index == self._index:
+            if self._open is _TOOL and event.index == self._index:
                 return self._prefix + _ENCODE_STR(event.partial_json) + _DELTA_TAIL
         return self._feed_slow(event)
 

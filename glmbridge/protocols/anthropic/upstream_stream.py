@@ -55,10 +55,15 @@ logger = logging.getLogger("glmbridge.protocols.anthropic")
 #   completion")`` ends the stream, so a cut-off answer never reads as complete.
 #
 # Bad JSON raises ``UpstreamProtocolError``; after a raise or flush every call raises
-# ``StreamStateError`` (sticky), like every stream machine here.
+# ``StreamStateError`` (sticky), like every stream machine here. A blank payload is
+# nothing; it is recognised only when JSON decoding fails, so the per-event path is one
+# state test, the decode, and (for a text, thinking or tool-argument delta of the open
+# block) the hot path in ``feed``.
 
 
-class _Delta(msgspec.Struct):
+# gc=False: decoded JSON cannot form reference cycles, so the per-event structs need not
+# be tracked by the cyclic collector (as the GLM path's wire structs).
+class _Delta(msgspec.Struct, gc=False):
     type: str = ""
     text: str | None = None
     thinking: str | None = None
@@ -68,11 +73,11 @@ class _Delta(msgspec.Struct):
     stop_sequence: str | None = None
 
 
-class _Message(msgspec.Struct):
+class _Message(msgspec.Struct, gc=False):
     usage: aw.UsageIn | None = None
 
 
-class _UpstreamEvent(msgspec.Struct):
+class _UpstreamEvent(msgspec.Struct, gc=False):
     type: str = ""
     index: int | None = None
     delta: _Delta | None = None
@@ -81,7 +86,7 @@ class _UpstreamEvent(msgspec.Struct):
     usage: aw.UsageIn | None = None
 
 
-_DECODE_EVENT = msgspec.json.Decoder(_UpstreamEvent, float_hook=exact_float)
+_DECODE_EVENT = msgspec.json.Decoder(_UpstreamEvent, float_hook=exact_float).decode
 TRUNCATED_MESSAGE = "upstream stream ended before completion"
 
 
@@ -93,6 +98,11 @@ class _DState(Enum):
     FAILED = "after an error event"
     CLOSED = "after flush"
     ERROR = "after an exception"
+
+
+# The states in which a payload is decoded: one tuple test per payload (``in`` compares
+# by identity in C; ``_DState.X`` is a slow enum-class lookup in CPython 3.11).
+_LIVE = (_DState.IDLE, _DState.STREAMING, _DState.ANSWERED)
 
 
 class StreamDecoder:
@@ -135,31 +145,36 @@ class StreamDecoder:
             StreamStateError: called after :meth:`flush` or after an exception.
         """
         state = self._state
-        if state is _DState.CLOSED or state is _DState.ERROR:
-            raise StreamStateError(f"StreamDecoder.feed called {state.value}")
-        if state is _DState.DONE or state is _DState.FAILED or not data.strip():
-            return []
+        if state not in _LIVE:
+            if state is _DState.CLOSED or state is _DState.ERROR:
+                raise StreamStateError(f"StreamDecoder.feed called {state.value}")
+            return []  # after message_stop or an error event: ignored
         try:
-            event = _DECODE_EVENT.decode(data)
+            event = _DECODE_EVENT(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            if not data.strip():
+                return []  # a blank payload (checked only here: it is rare)
             self._state = _DState.ERROR
             raise UpstreamProtocolError(f"upstream stream event is not valid: {exc}") from None
         kind = event.type
-        out: list[ev.Event] = []
         # Hot path: a text, thinking or tool-argument delta for the open block.
         index = event.index
         if kind == "content_block_delta" and index is not None and index == self._open:
             delta = event.delta or _Delta()
             dtype = delta.type
             if dtype == "text_delta" and delta.text and self._kind == "text":
-                if self._pending_text is not None:
-                    self._open_block(ir.TextBlock(text=""), out)
-                return [*out, ev.TextDelta(index=self._map[index], text=delta.text)]
+                if self._pending_text is None:
+                    return [ev.TextDelta(index=self._map[index], text=delta.text)]
+                opened: list[ev.Event] = []
+                self._open_block(ir.TextBlock(text=""), opened)
+                opened.append(ev.TextDelta(index=self._map[index], text=delta.text))
+                return opened
             if dtype == "thinking_delta" and delta.thinking and self._thinking is not None:
                 self._thinking.append(delta.thinking)
                 return [ev.ThinkingDelta(index=self._map[index], thinking=delta.thinking)]
             if dtype == "input_json_delta" and delta.partial_json and self._kind == "tool":
                 return [ev.InputJsonDelta(index=self._map[index], partial_json=delta.partial_json)]
+        out: list[ev.Event] = []
         if state is _DState.IDLE and kind != "error":
             self._start(event, out)
         handler = _HANDLERS.get(kind)

@@ -62,6 +62,13 @@ stream: a cut-off answer is never reported as a complete one.
 
 **Errors.** Bad JSON raises :class:`UpstreamProtocolError`; after any raise, and
 after :meth:`flush`, every call raises :class:`StreamStateError`.
+
+**Speed.** A payload is decoded as it is, straight into the typed structs of ``wire``;
+blank payloads, ``[DONE]`` and whitespace JSON does not allow around a chunk are
+recognised only when that fails (``_feed_unusual``). A chunk that only continues the
+open block (more text, more reasoning, or the next argument fragment of the open tool
+call) takes a hot path in :meth:`StreamDecoder.feed` with the same result as the general
+path ``_on_chunk`` (``tests/glmbridge/test_stream_fast_paths.py`` compares them).
 """
 
 from __future__ import annotations
@@ -142,6 +149,12 @@ class _Block:
         self.parts: list[str] = []  # thinking text, for the signature
 
 
+# The members the per-chunk path compares with, as module globals: in CPython 3.11 reading
+# ``_State.X`` is a slow attribute lookup on the enum class (~50 ns), a global a few ns.
+_IDLE, _STREAMING = _State.IDLE, _State.STREAMING
+_TEXT, _THINKING = _Kind.TEXT, _Kind.THINKING
+_DECODE_CHUNK = w.DECODE_COMPLETION.decode
+
 _DONE_MARK = "[DONE]"
 _DONE_MARK_B = b"[DONE]"
 
@@ -198,55 +211,72 @@ class StreamDecoder:
         state = self._state
         if state in _ENDED:
             return self._after_end(state)
-        stripped = data.strip()
-        if not stripped:
-            return []
-        out: list[ev.Event] = []
-        if state is _State.IDLE:
-            self._start(out)
-        if stripped in (_DONE_MARK_B, _DONE_MARK):
-            self._on_done(out)
-            return out
         try:
-            chunk = w.DECODE_COMPLETION.decode(stripped)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self._state = _State.ERROR
-            raise UpstreamProtocolError(f"upstream stream chunk is not valid: {exc}") from None
-        if chunk.error is not None:
-            self._fail(error_from_parts(200, chunk.error.code, chunk.error.message), out)
-            return out
+            chunk = _DECODE_CHUNK(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return self._feed_unusual(data)  # blank, [DONE], odd whitespace, or bad
+        out: list[ev.Event] = []
+        if state is _IDLE:
+            self._start(out)
         choices = chunk.choices
-        if choices:
+        if choices and chunk.error is None and chunk.usage is None:
             choice = choices[0]
-            # Hot path (nearly every chunk): more text or reasoning for the open block of
-            # the same kind, nothing else in the chunk. Same result as _on_choice/_text.
+            # Hot path (nearly every chunk): more text, reasoning or tool arguments for
+            # the open block, nothing else in the chunk. Same result as _on_chunk.
             delta = choice.delta
             blk = self._open
             if (
                 blk is not None
                 and delta is not None
-                and chunk.usage is None
                 and choice.finish_reason is None
                 and not self._backlog
-                and self._state is _State.STREAMING
+                and self._state is _STREAMING
             ):
                 content = delta.content
                 reasoning = delta.reasoning_content
                 calls = delta.tool_calls
                 if not calls:
-                    if content and not reasoning and blk.kind is _Kind.TEXT:
+                    if content and not reasoning and blk.kind is _TEXT:
                         out.append(ev.TextDelta(index=blk.index, text=content))
                         return out
-                    if reasoning and not content and blk.kind is _Kind.THINKING:
+                    if reasoning and not content and blk.kind is _THINKING:
                         blk.parts.append(reasoning)
                         out.append(ev.ThinkingDelta(index=blk.index, thinking=reasoning))
                         return out
-                elif self._next_args(blk, delta, calls, out):
+                elif not content and not reasoning and self._next_args(blk, calls, out):
                     return out
-            self._on_choice(choice, out)
+        self._on_chunk(chunk, out)
+        return out
+
+    def _feed_unusual(self, data: bytes | str) -> list[ev.Event]:
+        """:meth:`feed` for a payload that is not a plain JSON chunk: blank (nothing),
+        ``[DONE]``, a chunk with whitespace JSON does not allow around it, or bad."""
+        stripped = data.strip()
+        if not stripped:
+            return []
+        out: list[ev.Event] = []
+        if self._state is _IDLE:
+            self._start(out)
+        if stripped in (_DONE_MARK_B, _DONE_MARK):
+            self._on_done(out)
+            return out
+        try:
+            chunk = _DECODE_CHUNK(stripped)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._state = _State.ERROR
+            raise UpstreamProtocolError(f"upstream stream chunk is not valid: {exc}") from None
+        self._on_chunk(chunk, out)
+        return out
+
+    def _on_chunk(self, chunk: w.ChatCompletion, out: list[ev.Event]) -> None:
+        """The general path of one decoded chunk."""
+        if chunk.error is not None:
+            self._fail(error_from_parts(200, chunk.error.code, chunk.error.message), out)
+            return
+        if chunk.choices:
+            self._on_choice(chunk.choices[0], out)
         if chunk.usage is not None:
             self._usage = chunk.usage
-        return out
 
     def _after_end(self, state: _State) -> list[ev.Event]:
         """A payload after the end: misuse after :meth:`flush` or an exception, else ignored."""
@@ -255,29 +285,32 @@ class StreamDecoder:
         logger.debug("payload %s ignored", state.value)
         return []
 
-    def _next_args(self, blk: _Block, delta: w.RespMessage, calls: list[w.RespToolCall],
-                   out: list[ev.Event]) -> bool:  # fmt: skip
-        """Hot path of :meth:`feed`: ``delta`` is only the next argument fragment of the open
-        tool block (tool_stream), with nothing that _tool_delta would record; same result as
-        that path. False: it is not, and nothing was done."""
+    def _next_args(self, blk: _Block, calls: list[w.RespToolCall], out: list[ev.Event]) -> bool:
+        """Hot path of :meth:`feed`: the delta (no text, no reasoning) is only the next
+        argument fragment of the open tool block (tool_stream), with nothing that
+        _tool_delta would record; same result as that path. False: it is not, and
+        nothing was done."""
         slot = blk.tool
-        if slot is None or delta.content or delta.reasoning_content or len(calls) != 1:
+        if slot is None or len(calls) != 1:
             return False
         call = calls[0]
         fn = call.function
         if (
-            call.index != slot.key
+            fn is None
+            or call.index != slot.key
             or (call.id and call.id != slot.id)
-            or fn is None
             or (fn.name and fn.name != slot.name)
-            or not isinstance(fn.arguments, str)
         ):
             return False
+        args = fn.arguments
+        if not isinstance(args, str):
+            return False
         # _feed_args, inlined: this path replaces that call, so a fragment costs no more calls.
-        piece = slot.scanner.feed(fn.arguments) if fn.arguments else ""
+        scanner = slot.scanner
+        piece = scanner.feed(args) if args else ""
         if piece:
             out.append(ev.InputJsonDelta(index=blk.index, partial_json=piece))
-        if slot.scanner.done:
+        if scanner.done:
             self._close(out)
             self._drain(out)
         return True

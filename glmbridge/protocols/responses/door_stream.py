@@ -93,7 +93,7 @@ class StreamEncoder:
         self._naming: Naming | None = None
         self._open: _Item | None = None
         self._output: list[dict[str, Any]] = []
-        self._delta_head = self._delta_mid = self._delta_tail = b""
+        self._delta_frame = b""  # the open item's delta frame: "%d" sequence, "%b" JSON
         self._stop: ir.StopReason | None = None
         self._usage: ir.Usage | None = None
         self._signature: str | None = None
@@ -112,11 +112,15 @@ class StreamEncoder:
     def _set_delta(self, kind: str, extra: bytes) -> None:
         item = self._open
         assert item is not None
-        self._delta_head = (b"event: " + kind.encode() + b'\ndata: {"type":"' + kind.encode()
-                            + b'","sequence_number":')  # fmt: skip
-        self._delta_mid = (b',"item_id":"' + item.item_id.encode() + b'","output_index":'
-                           + str(item.index).encode() + extra + b',"delta":')  # fmt: skip
-        self._delta_tail = b',"logprobs":[]}\n\n' if item.kind == "message" else b"}\n\n"
+        head = (b"event: " + kind.encode() + b'\ndata: {"type":"' + kind.encode()
+                + b'","sequence_number":')  # fmt: skip
+        mid = (b',"item_id":"' + item.item_id.encode() + b'","output_index":'
+               + str(item.index).encode() + extra + b',"delta":')  # fmt: skip
+        tail = b',"logprobs":[]}\n\n' if item.kind == "message" else b"}\n\n"
+        # One %-template per item: a delta is then one format of (sequence number, JSON
+        # string); "%" in the fixed parts is doubled so it stays literal.
+        self._delta_frame = b"%d".join((head.replace(b"%", b"%%"),
+                                        b"%b".join((mid.replace(b"%", b"%%"), tail))))  # fmt: skip
 
     def _response(self, status: str, *, output: list[dict[str, Any]] | None = None,
                   reason: str | None = None, error: dict[str, Any] | None = None,
@@ -149,13 +153,7 @@ class StreamEncoder:
         item.parts.append(text)
         seq = self._seq
         self._seq = seq + 1
-        return b"%s%d%s%s%s" % (
-            self._delta_head,
-            seq,
-            self._delta_mid,
-            _ENCODE_STR(text),
-            self._delta_tail,
-        )
+        return self._delta_frame % (seq, _ENCODE_STR(text))
 
     def _feed_slow(self, event: ev.Event) -> bytes:
         if self._done:

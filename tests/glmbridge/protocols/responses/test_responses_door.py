@@ -829,3 +829,19 @@ def test_door_errors() -> None:
     assert event == [{"type": "error", "sequence_number": 0, "code": "context_length_exceeded",
                       "message": context.message, "param": None}]  # fmt: skip
     validate_responses_stream(RESPONSES_DOOR.error_event(context))
+
+
+def test_stream_item_ids_with_percent_signs_stay_literal() -> None:
+    """The delta frame is a %-template: a "%" in the message id (hence in the item ids)
+    must come out as itself, and every delta names the item it belongs to."""
+    start = ev.MessageStart(id="msg_50%d%b%%s", model="gpt-5-codex", usage=ir.Usage())
+    raw = run(encoder(), [start, *answer_events()[1:]])
+    validate_responses_stream(raw)
+    added = {}
+    for frame in frames(raw):
+        if frame["type"] == "response.output_item.added":
+            added[frame["output_index"]] = frame["item"]["id"]
+            assert "50%d%b%%s" in frame["item"]["id"]
+        elif frame["type"].endswith(".delta") and "item_id" in frame:
+            assert frame["item_id"] == added[frame["output_index"]]
+    assert added
