@@ -11,6 +11,8 @@ Run from the repository root (needs Debian's ``valgrind``)::
     python bench/count_instructions.py --tree /tmp/before  # another tree (a git worktree)
     python bench/count_instructions.py --workload b -n 10  # the 2000-chunk stream
     python bench/count_instructions.py --workload g        # gemini-cli's turn, Gemini door
+    python bench/count_instructions.py --workload r        # Codex CLI's turn, Responses door
+    python bench/count_instructions.py --workload ra       # bench_server's Responses turn
 
 It starts the GLM simulator (``_sim_runner.py``) normally and one ``glmbridge-server`` under
 callgrind with instrumentation off, sends warm-up requests, switches instrumentation on
@@ -39,9 +41,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 GEMINI_FIXTURE = ROOT / "tests" / "fixtures" / "gemini_cli" / "tool-2.json"
+CODEX_FIXTURE = ROOT / "tests" / "fixtures" / "codex" / "models-2.json"
 MESSAGES_HEAD = b"POST /v1/messages HTTP/1.1\r\nx-api-key: x\r\nanthropic-version: 2023-06-01\r\n"
 GEMINI_HEAD = (
     b"POST /v1beta/models/glm-4.7:streamGenerateContent?alt=sse HTTP/1.1\r\nx-goog-api-key: x\r\n"
+)
+
+RESPONSES_HEAD = (
+    b"POST /v1/responses HTTP/1.1\r\nauthorization: Bearer x\r\naccept: text/event-stream\r\n"
 )
 
 
@@ -56,6 +63,16 @@ def workload_g() -> bytes:
     """gemini-cli's recorded first turn (46 KB, its 15 tools) answering a short text."""
     body = json.loads(GEMINI_FIXTURE.read_text(encoding="utf-8"))["body"]
     part = body["contents"][-1]["parts"][-1]
+    assert part["text"] == "say hi", part
+    part["text"] = "say hi " + B.A_DIRECTIVE
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def workload_r() -> bytes:
+    """Codex CLI's recorded first turn (22 KB, its 10 tools, reasoning asked for) answering
+    a short text."""
+    body = json.loads(CODEX_FIXTURE.read_text(encoding="utf-8"))["body"]
+    part = body["input"][-1]["content"][-1]
     assert part["text"] == "say hi", part
     part["text"] = "say hi " + B.A_DIRECTIVE
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -85,7 +102,7 @@ def total_instructions(out: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", type=Path, default=ROOT, help="glmbridge source tree")
-    parser.add_argument("--workload", choices=("a", "b", "g"), default="a")
+    parser.add_argument("--workload", choices=("a", "b", "g", "r", "ra"), default="a")
     parser.add_argument("-n", type=int, default=100, help="requests counted")
     args = parser.parse_args()
     for tool in ("valgrind", "callgrind_control"):
@@ -109,6 +126,9 @@ def main() -> int:
         B.wait_ready(server, "/health", 240)
         if args.workload == "g":
             request = request_bytes(workload_g(), GEMINI_HEAD)
+        elif args.workload in ("r", "ra"):  # ra: bench_server's glmbridge_responses body
+            body = workload_r() if args.workload == "r" else B.responses_body(B.workload_a()[1])
+            request = request_bytes(body, RESPONSES_HEAD)
         else:
             request = request_bytes((B.workload_a() if args.workload == "a" else B.workload_b())[0])
         with socket.create_connection((B.HOST, port)) as sock:

@@ -28,7 +28,7 @@ Translation choices:
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -63,6 +63,27 @@ _DECODE_FUNCTION = msgspec.json.Decoder(rw.FunctionToolIn)
 _DECODE_CUSTOM = msgspec.json.Decoder(rw.CustomToolIn)
 _DECODE_NAMESPACE = msgspec.json.Decoder(rw.NamespaceToolIn)
 _DECODE_ANY = msgspec.json.Decoder()
+_DECODE_TOOL_LIST = msgspec.json.Decoder(list[msgspec.Raw] | None)
+
+
+class _ToolSet(NamedTuple):
+    """What a ``tools`` array decodes to."""
+
+    tools: tuple[ir.Tool, ...]
+    freeform: tuple[str, ...]  # the free-form tools' names
+    namespaced: dict[str, list[str]]  # flat name -> [namespace, name]; never changed
+    echo: msgspec.Raw  # the array as the response object repeats it
+    shareable: bool  # nothing logged, no settings dict: the same for every request
+
+
+_NO_TOOLS = _ToolSet((), (), {}, msgspec.Raw(b"[]"), True)
+#: The last few ``tools`` arrays (their bytes, what they decode to): Codex resends the same
+#: array every turn, and one comparison then gives back the same IR tools, whose token
+#: count and upstream JSON are remembered by identity (issue 22; the Anthropic door does
+#: the same). A tuple, replaced whole, so threads that decode large bodies can share it.
+_RECENT_TOOLS: tuple[tuple[bytes, _ToolSet], ...] = ()
+_RECENT_ARRAYS = 4
+_MAX_ARRAY = 1 << 20
 
 
 def decode_params(body: bytes) -> rw.ResponseCreateParams:
@@ -100,12 +121,13 @@ def request_to_ir(
                                  "conversation in input", path="conversation")  # fmt: skip
     if params.background:
         raise ClientRequestError("background responses are not supported", path="background")
-    tools, freeform, namespaced = _tools(params.tools or [])
+    tool_set = _tool_set(params.tools)
+    tools = list(tool_set.tools)  # a new list: callers may change it
     system, messages = _items(params)
     thinking, effort = _reasoning(params.reasoning)
     echo: dict[str, Any] = {
         "instructions": params.instructions,
-        "tools": _raw_list(params.tools or []),
+        "tools": tool_set.echo,
         "tool_choice": params.tool_choice if params.tool_choice is not None else "auto",
         "parallel_tool_calls": params.parallel_tool_calls is not False,
         "reasoning": {
@@ -120,8 +142,8 @@ def request_to_ir(
         "metadata": params.metadata or {},
         "prompt_cache_key": params.prompt_cache_key,
         "include": params.include or [],
-        "freeform": freeform,
-        "namespaced": namespaced,
+        "freeform": list(tool_set.freeform),
+        "namespaced": tool_set.namespaced,
     }
     if params.max_output_tokens is not None and params.max_output_tokens < 1:
         raise ClientRequestError("must be at least 1", path="max_output_tokens")
@@ -289,13 +311,29 @@ def _assistant_item(item: rw.InputItem, kind: str, path: str) -> ir.Block | None
 # --- tools and settings --------------------------------------------------------------------
 
 
-def _tools(
-    raws: list[msgspec.Raw],
-) -> tuple[list[ir.Tool], list[str], dict[str, list[str]]]:
-    """IR tools, the free-form tool names, and namespaced names (flat -> [ns, name])."""
+def _tool_set(raw: msgspec.Raw) -> _ToolSet:
+    """The request's tools (``raw``: the whole array, as sent; empty when absent). An array
+    byte for byte one of the last few comes back as the same objects; otherwise it is
+    decoded (:func:`_tools`)."""
+    global _RECENT_TOOLS
+    if not raw:
+        return _NO_TOOLS
+    key = bytes(raw)  # a copy: a remembered array must not keep this request's body alive
+    for seen, found in _RECENT_TOOLS:
+        if seen == key:  # different lengths differ at once; equal ones are one memcmp
+            return found
+    found = _tools(decode_body(_DECODE_TOOL_LIST, key, "tools") or [])
+    if found.shareable and len(key) <= _MAX_ARRAY:
+        _RECENT_TOOLS = ((key, found), *_RECENT_TOOLS[: _RECENT_ARRAYS - 1])
+    return found
+
+
+def _tools(raws: list[msgspec.Raw]) -> _ToolSet:
+    """Decode each tool of a ``tools`` array."""
     tools: list[ir.Tool] = []
     freeform: list[str] = []
     namespaced: dict[str, list[str]] = {}
+    shareable = True
     for i, raw in enumerate(raws):
         path = f"tools.{i}"
         head = decode_body(_DECODE_HEAD, raw, path)
@@ -313,12 +351,15 @@ def _tools(
                 namespaced[flat] = [ns.name, tool.name]
                 tools.append(msgspec.structs.replace(tool, name=flat))
         elif head.type.startswith("web_search"):  # run by the gateway (glmbridge.server_tools)
-            tools.append(_web_search(raw, head.type))
+            tools.append(search := _web_search(raw, head.type))
+            shareable = shareable and search.config is None
         elif head.type in _HOSTED_TOOLS:
             logger.info("%s: hosted tool %r dropped (GLM cannot run it here)", path, head.type)
+            shareable = False
         else:
             logger.warning("%s: tool type %.40r dropped (unknown)", path, head.type)
-    return tools, freeform, namespaced
+            shareable = False
+    return _ToolSet(tuple(tools), tuple(freeform), namespaced, _raw_list(raws), shareable)
 
 
 def _web_search(raw: msgspec.Raw, kind: str) -> ir.Tool:

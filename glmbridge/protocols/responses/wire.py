@@ -3,7 +3,8 @@
 Input items are one Struct with every field optional (``type`` says which apply), so a
 long Codex history decodes in a single typed pass, and an item type this version does
 not know is logged and skipped instead of failing the request. Tools stay ``Raw``: they
-are echoed back verbatim in the response object, and each is decoded on its own.
+are echoed back verbatim in the response object, and each is decoded on its own (a
+``tools`` array resent byte for byte is not decoded again).
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ class ResponseCreateParams(_In):
     model: str
     input: str | list[InputItem] | None = None
     instructions: str | None = None
-    tools: list[msgspec.Raw] | None = None
+    # the whole array, as sent: a resent array is recognised by its bytes (door_request)
+    tools: msgspec.Raw = msgspec.Raw(b"")
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     reasoning: ReasoningIn | None = None
