@@ -337,11 +337,7 @@ def _tools(req: ir.Request, dialect: Dialect) -> list[w.ToolDef]:
     out: list[w.ToolDef] = []
     for i, tool in enumerate(req.tools):
         if tool.server_type is not None:
-            if tool.server_type.startswith(("web_search", "web_fetch")):
-                # the gateway runs it (glmbridge.server_tools) unless web search is off
-                logger.debug("tools.%d: server tool %s not sent upstream", i, tool.name)
-            else:
-                logger.warning("tools.%d: server tool %r dropped", i, tool.server_type)
+            _note_server_tool(i, tool)
             continue
         params = tool.input_schema if tool.input_schema is not None else UNSET
         fn = w.FunctionDef(name=tool.name, description=tool.description or UNSET, parameters=params)
@@ -353,6 +349,16 @@ def _tools(req: ir.Request, dialect: Dialect) -> list[w.ToolDef]:
             path="tools",
         )
     return out
+
+
+def _note_server_tool(i: int, tool: ir.Tool) -> None:
+    """Log a server tool left out of the upstream request."""
+    assert tool.server_type is not None
+    if tool.server_type.startswith(("web_search", "web_fetch")):
+        # the gateway runs it (glmbridge.server_tools) unless web search is off
+        logger.debug("tools.%d: server tool %s not sent upstream", i, tool.name)
+    else:
+        logger.warning("tools.%d: server tool %r dropped", i, tool.server_type)
 
 
 _CHOICE_VALUES = {"auto": "auto", "any": "required", "tool": "function", "none": "none"}
@@ -396,27 +402,30 @@ def _tool_choice(
 #: The encoded ``tools`` array by the identity of the IR tools it was made from (and the
 #: dialect): a door that remembers its tool definitions (glmbridge.memo) hands back the same
 #: objects every turn, and their JSON, 83% of a Claude Code request, is then not encoded
-#: again (issue 22). Each entry holds its tools, so their ids are not reused meanwhile.
-_TOOLS_JSON: dict[tuple[str, tuple[int, ...]], tuple[tuple[ir.Tool, ...], msgspec.Raw]] = {}
+#: again (issue 22). Each entry holds its tools, so their ids are not reused meanwhile,
+#: and whether any of them is a server tool (left out, and logged every time).
+_TOOLS_JSON: dict[tuple[str, tuple[int, ...]], tuple[tuple[ir.Tool, ...], msgspec.Raw, bool]] = {}
 _TOOLS_JSON_ENTRIES = 64
 
 
 def _tools_json(req: ir.Request, dialect: Dialect) -> msgspec.Raw | None:
     """``req``'s tools as the dialect's JSON array (what the request encoder would write
-    for them; ``None``: no tool to send), remembered for a list of client tools only
-    (a dropped server tool is logged every time)."""
+    for them; ``None``: no tool to send), remembered by the identity of the tools."""
     key = (dialect.name, tuple(map(id, req.tools)))
     found = _TOOLS_JSON.get(key)
     if found is not None:  # the entry holds those tools: equal ids are the same objects
+        if found[2]:  # Codex offers web_search every turn
+            for i, tool in enumerate(req.tools):
+                if tool.server_type is not None:
+                    _note_server_tool(i, tool)
         return found[1]
     tools = _tools(req, dialect)
     if not tools:
         return None
     raw = msgspec.Raw(_ENCODE_REQUEST.encode(tools))
-    if len(tools) == len(req.tools):
-        if len(_TOOLS_JSON) >= _TOOLS_JSON_ENTRIES:
-            _TOOLS_JSON.clear()
-        _TOOLS_JSON[key] = (tuple(req.tools), raw)
+    if len(_TOOLS_JSON) >= _TOOLS_JSON_ENTRIES:
+        _TOOLS_JSON.clear()
+    _TOOLS_JSON[key] = (tuple(req.tools), raw, len(tools) != len(req.tools))
     return raw
 
 
