@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-__all__ = ["RawMemo"]
+__all__ = ["RawMemo", "RecentArrays"]
 
 V = TypeVar("V")
 
@@ -72,3 +72,43 @@ class RawMemo(Generic[V]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class RecentArrays(Generic[V]):
+    """What the last few whole arrays decoded to, by their bytes: an agent resends the same
+    ``tools`` array every turn, and one comparison (a ``memcmp``; arrays of another length
+    differ at once) then gives back the same objects, with no look at each element.
+
+    The entries are one tuple, replaced whole, so threads that decode large bodies can
+    share it. Only immutable values belong here (see the module docstring).
+
+    Args:
+        size: how many arrays are remembered (the newest first).
+        max_bytes: longer arrays are not remembered.
+    """
+
+    __slots__ = ("_entries", "_max_bytes", "_size")
+
+    def __init__(self, *, size: int = 4, max_bytes: int = 1 << 20) -> None:
+        self._entries: tuple[tuple[bytes, V], ...] = ()
+        self._size = size
+        self._max_bytes = max_bytes
+
+    def get(self, raw: bytes) -> V | None:
+        """The value remembered for an array of exactly these bytes, if any."""
+        for seen, value in self._entries:
+            if seen == raw:
+                return value
+        return None
+
+    def put(self, raw: bytes, value: V) -> None:
+        """Remember ``value`` for these bytes (the oldest array goes beyond ``size``)."""
+        if len(raw) <= self._max_bytes:
+            self._entries = ((raw, value), *self._entries[: self._size - 1])
+
+    def clear(self) -> None:
+        """Forget every array."""
+        self._entries = ()
+
+    def __len__(self) -> int:
+        return len(self._entries)

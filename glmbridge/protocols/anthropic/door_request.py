@@ -21,7 +21,7 @@ from glmbridge.errors import (
     ClientRequestError,
 )
 from glmbridge.inline_base64 import normalize_base64
-from glmbridge.memo import RawMemo
+from glmbridge.memo import RawMemo, RecentArrays
 from glmbridge.protocols.anthropic import wire as aw
 from glmbridge.protocols.json_errors import decode_body, validation_error
 
@@ -39,12 +39,9 @@ _DECODE_ANY = JSON_DECODER
 #: Client tool definitions by their JSON: Claude Code resends the same 24 (83% of its
 #: request) every turn (glmbridge.memo).
 _TOOL_MEMO: RawMemo[ir.Tool] = RawMemo()
-#: The last few whole tools arrays (their bytes, their tools): a turn that resends one is
-#: answered with one comparison instead of a look at each of its tools. A tuple, replaced
-#: whole, so threads that decode large bodies can share it.
-_RECENT_TOOLS: tuple[tuple[bytes, tuple[ir.Tool, ...]], ...] = ()
-_RECENT_ARRAYS = 4
-_MAX_ARRAY = 1 << 20
+#: The last few whole tools arrays: a turn that resends one is answered with one comparison
+#: instead of a look at each of its tools.
+_RECENT_TOOLS: RecentArrays[tuple[ir.Tool, ...]] = RecentArrays()
 
 _CONTENT_BLOCKS = (
     ir.TextBlock,
@@ -277,21 +274,20 @@ def _tools_to_ir(raw: msgspec.Raw) -> list[ir.Tool]:
     """The request's tools (``raw``: the whole array, as sent). An array byte for byte one
     of the last few comes back as the same tool objects (a new list: callers may change
     it); otherwise each tool goes through the per-tool memo (:func:`_tool_to_ir`)."""
-    global _RECENT_TOOLS
     if not raw:
         return []
     key = bytes(raw)  # a copy: a remembered array must not keep this request's body alive
-    for seen, tools in _RECENT_TOOLS:
-        if seen == key:  # different lengths differ at once; equal ones are one memcmp
-            return list(tools)
+    tools = _RECENT_TOOLS.get(key)
+    if tools is not None:
+        return list(tools)
     try:
         raws = _DECODE_TOOL_LIST.decode(key)
     except msgspec.ValidationError as exc:
         raise _validation_error(exc, "tools") from None
     decoded = [_tool_to_ir(r, i) for i, r in enumerate(raws or ())]
-    if len(key) <= _MAX_ARRAY and all(t.server_type is None for t in decoded):
+    if all(t.server_type is None for t in decoded):
         # server tools carry a dict of settings: not shared between requests
-        _RECENT_TOOLS = ((key, tuple(decoded)), *_RECENT_TOOLS[: _RECENT_ARRAYS - 1])
+        _RECENT_TOOLS.put(key, tuple(decoded))
     return decoded
 
 

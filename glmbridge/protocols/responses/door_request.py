@@ -34,6 +34,7 @@ import msgspec
 
 from glmbridge import ir
 from glmbridge.errors import ClientRequestError
+from glmbridge.memo import RecentArrays
 from glmbridge.protocols.json_errors import decode_body
 from glmbridge.protocols.openai.door_request import (
     call_arguments,
@@ -77,13 +78,9 @@ class _ToolSet(NamedTuple):
 
 
 _NO_TOOLS = _ToolSet((), (), {}, msgspec.Raw(b"[]"), True)
-#: The last few ``tools`` arrays (their bytes, what they decode to): Codex resends the same
-#: array every turn, and one comparison then gives back the same IR tools, whose token
-#: count and upstream JSON are remembered by identity (issue 22; the Anthropic door does
-#: the same). A tuple, replaced whole, so threads that decode large bodies can share it.
-_RECENT_TOOLS: tuple[tuple[bytes, _ToolSet], ...] = ()
-_RECENT_ARRAYS = 4
-_MAX_ARRAY = 1 << 20
+#: The last few ``tools`` arrays: Codex resends the same array every turn, and the same IR
+#: tools come back, whose token count and upstream JSON are remembered by identity (issue 22).
+_RECENT_TOOLS: RecentArrays[_ToolSet] = RecentArrays()
 
 
 def decode_params(body: bytes) -> rw.ResponseCreateParams:
@@ -315,16 +312,14 @@ def _tool_set(raw: msgspec.Raw) -> _ToolSet:
     """The request's tools (``raw``: the whole array, as sent; empty when absent). An array
     byte for byte one of the last few comes back as the same objects; otherwise it is
     decoded (:func:`_tools`)."""
-    global _RECENT_TOOLS
     if not raw:
         return _NO_TOOLS
     key = bytes(raw)  # a copy: a remembered array must not keep this request's body alive
-    for seen, found in _RECENT_TOOLS:
-        if seen == key:  # different lengths differ at once; equal ones are one memcmp
-            return found
-    found = _tools(decode_body(_DECODE_TOOL_LIST, key, "tools") or [])
-    if found.shareable and len(key) <= _MAX_ARRAY:
-        _RECENT_TOOLS = ((key, found), *_RECENT_TOOLS[: _RECENT_ARRAYS - 1])
+    found = _RECENT_TOOLS.get(key)
+    if found is None:
+        found = _tools(decode_body(_DECODE_TOOL_LIST, key, "tools") or [])
+        if found.shareable:
+            _RECENT_TOOLS.put(key, found)
     return found
 
 

@@ -75,7 +75,7 @@ def _body(tools: Any, indent: int | None = None) -> bytes:
 
 
 def _forget() -> None:
-    door_request._RECENT_TOOLS = ()
+    door_request._RECENT_TOOLS.clear()
     upstream_request._TOOLS_JSON.clear()
 
 
@@ -133,7 +133,7 @@ def test_settings_and_dropped_tools_are_not_remembered(caplog: pytest.LogCapture
     first, second = RESPONSES_DOOR.decode_request(body), RESPONSES_DOOR.decode_request(body)
     assert first.tools[0].config == {"allowed_domains": ["example.com"]}
     assert first.tools[0] is not second.tools[0]
-    assert door_request._RECENT_TOOLS == ()
+    assert len(door_request._RECENT_TOOLS) == 0
     with caplog.at_level(logging.INFO, logger="glmbridge.protocols.responses"):
         for _ in range(2):
             RESPONSES_DOOR.decode_request(_body([{"type": "file_search"}]))
