@@ -13,6 +13,7 @@ Run from the repository root (needs Debian's ``valgrind``)::
     python bench/count_instructions.py --workload g        # gemini-cli's turn, Gemini door
     python bench/count_instructions.py --workload r        # Codex CLI's turn, Responses door
     python bench/count_instructions.py --workload ra       # bench_server's Responses turn
+    python bench/count_instructions.py --workload c        # bench_server's OpenAI Chat turn
 
 It starts the GLM simulator (``_sim_runner.py``) normally and one ``glmbridge-server`` under
 callgrind with instrumentation off, sends warm-up requests, switches instrumentation on
@@ -47,6 +48,7 @@ GEMINI_HEAD = (
     b"POST /v1beta/models/glm-4.7:streamGenerateContent?alt=sse HTTP/1.1\r\nx-goog-api-key: x\r\n"
 )
 
+CHAT_HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nauthorization: Bearer x\r\n"
 RESPONSES_HEAD = (
     b"POST /v1/responses HTTP/1.1\r\nauthorization: Bearer x\r\naccept: text/event-stream\r\n"
 )
@@ -102,7 +104,7 @@ def total_instructions(out: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", type=Path, default=ROOT, help="glmbridge source tree")
-    parser.add_argument("--workload", choices=("a", "b", "g", "r", "ra"), default="a")
+    parser.add_argument("--workload", choices=("a", "b", "c", "g", "r", "ra"), default="a")
     parser.add_argument("-n", type=int, default=100, help="requests counted")
     args = parser.parse_args()
     for tool in ("valgrind", "callgrind_control"):
@@ -129,6 +131,8 @@ def main() -> int:
         elif args.workload in ("r", "ra"):  # ra: bench_server's glmbridge_responses body
             body = workload_r() if args.workload == "r" else B.responses_body(B.workload_a()[1])
             request = request_bytes(body, RESPONSES_HEAD)
+        elif args.workload == "c":  # bench_server's glmbridge_chat body
+            request = request_bytes(B.workload_a()[1], CHAT_HEAD)
         else:
             request = request_bytes((B.workload_a() if args.workload == "a" else B.workload_b())[0])
         with socket.create_connection((B.HOST, port)) as sock:

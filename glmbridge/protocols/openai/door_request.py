@@ -36,6 +36,7 @@ from glmbridge import ir
 from glmbridge._tool_args import exact_float, parse_arguments
 from glmbridge.errors import ClientRequestError
 from glmbridge.inline_base64 import normalize_base64
+from glmbridge.memo import RecentArrays
 from glmbridge.protocols.json_errors import decode_body
 from glmbridge.protocols.openai.wire import (
     AssistantIn,
@@ -72,6 +73,10 @@ logger = logging.getLogger("glmbridge.protocols.openai")
 
 
 _DECODE = msgspec.json.Decoder(ChatRequestIn, float_hook=exact_float)
+_DECODE_TOOLS = msgspec.json.Decoder(list[FunctionTool | CustomTool] | None, float_hook=exact_float)
+#: The last few ``tools`` arrays: an agent resends the same array every turn, and the same IR
+#: tools come back, whose token count and upstream JSON are remembered by identity (issue 22).
+_RECENT_TOOLS: RecentArrays[tuple[ir.Tool, ...]] = RecentArrays()
 _ALLOWED = {  # first match wins: longer suffixes before the ones they end with
     "response_format.type": "text, json_object or json_schema",
     "role": "system, developer, user, assistant or tool",
@@ -193,6 +198,7 @@ def decode_request(body: bytes) -> ir.Request:
             (``n`` > 1, audio, file ids); the message starts with the field's path.
     """
     params = decode_body(_DECODE, body, allowed=_ALLOWED)
+    tools = _tools(params.tools)
     if params.n is not None and params.n != 1:
         raise ClientRequestError("only n=1 is supported (GLM returns one choice)", path="n")
     if not params.messages:
@@ -209,7 +215,6 @@ def decode_request(body: bytes) -> ir.Request:
     if params.thinking is not None:
         thinking = ir.Thinking(type=params.thinking.type)
     system, messages = _messages(params.messages)
-    tools = [_tool(t) for t in params.tools or ()]
     options = params.stream_options
     return shared_request(
         params,
@@ -379,6 +384,21 @@ def call_arguments(raw: Any, path: str) -> dict[str, Any]:
 
 
 # --- tools, choice, format -----------------------------------------------------------------
+
+
+def _tools(raw: msgspec.Raw) -> list[ir.Tool]:
+    """The request's tools (``raw``: the whole array, as sent; empty when absent). An array
+    byte for byte one of the last few comes back as the same tool objects (a new list:
+    callers may change it)."""
+    if not raw:
+        return []
+    key = bytes(raw)  # a copy: a remembered array must not keep this request's body alive
+    tools = _RECENT_TOOLS.get(key)
+    if tools is None:
+        decoded = decode_body(_DECODE_TOOLS, key, "tools", _ALLOWED)
+        tools = tuple(_tool(t) for t in decoded or ())
+        _RECENT_TOOLS.put(key, tools)  # plain definitions, no settings dict: shareable
+    return list(tools)
 
 
 def _tool(tool: FunctionTool | CustomTool) -> ir.Tool:

@@ -460,7 +460,8 @@ class ChatRequestIn(_ClientIn):
     stop: str | list[str] | None = None
     stream: bool | None = None
     stream_options: StreamOptionsIn | None = None
-    tools: list[FunctionTool | CustomTool] | None = None
+    # the whole array, as sent: a resent array is recognised by its bytes (door_request)
+    tools: msgspec.Raw = msgspec.Raw(b"")
     tool_choice: Literal["none", "auto", "required"] | NamedChoice | None = None
     parallel_tool_calls: bool | None = None
     reasoning_effort: str | None = None
