@@ -97,7 +97,7 @@ class StreamEncoder:
         self._stop: ir.StopReason | None = None
         self._usage: ir.Usage | None = None
         self._signature: str | None = None
-        self._in_progress = msgspec.Raw(b"{}")
+        self._in_progress = b"{}"  # the in-progress response object's JSON
         self._done = False
         self._search: _Item | None = None  # a web search waiting for its result block
 
@@ -107,7 +107,19 @@ class StreamEncoder:
         seq = self._seq
         self._seq += 1
         payload = {"type": kind, "sequence_number": seq, **body}
-        return b"event: " + kind.encode() + b"\ndata: " + _ENCODE.encode(payload) + b"\n\n"
+        return b"".join((b"event: ", kind.encode(), b"\ndata: ", _ENCODE.encode(payload), b"\n\n"))
+
+    def _response_events(self, response: bytes, *kinds: str) -> bytes:
+        """Events whose payload is ``{"response": response}`` (a response object's JSON),
+        framed as :meth:`_event` frames them: the object, which echoes the request's tools
+        (tens of KB), is copied once per event instead of encoded again."""
+        parts: list[bytes] = []
+        for kind in kinds:
+            name = kind.encode()
+            parts += (b"event: ", name, b'\ndata: {"type":"', name, b'","sequence_number":',
+                      b"%d" % self._seq, b',"response":', response, b"}\n\n")  # fmt: skip
+            self._seq += 1
+        return b"".join(parts)
 
     def _set_delta(self, kind: str, extra: bytes) -> None:
         item = self._open
@@ -179,16 +191,15 @@ class StreamEncoder:
     def _begin(self, message_id: str) -> bytes:
         self._id = response_id(message_id)
         self._naming = Naming(message_id, self._echo)
-        created = _ENCODE.encode(self._response("in_progress"))
-        self._in_progress = msgspec.Raw(created)
-        return (self._event("response.created", {"response": self._in_progress})
-                + self._event("response.in_progress", {"response": self._in_progress}))  # fmt: skip
+        self._in_progress = _ENCODE.encode(self._response("in_progress"))
+        return self._response_events(self._in_progress, "response.created",
+                                     "response.in_progress")  # fmt: skip
 
     def keepalive(self) -> bytes:
         """``response.in_progress`` again: Codex's idle timer counts events, not comments."""
         if not self._id or self._done:
             return b""
-        return self._event("response.in_progress", {"response": self._in_progress})
+        return self._response_events(self._in_progress, "response.in_progress")
 
     def _start(self, block: ir.Block) -> bytes:
         naming = self._naming
@@ -315,7 +326,7 @@ class StreamEncoder:
         body = self._response(status, output=self._output, reason=reason,
                               usage=self._usage or ir.Usage())  # fmt: skip
         kind = "response.completed" if status == "completed" else "response.incomplete"
-        return self._event(kind, {"response": body})
+        return self._response_events(_ENCODE.encode(body), kind)
 
     def flush(self) -> bytes:
         """End of input: ``b""`` after a proper end, else ``response.failed``."""
@@ -340,4 +351,4 @@ class StreamEncoder:
             message = f"{message} Please try again in {wait}s."
         error = {"code": obj["code"] or obj["type"], "message": message}
         body = self._response("failed", output=self._output, error=error)
-        return out + self._event("response.failed", {"response": body})
+        return out + self._response_events(_ENCODE.encode(body), "response.failed")

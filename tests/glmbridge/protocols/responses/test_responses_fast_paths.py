@@ -1,6 +1,8 @@
-"""The Responses door's remembered ``tools`` arrays and the chat upstream's remembered tools
-JSON with a server tool in the list (issue 22): a resent array gives the same IR tools, and
-every request, remembered or not, decodes and reaches the upstream exactly as a fresh one."""
+"""The Responses door's per-request fast paths (issue 22) against its general paths: the
+remembered ``tools`` arrays and the chat upstream's remembered tools JSON with a server tool
+in the list (a resent array gives the same IR tools, and every request, remembered or not,
+decodes and reaches the upstream exactly as a fresh one), and the stream's response-object
+events framed around the object's JSON, byte for byte as encoding them whole."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from glmbridge.exchange import Exchange
 from glmbridge.profiles import PROFILES
 from glmbridge.protocols.openai import upstream_request
 from glmbridge.protocols.responses import RESPONSES_DOOR, door_request
+from glmbridge.protocols.responses.door_stream import StreamEncoder
 
 CODEX = Path(__file__).parents[3] / "fixtures" / "codex" / "models-2.json"
 
@@ -158,3 +161,29 @@ def test_an_invalid_tools_array_is_refused_with_its_path() -> None:
                 RESPONSES_DOOR.decode_request(_body(value))
     assert RESPONSES_DOOR.decode_request(_body(None)).tools == []
     assert bytes(RESPONSES_DOOR.decode_request(_body(None)).echo["tools"]) == b"[]"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _json, max_size=4),
+       st.lists(st.sampled_from(["response.created", "response.in_progress",
+                                 "response.completed", "response.failed"]), min_size=1,
+                max_size=3),
+       st.integers(0, 10_000))  # fmt: skip
+def test_response_events_are_framed_as_encoded_events(
+    obj: dict[str, Any], kinds: list[str], seq: int
+) -> None:
+    fast, general = (StreamEncoder(model="m", echo={}, created_at=0) for _ in range(2))
+    fast._seq = general._seq = seq
+    framed = fast._response_events(msgspec.json.encode(obj), *kinds)
+    encoded = b"".join(general._event(kind, {"response": obj}) for kind in kinds)
+    assert framed == encoded
+    assert fast._seq == general._seq == seq + len(kinds)
