@@ -317,7 +317,8 @@ def _tool_set(raw: msgspec.Raw) -> _ToolSet:
     key = bytes(raw)  # a copy: a remembered array must not keep this request's body alive
     found = _RECENT_TOOLS.get(key)
     if found is None:
-        found = _tools(decode_body(_DECODE_TOOL_LIST, key, "tools") or [])
+        raws = decode_body(_DECODE_TOOL_LIST, key, "tools")
+        found = _tools(raws or [])
         if found.shareable:
             _RECENT_TOOLS.put(key, found)
     return found
