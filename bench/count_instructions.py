@@ -11,6 +11,7 @@ Run from the repository root (needs Debian's ``valgrind``)::
     python bench/count_instructions.py --tree /tmp/before  # another tree (a git worktree)
     python bench/count_instructions.py --workload b -n 10  # the 2000-chunk stream
     python bench/count_instructions.py --workload g        # gemini-cli's turn, Gemini door
+    python bench/count_instructions.py --workload an       # (a) to Z.ai's Anthropic endpoint
 
 It starts the GLM simulator (``_sim_runner.py``) normally and one ``glmbridge-server`` under
 callgrind with instrumentation off, sends warm-up requests, switches instrumentation on
@@ -85,7 +86,7 @@ def total_instructions(out: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", type=Path, default=ROOT, help="glmbridge source tree")
-    parser.add_argument("--workload", choices=("a", "b", "g"), default="a")
+    parser.add_argument("--workload", choices=("a", "b", "g", "an"), default="a")
     parser.add_argument("-n", type=int, default=100, help="requests counted")
     args = parser.parse_args()
     for tool in ("valgrind", "callgrind_control"):
@@ -98,19 +99,24 @@ def main() -> int:
         port = B._free_port()
         env = B._clean_env()
         env.update(ZAI_API_KEY="bench-key", GLMBRIDGE_MAX_RETRIES="0", PYTHONPATH=str(args.tree))
-        env["GLMBRIDGE_UPSTREAM"] = f"{sim.url}{B.SIM_BASE}"
         out = tmp / "callgrind.out"
-        exe = shutil.which("glmbridge-server", path=str(Path(sys.executable).parent))
         argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                "--instr-atstart=no", sys.executable,
-                *([exe] if exe else ["-m", "glmbridge_server"]),
-                "--port", str(port), "--log-level", "warning"]  # fmt: skip
+                "--instr-atstart=no", sys.executable]  # fmt: skip
+        if args.workload == "an":  # the simulator's Anthropic endpoint (bench_server's profile)
+            env["GLMBRIDGE_UPSTREAM"] = "sim-anthropic"
+            argv += [str(B.BRIDGE_RUNNER), sim.url]
+        else:
+            env["GLMBRIDGE_UPSTREAM"] = f"{sim.url}{B.SIM_BASE}"
+            exe = shutil.which("glmbridge-server", path=str(Path(sys.executable).parent))
+            argv += [exe] if exe else ["-m", "glmbridge_server"]
+        argv += ["--port", str(port), "--log-level", "warning"]
         server = servers.start("glmbridge", argv, env, port)
         B.wait_ready(server, "/health", 240)
         if args.workload == "g":
             request = request_bytes(workload_g(), GEMINI_HEAD)
         else:
-            request = request_bytes((B.workload_a() if args.workload == "a" else B.workload_b())[0])
+            workload = B.workload_b() if args.workload == "b" else B.workload_a()
+            request = request_bytes(workload[0])
         with socket.create_connection((B.HOST, port)) as sock:
             for _ in range(20):  # warm-up: connections, memos, lazy imports
                 exchange(sock, request)

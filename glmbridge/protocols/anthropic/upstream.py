@@ -30,6 +30,7 @@ farion1231/cc-switch#4989).
 from __future__ import annotations
 
 import logging
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -48,6 +49,7 @@ logger = logging.getLogger("glmbridge.protocols.anthropic")
 
 _DEFAULT_MAX_TOKENS = 32_000  # Claude Code's own default output budget
 _TOOL_SEARCH = "tool_search_tool"
+_SERVER_TYPE = attrgetter("server_type")
 
 
 def _clean_block(block: ir.Block) -> ir.Block | None:
@@ -85,9 +87,11 @@ def for_upstream(req: ir.Request, route: Route) -> ir.Request:
     """The request as Z.ai's Anthropic endpoint takes it (see the module docstring)."""
     limit = route.spec.max_output
     messages = [m for msg in req.messages if (m := _clean_message(msg)) is not None]
-    tools = [t for t in req.tools if not (t.server_type or "").startswith(_TOOL_SEARCH)]
-    if len(tools) != len(req.tools):
-        logger.debug("tool search server tools dropped (Z.ai defers every tool behind them)")
+    tools = list(req.tools)
+    if any(map(_SERVER_TYPE, tools)):  # client tools only (the usual case): nothing to drop
+        tools = [t for t in req.tools if not (t.server_type or "").startswith(_TOOL_SEARCH)]
+        if len(tools) != len(req.tools):
+            logger.debug("tool search server tools dropped (Z.ai defers every tool behind them)")
     return msgspec.structs.replace(
         req,
         model=route.model,

@@ -9,6 +9,7 @@ from typing import Any, assert_never
 import msgspec
 
 from glmbridge import ir
+from glmbridge.memo import IdentityMemo
 from glmbridge.protocols.anthropic import wire as aw
 
 __all__ = ["request_from_ir"]
@@ -18,6 +19,10 @@ logger = logging.getLogger("glmbridge.protocols.anthropic")
 # decimal_format: tool input numbers beyond the float range are Decimals (see
 # glmbridge._tool_args.exact_float) and must go out as JSON numbers.
 _ENCODE = msgspec.json.Encoder(decimal_format="number").encode
+#: The encoded tool definitions by the identity of the IR tools they were made from: the
+#: Anthropic door hands back the same (remembered) tool objects for a resent definition,
+#: so Claude Code's 24 tools, 83% of its request, are not encoded again each turn.
+_TOOLS_JSON: IdentityMemo[list[msgspec.Raw]] = IdentityMemo()
 
 
 def request_from_ir(req: ir.Request) -> bytes:
@@ -38,7 +43,7 @@ def request_from_ir(req: ir.Request) -> bytes:
         temperature=req.temperature,
         top_p=req.top_p,
         top_k=req.top_k,
-        tools=[msgspec.Raw(_ENCODE(_tool_from_ir(t))) for t in req.tools] or None,
+        tools=_tools_json(req.tools),
         tool_choice=_tool_choice_from_ir(req.tool_choice),
         thinking=_thinking_from_ir(req.thinking),
         output_config=_output_config_from_ir(req),
@@ -128,6 +133,20 @@ def _block_from_ir(b: ir.Block) -> aw.BlockParam | dict[str, Any] | None:
             logger.warning("dropped a video block (Anthropic has no video input)")
             return None
     assert_never(b)
+
+
+def _tools_json(tools: list[ir.Tool]) -> list[msgspec.Raw] | None:
+    """The tool definitions as JSON (``None``: no tool), remembered for client tools only
+    (a server tool's settings are a dict, not shared between requests)."""
+    if not tools:
+        return None
+    found = _TOOLS_JSON.get(tools)
+    if found is not None:  # the entry holds those tools: equal ids are the same objects
+        return found
+    raws = [msgspec.Raw(_ENCODE(_tool_from_ir(t))) for t in tools]
+    if all(t.server_type is None for t in tools):
+        _TOOLS_JSON.put(tools, raws)
+    return raws
 
 
 _EMPTY_SCHEMA = msgspec.Raw(b'{"type":"object","properties":{}}')
