@@ -74,13 +74,21 @@ def _clean_message(msg: ir.Message) -> ir.Message | None:
             return None
         reminder = ir.TextBlock(text=f"<system-reminder>\n{text}\n</system-reminder>")
         return ir.Message(role="user", content=[reminder])
-    content = [c for b in msg.content if (c := _clean_block(b)) is not None]
-    if not content:
+    if not msg.content:
         return None
-    same = len(content) == len(msg.content)
-    if same and all(a is b for a, b in zip(content, msg.content, strict=True)):
-        return msg  # the usual case: nothing to clean
-    return ir.Message(role=msg.role, content=content)
+    for i, block in enumerate(msg.content):
+        cleaned = _clean_block(block)
+        if cleaned is not block:
+            return _cleaned_from(msg, i, cleaned)
+    return msg  # the usual case: nothing to clean (no copy)
+
+
+def _cleaned_from(msg: ir.Message, i: int, first: ir.Block | None) -> ir.Message | None:
+    """``msg`` cleaned, its blocks before ``i`` unchanged and block ``i`` now ``first``."""
+    blocks = msg.content
+    content = blocks[:i] if first is None else [*blocks[:i], first]
+    content += [c for b in blocks[i + 1 :] if (c := _clean_block(b)) is not None]
+    return ir.Message(role=msg.role, content=content) if content else None
 
 
 def for_upstream(req: ir.Request, route: Route) -> ir.Request:

@@ -32,11 +32,14 @@ def request_from_ir(req: ir.Request) -> bytes:
     ``context_management``, document ``citations``, tool ``strict``); ``VideoBlock``
     is dropped with a warning.
     """
+    # The blocks' shapes go into the body as they are (typed Any where the wire shape says
+    # Raw, which is what the door decodes): one encoder pass writes them, not one per block.
+    system: list[Any] = [_text_from_ir(b) for b in req.system]
     params = aw.MessageCreateParams(
         model=req.model,
         messages=[_message_from_ir(m) for m in req.messages],
         max_tokens=req.max_tokens,
-        system=[msgspec.Raw(_ENCODE(_text_from_ir(b))) for b in req.system] or None,
+        system=system or None,
         metadata=aw.Metadata(user_id=req.user_id) if req.user_id is not None else None,
         stop_sequences=req.stop_sequences or None,
         stream=True if req.stream else None,
@@ -60,8 +63,8 @@ def _message_from_ir(m: ir.Message) -> aw.MessageParam:
         and not b.citations
     ):
         return aw.MessageParam(role=m.role, content=b.text)  # the compact form clients send
-    raws = [msgspec.Raw(_ENCODE(p)) for b in c if (p := _block_from_ir(b)) is not None]
-    return aw.MessageParam(role=m.role, content=raws)
+    blocks: list[Any] = [p for b in c if (p := _block_from_ir(b)) is not None]
+    return aw.MessageParam(role=m.role, content=blocks)
 
 
 def _cache_from_ir(cc: ir.CacheControl | None) -> aw.CacheControl | None:
@@ -92,10 +95,10 @@ def _block_from_ir(b: ir.Block) -> aw.BlockParam | dict[str, Any] | None:
             cc = _cache_from_ir(b.cache_control)
             return aw.ToolUseBlockParam(id=b.id, name=b.name, input=b.input, cache_control=cc)
         case ir.ToolResultBlock():
-            raws = [msgspec.Raw(_ENCODE(p)) for c in b.content if (p := _block_from_ir(c))]
+            parts: list[Any] = [p for c in b.content if (p := _block_from_ir(c))]
             return aw.ToolResultBlockParam(
                 tool_use_id=b.tool_use_id,
-                content=raws or None,
+                content=parts or None,
                 is_error=True if b.is_error else None,
                 cache_control=_cache_from_ir(b.cache_control),
             )
