@@ -25,7 +25,10 @@ the simulator through each of its two upstreams:
 * **glmbridge_anthropic**: client → glmbridge-server (``warning``) → that Anthropic endpoint
   (the Anthropic upstream codec). ``bench/_bridge_runner.py`` registers a bench-only profile
   ``sim-anthropic`` for the simulator's URL (a custom URL is always a chat upstream) and runs
-  the ordinary server entry point;
+  the ordinary server entry point, with ``GLMBRIDGE_PLAN=unlimited``: the chat bridge's key
+  slots (a profile upstream defaults to plan ``pro``, 2 upstream slots per key, which queues
+  14 of the 16 concurrent clients: the plan's limit, not the bridge's cost);
+  **glmbridge_anthropic_ref** is the same from ``--compare-tree``;
 * **glmbridge_chat** / **glmbridge_responses** / **glmbridge_gemini**: the same ``glmbridge``
   server (chat upstream, ``warning``), reached through its other doors: ``POST
   /v1/chat/completions`` with the GLM chat body itself as the client's request (it is a valid
@@ -116,12 +119,23 @@ TARGET_B_US = 20.0  # (b) added per chunk
 TARGET_RPS = 0.75  # fraction of the direct throughput
 TARGET_RPS_ISSUE3 = 0.5  # the line issue 3 set (reported alongside)
 # The direct path each proxy is compared with (default: "direct", the chat API).
-REFERENCE = {"glmbridge_anthropic": "direct_anthropic"}
+REFERENCE = {
+    "glmbridge_anthropic": "direct_anthropic",
+    "glmbridge_anthropic_ref": "direct_anthropic",
+}
 DIRECTS = ("direct", "direct_anthropic", "relay", "relay_anthropic")
 # The floor (issue 22): a relay that adds one socket hop and parses nothing, in front of the
 # same simulator. Each proxy is also reported beyond the relay of its own upstream.
-RELAY_REFERENCE = {"glmbridge_anthropic": "relay_anthropic"}
+RELAY_REFERENCE = {
+    "glmbridge_anthropic": "relay_anthropic",
+    "glmbridge_anthropic_ref": "relay_anthropic",
+}
 RELAYS = ("relay", "relay_anthropic")
+# The Anthropic-endpoint bridges get the chat bridge's key slots. A profile upstream defaults
+# to plan "pro" (2 upstream slots per key: settings.effective_plan), a custom URL to
+# "unlimited"; with 2 slots, 14 of the 16 concurrent clients wait in the bridge's queue (an
+# early commit each), which measured the plan's admission limit, not the bridge's cost.
+ANTHROPIC_BRIDGE_ENV = {"GLMBRIDGE_PLAN": "unlimited"}
 HAPROXY = shutil.which("haproxy") or (
     "/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None
 )
@@ -355,8 +369,8 @@ def start_glmbridge(
     """glmbridge-server in front of the simulator's chat API, or (``upstream="anthropic"``)
     its Anthropic endpoint through the bench-only ``sim-anthropic`` profile.
 
-    ``tree``: run the glmbridge source tree there instead (``PYTHONPATH``; chat only), e.g.
-    a git worktree of an earlier commit, for a before/after comparison within one run.
+    ``tree``: run the glmbridge source tree there instead (``PYTHONPATH``), e.g. a git
+    worktree of an earlier commit, for a before/after comparison within one run.
     """
     port = _free_port()
     env = _clean_env()
@@ -881,7 +895,7 @@ def run(args: argparse.Namespace) -> int:
 
     def wanted(name: str) -> bool:
         """Whether a path (or the server only it uses) is in this run (``--only``)."""
-        if name in ("direct_anthropic", "relay_anthropic"):
+        if name in ("direct_anthropic", "relay_anthropic", "glmbridge_anthropic_ref"):
             name = "glmbridge_anthropic"
         always = ("direct", "relay", "glmbridge", "glmbridge_ref")
         return only is None or name in only or name in always
@@ -909,11 +923,23 @@ def run(args: argparse.Namespace) -> int:
             chat_bridges.append(
                 start_glmbridge(servers, "glmbridge_ref", sim, "warning", tree=args.compare_tree)
             )
-        bridge_anth = (
-            start_glmbridge(servers, "glmbridge_anthropic", sim, "warning", upstream="anthropic")
-            if wanted("glmbridge_anthropic")
-            else None
-        )
+        anth_bridges = []
+        if wanted("glmbridge_anthropic"):
+            trees = [("glmbridge_anthropic", None)]
+            if args.compare_tree is not None:
+                trees.append(("glmbridge_anthropic_ref", args.compare_tree))
+            for name, tree in trees:
+                anth_bridges.append(
+                    start_glmbridge(
+                        servers,
+                        name,
+                        sim,
+                        "warning",
+                        upstream="anthropic",
+                        tree=tree,
+                        extra_env=ANTHROPIC_BRIDGE_ENV,
+                    )  # fmt: skip
+                )
         litellm = None
         litellm_note = None
         if args.litellm:
@@ -926,7 +952,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 litellm_note = f"{LITELLM_BIN} not found"
                 print(f"litellm: not measured ({litellm_note})", file=sys.stderr)
-        bridges = [*chat_bridges, *([bridge_anth] if bridge_anth else [])]
+        bridges = [*chat_bridges, *anth_bridges]
         bridges += [litellm] if litellm else []
 
         def paths_for(anth: bytes, glm: bytes, msg: bytes) -> list[Path_]:
@@ -1047,7 +1073,16 @@ def run(args: argparse.Namespace) -> int:
                 "direct_anthropic": f"the simulator's Anthropic endpoint {SIM_ANTHROPIC}",
                 "glmbridge_anthropic": "glmbridge-server --log-level warning, upstream = the "
                 "bench-only profile sim-anthropic (bench/_bridge_runner.py: protocol anthropic, "
-                "x-api-key, base URL <simulator>/api/anthropic)",
+                "x-api-key, base URL <simulator>/api/anthropic), GLMBRIDGE_PLAN=unlimited (the "
+                "chat bridge's key slots)",
+                **(
+                    {
+                        "glmbridge_anthropic_ref": "the same from the source tree "
+                        f"{args.compare_tree} (PYTHONPATH)"
+                    }
+                    if args.compare_tree is not None
+                    else {}
+                ),
                 **(
                     {
                         "litellm": f"litellm {_litellm_version()} proxy, /v1/messages, "
@@ -1174,7 +1209,8 @@ def main() -> int:
         type=Path,
         metavar="DIR",
         help="also run glmbridge-server from this source tree (e.g. a git worktree of an "
-        "earlier commit) in front of the chat API, as column glmbridge_ref",
+        "earlier commit) in front of the chat API, as column glmbridge_ref (and in front of "
+        "the Anthropic endpoint as glmbridge_anthropic_ref, when that path runs)",
     )
     parser.add_argument(
         "--simulator-tree",

@@ -14,6 +14,7 @@ Run from the repository root (needs Debian's ``valgrind``)::
     python bench/count_instructions.py --workload r        # Codex CLI's turn, Responses door
     python bench/count_instructions.py --workload ra       # bench_server's Responses turn
     python bench/count_instructions.py --workload c        # bench_server's OpenAI Chat turn
+    python bench/count_instructions.py --workload an       # (a) to Z.ai's Anthropic endpoint
 
 It starts the GLM simulator (``_sim_runner.py``) normally and one ``glmbridge-server`` under
 callgrind with instrumentation off, sends warm-up requests, switches instrumentation on
@@ -104,7 +105,7 @@ def total_instructions(out: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", type=Path, default=ROOT, help="glmbridge source tree")
-    parser.add_argument("--workload", choices=("a", "b", "c", "g", "r", "ra"), default="a")
+    parser.add_argument("--workload", choices=("a", "b", "c", "g", "r", "ra", "an"), default="a")
     parser.add_argument("-n", type=int, default=100, help="requests counted")
     args = parser.parse_args()
     for tool in ("valgrind", "callgrind_control"):
@@ -117,13 +118,17 @@ def main() -> int:
         port = B._free_port()
         env = B._clean_env()
         env.update(ZAI_API_KEY="bench-key", GLMBRIDGE_MAX_RETRIES="0", PYTHONPATH=str(args.tree))
-        env["GLMBRIDGE_UPSTREAM"] = f"{sim.url}{B.SIM_BASE}"
         out = tmp / "callgrind.out"
-        exe = shutil.which("glmbridge-server", path=str(Path(sys.executable).parent))
         argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                "--instr-atstart=no", sys.executable,
-                *([exe] if exe else ["-m", "glmbridge_server"]),
-                "--port", str(port), "--log-level", "warning"]  # fmt: skip
+                "--instr-atstart=no", sys.executable]  # fmt: skip
+        if args.workload == "an":  # the simulator's Anthropic endpoint (bench_server's profile)
+            env["GLMBRIDGE_UPSTREAM"] = "sim-anthropic"
+            argv += [str(B.BRIDGE_RUNNER), sim.url]
+        else:
+            env["GLMBRIDGE_UPSTREAM"] = f"{sim.url}{B.SIM_BASE}"
+            exe = shutil.which("glmbridge-server", path=str(Path(sys.executable).parent))
+            argv += [exe] if exe else ["-m", "glmbridge_server"]
+        argv += ["--port", str(port), "--log-level", "warning"]
         server = servers.start("glmbridge", argv, env, port)
         B.wait_ready(server, "/health", 240)
         if args.workload == "g":
@@ -134,7 +139,8 @@ def main() -> int:
         elif args.workload == "c":  # bench_server's glmbridge_chat body
             request = request_bytes(B.workload_a()[1], CHAT_HEAD)
         else:
-            request = request_bytes((B.workload_a() if args.workload == "a" else B.workload_b())[0])
+            workload = B.workload_b() if args.workload == "b" else B.workload_a()
+            request = request_bytes(workload[0])
         with socket.create_connection((B.HOST, port)) as sock:
             for _ in range(20):  # warm-up: connections, memos, lazy imports
                 exchange(sock, request)

@@ -15,9 +15,10 @@ dictionary operation).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
-__all__ = ["RawMemo", "RecentArrays"]
+__all__ = ["IdentityMemo", "RawMemo", "RecentArrays"]
 
 V = TypeVar("V")
 
@@ -69,6 +70,44 @@ class RawMemo(Generic[V]):
         self._total += size
         if 0 <= slot < len(self._last):
             self._last[slot] = (raw, value)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class IdentityMemo(Generic[V]):
+    """Values made from a sequence of objects, by the identity of those objects (in order).
+
+    What a :class:`RawMemo` hands back comes back as the *same* objects every turn, so
+    what was made from them (an encoder's JSON for Claude Code's 24 remembered tools) is
+    found again by their ids without looking at them. Each entry holds its objects, so
+    their ids are not reused while it lives; the memo starts over when full. Only for
+    values made from immutable objects (frozen structs), like :class:`RawMemo`.
+
+    Args:
+        max_entries: the memo starts over when it holds this many.
+    """
+
+    __slots__ = ("_items", "_max")
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self._items: dict[tuple[int, ...], tuple[tuple[object, ...], V]] = {}
+        self._max = max_entries
+
+    def get(self, objects: Sequence[object]) -> V | None:
+        """The value remembered for exactly these objects, if any."""
+        found = self._items.get(tuple(map(id, objects)))
+        return None if found is None else found[1]
+
+    def put(self, objects: Sequence[object], value: V) -> None:
+        """Remember ``value`` for these objects (held by the entry)."""
+        if len(self._items) >= self._max:
+            self._items.clear()
+        self._items[tuple(map(id, objects))] = (tuple(objects), value)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._items.clear()
 
     def __len__(self) -> int:
         return len(self._items)

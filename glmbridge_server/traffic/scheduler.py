@@ -26,8 +26,9 @@ the upstream's answer is finished (a stream: when its last byte is read).
   alive meanwhile (headers after ``commit_after``, then keep-alives) and stops its
   first-output clock while it waits.
 
-Everything runs on one event loop: the state is plain lists and the waiting is an
-``anyio.Event`` per waiter; the uncontended path takes a slot without awaiting. With a
+Everything runs on one event loop: the state is plain lists and the waiting is one asyncio
+future per wait (and one timer for the re-check); the uncontended path takes a slot without
+awaiting. With a
 shared backend (``redis_url``: :mod:`glmbridge_server.traffic.redis_state`) a request that has its
 local slot also waits, holding it, in the key's queue shared by every instance, scored like
 the local queue (arrival on the wall clock plus its class times ``aging``), until Redis
@@ -40,6 +41,7 @@ offered to background calls.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import os
@@ -126,8 +128,30 @@ class _Waiter:
     exclude: Container[int]
     score: float
     seq: int
-    event: anyio.Event = field(default_factory=anyio.Event)
+    wake: asyncio.Future[None] | None = None  # set while the request waits
     slot: Slot | None = None
+
+    def notify(self) -> None:
+        """Wake the waiting request (it has a slot now)."""
+        _settle(self.wake)
+
+
+def _settle(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+async def _woken(waiter: _Waiter, timeout: float) -> None:
+    """Wait until ``waiter`` is notified or ``timeout`` seconds pass: a plain future and a
+    timer, not an anyio event and cancel scope (a queued request waits here, issue 22)."""
+    loop = asyncio.get_running_loop()
+    wake = waiter.wake = loop.create_future()
+    timer = loop.call_later(timeout, _settle, wake)
+    try:
+        await wake
+    finally:
+        timer.cancel()
+        waiter.wake = None
 
 
 class Scheduler:
@@ -330,15 +354,15 @@ class Scheduler:
         if ticket.on_queue is not None:
             ticket.on_queue()
         # Waiting runs on the event loop's clock; the injectable clock only orders and ages.
-        started = anyio.current_time()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         deadline = started + max_wait
         try:
             while waiter.slot is None:
-                left = deadline - anyio.current_time()
+                left = deadline - loop.time()
                 if left <= 0:
                     break
-                with anyio.move_on_after(min(left, _RECHECK)):
-                    await waiter.event.wait()
+                await _woken(waiter, min(left, _RECHECK))
                 if waiter.slot is None:
                     self._dispatch()  # cooldowns and learned limits expire by time
         except BaseException:
@@ -348,7 +372,7 @@ class Scheduler:
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-        waited = anyio.current_time() - started
+        waited = loop.time() - started
         ticket.waited += waited
         if waiter.slot is None:
             raise self._timeout(waiter.score, waited)
@@ -385,7 +409,7 @@ class Scheduler:
                 continue
             waiter.slot = self._take(index)
             self._waiters.remove(waiter)
-            waiter.event.set()
+            waiter.notify()
             free -= 1
 
     def _timeout(self, score: float, waited: float, *, queued: int = 0) -> QueueTimeout:

@@ -10,7 +10,7 @@ import pytest
 
 from glmbridge import ir
 from glmbridge.errors import ClientRequestError
-from glmbridge.memo import RawMemo
+from glmbridge.memo import IdentityMemo, RawMemo
 from glmbridge.protocols import anthropic
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "claude_code" / "request_main.json"
@@ -124,9 +124,9 @@ def test_the_chat_upstream_encodes_remembered_tools_once_and_alike() -> None:
 
     upstream_request._TOOLS_JSON.clear()
     first = Exchange.from_request(anthropic.DOOR, anthropic.decode_request(_body()))
-    assert len(upstream_request._TOOLS_JSON) == 1
+    assert len(upstream_request._TOOLS_JSON["glm"]) == 1
     second = Exchange.from_request(anthropic.DOOR, anthropic.decode_request(_body()))
-    assert len(upstream_request._TOOLS_JSON) == 1  # the same tools: the same JSON reused
+    assert len(upstream_request._TOOLS_JSON["glm"]) == 1  # the same tools: the JSON reused
     assert first.body == second.body
     # the body equals one encoded without the memo
     upstream_request._TOOLS_JSON.clear()
@@ -159,3 +159,64 @@ def test_the_memo_compares_a_slot_before_it_hashes() -> None:
         None,
         "X",
     )
+
+
+def test_the_identity_memo_holds_its_objects_and_is_bounded() -> None:
+    memo: IdentityMemo[str] = IdentityMemo(max_entries=2)
+    a, b = ir.Tool(name="a"), ir.Tool(name="b")
+    memo.put([a, b], "ab")
+    assert memo.get([a, b]) == "ab"
+    assert memo.get([b, a]) is None  # the order counts
+    assert memo.get([ir.Tool(name="a"), b]) is None  # an equal object is not the same one
+    memo.put([a], "a")
+    memo.put([b], "b")  # a third entry: starts over
+    assert (memo.get([a, b]), memo.get([b]), len(memo)) == (None, "b", 1)
+
+
+def test_the_anthropic_upstream_encodes_remembered_tools_once_and_alike() -> None:
+    from glmbridge.exchange import Exchange
+    from glmbridge.profiles import PROFILES
+    from glmbridge.protocols.anthropic import upstream_request
+
+    zai = PROFILES["zai-anthropic"]
+
+    def body_of(req: ir.Request) -> bytes:
+        return Exchange.from_request(anthropic.DOOR, req, upstream=zai).body
+
+    upstream_request._TOOLS_JSON.clear()
+    first = body_of(anthropic.decode_request(_body()))
+    assert len(upstream_request._TOOLS_JSON) == 1
+    second = body_of(anthropic.decode_request(_body()))
+    assert len(upstream_request._TOOLS_JSON) == 1  # the same tools: the JSON reused
+    assert first == second
+    # byte for byte what the encoder writes for tool objects it has never seen
+    fresh = [
+        anthropic.door_request._decode_tool(msgspec.Raw(json.dumps(t).encode()), i)
+        for i, t in enumerate(json.loads(_body())["tools"])
+    ]
+    upstream_request._TOOLS_JSON.clear()
+    general = body_of(msgspec.structs.replace(anthropic.decode_request(_body()), tools=fresh))
+    assert general == first
+    assert json.loads(first)["tools"] == [
+        {k: v for k, v in t.items() if k in ("name", "description", "input_schema")}
+        for t in json.loads(_body())["tools"]
+    ]
+    changed = json.loads(FIXTURE.read_text())
+    changed["tools"][3]["description"] = "changed"
+    other = body_of(anthropic.decode_request(json.dumps(changed).encode()))
+    assert json.loads(other)["tools"][3]["description"] == "changed"
+
+
+def test_the_anthropic_upstream_does_not_remember_server_tools() -> None:
+    from glmbridge.exchange import Exchange
+    from glmbridge.profiles import PROFILES
+    from glmbridge.protocols.anthropic import upstream_request
+
+    upstream_request._TOOLS_JSON.clear()
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+    body = _body(tools=[search, *json.loads(FIXTURE.read_text())["tools"][:2]])
+    for _ in range(2):
+        req = anthropic.decode_request(body)
+        sent = Exchange.from_request(anthropic.DOOR, req, upstream=PROFILES["zai-anthropic"])
+        assert json.loads(sent.body)["tools"][0] == search
+        assert len(upstream_request._TOOLS_JSON) == 0

@@ -192,9 +192,9 @@ def test_codex_tools_come_back_as_the_same_objects_and_the_same_upstream_json() 
     assert all(a is b for a, b in zip(first.tools, second.tools, strict=True))
     assert first.tools is not second.tools  # a new list each time
     up = Exchange.from_request(RESPONSES_DOOR, first, upstream=PROFILES["zai-coding"]).body
-    assert len(upstream_request._TOOLS_JSON) == 1  # remembered with its server tool
+    assert len(upstream_request._TOOLS_JSON["glm"]) == 1  # remembered with its server tool
     assert Exchange.from_request(RESPONSES_DOOR, second, upstream=PROFILES["zai-coding"]).body == up
-    assert len(upstream_request._TOOLS_JSON) == 1
+    assert len(upstream_request._TOOLS_JSON["glm"]) == 1
 
 
 def test_settings_and_dropped_tools_are_not_remembered(caplog: pytest.LogCaptureFixture) -> None:
@@ -217,7 +217,7 @@ def test_a_dropped_server_tool_is_logged_on_every_request(caplog: pytest.LogCapt
     with caplog.at_level(logging.DEBUG, logger="glmbridge.protocols.openai"):
         bodies = {_upstream_body(RESPONSES_DOOR, body) for _ in range(3)}
     assert len(bodies) == 1
-    assert len(upstream_request._TOOLS_JSON) == 1
+    assert len(upstream_request._TOOLS_JSON["glm"]) == 1
     assert sum("not sent upstream" in r.getMessage() for r in caplog.records) == 3
 
 
@@ -239,7 +239,7 @@ def test_a_resent_array_gives_the_same_objects_and_the_same_upstream_json() -> N
     assert all(a is b for a, b in zip(first.tools, second.tools, strict=True))
     assert first.tools is not second.tools  # a new list each time
     assert _upstream_body(CHAT_DOOR, body) == _upstream_body(CHAT_DOOR, body)
-    assert len(upstream_request._TOOLS_JSON) == 1
+    assert len(upstream_request._TOOLS_JSON["glm"]) == 1
 
 
 def test_an_invalid_tools_array_is_refused_with_its_path_every_time() -> None:

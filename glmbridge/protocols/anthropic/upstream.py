@@ -30,6 +30,7 @@ farion1231/cc-switch#4989).
 from __future__ import annotations
 
 import logging
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -48,6 +49,7 @@ logger = logging.getLogger("glmbridge.protocols.anthropic")
 
 _DEFAULT_MAX_TOKENS = 32_000  # Claude Code's own default output budget
 _TOOL_SEARCH = "tool_search_tool"
+_SERVER_TYPE = attrgetter("server_type")
 
 
 def _clean_block(block: ir.Block) -> ir.Block | None:
@@ -72,22 +74,32 @@ def _clean_message(msg: ir.Message) -> ir.Message | None:
             return None
         reminder = ir.TextBlock(text=f"<system-reminder>\n{text}\n</system-reminder>")
         return ir.Message(role="user", content=[reminder])
-    content = [c for b in msg.content if (c := _clean_block(b)) is not None]
-    if not content:
+    if not msg.content:
         return None
-    same = len(content) == len(msg.content)
-    if same and all(a is b for a, b in zip(content, msg.content, strict=True)):
-        return msg  # the usual case: nothing to clean
-    return ir.Message(role=msg.role, content=content)
+    for i, block in enumerate(msg.content):
+        cleaned = _clean_block(block)
+        if cleaned is not block:
+            return _cleaned_from(msg, i, cleaned)
+    return msg  # the usual case: nothing to clean (no copy)
+
+
+def _cleaned_from(msg: ir.Message, i: int, first: ir.Block | None) -> ir.Message | None:
+    """``msg`` cleaned, its blocks before ``i`` unchanged and block ``i`` now ``first``."""
+    blocks = msg.content
+    content = blocks[:i] if first is None else [*blocks[:i], first]
+    content += [c for b in blocks[i + 1 :] if (c := _clean_block(b)) is not None]
+    return ir.Message(role=msg.role, content=content) if content else None
 
 
 def for_upstream(req: ir.Request, route: Route) -> ir.Request:
     """The request as Z.ai's Anthropic endpoint takes it (see the module docstring)."""
     limit = route.spec.max_output
     messages = [m for msg in req.messages if (m := _clean_message(msg)) is not None]
-    tools = [t for t in req.tools if not (t.server_type or "").startswith(_TOOL_SEARCH)]
-    if len(tools) != len(req.tools):
-        logger.debug("tool search server tools dropped (Z.ai defers every tool behind them)")
+    tools = list(req.tools)
+    if any(map(_SERVER_TYPE, tools)):  # client tools only (the usual case): nothing to drop
+        tools = [t for t in req.tools if not (t.server_type or "").startswith(_TOOL_SEARCH)]
+        if len(tools) != len(req.tools):
+            logger.debug("tool search server tools dropped (Z.ai defers every tool behind them)")
     return msgspec.structs.replace(
         req,
         model=route.model,

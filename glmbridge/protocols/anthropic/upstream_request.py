@@ -9,6 +9,7 @@ from typing import Any, assert_never
 import msgspec
 
 from glmbridge import ir
+from glmbridge.memo import IdentityMemo
 from glmbridge.protocols.anthropic import wire as aw
 
 __all__ = ["request_from_ir"]
@@ -18,6 +19,10 @@ logger = logging.getLogger("glmbridge.protocols.anthropic")
 # decimal_format: tool input numbers beyond the float range are Decimals (see
 # glmbridge._tool_args.exact_float) and must go out as JSON numbers.
 _ENCODE = msgspec.json.Encoder(decimal_format="number").encode
+#: The encoded tool definitions by the identity of the IR tools they were made from: the
+#: Anthropic door hands back the same (remembered) tool objects for a resent definition,
+#: so Claude Code's 24 tools, 83% of its request, are not encoded again each turn.
+_TOOLS_JSON: IdentityMemo[list[msgspec.Raw]] = IdentityMemo()
 
 
 def request_from_ir(req: ir.Request) -> bytes:
@@ -27,18 +32,21 @@ def request_from_ir(req: ir.Request) -> bytes:
     ``context_management``, document ``citations``, tool ``strict``); ``VideoBlock``
     is dropped with a warning.
     """
+    # The blocks' shapes go into the body as they are (typed Any where the wire shape says
+    # Raw, which is what the door decodes): one encoder pass writes them, not one per block.
+    system: list[Any] = [_text_from_ir(b) for b in req.system]
     params = aw.MessageCreateParams(
         model=req.model,
         messages=[_message_from_ir(m) for m in req.messages],
         max_tokens=req.max_tokens,
-        system=[msgspec.Raw(_ENCODE(_text_from_ir(b))) for b in req.system] or None,
+        system=system or None,
         metadata=aw.Metadata(user_id=req.user_id) if req.user_id is not None else None,
         stop_sequences=req.stop_sequences or None,
         stream=True if req.stream else None,
         temperature=req.temperature,
         top_p=req.top_p,
         top_k=req.top_k,
-        tools=[msgspec.Raw(_ENCODE(_tool_from_ir(t))) for t in req.tools] or None,
+        tools=_tools_json(req.tools),
         tool_choice=_tool_choice_from_ir(req.tool_choice),
         thinking=_thinking_from_ir(req.thinking),
         output_config=_output_config_from_ir(req),
@@ -55,8 +63,8 @@ def _message_from_ir(m: ir.Message) -> aw.MessageParam:
         and not b.citations
     ):
         return aw.MessageParam(role=m.role, content=b.text)  # the compact form clients send
-    raws = [msgspec.Raw(_ENCODE(p)) for b in c if (p := _block_from_ir(b)) is not None]
-    return aw.MessageParam(role=m.role, content=raws)
+    blocks: list[Any] = [p for b in c if (p := _block_from_ir(b)) is not None]
+    return aw.MessageParam(role=m.role, content=blocks)
 
 
 def _cache_from_ir(cc: ir.CacheControl | None) -> aw.CacheControl | None:
@@ -87,10 +95,10 @@ def _block_from_ir(b: ir.Block) -> aw.BlockParam | dict[str, Any] | None:
             cc = _cache_from_ir(b.cache_control)
             return aw.ToolUseBlockParam(id=b.id, name=b.name, input=b.input, cache_control=cc)
         case ir.ToolResultBlock():
-            raws = [msgspec.Raw(_ENCODE(p)) for c in b.content if (p := _block_from_ir(c))]
+            parts: list[Any] = [p for c in b.content if (p := _block_from_ir(c))]
             return aw.ToolResultBlockParam(
                 tool_use_id=b.tool_use_id,
-                content=raws or None,
+                content=parts or None,
                 is_error=True if b.is_error else None,
                 cache_control=_cache_from_ir(b.cache_control),
             )
@@ -128,6 +136,20 @@ def _block_from_ir(b: ir.Block) -> aw.BlockParam | dict[str, Any] | None:
             logger.warning("dropped a video block (Anthropic has no video input)")
             return None
     assert_never(b)
+
+
+def _tools_json(tools: list[ir.Tool]) -> list[msgspec.Raw] | None:
+    """The tool definitions as JSON (``None``: no tool), remembered for client tools only
+    (a server tool's settings are a dict, not shared between requests)."""
+    if not tools:
+        return None
+    found = _TOOLS_JSON.get(tools)
+    if found is not None:  # the entry holds those tools: equal ids are the same objects
+        return found
+    raws = [msgspec.Raw(_ENCODE(_tool_from_ir(t))) for t in tools]
+    if all(t.server_type is None for t in tools):
+        _TOOLS_JSON.put(tools, raws)
+    return raws
 
 
 _EMPTY_SCHEMA = msgspec.Raw(b'{"type":"object","properties":{}}')

@@ -40,6 +40,7 @@ from msgspec import UNSET
 
 from glmbridge import ir
 from glmbridge.errors import ClientRequestError
+from glmbridge.memo import IdentityMemo
 from glmbridge.protocols.openai import wire as w
 from glmbridge.protocols.openai.wire import GLM, ChatCompletionRequest, Dialect
 from glmbridge.routing import accepted_effort
@@ -399,33 +400,32 @@ def _tool_choice(
     return note
 
 
-#: The encoded ``tools`` array by the identity of the IR tools it was made from (and the
-#: dialect): a door that remembers its tool definitions (glmbridge.memo) hands back the same
-#: objects every turn, and their JSON, 83% of a Claude Code request, is then not encoded
-#: again (issue 22). Each entry holds its tools, so their ids are not reused meanwhile,
-#: and whether any of them is a server tool (left out, and logged every time).
-_TOOLS_JSON: dict[tuple[str, tuple[int, ...]], tuple[tuple[ir.Tool, ...], msgspec.Raw, bool]] = {}
-_TOOLS_JSON_ENTRIES = 64
+#: The encoded ``tools`` array by the identity of the IR tools it was made from, per
+#: dialect: a door that remembers its tool definitions (glmbridge.memo) hands back the
+#: same objects every turn, and their JSON, 83% of a Claude Code request, is then not
+#: encoded again (issue 22). With it, whether the list holds a server tool (left out,
+#: and logged on every request).
+_TOOLS_JSON: dict[str, IdentityMemo[tuple[msgspec.Raw, bool]]] = {}
 
 
 def _tools_json(req: ir.Request, dialect: Dialect) -> msgspec.Raw | None:
     """``req``'s tools as the dialect's JSON array (what the request encoder would write
     for them; ``None``: no tool to send), remembered by the identity of the tools."""
-    key = (dialect.name, tuple(map(id, req.tools)))
-    found = _TOOLS_JSON.get(key)
+    memo = _TOOLS_JSON.get(dialect.name)
+    if memo is None:
+        memo = _TOOLS_JSON.setdefault(dialect.name, IdentityMemo())
+    found = memo.get(req.tools)
     if found is not None:  # the entry holds those tools: equal ids are the same objects
-        if found[2]:  # Codex offers web_search every turn
+        if found[1]:  # Codex offers web_search every turn
             for i, tool in enumerate(req.tools):
                 if tool.server_type is not None:
                     _note_server_tool(i, tool)
-        return found[1]
+        return found[0]
     tools = _tools(req, dialect)
     if not tools:
         return None
     raw = msgspec.Raw(_ENCODE_REQUEST.encode(tools))
-    if len(_TOOLS_JSON) >= _TOOLS_JSON_ENTRIES:
-        _TOOLS_JSON.clear()
-    _TOOLS_JSON[key] = (tuple(req.tools), raw, len(tools) != len(req.tools))
+    memo.put(req.tools, (raw, len(tools) != len(req.tools)))
     return raw
 
 

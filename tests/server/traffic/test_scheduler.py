@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 import pytest
 
@@ -106,6 +108,33 @@ async def test_cancelled_waiter_leaves_no_slot_behind() -> None:
     held.release()
     assert s.status()[0]["in_use"] == 0
     (await s.acquire(Ticket(), max_wait=1)).release()
+
+
+async def test_a_slot_handed_to_a_waiter_being_cancelled_is_given_back() -> None:
+    s, _ = _scheduler()
+    held = await s.acquire(Ticket(), max_wait=1)
+    waiting = asyncio.create_task(s.acquire(Ticket(), max_wait=5))
+    await asyncio.sleep(0.01)
+    assert sum(s.queue_lengths().values()) == 1
+    held.release()  # handed to the waiter at once...
+    waiting.cancel()  # ...which is cancelled before it runs again
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert s.status()[0]["in_use"] == 0
+    assert sum(s.queue_lengths().values()) == 0
+
+
+async def test_a_waiter_is_woken_by_a_release_not_by_its_recheck() -> None:
+    s, _ = _scheduler()
+    held = await s.acquire(Ticket(), max_wait=1)
+    loop = asyncio.get_running_loop()
+    waiting = asyncio.create_task(s.acquire(Ticket(), max_wait=5))
+    await asyncio.sleep(0.01)
+    released = loop.time()
+    held.release()
+    slot = await waiting
+    assert loop.time() - released < 0.5  # the re-check is 1 s away
+    slot.release()
 
 
 async def test_queue_hooks_run_only_when_waiting() -> None:

@@ -11,6 +11,8 @@ message as it reads from the upstream bytes, and stream and non-stream agree.
 from __future__ import annotations
 
 import json
+import operator
+from pathlib import Path
 from typing import Any
 
 import anthropic as sdk
@@ -518,3 +520,47 @@ def test_a_json_error_object_instead_of_a_stream_keeps_its_code(
             pipe.feed(raw[cut:])
             pipe.flush()
         assert info.value.code == code
+
+
+_EVERY_BLOCK = Path(__file__).parents[3] / "fixtures" / "anthropic_upstream" / "every_block.json"
+
+
+def test_the_body_is_byte_for_byte_what_the_block_by_block_encoder_wrote() -> None:
+    # Blocks now go into the body in one encoder pass, not each to JSON first (issue 22).
+    case = json.loads(_EVERY_BLOCK.read_text(encoding="utf-8"))
+    req = ac.decode_request(case["request"].encode())
+    body = ac.upstream_request.request_from_ir(req)
+    assert body == case["body"].encode()
+    assert b'"n":1E+400' in body  # beyond the float range: an exact Decimal, as a number
+
+
+def _clean_reference(msg: ir.Message) -> ir.Message | None:
+    """What for_upstream did to a non-system message before its fast path."""
+    from glmbridge.protocols.anthropic.upstream import _clean_block
+
+    content = [c for b in msg.content if (c := _clean_block(b)) is not None]
+    if not content:
+        return None
+    if len(content) == len(msg.content) and all(map(operator.is_, content, msg.content)):
+        return msg
+    return ir.Message(role=msg.role, content=content)
+
+
+@given(st.lists(st.sampled_from(range(5)), max_size=5))
+def test_message_cleaning_matches_the_plain_rule(kinds: list[int]) -> None:
+    choices: list[ir.Block] = [
+        ir.TextBlock(text="kept"),
+        ir.TextBlock(text=""),
+        ir.ToolUseBlock(id="t", name="n", input={"a": 1}),
+        ir.ToolUseBlock(id="t", name="n", input=[1]),  # type: ignore[arg-type]
+        ir.ToolResultBlock(
+            tool_use_id="t", content=[ir.TextBlock(text=""), ir.TextBlock(text="x")]
+        ),
+    ]
+    msg = ir.Message(role="user", content=[choices[k] for k in kinds])
+    req, route = _route("glm-4.7", max_tokens=100)
+    got = for_upstream(msgspec.structs.replace(req, messages=[msg]), route).messages
+    want = _clean_reference(msg)
+    assert got == ([] if want is None else [want])
+    if want is msg:
+        assert got[0] is msg
